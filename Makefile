@@ -1,0 +1,107 @@
+# mbpo: build, test, bench, install, deps. Objects live under build/.
+#   make            build/mbpo (native modules linked in)
+#   make test       every C test and every Lua spec; ends with "N passed, N failed"
+#   make asan       the same suite under AddressSanitizer + UBSan (objects in build/asan)
+#   make deps       the Debian packages the project needs (idempotent)
+#   make install PREFIX=/usr/local
+#   make run        the main job: a short training run that visibly learns
+
+PREFIX  ?= /usr/local
+BUILD   ?= build
+CC      ?= cc
+PKGS    := lua5.4 lua5.4-filesystem openblas libcjson
+OPT     ?= -O2 -march=x86-64-v3
+WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith \
+           -Wcast-qual -Wwrite-strings -Wundef -Wformat=2 -Wvla -Wnull-dereference
+CFLAGS  ?= $(OPT) -g
+SANFLAGS ?=
+ALL_CFLAGS := $(CFLAGS) $(SANFLAGS) -std=c11 -D_GNU_SOURCE $(WARN) -Iinclude -Isrc \
+              $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+ALL_LDLIBS := $(SANFLAGS) $(LDLIBS) $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lmujoco -lpthread -lm
+SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+DEB_PKGS := build-essential pkg-config liblua5.4-dev lua-filesystem-dev libopenblas-dev \
+            libmujoco-dev libcjson-dev gnuplot-nox
+
+CORE_SRC := $(sort $(wildcard src/core/*.c src/nn/*.c src/rl/*.c src/sim/*.c))
+LUA_SRC  := $(sort $(wildcard src/lua/*.c))
+XML_SRC  := $(sort $(wildcard src/sim/*.xml))
+XML_GEN  := $(BUILD)/gen/models.c
+CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o) $(if $(XML_SRC),$(BUILD)/gen/models.o)
+LUA_OBJ  := $(LUA_SRC:%.c=$(BUILD)/%.o)
+CTESTS   := $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(sort $(wildcard tests/c/test_*.c)))
+
+.PHONY: all test check asan deps install uninstall clean run bench peer-deps
+all: $(BUILD)/mbpo
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+# MJCF models of the tasks are embedded in the binary as C strings
+$(BUILD)/tools/bin2c: tools/bin2c.c
+	@mkdir -p $(dir $@)
+	$(CC) -O1 -Wall -Wextra $< -o $@
+$(XML_GEN): $(XML_SRC) $(BUILD)/tools/bin2c
+	@mkdir -p $(dir $@)
+	$(BUILD)/tools/bin2c $(XML_SRC) > $@
+$(BUILD)/gen/models.o: $(XML_GEN)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/libmbpocore.a: $(CORE_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/mbpo: $(BUILD)/src/main.o $(LUA_OBJ) $(BUILD)/libmbpocore.a
+	$(CC) $(ALL_CFLAGS) $^ -o $@ $(ALL_LDLIBS)
+
+$(BUILD)/tests/%: tests/c/%.c tests/c/test.h $(BUILD)/libmbpocore.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $< -o $@ $(BUILD)/libmbpocore.a $(ALL_LDLIBS)
+
+test check: $(BUILD)/mbpo $(CTESTS)
+	@sh tests/run.sh $(BUILD)
+
+asan:
+	$(MAKE) test BUILD=build/asan CFLAGS="-O1 -g" SANFLAGS="$(SAN)"
+
+bench: $(BUILD)/mbpo
+	$(BUILD)/mbpo bench
+
+run: deps $(BUILD)/mbpo
+	$(BUILD)/mbpo run scripts/inverted_pendulum.lua
+
+# Debian packages: installs only what is missing; apt-get update once; sudo only when not root
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  echo "make deps: installing$$missing"; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	else echo "make deps: all Debian packages present"; fi
+
+# The PyTorch CPU peer of the benchmarks (not part of deps: large)
+peer-deps:
+	@dpkg-query -W -f='$${Status}' python3-torch 2>/dev/null | grep -q "ok installed" || { \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq python3-torch; }
+
+install: $(BUILD)/mbpo
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/mbpo/lua/mbpo/bench \
+	  $(DESTDIR)$(PREFIX)/share/mbpo/scripts $(DESTDIR)$(PREFIX)/share/mbpo/examples
+	install -m 755 $(BUILD)/mbpo $(DESTDIR)$(PREFIX)/bin/mbpo
+	install -m 644 lua/mbpo/*.lua $(DESTDIR)$(PREFIX)/share/mbpo/lua/mbpo/
+	install -m 644 lua/mbpo/bench/*.lua $(DESTDIR)$(PREFIX)/share/mbpo/lua/mbpo/bench/
+	-install -m 644 scripts/*.lua $(DESTDIR)$(PREFIX)/share/mbpo/scripts/ 2>/dev/null
+	-install -m 644 examples/*.lua $(DESTDIR)$(PREFIX)/share/mbpo/examples/ 2>/dev/null
+
+uninstall:
+	rm -rf $(DESTDIR)$(PREFIX)/bin/mbpo $(DESTDIR)$(PREFIX)/share/mbpo
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,42 @@
+/* mbpo core utilities: error reporting, allocation, threads, interrupts, clocks.
+   The core never calls exit() and never sees lua_State: a failing function records one
+   message with mbu_error() and returns a negative code; the binding layer turns that
+   message into a Lua error (or nil, message for expected failures). */
+#ifndef MBPO_CORE_H
+#define MBPO_CORE_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define MB_VERSION "0.1.0"
+
+/* error codes returned by core functions (0 is success) */
+#define MB_OK      0
+#define MB_ERR    -1   /* message in mbu_lasterror() */
+
+/* Records a printf-style message as the last error of this thread; returns MB_ERR. */
+int mbu_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* The last error message recorded on this thread ("" when none). */
+const char *mbu_lasterror(void);
+
+/* malloc/calloc that record "out of memory (N bytes)" on failure and return NULL. */
+void *mbu_malloc(size_t bytes);
+void *mbu_calloc(size_t n, size_t size);
+/* 64-byte aligned allocation (free with mbu_free) for SIMD-friendly slabs. */
+void *mbu_alignedAlloc(size_t bytes);
+void  mbu_free(void *p);
+
+/* Set by the host's SIGINT/SIGTERM handler (the signal number); long-running core loops
+   (ensemble fits, benchmarks) poll it and return an error "interrupted" early. */
+extern volatile sig_atomic_t mbu_interrupted;
+
+/* OpenBLAS thread count (and the count our own parallel sections use). */
+void mbu_setThreads(int n);
+int  mbu_threads(void);
+
+/* Monotonic seconds. */
+double mbu_clock(void);
+
+#endif

@@ -1,0 +1,125 @@
+-- mbpo.bench: `mbpo bench [KERNEL ...]` runs lua/mbpo/bench/<kernel>.lua modules, each a
+-- table {description = "...", run = function(opts) ... end}. Shared helpers: timing with
+-- medians, and the PyTorch CPU peer (../shared/peers/torch_mbpo_kernels.py) run in the same
+-- process tree so ratios come from one run.
+local lfs = require "lfs"
+local core = require "mbpo.core"
+
+local M = {}
+
+local function bench_dir()
+  return (MBPO_ROOT or ".") .. "/lua/mbpo/bench"
+end
+
+-- names of the available benchmark modules
+function M.kernels()
+  local names = {}
+  local dir = bench_dir()
+  if lfs.attributes(dir, "mode") == "directory" then
+    for f in lfs.dir(dir) do
+      local n = f:match("^(.-)%.lua$")
+      if n then names[#names + 1] = n end
+    end
+  end
+  table.sort(names)
+  return names
+end
+
+-- median of a list of numbers
+function M.median(xs)
+  local s = {}
+  for i, x in ipairs(xs) do s[i] = x end
+  table.sort(s)
+  local n = #s
+  if n == 0 then return 0 / 0 end
+  if n % 2 == 1 then return s[(n + 1) // 2] end
+  return 0.5 * (s[n // 2] + s[n // 2 + 1])
+end
+
+-- time(f, reps, rounds): median over `rounds` of the mean seconds per call over `reps` calls
+function M.time(f, reps, rounds)
+  rounds = rounds or 5
+  f() -- warm-up
+  local per = {}
+  for r = 1, rounds do
+    local t0 = core.clock()
+    for _ = 1, reps do f() end
+    per[r] = (core.clock() - t0) / reps
+  end
+  return M.median(per), per
+end
+
+-- where the peer lives: $MBPO_PEER or <root>/../shared/peers/torch_mbpo_kernels.py
+function M.peer_path()
+  local p = os.getenv("MBPO_PEER") or ((MBPO_ROOT or ".") .. "/../shared/peers/torch_mbpo_kernels.py")
+  if lfs.attributes(p, "mode") == "file" then return p end
+  return nil
+end
+
+-- flat JSON object -> table (the peer prints one object of numbers and strings per line)
+local function parse_flat_json(line)
+  local t = {}
+  for k, v in line:gmatch('"([^"]+)"%s*:%s*([^,}]+)') do
+    v = v:gsub("^%s+", ""):gsub("%s+$", "")
+    if v:sub(1, 1) == '"' then t[k] = v:sub(2, -2) else t[k] = tonumber(v) end
+  end
+  return t
+end
+
+-- runs the peer; returns {kernel = result} for each thread count and the best per kernel
+-- (lowest time), or nil and a message saying how to install it
+function M.peer(kernels, obs, act, threads_list, extra)
+  local path = M.peer_path()
+  if not path then return nil, "peer script not found (set MBPO_PEER)" end
+  local probe = io.popen("/usr/bin/python3 -c 'import torch' 2>&1")
+  local out = probe:read("a")
+  probe:close()
+  if out:find("Error") then
+    return nil, "PyTorch peer unavailable: install it with `make peer-deps` (Debian python3-torch)"
+  end
+  local best, all = {}, {}
+  for _, th in ipairs(threads_list or {1, 2}) do
+    local cmd = string.format("/usr/bin/python3 %s --obs %d --act %d --threads %d --kernels %s %s 2>&1",
+      path, obs, act, th, kernels, extra or "")
+    local p = io.popen(cmd)
+    for line in p:lines() do
+      if line:match("^{") then
+        local r = parse_flat_json(line)
+        all[#all + 1] = r
+        local key = r.kernel
+        local cost = r.ms_per_update or r.ms_per_step or r.ms
+        local b = best[key]
+        if not b or cost < (b.ms_per_update or b.ms_per_step or b.ms) then best[key] = r end
+      end
+    end
+    p:close()
+  end
+  return best, all
+end
+
+function M.main(args)
+  local names = args
+  if #names == 0 then names = M.kernels() end
+  if #names == 0 then
+    io.stderr:write("mbpo bench: no benchmarks found in ", bench_dir(), "\n")
+    return 1
+  end
+  local known = {}
+  for _, n in ipairs(M.kernels()) do known[n] = true end
+  for _, n in ipairs(names) do
+    if not known[n] then
+      io.stderr:write("mbpo bench: unknown kernel '", n, "' (available: ",
+        table.concat(M.kernels(), ", "), ")\n")
+      return 2
+    end
+  end
+  for _, n in ipairs(names) do
+    local b = require("mbpo.bench." .. n)
+    io.write("== bench ", n, ": ", b.description or "", "\n")
+    b.run({})
+    io.flush()
+  end
+  return 0
+end
+
+return M

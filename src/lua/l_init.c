@@ -1,0 +1,101 @@
+/* Native module registry and mbpo.core (threads, clock, interrupts, version).
+   Every native module is registered in package.preload so `require "mbpo.tensor"` etc.
+   work in any script; LuaFileSystem is linked in statically as `lfs`. Openers are weak
+   symbols so a module file can be added without editing this list twice. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "lua/l_mbpo.h"
+
+#include <lfs.h>
+
+volatile sig_atomic_t mbL_signal = 0;
+
+#define WEAK __attribute__((weak))
+int luaopen_mbpo_nn(lua_State *L) WEAK;
+int luaopen_mbpo_ensemble(lua_State *L) WEAK;
+int luaopen_mbpo_sac(lua_State *L) WEAK;
+int luaopen_mbpo_buffer(lua_State *L) WEAK;
+int luaopen_mbpo_env(lua_State *L) WEAK;
+int luaopen_mbpo_io(lua_State *L) WEAK;
+
+/* core.threads() -> n */
+static int c_threads(lua_State *L) {
+  lua_pushinteger(L, mbu_threads());
+  return 1;
+}
+
+/* core.set_threads(n): OpenBLAS and our own parallel sections */
+static int c_setthreads(lua_State *L) {
+  lua_Integer n = luaL_checkinteger(L, 1);
+  luaL_argcheck(L, n >= 1 && n <= 256, 1, "thread count out of range [1, 256]");
+  mbu_setThreads((int)n);
+  return 0;
+}
+
+/* core.clock() -> monotonic seconds */
+static int c_clock(lua_State *L) {
+  lua_pushnumber(L, mbu_clock());
+  return 1;
+}
+
+/* core.interrupted() -> signal number (SIGINT 2, SIGTERM 15) or nil */
+static int c_interrupted(lua_State *L) {
+  if (mbL_signal) lua_pushinteger(L, mbL_signal);
+  else lua_pushnil(L);
+  return 1;
+}
+
+/* core.isatty(fd) */
+static int c_isatty(lua_State *L) {
+  lua_pushboolean(L, isatty((int)luaL_optinteger(L, 1, 1)));
+  return 1;
+}
+
+/* core.getpid() */
+static int c_getpid(lua_State *L) {
+  lua_pushinteger(L, getpid());
+  return 1;
+}
+
+/* core.ncpu() -> online processors */
+static int c_ncpu(lua_State *L) {
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  lua_pushinteger(L, n > 0 ? n : 1);
+  return 1;
+}
+
+static const luaL_Reg corefuncs[] = {
+  {"threads", c_threads}, {"set_threads", c_setthreads}, {"clock", c_clock},
+  {"interrupted", c_interrupted}, {"isatty", c_isatty}, {"getpid", c_getpid},
+  {"ncpu", c_ncpu}, {NULL, NULL}};
+
+int luaopen_mbpo_core(lua_State *L) {
+  luaL_newlib(L, corefuncs);
+  lua_pushliteral(L, MB_VERSION);
+  lua_setfield(L, -2, "_VERSION");
+  return 1;
+}
+
+void mbL_preload(lua_State *L) {
+  const struct { const char *name; lua_CFunction open; } mods[] = {
+    {"lfs", luaopen_lfs},
+    {"mbpo.core", luaopen_mbpo_core},
+    {"mbpo.tensor", luaopen_mbpo_tensor},
+    {"mbpo.rng", luaopen_mbpo_rng},
+    {"mbpo.nn", luaopen_mbpo_nn},
+    {"mbpo.ensemble", luaopen_mbpo_ensemble},
+    {"mbpo.sac", luaopen_mbpo_sac},
+    {"mbpo.buffer", luaopen_mbpo_buffer},
+    {"mbpo.env", luaopen_mbpo_env},
+    {"mbpo.io", luaopen_mbpo_io},
+  };
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  for (size_t i = 0; i < sizeof mods / sizeof mods[0]; i++) {
+    if (!mods[i].open) continue;
+    lua_pushcfunction(L, mods[i].open);
+    lua_setfield(L, -2, mods[i].name);
+  }
+  lua_pop(L, 1);
+}

@@ -1,0 +1,58 @@
+/* Shared helpers of the Lua bindings (src/lua/l_*.c): the only C that includes lua.h.
+   Tensors and generators cross the boundary as userdata; these functions check them and
+   build them, and turn core errors into Lua errors. */
+#ifndef MBPO_L_MBPO_H
+#define MBPO_L_MBPO_H
+
+#include <lua.h>
+#include <lauxlib.h>
+
+#include "mbpo/core.h"
+#include "mbpo/rng.h"
+#include "mbpo/tensor.h"
+
+#define MBL_TENSOR "mbpo.Tensor"
+#define MBL_RNG    "mbpo.Rng"
+
+/* Raises the core's last error message as a Lua error (never returns). */
+int mbL_coreerror(lua_State *L);
+
+/* call a core function returning MB_OK / MB_ERR; raise its message on failure */
+#define MBL_CHECK(L, call) do { if ((call) < 0) mbL_coreerror(L); } while (0)
+
+/* Tensor userdata -------------------------------------------------------------------- */
+
+/* The tensor at idx, or a Lua error "mbpo.Tensor expected, got X". */
+mbTensor *mbL_checktensor(lua_State *L, int idx);
+/* The tensor at idx, or NULL. */
+mbTensor *mbL_testtensor(lua_State *L, int idx);
+/* Pushes a new contiguous zero tensor of the given shape and returns it. */
+mbTensor *mbL_newtensor(lua_State *L, int ndim, const int64_t *size);
+/* Pushes a new userdata that views src (shares its storage) and returns it. */
+mbTensor *mbL_pushview(lua_State *L, const mbTensor *src);
+
+/* Checks that the tensor at idx is contiguous with ndim dims and the given sizes (a size
+   < 0 matches anything) and returns its data. On mismatch raises, e.g.
+   "ens:step: obs must be a contiguous [N x 11] tensor, got [256 x 14]". */
+float *mbL_checkshape(lua_State *L, int idx, const char *fname, const char *argname,
+                      int ndim, const int64_t *size);
+/* 2-d shorthand of mbL_checkshape. */
+float *mbL_checkmatrix(lua_State *L, int idx, const char *fname, const char *argname,
+                       int64_t rows, int64_t cols);
+
+/* Generator userdata ----------------------------------------------------------------- */
+mbRng *mbL_checkrng(lua_State *L, int idx);
+mbRng *mbL_testrng(lua_State *L, int idx);
+
+/* Module openers (one per l_*.c) --------------------------------------------------- */
+int luaopen_mbpo_core(lua_State *L);
+int luaopen_mbpo_tensor(lua_State *L);
+int luaopen_mbpo_rng(lua_State *L);
+
+/* Registers every native module in package.preload (l_init.c). */
+void mbL_preload(lua_State *L);
+
+/* Set by the host when a signal arrives; mbpo.core.interrupted() reports it. */
+extern volatile sig_atomic_t mbL_signal;
+
+#endif

@@ -1,0 +1,159 @@
+/* mbpo.rng: seeded xoshiro256++ generators with exact state save/restore.
+     local G = require "mbpo.rng"
+     local g = G.new(seed [, stream])   g:uniform([lo, hi])  g:normal([mu, sigma])
+     g:integer(lo, hi)  g:permutation(n) -> {..}  g:state() -> "hex"  g:set_state(s)
+     g:clone()  g:split(stream) -> new independent generator from this one's draws */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lua/l_mbpo.h"
+
+mbRng *mbL_testrng(lua_State *L, int idx) { return luaL_testudata(L, idx, MBL_RNG); }
+mbRng *mbL_checkrng(lua_State *L, int idx) { return luaL_checkudata(L, idx, MBL_RNG); }
+
+static mbRng *newrng(lua_State *L) {
+  mbRng *g = lua_newuserdatauv(L, sizeof(mbRng), 0);
+  memset(g, 0, sizeof *g);
+  luaL_setmetatable(L, MBL_RNG);
+  return g;
+}
+
+static uint64_t checku64(lua_State *L, int idx) {
+  lua_Integer v = luaL_checkinteger(L, idx);
+  return (uint64_t)v;
+}
+
+/* G.new(seed [, stream]) */
+static int rng_new(lua_State *L) {
+  uint64_t seed = checku64(L, 1);
+  uint64_t stream = (uint64_t)luaL_optinteger(L, 2, 0);
+  mbRng *g = newrng(L);
+  mbr_seed(g, seed, stream);
+  return 1;
+}
+
+/* g:uniform() in [0,1); g:uniform(hi); g:uniform(lo, hi) */
+static int rng_uniform(lua_State *L) {
+  mbRng *g = mbL_checkrng(L, 1);
+  double u = mbr_uniform(g);
+  if (lua_isnoneornil(L, 2)) lua_pushnumber(L, u);
+  else if (lua_isnoneornil(L, 3)) lua_pushnumber(L, u * luaL_checknumber(L, 2));
+  else {
+    double lo = luaL_checknumber(L, 2), hi = luaL_checknumber(L, 3);
+    lua_pushnumber(L, lo + (hi - lo) * u);
+  }
+  return 1;
+}
+
+/* g:normal([mu [, sigma]]) */
+static int rng_normal(lua_State *L) {
+  mbRng *g = mbL_checkrng(L, 1);
+  double mu = luaL_optnumber(L, 2, 0.0), sigma = luaL_optnumber(L, 3, 1.0);
+  lua_pushnumber(L, mu + sigma * mbr_normal(g));
+  return 1;
+}
+
+/* g:integer(hi) in [1, hi]; g:integer(lo, hi) in [lo, hi] (inclusive, like math.random) */
+static int rng_integer(lua_State *L) {
+  mbRng *g = mbL_checkrng(L, 1);
+  lua_Integer lo = 1, hi;
+  if (lua_isnoneornil(L, 3)) hi = luaL_checkinteger(L, 2);
+  else { lo = luaL_checkinteger(L, 2); hi = luaL_checkinteger(L, 3); }
+  if (hi < lo)
+    return luaL_error(L, "rng:integer: empty range [%I, %I]", (LUAI_UACINT)lo, (LUAI_UACINT)hi);
+  uint64_t span = (uint64_t)hi - (uint64_t)lo + 1;
+  uint64_t r = span ? mbr_below(g, span) : mbr_next(g);
+  lua_pushinteger(L, (lua_Integer)((uint64_t)lo + r));
+  return 1;
+}
+
+/* g:permutation(n) -> Lua array of 1..n in random order */
+static int rng_permutation(lua_State *L) {
+  mbRng *g = mbL_checkrng(L, 1);
+  lua_Integer n = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, n >= 0 && n <= (1 << 26), 2, "permutation size out of range");
+  lua_createtable(L, (int)n, 0);
+  int64_t *p = mbu_malloc((size_t)(n ? n : 1) * sizeof *p);
+  if (!p) return mbL_coreerror(L);
+  mbr_permutation(p, g, (size_t)n);
+  for (lua_Integer i = 0; i < n; i++) {
+    lua_pushinteger(L, p[i] + 1);
+    lua_rawseti(L, -2, i + 1);
+  }
+  mbu_free(p);
+  return 1;
+}
+
+/* g:state() -> 64 hex digits (exact) */
+static int rng_state(lua_State *L) {
+  mbRng *g = mbL_checkrng(L, 1);
+  char buf[4 * 16 + 1];
+  for (int i = 0; i < 4; i++) snprintf(buf + 16 * i, 17, "%016" PRIx64, g->s[i]);
+  lua_pushstring(L, buf);
+  return 1;
+}
+
+/* g:set_state(hex) */
+static int rng_setstate(lua_State *L) {
+  mbRng *g = mbL_checkrng(L, 1);
+  size_t len;
+  const char *s = luaL_checklstring(L, 2, &len);
+  uint64_t w[4];
+  if (len != 64) return luaL_error(L, "rng:set_state: expected 64 hex digits, got %d chars", (int)len);
+  for (int i = 0; i < 4; i++) {
+    char part[17];
+    memcpy(part, s + 16 * i, 16);
+    part[16] = 0;
+    char *end;
+    w[i] = strtoull(part, &end, 16);
+    if (*end) return luaL_error(L, "rng:set_state: not a hex state: '%s'", s);
+  }
+  if (!(w[0] | w[1] | w[2] | w[3])) return luaL_error(L, "rng:set_state: all-zero state");
+  memcpy(g->s, w, sizeof w);
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int rng_clone(lua_State *L) {
+  mbRng *g = mbL_checkrng(L, 1);
+  mbRng *c = newrng(L);
+  *c = *g;
+  return 1;
+}
+
+/* g:split([stream]) -> a new generator seeded from this one's next draw (and stream) */
+static int rng_split(lua_State *L) {
+  mbRng *g = mbL_checkrng(L, 1);
+  uint64_t stream = (uint64_t)luaL_optinteger(L, 2, 0);
+  mbRng *c = newrng(L);
+  mbr_seed(c, mbr_next(g), stream);
+  return 1;
+}
+
+static int rng_tostring(lua_State *L) {
+  mbRng *g = mbL_checkrng(L, 1);
+  lua_pushfstring(L, "mbpo.Rng (%p)", (void *)g);
+  return 1;
+}
+
+static const luaL_Reg funcs[] = {{"new", rng_new}, {NULL, NULL}};
+static const luaL_Reg meth[] = {
+  {"uniform", rng_uniform}, {"normal", rng_normal}, {"integer", rng_integer},
+  {"permutation", rng_permutation}, {"state", rng_state}, {"set_state", rng_setstate},
+  {"clone", rng_clone}, {"split", rng_split}, {NULL, NULL}};
+static const luaL_Reg metameth[] = {{"__index", NULL}, {"__tostring", rng_tostring}, {NULL, NULL}};
+
+int luaopen_mbpo_rng(lua_State *L) {
+  luaL_newmetatable(L, MBL_RNG);
+  luaL_setfuncs(L, metameth, 0);
+  luaL_newlibtable(L, meth);
+  luaL_setfuncs(L, meth, 0);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+  luaL_newlib(L, funcs);
+  lua_pushliteral(L, MB_VERSION);
+  lua_setfield(L, -2, "_VERSION");
+  return 1;
+}
