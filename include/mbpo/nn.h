@@ -1,0 +1,116 @@
+/* mbpo network kernels: linear layers on OpenBLAS sgemm, activations, Adam, initialisers,
+   and a multilayer-perceptron descriptor whose parameters live in one slab.
+   Layout conventions (row-major, batch first):
+     x [B x in], W [in x out], b [out], y [B x out]:  y = x @ W + b
+   Kernels never allocate. Parameter gradients are accumulated with += (zero them
+   explicitly); input gradients dx are overwritten. Shapes are in the comment of each kernel. */
+#ifndef MBPO_NN_H
+#define MBPO_NN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mbpo/rng.h"
+
+/* Linear ------------------------------------------------------------------------------- */
+
+/* y[B x out] = x[B x in] @ W[in x out] + b[out]   (b may be NULL) */
+void mbn_linearForward(float *y, const float *x, const float *W, const float *b,
+                       int B, int in, int out);
+
+/* Given dy[B x out]:
+     dx[B x in]   = dy @ W^T      (skipped when dx is NULL; overwritten)
+     dW[in x out] += x^T @ dy     (skipped when dW is NULL)
+     db[out]      += sum_rows dy  (skipped when db is NULL) */
+void mbn_linearBackward(float *dx, float *dW, float *db, const float *dy, const float *x,
+                        const float *W, int B, int in, int out);
+
+/* Activations (elementwise over n; in place allowed: y == x, dx == dy) ------------------ */
+
+/* y = max(x, 0) */
+void mbn_reluForward(float *y, const float *x, size_t n);
+/* dx = dy * (y > 0), from the forward output y */
+void mbn_reluBackward(float *dx, const float *dy, const float *y, size_t n);
+/* y = x * sigmoid(x) */
+void mbn_swishForward(float *y, const float *x, size_t n);
+/* dx = dy * (s + x s (1 - s)), s = sigmoid(x), from the forward input x */
+void mbn_swishBackward(float *dx, const float *dy, const float *x, size_t n);
+
+/* Optimisation --------------------------------------------------------------------------- */
+
+typedef struct mbAdam {
+  float lr, beta1, beta2, eps;  /* defaults 1e-3, 0.9, 0.999, 1e-8 (mbn_adamDefaults) */
+  int64_t t;                    /* steps taken; mbn_adamStep increments it */
+} mbAdam;
+
+void mbn_adamDefaults(mbAdam *opt, float lr);
+
+/* One Adam step on a slab: t += 1; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
+   p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps).  p, m, v, g: [n] */
+void mbn_adamStep(float *p, float *m, float *v, const float *g, size_t n, mbAdam *opt);
+
+/* As mbn_adamStep but without incrementing opt->t (for several slabs sharing one step
+   count: increment opt->t once yourself, then call this per slab). */
+void mbn_adamUpdate(float *p, float *m, float *v, const float *g, size_t n, const mbAdam *opt);
+
+/* g[n] += wd * p[n]: the gradient of the loss term wd * sum(p^2) / 2 */
+void mbn_addDecay(float *g, const float *p, float wd, size_t n);
+
+/* dst[n] = (1 - tau) dst + tau src  (Polyak averaging of target networks) */
+void mbn_polyak(float *dst, const float *src, float tau, size_t n);
+
+/* Initialisers --------------------------------------------------------------------------- */
+
+/* w[n] ~ N(0, std^2) truncated at 2 std (redrawn outside), as TensorFlow's truncated_normal */
+void mbn_initTruncNormal(float *w, mbRng *g, size_t n, float std);
+/* w[n] ~ U(-a, a) */
+void mbn_initUniform(float *w, mbRng *g, size_t n, float a);
+
+/* Multilayer perceptron ------------------------------------------------------------------ */
+
+#define MB_MLP_MAXLAYERS 8
+
+typedef enum mbActivation { MB_ACT_RELU = 0, MB_ACT_SWISH = 1 } mbActivation;
+
+/* An MLP: nlayers linear layers sizes[0] -> sizes[1] -> ... -> sizes[nlayers], the
+   activation after every layer but the last. Parameters of all layers live in one slab of
+   nparams floats: W_l at woff[l] ([sizes[l] x sizes[l+1]]), b_l at boff[l] ([sizes[l+1]]). */
+typedef struct mbMlp {
+  int nlayers;
+  int sizes[MB_MLP_MAXLAYERS + 1];
+  mbActivation act;
+  size_t woff[MB_MLP_MAXLAYERS], boff[MB_MLP_MAXLAYERS];
+  size_t nparams;
+} mbMlp;
+
+/* Fills the descriptor; MB_ERR on a bad layer count or size. */
+int mbn_mlpInit(mbMlp *m, int nlayers, const int *sizes, mbActivation act);
+
+/* Floats of forward workspace for a batch of B rows: for each hidden layer its
+   pre-activation z and output h ([B x size] each), then the output [B x sizes[nlayers]]. */
+size_t mbn_mlpWorkspace(const mbMlp *m, int B);
+
+/* Floats of backward scratch for a batch of B rows (two [B x widest] buffers). */
+size_t mbn_mlpGradScratch(const mbMlp *m, int B);
+
+/* Initialises p[nparams]: weights truncated normal with std 1/(2 sqrt(fan_in)) (the MBPO
+   reference model), biases 0. */
+void mbn_mlpInitTruncNormal(float *p, const mbMlp *m, mbRng *g);
+
+/* Initialises p[nparams] as PyTorch's nn.Linear default: W and b ~ U(+-1/sqrt(fan_in)). */
+void mbn_mlpInitUniform(float *p, const mbMlp *m, mbRng *g);
+
+/* Forward of x[B x sizes[0]] with parameters p; ws as mbn_mlpWorkspace. Returns the output
+   [B x sizes[nlayers]] (inside ws). */
+float *mbn_mlpForward(float *ws, const mbMlp *m, const float *p, const float *x, int B);
+
+/* Output of the last forward inside ws (same pointer mbn_mlpForward returned). */
+float *mbn_mlpOutput(float *ws, const mbMlp *m, int B);
+
+/* Backward after mbn_mlpForward(ws, m, p, x, B): given dy [B x out], accumulates
+   parameter gradients into g[nparams] (+=) and writes dx [B x sizes[0]] when dx is not NULL.
+   scratch as mbn_mlpGradScratch. */
+void mbn_mlpBackward(float *dx, float *g, float *scratch, const mbMlp *m, const float *p,
+                     const float *x, const float *ws, const float *dy, int B);
+
+#endif

@@ -1,0 +1,166 @@
+/* Tests of src/nn/kernels.c and src/nn/mlp.c against naive double-precision references
+   and finite differences. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "mbpo/nn.h"
+#include "test.h"
+
+static mbRng rng;
+
+static void randfill(float *x, size_t n, float a) { mbr_uniformFill(x, &rng, n, -a, a); }
+
+/* naive double MLP forward: returns sum(out * r) for a loss with weights r */
+static double ref_loss(const mbMlp *m, const double *p, const double *x, const double *r, int B) {
+  int w = 0;
+  for (int l = 0; l <= m->nlayers; l++) if (m->sizes[l] > w) w = m->sizes[l];
+  double *a = calloc((size_t)B * w, sizeof(double)), *b = calloc((size_t)B * w, sizeof(double));
+  memcpy(a, x, sizeof(double) * (size_t)B * m->sizes[0]);
+  for (int l = 0; l < m->nlayers; l++) {
+    int ni = m->sizes[l], no = m->sizes[l + 1];
+    const double *W = p + m->woff[l], *bias = p + m->boff[l];
+    for (int i = 0; i < B; i++)
+      for (int j = 0; j < no; j++) {
+        double s = bias[j];
+        for (int k = 0; k < ni; k++) s += a[(size_t)i * ni + k] * W[(size_t)k * no + j];
+        if (l < m->nlayers - 1)
+          s = m->act == MB_ACT_RELU ? (s > 0 ? s : 0) : s / (1 + exp(-s));
+        b[(size_t)i * no + j] = s;
+      }
+    double *t = a; a = b; b = t;
+  }
+  double loss = 0;
+  for (int i = 0; i < B * m->sizes[m->nlayers]; i++) loss += a[i] * r[i];
+  free(a); free(b);
+  return loss;
+}
+
+static void check_mlp(mbActivation act) {
+  int sizes[4] = {5, 7, 6, 3}, B = 4;
+  mbMlp m;
+  CHECK(mbn_mlpInit(&m, 3, sizes, act) == 0, "init");
+  size_t np = m.nparams;
+  float *p = malloc(sizeof(float) * np), *g = calloc(np, sizeof(float));
+  float *x = malloc(sizeof(float) * B * 5), *r = malloc(sizeof(float) * B * 3);
+  float *ws = malloc(sizeof(float) * mbn_mlpWorkspace(&m, B));
+  float *sc = malloc(sizeof(float) * mbn_mlpGradScratch(&m, B));
+  float *dx = malloc(sizeof(float) * B * 5);
+  randfill(p, np, 0.8f);
+  randfill(x, (size_t)B * 5, 1.0f);
+  randfill(r, (size_t)B * 3, 1.0f);
+  float *y = mbn_mlpForward(ws, &m, p, x, B);
+  double *pd = malloc(sizeof(double) * np), xd[20], rd[12];
+  for (size_t i = 0; i < np; i++) pd[i] = p[i];
+  for (int i = 0; i < B * 5; i++) xd[i] = x[i];
+  for (int i = 0; i < B * 3; i++) rd[i] = r[i];
+  /* forward agrees with the double reference */
+  double lf = 0;
+  for (int i = 0; i < B * 3; i++) lf += (double)y[i] * r[i];
+  CHECK_NEAR(lf, ref_loss(&m, pd, xd, rd, B), 1e-5);
+  mbn_mlpBackward(dx, g, sc, &m, p, x, ws, r, B);
+  /* central differences in double on every parameter and input */
+  double h = 1e-6, worst = 0;
+  for (size_t i = 0; i < np; i++) {
+    double save = pd[i];
+    pd[i] = save + h; double lp = ref_loss(&m, pd, xd, rd, B);
+    pd[i] = save - h; double lm = ref_loss(&m, pd, xd, rd, B);
+    pd[i] = save;
+    double fd = (lp - lm) / (2 * h), e = fabs(fd - g[i]) / fmax(1, fabs(fd));
+    if (e > worst) worst = e;
+  }
+  for (int i = 0; i < B * 5; i++) {
+    double save = xd[i];
+    xd[i] = save + h; double lp = ref_loss(&m, pd, xd, rd, B);
+    xd[i] = save - h; double lm = ref_loss(&m, pd, xd, rd, B);
+    xd[i] = save;
+    double fd = (lp - lm) / (2 * h), e = fabs(fd - dx[i]) / fmax(1, fabs(fd));
+    if (e > worst) worst = e;
+  }
+  CHECK(worst < 1e-4, "%s mlp gradient error %g", act == MB_ACT_RELU ? "relu" : "swish", worst);
+  free(p); free(g); free(x); free(r); free(ws); free(sc); free(dx); free(pd);
+}
+
+static void test_mlp_relu(void) { check_mlp(MB_ACT_RELU); }
+static void test_mlp_swish(void) { check_mlp(MB_ACT_SWISH); }
+
+static void test_linear_shapes(void) {
+  /* y = x W + b vs a naive loop on a non-square shape, and backward accumulation */
+  int B = 3, in = 4, out = 2;
+  float x[12], W[8], b[2], y[6], dy[6], dW[8] = {0}, db[2] = {0}, dx[12];
+  randfill(x, 12, 1); randfill(W, 8, 1); randfill(b, 2, 1); randfill(dy, 6, 1);
+  mbn_linearForward(y, x, W, b, B, in, out);
+  for (int i = 0; i < B; i++)
+    for (int j = 0; j < out; j++) {
+      double s = b[j];
+      for (int k = 0; k < in; k++) s += (double)x[i * in + k] * W[k * out + j];
+      CHECK_NEAR(y[i * out + j], s, 1e-6);
+    }
+  mbn_linearBackward(dx, dW, db, dy, x, W, B, in, out);
+  mbn_linearBackward(NULL, dW, db, dy, x, W, B, in, out); /* accumulates twice */
+  for (int k = 0; k < in; k++)
+    for (int j = 0; j < out; j++) {
+      double s = 0;
+      for (int i = 0; i < B; i++) s += (double)x[i * in + k] * dy[i * out + j];
+      CHECK_NEAR(dW[k * out + j], 2 * s, 1e-6);
+    }
+  for (int j = 0; j < out; j++) CHECK_NEAR(db[j], 2 * (dy[j] + dy[2 + j] + dy[4 + j]), 1e-6);
+  for (int i = 0; i < B; i++)
+    for (int k = 0; k < in; k++) {
+      double s = 0;
+      for (int j = 0; j < out; j++) s += (double)dy[i * out + j] * W[k * out + j];
+      CHECK_NEAR(dx[i * in + k], s, 1e-6);
+    }
+}
+
+static void test_adam(void) {
+  /* two steps against the closed form */
+  float p[2] = {1.0f, -2.0f}, m[2] = {0}, v[2] = {0}, g[2] = {0.5f, -0.25f};
+  mbAdam opt;
+  mbn_adamDefaults(&opt, 0.1f);
+  double pd[2] = {1, -2}, md[2] = {0}, vd[2] = {0};
+  for (int t = 1; t <= 2; t++) {
+    mbn_adamStep(p, m, v, g, 2, &opt);
+    for (int i = 0; i < 2; i++) {
+      md[i] = 0.9 * md[i] + 0.1 * g[i];
+      vd[i] = 0.999 * vd[i] + 0.001 * g[i] * g[i];
+      double mh = md[i] / (1 - pow(0.9, t)), vh = vd[i] / (1 - pow(0.999, t));
+      pd[i] -= 0.1 * mh / (sqrt(vh) + 1e-8);
+    }
+  }
+  CHECK(opt.t == 2, "step count %lld", (long long)opt.t);
+  CHECK_NEAR(p[0], pd[0], 1e-6);
+  CHECK_NEAR(p[1], pd[1], 1e-6);
+}
+
+static void test_decay_polyak(void) {
+  float g[3] = {1, 2, 3}, p[3] = {10, -10, 0}, t[3] = {0, 0, 1};
+  mbn_addDecay(g, p, 0.5f, 3);
+  CHECK(g[0] == 6 && g[1] == -3 && g[2] == 3, "decay %g %g %g", g[0], g[1], g[2]);
+  mbn_polyak(t, p, 0.25f, 3);
+  CHECK_NEAR(t[0], 2.5, 1e-7);
+  CHECK_NEAR(t[1], -2.5, 1e-7);
+  CHECK_NEAR(t[2], 0.75, 1e-7);
+}
+
+static void test_truncnormal(void) {
+  size_t n = 100000;
+  float *w = malloc(sizeof(float) * n);
+  mbn_initTruncNormal(w, &rng, n, 0.5f);
+  double s = 0, s2 = 0, mx = 0;
+  for (size_t i = 0; i < n; i++) { s += w[i]; s2 += (double)w[i] * w[i]; mx = fmax(mx, fabs(w[i])); }
+  /* N(0,1) truncated at +-2 has std 0.8796 */
+  CHECK(mx <= 1.0, "sample beyond 2 std: %g", mx);
+  CHECK_NEAR(sqrt(s2 / n - (s / n) * (s / n)), 0.5 * 0.8796, 0.005);
+  free(w);
+}
+
+int main(void) {
+  mbr_seed(&rng, 123, 0);
+  RUN(test_linear_shapes);
+  RUN(test_mlp_relu);
+  RUN(test_mlp_swish);
+  RUN(test_adam);
+  RUN(test_decay_polyak);
+  RUN(test_truncnormal);
+  return TEST_REPORT();
+}
