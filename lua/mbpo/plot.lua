@@ -1,0 +1,87 @@
+-- mbpo.plot: learning curves (evaluation return against env steps) from runs'
+-- progress.csv, drawn with gnuplot as PNG or SVG. Several runs: mean line and min-max band.
+local log = require "mbpo.log"
+local lfs = require "lfs"
+
+local M = {}
+
+-- the (steps, eval_return) series of one run directory
+local function series(dir)
+  local header, rows = log.read_csv(dir .. "/progress.csv")
+  if not header then return nil, "no progress.csv in " .. dir .. " (" .. tostring(rows) .. ")" end
+  local out = {}
+  for _, r in ipairs(rows) do
+    if type(r.env_steps) == "number" and type(r.eval_return) == "number" then
+      out[#out + 1] = {r.env_steps, r.eval_return}
+    end
+  end
+  return out
+end
+
+-- aggregate several series row by row (runs of one script share the step grid): for each
+-- step present in every run, mean, min, max
+local function aggregate(all)
+  local n = math.huge
+  for _, s in ipairs(all) do n = math.min(n, #s) end
+  local rows = {}
+  for i = 1, (n == math.huge and 0 or n) do
+    local sum, lo, hi = 0, math.huge, -math.huge
+    for _, s in ipairs(all) do
+      local v = s[i][2]
+      sum = sum + v
+      lo = math.min(lo, v)
+      hi = math.max(hi, v)
+    end
+    rows[i] = {all[1][i][1], sum / #all, lo, hi}
+  end
+  return rows
+end
+
+-- M.plot(dirs, out_file [, title]) -> true or nil, message
+function M.plot(dirs, out, title)
+  local all = {}
+  for _, d in ipairs(dirs) do
+    local s, err = series(d)
+    if not s then return nil, err end
+    all[#all + 1] = s
+  end
+  local rows = aggregate(all)
+  if #rows == 0 then return nil, "no evaluated epochs yet in " .. table.concat(dirs, ", ") end
+  out = out or (dirs[1] .. "/curve.png")
+  local term = out:match("%.svg$") and "svg size 800,500 dynamic" or
+    "pngcairo size 800,500 noenhanced"
+  local data = os.tmpname()
+  local f = assert(io.open(data, "w"))
+  for _, r in ipairs(rows) do f:write(string.format("%d %.6g %.6g %.6g\n", r[1], r[2], r[3], r[4])) end
+  f:close()
+  title = title or (#dirs == 1 and dirs[1]:match("[^/]+$") or
+    string.format("%d runs (mean, min-max)", #dirs))
+  local script = table.concat({
+    "set terminal " .. term,
+    string.format("set output %q", out),
+    string.format("set title %q noenhanced", title),
+    "set xlabel 'environment steps'",
+    "set ylabel 'evaluation return'",
+    "set grid",
+    "set key left top",
+    "set style fill transparent solid 0.25 noborder",
+    #dirs > 1 and string.format(
+      "plot %q using 1:3:4 with filledcurves lc rgb '#1f77b4' title 'min-max', " ..
+      "%q using 1:2 with linespoints lw 2 pt 7 ps 0.5 lc rgb '#1f77b4' title 'mean'", data, data)
+    or string.format("plot %q using 1:2 with linespoints lw 2 pt 7 ps 0.5 lc rgb '#1f77b4' title 'eval return'", data),
+  }, "\n")
+  local gp = os.tmpname()
+  f = assert(io.open(gp, "w"))
+  f:write(script, "\n")
+  f:close()
+  local ok, _, code = os.execute("gnuplot " .. gp .. " 2>/dev/null")
+  os.remove(gp)
+  os.remove(data)
+  if not ok then
+    return nil, string.format("gnuplot failed (exit %s); is gnuplot installed? (make deps)", tostring(code))
+  end
+  if not lfs.attributes(out) then return nil, "gnuplot wrote no file " .. out end
+  return out
+end
+
+return M
