@@ -94,9 +94,10 @@ install: $(BUILD)/mbpo
 	  $(DESTDIR)$(PREFIX)/share/mbpo/scripts $(DESTDIR)$(PREFIX)/share/mbpo/examples
 	install -m 755 $(BUILD)/mbpo $(DESTDIR)$(PREFIX)/bin/mbpo
 	install -m 644 lua/mbpo/*.lua $(DESTDIR)$(PREFIX)/share/mbpo/lua/mbpo/
-	install -m 644 lua/mbpo/bench/*.lua $(DESTDIR)$(PREFIX)/share/mbpo/lua/mbpo/bench/
-	-install -m 644 scripts/*.lua $(DESTDIR)$(PREFIX)/share/mbpo/scripts/ 2>/dev/null
-	-install -m 644 examples/*.lua $(DESTDIR)$(PREFIX)/share/mbpo/examples/ 2>/dev/null
+	@for f in lua/mbpo/bench/*.lua scripts/*.lua examples/*.lua; do \
+	  [ -f "$$f" ] || continue; d=$(DESTDIR)$(PREFIX)/share/mbpo/$$(dirname $$f); \
+	  case $$f in lua/*) d=$(DESTDIR)$(PREFIX)/share/mbpo/$$(dirname $$f);; esac; \
+	  install -d $$d && install -m 644 $$f $$d/ || exit 1; done
 
 uninstall:
 	rm -rf $(DESTDIR)$(PREFIX)/bin/mbpo $(DESTDIR)$(PREFIX)/share/mbpo
