@@ -8,8 +8,15 @@ local HELP = [[
 mbpo: model-based policy optimisation (MBPO) in C with an embedded Lua 5.4
 
 usage:
-  mbpo run SCRIPT.lua [key=value ...]   run a training script; key=value pairs override its
-                                        config (dotted keys reach nested tables)
+  mbpo run SCRIPT.lua [key=value ...] [--out DIR]
+                                        train: the script returns a config table; key=value
+                                        pairs override it (dotted keys reach nested tables;
+                                        unknown keys and wrong types are errors)
+  mbpo run --resume DIR [key=value ...] continue a run from its last complete checkpoint
+  mbpo eval RUN_DIR [--episodes N]      deterministic returns of a run's saved policy
+  mbpo plot RUN_DIR [RUN_DIR ...] [-o FILE]
+                                        learning curve (PNG or SVG by extension); several
+                                        runs: mean and min-max band
   mbpo SCRIPT.lua [args]                run any Lua file with the mbpo modules available;
                                         the arguments are in the global table `arg`
   mbpo test [FILE_spec.lua ...]         run the Lua specs (default: tests/lua/*_spec.lua)
@@ -52,18 +59,6 @@ local function run_file(path, args)
   return math.type(res) == "integer" and res or 0
 end
 
--- parses key=value overrides into a flat table {["a.b"] = "v"}
-local function parse_overrides(list)
-  local over, order = {}, {}
-  for _, a in ipairs(list) do
-    local k, v = a:match("^([%a_][%w_%.]*)=(.*)$")
-    if not k then return nil, "bad override '" .. a .. "' (expected key=value)" end
-    over[k] = v
-    order[#order + 1] = k
-  end
-  return over, order
-end
-
 local commands = {}
 
 function commands.version()
@@ -77,29 +72,71 @@ function commands.help(args)
   return 0
 end
 
--- mbpo run SCRIPT.lua [key=value ...]: the script gets the overrides as ... (and as
--- the global MBPO_OVERRIDES); if mbpo.train is available and the script returns a config
--- table, train runs it
+-- mbpo run SCRIPT.lua [key=value ...] [--out DIR] | mbpo run --resume DIR (see mbpo.run)
 function commands.run(args)
-  local script = args[1]
-  if not script then return usage("run: missing SCRIPT.lua") end
-  local rest = {}
-  for i = 2, #args do rest[#rest + 1] = args[i] end
-  local ok, mod = pcall(require, "mbpo.run")
-  if ok then return mod.main(script, rest) end
-  local over, order = parse_overrides(rest)
-  if not over then return usage("run: " .. order) end
-  local chunk, err = loadfile(script)
-  if not chunk then
-    io.stderr:write("mbpo: ", (err:gsub("^cannot open (%S+)", "cannot open script %1")), "\n")
-    return 1
+  return require("mbpo.run").main(args)
+end
+
+-- mbpo eval RUN_DIR [--episodes N]: deterministic returns of the saved policy
+function commands.eval(args)
+  local dir, episodes = nil, 10
+  local i = 1
+  while i <= #args do
+    if args[i] == "--episodes" then
+      episodes = math.tointeger(tonumber(args[i + 1] or ""))
+      if not episodes or episodes < 1 then return usage("eval: --episodes needs a positive integer") end
+      i = i + 2
+    elseif args[i]:match("^%-%-") then return usage("eval: unknown option '" .. args[i] .. "'")
+    elseif not dir then dir = args[i]; i = i + 1
+    else return usage("eval: unexpected argument '" .. args[i] .. "'") end
   end
-  _G.arg = {[0] = script, table.unpack(rest)}
-  local okr, res = xpcall(chunk, MBPO_MSGHANDLER, over)
-  if not okr then
-    io.stderr:write("mbpo: ", tostring(res), "\n")
-    return 1
+  if not dir then return usage("eval: missing RUN_DIR") end
+  dir = dir:gsub("/+$", "")
+  local cfgf, err = loadfile(dir .. "/config.lua")
+  if not cfgf then io.stderr:write("mbpo: cannot evaluate: ", err, "\n"); return 1 end
+  local run = require "mbpo.run"
+  local cfg, cerr = run.resolve(cfgf(), {}, {})
+  if not cfg then io.stderr:write("mbpo: ", cerr, "\n"); return 1 end
+  local ck = require "mbpo.checkpoint"
+  local where, ferr = ck.find(dir)
+  if not where then io.stderr:write("mbpo: cannot evaluate: ", ferr, "\n"); return 1 end
+  local agent_state, lerr = ck.load_tree(where .. "/agent.safetensors")
+  if not agent_state then io.stderr:write("mbpo: cannot evaluate: ", lerr, "\n"); return 1 end
+  local Env, SAC = require "mbpo.env", require "mbpo.sac"
+  local env = type(cfg.env) == "table" and assert(Env.from_mjcf(cfg.env.mjcf, cfg.env.task))
+    or Env.make(cfg.env)
+  local agent = SAC.new{obs = env.obs_dim, act = env.act_dim, hidden = cfg.sac.hidden}
+  agent:load_state(agent_state)
+  env:reset{seed = cfg.seed + 200000}
+  local returns, lengths = require("mbpo.evaluate").run(env, agent, episodes, cfg.max_path_length)
+  local s, s2, lo, hi = 0, 0, math.huge, -math.huge
+  for _, r in ipairs(returns) do
+    s = s + r; s2 = s2 + r * r; lo = math.min(lo, r); hi = math.max(hi, r)
   end
+  local mean = s / #returns
+  local std = #returns > 1 and math.sqrt(math.max(0, (s2 - #returns * mean * mean) / (#returns - 1))) or 0
+  local ls = 0
+  for _, l in ipairs(lengths) do ls = ls + l end
+  print(string.format("%s: %d episodes, return %.2f +- %.2f (min %.2f, max %.2f), mean length %.1f",
+    dir, #returns, mean, std, lo, hi, ls / #lengths))
+  return 0
+end
+
+-- mbpo plot RUN_DIR [RUN_DIR ...] [-o FILE]
+function commands.plot(args)
+  local dirs, out = {}, nil
+  local i = 1
+  while i <= #args do
+    if args[i] == "-o" then
+      out = args[i + 1]
+      if not out then return usage("plot: -o needs a file name") end
+      i = i + 2
+    else dirs[#dirs + 1] = args[i]:gsub("/+$", ""); i = i + 1 end
+  end
+  if #dirs == 0 then return usage("plot: missing RUN_DIR") end
+  local file, err = require("mbpo.plot").plot(dirs, out or (#dirs == 1 and dirs[1] .. "/curve.png" or "curve.png"))
+  if not file then io.stderr:write("mbpo: plot: ", err, "\n"); return 1 end
+  print("wrote " .. file)
   return 0
 end
 
@@ -125,6 +162,5 @@ function M.main(argv)
 end
 
 M.commands = commands
-M.parse_overrides = parse_overrides
 M.usage = usage
 return M

@@ -1,0 +1,345 @@
+-- mbpo.train: the MBPO outer loop (paper Algorithm 2, as the reference implementation runs
+-- it; ../shared/specs/mbpo-algorithm.md section 1) on top of the C modules:
+--
+--   explore N_init steps with uniform actions into D_env
+--   for each epoch, for each of E env steps:
+--     every model_train_freq steps: fit the ensemble on D_env, set k from the schedule,
+--       resize D_model, branched rollouts of length k from rollout.batch start states
+--     one real env step with a policy sample into D_env
+--     G SAC updates on mixed batches (real_ratio real rows, the rest from D_model)
+--   evaluate the deterministic policy; log a CSV row; checkpoint
+--
+-- Every option is a config key (M.defaults); `mbpo run` merges a script's table and the
+-- command line over them. Each phase is timed; NaN/Inf stops the run naming phase and epoch.
+local T = require "mbpo.tensor"
+local G = require "mbpo.rng"
+local core = require "mbpo.core"
+local Env = require "mbpo.env"
+local SAC = require "mbpo.sac"
+local Ensemble = require "mbpo.ensemble"
+local Buffer = require "mbpo.buffer"
+local schedule = require "mbpo.schedule"
+local rollout = require "mbpo.rollout"
+local evaluate = require "mbpo.evaluate"
+local checkpoint = require "mbpo.checkpoint"
+local Log = require "mbpo.log"
+
+local M = {}
+
+M.defaults = {
+  env = "Hopper",              -- task name (mbpo.env.make) or a table {mjcf=, task=} (custom)
+  seed = 0,
+  epochs = 125,
+  epoch_length = 1000,         -- env steps per epoch
+  init_exploration_steps = 5000,
+  max_path_length = 1000,      -- episode cut (not stored as terminal)
+  threads = 0,                 -- 0: keep MBPO_THREADS / the default
+  model = {
+    members = 7, elites = 5,
+    hidden = {200, 200, 200, 200},
+    activation = "swish",
+    weight_decay = {2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4},
+    lr = 1e-3, batch = 256,
+    train_freq = 250,          -- env steps between model trainings (first at t = 0)
+    holdout_ratio = 0.2, holdout_cap = 5000,
+    patience = 5, max_epochs = 0, max_seconds = 0,   -- 0: no cap
+    learned_bounds = true,     -- learned log-variance bounds (false: fixed 0.5 / -10)
+    bootstrap = "replacement", -- or "permutation", "none"
+    snapshot = "member",       -- or "ensemble"
+  },
+  rollout = {
+    batch = 100000,            -- start states per rollout
+    schedule = {20, 150, 1, 15}, -- [a, b, x, y] thresholded linear in epochs, or a function
+    retain_epochs = 1,
+    keep_terminated = false,   -- true: terminated rows continue (masked variant)
+    mean_prediction = false,   -- true: ensemble mean instead of a sample from an elite
+    two_sided = false,         -- Hopper: two-sided state bound in the termination function
+  },
+  sac = {
+    hidden = {256, 256}, lr = 3e-4, gamma = 0.99, tau = 5e-3,
+    target_entropy = -1, init_alpha = 1.0, auto_alpha = true,
+    batch = 256,
+    updates_per_step = 20,     -- G
+    real_ratio = 0.05,
+    train_action = "sample",   -- real-env action during training: "sample" or "mean"
+  },
+  eval = {episodes = 5, every = 1},
+  log = {quiet = false, plot = true},
+}
+
+M.columns = {
+  "epoch", "env_steps", "eval_return", "eval_return_std", "eval_length", "train_return",
+  "model_loss", "model_holdout_mse", "model_epochs", "rollout_length", "real_size",
+  "model_size", "critic_loss", "actor_loss", "alpha", "entropy", "mean_q",
+  "time_env", "time_model", "time_rollout", "time_sac", "time_eval", "time_epoch",
+}
+M.timing_columns = {time_env = true, time_model = true, time_rollout = true, time_sac = true,
+  time_eval = true, time_epoch = true}
+
+-- Model buffer capacity: retain * k * rollout_batch * E / model_train_freq
+local function model_capacity(cfg, k)
+  return math.max(1, math.floor(cfg.rollout.retain_epochs * k * cfg.rollout.batch *
+    cfg.epoch_length / cfg.model.train_freq))
+end
+
+local function make_env(cfg, stream)
+  if type(cfg.env) == "table" then
+    return assert(Env.from_mjcf(cfg.env.mjcf, cfg.env.task))
+  end
+  return Env.make(cfg.env)
+end
+
+local function mean_of(xs)
+  local s = 0
+  for _, x in ipairs(xs) do s = s + x end
+  return #xs > 0 and s / #xs or 0 / 0
+end
+
+local function std_of(xs)
+  if #xs < 2 then return 0 end
+  local m, s = mean_of(xs), 0
+  for _, x in ipairs(xs) do s = s + (x - m) ^ 2 end
+  return math.sqrt(s / (#xs - 1))
+end
+
+local function finite(x) return x == x and x ~= math.huge and x ~= -math.huge end
+
+-- M.run(cfg, opts) with opts {dir=run directory or nil, resume=true, log=logger}
+function M.run(cfg, opts)
+  opts = opts or {}
+  if cfg.threads and cfg.threads > 0 then core.set_threads(cfg.threads) end
+  local env = make_env(cfg)
+  local eval_env = make_env(cfg)
+  local obs_dim, act_dim = env.obs_dim, env.act_dim
+  local termination = type(cfg.env) == "table" and cfg.env.termination or
+    Env.termination(cfg.env, {two_sided = cfg.rollout.two_sided})
+  local k_of = schedule.resolve(cfg.rollout.schedule)
+
+  -- generators: one stream per consumer so that each is reproducible on its own
+  local rng = {
+    explore = G.new(cfg.seed, 1), act = G.new(cfg.seed, 2), rollout = G.new(cfg.seed, 3),
+    batch = G.new(cfg.seed, 4), eval = G.new(cfg.seed, 5),
+  }
+  local agent = SAC.new{obs = obs_dim, act = act_dim, hidden = cfg.sac.hidden, lr = cfg.sac.lr,
+    gamma = cfg.sac.gamma, tau = cfg.sac.tau, target_entropy = cfg.sac.target_entropy,
+    init_alpha = cfg.sac.init_alpha, auto_alpha = cfg.sac.auto_alpha, batch = cfg.sac.batch,
+    seed = cfg.seed * 1000 + 11}
+  local m = cfg.model
+  local ens = Ensemble.new{inputs = obs_dim + act_dim, outputs = obs_dim + 1,
+    members = m.members, elites = m.elites, hidden = m.hidden, activation = m.activation,
+    weight_decay = m.weight_decay, lr = m.lr, seed = cfg.seed * 1000 + 13,
+    learned_bounds = m.learned_bounds, bootstrap = m.bootstrap, snapshot = m.snapshot}
+  local total_steps = cfg.init_exploration_steps + cfg.epochs * cfg.epoch_length
+  local real = Buffer.new{obs = obs_dim, act = act_dim, capacity = math.max(total_steps, 1)}
+  local k = k_of(1, {})
+  local mbuf = Buffer.new{obs = obs_dim, act = act_dim, capacity = model_capacity(cfg, k)}
+
+  -- loop state (saved in checkpoints)
+  local st = {epoch = 0, env_steps = 0, k = k, ep_return = 0.0, ep_length = 0,
+    last_train_return = 0 / 0, last_eval = 0 / 0, episodes = 0}
+  local obs
+
+  if opts.resume then
+    local parts, where = checkpoint.load(opts.dir)
+    if not parts then error(where, 0) end
+    agent:load_state(parts.agent)
+    ens:load_state(parts.model)
+    real:load_state(parts.real_buffer)
+    st = parts.loop.counters
+    mbuf = Buffer.new{obs = obs_dim, act = act_dim, capacity = model_capacity(cfg, st.k)}
+    mbuf:load_state(parts.model_buffer)
+    env:load_state(parts.loop.env)
+    eval_env:load_state(parts.loop.eval_env)
+    for name, g in pairs(rng) do g:set_state(parts.loop.rng[name]) end
+    obs = parts.loop.obs
+    k = st.k
+  else
+    obs = env:reset{seed = cfg.seed}
+    eval_env:reset{seed = cfg.seed + 100000}
+  end
+
+  local log = opts.log or Log.new{dir = opts.dir, columns = M.columns,
+    resume_epoch = opts.resume and st.epoch or nil, quiet = cfg.log.quiet}
+  local phase_t = {}
+  local phase = "start"
+  local epoch_start = core.clock()
+  local run_start = core.clock()
+  local epochs_done_here = 0
+
+  local function progress(force)
+    local eta
+    if epochs_done_here > 0 then
+      eta = (core.clock() - run_start) / epochs_done_here * (cfg.epochs - st.epoch)
+    end
+    log:progress({epoch = st.epoch + 1, epochs = cfg.epochs, steps = st.env_steps,
+      eval = st.last_eval == st.last_eval and st.last_eval or nil, phase = phase, eta = eta}, force)
+  end
+
+  local function timed(name, f, ...)
+    phase = name
+    progress(false)
+    local t0 = core.clock()
+    local a, b, c = f(...)
+    phase_t[name] = (phase_t[name] or 0) + core.clock() - t0
+    return a, b, c
+  end
+
+  local function fail(what)
+    error(string.format("%s at epoch %d (env step %d); the last good checkpoint is kept",
+      what, st.epoch + 1, st.env_steps), 0)
+  end
+
+  -- one real env step with action `a`; stores the transition, handles episode ends
+  local function env_step(a)
+    local next_obs, r, terminated, truncated = env:step(a)
+    st.ep_length = st.ep_length + 1
+    st.ep_return = st.ep_return + r
+    real:add(obs, a, r, next_obs, terminated and 1 or 0)
+    st.env_steps = st.env_steps + 1
+    if terminated or truncated or st.ep_length >= cfg.max_path_length then
+      st.last_train_return = st.ep_return
+      st.episodes = st.episodes + 1
+      st.ep_return, st.ep_length = 0.0, 0
+      obs = env:reset()
+    else
+      obs = next_obs
+    end
+  end
+
+  -- initial exploration with uniform actions in [-1, 1]
+  if not opts.resume then
+    log:line("mbpo: %s, obs %d, act %d, %d epochs of %d steps, seed %d%s",
+      type(cfg.env) == "table" and "custom task" or cfg.env, obs_dim, act_dim, cfg.epochs,
+      cfg.epoch_length, cfg.seed, opts.dir and (", run directory " .. opts.dir) or "")
+    phase = "explore"
+    local t0 = core.clock()
+    for _ = 1, cfg.init_exploration_steps do
+      env_step(T.rand(act_dim, rng.explore):mul_(2):sub_(1))
+    end
+    phase_t.env = core.clock() - t0
+  else
+    log:line("mbpo: resumed from %s at epoch %d (env step %d)", opts.dir, st.epoch, st.env_steps)
+  end
+
+  local model_info, rollout_info = {}, {}
+  local batch = nil
+  local sac_sum = {}
+  local sac_n = 0
+
+  local function train_model()
+    local n = real:size()
+    local data = real:all()
+    local inputs = T.cat({data.obs, data.act}, 2)
+    local targets = T.cat({data.reward:view(n, 1), data.next_obs - data.obs}, 2)
+    local info = ens:fit(inputs, targets, {holdout_ratio = m.holdout_ratio,
+      holdout_cap = m.holdout_cap, patience = m.patience,
+      max_epochs = m.max_epochs > 0 and m.max_epochs or nil,
+      max_seconds = m.max_seconds > 0 and m.max_seconds or nil, batch = m.batch})
+    local hold = info.holdout_mse
+    local elites_mse = {}
+    for _, e in ipairs(info.elites) do elites_mse[#elites_mse + 1] = hold[e] end
+    model_info = {loss = info.train_loss[#info.train_loss], holdout = mean_of(elites_mse),
+      epochs = info.epochs}
+    if not (finite(model_info.loss or 0) and finite(model_info.holdout)) then
+      fail("model training produced NaN/Inf (loss " .. tostring(model_info.loss) ..
+        ", holdout MSE " .. tostring(model_info.holdout) .. ")")
+    end
+  end
+
+  local function do_rollouts()
+    local newk = k_of(st.epoch + 1, {holdout_mse = model_info.holdout, loss = model_info.loss})
+    if newk ~= st.k or mbuf:capacity() ~= model_capacity(cfg, newk) then
+      st.k = newk
+      mbuf:resize(model_capacity(cfg, newk))
+    end
+    local info, err = rollout.run{real = real, model_buffer = mbuf, agent = agent,
+      ensemble = ens, termination = termination, batch = cfg.rollout.batch, length = st.k,
+      rng = rng.rollout, keep_terminated = cfg.rollout.keep_terminated,
+      mean = cfg.rollout.mean_prediction}
+    if not info then fail("rollout: " .. err) end
+    rollout_info = info
+  end
+
+  local function sac_updates()
+    local nreal = math.floor(cfg.sac.batch * cfg.sac.real_ratio)
+    for _ = 1, cfg.sac.updates_per_step do
+      batch = Buffer.sample_mixed(real, mbuf, cfg.sac.batch, cfg.sac.real_ratio, rng.batch, batch)
+      local r = agent:update(batch)
+      if not (finite(r.critic_loss) and finite(r.actor_loss)) then
+        fail(string.format("SAC update produced NaN/Inf (critic loss %s, actor loss %s)",
+          tostring(r.critic_loss), tostring(r.actor_loss)))
+      end
+      for key, v in pairs(r) do sac_sum[key] = (sac_sum[key] or 0) + v end
+      sac_n = sac_n + 1
+    end
+    return nreal
+  end
+
+  while st.epoch < cfg.epochs do
+    epoch_start = core.clock()
+    phase_t = {env = phase_t.env or 0}
+    if st.epoch > 0 or opts.resume then phase_t.env = 0 end
+    sac_sum, sac_n = {}, 0
+    for t = 0, cfg.epoch_length - 1 do
+      if t % m.train_freq == 0 then
+        timed("model", train_model)
+        timed("rollout", do_rollouts)
+      end
+      timed("env", function()
+        local a = agent:act(obs, {deterministic = cfg.sac.train_action == "mean"}, rng.act)
+        env_step(a)
+      end)
+      timed("sac", sac_updates)
+    end
+    -- evaluation
+    local returns, lengths = timed("eval", evaluate.run, eval_env, agent, cfg.eval.episodes,
+      cfg.max_path_length)
+    st.last_eval = mean_of(returns)
+    st.epoch = st.epoch + 1
+    epochs_done_here = epochs_done_here + 1
+    local row = {
+      epoch = st.epoch, env_steps = st.env_steps, eval_return = st.last_eval,
+      eval_return_std = std_of(returns), eval_length = mean_of(lengths),
+      train_return = st.last_train_return, model_loss = model_info.loss,
+      model_holdout_mse = model_info.holdout, model_epochs = model_info.epochs,
+      rollout_length = st.k, real_size = real:size(), model_size = mbuf:size(),
+      critic_loss = sac_n > 0 and sac_sum.critic_loss / sac_n or nil,
+      actor_loss = sac_n > 0 and sac_sum.actor_loss / sac_n or nil,
+      alpha = sac_n > 0 and sac_sum.alpha / sac_n or nil,
+      entropy = sac_n > 0 and sac_sum.entropy / sac_n or nil,
+      mean_q = sac_n > 0 and sac_sum.mean_q / sac_n or nil,
+      time_env = phase_t.env, time_model = phase_t.model, time_rollout = phase_t.rollout,
+      time_sac = phase_t.sac, time_eval = phase_t.eval, time_epoch = core.clock() - epoch_start,
+    }
+    log:row(row)
+    log:line("epoch %3d  steps %7d  eval %9.2f (+-%.1f)  train %9.2f  k %2d  model mse %.4g  " ..
+      "alpha %.3g  %.1fs", st.epoch, st.env_steps, st.last_eval, row.eval_return_std,
+      st.last_train_return, st.k, model_info.holdout or 0 / 0, row.alpha or 0 / 0, row.time_epoch)
+    if opts.dir then
+      phase = "checkpoint"
+      progress(true)
+      local ok, err = checkpoint.save(opts.dir, M.state_parts(st, agent, ens, real, mbuf, env,
+        eval_env, rng, obs))
+      if not ok then error(err, 0) end
+      if cfg.log.plot then
+        local plot = require "mbpo.plot"
+        plot.plot({opts.dir}, opts.dir .. "/curve.png")
+      end
+    end
+  end
+  log:close()
+  return {eval_return = st.last_eval, epochs = st.epoch, env_steps = st.env_steps}
+end
+
+-- the parts of a checkpoint
+function M.state_parts(st, agent, ens, real, mbuf, env, eval_env, rng, obs)
+  local rs = {}
+  for name, g in pairs(rng) do rs[name] = g:state() end
+  return {
+    agent = agent:state(), model = ens:state(), real_buffer = real:state(),
+    model_buffer = mbuf:state(),
+    loop = {counters = st, env = env:state(), eval_env = eval_env:state(), rng = rs, obs = obs},
+  }
+end
+
+return M
