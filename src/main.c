@@ -78,8 +78,6 @@ static int setup_paths(lua_State *L) {
     lua_getglobal(L, "package");
     lua_pushfstring(L, "%s/?.lua;%s/?/init.lua;./?.lua;./?/init.lua", cand, cand);
     lua_setfield(L, -2, "path");
-    lua_pushstring(L, "");
-    lua_setfield(L, -2, "cpath"); /* every native module is linked in */
     lua_pop(L, 1);
     lua_pushstring(L, root);
     lua_setglobal(L, "MBPO_ROOT");

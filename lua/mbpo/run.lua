@@ -76,7 +76,6 @@ end
 function M.main(args)
   local o, err = parse_args(args)
   if not o then return require("mbpo.cli").usage("run: " .. err) end
-  local train = require "mbpo.train"
   local cfg, dir
   if o.resume then
     dir = o.resume:gsub("/+$", "")
@@ -114,6 +113,7 @@ function M.main(args)
       table.concat(args, " "), "run again with: mbpo run " .. dir .. "/config.lua")))
     f:close()
   end
+  local train = require "mbpo.train"
   local ok, res = xpcall(train.run, MBPO_MSGHANDLER, cfg, {dir = dir, resume = o.resume ~= nil})
   if not ok then
     local msg = tostring(res)
