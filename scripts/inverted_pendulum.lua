@@ -6,6 +6,7 @@
 return {
   env = "InvertedPendulum",
   epochs = 20,                    -- the reference runs 80; it is solved long before
+  stop_return = 1000,             -- stop once solved
   epoch_length = 250,
   init_exploration_steps = 500,
   model = {train_freq = 250},

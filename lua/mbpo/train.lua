@@ -34,6 +34,7 @@ M.defaults = {
   init_exploration_steps = 5000,
   max_path_length = 1000,      -- episode cut (not stored as terminal)
   threads = 0,                 -- 0: keep MBPO_THREADS / the default
+  stop_return = math.huge,     -- stop once the mean evaluation return reaches this
   model = {
     members = 7, elites = 5,
     hidden = {200, 200, 200, 200},
@@ -325,6 +326,11 @@ function M.run(cfg, opts)
         local plot = require "mbpo.plot"
         plot.plot({opts.dir}, opts.dir .. "/curve.png")
       end
+    end
+    if st.last_eval >= cfg.stop_return then
+      log:line("mbpo: evaluation return %.2f reached stop_return %g at epoch %d",
+        st.last_eval, cfg.stop_return, st.epoch)
+      break
     end
   end
   log:close()
