@@ -1,0 +1,73 @@
+/* mbpo io: safetensors files of named float32 tensors and int64 counters, plus string
+   metadata. The layout is the published safetensors one:
+     8 bytes   N, the header length, unsigned little-endian
+     N bytes   JSON header {"__metadata__": {str: str}, name: {"dtype": "F32"|"I64",
+               "shape": [d0, d1, ...], "data_offsets": [begin, end]}, ...}, padded with
+               spaces to a multiple of 8
+     the rest  raw little-endian data; offsets are relative to the start of this section,
+               tensors are packed without gaps and cover it exactly
+   Writes go to PATH.tmp-<pid>, are fsync'ed and renamed into place (atomic). Reads
+   validate the whole header against the file size before reading a byte of data, so a
+   damaged file gives MB_ERR with a message, never a crash or an out-of-bounds read. */
+#ifndef MBPO_IO_H
+#define MBPO_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mbpo/tensor.h"
+
+/* element types we read and write */
+#define MB_F32 1
+#define MB_I64 2
+
+/* the largest header we accept when reading (the Rust safetensors crate uses the same) */
+#define MB_IO_MAXHEADER 100000000
+
+/* One named array to write: an F32 tensor (any strides; written in row-major order) or
+   an I64 array of prod(shape) values. */
+typedef struct mbIoItem {
+  const char *name;
+  int dtype;                /* MB_F32 or MB_I64 */
+  const mbTensor *tensor;   /* MB_F32: the source (its own shape is written) */
+  const int64_t *ints;      /* MB_I64: prod(shape) values */
+  int ndim;                 /* MB_I64: 0 (a scalar) .. MB_MAXDIM */
+  int64_t shape[MB_MAXDIM]; /* MB_I64: the shape */
+} mbIoItem;
+
+/* One named array read from a file. */
+typedef struct mbIoEntry {
+  char *name;
+  int dtype;                /* MB_F32 or MB_I64 */
+  int ndim;
+  int64_t shape[MB_MAXDIM];
+  uint64_t begin, end;      /* byte range in the data section */
+  mbTensor tensor;          /* MB_F32: a new contiguous tensor owning one reference */
+  int64_t *ints;            /* MB_I64: prod(shape) values (freed by mbu_ioFree) */
+} mbIoEntry;
+
+/* Everything read from one file, in data-offset order. */
+typedef struct mbIoFile {
+  int n;                    /* entries */
+  mbIoEntry *entries;
+  int nmeta;                /* metadata pairs */
+  char **keys, **values;    /* nmeta strings each */
+} mbIoFile;
+
+/* Writes items[0..n) and the metadata pairs keys/values[0..nmeta) to path, atomically.
+   Names must be distinct and not "__metadata__". Returns MB_OK or MB_ERR. */
+int mbu_ioSave(const char *path, const mbIoItem *items, int n,
+               const char *const *keys, const char *const *values, int nmeta);
+
+/* Reads a whole safetensors file into f (zeroed first). On MB_ERR f holds nothing. */
+int mbu_ioLoad(mbIoFile *f, const char *path);
+
+/* Releases everything mbu_ioLoad put in f (tensors drop their references) and zeroes f. */
+void mbu_ioFree(mbIoFile *f);
+
+/* Parses and checks a safetensors header (the N JSON bytes) against a data section of
+   data_bytes bytes, filling f's names, dtypes, shapes and offsets but no data (tensor
+   storage NULL, ints NULL). Exposed for the tests; mbu_ioLoad calls it, then reads. */
+int mbu_ioParseHeader(mbIoFile *f, const char *json, size_t len, uint64_t data_bytes);
+
+#endif

@@ -1,0 +1,365 @@
+/* mbpo.buffer: replay buffers (src/rl/buffer.c) as "mbpo.Buffer" userdata.
+     local B = require "mbpo.buffer"
+     local buf = B.new{obs = 11, act = 3, capacity = 1000000}
+     buf:add(obs, act, reward, next_obs, done)      tensors or tables; done number|boolean
+     buf:add_batch(obs, act, reward, next_obs, done) tensors [N x obs] [N x act] [N] [N x obs] [N]
+     buf:sample(n, rng [, batch]) -> batch          {obs=, act=, reward=, next_obs=, done=}
+     buf:sample_obs(n, rng [, out]) -> [n x obs]    start states for model rollouts
+     buf:rows([i [, n]]) -> batch                   logical rows i .. i+n-1 (1 = oldest)
+     buf:batch(n) -> batch                          a zeroed batch to reuse with sample
+     buf:resize(capacity)                           keeps the newest rows, in order
+     buf:size() / #buf, buf:capacity(), buf:dims() -> obs, act, buf:clear()
+     buf:state() -> {data=, size=, next=, capacity=, obs=, act=}   data is a view of the
+                    slab (no copy): save it before the buffer changes; resize detaches it
+     buf:load_state(t)
+     B.sample_mixed(real, model, n, real_ratio, rng [, batch]) -> batch, nreal
+   A batch's reward and done are [n] tensors. A batch passed in is filled in place (its
+   tensors must be contiguous with exactly n rows), so a reused batch allocates nothing. */
+#include <string.h>
+
+#include "lua/l_mbpo.h"
+#include "mbpo/buffer.h"
+
+#define MBL_BUFFER "mbpo.Buffer"
+
+/* the userdata: the buffer plus a row of scratch for add() with Lua tables */
+typedef struct LBuffer {
+  mbBuffer b;
+  float *scratch;   /* width floats */
+} LBuffer;
+
+int luaopen_mbpo_buffer(lua_State *L);  /* opened through l_init.c's preload list */
+
+static mbBuffer *checkbuf(lua_State *L, int idx) {
+  LBuffer *u = luaL_checkudata(L, idx, MBL_BUFFER);
+  if (!u->b.slab.storage) luaL_argerror(L, idx, "buffer has been closed");
+  return &u->b;
+}
+
+/* B.new{obs=, act=, capacity=} */
+static int b_new(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_Integer v[3];
+  const char *keys[3] = {"obs", "act", "capacity"};
+  for (int i = 0; i < 3; i++) {
+    int isint;
+    lua_getfield(L, 1, keys[i]);
+    v[i] = lua_tointegerx(L, -1, &isint);
+    if (!isint) luaL_error(L, "buffer.new: '%s' must be an integer, got %s", keys[i],
+                           luaL_typename(L, -1));
+    lua_pop(L, 1);
+  }
+  LBuffer *u = lua_newuserdatauv(L, sizeof(LBuffer), 0);  /* safe empty state first */
+  memset(u, 0, sizeof *u);
+  luaL_setmetatable(L, MBL_BUFFER);
+  MBL_CHECK(L, mbr_bufferInit(&u->b, v[0], v[1], v[2]));
+  u->scratch = mbu_malloc((size_t)u->b.width * sizeof(float));
+  if (!u->scratch) return mbL_coreerror(L);
+  return 1;
+}
+
+/* __gc and __close */
+static int b_gc(lua_State *L) {
+  LBuffer *u = luaL_checkudata(L, 1, MBL_BUFFER);
+  mbr_bufferFree(&u->b);
+  mbu_free(u->scratch);
+  u->scratch = NULL;
+  return 0;
+}
+
+/* n floats from a tensor (contiguous, n elements, any shape) or a table at idx into dst */
+static void checkvec(lua_State *L, int idx, float *dst, int64_t n, const char *fname,
+                     const char *arg) {
+  mbTensor *t = mbL_testtensor(L, idx);
+  if (t && t->storage) {
+    if (mbt_numel(t) != n || !mbt_isContiguous(t)) {
+      char shape[160];
+      luaL_error(L, "%s: %s must have %d contiguous elements, got %s%s", fname, arg, (int)n,
+                 mbt_shapeStr(t, shape, sizeof shape),
+                 mbt_isContiguous(t) ? "" : " (not contiguous)");
+    }
+    if (n) memcpy(dst, mbt_data(t), (size_t)n * sizeof(float));
+    return;
+  }
+  if (n == 0 && lua_isnoneornil(L, idx)) return;
+  if (!lua_istable(L, idx))
+    luaL_error(L, "%s: %s must be a tensor or a table, got %s", fname, arg, luaL_typename(L, idx));
+  if ((int64_t)lua_rawlen(L, idx) != n)
+    luaL_error(L, "%s: %s must have %d numbers, got %d", fname, arg, (int)n,
+               (int)lua_rawlen(L, idx));
+  for (int64_t i = 0; i < n; i++) {
+    int isnum;
+    lua_rawgeti(L, idx, (lua_Integer)i + 1);
+    lua_Number x = lua_tonumberx(L, -1, &isnum);
+    if (!isnum) luaL_error(L, "%s: %s[%d] must be a number, got %s", fname, arg, (int)i + 1,
+                           luaL_typename(L, -1));
+    dst[i] = (float)x;
+    lua_pop(L, 1);
+  }
+}
+
+/* buf:add(obs, act, reward, next_obs, done) */
+static int b_add(lua_State *L) {
+  mbBuffer *b = checkbuf(L, 1);
+  float *row = ((LBuffer *)lua_touserdata(L, 1))->scratch;
+  int64_t o = b->obs, a = b->act;
+  checkvec(L, 2, row, o, "buf:add", "obs");
+  checkvec(L, 3, row + o, a, "buf:add", "act");
+  float reward = (float)luaL_checknumber(L, 4);
+  checkvec(L, 5, row + o + a, o, "buf:add", "next_obs");
+  float done = lua_isboolean(L, 6) ? (float)lua_toboolean(L, 6) : (float)luaL_checknumber(L, 6);
+  mbr_bufferAdd(b, row, row + o, reward, row + o + a, done);
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* data of a contiguous [n] or [n x 1] tensor at idx */
+static float *checkcolumn(lua_State *L, int idx, const char *fname, const char *arg,
+                          int64_t n) {
+  mbTensor *t = mbL_testtensor(L, idx);
+  if (t && t->storage && t->ndim == 2 && t->size[1] == 1 && (n < 0 || t->size[0] == n) &&
+      mbt_isContiguous(t))
+    return mbt_data(t);
+  int64_t size[1] = {n};
+  return mbL_checkshape(L, idx, fname, arg, 1, size);
+}
+
+/* buf:add_batch(obs, act, reward, next_obs, done) */
+static int b_addbatch(lua_State *L) {
+  mbBuffer *b = checkbuf(L, 1);
+  const char *f = "buf:add_batch";
+  const float *obs = mbL_checkmatrix(L, 2, f, "obs", -1, b->obs);
+  int64_t n = mbL_checktensor(L, 2)->size[0];
+  const float *act = mbL_checkmatrix(L, 3, f, "act", n, b->act);
+  const float *rew = checkcolumn(L, 4, f, "reward", n);
+  const float *nobs = mbL_checkmatrix(L, 5, f, "next_obs", n, b->obs);
+  const float *done = checkcolumn(L, 6, f, "done", n);
+  mbr_bufferAddBatch(b, obs, act, rew, nobs, done, n);
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* pushes a new batch table of n zero rows for widths obs, act */
+static void newbatch(lua_State *L, int64_t n, int64_t obs, int64_t act) {
+  lua_createtable(L, 0, 5);
+  int64_t so[2] = {n, obs}, sa[2] = {n, act}, s1[1] = {n};
+  mbL_newtensor(L, 2, so); lua_setfield(L, -2, "obs");
+  mbL_newtensor(L, 2, sa); lua_setfield(L, -2, "act");
+  mbL_newtensor(L, 1, s1); lua_setfield(L, -2, "reward");
+  mbL_newtensor(L, 2, so); lua_setfield(L, -2, "next_obs");
+  mbL_newtensor(L, 1, s1); lua_setfield(L, -2, "done");
+}
+
+/* the batch table at idx (or a new one pushed when idx is none/nil, moved to idx's place
+   at the top): checks its tensors and returns their data in out */
+static int getbatch(lua_State *L, int idx, mbBatch *out, int64_t n, int64_t obs, int64_t act,
+                    const char *fname) {
+  if (lua_isnoneornil(L, idx)) {
+    newbatch(L, n, obs, act);
+    idx = lua_gettop(L);
+  } else {
+    luaL_checktype(L, idx, LUA_TTABLE);
+    lua_pushvalue(L, idx);
+    idx = lua_gettop(L);
+  }
+  lua_getfield(L, idx, "obs");
+  out->obs = mbL_checkmatrix(L, -1, fname, "batch.obs", n, obs);
+  lua_getfield(L, idx, "act");
+  out->act = mbL_checkmatrix(L, -1, fname, "batch.act", n, act);
+  lua_getfield(L, idx, "reward");
+  out->reward = checkcolumn(L, -1, fname, "batch.reward", n);
+  lua_getfield(L, idx, "next_obs");
+  out->next_obs = mbL_checkmatrix(L, -1, fname, "batch.next_obs", n, obs);
+  lua_getfield(L, idx, "done");
+  out->done = checkcolumn(L, -1, fname, "batch.done", n);
+  lua_pop(L, 5);  /* the tensors stay alive in the batch table, left on top */
+  return idx;
+}
+
+static int64_t checkcount(lua_State *L, int idx, const char *fname) {
+  lua_Integer n = luaL_checkinteger(L, idx);
+  if (n < 0) luaL_error(L, "%s: row count must be >= 0, got %d", fname, (int)n);
+  return (int64_t)n;
+}
+
+/* buf:sample(n, rng [, batch]) -> batch */
+static int b_sample(lua_State *L) {
+  mbBuffer *b = checkbuf(L, 1);
+  int64_t n = checkcount(L, 2, "buf:sample");
+  mbRng *g = mbL_checkrng(L, 3);
+  mbBatch out;
+  getbatch(L, 4, &out, n, b->obs, b->act, "buf:sample");
+  MBL_CHECK(L, mbr_bufferSample(&out, b, g, n));
+  return 1;
+}
+
+/* buf:sample_obs(n, rng [, out]) -> [n x obs] observations of uniformly drawn rows */
+static int b_sampleobs(lua_State *L) {
+  mbBuffer *b = checkbuf(L, 1);
+  int64_t n = checkcount(L, 2, "buf:sample_obs");
+  mbRng *g = mbL_checkrng(L, 3);
+  mbBatch out = {0};
+  if (lua_isnoneornil(L, 4)) {
+    int64_t size[2] = {n, b->obs};
+    out.obs = mbt_data(mbL_newtensor(L, 2, size));
+  } else {
+    out.obs = mbL_checkmatrix(L, 4, "buf:sample_obs", "out", n, b->obs);
+    lua_pushvalue(L, 4);
+  }
+  MBL_CHECK(L, mbr_bufferSample(&out, b, g, n));
+  return 1;
+}
+
+/* B.sample_mixed(real, model, n, real_ratio, rng [, batch]) -> batch, nreal
+   The first int(n * real_ratio) rows come from real, the rest from model; when the model
+   buffer is empty all n rows come from real. Rows are copied straight into the batch. */
+static int b_samplemixed(lua_State *L) {
+  mbBuffer *real = checkbuf(L, 1), *model = checkbuf(L, 2);
+  int64_t n = checkcount(L, 3, "buffer.sample_mixed");
+  double ratio = luaL_checknumber(L, 4);
+  mbRng *g = mbL_checkrng(L, 5);
+  mbBatch out;
+  int64_t nreal = 0;
+  getbatch(L, 6, &out, n, real->obs, real->act, "buffer.sample_mixed");
+  MBL_CHECK(L, mbr_bufferSampleMixed(&out, &nreal, real, model, g, n, ratio));
+  lua_pushinteger(L, (lua_Integer)nreal);
+  return 2;
+}
+
+/* buf:rows([i [, n]]) -> batch of logical rows i .. i+n-1 (1 = oldest; default all) */
+static int b_rows(lua_State *L) {
+  mbBuffer *b = checkbuf(L, 1);
+  lua_Integer i = luaL_optinteger(L, 2, 1);
+  lua_Integer n = luaL_optinteger(L, 3, (lua_Integer)b->size - i + 1);
+  if (i < 1 || n < 0 || i - 1 > (lua_Integer)b->size - n)
+    return luaL_error(L, "buf:rows: rows %I..%I outside 1..%I", (LUAI_UACINT)i,
+                      (LUAI_UACINT)(i + n - 1), (LUAI_UACINT)b->size);
+  mbBatch out;
+  newbatch(L, n, b->obs, b->act);
+  getbatch(L, lua_gettop(L), &out, n, b->obs, b->act, "buf:rows");
+  MBL_CHECK(L, mbr_bufferRows(&out, b, i - 1, n));
+  return 1;
+}
+
+/* buf:batch(n) -> a zeroed batch table of n rows */
+static int b_batch(lua_State *L) {
+  mbBuffer *b = checkbuf(L, 1);
+  newbatch(L, checkcount(L, 2, "buf:batch"), b->obs, b->act);
+  return 1;
+}
+
+/* buf:resize(capacity) */
+static int b_resize(lua_State *L) {
+  mbBuffer *b = checkbuf(L, 1);
+  MBL_CHECK(L, mbr_bufferResize(b, luaL_checkinteger(L, 2)));
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* buf:clear(): size 0, the capacity unchanged */
+static int b_clear(lua_State *L) {
+  mbBuffer *b = checkbuf(L, 1);
+  b->size = 0;
+  b->next = 0;
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int b_size(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)checkbuf(L, 1)->size);
+  return 1;
+}
+
+static int b_capacity(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)checkbuf(L, 1)->capacity);
+  return 1;
+}
+
+/* buf:dims() -> obs, act */
+static int b_dims(lua_State *L) {
+  mbBuffer *b = checkbuf(L, 1);
+  lua_pushinteger(L, (lua_Integer)b->obs);
+  lua_pushinteger(L, (lua_Integer)b->act);
+  return 2;
+}
+
+/* buf:state() -> {data = [size x width] view of slab rows 0..size-1 (physical order),
+   size, next (0-based write row), capacity, obs, act}: io.save writes it as is */
+static int b_state(lua_State *L) {
+  mbBuffer *b = checkbuf(L, 1);
+  lua_createtable(L, 0, 6);
+  mbTensor *t = mbL_pushview(L, &b->slab);
+  t->size[0] = b->size;   /* the first size rows of a contiguous slab: still contiguous */
+  lua_setfield(L, -2, "data");
+  const struct { const char *k; int64_t v; } ints[] = {
+    {"size", b->size}, {"next", b->next}, {"capacity", b->capacity}, {"obs", b->obs},
+    {"act", b->act}};
+  for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+    lua_pushinteger(L, (lua_Integer)ints[i].v);
+    lua_setfield(L, -2, ints[i].k);
+  }
+  return 1;
+}
+
+static int64_t stateint(lua_State *L, int idx, const char *key) {
+  int isint;
+  lua_getfield(L, idx, key);
+  lua_Integer v = lua_tointegerx(L, -1, &isint);
+  if (!isint) luaL_error(L, "buf:load_state: '%s' must be an integer, got %s", key,
+                         luaL_typename(L, -1));
+  lua_pop(L, 1);
+  return (int64_t)v;
+}
+
+/* buf:load_state(t): restores what state() returned (e.g. after io.save / io.load) */
+static int b_loadstate(lua_State *L) {
+  mbBuffer *b = checkbuf(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  int64_t obs = stateint(L, 2, "obs"), act = stateint(L, 2, "act");
+  if (obs != b->obs || act != b->act)
+    return luaL_error(L, "buf:load_state: state has obs=%I act=%I, buffer has obs=%I act=%I",
+                      (LUAI_UACINT)obs, (LUAI_UACINT)act, (LUAI_UACINT)b->obs,
+                      (LUAI_UACINT)b->act);
+  int64_t size = stateint(L, 2, "size"), next = stateint(L, 2, "next");
+  int64_t capacity = stateint(L, 2, "capacity");
+  lua_getfield(L, 2, "data");
+  const float *data = mbL_checkmatrix(L, -1, "buf:load_state", "data", size, b->width);
+  MBL_CHECK(L, mbr_bufferLoad(b, data, size, next, capacity));
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int b_tostring(lua_State *L) {
+  LBuffer *u = luaL_checkudata(L, 1, MBL_BUFFER);
+  if (!u->b.slab.storage) lua_pushliteral(L, "mbpo.Buffer (closed)");
+  else lua_pushfstring(L, "mbpo.Buffer obs=%I act=%I size=%I capacity=%I",
+                       (LUAI_UACINT)u->b.obs, (LUAI_UACINT)u->b.act, (LUAI_UACINT)u->b.size,
+                       (LUAI_UACINT)u->b.capacity);
+  return 1;
+}
+
+static const luaL_Reg funcs[] = {{"new", b_new}, {"sample_mixed", b_samplemixed}, {NULL, NULL}};
+static const luaL_Reg meth[] = {
+  {"add", b_add}, {"add_batch", b_addbatch}, {"sample", b_sample},
+  {"sample_obs", b_sampleobs}, {"rows", b_rows}, {"batch", b_batch}, {"resize", b_resize},
+  {"clear", b_clear}, {"size", b_size}, {"capacity", b_capacity}, {"dims", b_dims},
+  {"state", b_state}, {"load_state", b_loadstate}, {NULL, NULL}};
+static const luaL_Reg metameth[] = {
+  {"__index", NULL}, {"__gc", b_gc}, {"__close", b_gc}, {"__len", b_size},
+  {"__tostring", b_tostring}, {NULL, NULL}};
+
+int luaopen_mbpo_buffer(lua_State *L) {
+  /* tensors we push need their metatable even when the script never required mbpo.tensor */
+  luaL_requiref(L, "mbpo.tensor", luaopen_mbpo_tensor, 0);
+  lua_pop(L, 1);
+  luaL_newmetatable(L, MBL_BUFFER);
+  luaL_setfuncs(L, metameth, 0);
+  luaL_newlibtable(L, meth);
+  luaL_setfuncs(L, meth, 0);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+  luaL_newlib(L, funcs);
+  lua_pushliteral(L, MB_VERSION);
+  lua_setfield(L, -2, "_VERSION");
+  return 1;
+}
