@@ -94,6 +94,9 @@ static int pmain(lua_State *L) {
   char **argv = (char **)lua_touserdata(L, 2);
   luaL_openlibs(L);
   mbL_preload(L);
+  /* the tensor metatable must exist before any module returns a tensor */
+  luaL_requiref(L, "mbpo.tensor", luaopen_mbpo_tensor, 0);
+  lua_pop(L, 1);
   if (!setup_paths(L)) {
     lua_pushinteger(L, 1);
     return 1;

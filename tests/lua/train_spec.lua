@@ -1,0 +1,142 @@
+-- End to end: `mbpo run` on a tiny config (smoke test of the run directory and CSV), exact
+-- resume after SIGKILL, and the error paths of the command line (typos, wrong types,
+-- syntax errors, missing scripts, corrupt checkpoints) which must destroy nothing.
+local lfs = require "lfs"
+local log = require "mbpo.log"
+
+local exe = lfs.symlinkattributes("/proc/self/exe", "target")
+local root = MBPO_ROOT
+local tiny = root .. "/tests/lua/data/tiny.lua"
+
+local function tmpdir()
+  local p = os.tmpname()
+  os.remove(p)
+  assert(lfs.mkdir(p))
+  return p
+end
+
+-- runs the binary; returns exit code, stdout+stderr
+local function mbpo(args)
+  local p = io.popen(string.format("cd %q && %q %s 2>&1; echo \"rc=$?\"", root, exe, args))
+  local out = p:read("a")
+  p:close()
+  local rc = tonumber(out:match("rc=(%d+)%s*$"))
+  return rc, out:gsub("rc=%d+%s*$", "")
+end
+
+local function read(path)
+  local f = io.open(path, "r")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+-- progress.csv without the timing columns, as text
+local function csv_without_timing(path)
+  local header, rows = log.read_csv(path)
+  assert(header, "no csv at " .. path)
+  local keep = {}
+  for _, c in ipairs(header) do if not c:match("^time_") then keep[#keep + 1] = c end end
+  local lines = {table.concat(keep, ",")}
+  for _, r in ipairs(rows) do
+    local cells = {}
+    for i, c in ipairs(keep) do cells[i] = tostring(r[c]) end
+    lines[#lines + 1] = table.concat(cells, ",")
+  end
+  return table.concat(lines, "\n"), #rows
+end
+
+describe("mbpo run", function()
+  it("runs a tiny config and leaves a complete run directory", function()
+    local d = tmpdir() .. "/run"
+    local rc, out = mbpo(string.format("run %q epochs=2 seed=1 --out %q", tiny, d))
+    eq(rc, 0, "exit code; output:\n" .. out)
+    for _, f in ipairs({"config.lua", "progress.csv", "log.txt", "checkpoint/COMPLETE",
+      "checkpoint/agent.safetensors", "checkpoint/model.safetensors",
+      "checkpoint/real_buffer.safetensors", "checkpoint/model_buffer.safetensors",
+      "checkpoint/loop.safetensors"}) do
+      check(lfs.attributes(d .. "/" .. f), "missing %s", f)
+    end
+    local header, rows = log.read_csv(d .. "/progress.csv")
+    local train = require "mbpo.train"
+    eq(table.concat(header, ","), table.concat(train.columns, ","), "csv columns")
+    eq(#rows, 2, "rows")
+    eq(rows[2].epoch, 2)
+    eq(rows[2].env_steps, 100 + 2 * 60)
+    eq(rows[2].real_size, 220)
+    check(type(rows[2].eval_return) == "number", "eval return %s", tostring(rows[2].eval_return))
+    check(rows[2].model_epochs >= 1, "model epochs")
+    check(rows[2].rollout_length >= 1, "rollout length")
+    check(rows[2].model_size > 0, "model buffer filled")
+    -- the resolved config runs again as a script
+    local cfg = dofile(d .. "/config.lua")
+    eq(cfg.epochs, 2); eq(cfg.seed, 1); eq(cfg.model.hidden[1], 16)
+  end)
+
+  it("resumes after SIGKILL to the same numbers as an uninterrupted run", function()
+    local base = tmpdir()
+    local a, b = base .. "/a", base .. "/b"
+    local rc, out = mbpo(string.format("run %q seed=7 --out %q", tiny, a))
+    eq(rc, 0, "uninterrupted run:\n" .. out)
+    -- start the same run, kill it with SIGKILL once epoch 2's checkpoint exists
+    local cmd = string.format("cd %q && (%q run %q seed=7 --out %q >/dev/null 2>&1 & echo $!)",
+      root, exe, tiny, b)
+    local p = io.popen(cmd)
+    local pid = tonumber(p:read("l"))
+    p:close()
+    local killed = false
+    for _ = 1, 600 do
+      local _, rows = log.read_csv(b .. "/progress.csv")
+      if rows and #rows >= 2 and lfs.attributes(b .. "/checkpoint/COMPLETE") then
+        os.execute("kill -9 " .. pid .. " 2>/dev/null")
+        killed = true
+        break
+      end
+      os.execute("sleep 0.05")
+    end
+    check(killed, "the run never reached epoch 2")
+    os.execute("sleep 0.2")
+    local _, rows = log.read_csv(b .. "/progress.csv")
+    check(#rows < 4, "the run finished before it was killed (%d rows)", #rows)
+    rc, out = mbpo(string.format("run --resume %q", b))
+    eq(rc, 0, "resume:\n" .. out)
+    local ta, na = csv_without_timing(a .. "/progress.csv")
+    local tb, nb = csv_without_timing(b .. "/progress.csv")
+    eq(na, 4, "rows of the uninterrupted run")
+    eq(nb, 4, "rows of the resumed run")
+    eq(tb, ta, "progress.csv of the resumed run")
+  end)
+
+  it("rejects typos, wrong types, bad scripts and corrupt checkpoints, destroying nothing", function()
+    local base = tmpdir()
+    local rc, out = mbpo(string.format("run %q rollout.bach=5 --out %q", tiny, base .. "/x"))
+    eq(rc, 1); check(out:find("unknown config key 'rollout.bach'", 1, true) and
+      out:find("'rollout.batch'", 1, true), out)
+    check(not lfs.attributes(base .. "/x"), "a run directory was created for a bad key")
+    rc, out = mbpo(string.format("run %q seed=abc --out %q", tiny, base .. "/x"))
+    eq(rc, 1); check(out:find("expects a number, got 'abc'", 1, true), out)
+    local bad = base .. "/bad.lua"
+    local f = io.open(bad, "w"); f:write("return {epochs = }\n"); f:close()
+    rc, out = mbpo(string.format("run %q", bad))
+    eq(rc, 1); check(out:find("bad.lua:1:", 1, true), out)
+    rc, out = mbpo(string.format("run %q", base .. "/missing.lua"))
+    eq(rc, 1); check(out:find("cannot open script", 1, true), out)
+    -- a finished run; then damage its checkpoint and try to resume
+    local d = base .. "/run"
+    rc, out = mbpo(string.format("run %q epochs=1 --out %q", tiny, d))
+    eq(rc, 0, out)
+    local csv_before = read(d .. "/progress.csv")
+    local ck = d .. "/checkpoint/agent.safetensors"
+    local data = read(ck)
+    f = io.open(ck, "wb"); f:write(data:sub(1, #data // 2)); f:close()
+    rc, out = mbpo(string.format("run --resume %q epochs=2", d))
+    eq(rc, 1); check(out:find("corrupt checkpoint", 1, true) or out:find("agent.safetensors", 1, true), out)
+    eq(read(d .. "/progress.csv"), csv_before, "progress.csv changed by a failed resume")
+    check(lfs.attributes(d .. "/checkpoint/COMPLETE"), "checkpoint removed by a failed resume")
+    -- running into an existing run directory is refused
+    rc, out = mbpo(string.format("run %q --out %q", tiny, d))
+    eq(rc, 1); check(out:find("already holds a run", 1, true), out)
+    eq(read(d .. "/progress.csv"), csv_before, "progress.csv changed")
+  end)
+end)
