@@ -2,7 +2,8 @@
 -- no allocation is timed) and through a direct OpenBLAS call from C, in the same run, with 1
 -- and 2 threads, at 256^3 and at the network shapes of DESIGN.md section 8 (Hopper: obs 11,
 -- act 3; SAC 256-wide with batch 256; the 7-member 200-wide ensemble with batch 256, and its
--- 100k-row rollout split in 7). Figures are medians over rounds (bench.time).
+-- 100k-row rollout split in 7). Figures are medians over rounds (bench.time, one round at a
+-- time, alternating with the direct call).
 local T = require "mbpo.tensor"
 local core = require "mbpo.core"
 local bench = require "mbpo.bench"
@@ -30,7 +31,7 @@ local SHAPES = {
   {"rollout [14286x200]@[200x24]",      14286, 24, 200, false, false},
 }
 
-local ROUNDS = 5
+local ROUNDS = 7
 local TARGET_FLOP = 3e9 -- per round: about 20-30 ms at this machine's sgemm speed
 
 -- operand [r x c], stored transposed when asked
@@ -39,15 +40,19 @@ local function operand(r, c, trans)
   return T.rand(r, c)
 end
 
--- median seconds per call through the Lua API and directly, for one shape
+-- GFLOP/s through the Lua API and directly, for one shape: the rounds of the two paths
+-- alternate, so a burst of load from other processes hits both alike; medians of the rounds
 local function measure(s)
   local _, m, n, k, ta, tb = table.unpack(s)
   local flop = 2 * m * n * k
   local reps = math.max(1, math.floor(TARGET_FLOP / flop))
   local a, b, out = operand(m, k, ta), operand(k, n, tb), T.empty(m, n)
-  local lua_s = bench.time(function() T.mm(out, a, b) end, reps, ROUNDS)
-  local direct_s = T._bench_sgemm(m, n, k, ta, tb, reps, ROUNDS)
-  return flop / lua_s * 1e-9, flop / direct_s * 1e-9
+  local lua_t, direct_t = {}, {}
+  for r = 1, ROUNDS do
+    lua_t[r] = bench.time(function() T.mm(out, a, b) end, reps, 1)
+    direct_t[r] = T._bench_sgemm(m, n, k, ta, tb, reps, 1)
+  end
+  return flop / bench.median(lua_t) * 1e-9, flop / bench.median(direct_t) * 1e-9
 end
 
 local function run(opts)
@@ -57,6 +62,7 @@ local function run(opts)
     "C GFLOP/s", "Lua/C"))
   for _, th in ipairs(opts.threads or {1, 2}) do
     core.set_threads(th)
+    measure(SHAPES[1]) -- warm-up, discarded: OpenBLAS starts its threads, clocks settle
     for _, s in ipairs(SHAPES) do
       local lua_g, c_g = measure(s)
       io.write(string.format("%-8d %-34s %12.1f %12.1f %8.1f%%\n", th, s[1], lua_g, c_g,
