@@ -10,7 +10,7 @@ PREFIX  ?= /usr/local
 BUILD   ?= build
 CC      ?= cc
 PKGS    := lua5.4 lua5.4-filesystem openblas libcjson
-OPT     ?= -O2 -march=x86-64-v3
+OPT     ?= -O2 -march=x86-64-v3 -fno-math-errno
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith \
            -Wcast-qual -Wwrite-strings -Wundef -Wformat=2 -Wvla -Wnull-dereference
 CFLAGS  ?= $(OPT) -g
