@@ -229,7 +229,7 @@ function M.run(cfg, opts)
 
   local function train_model()
     local n = real:size()
-    local data = real:all()
+    local data = real:rows()
     local inputs = T.cat({data.obs, data.act}, 2)
     local targets = T.cat({data.reward:view(n, 1), data.next_obs - data.obs}, 2)
     local info = ens:fit(inputs, targets, {holdout_ratio = m.holdout_ratio,
