@@ -97,6 +97,8 @@ install: $(BUILD)/mbpo
 	install -m 644 lua/mbpo/bench/*.lua $(DESTDIR)$(PREFIX)/share/mbpo/lua/mbpo/bench/
 	-install -m 644 scripts/*.lua $(DESTDIR)$(PREFIX)/share/mbpo/scripts/ 2>/dev/null
 	-install -m 644 examples/*.lua $(DESTDIR)$(PREFIX)/share/mbpo/examples/ 2>/dev/null
+	-install -d $(DESTDIR)$(PREFIX)/share/mbpo/examples/custom_mjcf
+	-install -m 644 examples/custom_mjcf/* $(DESTDIR)$(PREFIX)/share/mbpo/examples/custom_mjcf/ 2>/dev/null
 
 uninstall:
 	rm -rf $(DESTDIR)$(PREFIX)/bin/mbpo $(DESTDIR)$(PREFIX)/share/mbpo
