@@ -75,6 +75,14 @@ static void install_handlers(void) {
   mju_user_warning = on_mj_warning;
 }
 
+/* MuJoCo's messages can span lines: joined into one line, trailing blanks dropped */
+static void one_line(char *msg) {
+  for (char *p = msg; *p; p++)
+    if (*p == '\n' || *p == '\r' || *p == '\t') *p = ' ';
+  size_t n = strlen(msg);
+  while (n > 0 && msg[n - 1] == ' ') msg[--n] = 0;
+}
+
 /* runs fn(env, arg) with MuJoCo errors caught; on an error the env's mjData is left in an
    unknown state: its stack is released and the episode must be reset */
 static int guarded(mbEnv *env, void (*fn)(mbEnv *, void *), void *arg,
@@ -85,6 +93,7 @@ static int guarded(mbEnv *env, void (*fn)(mbEnv *, void *), void *arg,
   if (setjmp(jb)) {
     /* arrived from on_mj_error: MuJoCo's text is in mjerror */
     guard = prev;
+    one_line(mjerror);
     if (env) {
       if (env->d) env->d->pstack = 0;
       env->started = 0;
@@ -164,6 +173,7 @@ static mjModel *load_string(const char *fname, const char *xml, char *err, int e
   int rc = guarded(NULL, do_load, &a, "loading the model");
   mj_deleteVFS(vfs);
   mbu_free(vfs);
+  one_line(err);
   if (rc == MB_OK && !a.m) mbu_error("%s: %s", fname, err[0] ? err : "unknown MuJoCo error");
   return rc == MB_OK ? a.m : NULL;
 }
@@ -271,6 +281,7 @@ mbEnv *mbs_fromFile(const char *path, int frame_skip, uint64_t seed) {
   loadArgs a = {path, NULL, err, sizeof err, NULL};
   if (guarded(NULL, do_load, &a, "loading the model") < 0) return NULL;
   if (!a.m) {
+    one_line(err);
     mbu_error("from_mjcf: '%s' does not load: %s", path, err[0] ? err : "unknown error");
     return NULL;
   }

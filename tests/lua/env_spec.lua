@@ -407,6 +407,7 @@ describe("env from_mjcf", function()
     eq(env, nil, "malformed XML")
     check(msg:find("does not load", 1, true) and msg:find("XML", 1, true),
           "malformed message: %s", msg)
+    check(not msg:find("\n"), "one line: %s", msg)
     os.remove(bad)
     local noact = write_file("<mujoco><worldbody><body><joint type='slide'/><geom size='.1'/>" ..
                              "</body></worldbody></mujoco>")
