@@ -94,9 +94,8 @@ install: $(BUILD)/mbpo
 	  $(DESTDIR)$(PREFIX)/share/mbpo/scripts $(DESTDIR)$(PREFIX)/share/mbpo/examples
 	install -m 755 $(BUILD)/mbpo $(DESTDIR)$(PREFIX)/bin/mbpo
 	install -m 644 lua/mbpo/*.lua $(DESTDIR)$(PREFIX)/share/mbpo/lua/mbpo/
-	@for f in lua/mbpo/bench/*.lua scripts/*.lua examples/*.lua; do \
+	@for f in lua/mbpo/bench/*.lua scripts/*.lua examples/*.lua examples/*/*; do \
 	  [ -f "$$f" ] || continue; d=$(DESTDIR)$(PREFIX)/share/mbpo/$$(dirname $$f); \
-	  case $$f in lua/*) d=$(DESTDIR)$(PREFIX)/share/mbpo/$$(dirname $$f);; esac; \
 	  install -d $$d && install -m 644 $$f $$d/ || exit 1; done
 
 uninstall:
