@@ -58,7 +58,7 @@ M.defaults = {
   },
   sac = {
     hidden = {256, 256}, lr = 3e-4, gamma = 0.99, tau = 5e-3,
-    target_entropy = -1, init_alpha = 1.0, auto_alpha = true,
+    target_entropy = -1.0, init_alpha = 1.0, auto_alpha = true,
     batch = 256,
     updates_per_step = 20,     -- G
     real_ratio = 0.05,
