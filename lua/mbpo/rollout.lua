@@ -7,7 +7,7 @@ local T = require "mbpo.tensor"
 local M = {}
 
 -- M.run{real=, model_buffer=, agent=, ensemble=, termination=, batch=, length=, rng=,
---       keep_terminated=false, mean=false} -> stats {steps=, transitions=, mean_length=,
+--       keep_terminated=false} -> stats {steps=, transitions=, mean_length=,
 --       nonfinite=}
 -- `termination(next_obs)` returns an [N] 0/1 tensor (1 = done).
 function M.run(o)
@@ -18,7 +18,7 @@ function M.run(o)
     local n = obs:size(1)
     if n == 0 then break end
     local act = o.agent:act(obs, {deterministic = false}, o.rng)
-    local next_obs, reward = o.ensemble:step(obs, act, o.rng, {mean = o.mean})
+    local next_obs, reward = o.ensemble:step(obs, act, o.rng)
     if not (next_obs:isfinite():all() and reward:isfinite():all()) then
       return nil, "the model predicted NaN or Inf"
     end

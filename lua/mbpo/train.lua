@@ -45,7 +45,7 @@ M.defaults = {
     holdout_ratio = 0.2, holdout_cap = 5000,
     patience = 5, max_epochs = 0, max_seconds = 0,   -- 0: no cap
     learned_bounds = true,     -- learned log-variance bounds (false: fixed 0.5 / -10)
-    bootstrap = "replacement", -- or "permutation", "none"
+    bootstrap = "replace",     -- with replacement; or "permutation", "none"
     snapshot = "member",       -- or "ensemble"
   },
   rollout = {
@@ -129,7 +129,10 @@ function M.run(cfg, opts)
   local ens = Ensemble.new{inputs = obs_dim + act_dim, outputs = obs_dim + 1,
     members = m.members, elites = m.elites, hidden = m.hidden, activation = m.activation,
     weight_decay = m.weight_decay, lr = m.lr, seed = cfg.seed * 1000 + 13,
-    learned_bounds = m.learned_bounds, bootstrap = m.bootstrap, snapshot = m.snapshot}
+    bounds = m.learned_bounds and "learned" or "fixed", bootstrap = m.bootstrap,
+    snapshot = m.snapshot, batch = m.batch, patience = m.patience,
+    holdout_ratio = m.holdout_ratio, holdout_cap = m.holdout_cap,
+    prediction = cfg.rollout.mean_prediction and "mean" or "sample"}
   local total_steps = cfg.init_exploration_steps + cfg.epochs * cfg.epoch_length
   local real = Buffer.new{obs = obs_dim, act = act_dim, capacity = math.max(total_steps, 1)}
   local k = k_of(1, {})
@@ -255,8 +258,7 @@ function M.run(cfg, opts)
     end
     local info, err = rollout.run{real = real, model_buffer = mbuf, agent = agent,
       ensemble = ens, termination = termination, batch = cfg.rollout.batch, length = st.k,
-      rng = rng.rollout, keep_terminated = cfg.rollout.keep_terminated,
-      mean = cfg.rollout.mean_prediction}
+      rng = rng.rollout, keep_terminated = cfg.rollout.keep_terminated}
     if not info then fail("rollout: " .. err) end
     rollout_info = info
   end
@@ -308,7 +310,7 @@ function M.run(cfg, opts)
       actor_loss = sac_n > 0 and sac_sum.actor_loss / sac_n or nil,
       alpha = sac_n > 0 and sac_sum.alpha / sac_n or nil,
       entropy = sac_n > 0 and sac_sum.entropy / sac_n or nil,
-      mean_q = sac_n > 0 and sac_sum.mean_q / sac_n or nil,
+      mean_q = sac_n > 0 and sac_sum.q_mean / sac_n or nil,
       time_env = phase_t.env, time_model = phase_t.model, time_rollout = phase_t.rollout,
       time_sac = phase_t.sac, time_eval = phase_t.eval, time_epoch = core.clock() - epoch_start,
     }
