@@ -126,6 +126,11 @@ function M.run(cfg, opts)
     init_alpha = cfg.sac.init_alpha, auto_alpha = cfg.sac.auto_alpha, batch = cfg.sac.batch,
     seed = cfg.seed * 1000 + 11}
   local m = cfg.model
+  if #m.weight_decay ~= #m.hidden + 1 then
+    error(string.format("config: model.weight_decay has %d values but model.hidden has %d " ..
+      "layers (it needs one value per linear layer: %d)", #m.weight_decay, #m.hidden,
+      #m.hidden + 1), 0)
+  end
   local ens = Ensemble.new{inputs = obs_dim + act_dim, outputs = obs_dim + 1,
     members = m.members, elites = m.elites, hidden = m.hidden, activation = m.activation,
     weight_decay = m.weight_decay, lr = m.lr, seed = cfg.seed * 1000 + 13,
