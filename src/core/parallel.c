@@ -51,6 +51,8 @@ void mbu_parallelFor(int n, mbu_task fn, void *ctx) {
     run_share(0, 1, n, fn, ctx);
     return;
   }
+  /* before the workers wake: their sgemm calls must already see one OpenBLAS thread */
+  openblas_set_num_threads(1);
   pthread_mutex_lock(&pool.mu);
   while (pool.nworkers < nthreads - 1) {
     int id = pool.nworkers + 1;
@@ -68,7 +70,6 @@ void mbu_parallelFor(int n, mbu_task fn, void *ctx) {
   pool.gen++;
   pthread_cond_broadcast(&pool.go);
   pthread_mutex_unlock(&pool.mu);
-  openblas_set_num_threads(1);
   run_share(0, nthreads, n, fn, ctx);
   pthread_mutex_lock(&pool.mu);
   while (pool.pending > 0) pthread_cond_wait(&pool.done, &pool.mu);
