@@ -1,17 +1,17 @@
 /* Soft Actor-Critic: agent construction, the fused update, batched acting.
-   The update runs in five parallel sections of two tasks each (mbu_parallelFor), so the two
+   The update runs in four parallel sections of two tasks each (mbu_parallelFor), so the two
    cores of the target machine share the work with a split that does not depend on the
    thread count (one thread runs task 0 then task 1: the same arithmetic, the same bits):
-     1. task 0: policy forward on s' (target actions)   + critic 1 forward on (s, a)
-        task 1: policy forward on s (actor actions)      + critic 2 forward on (s, a)
-     2. task k: target critic k forward on (s', a')
-     3. task k: targets y, critic k loss gradient and backward, Adam and Polyak of critic k,
+     1. task 0: policy forward on s' (a' for the targets), both target critics on (s', a')
+        task 1: policy forward on s (the actor step's a~), both critics on the batch's (s, a)
+     2. task k: targets y, critic k loss gradient and backward, Adam and Polyak of critic k,
                 critic k forward on (s, a~) with its updated parameters
-     4. task k: rows of half k: min(Q1, Q2), d(-min Q)/da~ through the chosen critic only
+     3. task k: rows of half k: min(Q1, Q2), d(-min Q)/da~ through the chosen critic only
                 (input gradient, no critic parameter gradient, only the rows it won),
                 the tanh-Gaussian chain rule, policy backward into its own gradient slab
-     5. task k: half k of the policy parameters: sum of the two gradient slabs, Adam
-   then, serially, the temperature loss and its Adam step. */
+     4. task k: half k of the policy parameters: sum of the two gradient slabs, Adam
+   then, serially, the temperature loss and its Adam step. Each task does about the same
+   number of large products (3, 3, 1.5 and none of 256x256x256 for batch 256). */
 #include "mbpo/sac.h"
 #include "mbpo/core.h"
 
@@ -176,9 +176,9 @@ static size_t layout(Work *w, const mbSac *s, char *base, int B) {
   w->B = B;
   w->r0[0] = 0; w->n[0] = h0;
   w->r0[1] = h0; w->n[1] = B - h0;
-  size_t wq = mbr_reluMlpWorkspace(&s->q, B), wp = mbr_reluMlpWorkspace(&s->pi, B);
-  size_t wph = mbr_reluMlpWorkspace(&s->pi, h0);
-  size_t sq = mbr_reluMlpScratch(&s->q, B), sp = mbr_reluMlpScratch(&s->pi, h0);
+  size_t wq = mbn_reluMlpWorkspace(&s->q, B), wp = mbn_reluMlpWorkspace(&s->pi, B);
+  size_t wph = mbn_reluMlpWorkspace(&s->pi, h0);
+  size_t sq = mbn_reluMlpScratch(&s->q, B), sp = mbn_reluMlpScratch(&s->pi, h0);
   size_t wide = (size_t)(widest(&s->q) > widest(&s->pi) ? widest(&s->q) : widest(&s->pi));
   w->xq = carve(&c, F * B * inq);
   w->x2 = carve(&c, F * B * inq);
@@ -260,35 +260,33 @@ static void sec1(void *vctx, int k) {
   mbSac *s = c->s;
   Work *w = &c->w;
   int B = w->B, O = s->cfg.obs, A = s->cfg.act, inq = O + A;
-  if (k == 0) { /* a' ~ pi(s') into x2's action columns */
-    const float *o = mbr_reluMlpForward(w->wsP2, &s->pi, s->pi_p, c->obs2, B);
+  if (k == 0) { /* a' ~ pi(s') into x2's action columns, then both target critics */
+    const float *o = mbn_reluMlpForward(w->wsP2, &s->pi, s->pi_p, c->obs2, B);
     pi_head(w->x2 + O, inq, NULL, w->logp2, o, w->eps2, B, A);
-  } else { /* a~ ~ pi(s) into xn, one forward per row half (the halves of section 4) */
+    for (int j = 0; j < 2; j++)
+      mbn_reluMlpForward(w->wsT[j], &s->q, s->q_targ + (size_t)j * s->nq, w->x2, B);
+  } else { /* a~ ~ pi(s) into xn, one forward per row half (the halves of section 3), then
+              both critics on the batch's (s, a) */
     for (int h = 0; h < 2; h++) {
       int r0 = w->r0[h], n = w->n[h];
       if (n == 0) continue;
-      const float *o = mbr_reluMlpForward(w->wsPa[h], &s->pi, s->pi_p, c->obs + (size_t)r0 * O, n);
+      const float *o = mbn_reluMlpForward(w->wsPa[h], &s->pi, s->pi_p, c->obs + (size_t)r0 * O, n);
       pi_head(w->xn + (size_t)r0 * inq + O, inq, w->se + (size_t)r0 * A, w->logp + r0, o,
               w->eps + (size_t)r0 * A, n, A);
     }
+    for (int j = 0; j < 2; j++)
+      mbn_reluMlpForward(w->wsQ[j], &s->q, s->q_p + (size_t)j * s->nq, w->xq, B);
   }
-  mbr_reluMlpForward(w->wsQ[k], &s->q, s->q_p + (size_t)k * s->nq, w->xq, B);
 }
 
 static void sec2(void *vctx, int k) {
   Ctx *c = vctx;
   mbSac *s = c->s;
-  mbr_reluMlpForward(c->w.wsT[k], &s->q, s->q_targ + (size_t)k * s->nq, c->w.x2, c->w.B);
-}
-
-static void sec3(void *vctx, int k) {
-  Ctx *c = vctx;
-  mbSac *s = c->s;
   Work *w = &c->w;
   int B = w->B;
   size_t nq = s->nq;
-  const float *t1 = mbr_reluMlpOutput(w->wsT[0], &s->q, B), *t2 = mbr_reluMlpOutput(w->wsT[1], &s->q, B);
-  const float *qk = mbr_reluMlpOutput(w->wsQ[k], &s->q, B);
+  const float *t1 = mbn_reluMlpOutput(w->wsT[0], &s->q, B), *t2 = mbn_reluMlpOutput(w->wsT[1], &s->q, B);
+  const float *qk = mbn_reluMlpOutput(w->wsQ[k], &s->q, B);
   const float gamma = s->cfg.gamma, alpha = c->alpha, scale = 2.0f / (float)B;
   double loss = 0, qsum = 0, ysum = 0;
   for (int i = 0; i < B; i++) {
@@ -304,14 +302,14 @@ static void sec3(void *vctx, int k) {
   c->part[k][P_YSUM] = ysum;
   float *p = s->q_p + k * nq, *g = s->q_g + k * nq;
   memset(g, 0, sizeof(float) * nq);
-  mbr_reluMlpBackward(NULL, g, w->scr[k], &s->q, p, w->xq, w->wsQ[k], w->dq[k], B);
+  mbn_reluMlpBackward(NULL, g, w->scr[k], &s->q, p, w->xq, w->wsQ[k], w->dq[k], B);
   if (c->apply)
-    mbr_adamPolyak(p, s->q_m + k * nq, s->q_v + k * nq, g, s->q_targ + k * nq, s->cfg.tau, nq,
+    mbn_adamPolyak(p, s->q_m + k * nq, s->q_v + k * nq, g, s->q_targ + k * nq, s->cfg.tau, nq,
                    &s->q_opt);
-  mbr_reluMlpForward(w->wsN[k], &s->q, p, w->xn, B);
+  mbn_reluMlpForward(w->wsN[k], &s->q, p, w->xn, B);
 }
 
-static void sec4(void *vctx, int k) {
+static void sec3(void *vctx, int k) {
   Ctx *c = vctx;
   mbSac *s = c->s;
   Work *w = &c->w;
@@ -319,7 +317,7 @@ static void sec4(void *vctx, int k) {
   float *g = k == 0 ? s->pi_g : w->gpi1;
   memset(g, 0, sizeof(float) * s->npi);
   if (n == 0) return;
-  const float *qa = mbr_reluMlpOutput(w->wsN[0], &s->q, B), *qb = mbr_reluMlpOutput(w->wsN[1], &s->q, B);
+  const float *qa = mbn_reluMlpOutput(w->wsN[0], &s->q, B), *qb = mbn_reluMlpOutput(w->wsN[1], &s->q, B);
   /* min(Q1, Q2) per row: critic 1 rows from the front of idx, critic 2 rows from the back */
   int *idx = w->idx[k], n1 = 0, n2 = 0;
   double minq = 0, lps = 0;
@@ -336,7 +334,7 @@ static void sec4(void *vctx, int k) {
     int m = pass == 0 ? n1 : n2;
     const int *rows = pass == 0 ? idx : idx + n1;
     if (m == 0) continue;
-    mbr_reluMlpInputGradRows(w->ga[k], w->dzA[k], w->dzB[k], &s->q, s->q_p + (size_t)pass * s->nq,
+    mbn_reluMlpInputGradRows(w->ga[k], w->dzA[k], w->dzB[k], &s->q, s->q_p + (size_t)pass * s->nq,
                              w->wsN[pass], B, rows, m, dy, O, A);
     for (int i = 0; i < m; i++)
       memcpy(w->dA[k] + (size_t)(rows[i] - r0) * A, w->ga[k] + (size_t)i * A, sizeof(float) * A);
@@ -344,7 +342,7 @@ static void sec4(void *vctx, int k) {
   /* through tanh and the reparameterisation: d/du = (1 - a^2) dA + (alpha/B) 2a;
      d/dmean = d/du; d/dlogstd = d/du * std eps - alpha/B (0 where the clip is active) */
   const float ab = c->alpha / (float)B;
-  const float *o = mbr_reluMlpOutput(w->wsPa[k], &s->pi, n);
+  const float *o = mbn_reluMlpOutput(w->wsPa[k], &s->pi, n);
   for (int i = 0; i < n; i++) {
     const float *a = w->xn + (size_t)(r0 + i) * inq + O, *se = w->se + (size_t)(r0 + i) * A;
     const float *raw = o + (size_t)i * 2 * A + A, *dA = w->dA[k] + (size_t)i * A;
@@ -355,11 +353,11 @@ static void sec4(void *vctx, int k) {
       dl[j] = raw[j] >= MB_SAC_LOGSTD_MIN && raw[j] <= MB_SAC_LOGSTD_MAX ? du * se[j] - ab : 0.0f;
     }
   }
-  mbr_reluMlpBackward(NULL, g, w->scr[k], &s->pi, s->pi_p, c->obs + (size_t)r0 * O, w->wsPa[k],
+  mbn_reluMlpBackward(NULL, g, w->scr[k], &s->pi, s->pi_p, c->obs + (size_t)r0 * O, w->wsPa[k],
                   w->dout[k], n);
 }
 
-static void sec5(void *vctx, int k) {
+static void sec4(void *vctx, int k) {
   Ctx *c = vctx;
   mbSac *s = c->s;
   size_t half = line(s->npi / 2), lo = k == 0 ? 0 : half, hi = k == 0 ? half : s->npi;
@@ -369,7 +367,7 @@ static void sec5(void *vctx, int k) {
   const float *g1 = c->w.gpi1;
   for (size_t i = lo; i < hi; i++) g[i] += g1[i];
   if (c->apply)
-    mbr_adamPolyak(s->pi_p + lo, s->pi_m + lo, s->pi_v + lo, g + lo, NULL, 0.0f, hi - lo,
+    mbn_adamPolyak(s->pi_p + lo, s->pi_m + lo, s->pi_v + lo, g + lo, NULL, 0.0f, hi - lo,
                    &s->pi_opt);
 }
 
@@ -402,12 +400,11 @@ static int run_update(mbSac *s, mbSacStats *st, const float *obs, const float *a
     memcpy(w->xn + r, obs + (size_t)i * O, sizeof(float) * O);
   }
   mbu_parallelFor(2, sec1, &c);
-  mbu_parallelFor(2, sec2, &c);
   if (apply) s->q_opt.t++;
+  mbu_parallelFor(2, sec2, &c);
   mbu_parallelFor(2, sec3, &c);
-  mbu_parallelFor(2, sec4, &c);
   if (apply) s->pi_opt.t++;
-  mbu_parallelFor(2, sec5, &c);
+  mbu_parallelFor(2, sec4, &c);
   /* temperature: d/dlog_alpha of -mean(log_alpha (logpi + target)) */
   double mlogp = (c.part[0][P_LOGP] + c.part[1][P_LOGP]) / B;
   float te = s->cfg.target_entropy, la = s->log_alpha;
@@ -459,7 +456,7 @@ static void act_task(void *vctx, int t) {
   float *ws = s->act_ws + (size_t)t * c->wsf;
   for (int ch = t; ch < c->nchunks; ch += c->ntasks) {
     int r0 = ch * ACT_CHUNK, n = c->N - r0 < ACT_CHUNK ? c->N - r0 : ACT_CHUNK;
-    const float *o = mbr_reluMlpForward(ws, &s->pi, s->pi_p, c->obs + (size_t)r0 * O, n);
+    const float *o = mbn_reluMlpForward(ws, &s->pi, s->pi_p, c->obs + (size_t)r0 * O, n);
     float *a = c->out + (size_t)r0 * A;
     for (int i = 0; i < n; i++) {
       const float *mean = o + (size_t)i * 2 * A, *raw = mean + A;
@@ -480,10 +477,10 @@ int mbr_sacAct(mbSac *s, float *out, const float *obs, int N, int deterministic,
   int nchunks = (N + ACT_CHUNK - 1) / ACT_CHUNK, T = mbu_threads();
   if (T > nchunks) T = nchunks;
   if (T < 1) T = 1;
-  size_t wsf = line(mbr_reluMlpWorkspace(&s->pi, N < ACT_CHUNK ? N : ACT_CHUNK));
+  size_t wsf = line(mbn_reluMlpWorkspace(&s->pi, N < ACT_CHUNK ? N : ACT_CHUNK));
   if (!s->act_ws || T > s->act_nthreads || wsf > s->act_ws_floats) {
     /* grow to at least one full chunk per thread, so later calls do not reallocate */
-    size_t full = line(mbr_reluMlpWorkspace(&s->pi, ACT_CHUNK));
+    size_t full = line(mbn_reluMlpWorkspace(&s->pi, ACT_CHUNK));
     int nt = T > s->act_nthreads ? T : s->act_nthreads;
     float *ws = mbu_alignedAlloc(sizeof(float) * full * (size_t)nt);
     if (!ws) return MB_ERR;

@@ -16,13 +16,13 @@
 #include <immintrin.h>
 #endif
 
-size_t mbr_reluMlpWorkspace(const mbMlp *m, int B) {
+size_t mbn_reluMlpWorkspace(const mbMlp *m, int B) {
   size_t n = 0;
   for (int l = 1; l <= m->nlayers; l++) n += (size_t)m->sizes[l];
   return n * (size_t)B;
 }
 
-size_t mbr_reluMlpScratch(const mbMlp *m, int B) {
+size_t mbn_reluMlpScratch(const mbMlp *m, int B) {
   int w = 0;
   for (int l = 1; l < m->nlayers; l++) if (m->sizes[l] > w) w = m->sizes[l];
   return 2 * (size_t)w * (size_t)B;
@@ -35,11 +35,11 @@ static size_t layer_off(const mbMlp *m, int B, int l) {
   return off;
 }
 
-float *mbr_reluMlpHidden(float *ws, const mbMlp *m, int B, int l) {
+float *mbn_reluMlpHidden(float *ws, const mbMlp *m, int B, int l) {
   return ws + layer_off(m, B, l);
 }
 
-float *mbr_reluMlpOutput(float *ws, const mbMlp *m, int B) {
+float *mbn_reluMlpOutput(float *ws, const mbMlp *m, int B) {
   return ws + layer_off(m, B, m->nlayers);
 }
 
@@ -48,7 +48,7 @@ static void relu_inplace(float *restrict y, size_t n) {
   for (size_t i = 0; i < n; i++) y[i] = y[i] > 0.0f ? y[i] : 0.0f;
 }
 
-float *mbr_reluMlpForward(float *ws, const mbMlp *m, const float *p, const float *x, int B) {
+float *mbn_reluMlpForward(float *ws, const mbMlp *m, const float *p, const float *x, int B) {
   const float *in = x;
   float *cur = ws;
   for (int l = 0; l < m->nlayers; l++) {
@@ -84,7 +84,7 @@ static void colsum(float *restrict db, const float *restrict d, int B, int n) {
   }
 }
 
-void mbr_reluMlpBackward(float *dx, float *g, float *scratch, const mbMlp *m, const float *p,
+void mbn_reluMlpBackward(float *dx, float *g, float *scratch, const mbMlp *m, const float *p,
                          const float *x, const float *ws, const float *dy, int B) {
   int L = m->nlayers, w = 0;
   for (int l = 1; l < L; l++) if (m->sizes[l] > w) w = m->sizes[l];
@@ -113,7 +113,7 @@ static void relu_mask_rows(float *restrict d, const float *restrict h, const int
   }
 }
 
-void mbr_reluMlpInputGradRows(float *dx, float *bufA, float *bufB, const mbMlp *m,
+void mbn_reluMlpInputGradRows(float *dx, float *bufA, float *bufB, const mbMlp *m,
                               const float *p, const float *ws, int B, const int *idx, int n,
                               float dy, int c0, int nc) {
   int L = m->nlayers;
@@ -141,7 +141,7 @@ void mbr_reluMlpInputGradRows(float *dx, float *bufA, float *bufB, const mbMlp *
   }
 }
 
-void mbr_adamPolyak(float *restrict p, float *restrict mom, float *restrict vel,
+void mbn_adamPolyak(float *restrict p, float *restrict mom, float *restrict vel,
                     const float *restrict g, float *restrict targ, float tau, size_t n,
                     const mbAdam *opt) {
   const float b1 = opt->beta1, b2 = opt->beta2;
