@@ -134,7 +134,7 @@ void mbr_sacFree(mbSac *s) {
 
 /* Update workspace -------------------------------------------------------------------- */
 
-/* Pointers into s->ws for a batch of B rows (laid out for s->cap rows). */
+/* Pointers into s->ws for a batch of B <= s->cap rows (the layout depends on B). */
 typedef struct Work {
   int B, r0[2], n[2];           /* rows; the two row halves: first row and count */
   float *xq, *x2, *xn;          /* [B x (obs+act)]: (s, a), (s', a'), (s, a~) */
