@@ -3,17 +3,37 @@
      local agent = SAC.new{obs = 11, act = 3, hidden = {256, 256}, lr = 3e-4, gamma = 0.99,
                            tau = 5e-3, target_entropy = -3, init_alpha = 1, auto_alpha = true,
                            batch = 256, seed = 0}
+         (also actor_lr, critic_lr, alpha_lr, each defaulting to lr; target_entropy defaults
+         to -act; auto_alpha = false keeps alpha at init_alpha; unknown keys are errors)
      agent:update(batch [, stats])  batch = {obs=, act=, reward=, next_obs=, done=}
      agent:update(obs, act, reward, next_obs, done [, stats])
-         one whole update; returns the stats table (stats reused when given) with
-         q1_loss q2_loss critic_loss actor_loss alpha_loss alpha q_mean q_pi target_mean entropy
-         (NaN or inf there means non-finite data or weights; the update still ran)
+         one whole update (critic, actor, temperature, Polyak; noise from the agent's own
+         generator); returns a table of numbers (the stats table when given, refilled):
+           q1_loss, q2_loss   mean((Qk(s, a) - y)^2) before the critic step
+           critic_loss        q1_loss + q2_loss
+           actor_loss         mean(alpha logpi(a~|s) - min(Q1, Q2)(s, a~)), updated critics
+           alpha_loss         -mean(log_alpha (logpi + target_entropy)), before its step
+           alpha              the temperature this update used (before its step)
+           q_mean             mean (Q1 + Q2) / 2 at the batch's (s, a), before the step
+           q_pi               mean min(Q1, Q2) at the policy's actions
+           target_mean        mean critic target y
+           entropy            -mean logpi of the actor step's samples
+         NaN or inf there means non-finite data or weights: the update still ran and the
+         caller decides (the weights are then non-finite too: reload a checkpoint)
      agent:act(obs [, {deterministic = bool, out = tensor} [, rng]])  -> actions
-         obs [N x obs] -> [N x act]; obs [obs] -> [act]; noise from rng, else the agent's own
-     agent:state() -> table of tensors, numbers and the rng string; agent:load_state(t)
-     agent:alpha()  agent:updates()  agent:flops([B])  agent:config()
+         obs [N x obs] -> [N x act]; obs [obs] -> [act]; tanh(mean) when deterministic, else
+         a sample with noise from rng or, when nil, the agent's own generator; out (a
+         contiguous tensor of the result's shape) is filled and returned: no allocation
+     agent:state() -> {config, pi, pi_m, pi_v, q, q_target, q_m, q_v (tensors; q's are
+         [2 x nq]: critic 1, critic 2), pi_t, q_t, alpha_t, updates (integers), log_alpha,
+         alpha_m, alpha_v (numbers), rng (64 hex digits)}: copies; with SAC.new(t.config)
+         and load_state(t) a run continues bit for bit
+     agent:load_state(t) -> agent, or nil and a message when t does not fit (the agent is
+         then unchanged); the hyper-parameters stay the agent's own
+     agent:alpha()  agent:updates()  agent:flops([B])  agent:config()  agent:close()
    Inputs are contiguous mbpo.Tensor (reward and done [B] or [B x 1]); plain Lua tables of
-   numbers (rows as tables) are accepted too and copied, and then act returns Lua tables. */
+   numbers (rows as tables) are accepted too and copied, and then act returns Lua tables.
+   Results are identical for the same seed and data whatever the thread count. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -471,6 +471,20 @@ static void test_act(void) {
     mbr_sacAct(&s, out, obs, 2, 0, NULL);
     CHECK(memcmp(&own, &s.rng, sizeof own) != 0, "act without a generator left the agent's");
   }
+  /* the same actions bit for bit at 1 and 2 threads, for one chunk and for several */
+  for (int rows = 300; rows <= N; rows += N - 300) {
+    float *o1 = malloc(sizeof(float) * rows * 3), *o2 = malloc(sizeof(float) * rows * 3);
+    mbRng g1, g2;
+    mbr_seed(&g1, 5, 0);
+    g2 = g1;
+    mbu_setThreads(1);
+    mbr_sacAct(&s, o1, obs, rows, 0, &g1);
+    mbu_setThreads(2);
+    mbr_sacAct(&s, o2, obs, rows, 0, &g2);
+    CHECK(memcmp(o1, o2, sizeof(float) * rows * 3) == 0, "%d rows: 1 and 2 threads differ", rows);
+    free(o1);
+    free(o2);
+  }
   mbu_setThreads(1);
   CHECK(mbr_sacAct(&s, out, obs, 0, 1, NULL) == MB_ERR, "0 rows accepted");
   free(obs); free(out); free(one); free(eps); free(pd); free(od); free(o);
