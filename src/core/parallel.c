@@ -3,19 +3,16 @@
 #include "mbpo/core.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <cblas.h>
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define CPU_RELAX() _mm_pause()
-#else
-#define CPU_RELAX() ((void)0)
-#endif
 
 #define MAXWORKERS 64
-/* Before sleeping on a condition variable, a waiting thread spins this long: back-to-back
-   sections (a SAC update has four) then start without a wake-up through the kernel, which
-   on a virtual machine can take hundreds of microseconds. */
+/* Before sleeping on a condition variable, a waiting thread polls this long, yielding the
+   core between polls: back-to-back sections (a SAC update has four) then start without a
+   wake-up through the kernel (on a virtual machine it can take hundreds of microseconds),
+   and a process sharing the core still gets it (a busy spin there made 2 threads slower
+   than 1). */
 #define SPIN_SECONDS 200e-6
 
 static struct {
@@ -41,16 +38,16 @@ static void run_share(int t, int nthreads, int n, mbu_task fn, void *ctx) {
 static void spin_while_gen(unsigned long old) {
   double t0 = mbu_clock();
   for (int k = 1; atomic_load_explicit(&pool.agen, memory_order_acquire) == old; k++) {
-    CPU_RELAX();
-    if ((k & 255) == 0 && mbu_clock() - t0 > SPIN_SECONDS) return;
+    sched_yield();
+    if ((k & 15) == 0 && mbu_clock() - t0 > SPIN_SECONDS) return;
   }
 }
 
 static void spin_while_pending(void) {
   double t0 = mbu_clock();
   for (int k = 1; atomic_load_explicit(&pool.apending, memory_order_acquire) > 0; k++) {
-    CPU_RELAX();
-    if ((k & 255) == 0 && mbu_clock() - t0 > SPIN_SECONDS) return;
+    sched_yield();
+    if ((k & 15) == 0 && mbu_clock() - t0 > SPIN_SECONDS) return;
   }
 }
 
