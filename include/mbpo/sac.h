@@ -1,0 +1,148 @@
+/* mbpo Soft Actor-Critic: a tanh-Gaussian policy, twin critics with Polyak-averaged
+   targets and an automatically tuned temperature, updated by one coarse C call per batch.
+   Networks are mbMlp descriptors (nn.h) over one parameter slab each; the two critics share
+   one slab (critic 1 then critic 2) so Adam, Polyak and checkpoints are one call each.
+   Layout conventions as in nn.h: row-major, batch first.
+     obs [B x obs], act [B x act], reward [B], next_obs [B x obs], done [B] (1 = terminal)
+   The policy network maps obs -> [mean (act) | log-std (act)]; log-std is clipped to
+   [MB_SAC_LOGSTD_MIN, MB_SAC_LOGSTD_MAX]; the action is tanh(mean + exp(log-std) * eps).
+   One update (mbr_sacUpdate) follows the reference order: critic targets and critic step,
+   then the actor step through the updated critics, then the temperature step, then Polyak. */
+#ifndef MBPO_SAC_H
+#define MBPO_SAC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mbpo/nn.h"
+#include "mbpo/rng.h"
+
+#define MB_SAC_LOGSTD_MIN (-20.0f)
+#define MB_SAC_LOGSTD_MAX 2.0f
+#define MB_SAC_MAXHIDDEN (MB_MLP_MAXLAYERS - 1)
+
+/* Hyper-parameters (mbr_sacDefaults fills the reference values). */
+typedef struct mbSacConfig {
+  int obs, act;                       /* observation and action widths */
+  int nhidden;                        /* hidden layers of every network (1..MB_SAC_MAXHIDDEN) */
+  int hidden[MB_SAC_MAXHIDDEN];       /* their widths (default 256, 256) */
+  float actor_lr, critic_lr, alpha_lr;/* Adam learning rates (default 3e-4 each) */
+  float gamma;                        /* discount (0.99) */
+  float tau;                          /* Polyak rate of the target critics (5e-3) */
+  float target_entropy;               /* temperature target (default -act) */
+  float init_alpha;                   /* initial temperature (1) */
+  int auto_alpha;                     /* 1: learn log_alpha; 0: alpha fixed at init_alpha */
+  int batch;                          /* rows the update workspaces are sized for (256) */
+  uint64_t seed;                      /* initial weights and the agent's generator */
+} mbSacConfig;
+
+/* What one update measured (all means over the batch). NaN or Inf here means the batch or
+   the networks held non-finite values: the update still ran; the caller decides. */
+typedef struct mbSacStats {
+  double q1_loss, q2_loss;  /* mean((Qk(s, a) - y)^2) before the critic step */
+  double actor_loss;        /* mean(alpha * logpi(a~|s) - min(Q1, Q2)(s, a~)), updated critics */
+  double alpha_loss;        /* -mean(log_alpha * (logpi + target_entropy)), before its step */
+  double alpha;             /* exp(log_alpha) used by this update's losses */
+  double q_mean;            /* mean of (Q1 + Q2) / 2 at the batch's (s, a), before the step */
+  double q_pi;              /* mean of min(Q1, Q2) at the policy's actions (actor step) */
+  double target_mean;       /* mean of the critic targets y */
+  double entropy;           /* -mean(logpi) of the actor step's samples */
+} mbSacStats;
+
+/* The agent. Every field below "state" is needed to continue a run bit for bit. */
+typedef struct mbSac {
+  mbSacConfig cfg;
+  mbMlp pi;                 /* policy: obs -> hidden... -> 2 act */
+  mbMlp q;                  /* one critic: obs + act -> hidden... -> 1 */
+  size_t npi, nq;           /* pi.nparams, q.nparams */
+  float *slab;              /* one allocation holding every [npi] and [2 nq] array below */
+  /* state */
+  float *pi_p, *pi_m, *pi_v;        /* policy parameters and Adam moments [npi] */
+  float *q_p, *q_targ, *q_m, *q_v;  /* critics, target critics, Adam moments [2 nq] */
+  mbAdam pi_opt, q_opt, alpha_opt;  /* learning rates and step counts */
+  float log_alpha, alpha_m, alpha_v;/* temperature and its Adam moments */
+  mbRng rng;                        /* noise of the updates (and of act when given none) */
+  int64_t updates;                  /* updates done */
+  /* gradients of the last update (or of mbr_sacGradients) */
+  float *pi_g;                      /* [npi] */
+  float *q_g;                       /* [2 nq] */
+  float alpha_g;                    /* d alpha_loss / d log_alpha */
+  /* workspaces (not state): update buffers for up to cap rows, act buffers per thread */
+  int cap;
+  float *ws;
+  size_t ws_floats;
+  int act_nthreads;
+  float *act_ws;
+  size_t act_ws_floats;
+} mbSac;
+
+/* Fills c with the reference hyper-parameters for obs and act widths. */
+void mbr_sacDefaults(mbSacConfig *c, int obs, int act);
+
+/* Builds an agent: checks c, allocates, initialises the networks as PyTorch's nn.Linear
+   (uniform +-1/sqrt(fan_in)) from c->seed, copies the critics into the targets. On error
+   (bad config, out of memory) returns MB_ERR and leaves s safe to mbr_sacFree. */
+int mbr_sacInit(mbSac *s, const mbSacConfig *c);
+
+/* Releases everything s holds (safe on a zeroed or failed agent). */
+void mbr_sacFree(mbSac *s);
+
+/* One whole SAC update on a batch of B rows (noise from s->rng): critic step, actor step,
+   temperature step (when auto_alpha), Polyak. st may be NULL. MB_ERR only on B < 1 or out of
+   memory (workspaces grow when B exceeds the configured batch). */
+int mbr_sacUpdate(mbSac *s, mbSacStats *st, const float *obs, const float *act,
+                  const float *reward, const float *next_obs, const float *done, int B);
+
+/* The update's losses and gradients with given noise, without any parameter change:
+   eps_next [B x act] samples a' ~ pi(s') for the targets, eps [B x act] samples the actor
+   step's actions. Leaves the critic-loss gradient (q1_loss + q2_loss) in s->q_g, the
+   actor-loss gradient (current critics) in s->pi_g and the temperature gradient in
+   s->alpha_g. For tests. */
+int mbr_sacGradients(mbSac *s, mbSacStats *st, const float *obs, const float *act,
+                     const float *reward, const float *next_obs, const float *done,
+                     const float *eps_next, const float *eps, int B);
+
+/* Actions for N rows: out[N x act] = tanh(mean) when deterministic, else
+   tanh(mean + std * eps) with eps drawn from g (s->rng when g is NULL). Rows are processed in
+   chunks over mbu_threads() threads with per-thread workspaces kept in s. MB_ERR on N < 1
+   or out of memory. */
+int mbr_sacAct(mbSac *s, float *out, const float *obs, int N, int deterministic, mbRng *g);
+
+/* Multiply-add FLOPs (2 per multiply-add) of the matrix products one update of B rows does. */
+double mbr_sacUpdateFlops(const mbSac *s, int B);
+
+/* Kernels of the update (src/rl/sac_kernels.c) ------------------------------------------
+   A ReLU MLP over an mbMlp descriptor (act must be MB_ACT_RELU) whose workspace keeps only
+   each layer's output (the ReLU runs in place): [B x sizes[1]], ..., [B x sizes[nlayers]].
+   The matrix products are mbn_linearForward / mbn_linearBackward; the ReLU mask and the bias
+   gradient share one pass. */
+
+/* Floats of forward workspace for B rows. */
+size_t mbn_reluMlpWorkspace(const mbMlp *m, int B);
+/* Floats of backward scratch for B rows. */
+size_t mbn_reluMlpScratch(const mbMlp *m, int B);
+/* Output of layer l (1..nlayers; l = nlayers is the network output) inside ws [B x sizes[l]]. */
+float *mbn_reluMlpHidden(float *ws, const mbMlp *m, int B, int l);
+/* The network output inside ws [B x sizes[nlayers]]. */
+float *mbn_reluMlpOutput(float *ws, const mbMlp *m, int B);
+/* Forward of x [B x sizes[0]] with parameters p [nparams]; returns the output inside ws. */
+float *mbn_reluMlpForward(float *ws, const mbMlp *m, const float *p, const float *x, int B);
+/* Backward after mbn_reluMlpForward: given dy [B x out], g[nparams] += parameter gradients;
+   dx [B x sizes[0]] written when not NULL. scratch as mbn_reluMlpScratch. */
+void mbn_reluMlpBackward(float *dx, float *g, float *scratch, const mbMlp *m, const float *p,
+                         const float *x, const float *ws, const float *dy, int B);
+/* Input gradient of a one-output ReLU MLP on selected rows, restricted to input columns
+   c0..c0+nc-1: dx[i, :] = dy * d out(x_r) / d x_r[c0:c0+nc] for r = idx[i], i < n, from the
+   forward workspace ws of B rows. No parameter gradients. bufA, bufB: [n x widest hidden]. */
+void mbn_reluMlpInputGradRows(float *dx, float *bufA, float *bufB, const mbMlp *m,
+                              const float *p, const float *ws, int B, const int *idx, int n,
+                              float dy, int c0, int nc);
+/* One Adam update of p, m, v [n] from g [n] at step opt->t (not incremented), arithmetic as
+   mbn_adamUpdate; then targ[n] = (1 - tau) targ + tau p when targ is not NULL. */
+void mbn_adamPolyak(float *p, float *m, float *v, const float *g, float *targ, float tau,
+                    size_t n, const mbAdam *opt);
+
+/* Numerically stable log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)), finite for all u. */
+float mbr_logOneMinusTanh2(float u);
+
+#endif

@@ -1,0 +1,122 @@
+-- `mbpo bench sac`: one SAC update (batch 256, two hidden layers of 256) for Hopper shapes
+-- (obs 11, act 3) and Ant shapes (27, 8), at 1 and 2 threads, beside the PyTorch CPU peer
+-- (its best of 1 and 2 threads), and a batched act over 100 000 rows (the rollout's policy
+-- call). GFLOP/s counts the matrix products the update does (agent:flops(): 2 per
+-- multiply-add; the elementwise work is not counted).
+-- The machine may be shared: ours and the peer are measured in alternating rounds (ours at
+-- each thread count, then the peer), so both see the same noise; each figure is the median
+-- over rounds, with the fastest and slowest round beside it, and the ratio is the peer's
+-- median over our best median.
+-- Options (`mbpo bench sac` passes none): {rounds = 3, reps = 100, shapes = {{name, obs, act}},
+-- threads = {1, 2}, peer = false to skip the peer, act = false to skip the act timing}.
+local bench = require "mbpo.bench"
+local core = require "mbpo.core"
+local SAC = require "mbpo.sac"
+local Rng = require "mbpo.rng"
+local T = require "mbpo.tensor"
+
+local M = {description = "SAC update (batch 256, 256x256 nets) for Hopper and Ant shapes, and a 100k-row act, beside the PyTorch peer"}
+
+-- random [rows x cols] tensor in (-1, 1): the sampled actions of a throwaway agent (keeps
+-- this benchmark to the sac module's own calls)
+local function random_rows(rows, cols, seed)
+  local gen = SAC.new{obs = 1, act = cols, hidden = {8}, seed = seed, batch = 1}
+  local out = T.zeros(rows, cols)
+  gen:act(T.zeros(rows, 1), {out = out}, Rng.new(seed))
+  return out
+end
+
+local function spread(xs)
+  local lo, hi = math.huge, 0
+  for _, x in ipairs(xs) do lo, hi = math.min(lo, x), math.max(hi, x) end
+  return lo, hi
+end
+
+-- one shape: returns {threads = {ms per round}}, {peer ms per round}, peer info, flops
+local function measure(obs, act, opts)
+  local B = 256
+  local batch = {obs = random_rows(B, obs, 1), act = random_rows(B, act, 2),
+                 reward = random_rows(B, 1, 3), next_obs = random_rows(B, obs, 4),
+                 done = T.zeros(B)}
+  local agent = SAC.new{obs = obs, act = act, batch = B, seed = 1}
+  local stats, ours, peer, info = {}, {}, {}, nil
+  for _, th in ipairs(opts.threads) do ours[th] = {} end
+  for r = 1, opts.rounds do
+    for _, th in ipairs(opts.threads) do
+      core.set_threads(th)
+      for _ = 1, 10 do agent:update(batch, stats) end -- warm-up: caches, pool threads
+      local t0 = core.clock()
+      for _ = 1, opts.reps do agent:update(batch, stats) end
+      ours[th][r] = (core.clock() - t0) / opts.reps * 1e3
+    end
+    if opts.peer ~= false and info ~= false then
+      local best, err = bench.peer("sac", obs, act, {1, 2}, "--iters " .. opts.reps)
+      if best and best.sac then
+        peer[r] = best.sac.ms_per_update
+        info = info or best.sac
+      else
+        io.write("peer: ", tostring(err or "no result"), "\n")
+        info = false
+      end
+    end
+  end
+  return ours, peer, info or nil, agent:flops(B)
+end
+
+function M.run(opts)
+  opts = opts or {}
+  opts.rounds, opts.reps = opts.rounds or 3, opts.reps or 100
+  opts.threads = opts.threads or {1, 2}
+  local shapes = opts.shapes or {{"hopper", 11, 3}, {"ant", 27, 8}}
+  local saved = core.threads()
+  local results = {}
+  io.write(string.format("%d rounds of %d updates; ms/update: median (fastest - slowest round)\n",
+    opts.rounds, opts.reps))
+  io.write(string.format("%-7s %-6s %-14s %9s %10s %8s %17s\n", "task", "shape", "who", "ms/update",
+    "updates/s", "GFLOP/s", "spread ms"))
+  for _, sh in ipairs(shapes) do
+    local name, obs, act = sh[1], sh[2], sh[3]
+    local ours, peer, info, flops = measure(obs, act, opts)
+    local best = math.huge
+    for _, th in ipairs(opts.threads) do
+      local m = bench.median(ours[th])
+      local lo, hi = spread(ours[th])
+      best = math.min(best, m)
+      io.write(string.format("%-7s %-6s %-14s %9.3f %10.1f %8.1f %8.3f - %-8.3f\n", name,
+        obs .. "x" .. act, "mbpo " .. th .. "T", m, 1e3 / m, flops / m / 1e6, lo, hi))
+    end
+    local r = {name = name, obs = obs, act = act, ms = best, gflops = flops / best / 1e6}
+    if #peer > 0 then
+      local m = bench.median(peer)
+      local lo, hi = spread(peer)
+      io.write(string.format("%-7s %-6s %-14s %9.3f %10.1f %8.1f %8.3f - %-8.3f\n", name,
+        obs .. "x" .. act, "peer (best T)", m, 1e3 / m, flops / m / 1e6, lo, hi))
+      io.write(string.format("%-7s ratio peer/mbpo %.2fx (%s, peer best thread setting %d in its first round)\n",
+        name, m / best, info.peer or "torch", info.threads or 0))
+      r.peer_ms, r.ratio = m, m / best
+    end
+    results[#results + 1] = r
+  end
+  if opts.act ~= false then
+    -- batched act over a rollout batch, deterministic and sampled, into a preallocated out
+    local N = 100000
+    for _, sh in ipairs(shapes) do
+      local name, obs, act = sh[1], sh[2], sh[3]
+      local x, out = random_rows(N, obs, 5), T.zeros(N, act)
+      local g = Rng.new(7)
+      local agent = SAC.new{obs = obs, act = act, seed = 1}
+      for _, th in ipairs(opts.threads) do
+        core.set_threads(th)
+        local td = bench.time(function() agent:act(x, {deterministic = true, out = out}) end, 2, 5)
+        local ts = bench.time(function() agent:act(x, {out = out}, g) end, 2, 5)
+        io.write(string.format("%-7s act %d rows, %dT: deterministic %.1f ms, sampled %.1f ms"
+          .. " (%.2f M rows/s)\n", name, N, th, td * 1e3, ts * 1e3, N / ts / 1e6))
+      end
+      agent:close()
+    end
+  end
+  core.set_threads(saved)
+  return results
+end
+
+return M

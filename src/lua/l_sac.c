@@ -1,0 +1,577 @@
+/* mbpo.sac: the Lua face of src/rl/sac.c (Soft Actor-Critic).
+     local SAC = require "mbpo.sac"
+     local agent = SAC.new{obs = 11, act = 3, hidden = {256, 256}, lr = 3e-4, gamma = 0.99,
+                           tau = 5e-3, target_entropy = -3, init_alpha = 1, auto_alpha = true,
+                           batch = 256, seed = 0}
+         (also actor_lr, critic_lr, alpha_lr, each defaulting to lr; target_entropy defaults
+         to -act; auto_alpha = false keeps alpha at init_alpha; unknown keys are errors)
+     agent:update(batch [, stats])  batch = {obs=, act=, reward=, next_obs=, done=}
+     agent:update(obs, act, reward, next_obs, done [, stats])
+         one whole update (critic, actor, temperature, Polyak; noise from the agent's own
+         generator); returns a table of numbers (the stats table when given, refilled):
+           q1_loss, q2_loss   mean((Qk(s, a) - y)^2) before the critic step
+           critic_loss        q1_loss + q2_loss
+           actor_loss         mean(alpha logpi(a~|s) - min(Q1, Q2)(s, a~)), updated critics
+           alpha_loss         -mean(log_alpha (logpi + target_entropy)), before its step
+           alpha              the temperature this update used (before its step)
+           q_mean             mean (Q1 + Q2) / 2 at the batch's (s, a), before the step
+           q_pi               mean min(Q1, Q2) at the policy's actions
+           target_mean        mean critic target y
+           entropy            -mean logpi of the actor step's samples
+         NaN or inf there means non-finite data or weights: the update still ran and the
+         caller decides (the weights are then non-finite too: reload a checkpoint)
+     agent:act(obs [, {deterministic = bool, out = tensor} [, rng]])  -> actions
+         obs [N x obs] -> [N x act]; obs [obs] -> [act]; tanh(mean) when deterministic, else
+         a sample with noise from rng or, when nil, the agent's own generator; out (a
+         contiguous tensor of the result's shape) is filled and returned: no allocation
+     agent:state() -> {config, pi, pi_m, pi_v, q, q_target, q_m, q_v (tensors; q's are
+         [2 x nq]: critic 1, critic 2), pi_t, q_t, alpha_t, updates (integers), log_alpha,
+         alpha_m, alpha_v (numbers), rng (64 hex digits)}: copies; with SAC.new(t.config)
+         and load_state(t) a run continues bit for bit
+     agent:load_state(t) -> agent, or nil and a message when t does not fit (the agent is
+         then unchanged); the hyper-parameters stay the agent's own
+     agent:alpha()  agent:updates()  agent:flops([B])  agent:config()  agent:close()
+   Inputs are contiguous mbpo.Tensor (reward and done [B] or [B x 1]); plain Lua tables of
+   numbers (rows as tables) are accepted too and copied, and then act returns Lua tables.
+   Results are identical for the same seed and data whatever the thread count. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lua/l_mbpo.h"
+#include "mbpo/sac.h"
+
+#define MBL_SAC "mbpo.Sac"
+
+int luaopen_mbpo_sac(lua_State *L); /* registered by l_init.c */
+
+typedef struct SacUd {
+  mbSac s;
+  int live;      /* 1 once mbr_sacInit succeeded */
+} SacUd;
+
+static mbSac *checksac(lua_State *L, int idx) {
+  SacUd *u = luaL_checkudata(L, idx, MBL_SAC);
+  if (!u->live) luaL_argerror(L, idx, "agent has been closed");
+  return &u->s;
+}
+
+/* Construction ---------------------------------------------------------------------- */
+
+static const char *const cfgkeys[] = {
+  "obs", "act", "hidden", "lr", "actor_lr", "critic_lr", "alpha_lr", "gamma", "tau",
+  "target_entropy", "init_alpha", "auto_alpha", "batch", "seed", NULL};
+
+static lua_Number optnum(lua_State *L, int t, const char *k, lua_Number def) {
+  lua_Number v = def;
+  int ty = lua_getfield(L, t, k);
+  if (ty != LUA_TNIL) {
+    if (!lua_isnumber(L, -1))
+      luaL_error(L, "SAC.new: %s must be a number, got %s", k, luaL_typename(L, -1));
+    v = lua_tonumber(L, -1);
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+static lua_Integer optint(lua_State *L, int t, const char *k, lua_Integer def) {
+  lua_Integer v = def;
+  int ty = lua_getfield(L, t, k);
+  if (ty != LUA_TNIL) {
+    int ok;
+    v = lua_tointegerx(L, -1, &ok);
+    if (!ok) luaL_error(L, "SAC.new: %s must be an integer, got %s", k, luaL_typename(L, -1));
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+/* fills c from the option table at idx (unknown keys are errors: they are typos) */
+static void readconfig(lua_State *L, int idx, mbSacConfig *c) {
+  luaL_checktype(L, idx, LUA_TTABLE);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    int known = 0;
+    for (int i = 0; k && cfgkeys[i]; i++) if (strcmp(k, cfgkeys[i]) == 0) known = 1;
+    if (!known) {
+      if (k) luaL_error(L, "SAC.new: unknown option '%s'", k);
+      luaL_error(L, "SAC.new: option keys must be strings, got %s", luaL_typename(L, -1));
+    }
+  }
+  lua_Integer obs = optint(L, idx, "obs", 0), act = optint(L, idx, "act", 0);
+  if (obs < 1 || act < 1 || obs > (1 << 20) || act > (1 << 20))
+    luaL_error(L, "SAC.new: obs and act are required positive integers, got obs=%d act=%d",
+               (int)obs, (int)act);
+  mbr_sacDefaults(c, (int)obs, (int)act);
+  if (lua_getfield(L, idx, "hidden") != LUA_TNIL) {
+    if (!lua_istable(L, -1)) luaL_error(L, "SAC.new: hidden must be a table of widths");
+    lua_Integer n = luaL_len(L, -1);
+    if (n < 1 || n > MB_SAC_MAXHIDDEN)
+      luaL_error(L, "SAC.new: hidden has %d layers (expected 1..%d)", (int)n, MB_SAC_MAXHIDDEN);
+    c->nhidden = (int)n;
+    for (int i = 0; i < n; i++) {
+      int ok;
+      lua_geti(L, -1, i + 1);
+      lua_Integer w = lua_tointegerx(L, -1, &ok);
+      if (!ok || w < 1 || w > (1 << 16))
+        luaL_error(L, "SAC.new: hidden[%d] must be a width in 1..65536", i + 1);
+      c->hidden[i] = (int)w;
+      lua_pop(L, 1);
+    }
+  }
+  lua_pop(L, 1);
+  float lr = (float)optnum(L, idx, "lr", 3e-4);
+  c->actor_lr = (float)optnum(L, idx, "actor_lr", lr);
+  c->critic_lr = (float)optnum(L, idx, "critic_lr", lr);
+  c->alpha_lr = (float)optnum(L, idx, "alpha_lr", lr);
+  c->gamma = (float)optnum(L, idx, "gamma", c->gamma);
+  c->tau = (float)optnum(L, idx, "tau", c->tau);
+  c->target_entropy = (float)optnum(L, idx, "target_entropy", c->target_entropy);
+  c->init_alpha = (float)optnum(L, idx, "init_alpha", c->init_alpha);
+  if (lua_getfield(L, idx, "auto_alpha") != LUA_TNIL) {
+    if (!lua_isboolean(L, -1)) luaL_error(L, "SAC.new: auto_alpha must be a boolean");
+    c->auto_alpha = lua_toboolean(L, -1);
+  }
+  lua_pop(L, 1);
+  lua_Integer batch = optint(L, idx, "batch", c->batch);
+  if (batch < 1 || batch > (1 << 24)) luaL_error(L, "SAC.new: batch must be in 1..16777216");
+  c->batch = (int)batch;
+  c->seed = (uint64_t)optint(L, idx, "seed", 0);
+}
+
+/* SAC.new(config) */
+static int sac_new(lua_State *L) {
+  mbSacConfig c;
+  readconfig(L, 1, &c);
+  SacUd *u = lua_newuserdatauv(L, sizeof(SacUd), 0);
+  memset(u, 0, sizeof *u);
+  luaL_setmetatable(L, MBL_SAC);
+  MBL_CHECK(L, mbr_sacInit(&u->s, &c));
+  u->live = 1;
+  return 1;
+}
+
+/* __gc and __close */
+static int sac_gc(lua_State *L) {
+  SacUd *u = luaL_checkudata(L, 1, MBL_SAC);
+  if (u->live) mbr_sacFree(&u->s);
+  u->live = 0;
+  return 0;
+}
+
+/* Inputs -------------------------------------------------------------------------------- */
+
+/* An input of rows x cols floats: a contiguous tensor or a Lua table. */
+typedef struct Rows {
+  const float *data;
+  int n;         /* rows */
+  int flat;      /* 1: a 1-d tensor or a flat Lua table */
+  int table;     /* 1: came from a Lua table (copied into a userdata left on the stack) */
+} Rows;
+
+/* reads the argument at idx as rows of `cols` floats; want = required row count or -1.
+   vector: a 1-d input is one row (act's obs) rather than a column (reward, done). */
+static Rows getrows(lua_State *L, int idx, const char *fname, const char *arg, int cols,
+                    int want, int vector) {
+  Rows r = {NULL, 0, 0, 0};
+  idx = lua_absindex(L, idx);
+  mbTensor *t = mbL_testtensor(L, idx);
+  if (t && t->storage) {
+    if (t->ndim == 1 && mbt_isContiguous(t) && (vector ? t->size[0] == cols : cols == 1)) {
+      r.n = vector ? 1 : (int)t->size[0];
+      r.flat = 1;
+      r.data = mbt_data(t);
+    } else {
+      r.data = mbL_checkmatrix(L, idx, fname, arg, want >= 0 ? want : -1, cols);
+      r.n = (int)t->size[0];
+    }
+    if (want >= 0 && r.n != want)
+      luaL_error(L, "%s: %s has %d rows, expected %d", fname, arg, r.n, want);
+    return r;
+  }
+  if (!lua_istable(L, idx))
+    luaL_error(L, "%s: %s must be a tensor or a table, got %s", fname, arg,
+               luaL_typename(L, idx));
+  lua_Integer len = luaL_len(L, idx);
+  int nested = len > 0 && lua_geti(L, idx, 1) == LUA_TTABLE;
+  if (len > 0) lua_pop(L, 1);
+  if (nested) r.n = (int)len;
+  else if (vector) {
+    if (len != cols) luaL_error(L, "%s: %s has %d numbers, expected %d", fname, arg, (int)len, cols);
+    r.n = 1;
+    r.flat = 1;
+  } else if (cols == 1) {
+    r.n = (int)len;
+    r.flat = 1;
+  } else
+    luaL_error(L, "%s: %s must be a table of rows", fname, arg);
+  if (r.n < 1) luaL_error(L, "%s: %s is empty", fname, arg);
+  if (want >= 0 && r.n != want)
+    luaL_error(L, "%s: %s has %d rows, expected %d", fname, arg, r.n, want);
+  float *d = lua_newuserdatauv(L, sizeof(float) * (size_t)r.n * cols, 0);
+  for (int i = 0; i < r.n; i++) {
+    if (nested) {
+      if (lua_geti(L, idx, i + 1) != LUA_TTABLE)
+        luaL_error(L, "%s: %s[%d] must be a table of %d numbers", fname, arg, i + 1, cols);
+      if (luaL_len(L, -1) != cols)
+        luaL_error(L, "%s: %s[%d] has %d numbers, expected %d", fname, arg, i + 1,
+                   (int)luaL_len(L, -1), cols);
+      for (int j = 0; j < cols; j++) {
+        lua_geti(L, -1, j + 1);
+        if (!lua_isnumber(L, -1))
+          luaL_error(L, "%s: %s[%d][%d] is not a number", fname, arg, i + 1, j + 1);
+        d[(size_t)i * cols + j] = (float)lua_tonumber(L, -1);
+        lua_pop(L, 1);
+      }
+      lua_pop(L, 1);
+    } else
+      for (int j = 0; j < cols; j++) {
+        lua_geti(L, idx, (lua_Integer)i * cols + j + 1);
+        if (!lua_isnumber(L, -1))
+          luaL_error(L, "%s: %s[%d] is not a number", fname, arg, i * cols + j + 1);
+        d[(size_t)i * cols + j] = (float)lua_tonumber(L, -1);
+        lua_pop(L, 1);
+      }
+  }
+  r.data = d;
+  r.table = 1;
+  return r;
+}
+
+/* Update -------------------------------------------------------------------------------- */
+
+static void setnum(lua_State *L, const char *k, double v) {
+  lua_pushnumber(L, v);
+  lua_setfield(L, -2, k);
+}
+
+/* agent:update(batch [, stats]) or agent:update(obs, act, reward, next_obs, done [, stats]) */
+static int sac_update(lua_State *L) {
+  mbSac *s = checksac(L, 1);
+  static const char *const names[5] = {"obs", "act", "reward", "next_obs", "done"};
+  int base, statsidx, batchform = 0;
+  if (lua_type(L, 2) == LUA_TTABLE) {
+    batchform = lua_getfield(L, 2, "obs") != LUA_TNIL;
+    lua_pop(L, 1);
+  }
+  if (batchform) {
+    lua_settop(L, 3);
+    base = 4;
+    for (int i = 0; i < 5; i++)
+      if (lua_getfield(L, 2, names[i]) == LUA_TNIL)
+        luaL_error(L, "sac:update: batch.%s is missing", names[i]);
+    statsidx = 3;
+  } else {
+    lua_settop(L, 7);
+    base = 2;
+    statsidx = 7;
+  }
+  int O = s->cfg.obs, A = s->cfg.act;
+  int top = lua_gettop(L);
+  Rows obs = getrows(L, base, "sac:update", "obs", O, -1, 0);
+  int B = obs.n;
+  Rows act = getrows(L, base + 1, "sac:update", "act", A, B, 0);
+  Rows rew = getrows(L, base + 2, "sac:update", "reward", 1, B, 0);
+  Rows obs2 = getrows(L, base + 3, "sac:update", "next_obs", O, B, 0);
+  Rows done = getrows(L, base + 4, "sac:update", "done", 1, B, 0);
+  mbSacStats st;
+  MBL_CHECK(L, mbr_sacUpdate(s, &st, obs.data, act.data, rew.data, obs2.data, done.data, B));
+  lua_settop(L, top);
+  if (lua_istable(L, statsidx)) lua_pushvalue(L, statsidx);
+  else lua_createtable(L, 0, 10);
+  setnum(L, "q1_loss", st.q1_loss);
+  setnum(L, "q2_loss", st.q2_loss);
+  setnum(L, "critic_loss", st.q1_loss + st.q2_loss);
+  setnum(L, "actor_loss", st.actor_loss);
+  setnum(L, "alpha_loss", st.alpha_loss);
+  setnum(L, "alpha", st.alpha);
+  setnum(L, "q_mean", st.q_mean);
+  setnum(L, "q_pi", st.q_pi);
+  setnum(L, "target_mean", st.target_mean);
+  setnum(L, "entropy", st.entropy);
+  return 1;
+}
+
+/* Acting -------------------------------------------------------------------------------- */
+
+/* agent:act(obs [, opts [, rng]]) */
+static int sac_act(lua_State *L) {
+  mbSac *s = checksac(L, 1);
+  int det = 0;
+  mbTensor *out = NULL;
+  if (!lua_isnoneornil(L, 3)) {
+    luaL_checktype(L, 3, LUA_TTABLE);
+    lua_getfield(L, 3, "deterministic");
+    det = lua_toboolean(L, -1);
+    lua_getfield(L, 3, "out");
+    if (!lua_isnil(L, -1)) {
+      out = mbL_testtensor(L, -1);
+      if (!out || !out->storage)
+        luaL_error(L, "sac:act: opts.out must be a tensor, got %s", luaL_typename(L, -1));
+    }
+    lua_pop(L, 2);
+  }
+  mbRng *g = lua_isnoneornil(L, 4) ? NULL : mbL_checkrng(L, 4);
+  int A = s->cfg.act;
+  Rows obs = getrows(L, 2, "sac:act", "obs", s->cfg.obs, -1, 1);
+  float *dst;
+  if (out) {
+    int ok = mbt_isContiguous(out) && mbt_numel(out) == (int64_t)obs.n * A &&
+             (obs.flat ? out->ndim == 1 : out->ndim == 2 && out->size[0] == obs.n);
+    if (!ok) {
+      char got[160];
+      luaL_error(L, "sac:act: opts.out must be a contiguous [%d x %d] tensor, got %s", obs.n, A,
+                 mbt_shapeStr(out, got, sizeof got));
+    }
+    dst = mbt_data(out);
+  } else if (obs.table)
+    dst = lua_newuserdatauv(L, sizeof(float) * (size_t)obs.n * A, 0);
+  else {
+    int64_t size[2] = {obs.n, A};
+    dst = mbt_data(obs.flat ? mbL_newtensor(L, 1, size + 1) : mbL_newtensor(L, 2, size));
+  }
+  MBL_CHECK(L, mbr_sacAct(s, dst, obs.data, obs.n, det, g));
+  if (out) {
+    lua_getfield(L, 3, "out");
+  } else if (obs.table) { /* a Lua table shaped like the input */
+    if (obs.flat) {
+      lua_createtable(L, A, 0);
+      for (int j = 0; j < A; j++) {
+        lua_pushnumber(L, dst[j]);
+        lua_rawseti(L, -2, j + 1);
+      }
+    } else {
+      lua_createtable(L, obs.n, 0);
+      for (int i = 0; i < obs.n; i++) {
+        lua_createtable(L, A, 0);
+        for (int j = 0; j < A; j++) {
+          lua_pushnumber(L, dst[(size_t)i * A + j]);
+          lua_rawseti(L, -2, j + 1);
+        }
+        lua_rawseti(L, -2, i + 1);
+      }
+    }
+  }
+  return 1;
+}
+
+/* State ----------------------------------------------------------------------------------- */
+
+/* pushes a copy of src[n] as a tensor of rows x cols (rows 0: 1-d) */
+static void pushcopy(lua_State *L, const float *src, int64_t rows, int64_t cols) {
+  int64_t size[2] = {rows, cols};
+  mbTensor *t = rows ? mbL_newtensor(L, 2, size) : mbL_newtensor(L, 1, size + 1);
+  memcpy(mbt_data(t), src, sizeof(float) * (size_t)(rows ? rows * cols : cols));
+}
+
+static void pushconfig(lua_State *L, const mbSacConfig *c) {
+  lua_createtable(L, 0, 14);
+  lua_pushinteger(L, c->obs);
+  lua_setfield(L, -2, "obs");
+  lua_pushinteger(L, c->act);
+  lua_setfield(L, -2, "act");
+  lua_createtable(L, c->nhidden, 0);
+  for (int i = 0; i < c->nhidden; i++) {
+    lua_pushinteger(L, c->hidden[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_setfield(L, -2, "hidden");
+  setnum(L, "actor_lr", c->actor_lr);
+  setnum(L, "critic_lr", c->critic_lr);
+  setnum(L, "alpha_lr", c->alpha_lr);
+  setnum(L, "gamma", c->gamma);
+  setnum(L, "tau", c->tau);
+  setnum(L, "target_entropy", c->target_entropy);
+  setnum(L, "init_alpha", c->init_alpha);
+  lua_pushboolean(L, c->auto_alpha);
+  lua_setfield(L, -2, "auto_alpha");
+  lua_pushinteger(L, c->batch);
+  lua_setfield(L, -2, "batch");
+  lua_pushinteger(L, (lua_Integer)c->seed);
+  lua_setfield(L, -2, "seed");
+}
+
+/* agent:config() -> the table SAC.new would take to build the same agent */
+static int sac_config(lua_State *L) {
+  pushconfig(L, &checksac(L, 1)->cfg);
+  return 1;
+}
+
+/* agent:state() -> {config, pi, pi_m, pi_v, pi_t, q, q_target, q_m, q_v, q_t, log_alpha,
+   alpha_m, alpha_v, alpha_t, rng, updates}: copies, safe to keep */
+static int sac_state(lua_State *L) {
+  mbSac *s = checksac(L, 1);
+  int64_t npi = (int64_t)s->npi, nq = (int64_t)s->nq;
+  lua_createtable(L, 0, 16);
+  pushconfig(L, &s->cfg);
+  lua_setfield(L, -2, "config");
+  const struct { const char *k; const float *p; int rows; } arrs[] = {
+    {"pi", s->pi_p, 0}, {"pi_m", s->pi_m, 0}, {"pi_v", s->pi_v, 0},
+    {"q", s->q_p, 2}, {"q_target", s->q_targ, 2}, {"q_m", s->q_m, 2}, {"q_v", s->q_v, 2}};
+  for (size_t i = 0; i < sizeof arrs / sizeof arrs[0]; i++) {
+    pushcopy(L, arrs[i].p, arrs[i].rows, arrs[i].rows ? nq : npi);
+    lua_setfield(L, -2, arrs[i].k);
+  }
+  lua_pushinteger(L, s->pi_opt.t);
+  lua_setfield(L, -2, "pi_t");
+  lua_pushinteger(L, s->q_opt.t);
+  lua_setfield(L, -2, "q_t");
+  lua_pushinteger(L, s->alpha_opt.t);
+  lua_setfield(L, -2, "alpha_t");
+  setnum(L, "log_alpha", s->log_alpha);
+  setnum(L, "alpha_m", s->alpha_m);
+  setnum(L, "alpha_v", s->alpha_v);
+  lua_pushinteger(L, s->updates);
+  lua_setfield(L, -2, "updates");
+  char hex[4 * 16 + 1];
+  for (int i = 0; i < 4; i++)
+    snprintf(hex + 16 * i, 17, "%016llx", (unsigned long long)s->rng.s[i]);
+  lua_pushstring(L, hex);
+  lua_setfield(L, -2, "rng");
+  return 1;
+}
+
+/* agent:load_state(t) -> agent, or nil, message when t does not fit this agent */
+static int sac_loadstate(lua_State *L) {
+  mbSac *s = checksac(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  int64_t npi = (int64_t)s->npi, nq2 = 2 * (int64_t)s->nq;
+  const struct { const char *k; float *p; int64_t n; } arrs[] = {
+    {"pi", s->pi_p, npi}, {"pi_m", s->pi_m, npi}, {"pi_v", s->pi_v, npi},
+    {"q", s->q_p, nq2}, {"q_target", s->q_targ, nq2}, {"q_m", s->q_m, nq2},
+    {"q_v", s->q_v, nq2}};
+  const size_t na = sizeof arrs / sizeof arrs[0];
+  const char *ints[] = {"pi_t", "q_t", "alpha_t", "updates"};
+  const char *nums[] = {"log_alpha", "alpha_m", "alpha_v"};
+  char err[256] = "";
+  /* check everything first, so a bad table leaves the agent unchanged */
+  for (size_t i = 0; !err[0] && i < na; i++) {
+    lua_getfield(L, 2, arrs[i].k);
+    mbTensor *t = mbL_testtensor(L, -1);
+    if (!t || !t->storage)
+      snprintf(err, sizeof err, "sac:load_state: %s must be a tensor", arrs[i].k);
+    else if (!mbt_isContiguous(t) || mbt_numel(t) != arrs[i].n) {
+      char got[160];
+      snprintf(err, sizeof err, "sac:load_state: %s must be a contiguous tensor of %lld floats, "
+               "got %s", arrs[i].k, (long long)arrs[i].n, mbt_shapeStr(t, got, sizeof got));
+    }
+    lua_pop(L, 1);
+  }
+  for (size_t i = 0; !err[0] && i < 4; i++) {
+    lua_getfield(L, 2, ints[i]);
+    if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 0)
+      snprintf(err, sizeof err, "sac:load_state: %s must be a non-negative integer", ints[i]);
+    lua_pop(L, 1);
+  }
+  for (size_t i = 0; !err[0] && i < 3; i++) {
+    lua_getfield(L, 2, nums[i]);
+    if (!lua_isnumber(L, -1))
+      snprintf(err, sizeof err, "sac:load_state: %s must be a number", nums[i]);
+    lua_pop(L, 1);
+  }
+  uint64_t w[4] = {0, 0, 0, 0};
+  if (!err[0]) {
+    lua_getfield(L, 2, "rng");
+    size_t len = 0;
+    const char *hex = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+    int ok = hex && len == 64;
+    for (int i = 0; ok && i < 4; i++) {
+      char part[17], *end;
+      memcpy(part, hex + 16 * i, 16);
+      part[16] = 0;
+      w[i] = strtoull(part, &end, 16);
+      if (*end) ok = 0;
+    }
+    if (ok && !(w[0] | w[1] | w[2] | w[3])) ok = 0;
+    lua_pop(L, 1);
+    if (!ok) snprintf(err, sizeof err, "sac:load_state: rng must be 64 hex digits (a nonzero state)");
+  }
+  if (err[0]) {
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    return 2;
+  }
+  for (size_t i = 0; i < na; i++) {
+    lua_getfield(L, 2, arrs[i].k);
+    memcpy(arrs[i].p, mbt_data(mbL_testtensor(L, -1)), sizeof(float) * (size_t)arrs[i].n);
+    lua_pop(L, 1);
+  }
+  lua_Integer iv[4];
+  for (int i = 0; i < 4; i++) {
+    lua_getfield(L, 2, ints[i]);
+    iv[i] = lua_tointeger(L, -1);
+    lua_pop(L, 1);
+  }
+  s->pi_opt.t = iv[0];
+  s->q_opt.t = iv[1];
+  s->alpha_opt.t = iv[2];
+  s->updates = iv[3];
+  float fv[3];
+  for (int i = 0; i < 3; i++) {
+    lua_getfield(L, 2, nums[i]);
+    fv[i] = (float)lua_tonumber(L, -1);
+    lua_pop(L, 1);
+  }
+  s->log_alpha = fv[0];
+  s->alpha_m = fv[1];
+  s->alpha_v = fv[2];
+  memcpy(s->rng.s, w, sizeof w);
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* Small queries ------------------------------------------------------------------------- */
+
+/* agent:alpha() -> the current temperature exp(log_alpha) */
+static int sac_alpha(lua_State *L) {
+  lua_pushnumber(L, expf(checksac(L, 1)->log_alpha));
+  return 1;
+}
+
+/* agent:updates() -> updates done */
+static int sac_updates(lua_State *L) {
+  lua_pushinteger(L, checksac(L, 1)->updates);
+  return 1;
+}
+
+/* agent:flops([B]) -> FLOPs of the matrix products of one update of B rows (default batch) */
+static int sac_flops(lua_State *L) {
+  mbSac *s = checksac(L, 1);
+  lua_Integer B = luaL_optinteger(L, 2, s->cfg.batch);
+  luaL_argcheck(L, B >= 1, 2, "batch must be positive");
+  lua_pushnumber(L, mbr_sacUpdateFlops(s, (int)B));
+  return 1;
+}
+
+static int sac_tostring(lua_State *L) {
+  SacUd *u = luaL_checkudata(L, 1, MBL_SAC);
+  if (!u->live) lua_pushliteral(L, "mbpo.Sac (closed)");
+  else lua_pushfstring(L, "mbpo.Sac (obs %d, act %d, %d updates, alpha %f)", u->s.cfg.obs,
+                       u->s.cfg.act, (int)u->s.updates, (double)expf(u->s.log_alpha));
+  return 1;
+}
+
+static const luaL_Reg funcs[] = {{"new", sac_new}, {NULL, NULL}};
+static const luaL_Reg meth[] = {
+  {"update", sac_update}, {"act", sac_act}, {"state", sac_state},
+  {"load_state", sac_loadstate}, {"config", sac_config}, {"alpha", sac_alpha},
+  {"updates", sac_updates}, {"flops", sac_flops}, {"close", sac_gc}, {NULL, NULL}};
+static const luaL_Reg metameth[] = {
+  {"__index", NULL}, {"__gc", sac_gc}, {"__close", sac_gc}, {"__tostring", sac_tostring},
+  {NULL, NULL}};
+
+int luaopen_mbpo_sac(lua_State *L) {
+  luaL_newmetatable(L, MBL_SAC);
+  luaL_setfuncs(L, metameth, 0);
+  luaL_newlibtable(L, meth);
+  luaL_setfuncs(L, meth, 0);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+  luaL_newlib(L, funcs);
+  lua_pushliteral(L, MB_VERSION);
+  lua_setfield(L, -2, "_VERSION");
+  return 1;
+}
