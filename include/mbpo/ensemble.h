@@ -133,4 +133,7 @@ int mbn_ensStep(float *next_obs, float *reward, int32_t *member, mbEnsemble *e,
 double mbn_ensTrainFlops(const mbEnsemble *e, int B);
 double mbn_ensForwardFlops(const mbEnsemble *e);
 
+/* OpenBLAS's kernel family and build configuration, e.g. "Haswell: OpenBLAS 0.3.21 ...". */
+const char *mbn_blasCore(void);
+
 #endif

@@ -122,6 +122,13 @@ void mbn_swishForwardSig(float *h, float *s, const float *z, size_t n);
    dz may alias dh or s */
 void mbn_swishBackwardSig(float *dz, const float *dh, const float *h, const float *s, size_t n);
 
+/* The bias and activation after a linear layer computed without bias (y = x @ W), in place
+   on h [B x n] with b [n]: z = h + b; h = z * sigmoid(z) and s [B x n] = sigmoid(z) when s
+   is not NULL (swish) / h = max(z, 0) (ReLU) / h = z (mbn_addBias) */
+void mbn_biasSwishSig(float *h, float *s, const float *b, int B, int n);
+void mbn_biasRelu(float *h, const float *b, int B, int n);
+void mbn_addBias(float *y, const float *b, int B, int n);
+
 /* The weight gradient of a block of rows [k0, k1) of a linear layer, overwritten:
      dW[in x out][k0:k1, :] = x[B x in][:, k0:k1]^T @ dy[B x out] */
 void mbn_linearBackwardRows(float *dW, const float *dy, const float *x, int B, int in, int out,
@@ -135,6 +142,10 @@ void mbn_biasGrad(float *db, const float *dy, int B, int out, int c0, int c1);
    update, the value of the decay term of the loss. */
 double mbn_adamDecayUpdate(float *p, float *m, float *v, float *g, float wd, size_t n,
                            const mbAdam *opt);
+
+/* out[n] = standard normal noise: Box-Muller in float from one 64-bit draw of g per pair
+   (24-bit uniforms, so |z| < 5.8), vectorised; for sampling model predictions */
+void mbn_gaussNoise(float *out, mbRng *g, size_t n);
 
 /* Gaussian head with soft log-variance bounds. out[B x 2D] rows are [mean | raw]; maxlv,
    minlv [D]; lv = min + softplus(max - softplus(max - raw) - min).

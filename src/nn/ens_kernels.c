@@ -44,6 +44,45 @@ void mbn_swishBackwardSig(float *dz, const float *dh, const float *h, const floa
   for (; i < n; i++) dz[i] = dh[i] * (s[i] + h[i] * (1.0f - s[i]));
 }
 
+/* Bias fused with the activation -------------------------------------------------------------- */
+
+void mbn_biasSwishSig(float *h, float *s, const float *b, int B, int n) {
+  for (int r = 0; r < B; r++) {
+    float *hr = h + (size_t)r * n, *sr = s ? s + (size_t)r * n : NULL;
+    int j = 0;
+#ifdef MB_SIMD8
+    for (; j + 8 <= n; j += 8) {
+      __m256 z = _mm256_add_ps(_mm256_loadu_ps(hr + j), _mm256_loadu_ps(b + j));
+      __m256 sg = mb_sigmoid8(z);
+      if (sr) _mm256_storeu_ps(sr + j, sg);
+      _mm256_storeu_ps(hr + j, _mm256_mul_ps(z, sg));
+    }
+#endif
+    for (; j < n; j++) {
+      float z = hr[j] + b[j], sg = mb_sigmoidf(z);
+      if (sr) sr[j] = sg;
+      hr[j] = z * sg;
+    }
+  }
+}
+
+void mbn_biasRelu(float *h, const float *b, int B, int n) {
+  for (int r = 0; r < B; r++) {
+    float *hr = h + (size_t)r * n;
+    for (int j = 0; j < n; j++) {
+      float z = hr[j] + b[j];
+      hr[j] = z > 0.0f ? z : 0.0f;
+    }
+  }
+}
+
+void mbn_addBias(float *y, const float *b, int B, int n) {
+  for (int r = 0; r < B; r++) {
+    float *yr = y + (size_t)r * n;
+    for (int j = 0; j < n; j++) yr[j] += b[j];
+  }
+}
+
 /* Linear, a block of weight rows ---------------------------------------------------------- */
 
 void mbn_linearBackwardRows(float *dW, const float *dy, const float *x, int B, int in, int out,
@@ -62,11 +101,16 @@ void mbn_linearBackwardRows(float *dW, const float *dy, const float *x, int B, i
 void mbn_biasGrad(float *db, const float *dy, int B, int out, int c0, int c1) {
   int nc = c1 - c0;
   if (nc <= 0) return;
-  float *d = db + c0;
+  float *restrict d = db + c0;
   memset(d, 0, sizeof(float) * (size_t)nc);
   for (int r = 0; r < B; r++) {
-    const float *row = dy + (size_t)r * out + c0;
-    for (int j = 0; j < nc; j++) d[j] += row[j];
+    const float *restrict row = dy + (size_t)r * out + c0;
+    int j = 0;
+#ifdef MB_SIMD8
+    for (; j + 8 <= nc; j += 8)
+      _mm256_storeu_ps(d + j, _mm256_add_ps(_mm256_loadu_ps(d + j), _mm256_loadu_ps(row + j)));
+#endif
+    for (; j < nc; j++) d[j] += row[j];
   }
 }
 
@@ -114,6 +158,39 @@ double mbn_adamDecayUpdate(float *p, float *m, float *v, float *g, float wd, siz
     p[i] = pi - step * mi / (sqrtf(vi) * rc2 + eps);
   }
   return 0.5 * (double)wd * sq;
+}
+
+/* Noise ---------------------------------------------------------------------------------------- */
+
+/* one Box-Muller pair from one 64-bit draw: u in (0, 1] from the top 24 bits, t in [0, 1)
+   from the next 24 */
+static inline void draw_ut(mbRng *g, float *u, float *t) {
+  uint64_t x = mbr_next(g);
+  *u = (float)((x >> 40) + 1) * 0x1.0p-24f;
+  *t = (float)((x >> 16) & 0xffffff) * 0x1.0p-24f;
+}
+
+void mbn_gaussNoise(float *out, mbRng *g, size_t n) {
+  size_t i = 0;
+#ifdef MB_SIMD8
+  for (; i + 16 <= n; i += 16) {
+    float u[8], t[8];
+    for (int k = 0; k < 8; k++) draw_ut(g, &u[k], &t[k]);
+    __m256 r = _mm256_sqrt_ps(_mm256_mul_ps(_mm256_set1_ps(-2.0f), mb_log8(_mm256_loadu_ps(u))));
+    __m256 sn, cs;
+    mb_sincos2pi8(_mm256_loadu_ps(t), &sn, &cs);
+    _mm256_storeu_ps(out + i, _mm256_mul_ps(r, cs));
+    _mm256_storeu_ps(out + i + 8, _mm256_mul_ps(r, sn));
+  }
+#endif
+  for (; i < n; i += 2) {
+    float u, t, sn, cs;
+    draw_ut(g, &u, &t);
+    float r = sqrtf(-2.0f * mb_logf(u));
+    mb_sincos2pif(t, &sn, &cs);
+    out[i] = r * cs;
+    if (i + 1 < n) out[i + 1] = r * sn;
+  }
 }
 
 /* Gaussian head with soft log-variance bounds ---------------------------------------------

@@ -85,6 +85,21 @@ static inline float mb_softplusf(float x) {
 /* sigmoid(x) = 1 / (1 + exp(-x)) */
 static inline float mb_sigmoidf(float x) { return 1.0f / (1.0f + mb_expf(-x)); }
 
+/* scalar sin and cos of 2 pi t, the same reduction and polynomials as mb_sincos2pi8 */
+static inline void mb_sincos2pif(float t, float *sn, float *cs) {
+  float j = __builtin_roundf(4.0f * t);
+  float a = (t - 0.25f * j) * 6.28318530717958648f, a2 = a * a;
+  float s = ((-1.9515295891e-4f * a2 + 8.3321608736e-3f) * a2 - 1.6666654611e-1f) * a2 * a + a;
+  float c = ((2.443315711809948e-5f * a2 - 1.388731625493765e-3f) * a2 + 4.166664568298827e-2f) *
+            a2 * a2 + (1.0f - 0.5f * a2);
+  switch ((int)j & 3) {
+    case 0: *sn = s; *cs = c; break;
+    case 1: *sn = c; *cs = -s; break;
+    case 2: *sn = -s; *cs = -c; break;
+    default: *sn = -c; *cs = s; break;
+  }
+}
+
 #ifdef MB_SIMD8
 static inline __m256 mb_exp8(__m256 x) {
   x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(MB_EXP_LO)), _mm256_set1_ps(MB_EXP_HI));
@@ -143,6 +158,31 @@ static inline __m256 mb_softplus8(__m256 x) {
 static inline __m256 mb_sigmoid8(__m256 x) {
   const __m256 one = _mm256_set1_ps(1.0f);
   return _mm256_div_ps(one, _mm256_add_ps(one, mb_exp8(_mm256_sub_ps(_mm256_setzero_ps(), x))));
+}
+
+/* sin and cos of 2 pi t for t in [0, 1): t = j/4 + y with |y| <= 1/8 turn, polynomials on
+   a = 2 pi y in [-pi/4, pi/4] (errors below 2e-7), then a rotation by j quarter turns */
+static inline void mb_sincos2pi8(__m256 t, __m256 *sn, __m256 *cs) {
+  __m256 j = _mm256_round_ps(_mm256_mul_ps(t, _mm256_set1_ps(4.0f)),
+                             _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 a = _mm256_mul_ps(_mm256_fnmadd_ps(j, _mm256_set1_ps(0.25f), t),
+                           _mm256_set1_ps(6.28318530717958648f));
+  __m256 a2 = _mm256_mul_ps(a, a);
+  __m256 s = _mm256_fmadd_ps(a2, _mm256_set1_ps(-1.9515295891e-4f), _mm256_set1_ps(8.3321608736e-3f));
+  s = _mm256_fmadd_ps(s, a2, _mm256_set1_ps(-1.6666654611e-1f));
+  s = _mm256_fmadd_ps(_mm256_mul_ps(s, a2), a, a);
+  __m256 c = _mm256_fmadd_ps(a2, _mm256_set1_ps(2.443315711809948e-5f), _mm256_set1_ps(-1.388731625493765e-3f));
+  c = _mm256_fmadd_ps(c, a2, _mm256_set1_ps(4.166664568298827e-2f));
+  c = _mm256_fmadd_ps(_mm256_mul_ps(c, a2), a2, _mm256_fnmadd_ps(_mm256_set1_ps(0.5f), a2, _mm256_set1_ps(1.0f)));
+  /* quarter turns j mod 4: (s, c) -> (s, c), (c, -s), (-s, -c), (-c, s) */
+  __m256i q = _mm256_and_si256(_mm256_cvtps_epi32(j), _mm256_set1_epi32(3));
+  __m256 swap = _mm256_castsi256_ps(_mm256_slli_epi32(q, 31));              /* odd j */
+  __m256 sgn_s = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_srli_epi32(q, 1), 31));  /* j = 2, 3 */
+  __m256 sgn_c = _mm256_castsi256_ps(_mm256_slli_epi32(
+      _mm256_xor_si256(q, _mm256_srli_epi32(q, 1)), 31));                   /* j = 1, 2 */
+  __m256 s2 = _mm256_blendv_ps(s, c, swap), c2 = _mm256_blendv_ps(c, s, swap);
+  *sn = _mm256_xor_ps(s2, sgn_s);
+  *cs = _mm256_xor_ps(c2, sgn_c);
 }
 
 /* lane mask for the first k (0..8) lanes, for masked loads and stores of row tails */

@@ -15,8 +15,11 @@
 #include "mbpo/core.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <cblas.h>
 
 #define CHUNK 512     /* rows per forward item in predict / evaluate / step */
 #define ALIGNF 16     /* sub-buffers start on 64-byte boundaries */
@@ -244,6 +247,12 @@ double mbn_ensTrainFlops(const mbEnsemble *e, int B) {
   return (2 * fwd + dx) * (double)B * e->cfg.members;
 }
 
+const char *mbn_blasCore(void) {
+  static char buf[256];
+  snprintf(buf, sizeof buf, "%s: %s", openblas_get_corename(), openblas_get_config());
+  return buf;
+}
+
 /* Workspaces (grow only; allocated outside parallel sections) --------------------------- */
 
 static size_t roundf16(size_t n) { return (n + ALIGNF - 1) / ALIGNF * ALIGNF; }
@@ -385,15 +394,17 @@ static void train_rows_task(void *vctx, int t) {
   const float *hin = X;
   for (int l = 0; l < L; l++) {
     int ni = net->sizes[l], no = net->sizes[l + 1];
+    const float *W = P + net->woff[l], *b = P + net->boff[l];
     if (l == L - 1) {
-      mbn_linearForward(w->O[m] + (size_t)r0 * no, hin, P + net->woff[l], P + net->boff[l], n,
-                        ni, no);
+      float *o = w->O[m] + (size_t)r0 * no;
+      mbn_linearForward(o, hin, W, NULL, n, ni, no);
+      mbn_addBias(o, b, n, no);
       break;
     }
     float *h = w->H[m * nh + l] + (size_t)r0 * no, *s = w->S[m * nh + l] + (size_t)r0 * no;
-    mbn_linearForward(h, hin, P + net->woff[l], P + net->boff[l], n, ni, no);
-    if (net->act == MB_ACT_SWISH) mbn_swishForwardSig(h, s, h, (size_t)n * no);
-    else mbn_reluForward(h, h, (size_t)n * no);
+    mbn_linearForward(h, hin, W, NULL, n, ni, no);
+    if (net->act == MB_ACT_SWISH) mbn_biasSwishSig(h, s, b, n, no);
+    else mbn_biasRelu(h, b, n, no);
     hin = h;
   }
   /* loss of the member's mean over B rows and D dims; its gradient overwrites O */
@@ -517,11 +528,10 @@ static float *forward_rows(mbEnsemble *e, fwdws *ws, int m, int n) {
   for (int l = 0; l < net->nlayers; l++) {
     int ni = net->sizes[l], no = net->sizes[l + 1];
     o = bufs[l & 1];
-    mbn_linearForward(o, in, P + net->woff[l], P + net->boff[l], n, ni, no);
-    if (l < net->nlayers - 1) {
-      if (net->act == MB_ACT_SWISH) mbn_swishForwardSig(o, NULL, o, (size_t)n * no);
-      else mbn_reluForward(o, o, (size_t)n * no);
-    }
+    mbn_linearForward(o, in, P + net->woff[l], NULL, n, ni, no);
+    if (l == net->nlayers - 1) mbn_addBias(o, P + net->boff[l], n, no);
+    else if (net->act == MB_ACT_SWISH) mbn_biasSwishSig(o, NULL, P + net->boff[l], n, no);
+    else mbn_biasRelu(o, P + net->boff[l], n, no);
     in = o;
   }
   return o;
@@ -700,7 +710,7 @@ static void step_sample_item(mbEnsemble *e, fwdws *ws, int64_t item, void *vctx)
   const float *out = forward_rows(e, ws, it->m, it->n);
   mbRng g;
   mbr_seed(&g, c->base, (uint64_t)item);
-  mbr_normalFill(ws->eps, &g, (size_t)it->n * D);
+  mbn_gaussNoise(ws->eps, &g, (size_t)it->n * D);
   mbn_gaussSample(ws->y, out, ws->eps, e->max_logvar, e->min_logvar, it->n, D);
   scatter_step(c, ws->y, e->work->order, it->begin, it->n, D);
 }

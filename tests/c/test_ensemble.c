@@ -7,6 +7,7 @@
 
 #include "mbpo/core.h"
 #include "mbpo/ensemble.h"
+#include "nn/ens_simd.h"  /* the private vector math, tested directly */
 #include "test.h"
 
 static mbRng rng;
@@ -104,6 +105,75 @@ static void test_adam_decay(void) {
     }
   }
   for (int i = 0; i < N; i++) CHECK_NEAR(p[i], pd[i], 2e-6);
+}
+
+static void test_gauss_noise(void) {
+  /* moments and tails of the noise against N(0, 1); n odd to cover the scalar tail; the
+     sin/cos reduction against libm */
+  enum { N = 400001 };
+  float *z = malloc(sizeof(float) * N);
+  mbRng g;
+  mbr_seed(&g, 3, 0);
+  mbn_gaussNoise(z, &g, N);
+  double s1 = 0, s2 = 0, s3 = 0, s4 = 0;
+  int tail2 = 0, tail3 = 0;
+  for (int i = 0; i < N; i++) {
+    double v = z[i];
+    s1 += v; s2 += v * v; s3 += v * v * v; s4 += v * v * v * v;
+    tail2 += fabs(v) > 2;
+    tail3 += fabs(v) > 3;
+  }
+  double mean = s1 / N, var = s2 / N - mean * mean;
+  /* standard errors: mean 1/sqrt(N) = 0.0016, var sqrt(2/N) = 0.0022, skew sqrt(6/N),
+     kurtosis sqrt(24/N); bounds at about 5 standard errors */
+  CHECK(fabs(mean) < 0.008, "mean %g", mean);
+  CHECK(fabs(var - 1) < 0.011, "variance %g", var);
+  CHECK(fabs(s3 / N) < 0.02, "third moment %g", s3 / N);
+  CHECK(fabs(s4 / N - 3) < 0.04, "fourth moment %g", s4 / N);
+  CHECK(fabs(tail2 / (double)N - 0.0455) < 0.0017, "P(|z| > 2) = %g", tail2 / (double)N);
+  CHECK(fabs(tail3 / (double)N - 0.0027) < 0.0004, "P(|z| > 3) = %g", tail3 / (double)N);
+  /* the same generator state gives the same values */
+  float *z2 = malloc(sizeof(float) * N);
+  mbr_seed(&g, 3, 0);
+  mbn_gaussNoise(z2, &g, N);
+  CHECK(memcmp(z, z2, sizeof(float) * N) == 0, "noise not reproducible");
+  free(z);
+  free(z2);
+}
+
+static void test_simd_math(void) {
+  /* the private polynomials (scalar, and 8-lane when built with AVX2) against libm */
+  double we = 0, wl = 0, wsp = 0, wsc = 0;
+  for (int i = 0; i <= 20000; i++) {
+    float x = -87.0f + 175.0f * (float)i / 20000;     /* exp over its normal range */
+    float y = expf(-20.0f + 40.0f * (float)i / 20000); /* log over many octaves */
+    float t = (float)i / 20001;                        /* turns in [0, 1) */
+    float ss, cc;
+    mb_sincos2pif(t, &ss, &cc);
+    we = fmax(we, fabs(mb_expf(x) - exp(x)) / exp(x));
+    wl = fmax(wl, fabs(mb_logf(y) - log(y)) / fmax(1, fabs(log(y))));
+    wsp = fmax(wsp, fabs(mb_softplusf(x / 4) - sp(x / 4)) / fmax(1e-30, sp(x / 4)));
+    wsc = fmax(wsc, fmax(fabs(ss - sin(2 * M_PI * t)), fabs(cc - cos(2 * M_PI * t))));
+#ifdef MB_SIMD8
+    float v[8];
+    _mm256_storeu_ps(v, mb_exp8(_mm256_set1_ps(x)));
+    we = fmax(we, fabs(v[3] - exp(x)) / exp(x));
+    _mm256_storeu_ps(v, mb_log8(_mm256_set1_ps(y)));
+    wl = fmax(wl, fabs(v[5] - log(y)) / fmax(1, fabs(log(y))));
+    _mm256_storeu_ps(v, mb_softplus8(_mm256_set1_ps(x / 4)));
+    wsp = fmax(wsp, fabs(v[0] - sp(x / 4)) / fmax(1e-30, sp(x / 4)));
+    __m256 vs, vc;
+    mb_sincos2pi8(_mm256_set1_ps(t), &vs, &vc);
+    _mm256_storeu_ps(v, vs);
+    wsc = fmax(wsc, fabs(v[7] - sin(2 * M_PI * t)));
+    _mm256_storeu_ps(v, vc);
+    wsc = fmax(wsc, fabs(v[2] - cos(2 * M_PI * t)));
+#endif
+  }
+  CHECK(we < 5e-7, "exp relative error %g", we);
+  CHECK(wl < 5e-7, "log error %g", wl);
+  CHECK(wsp < 2e-6, "softplus relative error %g", wsp);
+  CHECK(wsc < 5e-7, "sin/cos error %g", wsc);
 }
 
 /* loss of the Gaussian head in double; out [B x 2D] */
@@ -762,6 +832,8 @@ int main(void) {
   RUN(test_adam_decay);
   RUN(test_gauss_nll);
   RUN(test_gauss_logvar_sample);
+  RUN(test_gauss_noise);
+  RUN(test_simd_math);
   RUN(test_ensemble_grad_swish);
   RUN(test_ensemble_grad_relu);
   RUN(test_ensemble_grad_one_row);
