@@ -133,6 +133,9 @@ int mbn_ensStep(float *next_obs, float *reward, int32_t *member, mbEnsemble *e,
 double mbn_ensTrainFlops(const mbEnsemble *e, int B);
 double mbn_ensForwardFlops(const mbEnsemble *e);
 
+/* Bytes held in workspaces (they grow to the largest call seen and are then reused). */
+size_t mbn_ensWorkBytes(const mbEnsemble *e);
+
 /* OpenBLAS's kernel family and build configuration, e.g. "Haswell: OpenBLAS 0.3.21 ...". */
 const char *mbn_blasCore(void);
 

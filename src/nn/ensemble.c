@@ -247,6 +247,30 @@ double mbn_ensTrainFlops(const mbEnsemble *e, int B) {
   return (2 * fwd + dx) * (double)B * e->cfg.members;
 }
 
+static size_t roundf16(size_t n);
+
+size_t mbn_ensWorkBytes(const mbEnsemble *e) {
+  const mbEnsWork *w = e->work;
+  const mbEnsembleConfig *c = &e->cfg;
+  size_t n = 0;
+  if (w->bcap) {
+    size_t B = (size_t)w->bcap, half = (B + 1) / 2, D = (size_t)c->outputs;
+    size_t per = roundf16(B * c->inputs) + roundf16(B * D) + roundf16(B * 2 * D);
+    for (int l = 0; l < c->nhidden; l++) per += 2 * roundf16(B * c->hidden[l]);
+    n += sizeof(float) * (per * c->members + 2 * (size_t)c->members * roundf16(half * w->wmax));
+    n += sizeof(int64_t) * c->members * B;
+  }
+  n += sizeof(float) * (size_t)w->nfwd *
+       (roundf16((size_t)CHUNK * c->inputs) + 2 * roundf16((size_t)CHUNK * w->wmax) +
+        2 * roundf16((size_t)CHUNK * c->outputs));
+  n += (size_t)w->itemcap * (sizeof(fitem) + sizeof(double));
+  n += (size_t)w->rowcap * (sizeof(int64_t) + sizeof(int32_t));
+  n += (size_t)(w->permcap + w->bootcap) * sizeof(int64_t);
+  if (w->snap) n += (size_t)c->members * e->nparams * sizeof(float);
+  n += (size_t)w->histcap * (1 + c->members) * sizeof(double);
+  return n;
+}
+
 const char *mbn_blasCore(void) {
   static char buf[256];
   snprintf(buf, sizeof buf, "%s: %s", openblas_get_corename(), openblas_get_config());

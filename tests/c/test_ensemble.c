@@ -530,6 +530,13 @@ static void test_step_sampling(void) {
     }
   CHECK(worst_mean < 5, "sample means off by %g standard errors", worst_mean);
   CHECK(worst_var < 0.15, "sample variances off by %g (relative)", worst_var);
+  /* workspaces: grown by the first call, reused by later calls of the same or fewer rows */
+  size_t bytes = mbn_ensWorkBytes(e);
+  CHECK(bytes > 0, "no workspace");
+  mbRng g3 = g;
+  CHECK(mbn_ensStep(nx2, rw2, NULL, e, obs, act, N, &g3, MB_PRED_SAMPLE) == MB_OK, "step");
+  CHECK(mbn_ensStep(nx2, rw2, NULL, e, obs, act, N / 3, &g3, MB_PRED_SAMPLE) == MB_OK, "step");
+  CHECK(mbn_ensWorkBytes(e) == bytes, "workspace grew from %zu to %zu", bytes, mbn_ensWorkBytes(e));
   /* same generator state, 2 threads: same bits */
   mbu_setThreads(2);
   CHECK(mbn_ensStep(nx2, rw2, NULL, e, obs, act, N, &g2, MB_PRED_SAMPLE) == MB_OK, "step 2");

@@ -137,6 +137,16 @@ describe("ensemble", function()
     local a, b = ens:step(obs, act, G.new(7), {next_obs = out_n, reward = out_r})
     check(rawequal(a, out_n) and rawequal(b, out_r), "outputs not the given tensors")
     same(out_n, n1, "written into the given tensor")
+    -- with given outputs a step allocates nothing on the Lua side (C workspaces are reused)
+    local opts, rg = {next_obs = out_n, reward = out_r}, G.new(3)
+    ens:step(obs, act, rg, opts)
+    collectgarbage()
+    collectgarbage("stop")
+    local before = collectgarbage("count")
+    for _ = 1, 50 do ens:step(obs, act, rg, opts) end
+    local grew = collectgarbage("count") - before
+    collectgarbage("restart")
+    check(grew < 0.5, "50 steps allocated %.1f KB", grew)
     -- mean mode: the elites' average mean, no noise
     local nm, rm, mm = ens:step(obs, act, G.new(1), {prediction = "mean", member = true})
     local inputs = {}
