@@ -13,7 +13,12 @@
      lr = 1e-3, seed = 0, bounds = "learned"|"fixed", max_logvar = 0.5, min_logvar = -10,
      bound_penalty = 0.01, prediction = "sample"|"mean", bootstrap = "replace"|"permutation"|
      "none", holdout_ratio = 0.2, holdout_cap = 5000 (0 or false: no cap),
-     snapshot = "member"|"ensemble", batch = 256, patience = 5, improvement = 0.01. */
+     snapshot = "member"|"ensemble", batch = 256, patience = 5, improvement = 0.01.
+   Methods: fit, predict, step, evaluate, train_step, loss_grad, elites, holdout_mse,
+   parameters, bounds, info, flops, state, load_state (and _bench_train_step, _bench_step for
+   mbpo bench). Unknown option names raise, so a misspelt key in a config is not ignored.
+   Core errors raise "ens:METHOD: message"; a fit interrupted by SIGINT/SIGTERM raises
+   "interrupted" (with each member's best weights restored). */
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -26,10 +31,12 @@
 #define MBL_ENSEMBLE "mbpo.Ensemble"
 #define STATE_FORMAT "mbpo.ensemble/1"
 
+/* the userdata: a pointer, so a failed build leaves a safe NULL for __gc */
 typedef struct lens {
   mbEnsemble *e;   /* NULL until built and after close */
 } lens;
 
+/* the ensemble at idx, or a Lua error (wrong type, or closed) */
 static mbEnsemble *checkens(lua_State *L, int idx) {
   lens *u = luaL_checkudata(L, idx, MBL_ENSEMBLE);
   if (!u->e) luaL_argerror(L, idx, "ensemble has been closed");
@@ -68,6 +75,7 @@ static void checkkeys(lua_State *L, int idx, const char *fname, const char *cons
   }
 }
 
+/* an integer option k of table idx within int range, or def when absent */
 static int getint(lua_State *L, int idx, const char *fname, const char *k, int def) {
   int v = def;
   int t = lua_getfield(L, idx, k);
@@ -82,6 +90,7 @@ static int getint(lua_State *L, int idx, const char *fname, const char *k, int d
   return v;
 }
 
+/* a number option k of table idx, or def when absent */
 static double getnum(lua_State *L, int idx, const char *fname, const char *k, double def) {
   double v = def;
   if (lua_getfield(L, idx, k) != LUA_TNIL) {
@@ -115,6 +124,7 @@ static int getenum(lua_State *L, int idx, const char *fname, const char *k,
   return v;
 }
 
+/* names of the enums, in enum order (index = value) */
 static const char *const ACTS[] = {"relu", "swish", NULL};
 static const char *const BOUNDS[] = {"learned", "fixed", NULL};
 static const char *const PREDS[] = {"sample", "mean", NULL};
@@ -147,6 +157,7 @@ static int ens_new(lua_State *L) {
   if (in < 1 || out < 1)
     return luaL_error(L, "%s: inputs and outputs are required positive integers (got %d, %d)",
                       F, in, out);
+  /* the reference config, then the options over it; the core checks the ranges */
   mbEnsembleConfig c;
   mbn_ensDefaults(&c, in, out);
   c.members = getint(L, 1, F, "members", c.members);
@@ -215,7 +226,10 @@ static int ens_new(lua_State *L) {
 
 /* Training ------------------------------------------------------------------------------------ */
 
+/* rows of the (already checked) matrix at idx */
 static int64_t rows_of(lua_State *L, int idx) { return mbL_checktensor(L, idx)->size[0]; }
+
+/* Lua arrays of numbers */
 
 static void pushnumbers(lua_State *L, const double *v, int n) {
   lua_createtable(L, n, 0);
@@ -233,6 +247,7 @@ static void pushfloats(lua_State *L, const float *v, int n) {
   }
 }
 
+/* the elites as 1-based member numbers */
 static void pushelites(lua_State *L, const mbEnsemble *e) {
   lua_createtable(L, e->cfg.elites, 0);
   for (int k = 0; k < e->cfg.elites; k++) {
@@ -267,10 +282,12 @@ static int ens_fit(lua_State *L) {
     o.improvement = (float)getnum(L, 4, F, "improvement", o.improvement);
   }
   mbFitResult r;
+  /* an interrupt is reported as such, so callers can tell it from a bad argument */
   if (mbn_ensFit(&r, e, x, y, N, &o) < 0) {
     if (strcmp(mbu_lasterror(), "interrupted") == 0) return luaL_error(L, "interrupted");
     return luaL_error(L, "%s: %s", F, mbu_lasterror());
   }
+  /* the report: the arrays are copied out of the ensemble's history */
   const int M = e->cfg.members;
   lua_createtable(L, 0, 10);
   lua_pushinteger(L, r.epochs); lua_setfield(L, -2, "epochs");
@@ -315,6 +332,7 @@ static int ens_trainstep(lua_State *L) {
   return 1;
 }
 
+/* a new 1-d tensor holding a copy of src[n] */
 static void pushslab(lua_State *L, const float *src, size_t n) {
   int64_t size = (int64_t)n;
   mbTensor *t = mbL_newtensor(L, 1, &size);
@@ -392,7 +410,8 @@ static int ens_step(lua_State *L) {
     lua_pushnil(L);
     lua_pushnil(L);
   }
-  /* the outputs at 6 and 7: given tensors (checked) or new ones */
+  /* the outputs at 6 and 7: given tensors (checked) or new ones; with given ones a step
+     allocates nothing (the core reuses its workspaces) */
   float *next, *reward;
   int64_t sn[2] = {N, od}, sr[1] = {N};
   if (lua_isnil(L, 6)) {
@@ -407,6 +426,7 @@ static int ens_step(lua_State *L) {
   } else {
     reward = mbL_checkshape(L, 7, F, "opts.reward", 1, sr);
   }
+  /* the member of each row, as a scratch userdata (converted to 1-based numbers below) */
   int32_t *member = NULL;
   if (want_member) member = lua_newuserdatauv(L, (size_t)(N ? N : 1) * sizeof(int32_t), 0);
   MBL_CHECK(L, mbn_ensStep(next, reward, member, e, obs, act, N, g, mode));
@@ -572,6 +592,7 @@ static int ens_blas(lua_State *L) {
 
 /* State --------------------------------------------------------------------------------------- */
 
+/* a generator state as mbpo.rng writes it: 4 words of 16 hex digits */
 static void pushrngstate(lua_State *L, const mbRng *g) {
   char buf[4 * 16 + 1];
   for (int i = 0; i < 4; i++) snprintf(buf + 16 * i, 17, "%016" PRIx64, g->s[i]);
@@ -604,7 +625,8 @@ static int ens_state(lua_State *L) {
   return 1;
 }
 
-/* a tensor field of the state table at 2 with n floats */
+/* a tensor field of the state table at 2 with n floats (still referenced by the table after
+   the pop, so the pointer stays valid while the table is on the stack) */
 static const float *statefield(lua_State *L, const char *k, size_t n) {
   char what[48];
   snprintf(what, sizeof what, "state.%s", k);
@@ -644,7 +666,7 @@ static int ens_loadstate(lua_State *L) {
                       lua_isstring(L, -1) ? lua_tostring(L, -1) : "(no layout)",
                       lua_tostring(L, -2));
   lua_pop(L, 2);
-  /* every field checked first */
+  /* every field checked first, so a bad state leaves the ensemble as it was */
   const float *p = statefield(L, "params", e->ntotal), *m = statefield(L, "adam_m", e->ntotal);
   const float *v = statefield(L, "adam_v", e->ntotal);
   const float *mean = statefield(L, "input_mean", (size_t)c->inputs);
@@ -675,7 +697,7 @@ static int ens_loadstate(lua_State *L) {
   }
   if (!(g.s[0] | g.s[1] | g.s[2] | g.s[3])) return luaL_error(L, "%s: all-zero state.rng", F);
   lua_pop(L, 1);
-  /* then copied */
+  /* then copied; elites go back to 0-based member indices */
   memcpy(e->params, p, e->ntotal * sizeof(float));
   memcpy(e->adam_m, m, e->ntotal * sizeof(float));
   memcpy(e->adam_v, v, e->ntotal * sizeof(float));
@@ -690,6 +712,7 @@ static int ens_loadstate(lua_State *L) {
   return 1;
 }
 
+/* "mbpo.Ensemble (inputs=.. outputs=.. ...)" */
 static int ens_tostring(lua_State *L) {
   lens *u = luaL_checkudata(L, 1, MBL_ENSEMBLE);
   if (!u->e) { lua_pushliteral(L, "mbpo.Ensemble (closed)"); return 1; }

@@ -16,6 +16,8 @@
 
 #define MBL_MLP "mbpo.Mlp"
 
+/* the userdata: the descriptor and its four slabs as tensors (so parameters() and gradients()
+   can hand out views), plus what backward needs from the last forward */
 typedef struct lmlp {
   mbMlp net;
   mbTensor p, g, m, v;   /* [nparams] slabs (storage NULL until built) */
@@ -25,6 +27,7 @@ typedef struct lmlp {
   size_t wscap, xcap, scap;  /* their capacities in floats */
 } lmlp;
 
+/* the network at idx, or a Lua error (wrong type, or closed) */
 static lmlp *checkmlp(lua_State *L, int idx) {
   lmlp *n = luaL_checkudata(L, idx, MBL_MLP);
   if (!n->p.storage) luaL_argerror(L, idx, "network has been closed");
@@ -95,7 +98,7 @@ static int nn_mlp(lua_State *L) {
   lua_Integer seed = lua_isnil(L, -1) ? 0 : luaL_checkinteger(L, -1);
   lua_pop(L, 1);
   double lr = optfield(L, 1, "lr", 1e-3);
-  /* the userdata in a safe empty state first */
+  /* the userdata in a safe empty state first: __gc copes with any failure below */
   lmlp *net = lua_newuserdatauv(L, sizeof(lmlp), 0);
   memset(net, 0, sizeof *net);
   luaL_setmetatable(L, MBL_MLP);
@@ -120,6 +123,7 @@ static int mlp_forward(lua_State *L) {
   float *x = mbL_checkmatrix(L, 2, "mlp:forward", "x", -1, m->sizes[0]);
   int64_t B = mbL_checktensor(L, 2)->size[0];
   if (B < 1 || B > (1 << 24)) return luaL_error(L, "mlp:forward: %I rows (expected 1..16777216)", (LUAI_UACINT)B);
+  /* the input is copied: backward needs it even if the caller changes x meanwhile */
   grow(L, &n->ws, &n->wscap, mbn_mlpWorkspace(m, (int)B));
   grow(L, &n->x, &n->xcap, (size_t)B * m->sizes[0]);
   memcpy(n->x, x, sizeof(float) * (size_t)B * m->sizes[0]);
@@ -145,6 +149,7 @@ static int mlp_backward(lua_State *L) {
   return 1;
 }
 
+/* net:zero_grad() -> net */
 static int mlp_zerograd(lua_State *L) {
   lmlp *n = checkmlp(L, 1);
   memset(mbt_data(&n->g), 0, sizeof(float) * n->net.nparams);
@@ -249,6 +254,7 @@ static int mlp_loadstate(lua_State *L) {
   return 1;
 }
 
+/* "mbpo.Mlp [3 -> 64 -> 1] relu" */
 static int mlp_tostring(lua_State *L) {
   lmlp *n = luaL_checkudata(L, 1, MBL_MLP);
   if (!n->p.storage) { lua_pushliteral(L, "mbpo.Mlp (closed)"); return 1; }
@@ -297,6 +303,7 @@ static int nn_fromtable(lua_State *L) {
   return 1;
 }
 
+/* pushes the nested table of the nd-dimensional block d of shape size */
 static void totable(lua_State *L, const float *d, const int64_t *size, int nd) {
   lua_createtable(L, (int)size[0], 0);
   int64_t inner = 1;

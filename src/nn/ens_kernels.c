@@ -12,9 +12,12 @@
 
 #include "nn/ens_simd.h"
 
-/* Swish ------------------------------------------------------------------------------ */
+/* Swish ------------------------------------------------------------------------------
+   The forward keeps s = sigmoid(z) so that the backward needs no exponential:
+   d(z s)/dz = s + z s (1 - s) = s + h (1 - s) with h = z s. */
 
 void mbn_swishForwardSig(float *h, float *s, const float *z, size_t n) {
+  /* 8 lanes at a time, then the scalar tail with the same polynomials */
   size_t i = 0;
 #ifdef MB_SIMD8
   for (; i + 8 <= n; i += 8) {
@@ -30,6 +33,7 @@ void mbn_swishForwardSig(float *h, float *s, const float *z, size_t n) {
   }
 }
 
+/* dz = dh (s + h (1 - s)); every element read before its slot is written, so dz may alias */
 void mbn_swishBackwardSig(float *dz, const float *dh, const float *h, const float *s, size_t n) {
   /* d(z s)/dz = s + z s (1 - s) = s + h (1 - s) */
   size_t i = 0;
@@ -44,8 +48,11 @@ void mbn_swishBackwardSig(float *dz, const float *dh, const float *h, const floa
   for (; i < n; i++) dz[i] = dh[i] * (s[i] + h[i] * (1.0f - s[i]));
 }
 
-/* Bias fused with the activation -------------------------------------------------------------- */
+/* Bias fused with the activation --------------------------------------------------------------
+   A linear layer computed as y = x @ W (sgemm with beta = 0) and then this pass costs one sweep
+   over y; broadcasting the bias into y first and running sgemm with beta = 1 costs two. */
 
+/* per row: z = h + b, s = sigmoid(z), h = z s */
 void mbn_biasSwishSig(float *h, float *s, const float *b, int B, int n) {
   for (int r = 0; r < B; r++) {
     float *hr = h + (size_t)r * n, *sr = s ? s + (size_t)r * n : NULL;
@@ -66,6 +73,7 @@ void mbn_biasSwishSig(float *h, float *s, const float *b, int B, int n) {
   }
 }
 
+/* per row: h = max(h + b, 0) (plain loops: the compiler vectorises them) */
 void mbn_biasRelu(float *h, const float *b, int B, int n) {
   for (int r = 0; r < B; r++) {
     float *hr = h + (size_t)r * n;
@@ -76,6 +84,7 @@ void mbn_biasRelu(float *h, const float *b, int B, int n) {
   }
 }
 
+/* per row: y += b */
 void mbn_addBias(float *y, const float *b, int B, int n) {
   for (int r = 0; r < B; r++) {
     float *yr = y + (size_t)r * n;
@@ -83,8 +92,11 @@ void mbn_addBias(float *y, const float *b, int B, int n) {
   }
 }
 
-/* Linear, a block of weight rows ---------------------------------------------------------- */
+/* Linear, a block of weight rows ----------------------------------------------------------
+   Splitting a weight gradient by rows gives each task a contiguous block of the parameter
+   slab, so decay and Adam run on it in one call while it is in cache. */
 
+/* dW rows [k0, k1) = x[:, k0:k1]^T dy; an empty batch gives zeros */
 void mbn_linearBackwardRows(float *dW, const float *dy, const float *x, int B, int in, int out,
                             int k0, int k1) {
   int nk = k1 - k0;
@@ -93,11 +105,13 @@ void mbn_linearBackwardRows(float *dW, const float *dy, const float *x, int B, i
     memset(dW + (size_t)k0 * out, 0, sizeof(float) * (size_t)nk * out);
     return;
   }
-  /* dW[k0:k1, :] = x[:, k0:k1]^T @ dy: a column block of x (leading dimension in) */
+  /* dW[k0:k1, :] = x[:, k0:k1]^T @ dy: a column block of x (leading dimension in); beta = 0
+     overwrites, so the gradient slab needs no zeroing */
   cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, out, B, 1.0f, x + k0, in, dy, out,
               0.0f, dW + (size_t)k0 * out, out);
 }
 
+/* db[c0:c1] = column sums of dy, rows in order (restrict: the two never overlap) */
 void mbn_biasGrad(float *db, const float *dy, int B, int out, int c0, int c1) {
   int nc = c1 - c0;
   if (nc <= 0) return;
@@ -114,8 +128,12 @@ void mbn_biasGrad(float *db, const float *dy, int B, int out, int c0, int c1) {
   }
 }
 
-/* Adam with weight decay ------------------------------------------------------------------ */
+/* Adam with weight decay ------------------------------------------------------------------
+   The same update as mbn_adamUpdate (bias corrections folded into the step and the
+   denominator), with the decay gradient wd * p added first and the decay term of the loss
+   returned, so one pass over p, m, v, g does all three. */
 
+/* g += wd p; m, v moments; p -= lr / c1 * m / (sqrt(v / c2) + eps); returns wd sum(p^2) / 2 */
 double mbn_adamDecayUpdate(float *p, float *m, float *v, float *g, float wd, size_t n,
                            const mbAdam *opt) {
   const float b1 = opt->beta1, b2 = opt->beta2;
@@ -123,7 +141,7 @@ double mbn_adamDecayUpdate(float *p, float *m, float *v, float *g, float wd, siz
   const float c1 = (float)(1.0 - pow(b1, (double)opt->t));
   const float c2 = (float)(1.0 - pow(b2, (double)opt->t));
   const float step = opt->lr / c1, rc2 = 1.0f / sqrtf(c2), eps = opt->eps;
-  double sq = 0.0;
+  double sq = 0.0;  /* sum(p^2) before the update: 8 float lanes, then double */
   size_t i = 0;
 #ifdef MB_SIMD8
   const __m256 vb1 = _mm256_set1_ps(b1), vb2 = _mm256_set1_ps(b2);
@@ -160,7 +178,10 @@ double mbn_adamDecayUpdate(float *p, float *m, float *v, float *g, float wd, siz
   return 0.5 * (double)wd * sq;
 }
 
-/* Noise ---------------------------------------------------------------------------------------- */
+/* Noise ----------------------------------------------------------------------------------------
+   Box-Muller: z0 = r cos(2 pi t), z1 = r sin(2 pi t), r = sqrt(-2 log u), with u in (0, 1] and t
+   in [0, 1) from one 64-bit draw. Vectorised over 8 pairs; the draws themselves are serial
+   (the generator's state), about 1 ns each. */
 
 /* one Box-Muller pair from one 64-bit draw: u in (0, 1] from the top 24 bits, t in [0, 1)
    from the next 24 */
@@ -170,6 +191,7 @@ static inline void draw_ut(mbRng *g, float *u, float *t) {
   *t = (float)((x >> 16) & 0xffffff) * 0x1.0p-24f;
 }
 
+/* 16 values (8 pairs) per vector round; an odd tail uses half of a last pair */
 void mbn_gaussNoise(float *out, mbRng *g, size_t n) {
   size_t i = 0;
 #ifdef MB_SIMD8
@@ -195,8 +217,11 @@ void mbn_gaussNoise(float *out, mbRng *g, size_t n) {
 
 /* Gaussian head with soft log-variance bounds ---------------------------------------------
    out rows are [mean (D) | raw log-variance (D)];
-   lv = min + softplus(max - softplus(max - raw) - min). */
+   lv = min + softplus(max - softplus(max - raw) - min).
+   D is small (12 for Hopper, 28 for Ant): rows are processed in 8-lane pieces with masked
+   loads and stores for the last piece, so no lane reads or writes past the row. */
 
+/* the bounded log-variance of every row (predict's second output) */
 void mbn_gaussLogvar(float *lv, const float *out, const float *maxlv, const float *minlv,
                      int B, int D) {
   for (int r = 0; r < B; r++) {
@@ -218,6 +243,7 @@ void mbn_gaussLogvar(float *lv, const float *out, const float *maxlv, const floa
   }
 }
 
+/* mean + exp(lv / 2) eps per element; the mean alone without noise */
 void mbn_gaussSample(float *y, const float *out, const float *eps, const float *maxlv,
                      const float *minlv, int B, int D) {
   for (int r = 0; r < B; r++) {
@@ -251,7 +277,7 @@ double mbn_gaussNll(float *dout, float *dmax, float *dmin, const float *out, con
      d/dmu = 2 scale (mu - y) exp(-lv), d/dlv = scale (1 - (mu - y)^2 exp(-lv));
      lv1 = max - softplus(a), a = max - raw:  dlv1/draw = sigmoid(a), dlv1/dmax = 1 - sigmoid(a)
      lv = min + softplus(b), b = lv1 - min:   dlv/dlv1 = sigmoid(b), dlv/dmin = 1 - sigmoid(b) */
-  double total = 0.0;
+  double total = 0.0;  /* per row: 8 float lanes summed into double */
   for (int r = 0; r < B; r++) {
     const float *mu = out + (size_t)r * 2 * D, *raw = mu + D, *yr = y + (size_t)r * D;
     float *dmu = dout ? dout + (size_t)r * 2 * D : NULL, *draw = dmu ? dmu + D : NULL;
@@ -270,8 +296,9 @@ double mbn_gaussNll(float *dout, float *dmax, float *dmin, const float *out, con
       __m256 d = _mm256_sub_ps(_mm256_maskload_ps(mu + j, k), _mm256_maskload_ps(yr + j, k));
       __m256 q = _mm256_mul_ps(_mm256_mul_ps(d, d), iv);
       __m256 term = _mm256_add_ps(q, lv);
-      acc = _mm256_add_ps(acc, _mm256_and_ps(term, _mm256_castsi256_ps(k)));
+      acc = _mm256_add_ps(acc, _mm256_and_ps(term, _mm256_castsi256_ps(k)));  /* live lanes */
       if (!dout) continue;
+      /* gradients: the loads of this piece happened above, so writing dout over out is safe */
       __m256 s1 = mb_sigmoid8(a), s2 = mb_sigmoid8(b);
       __m256 gmu = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(2.0f), vs), _mm256_mul_ps(d, iv));
       __m256 glv = _mm256_mul_ps(vs, _mm256_sub_ps(one, q));

@@ -38,7 +38,9 @@
 #define MB_LOG_P7  -2.4999993993e-1f
 #define MB_LOG_P8   3.3333331174e-1f
 
-/* scalar exp (clamped to the normal float range) */
+/* Scalar exp (clamped to the normal float range): n = round(x / ln2), r = x - n ln2 in two
+   parts (ln2 = LN2_HI + LN2_LO, LN2_HI exact in few bits so n LN2_HI is exact), exp(r) =
+   1 + r + r^2 P(r), then the exponent field of 2^n is built directly. */
 static inline float mb_expf(float x) {
   x = x > MB_EXP_HI ? MB_EXP_HI : (x < MB_EXP_LO ? MB_EXP_LO : x);
   float fn = __builtin_roundf(x * MB_LOG2E);
@@ -53,7 +55,9 @@ static inline float mb_expf(float x) {
   return p * scale;
 }
 
-/* scalar natural log of x > 0 (normal floats) */
+/* Scalar natural log of a normal float x > 0: x = m 2^e from the bit fields with m in
+   [0.5, 1), moved to [sqrt(1/2), sqrt(2)) so that f = m - 1 is small; log(1 + f) =
+   f - f^2 / 2 + f^3 P(f); e ln2 added in two parts as in exp. */
 static inline float mb_logf(float x) {
   int32_t bits;
   memcpy(&bits, &x, sizeof bits);
@@ -101,6 +105,7 @@ static inline void mb_sincos2pif(float t, float *sn, float *cs) {
 }
 
 #ifdef MB_SIMD8
+/* 8-lane exp: the same steps as mb_expf with FMAs (results may differ in the last bit) */
 static inline __m256 mb_exp8(__m256 x) {
   x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(MB_EXP_LO)), _mm256_set1_ps(MB_EXP_HI));
   __m256 fn = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(MB_LOG2E)),
@@ -118,6 +123,7 @@ static inline __m256 mb_exp8(__m256 x) {
   return _mm256_mul_ps(p, _mm256_castsi256_ps(_mm256_slli_epi32(n, 23)));
 }
 
+/* 8-lane log: the same steps as mb_logf, the range adjustment by masks instead of a branch */
 static inline __m256 mb_log8(__m256 x) {
   __m256i bits = _mm256_castps_si256(x);
   __m256 e = _mm256_cvtepi32_ps(_mm256_sub_epi32(
@@ -145,6 +151,7 @@ static inline __m256 mb_log8(__m256 x) {
   return _mm256_fmadd_ps(e, _mm256_set1_ps(MB_LN2_HI), _mm256_add_ps(m, y));
 }
 
+/* 8-lane softplus as mb_softplusf; the max() guards the unused division when u is tiny */
 static inline __m256 mb_softplus8(__m256 x) {
   const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
   __m256 a = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x);               /* |x| */

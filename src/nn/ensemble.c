@@ -1,16 +1,28 @@
 /* The probabilistic dynamics ensemble: creation, one training step, the reference's whole
    training call (fit), prediction and the batched model step of rollouts.
 
-   Parallel work is split into fixed tasks whose results do not depend on which thread runs
-   them, so results are bit-identical for any thread count:
-   - a training step runs two sections of 2 tasks per member. Section A: task (m, half) takes
-     half of member m's minibatch rows through gather, forward, loss and the backward chain
-     of input gradients (row-local); section B: task (m, half) computes the weight gradients
-     of half of every layer's output columns over all rows, then decay and Adam on them.
-     The gradient of the shared bound vectors is summed from per-task parts in task order.
-   - predict, evaluate and step cut their rows into chunks of CHUNK rows ("items"), each
-     computed by one member with one thread's workspace; per-item results are reduced in item
-     order, and the noise of a step item comes from a generator seeded by (draw, item). */
+   Memory. The parameters of all members and the two bound vectors are one slab (so are the
+   gradients and the Adam moments): member m's MLP at m * nparams in the mbMlp layout, then
+   max_logvar [D] and min_logvar [D]. Workspaces live in mbEnsWork; they grow to the largest
+   call seen and are reused, so the hot calls (a training step, a model step over 100 000
+   rows) allocate nothing once warm.
+
+   Threads. Work is cut into tasks whose definition does not depend on the thread count, and
+   every task writes its own outputs; reductions run in task order after the parallel
+   section. Results are therefore bit-identical for any thread count (mbu_parallelFor runs the
+   tasks; OpenBLAS is single-threaded inside them).
+   - A training step is two sections of 2 tasks per member (7 members: 14 tasks, 7 per core
+     on 2 cores). Section A, task (m, half): half of member m's minibatch rows through gather
+     and standardisation, the forward pass, the loss and its gradient, and the chain of input
+     gradients down to the first hidden layer; all of this is row-local. Section B, task
+     (m, half): the gradients of half of the rows of every weight matrix (a contiguous block)
+     and half of every bias, over all minibatch rows, then weight decay and Adam on that
+     block. The bound vectors are shared by the members: each task of section A leaves its
+     part of their gradient, summed in task order afterwards.
+   - predict, evaluate and step cut their rows into items of at most CHUNK rows, each
+     computed by one member in one thread's workspace; a task runs items t, t + T, ... for
+     T tasks. Per-item results are reduced in item order, and the noise of a step item comes
+     from a generator seeded by (one draw of the caller's generator, item number). */
 #include "mbpo/ensemble.h"
 #include "mbpo/core.h"
 
@@ -21,10 +33,15 @@
 
 #include <cblas.h>
 
-#define CHUNK 512     /* rows per forward item in predict / evaluate / step */
+#define CHUNK 512     /* rows per forward item in predict / evaluate / step: two [CHUNK x 200]
+                         float buffers stay in a 1 MB L2 */
 #define ALIGNF 16     /* sub-buffers start on 64-byte boundaries */
 
-/* one thread's forward workspace for up to CHUNK rows */
+/* n floats rounded up to a whole number of 64-byte lines */
+static size_t roundf16(size_t n) { return (n + ALIGNF - 1) / ALIGNF * ALIGNF; }
+
+/* One thread's forward workspace for up to CHUNK rows. A forward pass alternates between a
+   and b (layer l writes bufs[l & 1]), so no copies are made between layers. */
 typedef struct fwdws {
   float *x;          /* [CHUNK x inputs] standardised inputs */
   float *a, *b;      /* [CHUNK x wmax] layer outputs, ping-pong */
@@ -32,12 +49,14 @@ typedef struct fwdws {
   float *eps;        /* [CHUNK x D] standard normal noise */
 } fwdws;
 
-/* a forward item: rows [begin, begin + n) of a row list, computed by member m */
+/* A forward item: rows [begin, begin + n) of a row list (or of the input rows when there is
+   no list), computed by member m (-1: every elite, the mean mode of a step). */
 typedef struct fitem {
   int m, n;
   int64_t begin;
 } fitem;
 
+/* Everything an ensemble needs besides its state; grow-only, freed by mbn_ensFree. */
 struct mbEnsWork {
   int wmax;                 /* widest layer */
   float *inv_std;           /* [inputs] 1 / in_std, refreshed per call */
@@ -74,6 +93,7 @@ struct mbEnsWork {
 /* Config and layout ------------------------------------------------------------------------ */
 
 void mbn_ensDefaults(mbEnsembleConfig *c, int inputs, int outputs) {
+  /* per-layer weight decay of the reference's 4 x 200 network, input layer first */
   static const float wd[5] = {2.5e-5f, 5e-5f, 7.5e-5f, 7.5e-5f, 1e-4f};
   memset(c, 0, sizeof *c);
   c->inputs = inputs;
@@ -100,6 +120,7 @@ void mbn_ensDefaults(mbEnsembleConfig *c, int inputs, int outputs) {
   c->improvement = 0.01f;
 }
 
+/* MB_OK, or MB_ERR with a message naming the field and its value */
 static int check_config(const mbEnsembleConfig *c) {
   if (c->inputs < 1 || c->inputs > (1 << 16))
     return mbu_error("ensemble: inputs = %d out of range [1, 65536]", c->inputs);
@@ -131,6 +152,7 @@ static int check_config(const mbEnsembleConfig *c) {
                      (double)c->min_logvar, (double)c->max_logvar);
   if (!(c->bound_penalty >= 0.0f) || !isfinite(c->bound_penalty))
     return mbu_error("ensemble: bound penalty %g (expected >= 0)", (double)c->bound_penalty);
+  /* enums from a caller may hold any integer */
   if ((unsigned)c->bounds > MB_BOUNDS_FIXED || (unsigned)c->prediction > MB_PRED_MEAN ||
       (unsigned)c->bootstrap > MB_BOOT_NONE || (unsigned)c->snapshot > MB_SNAP_ENSEMBLE)
     return mbu_error("ensemble: unknown mode (bounds %d, prediction %d, bootstrap %d, "
@@ -167,6 +189,7 @@ void mbn_ensFree(mbEnsemble *e) {
   mbu_free(e);
 }
 
+/* n zeroed floats, 64-byte aligned (free with mbu_free) */
 static float *zalloc(size_t n) {
   float *p = mbu_alignedAlloc(n * sizeof(float));
   if (p) memset(p, 0, n * sizeof(float));
@@ -179,6 +202,7 @@ int mbn_ensCreate(mbEnsemble **out, const mbEnsembleConfig *c) {
   mbEnsemble *e = mbu_calloc(1, sizeof *e);
   if (!e) return MB_ERR;
   e->cfg = *c;
+  /* one member: inputs -> hidden... -> [mean | raw log-variance] */
   int sizes[MB_MLP_MAXLAYERS + 1];
   sizes[0] = c->inputs;
   for (int i = 0; i < c->nhidden; i++) sizes[i + 1] = c->hidden[i];
@@ -186,6 +210,7 @@ int mbn_ensCreate(mbEnsemble **out, const mbEnsembleConfig *c) {
   if (mbn_mlpInit(&e->net, c->nhidden + 1, sizes, c->act) < 0) { mbn_ensFree(e); return MB_ERR; }
   e->nparams = e->net.nparams;
   e->ntotal = (size_t)c->members * e->nparams + 2 * (size_t)c->outputs;
+  /* the state; every allocation checked at once (mbn_ensFree takes partial objects) */
   e->params = zalloc(e->ntotal);
   e->grads = zalloc(e->ntotal);
   e->adam_m = zalloc(e->ntotal);
@@ -209,6 +234,8 @@ int mbn_ensCreate(mbEnsemble **out, const mbEnsembleConfig *c) {
   mbr_seed(&e->rng, c->seed, 0);
   for (int m = 0; m < c->members; m++)
     mbn_mlpInitTruncNormal(e->params + (size_t)m * e->nparams, &e->net, &e->rng);
+  /* the bound vectors at the tail of the slab, then the neutral standardiser, the first
+     members as elites, no holdout figures yet */
   e->max_logvar = e->params + (size_t)c->members * e->nparams;
   e->min_logvar = e->max_logvar + c->outputs;
   for (int j = 0; j < c->outputs; j++) {
@@ -247,22 +274,30 @@ double mbn_ensTrainFlops(const mbEnsemble *e, int B) {
   return (2 * fwd + dx) * (double)B * e->cfg.members;
 }
 
-static size_t roundf16(size_t n);
+/* floats of one member's training buffers for B rows: X, Y, O, then H and S per hidden layer */
+static size_t member_floats(const mbEnsembleConfig *c, size_t B) {
+  size_t per = roundf16(B * c->inputs) + roundf16(B * c->outputs) + roundf16(B * 2 * c->outputs);
+  for (int l = 0; l < c->nhidden; l++) per += 2 * roundf16(B * c->hidden[l]);
+  return per;
+}
+
+/* floats of one thread's forward workspace */
+static size_t fwd_floats(const mbEnsembleConfig *c, int wmax) {
+  return roundf16((size_t)CHUNK * c->inputs) + 2 * roundf16((size_t)CHUNK * wmax) +
+         2 * roundf16((size_t)CHUNK * c->outputs);
+}
 
 size_t mbn_ensWorkBytes(const mbEnsemble *e) {
   const mbEnsWork *w = e->work;
   const mbEnsembleConfig *c = &e->cfg;
   size_t n = 0;
   if (w->bcap) {
-    size_t B = (size_t)w->bcap, half = (B + 1) / 2, D = (size_t)c->outputs;
-    size_t per = roundf16(B * c->inputs) + roundf16(B * D) + roundf16(B * 2 * D);
-    for (int l = 0; l < c->nhidden; l++) per += 2 * roundf16(B * c->hidden[l]);
-    n += sizeof(float) * (per * c->members + 2 * (size_t)c->members * roundf16(half * w->wmax));
+    size_t B = (size_t)w->bcap, half = (B + 1) / 2;
+    n += sizeof(float) * (member_floats(c, B) * c->members +
+                          2 * (size_t)c->members * roundf16(half * w->wmax));
     n += sizeof(int64_t) * c->members * B;
   }
-  n += sizeof(float) * (size_t)w->nfwd *
-       (roundf16((size_t)CHUNK * c->inputs) + 2 * roundf16((size_t)CHUNK * w->wmax) +
-        2 * roundf16((size_t)CHUNK * c->outputs));
+  n += sizeof(float) * (size_t)w->nfwd * fwd_floats(c, w->wmax);
   n += (size_t)w->itemcap * (sizeof(fitem) + sizeof(double));
   n += (size_t)w->rowcap * (sizeof(int64_t) + sizeof(int32_t));
   n += (size_t)(w->permcap + w->bootcap) * sizeof(int64_t);
@@ -279,17 +314,17 @@ const char *mbn_blasCore(void) {
 
 /* Workspaces (grow only; allocated outside parallel sections) --------------------------- */
 
-static size_t roundf16(size_t n) { return (n + ALIGNF - 1) / ALIGNF * ALIGNF; }
-
-/* training buffers for minibatches of up to B rows per member */
+/* Training buffers for minibatches of up to B rows per member. One allocation holds, per
+   member, X [B x in] (standardised inputs), Y [B x D] (targets), O [B x 2D] (outputs, then
+   their gradient), H and S per hidden layer (activations; sigmoids, then pre-activation
+   gradients), and one scratch buffer per task for the input gradient of a layer. Nothing is
+   kept from one step to the next, so a smaller minibatch reuses the same buffers. */
 static int grow_train(mbEnsemble *e, int B) {
   mbEnsWork *w = e->work;
   if (B <= w->bcap) return MB_OK;
   const mbEnsembleConfig *c = &e->cfg;
   int M = c->members, nh = c->nhidden, D = c->outputs, half = (B + 1) / 2;
-  size_t per = roundf16((size_t)B * c->inputs) + roundf16((size_t)B * D) +
-               roundf16((size_t)B * 2 * D);
-  for (int l = 0; l < nh; l++) per += 2 * roundf16((size_t)B * c->hidden[l]);
+  size_t per = member_floats(c, (size_t)B);
   size_t total = per * M + 2 * (size_t)M * roundf16((size_t)half * w->wmax);
   float *buf = mbu_alignedAlloc(total * sizeof(float));
   float **X = mbu_calloc((size_t)M, sizeof *X), **Y = mbu_calloc((size_t)M, sizeof *Y);
@@ -307,6 +342,7 @@ static int grow_train(mbEnsemble *e, int B) {
     return MB_ERR;
   }
   memset(buf, 0, total * sizeof(float));
+  /* carve the block: members first, then the per-task scratch */
   float *p = buf;
   for (int m = 0; m < M; m++) {
     X[m] = p; p += roundf16((size_t)B * c->inputs);
@@ -318,6 +354,7 @@ static int grow_train(mbEnsemble *e, int B) {
     }
   }
   for (int t = 0; t < 2 * M; t++) { scr[t] = p; p += roundf16((size_t)half * w->wmax); }
+  /* the old buffers go only once the new ones exist */
   mbu_free(w->trainbuf); mbu_free(w->X); mbu_free(w->Y); mbu_free(w->O); mbu_free(w->H);
   mbu_free(w->S); mbu_free(w->scratch); mbu_free(w->bgrad); mbu_free(w->tloss);
   mbu_free(w->tdecay); mbu_free(w->stepidx);
@@ -327,13 +364,12 @@ static int grow_train(mbEnsemble *e, int B) {
   return MB_OK;
 }
 
-/* per-thread forward workspaces for n threads */
+/* forward workspaces for n tasks (the thread count of the call) */
 static int grow_fwd(mbEnsemble *e, int n) {
   mbEnsWork *w = e->work;
   if (n <= w->nfwd) return MB_OK;
   const mbEnsembleConfig *c = &e->cfg;
-  size_t per = roundf16((size_t)CHUNK * c->inputs) + 2 * roundf16((size_t)CHUNK * w->wmax) +
-               2 * roundf16((size_t)CHUNK * c->outputs);
+  size_t per = fwd_floats(c, w->wmax);
   float *buf = mbu_alignedAlloc(per * n * sizeof(float));
   fwdws *ws = mbu_calloc((size_t)n, sizeof *ws);
   if (!buf || !ws) { mbu_free(buf); mbu_free(ws); return MB_ERR; }
@@ -351,6 +387,7 @@ static int grow_fwd(mbEnsemble *e, int n) {
   return MB_OK;
 }
 
+/* room for n items and their per-item results */
 static int grow_items(mbEnsemble *e, int64_t n) {
   mbEnsWork *w = e->work;
   if (n <= w->itemcap) return MB_OK;
@@ -362,6 +399,7 @@ static int grow_items(mbEnsemble *e, int64_t n) {
   return MB_OK;
 }
 
+/* room for the member choice and the grouped order of n step rows */
 static int grow_rows(mbEnsemble *e, int64_t n) {
   mbEnsWork *w = e->work;
   if (n <= w->rowcap) return MB_OK;
@@ -373,12 +411,20 @@ static int grow_rows(mbEnsemble *e, int64_t n) {
   return MB_OK;
 }
 
+/* 1 / std of the standardiser (it changes in fit and load_state); read by every task */
 static void refresh_inv_std(mbEnsemble *e) {
   for (int k = 0; k < e->cfg.inputs; k++) e->work->inv_std[k] = 1.0f / e->in_std[k];
 }
 
-/* A training step -------------------------------------------------------------------------- */
+/* A training step --------------------------------------------------------------------------
+   The loss of one step, for minibatches of B rows per member:
+     sum_m [ mean_{rows, dims} ((mu - y)^2 exp(-lv) + lv) ]            (mbn_gaussNll)
+     + penalty * (sum(max_logvar) - sum(min_logvar))                    (learned bounds)
+     + sum_m sum_l wd_l * sum(W_l^2) / 2                                (weights only)
+   Its gradient flows back through the soft bounds into both the outputs and the bound
+   vectors; Adam then updates the whole slab with one step count. */
 
+/* what the tasks of one step share */
 typedef struct trainctx {
   mbEnsemble *e;
   const float *x, *y;       /* source rows [* x inputs], [* x D] */
@@ -387,11 +433,14 @@ typedef struct trainctx {
   int B, update;
 } trainctx;
 
+/* member m's part of a slab (params, grads, adam_m or adam_v) */
 static float *member_params(const mbEnsemble *e, float *slab, int m) {
   return slab + (size_t)m * e->nparams;
 }
 
-/* section A: task (m, half) = gather, forward, loss, input-gradient chain of its rows */
+/* Section A, task t = (member t / 2, half t % 2): rows [r0, r0 + n) of member m's minibatch,
+   the first half ceil(B / 2) rows, the second the rest (empty for B = 1). Writes only those
+   rows of the member's buffers, and its own parts tloss[t] and bgrad[t]. */
 static void train_rows_task(void *vctx, int t) {
   trainctx *c = vctx;
   mbEnsemble *e = c->e;
@@ -400,6 +449,7 @@ static void train_rows_task(void *vctx, int t) {
   const int m = t >> 1, half = t & 1, B = c->B, B0 = (B + 1) / 2;
   const int r0 = half ? B0 : 0, n = half ? B - B0 : B0;
   const int in = e->cfg.inputs, D = e->cfg.outputs, nh = e->cfg.nhidden, L = net->nlayers;
+  /* this task's part of the bound-vector gradient: [d max | d min] */
   float *bg = w->bgrad + (size_t)t * roundf16(2 * (size_t)D);
   memset(bg, 0, 2 * (size_t)D * sizeof(float));
   w->tloss[t] = 0.0;
@@ -413,7 +463,9 @@ static void train_rows_task(void *vctx, int t) {
     for (int k = 0; k < in; k++) dst[k] = (src[k] - e->in_mean[k]) * w->inv_std[k];
     memcpy(Y + (size_t)i * D, c->y + (size_t)idx[i] * D, sizeof(float) * (size_t)D);
   }
-  /* forward: hidden layers keep activations H and sigmoids S (swish) */
+  /* forward: y = x @ W without bias into the layer's buffer, then bias and activation in
+     one pass; hidden layers keep their activations H (the next layer's input, and the x of
+     its weight gradient) and the sigmoids S (for the swish derivative) */
   const float *P = member_params(e, e->params, m);
   const float *hin = X;
   for (int l = 0; l < L; l++) {
@@ -431,11 +483,15 @@ static void train_rows_task(void *vctx, int t) {
     else mbn_biasRelu(h, b, n, no);
     hin = h;
   }
-  /* loss of the member's mean over B rows and D dims; its gradient overwrites O */
+  /* the member's loss is a mean over all B rows and D dims, so each half scales its sum by
+     1 / (B D); the gradient overwrites O in place (mean and raw log-variance parts) */
   float *O = w->O[m] + (size_t)r0 * 2 * D;
   w->tloss[t] = mbn_gaussNll(O, bg, bg + D, O, Y, e->max_logvar, e->min_logvar, n, D,
                              1.0f / ((float)B * (float)D));
-  /* input gradients down to the first hidden layer, stored in S (rows are independent) */
+  /* input gradients down to the first hidden layer: dh = grad @ W^T (scratch), then the
+     activation's derivative turns it into the pre-activation gradient, written over S (the
+     sigmoids are read before they are overwritten). The first layer's input gradient is not
+     needed. */
   const float *grad = O;
   float *dh = w->scratch[t];
   for (int l = L - 1; l >= 1; l--) {
@@ -448,8 +504,10 @@ static void train_rows_task(void *vctx, int t) {
   }
 }
 
-/* section B: task (m, half) = weight gradients of half of every layer's rows (contiguous
-   blocks of W) and half of its bias, decay, Adam */
+/* Section B, task t = (member t / 2, half t % 2): for every layer l, rows [k0, k1) of dW_l
+   (= x[:, k0:k1]^T @ dz over all B rows; a contiguous block of the slab) and columns
+   [c0, c1) of db_l; then decay and Adam on exactly those parameters, while they are in cache.
+   Without update the decay is added to the gradient, so grads holds the full gradient. */
 static void train_weights_task(void *vctx, int t) {
   trainctx *c = vctx;
   mbEnsemble *e = c->e;
@@ -463,12 +521,15 @@ static void train_weights_task(void *vctx, int t) {
     int ni = net->sizes[l], no = net->sizes[l + 1];
     int k0 = half ? ni / 2 : 0, k1 = half ? ni : ni / 2;
     int c0 = half ? no / 2 : 0, c1 = half ? no : no / 2;
+    /* the layer's input (X or the previous activations) and its pre-activation gradient
+       (O for the output layer, else S as section A left it) */
     const float *xin = l == 0 ? w->X[m] : w->H[m * nh + l - 1];
     const float *dy = l == L - 1 ? w->O[m] : w->S[m * nh + l];
     size_t wo = net->woff[l] + (size_t)k0 * no, nw = (size_t)(k1 - k0) * no;
     size_t bo = net->boff[l] + (size_t)c0, nb = (size_t)(c1 - c0);
     mbn_linearBackwardRows(G + net->woff[l], dy, xin, c->B, ni, no, k0, k1);
     mbn_biasGrad(G + net->boff[l], dy, c->B, no, c0, c1);
+    /* decay on weights only (wd * W, the gradient of wd * sum(W^2) / 2), none on biases */
     float wd = e->cfg.weight_decay[l];
     if (c->update) {
       if (nw) decay += mbn_adamDecayUpdate(P + wo, Mm + wo, V + wo, G + wo, wd, nw, &e->adam);
@@ -483,7 +544,8 @@ static void train_weights_task(void *vctx, int t) {
   w->tdecay[t] = decay;
 }
 
-/* one step over minibatch rows given by index lists; update = 0 leaves the gradient only */
+/* One step over minibatch rows given by index lists: member m's rows are x[idx[m * istride +
+   i]], i < B. update = 0 leaves the gradient in e->grads and changes nothing else. */
 static int train_step(double *loss, mbEnsemble *e, const float *x, const float *y,
                       const int64_t *idx, int64_t istride, int B, int update) {
   const mbEnsembleConfig *cfg = &e->cfg;
@@ -494,9 +556,12 @@ static int train_step(double *loss, mbEnsemble *e, const float *x, const float *
   const int M = cfg->members, D = cfg->outputs, ntask = 2 * M;
   trainctx ctx = {e, x, y, idx, istride, B, update};
   mbu_parallelFor(ntask, train_rows_task, &ctx);
+  /* one Adam step count for the slab: incremented once, before any part is updated */
   if (update) e->adam.t++;
   mbu_parallelFor(ntask, train_weights_task, &ctx);
-  /* the shared bound vectors: parts summed in task order, then the penalty */
+  /* the loss parts and the shared bound vectors' gradient parts, summed in task order (the
+     same order for any thread count); the penalty adds +-bound_penalty; the bounds are
+     updated last, after every task used their old values */
   double nll = 0, decay = 0;
   for (int t = 0; t < ntask; t++) { nll += w->tloss[t]; decay += w->tdecay[t]; }
   float *gmax = e->grads + (size_t)M * e->nparams, *gmin = gmax + D;
@@ -524,6 +589,8 @@ static int train_step(double *loss, mbEnsemble *e, const float *x, const float *
   return MB_OK;
 }
 
+/* a step on contiguous minibatches x [members x B x in], y [members x B x D]: the index list
+   is the identity */
 static int step_api(double *loss, mbEnsemble *e, const float *x, const float *y, int B,
                     int update) {
   if (B < 1 || B > (1 << 20))
@@ -542,9 +609,13 @@ int mbn_ensLossGrad(double *loss, mbEnsemble *e, const float *x, const float *y,
   return step_api(loss, e, x, y, B, 0);
 }
 
-/* Forward items ---------------------------------------------------------------------------- */
+/* Forward items ----------------------------------------------------------------------------
+   predict, evaluate and step share one inference path: an item's rows are gathered and
+   standardised into its thread's workspace, go through one member, and the item function
+   turns the outputs into its results. */
 
-/* forward of n standardised rows in ws->x through member m; returns out [n x 2D] */
+/* forward of n standardised rows in ws->x through member m; returns out [n x 2D] (inside the
+   workspace). Same kernels as training, without keeping the sigmoids. */
 static float *forward_rows(mbEnsemble *e, fwdws *ws, int m, int n) {
   const mbMlp *net = &e->net;
   const float *P = member_params(e, e->params, m), *in = ws->x;
@@ -574,8 +645,10 @@ static void gather_inputs(mbEnsemble *e, float *dst, const float *src, const int
   }
 }
 
+/* computes one item with a workspace no other task uses */
 typedef void (*item_fn)(mbEnsemble *e, fwdws *ws, int64_t item, void *ctx);
 
+/* one run over items: task t takes items t, t + ntask, ... with workspace t */
 typedef struct itemrun {
   mbEnsemble *e;
   int64_t nitems;
@@ -589,7 +662,8 @@ static void item_task(void *vctx, int t) {
   for (int64_t i = t; i < r->nitems; i += r->ntask) r->fn(r->e, &r->e->work->fwd[t], i, r->ctx);
 }
 
-/* runs fn on every item with one workspace per task; results do not depend on the split */
+/* Runs fn on every item with one workspace per task. Items write disjoint outputs (or their
+   own slot of a per-item array), so results do not depend on how items fall on threads. */
 static int run_items(mbEnsemble *e, int64_t nitems, item_fn fn, void *ctx) {
   if (nitems <= 0) return MB_OK;
   int ntask = mbu_threads();
@@ -616,6 +690,7 @@ static int64_t member_chunks(mbEnsemble *e, int64_t N) {
 
 /* Predict and evaluate --------------------------------------------------------------------- */
 
+/* what the items of predict and evaluate share */
 typedef struct predctx {
   const float *x, *y;
   const int64_t *rows;      /* row list (NULL: rows 0..N-1) */
@@ -623,6 +698,8 @@ typedef struct predctx {
   float *mean, *logvar;     /* predict outputs [members x N x D] */
 } predctx;
 
+/* rows of one member: the means and bounded log-variances go straight to the caller's
+   [members x N x D] outputs */
 static void predict_item(mbEnsemble *e, fwdws *ws, int64_t item, void *vctx) {
   predctx *c = vctx;
   const fitem *it = &e->work->items[item];
@@ -645,6 +722,7 @@ int mbn_ensPredict(float *mean, float *logvar, mbEnsemble *e, const float *x, in
   return run_items(e, n, predict_item, &c);
 }
 
+/* the squared error of one member's means on an item's rows, in double, into its own slot */
 static void sse_item(mbEnsemble *e, fwdws *ws, int64_t item, void *vctx) {
   predctx *c = vctx;
   const fitem *it = &e->work->items[item];
@@ -663,7 +741,9 @@ static void sse_item(mbEnsemble *e, fwdws *ws, int64_t item, void *vctx) {
   e->work->itemsse[item] = sse;
 }
 
-/* mean squared error of each member's mean on rows (a list, or 0..N-1 when NULL) */
+/* Mean squared error of each member's mean on rows (a list, or 0..N-1 when NULL) over rows
+   and dims: the reference's holdout metric. NaN for no rows. Items are summed per member in
+   item order. */
 static int evaluate_rows(float *mse, mbEnsemble *e, const float *x, const float *y,
                          const int64_t *rows, int64_t N) {
   const int M = e->cfg.members;
@@ -690,8 +770,13 @@ int mbn_ensEvaluate(float *mse, mbEnsemble *e, const float *x, const float *y, i
   return evaluate_rows(mse, e, x, y, NULL, N);
 }
 
-/* Model step ------------------------------------------------------------------------------- */
+/* Model step -------------------------------------------------------------------------------
+   One step of a branched rollout for N rows: the model input is [obs, act], the target
+   layout [reward, next_obs - obs]. In sample mode every row draws one elite uniformly; rows
+   are grouped by member with a counting sort, so each member runs its own rows in chunks
+   and no row goes through a member it did not draw. */
 
+/* what the items of one step share */
 typedef struct stepctx {
   const float *obs, *act;
   float *next, *reward;
@@ -726,6 +811,8 @@ static void scatter_step(const stepctx *c, const float *y, const int64_t *rows, 
   }
 }
 
+/* rows order[begin .. begin + n) through member m, sampled from N(mean, exp(logvar)) with
+   noise from the item's own generator */
 static void step_sample_item(mbEnsemble *e, fwdws *ws, int64_t item, void *vctx) {
   stepctx *c = vctx;
   const fitem *it = &e->work->items[item];
@@ -739,6 +826,8 @@ static void step_sample_item(mbEnsemble *e, fwdws *ws, int64_t item, void *vctx)
   scatter_step(c, ws->y, e->work->order, it->begin, it->n, D);
 }
 
+/* contiguous rows through every elite: the mean of their means, no noise (the "ensemble
+   mean" variant of the spec's section 6) */
 static void step_mean_item(mbEnsemble *e, fwdws *ws, int64_t item, void *vctx) {
   stepctx *c = vctx;
   const fitem *it = &e->work->items[item];
@@ -770,6 +859,7 @@ int mbn_ensStep(float *next_obs, float *reward, int32_t *member, mbEnsemble *e,
   if (N == 0) return MB_OK;
   refresh_inv_std(e);
   stepctx c = {obs, act, next_obs, reward, od, ad, 0, mode == MB_PRED_MEAN};
+  /* mean mode: items are plain chunks of rows; no draws from g */
   if (mode == MB_PRED_MEAN) {
     int64_t n = (N + CHUNK - 1) / CHUNK;
     if (grow_items(e, n) < 0) return MB_ERR;
@@ -782,7 +872,9 @@ int mbn_ensStep(float *next_obs, float *reward, int32_t *member, mbEnsemble *e,
     if (member) for (int64_t r = 0; r < N; r++) member[r] = -1;
     return run_items(e, n, step_mean_item, &c);
   }
-  /* one elite per row, then rows grouped by member (stable counting sort) */
+  /* one elite per row (serial draws from g, so g advances the same for any thread count),
+     then rows grouped by member: a stable counting sort into order[], and the items as
+     chunks of each member's run */
   if (grow_rows(e, N) < 0 || grow_items(e, N / CHUNK + M + 1) < 0) return MB_ERR;
   mbEnsWork *w = e->work;
   int64_t count[MB_ENS_MAXMEMBERS] = {0}, start[MB_ENS_MAXMEMBERS];
@@ -804,12 +896,18 @@ int mbn_ensStep(float *next_obs, float *reward, int32_t *member, mbEnsemble *e,
   }
   for (int64_t r = 0; r < N; r++) w->order[start[w->choice[r]]++] = r;
   if (member) memcpy(member, w->choice, (size_t)N * sizeof(int32_t));
+  /* one more draw seeds the items' noise generators (item k: stream k of this seed) */
   c.base = mbr_next(g);
   return run_items(e, nitems, step_sample_item, &c);
 }
 
-/* Fit -------------------------------------------------------------------------------------- */
+/* Fit --------------------------------------------------------------------------------------
+   The reference's training call (specs/mbpo-algorithm.md section 2), drawing in this order
+   from the ensemble's generator: the holdout permutation, the bootstrap rows of each member,
+   then per epoch one shuffle per member. Its state therefore continues exactly after a
+   load_state. */
 
+/* room for the split permutation of N rows, the bootstrap rows and the snapshots */
 static int grow_fit(mbEnsemble *e, int64_t N, int64_t ntrain) {
   mbEnsWork *w = e->work;
   if (N > w->permcap) {
@@ -869,6 +967,8 @@ static void choose_elites(mbEnsemble *e) {
   for (int k = 0; k < e->cfg.elites; k++) e->elite[k] = order[k];
 }
 
+/* each member's best weights back (members that never took a snapshot keep theirs); Adam's
+   moments and the bound vectors continue as they are, as in the reference */
 static void restore_snapshots(mbEnsemble *e, const int *has) {
   for (int m = 0; m < e->cfg.members; m++)
     if (has[m])
@@ -882,6 +982,7 @@ int mbn_ensFit(mbFitResult *res, mbEnsemble *e, const float *x, const float *y, 
   const int M = cfg->members, in = cfg->inputs, D = cfg->outputs;
   const double t0 = mbu_clock();
   memset(res, 0, sizeof *res);
+  /* arguments and data checked before anything changes */
   if (o->batch < 1 || o->batch > (1 << 20))
     return mbu_error("fit: batch = %d out of range [1, 1048576]", o->batch);
   if (!(o->holdout_ratio >= 0.0f && o->holdout_ratio < 1.0f))
@@ -896,7 +997,8 @@ int mbn_ensFit(mbFitResult *res, mbEnsemble *e, const float *x, const float *y, 
       if (!isfinite(y[r * D + k]))
         return mbu_error("fit: targets[%lld][%d] is not finite", (long long)r + 1, k + 1);
   }
-  /* holdout split: the first Nh rows of a permutation, at most holdout_cap */
+  /* holdout split: the first Nh = floor(N ratio) rows of a permutation, at most holdout_cap;
+     the rest trains */
   int64_t nh = (int64_t)((double)N * o->holdout_ratio);
   if (o->holdout_cap > 0 && nh > o->holdout_cap) nh = o->holdout_cap;
   int64_t nt = N - nh;
@@ -909,7 +1011,8 @@ int mbn_ensFit(mbFitResult *res, mbEnsemble *e, const float *x, const float *y, 
   mbEnsWork *w = e->work;
   mbr_permutation(w->perm, &e->rng, (size_t)N);
   const int64_t *hold = w->perm, *train = w->perm + nh;
-  /* standardiser on the training split */
+  /* standardiser on the training split, in double: mean and population std per input,
+     std < 1e-12 (a constant input) -> 1 */
   for (int k = 0; k < in; k++) {
     double s = 0, s2 = 0;
     for (int64_t i = 0; i < nt; i++) s += x[train[i] * in + k];
@@ -922,7 +1025,8 @@ int mbn_ensFit(mbFitResult *res, mbEnsemble *e, const float *x, const float *y, 
     e->in_mean[k] = (float)mean;
     e->in_std[k] = sd < 1e-12 ? 1.0f : (float)sd;
   }
-  /* bootstrap rows per member, fixed for the call */
+  /* bootstrap rows per member, fixed for the call: Ntrain draws with replacement (the
+     reference), a permutation of the training rows, or the training rows themselves */
   for (int m = 0; m < M; m++) {
     int64_t *b = w->boot + (size_t)m * nt;
     if (cfg->bootstrap == MB_BOOT_REPLACE) {
@@ -932,6 +1036,8 @@ int mbn_ensFit(mbFitResult *res, mbEnsemble *e, const float *x, const float *y, 
       if (cfg->bootstrap == MB_BOOT_PERMUTE) mbr_shuffle(b, &e->rng, (size_t)nt);
     }
   }
+  /* best holdout MSE and whether a snapshot was taken, per member (reset every call, as in
+     the reference: the first epoch always snapshots) */
   double best[MB_ENS_MAXMEMBERS];
   int has[MB_ENS_MAXMEMBERS] = {0};
   float mse[MB_ENS_MAXMEMBERS];
@@ -947,12 +1053,13 @@ int mbn_ensFit(mbFitResult *res, mbEnsemble *e, const float *x, const float *y, 
       if (cfg->bootstrap == MB_BOOT_NONE && m > 0) memcpy(b, w->boot, (size_t)nt * sizeof *b);
       else mbr_shuffle(b, &e->rng, (size_t)nt);
     }
+    /* minibatches of batch rows per member (the last one shorter), all members together */
     double lsum = 0;
     int64_t nbatch = (nt + o->batch - 1) / o->batch;
     for (int64_t k = 0; k < nbatch && status == MB_OK; k++) {
       int64_t s = k * o->batch;
       int B = (int)(nt - s < o->batch ? nt - s : o->batch);
-      double l;
+      double l = 0;
       status = train_step(&l, e, x, y, w->boot + s, nt, B, 1);
       lsum += l;
     }
@@ -961,7 +1068,8 @@ int mbn_ensFit(mbFitResult *res, mbEnsemble *e, const float *x, const float *y, 
     if (evaluate_rows(mse, e, x, y, hold, nh) < 0) { status = MB_ERR; break; }
     for (int m = 0; m < M; m++) w->curve[(size_t)epoch * M + m] = mse[m];
     epoch++;
-    /* snapshots on > improvement relative progress of the holdout MSE */
+    /* a member whose holdout MSE improved on its best by more than `improvement` (relative)
+       takes a snapshot; in whole-ensemble mode any improvement snapshots every member */
     int updated = 0;
     if (nh > 0) {
       int any = 0, imp[MB_ENS_MAXMEMBERS];
@@ -980,6 +1088,7 @@ int mbn_ensFit(mbFitResult *res, mbEnsemble *e, const float *x, const float *y, 
         updated = 1;
       }
     }
+    /* patience: stop once more than `patience` epochs passed without a snapshot */
     since = updated ? 0 : since + 1;
     if (nh > 0 && since > o->patience) { stop = MB_STOP_PATIENCE; break; }
     if (o->max_epochs > 0 && epoch >= o->max_epochs) { stop = MB_STOP_MAX_EPOCHS; break; }

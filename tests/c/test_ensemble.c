@@ -10,10 +10,12 @@
 #include "nn/ens_simd.h"  /* the private vector math, tested directly */
 #include "test.h"
 
-static mbRng rng;
+static mbRng rng;  /* the data of every test; seeded in main */
 
+/* x[n] ~ U(-a, a) */
 static void randfill(float *x, size_t n, float a) { mbr_uniformFill(x, &rng, n, -a, a); }
 
+/* softplus and sigmoid in double, the references of the float kernels */
 static double sp(double x) { return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)); }
 static double sig(double x) { return 1 / (1 + exp(-x)); }
 
@@ -45,6 +47,9 @@ static void test_swish_sig(void) {
     double fd = ((zd + e) * sig(zd + e) - (zd - e) * sig(zd - e)) / (2 * e) * dh[i];
     worst_b = fmax(worst_b, fabs(dz[i] - fd) / fmax(1, fabs(fd)));
   }
+  /* tolerances: float rounding of polynomial exp and sigmoid (about 1e-7 relative) for the
+     forward; the backward against central differences of step 1e-5 carries O(h^2) and the
+     float inputs' own rounding */
   CHECK(worst_f < 2e-6, "swish forward error %g", worst_f);
   CHECK(worst_b < 2e-5, "swish backward error %g", worst_b);
   /* in place, without s */
@@ -207,9 +212,12 @@ static void test_gauss_nll(void) {
   for (int i = 0; i < B * 2 * D; i++) od[i] = out[i];
   for (int i = 0; i < B * D; i++) yd[i] = y[i];
   for (int j = 0; j < D; j++) { mxd[j] = mx[j]; mnd[j] = mn[j]; }
+  /* the bound gradients accumulate into dmx = 1, dmn = -1 (checked by subtracting them) */
   double l = mbn_gaussNll(dout, dmx, dmn, out, y, mx, mn, B, D, (float)scale);
   CHECK_NEAR(l, ref_nll(od, yd, mxd, mnd, B, D, scale), 1e-5);
   CHECK_NEAR(mbn_gaussNll(NULL, NULL, NULL, out, y, mx, mn, B, D, (float)scale), l, 1e-12);
+  /* errors relative to max(|fd|, 0.01): a float gradient has about 1e-7 absolute error,
+     which would be large relative to tiny derivatives far past a bound */
   double worst = 0, h = 1e-5;
   for (int i = 0; i < B * 2 * D; i++) {
     double s = od[i];
@@ -282,7 +290,9 @@ static mbEnsemble *small_ensemble(int members, int act, uint64_t seed) {
   return e;
 }
 
-/* the whole loss in double: NLL per member (mean over rows and dims), bound penalty, decay */
+/* The whole loss in double, written independently of src/nn: each member's MLP by naive
+   loops, the standardiser as (x - mean) / std, the soft bounds, the NLL per member (mean over
+   rows and dims), the bound penalty and the per-layer weight decay on weights only. */
 static double ref_loss(const mbEnsemble *e, const double *p, const double *mean,
                        const double *sd, const float *x, const float *y, int B) {
   const mbMlp *net = &e->net;
@@ -343,6 +353,8 @@ static void check_ensemble_grad(int act, int B) {
   for (size_t i = 0; i < n; i++) p[i] = e->params[i];
   for (int k = 0; k < in; k++) { mean[k] = e->in_mean[k]; sd[k] = e->in_std[k]; }
   CHECK_NEAR(loss, ref_loss(e, p, mean, sd, x, y, B), 1e-5);
+  /* central differences on every parameter of the slab (3 members' weights and biases, both
+     bound vectors): covers linear, swish or ReLU, the soft bounds, the penalty and decay */
   double worst = 0, h = 1e-6;
   size_t at = 0;
   for (size_t i = 0; i < n; i++) {
@@ -359,6 +371,7 @@ static void check_ensemble_grad(int act, int B) {
   mbn_ensFree(e);
 }
 
+/* odd B: halves of 3 and 2 rows; B = 1: the second half of section A is empty */
 static void test_ensemble_grad_swish(void) { check_ensemble_grad(MB_ACT_SWISH, 5); }
 static void test_ensemble_grad_relu(void) { check_ensemble_grad(MB_ACT_RELU, 4); }
 static void test_ensemble_grad_one_row(void) { check_ensemble_grad(MB_ACT_SWISH, 1); }
@@ -420,6 +433,33 @@ static void test_threads_bit_identical(void) {
   }
   mbu_setThreads(1);
   free(ref);
+}
+
+static void test_fit_threads(void) {
+  /* a whole fit (split, bootstrap, epochs, holdout, snapshots, elites) is the same with 1 and
+     2 threads */
+  enum { N = 700 };
+  static float x[N * 6], y[N * 4];
+  randfill(x, N * 6, 1);
+  for (int i = 0; i < N * 4; i++) y[i] = sinf(3 * x[i + (i % 3)]);
+  mbEnsemble *e[2];
+  mbFitResult r[2];
+  for (int k = 0; k < 2; k++) {
+    mbu_setThreads(k + 1);
+    e[k] = hopperish(21, 12);
+    if (!e[k]) return;
+    mbFitOptions o;
+    mbn_fitDefaults(&o, e[k]);
+    o.max_epochs = 6;
+    CHECK(mbn_ensFit(&r[k], e[k], x, y, N, &o) == MB_OK, "fit");
+  }
+  mbu_setThreads(1);
+  CHECK(r[0].epochs == r[1].epochs, "epochs %d vs %d", r[0].epochs, r[1].epochs);
+  CHECK(memcmp(e[0]->params, e[1]->params, e[0]->ntotal * sizeof(float)) == 0, "weights");
+  CHECK(memcmp(e[0]->holdout_mse, e[1]->holdout_mse, 7 * sizeof(float)) == 0, "holdout");
+  CHECK(memcmp(e[0]->elite, e[1]->elite, 5 * sizeof(int)) == 0, "elites");
+  mbn_ensFree(e[0]);
+  mbn_ensFree(e[1]);
 }
 
 /* copies everything state() exposes from a into b (as a checkpoint would) */
@@ -589,6 +629,7 @@ static void test_learning(void) {
   mbFitOptions o;
   mbn_fitDefaults(&o, e);
   mbFitResult r;
+  /* the reference fit: 20% holdout, batch 256, patience 5, no epoch cap */
   CHECK(mbn_ensFit(&r, e, x, y, N, &o) == MB_OK, "fit: %s", mbu_lasterror());
   CHECK(r.train_rows == 1600 && r.holdout_rows == 400, "split %lld / %lld",
         (long long)r.train_rows, (long long)r.holdout_rows);
@@ -846,6 +887,7 @@ int main(void) {
   RUN(test_ensemble_grad_one_row);
   RUN(test_fixed_bounds_grad);
   RUN(test_threads_bit_identical);
+  RUN(test_fit_threads);
   RUN(test_state_round_trip);
   RUN(test_step_sampling);
   RUN(test_learning);
