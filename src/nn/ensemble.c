@@ -312,6 +312,19 @@ const char *mbn_blasCore(void) {
   return buf;
 }
 
+/* mbu_parallelFor, also when it would run a single task inline: OpenBLAS is then pinned to
+   one thread too, so every sgemm of the ensemble runs single-threaded and its bits do not
+   depend on the thread count */
+static void parallel(int n, mbu_task fn, void *ctx) {
+  if (n == 1 && mbu_threads() > 1) {
+    openblas_set_num_threads(1);
+    fn(ctx, 0);
+    openblas_set_num_threads(mbu_threads());
+  } else {
+    mbu_parallelFor(n, fn, ctx);
+  }
+}
+
 /* Workspaces (grow only; allocated outside parallel sections) --------------------------- */
 
 /* Training buffers for minibatches of up to B rows per member. One allocation holds, per
@@ -555,10 +568,10 @@ static int train_step(double *loss, mbEnsemble *e, const float *x, const float *
   mbEnsWork *w = e->work;
   const int M = cfg->members, D = cfg->outputs, ntask = 2 * M;
   trainctx ctx = {e, x, y, idx, istride, B, update};
-  mbu_parallelFor(ntask, train_rows_task, &ctx);
+  parallel(ntask, train_rows_task, &ctx);
   /* one Adam step count for the slab: incremented once, before any part is updated */
   if (update) e->adam.t++;
-  mbu_parallelFor(ntask, train_weights_task, &ctx);
+  parallel(ntask, train_weights_task, &ctx);
   /* the loss parts and the shared bound vectors' gradient parts, summed in task order (the
      same order for any thread count); the penalty adds +-bound_penalty; the bounds are
      updated last, after every task used their old values */
@@ -671,7 +684,7 @@ static int run_items(mbEnsemble *e, int64_t nitems, item_fn fn, void *ctx) {
   if (ntask < 1) ntask = 1;
   if (grow_fwd(e, ntask) < 0) return MB_ERR;
   itemrun r = {e, nitems, ntask, fn, ctx};
-  mbu_parallelFor(ntask, item_task, &r);
+  parallel(ntask, item_task, &r);
   return MB_OK;
 }
 

@@ -414,7 +414,7 @@ static void test_threads_bit_identical(void) {
   static float x[M * B * IN], y[M * B * D];
   randfill(x, sizeof x / sizeof x[0], 2);
   randfill(y, sizeof y / sizeof y[0], 2);
-  float *ref = NULL;
+  float *ref = NULL, refstep[50 * 3];
   for (int th = 1; th <= 3; th++) {
     mbu_setThreads(th);
     mbEnsemble *e = hopperish(3, 24);
@@ -422,12 +422,19 @@ static void test_threads_bit_identical(void) {
     double l[3];
     for (int s = 0; s < 3; s++) CHECK(mbn_ensTrainStep(&l[s], e, x, y, B) == MB_OK, "step");
     CHECK(l[2] < l[0], "loss did not decrease: %g -> %g", l[0], l[2]);
+    /* a mean-mode step of 50 rows is a single item: one task, run inline */
+    float nx[50 * 3], rw[50];
+    mbRng g;
+    mbr_seed(&g, 1, 0);
+    CHECK(mbn_ensStep(nx, rw, NULL, e, x, x + 150, 50, &g, MB_PRED_MEAN) == MB_OK, "step");
     if (!ref) {
       ref = malloc(e->ntotal * sizeof(float));
       memcpy(ref, e->params, e->ntotal * sizeof(float));
+      memcpy(refstep, nx, sizeof nx);
     } else {
       CHECK(memcmp(ref, e->params, e->ntotal * sizeof(float)) == 0,
             "parameters differ with %d threads", th);
+      CHECK(memcmp(refstep, nx, sizeof nx) == 0, "single-item step differs with %d threads", th);
     }
     mbn_ensFree(e);
   }

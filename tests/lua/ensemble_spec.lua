@@ -127,7 +127,13 @@ describe("ensemble", function()
     local elite = {}
     for _, m in ipairs(ens:elites()) do elite[m] = true end
     for _, m in ipairs(L(mem)) do check(elite[m], "row used member %d, not an elite", m) end
-    local n2, rw2 = ens:step(obs, act, r2)
+    -- the same with 2 threads: results do not depend on the thread count
+    local core = require "mbpo.core"
+    local saved = core.threads()
+    core.set_threads(2)
+    local ok, n2, rw2 = pcall(ens.step, ens, obs, act, r2)
+    core.set_threads(saved)
+    assert(ok, n2)
     same(n1, n2, "same generator state, same next_obs")
     same(rw1, rw2, "same rewards")
     eq(r1:state(), r2:state(), "generators advanced alike")
