@@ -9,8 +9,8 @@
 
    Threads. Work is cut into tasks whose definition does not depend on the thread count, and
    every task writes its own outputs; reductions run in task order after the parallel
-   section. Results are therefore bit-identical for any thread count (mbu_parallelFor runs the
-   tasks; OpenBLAS is single-threaded inside them).
+   section. Results are therefore bit-identical for any thread count (mbu_parallelFor's
+   threads run the tasks; OpenBLAS is single-threaded inside them).
    - A training step is two sections of 2 tasks per member (7 members: 14 tasks, 7 per core
      on 2 cores). Section A, task (m, half): half of member m's minibatch rows through gather
      and standardisation, the forward pass, the loss and its gradient, and the chain of input
@@ -20,13 +20,16 @@
      block. The bound vectors are shared by the members: each task of section A leaves its
      part of their gradient, summed in task order afterwards.
    - predict, evaluate and step cut their rows into items of at most CHUNK rows, each
-     computed by one member in one thread's workspace; a task runs items t, t + T, ... for
-     T tasks. Per-item results are reduced in item order, and the noise of a step item comes
-     from a generator seeded by (one draw of the caller's generator, item number). */
+     computed by one member in its worker's workspace. Per-item results are reduced in item
+     order, and the noise of a step item comes from a generator seeded by (one draw of the
+     caller's generator, item number).
+   Tasks and items are handed out on demand (parallel() below), so a core that another
+   process slows down takes fewer of them; which worker runs a task never changes its bits. */
 #include "mbpo/ensemble.h"
 #include "mbpo/core.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -312,16 +315,40 @@ const char *mbn_blasCore(void) {
   return buf;
 }
 
-/* mbu_parallelFor, also when it would run a single task inline: OpenBLAS is then pinned to
-   one thread too, so every sgemm of the ensemble runs single-threaded and its bits do not
-   depend on the thread count */
-static void parallel(int n, mbu_task fn, void *ctx) {
-  if (n == 1 && mbu_threads() > 1) {
-    openblas_set_num_threads(1);
-    fn(ctx, 0);
-    openblas_set_num_threads(mbu_threads());
+/* Tasks handed out on demand: each of min(n, threads) workers (mbu_parallelFor's threads)
+   takes the next task number from a shared counter until none is left, so a core slowed by
+   another process simply takes fewer tasks. fn(ctx, task, worker): a task's results must not
+   depend on the worker (workers only pick per-worker scratch). With one worker OpenBLAS is
+   pinned to one thread as inside mbu_parallelFor, so every sgemm of the ensemble runs
+   single-threaded and its bits do not depend on the thread count. */
+typedef void (*dyn_task)(void *ctx, int task, int worker);
+
+typedef struct dynrun {
+  atomic_int next;
+  int n;
+  dyn_task fn;
+  void *ctx;
+} dynrun;
+
+static void dyn_worker(void *vctx, int worker) {
+  dynrun *r = vctx;
+  for (int i; (i = atomic_fetch_add_explicit(&r->next, 1, memory_order_relaxed)) < r->n;)
+    r->fn(r->ctx, i, worker);
+}
+
+/* runs fn for tasks 0..n-1 on `workers` workers (at most mbu_threads()) */
+static void parallel(int n, int workers, dyn_task fn, void *ctx) {
+  if (workers > mbu_threads()) workers = mbu_threads();
+  if (workers > n) workers = n;
+  if (workers < 1) workers = 1;
+  dynrun r = {0, n, fn, ctx};
+  atomic_init(&r.next, 0);
+  if (workers == 1) {
+    if (mbu_threads() > 1) openblas_set_num_threads(1);
+    dyn_worker(&r, 0);
+    if (mbu_threads() > 1) openblas_set_num_threads(mbu_threads());
   } else {
-    mbu_parallelFor(n, fn, ctx);
+    mbu_parallelFor(workers, dyn_worker, &r);
   }
 }
 
@@ -454,7 +481,8 @@ static float *member_params(const mbEnsemble *e, float *slab, int m) {
 /* Section A, task t = (member t / 2, half t % 2): rows [r0, r0 + n) of member m's minibatch,
    the first half ceil(B / 2) rows, the second the rest (empty for B = 1). Writes only those
    rows of the member's buffers, and its own parts tloss[t] and bgrad[t]. */
-static void train_rows_task(void *vctx, int t) {
+static void train_rows_task(void *vctx, int t, int worker) {
+  (void)worker;
   trainctx *c = vctx;
   mbEnsemble *e = c->e;
   mbEnsWork *w = e->work;
@@ -521,7 +549,8 @@ static void train_rows_task(void *vctx, int t) {
    (= x[:, k0:k1]^T @ dz over all B rows; a contiguous block of the slab) and columns
    [c0, c1) of db_l; then decay and Adam on exactly those parameters, while they are in cache.
    Without update the decay is added to the gradient, so grads holds the full gradient. */
-static void train_weights_task(void *vctx, int t) {
+static void train_weights_task(void *vctx, int t, int worker) {
+  (void)worker;
   trainctx *c = vctx;
   mbEnsemble *e = c->e;
   mbEnsWork *w = e->work;
@@ -568,10 +597,10 @@ static int train_step(double *loss, mbEnsemble *e, const float *x, const float *
   mbEnsWork *w = e->work;
   const int M = cfg->members, D = cfg->outputs, ntask = 2 * M;
   trainctx ctx = {e, x, y, idx, istride, B, update};
-  parallel(ntask, train_rows_task, &ctx);
+  parallel(ntask, ntask, train_rows_task, &ctx);
   /* one Adam step count for the slab: incremented once, before any part is updated */
   if (update) e->adam.t++;
-  parallel(ntask, train_weights_task, &ctx);
+  parallel(ntask, ntask, train_weights_task, &ctx);
   /* the loss parts and the shared bound vectors' gradient parts, summed in task order (the
      same order for any thread count); the penalty adds +-bound_penalty; the bounds are
      updated last, after every task used their old values */
@@ -661,30 +690,29 @@ static void gather_inputs(mbEnsemble *e, float *dst, const float *src, const int
 /* computes one item with a workspace no other task uses */
 typedef void (*item_fn)(mbEnsemble *e, fwdws *ws, int64_t item, void *ctx);
 
-/* one run over items: task t takes items t, t + ntask, ... with workspace t */
+/* one run over items: worker w computes the items it takes in workspace w */
 typedef struct itemrun {
   mbEnsemble *e;
-  int64_t nitems;
-  int ntask;
   item_fn fn;
   void *ctx;
 } itemrun;
 
-static void item_task(void *vctx, int t) {
+static void item_task(void *vctx, int item, int worker) {
   itemrun *r = vctx;
-  for (int64_t i = t; i < r->nitems; i += r->ntask) r->fn(r->e, &r->e->work->fwd[t], i, r->ctx);
+  r->fn(r->e, &r->e->work->fwd[worker], item, r->ctx);
 }
 
-/* Runs fn on every item with one workspace per task. Items write disjoint outputs (or their
-   own slot of a per-item array), so results do not depend on how items fall on threads. */
+/* Runs fn on every item with one workspace per worker. Items write disjoint outputs (or their
+   own slot of a per-item array), so results do not depend on how items fall on workers. */
 static int run_items(mbEnsemble *e, int64_t nitems, item_fn fn, void *ctx) {
   if (nitems <= 0) return MB_OK;
-  int ntask = mbu_threads();
-  if (ntask > nitems) ntask = (int)nitems;
-  if (ntask < 1) ntask = 1;
-  if (grow_fwd(e, ntask) < 0) return MB_ERR;
-  itemrun r = {e, nitems, ntask, fn, ctx};
-  parallel(ntask, item_task, &r);
+  if (nitems > INT32_MAX) return mbu_error("ensemble: %lld chunks of rows", (long long)nitems);
+  int workers = mbu_threads();
+  if (workers > nitems) workers = (int)nitems;
+  if (workers < 1) workers = 1;
+  if (grow_fwd(e, workers) < 0) return MB_ERR;
+  itemrun r = {e, fn, ctx};
+  parallel((int)nitems, workers, item_task, &r);
   return MB_OK;
 }
 
