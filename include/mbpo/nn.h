@@ -113,4 +113,55 @@ float *mbn_mlpOutput(float *ws, const mbMlp *m, int B);
 void mbn_mlpBackward(float *dx, float *g, float *scratch, const mbMlp *m, const float *p,
                      const float *x, const float *ws, const float *dy, int B);
 
+/* Fused kernels (src/nn/ens_kernels.c; AVX2 when compiled for it) ------------------------ */
+
+/* h[n] = z * sigmoid(z) and, when s is not NULL, s[n] = sigmoid(z); h may alias z */
+void mbn_swishForwardSig(float *h, float *s, const float *z, size_t n);
+
+/* dz[n] = dh * (s + h (1 - s)): swish backward from the forward's outputs h and s;
+   dz may alias dh or s */
+void mbn_swishBackwardSig(float *dz, const float *dh, const float *h, const float *s, size_t n);
+
+/* The bias and activation after a linear layer computed without bias (y = x @ W), in place
+   on h [B x n] with b [n]: z = h + b; h = z * sigmoid(z) and s [B x n] = sigmoid(z) when s
+   is not NULL (swish) / h = max(z, 0) (ReLU) / h = z (mbn_addBias) */
+void mbn_biasSwishSig(float *h, float *s, const float *b, int B, int n);
+void mbn_biasRelu(float *h, const float *b, int B, int n);
+void mbn_addBias(float *y, const float *b, int B, int n);
+
+/* The weight gradient of a block of rows [k0, k1) of a linear layer, overwritten:
+     dW[in x out][k0:k1, :] = x[B x in][:, k0:k1]^T @ dy[B x out] */
+void mbn_linearBackwardRows(float *dW, const float *dy, const float *x, int B, int in, int out,
+                            int k0, int k1);
+
+/* The bias gradient of columns [c0, c1), overwritten: db[out][c0:c1] = sum_rows dy[:, c0:c1] */
+void mbn_biasGrad(float *db, const float *dy, int B, int out, int c0, int c1);
+
+/* Adam fused with weight decay on a slab p, m, v, g [n]: g += wd * p (written back), then the
+   update of mbn_adamUpdate (opt->t not incremented). Returns wd * sum(p^2) / 2 before the
+   update, the value of the decay term of the loss. */
+double mbn_adamDecayUpdate(float *p, float *m, float *v, float *g, float wd, size_t n,
+                           const mbAdam *opt);
+
+/* out[n] = standard normal noise: Box-Muller in float from one 64-bit draw of g per pair
+   (24-bit uniforms, so |z| < 5.8), vectorised; for sampling model predictions */
+void mbn_gaussNoise(float *out, mbRng *g, size_t n);
+
+/* Gaussian head with soft log-variance bounds. out[B x 2D] rows are [mean | raw]; maxlv,
+   minlv [D]; lv = min + softplus(max - softplus(max - raw) - min).
+   mbn_gaussLogvar: lv[B x D] the bounded log-variance. */
+void mbn_gaussLogvar(float *lv, const float *out, const float *maxlv, const float *minlv,
+                     int B, int D);
+
+/* y[B x D] = mean + exp(lv / 2) * eps[B x D] (y = mean when eps is NULL) */
+void mbn_gaussSample(float *y, const float *out, const float *eps, const float *maxlv,
+                     const float *minlv, int B, int D);
+
+/* Gaussian negative log-likelihood without constants,
+     loss = scale * sum_{rows, dims} ((mean - y)^2 exp(-lv) + lv),   y [B x D],
+   returned in double. When dout is not NULL: dout[B x 2D] = d loss / d out (overwritten;
+   may alias out) and dmax[D], dmin[D] += d loss / d maxlv, d loss / d minlv. */
+double mbn_gaussNll(float *dout, float *dmax, float *dmin, const float *out, const float *y,
+                    const float *maxlv, const float *minlv, int B, int D, float scale);
+
 #endif

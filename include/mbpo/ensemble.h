@@ -1,0 +1,142 @@
+/* mbpo probabilistic dynamics ensemble: a bootstrap ensemble of Gaussian MLPs as the MBPO
+   reference trains it (specs/mbpo-algorithm.md section 2), with the variants of section 6 as
+   options. Inputs are [obs, act] rows; targets are [reward, next_obs - obs] rows (reward
+   first); each member outputs a mean and a log-variance per target dim, the log-variance
+   softly bounded by the vectors max_logvar / min_logvar shared by the members.
+   Parameters of all members and the two bound vectors live in one slab (and so do the
+   gradients and both Adam moments); every tensor needed to continue bit for bit is a field. */
+#ifndef MBPO_ENSEMBLE_H
+#define MBPO_ENSEMBLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mbpo/nn.h"
+#include "mbpo/rng.h"
+
+#define MB_ENS_MAXMEMBERS 64
+
+typedef enum mbBoundsMode { MB_BOUNDS_LEARNED = 0, MB_BOUNDS_FIXED = 1 } mbBoundsMode;
+typedef enum mbPredMode { MB_PRED_SAMPLE = 0, MB_PRED_MEAN = 1 } mbPredMode;
+typedef enum mbBootMode { MB_BOOT_REPLACE = 0, MB_BOOT_PERMUTE = 1, MB_BOOT_NONE = 2 } mbBootMode;
+typedef enum mbSnapMode { MB_SNAP_MEMBER = 0, MB_SNAP_ENSEMBLE = 1 } mbSnapMode;
+
+/* What an ensemble is; mbn_ensDefaults fills the reference values. */
+typedef struct mbEnsembleConfig {
+  int inputs, outputs;       /* input width (obs + act) and target width D (1 + obs) */
+  int members, elites;       /* 7, 5 */
+  int nhidden;               /* hidden layers: 4 */
+  int hidden[MB_MLP_MAXLAYERS - 1];         /* their widths: 200 each */
+  mbActivation act;          /* MB_ACT_SWISH */
+  float weight_decay[MB_MLP_MAXLAYERS];     /* per linear layer (nhidden + 1 values) */
+  float lr;                  /* Adam learning rate, 1e-3 */
+  uint64_t seed;             /* seeds the ensemble's generator (init, splits, bootstrap) */
+  mbBoundsMode bounds;       /* learned (reference) or fixed log-variance bounds */
+  float max_logvar, min_logvar;  /* initial bounds: 0.5, -10 */
+  float bound_penalty;       /* 0.01 * (sum(max) - sum(min)) in the loss when learned */
+  mbPredMode prediction;     /* mbn_ensStep: sample from one elite (reference) or elite mean */
+  mbBootMode bootstrap;      /* with replacement (reference), permutation, none */
+  float holdout_ratio;       /* 0.2 */
+  int holdout_cap;           /* 5000; <= 0 means no cap */
+  mbSnapMode snapshot;       /* per member (reference) or the whole ensemble */
+  int batch;                 /* minibatch rows per member: 256 */
+  int patience;              /* stop after more than this many epochs without improvement: 5 */
+  float improvement;         /* relative holdout improvement that counts: 0.01 */
+} mbEnsembleConfig;
+
+/* Options of one fit call (mbn_fitDefaults copies them from the config). */
+typedef struct mbFitOptions {
+  int max_epochs;            /* <= 0: no cap (the reference) */
+  double max_seconds;        /* <= 0: no wall-clock cap */
+  int patience, batch, holdout_cap;
+  float holdout_ratio, improvement;
+} mbFitOptions;
+
+typedef enum mbFitStop {
+  MB_STOP_PATIENCE = 0, MB_STOP_MAX_EPOCHS = 1, MB_STOP_MAX_SECONDS = 2
+} mbFitStop;
+
+/* What one fit call did. The arrays belong to the ensemble and stay valid until the next
+   fit or mbn_ensFree. */
+typedef struct mbFitResult {
+  int epochs;                /* epochs run */
+  mbFitStop stop;            /* why it stopped */
+  double seconds;            /* wall clock of the call */
+  int64_t train_rows, holdout_rows;
+  const double *train_loss;  /* [epochs] mean minibatch loss per epoch */
+  const double *holdout_curve; /* [epochs x members] holdout MSE after each epoch */
+} mbFitResult;
+
+typedef struct mbEnsWork mbEnsWork;  /* workspaces (private to src/nn/ensemble.c) */
+
+typedef struct mbEnsemble {
+  mbEnsembleConfig cfg;
+  mbMlp net;                 /* layout of one member: inputs -> hidden... -> 2 * outputs */
+  size_t nparams;            /* floats of one member */
+  size_t ntotal;             /* members * nparams + 2 * outputs */
+  /* [ntotal] slabs: member m's parameters at m * nparams (mbMlp layout), then max_logvar
+     [outputs] and min_logvar [outputs] */
+  float *params, *grads, *adam_m, *adam_v;
+  float *max_logvar, *min_logvar;  /* views into params */
+  mbAdam adam;               /* one step count for the whole slab */
+  float *in_mean, *in_std;   /* [inputs] standardiser (0 and 1 until the first fit) */
+  int *elite;                /* [elites] member indices, lowest holdout MSE first */
+  float *holdout_mse;        /* [members] after the last fit (NaN before) */
+  int64_t fits;              /* completed fit calls */
+  mbRng rng;                 /* init, holdout split, bootstrap, shuffles */
+  mbEnsWork *work;
+} mbEnsemble;
+
+/* Fills c with the reference values for the given widths. */
+void mbn_ensDefaults(mbEnsembleConfig *c, int inputs, int outputs);
+
+/* Checks c and builds *out (parameters initialised from c->seed). MB_ERR on a bad config. */
+int mbn_ensCreate(mbEnsemble **out, const mbEnsembleConfig *c);
+
+/* Frees everything (NULL allowed). */
+void mbn_ensFree(mbEnsemble *e);
+
+/* Copies the fit defaults of e's config into o. */
+void mbn_fitDefaults(mbFitOptions *o, const mbEnsemble *e);
+
+/* A whole training call as the reference: holdout split, standardiser, bootstrap, epochs of
+   minibatches until the patience rule (or a cap), best snapshots restored, elites chosen.
+   x [N x inputs], y [N x outputs]. Polls mbu_interrupted between epochs (MB_ERR
+   "interrupted", best snapshots restored). */
+int mbn_ensFit(mbFitResult *res, mbEnsemble *e, const float *x, const float *y, int64_t N,
+               const mbFitOptions *o);
+
+/* One optimisation step on given minibatches: x [members x B x inputs] (raw: the current
+   standardiser is applied), y [members x B x outputs]. Writes the loss (NLL summed over
+   members + bound penalty + weight decay) before the update into *loss when not NULL. */
+int mbn_ensTrainStep(double *loss, mbEnsemble *e, const float *x, const float *y, int B);
+
+/* As mbn_ensTrainStep without the update: e->grads gets the gradient of the loss. */
+int mbn_ensLossGrad(double *loss, mbEnsemble *e, const float *x, const float *y, int B);
+
+/* Every member on x [N x inputs]: mean, logvar [members x N x outputs]. */
+int mbn_ensPredict(float *mean, float *logvar, mbEnsemble *e, const float *x, int64_t N);
+
+/* Holdout MSE of every member on (x, y) [N rows]: mse [members]. */
+int mbn_ensEvaluate(float *mse, mbEnsemble *e, const float *x, const float *y, int64_t N);
+
+/* A model step for N rows: obs [N x (outputs - 1)], act [N x (inputs - outputs + 1)].
+   Sample mode: each row picks an elite uniformly with g and is computed by that member only,
+   next = obs + delta and reward from N(mean, exp(logvar)). Mean mode: the mean of the elites'
+   means, no noise. member [N] (may be NULL) gets the chosen member index (-1 in mean mode).
+   Uses workspaces inside e: no allocation once they have grown to N rows. */
+int mbn_ensStep(float *next_obs, float *reward, int32_t *member, mbEnsemble *e,
+                const float *obs, const float *act, int64_t N, mbRng *g, mbPredMode mode);
+
+/* Floating-point operations of one training step on B rows per member, and of a forward of
+   one row through one member (for GFLOP/s figures). */
+double mbn_ensTrainFlops(const mbEnsemble *e, int B);
+double mbn_ensForwardFlops(const mbEnsemble *e);
+
+/* Bytes held in workspaces (they grow to the largest call seen and are then reused). */
+size_t mbn_ensWorkBytes(const mbEnsemble *e);
+
+/* OpenBLAS's kernel family and build configuration, e.g. "Haswell: OpenBLAS 0.3.21 ...". */
+const char *mbn_blasCore(void);
+
+#endif

@@ -1,0 +1,113 @@
+-- mbpo bench ensemble: the dynamics ensemble's two hot kernels at the reference sizes
+-- (7 members of 4 x 200 swish, Gaussian head with learned bounds), for Hopper (11 obs, 3 act)
+-- and Ant (27 obs, 8 act) shapes:
+--   train  one training step: 7 members x 256 rows, forward, loss, backward, Adam
+--   step   one model step over 100 000 rows, each row through one random elite, sampled
+-- beside the PyTorch CPU peer (its train and predict kernels, best of 1 and 2 threads), with
+-- GFLOP/s from the same operation counts and the ratio peer time / our time.
+-- On a shared machine other jobs slow either side at random, so ours and the peer run in
+-- alternating rounds and each side keeps its best round; every round is printed.
+-- Environment: MBPO_BENCH_ROUNDS (default 2).
+local bench = require "mbpo.bench"
+local core = require "mbpo.core"
+local Ensemble = require "mbpo.ensemble"
+
+local ROWS = 100000
+local SHAPES = {{name = "Hopper", obs = 11, act = 3}, {name = "Ant", obs = 27, act = 8}}
+
+-- ours: for each thread count the median of 5 C-timed loops after a warm-up; returns
+-- {threads = seconds} for train and step
+local function measure_ours(ens, threads)
+  local saved = core.threads()
+  local train, step = {}, {}
+  local function median_of(f)
+    f()
+    local xs = {}
+    for r = 1, 5 do xs[r] = f() end
+    return bench.median(xs)
+  end
+  for _, th in ipairs(threads) do
+    core.set_threads(th)
+    train[th] = median_of(function() return ens:_bench_train_step(20) end)
+    step[th] = median_of(function() return ens:_bench_step(ROWS, 2) end)
+  end
+  core.set_threads(saved)
+  return train, step
+end
+
+local function best_of(t)
+  local best, th = math.huge, nil
+  for k, v in pairs(t) do if v < best or (v == best and k < th) then best, th = v, k end end
+  return best, th
+end
+
+local function ms(s) return string.format("%.2f", s * 1e3) end
+local function gf(flops, s) return string.format("%.1f", flops / s / 1e9) end
+
+local function run(opts)
+  local threads = opts.threads or {1, 2}
+  local rounds = tonumber(os.getenv("MBPO_BENCH_ROUNDS") or "") or opts.rounds or 2
+  io.write("OpenBLAS: ", Ensemble._blas(), "; ", core.ncpu(), " cpus; ", rounds, " rounds\n")
+  local worst = math.huge
+  local rows = {}
+  for _, sh in ipairs(SHAPES) do
+    local ens = Ensemble.new{inputs = sh.obs + sh.act, outputs = sh.obs + 1, seed = 1}
+    local train_flops, fwd_flops = ens:flops(256)
+    local best = {train = {math.huge}, step = {math.huge}, ptrain = nil, pstep = nil}
+    local peer_msg
+    for r = 1, rounds do
+      local train, step = measure_ours(ens, threads)
+      local t, tth = best_of(train)
+      local s, sth = best_of(step)
+      local line = string.format("  %s round %d: ours train %s ms (%d thr), step %s ms (%d thr)",
+        sh.name, r, ms(t), tth, ms(s), sth)
+      if t < best.train[1] then best.train = {t, tth} end
+      if s < best.step[1] then best.step = {s, sth} end
+      local peer, msg = bench.peer("train,predict", sh.obs, sh.act, {1, 2}, "--iters 120")
+      if peer and peer.train and peer.predict then
+        line = line .. string.format("; peer train %.2f ms (%d thr), predict %.1f ms (%d thr)",
+          peer.train.ms_per_step, peer.train.threads, peer.predict.ms, peer.predict.threads)
+        if not best.ptrain or peer.train.ms_per_step < best.ptrain.ms_per_step then
+          best.ptrain = peer.train
+        end
+        if not best.pstep or peer.predict.ms < best.pstep.ms then best.pstep = peer.predict end
+      else
+        peer_msg = msg or "peer gave no result"
+      end
+      io.write(line, "\n")
+      io.flush()
+      if peer_msg then break end
+    end
+    rows[#rows + 1] = {sh.name, "train 7x256", best.train, train_flops, best.ptrain,
+                       best.ptrain and best.ptrain.ms_per_step}
+    rows[#rows + 1] = {sh.name, "step 100k rows", best.step, fwd_flops * ROWS, best.pstep,
+                       best.pstep and best.pstep.ms}
+    if peer_msg then rows[#rows].note = peer_msg end
+  end
+  io.write("\n", string.format("%-7s %-15s %13s %9s %14s %9s %7s\n", "shape", "kernel",
+    "ours ms/thr", "GFLOP/s", "peer ms/thr", "GFLOP/s", "ratio"))
+  for _, r in ipairs(rows) do
+    local name, kernel, ours, flops, p, pms = table.unpack(r)
+    local ours_s = ms(ours[1]) .. "/" .. ours[2]
+    if p then
+      local ratio = pms / (ours[1] * 1e3)
+      worst = math.min(worst, ratio)
+      io.write(string.format("%-7s %-15s %13s %9s %14s %9s %6.2fx\n", name, kernel, ours_s,
+        gf(flops, ours[1]), string.format("%.2f/%d", pms, p.threads), gf(flops, pms / 1e3), ratio))
+    else
+      io.write(string.format("%-7s %-15s %13s %9s %14s %9s %7s\n", name, kernel, ours_s,
+        gf(flops, ours[1]), "-", "-", "-"))
+      if r.note then io.write("  peer: ", r.note, "\n") end
+    end
+  end
+  if worst < math.huge then
+    io.write(string.format("lowest ratio %.2fx (accepted at 2x, target 3x)\n", worst))
+  end
+  io.write("peer train: one torch training step of the same model; peer step: its predict\n",
+           "kernel, a forward of 100 000 rows split over the members plus the sample\n")
+end
+
+return {
+  description = "dynamics ensemble: training step (7 x 256) and model step (100k rows) vs the PyTorch peer",
+  run = run,
+}

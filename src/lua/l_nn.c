@@ -1,0 +1,352 @@
+/* mbpo.nn: multilayer perceptrons with forward, backward and Adam, for tests and examples.
+     local NN = require "mbpo.nn"
+     local net = NN.mlp{sizes = {3, 64, 1}, activation = "relu", seed = 1}
+     local y = net:forward(x)          -- x [B x 3] -> y [B x 1]
+     net:zero_grad(); local dx = net:backward(dy)   -- gradients accumulate (+=)
+     net:adam_step{lr = 1e-3}          -- one Adam step on the parameter slab
+     net:parameters()                  -- a tensor view of the parameter slab (writes go through)
+     net:state() / net:load_state(t)   -- parameters, Adam moments and step count
+   Parameters, gradients and both Adam moments each live in one slab (the mbMlp layout of
+   include/mbpo/nn.h: per layer W [in x out] then b [out]). */
+#include <stdio.h>
+#include <string.h>
+
+#include "lua/l_mbpo.h"
+#include "mbpo/nn.h"
+
+#define MBL_MLP "mbpo.Mlp"
+
+/* the userdata: the descriptor and its four slabs as tensors (so parameters() and gradients()
+   can hand out views), plus what backward needs from the last forward */
+typedef struct lmlp {
+  mbMlp net;
+  mbTensor p, g, m, v;   /* [nparams] slabs (storage NULL until built) */
+  mbAdam adam;
+  int B;                 /* rows of the last forward (0: none yet) */
+  float *ws, *x, *scratch;   /* forward workspace, copy of the last input, backward scratch */
+  size_t wscap, xcap, scap;  /* their capacities in floats */
+} lmlp;
+
+/* the network at idx, or a Lua error (wrong type, or closed) */
+static lmlp *checkmlp(lua_State *L, int idx) {
+  lmlp *n = luaL_checkudata(L, idx, MBL_MLP);
+  if (!n->p.storage) luaL_argerror(L, idx, "network has been closed");
+  return n;
+}
+
+/* __gc and __close */
+static int mlp_gc(lua_State *L) {
+  lmlp *n = luaL_checkudata(L, 1, MBL_MLP);
+  mbt_release(&n->p); mbt_release(&n->g); mbt_release(&n->m); mbt_release(&n->v);
+  mbu_free(n->ws); mbu_free(n->x); mbu_free(n->scratch);
+  n->ws = n->x = n->scratch = NULL;
+  n->wscap = n->xcap = n->scap = 0;
+  return 0;
+}
+
+/* a float field of table idx, or def */
+static double optfield(lua_State *L, int idx, const char *k, double def) {
+  double v = def;
+  if (lua_getfield(L, idx, k) != LUA_TNIL) {
+    if (!lua_isnumber(L, -1)) luaL_error(L, "%s must be a number, got %s", k, luaL_typename(L, -1));
+    v = lua_tonumber(L, -1);
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+/* grows *buf to n floats */
+static void grow(lua_State *L, float **buf, size_t *cap, size_t n) {
+  if (n <= *cap) return;
+  float *p = mbu_alignedAlloc(n * sizeof(float));
+  if (!p) mbL_coreerror(L);
+  mbu_free(*buf);
+  *buf = p;
+  *cap = n;
+}
+
+/* NN.mlp{sizes = {in, h..., out}, activation = "relu"|"swish", seed = 0,
+          init = "uniform"|"truncnormal", lr = 1e-3} */
+static int nn_mlp(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  int sizes[MB_MLP_MAXLAYERS + 1], n;
+  if (lua_getfield(L, 1, "sizes") != LUA_TTABLE) return luaL_error(L, "NN.mlp: sizes must be a table of widths");
+  n = (int)luaL_len(L, -1);
+  if (n < 2 || n > MB_MLP_MAXLAYERS + 1)
+    return luaL_error(L, "NN.mlp: %d sizes (expected 2..%d)", n, MB_MLP_MAXLAYERS + 1);
+  for (int i = 0; i < n; i++) {
+    lua_geti(L, -1, i + 1);
+    if (!lua_isinteger(L, -1)) return luaL_error(L, "NN.mlp: sizes[%d] is not an integer", i + 1);
+    sizes[i] = (int)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  mbActivation act = MB_ACT_RELU;
+  lua_getfield(L, 1, "activation");
+  const char *a = luaL_optstring(L, -1, "relu");
+  if (strcmp(a, "relu") == 0) act = MB_ACT_RELU;
+  else if (strcmp(a, "swish") == 0) act = MB_ACT_SWISH;
+  else return luaL_error(L, "NN.mlp: unknown activation '%s' (relu, swish)", a);
+  lua_pop(L, 1);
+  lua_getfield(L, 1, "init");
+  const char *init = luaL_optstring(L, -1, "uniform");
+  int trunc = strcmp(init, "truncnormal") == 0;
+  if (!trunc && strcmp(init, "uniform") != 0)
+    return luaL_error(L, "NN.mlp: unknown init '%s' (uniform, truncnormal)", init);
+  lua_pop(L, 1);
+  lua_getfield(L, 1, "seed");
+  lua_Integer seed = lua_isnil(L, -1) ? 0 : luaL_checkinteger(L, -1);
+  lua_pop(L, 1);
+  double lr = optfield(L, 1, "lr", 1e-3);
+  /* the userdata in a safe empty state first: __gc copes with any failure below */
+  lmlp *net = lua_newuserdatauv(L, sizeof(lmlp), 0);
+  memset(net, 0, sizeof *net);
+  luaL_setmetatable(L, MBL_MLP);
+  MBL_CHECK(L, mbn_mlpInit(&net->net, n - 1, sizes, act));
+  int64_t np = (int64_t)net->net.nparams;
+  MBL_CHECK(L, mbt_init(&net->p, 1, &np));
+  MBL_CHECK(L, mbt_init(&net->g, 1, &np));
+  MBL_CHECK(L, mbt_init(&net->m, 1, &np));
+  MBL_CHECK(L, mbt_init(&net->v, 1, &np));
+  mbRng g;
+  mbr_seed(&g, (uint64_t)seed, 0);
+  if (trunc) mbn_mlpInitTruncNormal(mbt_data(&net->p), &net->net, &g);
+  else mbn_mlpInitUniform(mbt_data(&net->p), &net->net, &g);
+  mbn_adamDefaults(&net->adam, (float)lr);
+  return 1;
+}
+
+/* net:forward(x [B x in]) -> y [B x out] (a new tensor); remembers x for backward */
+static int mlp_forward(lua_State *L) {
+  lmlp *n = checkmlp(L, 1);
+  const mbMlp *m = &n->net;
+  float *x = mbL_checkmatrix(L, 2, "mlp:forward", "x", -1, m->sizes[0]);
+  int64_t B = mbL_checktensor(L, 2)->size[0];
+  if (B < 1 || B > (1 << 24)) return luaL_error(L, "mlp:forward: %I rows (expected 1..16777216)", (LUAI_UACINT)B);
+  /* the input is copied: backward needs it even if the caller changes x meanwhile */
+  grow(L, &n->ws, &n->wscap, mbn_mlpWorkspace(m, (int)B));
+  grow(L, &n->x, &n->xcap, (size_t)B * m->sizes[0]);
+  memcpy(n->x, x, sizeof(float) * (size_t)B * m->sizes[0]);
+  const float *y = mbn_mlpForward(n->ws, m, mbt_data(&n->p), n->x, (int)B);
+  n->B = (int)B;
+  int64_t size[2] = {B, m->sizes[m->nlayers]};
+  mbTensor *out = mbL_newtensor(L, 2, size);
+  memcpy(mbt_data(out), y, sizeof(float) * (size_t)(B * size[1]));
+  return 1;
+}
+
+/* net:backward(dy [B x out]) -> dx [B x in]; parameter gradients accumulate */
+static int mlp_backward(lua_State *L) {
+  lmlp *n = checkmlp(L, 1);
+  const mbMlp *m = &n->net;
+  if (n->B == 0) return luaL_error(L, "mlp:backward: call forward first");
+  const float *dy = mbL_checkmatrix(L, 2, "mlp:backward", "dy", n->B, m->sizes[m->nlayers]);
+  grow(L, &n->scratch, &n->scap, mbn_mlpGradScratch(m, n->B));
+  int64_t size[2] = {n->B, m->sizes[0]};
+  mbTensor *dx = mbL_newtensor(L, 2, size);
+  mbn_mlpBackward(mbt_data(dx), mbt_data(&n->g), n->scratch, m, mbt_data(&n->p), n->x, n->ws,
+                  dy, n->B);
+  return 1;
+}
+
+/* net:zero_grad() -> net */
+static int mlp_zerograd(lua_State *L) {
+  lmlp *n = checkmlp(L, 1);
+  memset(mbt_data(&n->g), 0, sizeof(float) * n->net.nparams);
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* net:adam_step{lr =, weight_decay = 0, beta1 =, beta2 =, eps =}: g += wd * p on every
+   parameter, then one Adam step; the options given persist */
+static int mlp_adamstep(lua_State *L) {
+  lmlp *n = checkmlp(L, 1);
+  float wd = 0.0f;
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    n->adam.lr = (float)optfield(L, 2, "lr", n->adam.lr);
+    n->adam.beta1 = (float)optfield(L, 2, "beta1", n->adam.beta1);
+    n->adam.beta2 = (float)optfield(L, 2, "beta2", n->adam.beta2);
+    n->adam.eps = (float)optfield(L, 2, "eps", n->adam.eps);
+    wd = (float)optfield(L, 2, "weight_decay", 0.0);
+  }
+  float *p = mbt_data(&n->p), *g = mbt_data(&n->g);
+  if (wd != 0.0f) mbn_addDecay(g, p, wd, n->net.nparams);
+  mbn_adamStep(p, mbt_data(&n->m), mbt_data(&n->v), g, n->net.nparams, &n->adam);
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* views of the slabs (writes go through) */
+static int mlp_parameters(lua_State *L) { mbL_pushview(L, &checkmlp(L, 1)->p); return 1; }
+static int mlp_gradients(lua_State *L) { mbL_pushview(L, &checkmlp(L, 1)->g); return 1; }
+
+/* net:sizes() -> {in, h..., out} */
+static int mlp_sizes(lua_State *L) {
+  lmlp *n = checkmlp(L, 1);
+  lua_createtable(L, n->net.nlayers + 1, 0);
+  for (int i = 0; i <= n->net.nlayers; i++) {
+    lua_pushinteger(L, n->net.sizes[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  return 1;
+}
+
+static void pushcopy(lua_State *L, const mbTensor *t) {
+  int64_t n = mbt_numel(t);
+  mbTensor *c = mbL_newtensor(L, 1, &n);
+  memcpy(mbt_data(c), mbt_data(t), sizeof(float) * (size_t)n);
+}
+
+/* net:state() -> {params, adam_m, adam_v (copies), adam_t, adam_lr, adam_beta1, adam_beta2,
+   adam_eps, sizes, activation} */
+static int mlp_state(lua_State *L) {
+  lmlp *n = checkmlp(L, 1);
+  lua_createtable(L, 0, 6);
+  pushcopy(L, &n->p); lua_setfield(L, -2, "params");
+  pushcopy(L, &n->m); lua_setfield(L, -2, "adam_m");
+  pushcopy(L, &n->v); lua_setfield(L, -2, "adam_v");
+  lua_pushinteger(L, n->adam.t); lua_setfield(L, -2, "adam_t");
+  lua_pushnumber(L, n->adam.lr); lua_setfield(L, -2, "adam_lr");
+  lua_pushnumber(L, n->adam.beta1); lua_setfield(L, -2, "adam_beta1");
+  lua_pushnumber(L, n->adam.beta2); lua_setfield(L, -2, "adam_beta2");
+  lua_pushnumber(L, n->adam.eps); lua_setfield(L, -2, "adam_eps");
+  mlp_sizes(L); lua_setfield(L, -2, "sizes");
+  lua_pushstring(L, n->net.act == MB_ACT_SWISH ? "swish" : "relu");
+  lua_setfield(L, -2, "activation");
+  return 1;
+}
+
+/* the slab field k of the state table at t, checked against dst's size (stays referenced by
+   the table) */
+static const float *stateslab(lua_State *L, int t, const char *k, const mbTensor *dst) {
+  lua_getfield(L, t, k);
+  int64_t size[1] = {mbt_numel(dst)};
+  char what[64];
+  snprintf(what, sizeof what, "state.%s", k);
+  const float *src = mbL_checkshape(L, -1, "mlp:load_state", what, 1, size);
+  lua_pop(L, 1);
+  return src;
+}
+
+/* net:load_state(t): the state of a network of the same sizes (the Adam settings when given) */
+static int mlp_loadstate(lua_State *L) {
+  lmlp *n = checkmlp(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_getfield(L, 2, "adam_t");
+  if (!lua_isinteger(L, -1)) return luaL_error(L, "mlp:load_state: state.adam_t must be an integer");
+  int64_t t = lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  mbAdam a = n->adam;
+  a.lr = (float)optfield(L, 2, "adam_lr", a.lr);
+  a.beta1 = (float)optfield(L, 2, "adam_beta1", a.beta1);
+  a.beta2 = (float)optfield(L, 2, "adam_beta2", a.beta2);
+  a.eps = (float)optfield(L, 2, "adam_eps", a.eps);
+  a.t = t;
+  /* everything checked before anything changes */
+  const float *p = stateslab(L, 2, "params", &n->p), *m = stateslab(L, 2, "adam_m", &n->m);
+  const float *v = stateslab(L, 2, "adam_v", &n->v);
+  memcpy(mbt_data(&n->p), p, sizeof(float) * n->net.nparams);
+  memcpy(mbt_data(&n->m), m, sizeof(float) * n->net.nparams);
+  memcpy(mbt_data(&n->v), v, sizeof(float) * n->net.nparams);
+  n->adam = a;
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* "mbpo.Mlp [3 -> 64 -> 1] relu" */
+static int mlp_tostring(lua_State *L) {
+  lmlp *n = luaL_checkudata(L, 1, MBL_MLP);
+  if (!n->p.storage) { lua_pushliteral(L, "mbpo.Mlp (closed)"); return 1; }
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  luaL_addstring(&b, "mbpo.Mlp [");
+  for (int i = 0; i <= n->net.nlayers; i++) {
+    if (i) luaL_addstring(&b, " -> ");
+    lua_pushinteger(L, n->net.sizes[i]);
+    luaL_addvalue(&b);
+  }
+  luaL_addstring(&b, n->net.act == MB_ACT_SWISH ? "] swish" : "] relu");
+  luaL_pushresult(&b);
+  return 1;
+}
+
+/* Test helpers until mbpo.tensor converts tables: NN._from_table(t) builds a tensor from a
+   Lua array (nested up to 3 levels, rectangular); NN._to_table(x) the reverse. */
+static int nn_fromtable(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  int64_t size[3];
+  int nd = 0;
+  lua_pushvalue(L, 1);
+  while (lua_type(L, -1) == LUA_TTABLE && nd < 3) {
+    size[nd++] = (int64_t)luaL_len(L, -1);
+    lua_geti(L, -1, 1);
+  }
+  lua_pop(L, nd + 1);
+  mbTensor *t = mbL_newtensor(L, nd, size);
+  float *d = mbt_data(t);
+  int64_t n = mbt_numel(t);
+  for (int64_t i = 0; i < n; i++) {
+    lua_pushvalue(L, 1);
+    int64_t rest = i, stride = n;
+    for (int k = 0; k < nd; k++) {
+      stride /= size[k];
+      int64_t j = rest / stride;
+      rest %= stride;
+      if (lua_geti(L, -1, j + 1) == LUA_TNIL || (k < nd - 1) != lua_istable(L, -1))
+        return luaL_error(L, "NN._from_table: not a rectangular array of numbers");
+      lua_remove(L, -2);
+    }
+    d[i] = (float)luaL_checknumber(L, -1);
+    lua_pop(L, 1);
+  }
+  return 1;
+}
+
+/* pushes the nested table of the nd-dimensional block d of shape size */
+static void totable(lua_State *L, const float *d, const int64_t *size, int nd) {
+  lua_createtable(L, (int)size[0], 0);
+  int64_t inner = 1;
+  for (int k = 1; k < nd; k++) inner *= size[k];
+  for (int64_t i = 0; i < size[0]; i++) {
+    if (nd == 1) lua_pushnumber(L, d[i]);
+    else totable(L, d + i * inner, size + 1, nd - 1);
+    lua_rawseti(L, -2, i + 1);
+  }
+}
+
+static int nn_totable(lua_State *L) {
+  mbTensor *t = mbL_checktensor(L, 1);
+  if (!mbt_isContiguous(t) || t->ndim < 1)
+    return luaL_error(L, "NN._to_table: a contiguous tensor of 1 or more dimensions expected");
+  totable(L, mbt_data(t), t->size, t->ndim);
+  return 1;
+}
+
+static const luaL_Reg funcs[] = {
+  {"mlp", nn_mlp}, {"_from_table", nn_fromtable}, {"_to_table", nn_totable}, {NULL, NULL}};
+static const luaL_Reg meth[] = {
+  {"forward", mlp_forward}, {"backward", mlp_backward}, {"zero_grad", mlp_zerograd},
+  {"adam_step", mlp_adamstep}, {"parameters", mlp_parameters}, {"gradients", mlp_gradients},
+  {"sizes", mlp_sizes}, {"state", mlp_state}, {"load_state", mlp_loadstate}, {NULL, NULL}};
+static const luaL_Reg metameth[] = {
+  {"__index", NULL}, {"__gc", mlp_gc}, {"__close", mlp_gc}, {"__tostring", mlp_tostring},
+  {NULL, NULL}};
+
+/* opener, registered by l_init.c (declared here: l_init.c holds the weak reference) */
+int luaopen_mbpo_nn(lua_State *L);
+int luaopen_mbpo_nn(lua_State *L) {
+  /* tensors cross this module's boundary: their metatable must exist */
+  luaL_requiref(L, "mbpo.tensor", luaopen_mbpo_tensor, 0);
+  lua_pop(L, 1);
+  luaL_newmetatable(L, MBL_MLP);
+  luaL_setfuncs(L, metameth, 0);
+  luaL_newlibtable(L, meth);
+  luaL_setfuncs(L, meth, 0);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+  luaL_newlib(L, funcs);
+  lua_pushliteral(L, MB_VERSION);
+  lua_setfield(L, -2, "_VERSION");
+  return 1;
+}

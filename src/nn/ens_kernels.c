@@ -1,0 +1,334 @@
+/* Fused network kernels used by the dynamics ensemble: swish keeping its sigmoid, column
+   blocks of the linear weight gradient, Adam fused with weight decay, and the Gaussian head
+   with soft log-variance bounds (loss, gradient, bounded log-variance, sampling).
+   Each kernel has an AVX2 path (8 lanes, masked tails) and a scalar path with the same
+   polynomials (ens_simd.h); neither allocates. */
+#include "mbpo/nn.h"
+
+#include <math.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "nn/ens_simd.h"
+
+/* Swish ------------------------------------------------------------------------------
+   The forward keeps s = sigmoid(z) so that the backward needs no exponential:
+   d(z s)/dz = s + z s (1 - s) = s + h (1 - s) with h = z s. */
+
+void mbn_swishForwardSig(float *h, float *s, const float *z, size_t n) {
+  /* 8 lanes at a time, then the scalar tail with the same polynomials */
+  size_t i = 0;
+#ifdef MB_SIMD8
+  for (; i + 8 <= n; i += 8) {
+    __m256 zi = _mm256_loadu_ps(z + i), si = mb_sigmoid8(zi);
+    if (s) _mm256_storeu_ps(s + i, si);
+    _mm256_storeu_ps(h + i, _mm256_mul_ps(zi, si));
+  }
+#endif
+  for (; i < n; i++) {
+    float zi = z[i], si = mb_sigmoidf(zi);
+    if (s) s[i] = si;
+    h[i] = zi * si;
+  }
+}
+
+/* dz = dh (s + h (1 - s)); every element read before its slot is written, so dz may alias */
+void mbn_swishBackwardSig(float *dz, const float *dh, const float *h, const float *s, size_t n) {
+  /* d(z s)/dz = s + z s (1 - s) = s + h (1 - s) */
+  size_t i = 0;
+#ifdef MB_SIMD8
+  const __m256 one = _mm256_set1_ps(1.0f);
+  for (; i + 8 <= n; i += 8) {
+    __m256 si = _mm256_loadu_ps(s + i), hi = _mm256_loadu_ps(h + i);
+    __m256 d = _mm256_fmadd_ps(hi, _mm256_sub_ps(one, si), si);
+    _mm256_storeu_ps(dz + i, _mm256_mul_ps(_mm256_loadu_ps(dh + i), d));
+  }
+#endif
+  for (; i < n; i++) dz[i] = dh[i] * (s[i] + h[i] * (1.0f - s[i]));
+}
+
+/* Bias fused with the activation --------------------------------------------------------------
+   A linear layer computed as y = x @ W (sgemm with beta = 0) and then this pass costs one sweep
+   over y; broadcasting the bias into y first and running sgemm with beta = 1 costs two. */
+
+/* per row: z = h + b, s = sigmoid(z), h = z s */
+void mbn_biasSwishSig(float *h, float *s, const float *b, int B, int n) {
+  for (int r = 0; r < B; r++) {
+    float *hr = h + (size_t)r * n, *sr = s ? s + (size_t)r * n : NULL;
+    int j = 0;
+#ifdef MB_SIMD8
+    for (; j + 8 <= n; j += 8) {
+      __m256 z = _mm256_add_ps(_mm256_loadu_ps(hr + j), _mm256_loadu_ps(b + j));
+      __m256 sg = mb_sigmoid8(z);
+      if (sr) _mm256_storeu_ps(sr + j, sg);
+      _mm256_storeu_ps(hr + j, _mm256_mul_ps(z, sg));
+    }
+#endif
+    for (; j < n; j++) {
+      float z = hr[j] + b[j], sg = mb_sigmoidf(z);
+      if (sr) sr[j] = sg;
+      hr[j] = z * sg;
+    }
+  }
+}
+
+/* per row: h = max(h + b, 0) (plain loops: the compiler vectorises them) */
+void mbn_biasRelu(float *h, const float *b, int B, int n) {
+  for (int r = 0; r < B; r++) {
+    float *hr = h + (size_t)r * n;
+    for (int j = 0; j < n; j++) {
+      float z = hr[j] + b[j];
+      hr[j] = z > 0.0f ? z : 0.0f;
+    }
+  }
+}
+
+/* per row: y += b */
+void mbn_addBias(float *y, const float *b, int B, int n) {
+  for (int r = 0; r < B; r++) {
+    float *yr = y + (size_t)r * n;
+    for (int j = 0; j < n; j++) yr[j] += b[j];
+  }
+}
+
+/* Linear, a block of weight rows ----------------------------------------------------------
+   Splitting a weight gradient by rows gives each task a contiguous block of the parameter
+   slab, so decay and Adam run on it in one call while it is in cache. */
+
+/* dW rows [k0, k1) = x[:, k0:k1]^T dy; an empty batch gives zeros */
+void mbn_linearBackwardRows(float *dW, const float *dy, const float *x, int B, int in, int out,
+                            int k0, int k1) {
+  int nk = k1 - k0;
+  if (nk <= 0) return;
+  if (B <= 0) {
+    memset(dW + (size_t)k0 * out, 0, sizeof(float) * (size_t)nk * out);
+    return;
+  }
+  /* dW[k0:k1, :] = x[:, k0:k1]^T @ dy: a column block of x (leading dimension in); beta = 0
+     overwrites, so the gradient slab needs no zeroing */
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, out, B, 1.0f, x + k0, in, dy, out,
+              0.0f, dW + (size_t)k0 * out, out);
+}
+
+/* db[c0:c1] = column sums of dy, rows in order (restrict: the two never overlap) */
+void mbn_biasGrad(float *db, const float *dy, int B, int out, int c0, int c1) {
+  int nc = c1 - c0;
+  if (nc <= 0) return;
+  float *restrict d = db + c0;
+  memset(d, 0, sizeof(float) * (size_t)nc);
+  for (int r = 0; r < B; r++) {
+    const float *restrict row = dy + (size_t)r * out + c0;
+    int j = 0;
+#ifdef MB_SIMD8
+    for (; j + 8 <= nc; j += 8)
+      _mm256_storeu_ps(d + j, _mm256_add_ps(_mm256_loadu_ps(d + j), _mm256_loadu_ps(row + j)));
+#endif
+    for (; j < nc; j++) d[j] += row[j];
+  }
+}
+
+/* Adam with weight decay ------------------------------------------------------------------
+   The same update as mbn_adamUpdate (bias corrections folded into the step and the
+   denominator), with the decay gradient wd * p added first and the decay term of the loss
+   returned, so one pass over p, m, v, g does all three. */
+
+/* g += wd p; m, v moments; p -= lr / c1 * m / (sqrt(v / c2) + eps); returns wd sum(p^2) / 2 */
+double mbn_adamDecayUpdate(float *p, float *m, float *v, float *g, float wd, size_t n,
+                           const mbAdam *opt) {
+  const float b1 = opt->beta1, b2 = opt->beta2;
+  /* bias corrections in double as mbn_adamUpdate: t can reach millions */
+  const float c1 = (float)(1.0 - pow(b1, (double)opt->t));
+  const float c2 = (float)(1.0 - pow(b2, (double)opt->t));
+  const float step = opt->lr / c1, rc2 = 1.0f / sqrtf(c2), eps = opt->eps;
+  double sq = 0.0;  /* sum(p^2) before the update: 8 float lanes, then double */
+  size_t i = 0;
+#ifdef MB_SIMD8
+  const __m256 vb1 = _mm256_set1_ps(b1), vb2 = _mm256_set1_ps(b2);
+  const __m256 va1 = _mm256_set1_ps(1.0f - b1), va2 = _mm256_set1_ps(1.0f - b2);
+  const __m256 vwd = _mm256_set1_ps(wd), vstep = _mm256_set1_ps(step);
+  const __m256 vrc2 = _mm256_set1_ps(rc2), veps = _mm256_set1_ps(eps);
+  __m256 acc = _mm256_setzero_ps();
+  for (; i + 8 <= n; i += 8) {
+    __m256 pi = _mm256_loadu_ps(p + i);
+    __m256 gi = _mm256_fmadd_ps(vwd, pi, _mm256_loadu_ps(g + i));
+    acc = _mm256_fmadd_ps(pi, pi, acc);
+    __m256 mi = _mm256_fmadd_ps(vb1, _mm256_loadu_ps(m + i), _mm256_mul_ps(va1, gi));
+    __m256 vi = _mm256_fmadd_ps(vb2, _mm256_loadu_ps(v + i), _mm256_mul_ps(_mm256_mul_ps(va2, gi), gi));
+    __m256 den = _mm256_fmadd_ps(_mm256_sqrt_ps(vi), vrc2, veps);
+    _mm256_storeu_ps(g + i, gi);
+    _mm256_storeu_ps(m + i, mi);
+    _mm256_storeu_ps(v + i, vi);
+    _mm256_storeu_ps(p + i, _mm256_sub_ps(pi, _mm256_div_ps(_mm256_mul_ps(vstep, mi), den)));
+  }
+  float lanes[8];
+  _mm256_storeu_ps(lanes, acc);
+  for (int k = 0; k < 8; k++) sq += lanes[k];
+#endif
+  for (; i < n; i++) {
+    float pi = p[i], gi = g[i] + wd * pi;
+    sq += (double)pi * pi;
+    float mi = b1 * m[i] + (1.0f - b1) * gi;
+    float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
+    g[i] = gi;
+    m[i] = mi;
+    v[i] = vi;
+    p[i] = pi - step * mi / (sqrtf(vi) * rc2 + eps);
+  }
+  return 0.5 * (double)wd * sq;
+}
+
+/* Noise ----------------------------------------------------------------------------------------
+   Box-Muller: z0 = r cos(2 pi t), z1 = r sin(2 pi t), r = sqrt(-2 log u), with u in (0, 1] and t
+   in [0, 1) from one 64-bit draw. Vectorised over 8 pairs; the draws themselves are serial
+   (the generator's state), about 1 ns each. */
+
+/* one Box-Muller pair from one 64-bit draw: u in (0, 1] from the top 24 bits, t in [0, 1)
+   from the next 24 */
+static inline void draw_ut(mbRng *g, float *u, float *t) {
+  uint64_t x = mbr_next(g);
+  *u = (float)((x >> 40) + 1) * 0x1.0p-24f;
+  *t = (float)((x >> 16) & 0xffffff) * 0x1.0p-24f;
+}
+
+/* 16 values (8 pairs) per vector round; an odd tail uses half of a last pair */
+void mbn_gaussNoise(float *out, mbRng *g, size_t n) {
+  size_t i = 0;
+#ifdef MB_SIMD8
+  for (; i + 16 <= n; i += 16) {
+    float u[8], t[8];
+    for (int k = 0; k < 8; k++) draw_ut(g, &u[k], &t[k]);
+    __m256 r = _mm256_sqrt_ps(_mm256_mul_ps(_mm256_set1_ps(-2.0f), mb_log8(_mm256_loadu_ps(u))));
+    __m256 sn, cs;
+    mb_sincos2pi8(_mm256_loadu_ps(t), &sn, &cs);
+    _mm256_storeu_ps(out + i, _mm256_mul_ps(r, cs));
+    _mm256_storeu_ps(out + i + 8, _mm256_mul_ps(r, sn));
+  }
+#endif
+  for (; i < n; i += 2) {
+    float u, t, sn, cs;
+    draw_ut(g, &u, &t);
+    float r = sqrtf(-2.0f * mb_logf(u));
+    mb_sincos2pif(t, &sn, &cs);
+    out[i] = r * cs;
+    if (i + 1 < n) out[i + 1] = r * sn;
+  }
+}
+
+/* Gaussian head with soft log-variance bounds ---------------------------------------------
+   out rows are [mean (D) | raw log-variance (D)];
+   lv = min + softplus(max - softplus(max - raw) - min).
+   D is small (12 for Hopper, 28 for Ant): rows are processed in 8-lane pieces with masked
+   loads and stores for the last piece, so no lane reads or writes past the row. */
+
+/* the bounded log-variance of every row (predict's second output) */
+void mbn_gaussLogvar(float *lv, const float *out, const float *maxlv, const float *minlv,
+                     int B, int D) {
+  for (int r = 0; r < B; r++) {
+    const float *raw = out + (size_t)r * 2 * D + D;
+    float *dst = lv + (size_t)r * D;
+    int j = 0;
+#ifdef MB_SIMD8
+    for (; j < D; j += 8) {
+      __m256i k = mb_mask8(D - j);
+      __m256 mx = _mm256_maskload_ps(maxlv + j, k), mn = _mm256_maskload_ps(minlv + j, k);
+      __m256 l1 = _mm256_sub_ps(mx, mb_softplus8(_mm256_sub_ps(mx, _mm256_maskload_ps(raw + j, k))));
+      _mm256_maskstore_ps(dst + j, k, _mm256_add_ps(mn, mb_softplus8(_mm256_sub_ps(l1, mn))));
+    }
+#endif
+    for (; j < D; j++) {
+      float l1 = maxlv[j] - mb_softplusf(maxlv[j] - raw[j]);
+      dst[j] = minlv[j] + mb_softplusf(l1 - minlv[j]);
+    }
+  }
+}
+
+/* mean + exp(lv / 2) eps per element; the mean alone without noise */
+void mbn_gaussSample(float *y, const float *out, const float *eps, const float *maxlv,
+                     const float *minlv, int B, int D) {
+  for (int r = 0; r < B; r++) {
+    const float *mu = out + (size_t)r * 2 * D, *raw = mu + D;
+    const float *e = eps ? eps + (size_t)r * D : NULL;
+    float *dst = y + (size_t)r * D;
+    if (!e) { memcpy(dst, mu, sizeof(float) * (size_t)D); continue; }
+    int j = 0;
+#ifdef MB_SIMD8
+    for (; j < D; j += 8) {
+      __m256i k = mb_mask8(D - j);
+      __m256 mx = _mm256_maskload_ps(maxlv + j, k), mn = _mm256_maskload_ps(minlv + j, k);
+      __m256 l1 = _mm256_sub_ps(mx, mb_softplus8(_mm256_sub_ps(mx, _mm256_maskload_ps(raw + j, k))));
+      __m256 lv = _mm256_add_ps(mn, mb_softplus8(_mm256_sub_ps(l1, mn)));
+      __m256 sd = mb_exp8(_mm256_mul_ps(_mm256_set1_ps(0.5f), lv));
+      __m256 s = _mm256_fmadd_ps(sd, _mm256_maskload_ps(e + j, k), _mm256_maskload_ps(mu + j, k));
+      _mm256_maskstore_ps(dst + j, k, s);
+    }
+#endif
+    for (; j < D; j++) {
+      float l1 = maxlv[j] - mb_softplusf(maxlv[j] - raw[j]);
+      float lv = minlv[j] + mb_softplusf(l1 - minlv[j]);
+      dst[j] = mu[j] + mb_expf(0.5f * lv) * e[j];
+    }
+  }
+}
+
+double mbn_gaussNll(float *dout, float *dmax, float *dmin, const float *out, const float *y,
+                    const float *maxlv, const float *minlv, int B, int D, float scale) {
+  /* per element: loss = scale ((mu - y)^2 exp(-lv) + lv);
+     d/dmu = 2 scale (mu - y) exp(-lv), d/dlv = scale (1 - (mu - y)^2 exp(-lv));
+     lv1 = max - softplus(a), a = max - raw:  dlv1/draw = sigmoid(a), dlv1/dmax = 1 - sigmoid(a)
+     lv = min + softplus(b), b = lv1 - min:   dlv/dlv1 = sigmoid(b), dlv/dmin = 1 - sigmoid(b) */
+  double total = 0.0;  /* per row: 8 float lanes summed into double */
+  for (int r = 0; r < B; r++) {
+    const float *mu = out + (size_t)r * 2 * D, *raw = mu + D, *yr = y + (size_t)r * D;
+    float *dmu = dout ? dout + (size_t)r * 2 * D : NULL, *draw = dmu ? dmu + D : NULL;
+    int j = 0;
+#ifdef MB_SIMD8
+    const __m256 one = _mm256_set1_ps(1.0f), vs = _mm256_set1_ps(scale);
+    __m256 acc = _mm256_setzero_ps();
+    for (; j < D; j += 8) {
+      __m256i k = mb_mask8(D - j);
+      __m256 mx = _mm256_maskload_ps(maxlv + j, k), mn = _mm256_maskload_ps(minlv + j, k);
+      __m256 a = _mm256_sub_ps(mx, _mm256_maskload_ps(raw + j, k));
+      __m256 l1 = _mm256_sub_ps(mx, mb_softplus8(a));
+      __m256 b = _mm256_sub_ps(l1, mn);
+      __m256 lv = _mm256_add_ps(mn, mb_softplus8(b));
+      __m256 iv = mb_exp8(_mm256_sub_ps(_mm256_setzero_ps(), lv));
+      __m256 d = _mm256_sub_ps(_mm256_maskload_ps(mu + j, k), _mm256_maskload_ps(yr + j, k));
+      __m256 q = _mm256_mul_ps(_mm256_mul_ps(d, d), iv);
+      __m256 term = _mm256_add_ps(q, lv);
+      acc = _mm256_add_ps(acc, _mm256_and_ps(term, _mm256_castsi256_ps(k)));  /* live lanes */
+      if (!dout) continue;
+      /* gradients: the loads of this piece happened above, so writing dout over out is safe */
+      __m256 s1 = mb_sigmoid8(a), s2 = mb_sigmoid8(b);
+      __m256 gmu = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(2.0f), vs), _mm256_mul_ps(d, iv));
+      __m256 glv = _mm256_mul_ps(vs, _mm256_sub_ps(one, q));
+      __m256 gl1 = _mm256_mul_ps(glv, s2);
+      _mm256_maskstore_ps(dmu + j, k, gmu);
+      _mm256_maskstore_ps(draw + j, k, _mm256_mul_ps(gl1, s1));
+      __m256 gmx = _mm256_fmadd_ps(gl1, _mm256_sub_ps(one, s1), _mm256_maskload_ps(dmax + j, k));
+      __m256 gmn = _mm256_fmadd_ps(glv, _mm256_sub_ps(one, s2), _mm256_maskload_ps(dmin + j, k));
+      _mm256_maskstore_ps(dmax + j, k, gmx);
+      _mm256_maskstore_ps(dmin + j, k, gmn);
+    }
+    float lanes[8];
+    _mm256_storeu_ps(lanes, acc);
+    for (int l = 0; l < 8; l++) total += lanes[l];
+#endif
+    for (; j < D; j++) {
+      float a = maxlv[j] - raw[j];
+      float l1 = maxlv[j] - mb_softplusf(a);
+      float b = l1 - minlv[j];
+      float lv = minlv[j] + mb_softplusf(b);
+      float iv = mb_expf(-lv), d = mu[j] - yr[j], q = d * d * iv;
+      total += (double)(q + lv);
+      if (!dout) continue;
+      float s1 = mb_sigmoidf(a), s2 = mb_sigmoidf(b);
+      float glv = scale * (1.0f - q), gl1 = glv * s2;
+      dmu[j] = 2.0f * scale * d * iv;
+      draw[j] = gl1 * s1;
+      dmax[j] += gl1 * (1.0f - s1);
+      dmin[j] += glv * (1.0f - s2);
+    }
+  }
+  return total * (double)scale;
+}

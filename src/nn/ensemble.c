@@ -1,0 +1,1157 @@
+/* The probabilistic dynamics ensemble: creation, one training step, the reference's whole
+   training call (fit), prediction and the batched model step of rollouts.
+
+   Memory. The parameters of all members and the two bound vectors are one slab (so are the
+   gradients and the Adam moments): member m's MLP at m * nparams in the mbMlp layout, then
+   max_logvar [D] and min_logvar [D]. Workspaces live in mbEnsWork; they grow to the largest
+   call seen and are reused, so the hot calls (a training step, a model step over 100 000
+   rows) allocate nothing once warm.
+
+   Threads. Work is cut into tasks whose definition does not depend on the thread count, and
+   every task writes its own outputs; reductions run in task order after the parallel
+   section. Results are therefore bit-identical for any thread count (mbu_parallelFor's
+   threads run the tasks; OpenBLAS is single-threaded inside them).
+   - A training step is two sections of 2 tasks per member (7 members: 14 tasks, 7 per core
+     on 2 cores). Section A, task (m, half): half of member m's minibatch rows through gather
+     and standardisation, the forward pass, the loss and its gradient, and the chain of input
+     gradients down to the first hidden layer; all of this is row-local. Section B, task
+     (m, half): the gradients of half of the rows of every weight matrix (a contiguous block)
+     and half of every bias, over all minibatch rows, then weight decay and Adam on that
+     block. The bound vectors are shared by the members: each task of section A leaves its
+     part of their gradient, summed in task order afterwards.
+   - predict, evaluate and step cut their rows into items of at most CHUNK rows, each
+     computed by one member in its worker's workspace. Per-item results are reduced in item
+     order, and the noise of a step item comes from a generator seeded by (one draw of the
+     caller's generator, item number).
+   Tasks and items are handed out on demand (parallel() below), so a core that another
+   process slows down takes fewer of them; which worker runs a task never changes its bits. */
+#include "mbpo/ensemble.h"
+#include "mbpo/core.h"
+
+#include <math.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#define CHUNK 512     /* rows per forward item in predict / evaluate / step: two [CHUNK x 200]
+                         float buffers stay in a 1 MB L2 */
+#define ALIGNF 16     /* sub-buffers start on 64-byte boundaries */
+
+/* n floats rounded up to a whole number of 64-byte lines */
+static size_t roundf16(size_t n) { return (n + ALIGNF - 1) / ALIGNF * ALIGNF; }
+
+/* One thread's forward workspace for up to CHUNK rows. A forward pass alternates between a
+   and b (layer l writes bufs[l & 1]), so no copies are made between layers. */
+typedef struct fwdws {
+  float *x;          /* [CHUNK x inputs] standardised inputs */
+  float *a, *b;      /* [CHUNK x wmax] layer outputs, ping-pong */
+  float *y;          /* [CHUNK x D] sample or accumulated mean */
+  float *eps;        /* [CHUNK x D] standard normal noise */
+} fwdws;
+
+/* A forward item: rows [begin, begin + n) of a row list (or of the input rows when there is
+   no list), computed by member m (-1: every elite, the mean mode of a step). */
+typedef struct fitem {
+  int m, n;
+  int64_t begin;
+} fitem;
+
+/* Everything an ensemble needs besides its state; grow-only, freed by mbn_ensFree. */
+struct mbEnsWork {
+  int wmax;                 /* widest layer */
+  float *inv_std;           /* [inputs] 1 / in_std, refreshed per call */
+  /* training step, for minibatches up to bcap rows per member */
+  int bcap;
+  float *trainbuf;
+  float **X, **Y, **O;      /* [members] -> [bcap x inputs], [bcap x D], [bcap x 2D] */
+  float **H, **S;           /* [members x nhidden] -> [bcap x width]: activations, then
+                               sigmoids overwritten by the pre-activation gradients */
+  float **scratch;          /* [2 members] -> [ceil(bcap / 2) x wmax] */
+  float *bgrad;             /* [2 members x 2D (padded)] per-task bound gradient parts */
+  double *tloss, *tdecay;   /* [2 members] per-task loss parts */
+  int64_t *stepidx;         /* [members x bcap] row numbers for mbn_ensTrainStep */
+  /* forward workspaces, one per thread */
+  int nfwd;
+  float *fwdbuf;
+  fwdws *fwd;
+  /* items (predict, evaluate, step) */
+  int64_t itemcap;
+  fitem *items;
+  double *itemsse;          /* [itemcap] evaluate: squared error of each item */
+  /* step: rows grouped by member */
+  int64_t rowcap;
+  int64_t *order;           /* [rowcap] row numbers grouped by member */
+  int32_t *choice;          /* [rowcap] member of each row */
+  /* fit */
+  int64_t permcap, bootcap;
+  int64_t *perm, *boot;     /* [N] split permutation; [members x Ntrain] bootstrap rows */
+  float *snap;              /* [members x nparams] best weights */
+  int histcap;
+  double *train_loss, *curve;  /* [histcap], [histcap x members] */
+};
+
+/* Config and layout ------------------------------------------------------------------------ */
+
+void mbn_ensDefaults(mbEnsembleConfig *c, int inputs, int outputs) {
+  /* per-layer weight decay of the reference's 4 x 200 network, input layer first */
+  static const float wd[5] = {2.5e-5f, 5e-5f, 7.5e-5f, 7.5e-5f, 1e-4f};
+  memset(c, 0, sizeof *c);
+  c->inputs = inputs;
+  c->outputs = outputs;
+  c->members = 7;
+  c->elites = 5;
+  c->nhidden = 4;
+  for (int i = 0; i < 4; i++) c->hidden[i] = 200;
+  c->act = MB_ACT_SWISH;
+  for (int i = 0; i < 5; i++) c->weight_decay[i] = wd[i];
+  c->lr = 1e-3f;
+  c->seed = 0;
+  c->bounds = MB_BOUNDS_LEARNED;
+  c->max_logvar = 0.5f;
+  c->min_logvar = -10.0f;
+  c->bound_penalty = 0.01f;
+  c->prediction = MB_PRED_SAMPLE;
+  c->bootstrap = MB_BOOT_REPLACE;
+  c->holdout_ratio = 0.2f;
+  c->holdout_cap = 5000;
+  c->snapshot = MB_SNAP_MEMBER;
+  c->batch = 256;
+  c->patience = 5;
+  c->improvement = 0.01f;
+}
+
+/* MB_OK, or MB_ERR with a message naming the field and its value */
+static int check_config(const mbEnsembleConfig *c) {
+  if (c->inputs < 1 || c->inputs > (1 << 16))
+    return mbu_error("ensemble: inputs = %d out of range [1, 65536]", c->inputs);
+  if (c->outputs < 1 || c->outputs > (1 << 16))
+    return mbu_error("ensemble: outputs = %d out of range [1, 65536]", c->outputs);
+  if (c->members < 1 || c->members > MB_ENS_MAXMEMBERS)
+    return mbu_error("ensemble: members = %d out of range [1, %d]", c->members,
+                     MB_ENS_MAXMEMBERS);
+  if (c->elites < 1 || c->elites > c->members)
+    return mbu_error("ensemble: elites = %d out of range [1, members = %d]", c->elites,
+                     c->members);
+  if (c->nhidden < 0 || c->nhidden > MB_MLP_MAXLAYERS - 1)
+    return mbu_error("ensemble: %d hidden layers (at most %d)", c->nhidden,
+                     MB_MLP_MAXLAYERS - 1);
+  for (int i = 0; i < c->nhidden; i++)
+    if (c->hidden[i] < 1 || c->hidden[i] > (1 << 16))
+      return mbu_error("ensemble: hidden layer %d has width %d (expected 1..65536)", i + 1,
+                       c->hidden[i]);
+  if (c->act != MB_ACT_SWISH && c->act != MB_ACT_RELU)
+    return mbu_error("ensemble: unknown activation %d", (int)c->act);
+  for (int i = 0; i <= c->nhidden; i++)
+    if (!(c->weight_decay[i] >= 0.0f) || !isfinite(c->weight_decay[i]))
+      return mbu_error("ensemble: weight decay of layer %d is %g (expected >= 0)", i + 1,
+                       (double)c->weight_decay[i]);
+  if (!(c->lr > 0.0f) || !isfinite(c->lr))
+    return mbu_error("ensemble: lr = %g (expected > 0)", (double)c->lr);
+  if (!(c->max_logvar > c->min_logvar) || !isfinite(c->max_logvar) || !isfinite(c->min_logvar))
+    return mbu_error("ensemble: log-variance bounds [%g, %g] (expected min < max)",
+                     (double)c->min_logvar, (double)c->max_logvar);
+  if (!(c->bound_penalty >= 0.0f) || !isfinite(c->bound_penalty))
+    return mbu_error("ensemble: bound penalty %g (expected >= 0)", (double)c->bound_penalty);
+  /* enums from a caller may hold any integer */
+  if ((unsigned)c->bounds > MB_BOUNDS_FIXED || (unsigned)c->prediction > MB_PRED_MEAN ||
+      (unsigned)c->bootstrap > MB_BOOT_NONE || (unsigned)c->snapshot > MB_SNAP_ENSEMBLE)
+    return mbu_error("ensemble: unknown mode (bounds %d, prediction %d, bootstrap %d, "
+                     "snapshot %d)", (int)c->bounds, (int)c->prediction, (int)c->bootstrap,
+                     (int)c->snapshot);
+  if (!(c->holdout_ratio >= 0.0f && c->holdout_ratio < 1.0f))
+    return mbu_error("ensemble: holdout ratio %g out of range [0, 1)", (double)c->holdout_ratio);
+  if (c->batch < 1 || c->batch > (1 << 20))
+    return mbu_error("ensemble: batch = %d out of range [1, 1048576]", c->batch);
+  if (c->patience < 0) return mbu_error("ensemble: patience = %d (expected >= 0)", c->patience);
+  if (!(c->improvement >= 0.0f) || !isfinite(c->improvement))
+    return mbu_error("ensemble: improvement %g (expected >= 0)", (double)c->improvement);
+  return MB_OK;
+}
+
+void mbn_ensFree(mbEnsemble *e) {
+  if (!e) return;
+  mbEnsWork *w = e->work;
+  if (w) {
+    mbu_free(w->inv_std);
+    mbu_free(w->trainbuf);
+    mbu_free(w->X); mbu_free(w->Y); mbu_free(w->O); mbu_free(w->H); mbu_free(w->S);
+    mbu_free(w->scratch); mbu_free(w->bgrad); mbu_free(w->tloss); mbu_free(w->tdecay);
+    mbu_free(w->stepidx);
+    mbu_free(w->fwdbuf); mbu_free(w->fwd);
+    mbu_free(w->items); mbu_free(w->itemsse);
+    mbu_free(w->order); mbu_free(w->choice);
+    mbu_free(w->perm); mbu_free(w->boot); mbu_free(w->snap);
+    mbu_free(w->train_loss); mbu_free(w->curve);
+    mbu_free(w);
+  }
+  mbu_free(e->params); mbu_free(e->grads); mbu_free(e->adam_m); mbu_free(e->adam_v);
+  mbu_free(e->in_mean); mbu_free(e->in_std); mbu_free(e->elite); mbu_free(e->holdout_mse);
+  mbu_free(e);
+}
+
+/* n zeroed floats, 64-byte aligned (free with mbu_free) */
+static float *zalloc(size_t n) {
+  float *p = mbu_alignedAlloc(n * sizeof(float));
+  if (p) memset(p, 0, n * sizeof(float));
+  return p;
+}
+
+int mbn_ensCreate(mbEnsemble **out, const mbEnsembleConfig *c) {
+  *out = NULL;
+  if (check_config(c) < 0) return MB_ERR;
+  mbEnsemble *e = mbu_calloc(1, sizeof *e);
+  if (!e) return MB_ERR;
+  e->cfg = *c;
+  /* one member: inputs -> hidden... -> [mean | raw log-variance] */
+  int sizes[MB_MLP_MAXLAYERS + 1];
+  sizes[0] = c->inputs;
+  for (int i = 0; i < c->nhidden; i++) sizes[i + 1] = c->hidden[i];
+  sizes[c->nhidden + 1] = 2 * c->outputs;
+  if (mbn_mlpInit(&e->net, c->nhidden + 1, sizes, c->act) < 0) { mbn_ensFree(e); return MB_ERR; }
+  e->nparams = e->net.nparams;
+  e->ntotal = (size_t)c->members * e->nparams + 2 * (size_t)c->outputs;
+  /* the state; every allocation checked at once (mbn_ensFree takes partial objects) */
+  e->params = zalloc(e->ntotal);
+  e->grads = zalloc(e->ntotal);
+  e->adam_m = zalloc(e->ntotal);
+  e->adam_v = zalloc(e->ntotal);
+  e->in_mean = zalloc((size_t)c->inputs);
+  e->in_std = zalloc((size_t)c->inputs);
+  e->elite = mbu_calloc((size_t)c->elites, sizeof(int));
+  e->holdout_mse = zalloc((size_t)c->members);
+  e->work = mbu_calloc(1, sizeof(mbEnsWork));
+  if (!e->params || !e->grads || !e->adam_m || !e->adam_v || !e->in_mean || !e->in_std ||
+      !e->elite || !e->holdout_mse || !e->work) {
+    mbn_ensFree(e);
+    return MB_ERR;
+  }
+  e->work->inv_std = zalloc((size_t)c->inputs);
+  if (!e->work->inv_std) { mbn_ensFree(e); return MB_ERR; }
+  int wmax = 0;
+  for (int l = 0; l <= e->net.nlayers; l++) if (sizes[l] > wmax) wmax = sizes[l];
+  e->work->wmax = wmax;
+  /* the reference initialisation, member by member from one generator */
+  mbr_seed(&e->rng, c->seed, 0);
+  for (int m = 0; m < c->members; m++)
+    mbn_mlpInitTruncNormal(e->params + (size_t)m * e->nparams, &e->net, &e->rng);
+  /* the bound vectors at the tail of the slab, then the neutral standardiser, the first
+     members as elites, no holdout figures yet */
+  e->max_logvar = e->params + (size_t)c->members * e->nparams;
+  e->min_logvar = e->max_logvar + c->outputs;
+  for (int j = 0; j < c->outputs; j++) {
+    e->max_logvar[j] = c->max_logvar;
+    e->min_logvar[j] = c->min_logvar;
+  }
+  for (int k = 0; k < c->inputs; k++) e->in_std[k] = 1.0f;
+  for (int i = 0; i < c->elites; i++) e->elite[i] = i;
+  for (int m = 0; m < c->members; m++) e->holdout_mse[m] = NAN;
+  mbn_adamDefaults(&e->adam, c->lr);
+  *out = e;
+  return MB_OK;
+}
+
+void mbn_fitDefaults(mbFitOptions *o, const mbEnsemble *e) {
+  const mbEnsembleConfig *c = &e->cfg;
+  o->max_epochs = 0;
+  o->max_seconds = 0;
+  o->patience = c->patience;
+  o->batch = c->batch;
+  o->holdout_cap = c->holdout_cap;
+  o->holdout_ratio = c->holdout_ratio;
+  o->improvement = c->improvement;
+}
+
+double mbn_ensForwardFlops(const mbEnsemble *e) {
+  double f = 0;
+  for (int l = 0; l < e->net.nlayers; l++) f += 2.0 * e->net.sizes[l] * e->net.sizes[l + 1];
+  return f;
+}
+
+double mbn_ensTrainFlops(const mbEnsemble *e, int B) {
+  /* forward, weight gradients (same count) and input gradients of every layer but the first */
+  double fwd = mbn_ensForwardFlops(e), dx = 0;
+  for (int l = 1; l < e->net.nlayers; l++) dx += 2.0 * e->net.sizes[l] * e->net.sizes[l + 1];
+  return (2 * fwd + dx) * (double)B * e->cfg.members;
+}
+
+/* floats of one member's training buffers for B rows: X, Y, O, then H and S per hidden layer */
+static size_t member_floats(const mbEnsembleConfig *c, size_t B) {
+  size_t per = roundf16(B * c->inputs) + roundf16(B * c->outputs) + roundf16(B * 2 * c->outputs);
+  for (int l = 0; l < c->nhidden; l++) per += 2 * roundf16(B * c->hidden[l]);
+  return per;
+}
+
+/* floats of one thread's forward workspace */
+static size_t fwd_floats(const mbEnsembleConfig *c, int wmax) {
+  return roundf16((size_t)CHUNK * c->inputs) + 2 * roundf16((size_t)CHUNK * wmax) +
+         2 * roundf16((size_t)CHUNK * c->outputs);
+}
+
+size_t mbn_ensWorkBytes(const mbEnsemble *e) {
+  const mbEnsWork *w = e->work;
+  const mbEnsembleConfig *c = &e->cfg;
+  size_t n = 0;
+  if (w->bcap) {
+    size_t B = (size_t)w->bcap, half = (B + 1) / 2;
+    n += sizeof(float) * (member_floats(c, B) * c->members +
+                          2 * (size_t)c->members * roundf16(half * w->wmax));
+    n += sizeof(int64_t) * c->members * B;
+  }
+  n += sizeof(float) * (size_t)w->nfwd * fwd_floats(c, w->wmax);
+  n += (size_t)w->itemcap * (sizeof(fitem) + sizeof(double));
+  n += (size_t)w->rowcap * (sizeof(int64_t) + sizeof(int32_t));
+  n += (size_t)(w->permcap + w->bootcap) * sizeof(int64_t);
+  if (w->snap) n += (size_t)c->members * e->nparams * sizeof(float);
+  n += (size_t)w->histcap * (1 + c->members) * sizeof(double);
+  return n;
+}
+
+const char *mbn_blasCore(void) {
+  static char buf[256];
+  snprintf(buf, sizeof buf, "%s: %s", openblas_get_corename(), openblas_get_config());
+  return buf;
+}
+
+/* Tasks handed out on demand: each of min(n, threads) workers (mbu_parallelFor's threads)
+   takes the next task number from a shared counter until none is left, so a core slowed by
+   another process simply takes fewer tasks. fn(ctx, task, worker): a task's results must not
+   depend on the worker (workers only pick per-worker scratch). With one worker OpenBLAS is
+   pinned to one thread as inside mbu_parallelFor, so every sgemm of the ensemble runs
+   single-threaded and its bits do not depend on the thread count. */
+typedef void (*dyn_task)(void *ctx, int task, int worker);
+
+typedef struct dynrun {
+  atomic_int next;
+  int n;
+  dyn_task fn;
+  void *ctx;
+} dynrun;
+
+static void dyn_worker(void *vctx, int worker) {
+  dynrun *r = vctx;
+  for (int i; (i = atomic_fetch_add_explicit(&r->next, 1, memory_order_relaxed)) < r->n;)
+    r->fn(r->ctx, i, worker);
+}
+
+/* runs fn for tasks 0..n-1 on `workers` workers (at most mbu_threads()) */
+static void parallel(int n, int workers, dyn_task fn, void *ctx) {
+  if (workers > mbu_threads()) workers = mbu_threads();
+  if (workers > n) workers = n;
+  if (workers < 1) workers = 1;
+  dynrun r = {0, n, fn, ctx};
+  atomic_init(&r.next, 0);
+  if (workers == 1) {
+    if (mbu_threads() > 1) openblas_set_num_threads(1);
+    dyn_worker(&r, 0);
+    if (mbu_threads() > 1) openblas_set_num_threads(mbu_threads());
+  } else {
+    mbu_parallelFor(workers, dyn_worker, &r);
+  }
+}
+
+/* Workspaces (grow only; allocated outside parallel sections) --------------------------- */
+
+/* Training buffers for minibatches of up to B rows per member. One allocation holds, per
+   member, X [B x in] (standardised inputs), Y [B x D] (targets), O [B x 2D] (outputs, then
+   their gradient), H and S per hidden layer (activations; sigmoids, then pre-activation
+   gradients), and one scratch buffer per task for the input gradient of a layer. Nothing is
+   kept from one step to the next, so a smaller minibatch reuses the same buffers. */
+static int grow_train(mbEnsemble *e, int B) {
+  mbEnsWork *w = e->work;
+  if (B <= w->bcap) return MB_OK;
+  const mbEnsembleConfig *c = &e->cfg;
+  int M = c->members, nh = c->nhidden, D = c->outputs, half = (B + 1) / 2;
+  size_t per = member_floats(c, (size_t)B);
+  size_t total = per * M + 2 * (size_t)M * roundf16((size_t)half * w->wmax);
+  float *buf = mbu_alignedAlloc(total * sizeof(float));
+  float **X = mbu_calloc((size_t)M, sizeof *X), **Y = mbu_calloc((size_t)M, sizeof *Y);
+  float **O = mbu_calloc((size_t)M, sizeof *O);
+  float **H = mbu_calloc((size_t)M * (nh ? nh : 1), sizeof *H);
+  float **S = mbu_calloc((size_t)M * (nh ? nh : 1), sizeof *S);
+  float **scr = mbu_calloc(2 * (size_t)M, sizeof *scr);
+  float *bgrad = mbu_alignedAlloc(2 * (size_t)M * roundf16(2 * (size_t)D) * sizeof(float));
+  double *tl = mbu_calloc(2 * (size_t)M, sizeof(double));
+  double *td = mbu_calloc(2 * (size_t)M, sizeof(double));
+  int64_t *idx = mbu_malloc((size_t)M * B * sizeof(int64_t));
+  if (!buf || !X || !Y || !O || !H || !S || !scr || !bgrad || !tl || !td || !idx) {
+    mbu_free(buf); mbu_free(X); mbu_free(Y); mbu_free(O); mbu_free(H); mbu_free(S);
+    mbu_free(scr); mbu_free(bgrad); mbu_free(tl); mbu_free(td); mbu_free(idx);
+    return MB_ERR;
+  }
+  memset(buf, 0, total * sizeof(float));
+  /* carve the block: members first, then the per-task scratch */
+  float *p = buf;
+  for (int m = 0; m < M; m++) {
+    X[m] = p; p += roundf16((size_t)B * c->inputs);
+    Y[m] = p; p += roundf16((size_t)B * D);
+    O[m] = p; p += roundf16((size_t)B * 2 * D);
+    for (int l = 0; l < nh; l++) {
+      H[m * nh + l] = p; p += roundf16((size_t)B * c->hidden[l]);
+      S[m * nh + l] = p; p += roundf16((size_t)B * c->hidden[l]);
+    }
+  }
+  for (int t = 0; t < 2 * M; t++) { scr[t] = p; p += roundf16((size_t)half * w->wmax); }
+  /* the old buffers go only once the new ones exist */
+  mbu_free(w->trainbuf); mbu_free(w->X); mbu_free(w->Y); mbu_free(w->O); mbu_free(w->H);
+  mbu_free(w->S); mbu_free(w->scratch); mbu_free(w->bgrad); mbu_free(w->tloss);
+  mbu_free(w->tdecay); mbu_free(w->stepidx);
+  w->trainbuf = buf; w->X = X; w->Y = Y; w->O = O; w->H = H; w->S = S; w->scratch = scr;
+  w->bgrad = bgrad; w->tloss = tl; w->tdecay = td; w->stepidx = idx;
+  w->bcap = B;
+  return MB_OK;
+}
+
+/* forward workspaces for n tasks (the thread count of the call) */
+static int grow_fwd(mbEnsemble *e, int n) {
+  mbEnsWork *w = e->work;
+  if (n <= w->nfwd) return MB_OK;
+  const mbEnsembleConfig *c = &e->cfg;
+  size_t per = fwd_floats(c, w->wmax);
+  float *buf = mbu_alignedAlloc(per * n * sizeof(float));
+  fwdws *ws = mbu_calloc((size_t)n, sizeof *ws);
+  if (!buf || !ws) { mbu_free(buf); mbu_free(ws); return MB_ERR; }
+  memset(buf, 0, per * n * sizeof(float));
+  for (int t = 0; t < n; t++) {
+    float *p = buf + per * t;
+    ws[t].x = p; p += roundf16((size_t)CHUNK * c->inputs);
+    ws[t].a = p; p += roundf16((size_t)CHUNK * w->wmax);
+    ws[t].b = p; p += roundf16((size_t)CHUNK * w->wmax);
+    ws[t].y = p; p += roundf16((size_t)CHUNK * c->outputs);
+    ws[t].eps = p;
+  }
+  mbu_free(w->fwdbuf); mbu_free(w->fwd);
+  w->fwdbuf = buf; w->fwd = ws; w->nfwd = n;
+  return MB_OK;
+}
+
+/* room for n items and their per-item results */
+static int grow_items(mbEnsemble *e, int64_t n) {
+  mbEnsWork *w = e->work;
+  if (n <= w->itemcap) return MB_OK;
+  fitem *it = mbu_malloc((size_t)n * sizeof *it);
+  double *sse = mbu_malloc((size_t)n * sizeof *sse);
+  if (!it || !sse) { mbu_free(it); mbu_free(sse); return MB_ERR; }
+  mbu_free(w->items); mbu_free(w->itemsse);
+  w->items = it; w->itemsse = sse; w->itemcap = n;
+  return MB_OK;
+}
+
+/* room for the member choice and the grouped order of n step rows */
+static int grow_rows(mbEnsemble *e, int64_t n) {
+  mbEnsWork *w = e->work;
+  if (n <= w->rowcap) return MB_OK;
+  int64_t *order = mbu_malloc((size_t)n * sizeof *order);
+  int32_t *choice = mbu_malloc((size_t)n * sizeof *choice);
+  if (!order || !choice) { mbu_free(order); mbu_free(choice); return MB_ERR; }
+  mbu_free(w->order); mbu_free(w->choice);
+  w->order = order; w->choice = choice; w->rowcap = n;
+  return MB_OK;
+}
+
+/* 1 / std of the standardiser (it changes in fit and load_state); read by every task */
+static void refresh_inv_std(mbEnsemble *e) {
+  for (int k = 0; k < e->cfg.inputs; k++) e->work->inv_std[k] = 1.0f / e->in_std[k];
+}
+
+/* A training step --------------------------------------------------------------------------
+   The loss of one step, for minibatches of B rows per member:
+     sum_m [ mean_{rows, dims} ((mu - y)^2 exp(-lv) + lv) ]            (mbn_gaussNll)
+     + penalty * (sum(max_logvar) - sum(min_logvar))                    (learned bounds)
+     + sum_m sum_l wd_l * sum(W_l^2) / 2                                (weights only)
+   Its gradient flows back through the soft bounds into both the outputs and the bound
+   vectors; Adam then updates the whole slab with one step count. */
+
+/* what the tasks of one step share */
+typedef struct trainctx {
+  mbEnsemble *e;
+  const float *x, *y;       /* source rows [* x inputs], [* x D] */
+  const int64_t *idx;       /* member m's row numbers at idx + m * istride */
+  int64_t istride;
+  int B, update;
+} trainctx;
+
+/* member m's part of a slab (params, grads, adam_m or adam_v) */
+static float *member_params(const mbEnsemble *e, float *slab, int m) {
+  return slab + (size_t)m * e->nparams;
+}
+
+/* Section A, task t = (member t / 2, half t % 2): rows [r0, r0 + n) of member m's minibatch,
+   the first half ceil(B / 2) rows, the second the rest (empty for B = 1). Writes only those
+   rows of the member's buffers, and its own parts tloss[t] and bgrad[t]. */
+static void train_rows_task(void *vctx, int t, int worker) {
+  (void)worker;
+  trainctx *c = vctx;
+  mbEnsemble *e = c->e;
+  mbEnsWork *w = e->work;
+  const mbMlp *net = &e->net;
+  const int m = t >> 1, half = t & 1, B = c->B, B0 = (B + 1) / 2;
+  const int r0 = half ? B0 : 0, n = half ? B - B0 : B0;
+  const int in = e->cfg.inputs, D = e->cfg.outputs, nh = e->cfg.nhidden, L = net->nlayers;
+  /* this task's part of the bound-vector gradient: [d max | d min] */
+  float *bg = w->bgrad + (size_t)t * roundf16(2 * (size_t)D);
+  memset(bg, 0, 2 * (size_t)D * sizeof(float));
+  w->tloss[t] = 0.0;
+  if (n <= 0) return;
+  /* gather and standardise this half's rows */
+  const int64_t *idx = c->idx + (int64_t)m * c->istride + r0;
+  float *X = w->X[m] + (size_t)r0 * in, *Y = w->Y[m] + (size_t)r0 * D;
+  for (int i = 0; i < n; i++) {
+    const float *src = c->x + (size_t)idx[i] * in;
+    float *dst = X + (size_t)i * in;
+    for (int k = 0; k < in; k++) dst[k] = (src[k] - e->in_mean[k]) * w->inv_std[k];
+    memcpy(Y + (size_t)i * D, c->y + (size_t)idx[i] * D, sizeof(float) * (size_t)D);
+  }
+  /* forward: y = x @ W without bias into the layer's buffer, then bias and activation in
+     one pass; hidden layers keep their activations H (the next layer's input, and the x of
+     its weight gradient) and the sigmoids S (for the swish derivative) */
+  const float *P = member_params(e, e->params, m);
+  const float *hin = X;
+  for (int l = 0; l < L; l++) {
+    int ni = net->sizes[l], no = net->sizes[l + 1];
+    const float *W = P + net->woff[l], *b = P + net->boff[l];
+    if (l == L - 1) {
+      float *o = w->O[m] + (size_t)r0 * no;
+      mbn_linearForward(o, hin, W, NULL, n, ni, no);
+      mbn_addBias(o, b, n, no);
+      break;
+    }
+    float *h = w->H[m * nh + l] + (size_t)r0 * no, *s = w->S[m * nh + l] + (size_t)r0 * no;
+    mbn_linearForward(h, hin, W, NULL, n, ni, no);
+    if (net->act == MB_ACT_SWISH) mbn_biasSwishSig(h, s, b, n, no);
+    else mbn_biasRelu(h, b, n, no);
+    hin = h;
+  }
+  /* the member's loss is a mean over all B rows and D dims, so each half scales its sum by
+     1 / (B D); the gradient overwrites O in place (mean and raw log-variance parts) */
+  float *O = w->O[m] + (size_t)r0 * 2 * D;
+  w->tloss[t] = mbn_gaussNll(O, bg, bg + D, O, Y, e->max_logvar, e->min_logvar, n, D,
+                             1.0f / ((float)B * (float)D));
+  /* input gradients down to the first hidden layer: dh = grad @ W^T (scratch), then the
+     activation's derivative turns it into the pre-activation gradient, written over S (the
+     sigmoids are read before they are overwritten). The first layer's input gradient is not
+     needed. */
+  const float *grad = O;
+  float *dh = w->scratch[t];
+  for (int l = L - 1; l >= 1; l--) {
+    int ni = net->sizes[l], no = net->sizes[l + 1];
+    mbn_linearBackward(dh, NULL, NULL, grad, NULL, P + net->woff[l], n, ni, no);
+    float *h = w->H[m * nh + l - 1] + (size_t)r0 * ni, *s = w->S[m * nh + l - 1] + (size_t)r0 * ni;
+    if (net->act == MB_ACT_SWISH) mbn_swishBackwardSig(s, dh, h, s, (size_t)n * ni);
+    else mbn_reluBackward(s, dh, h, (size_t)n * ni);
+    grad = s;
+  }
+}
+
+/* Section B, task t = (member t / 2, half t % 2): for every layer l, rows [k0, k1) of dW_l
+   (= x[:, k0:k1]^T @ dz over all B rows; a contiguous block of the slab) and columns
+   [c0, c1) of db_l; then decay and Adam on exactly those parameters, while they are in cache.
+   Without update the decay is added to the gradient, so grads holds the full gradient. */
+static void train_weights_task(void *vctx, int t, int worker) {
+  (void)worker;
+  trainctx *c = vctx;
+  mbEnsemble *e = c->e;
+  mbEnsWork *w = e->work;
+  const mbMlp *net = &e->net;
+  const int m = t >> 1, half = t & 1, L = net->nlayers, nh = e->cfg.nhidden;
+  float *P = member_params(e, e->params, m), *G = member_params(e, e->grads, m);
+  float *Mm = member_params(e, e->adam_m, m), *V = member_params(e, e->adam_v, m);
+  double decay = 0.0;
+  for (int l = 0; l < L; l++) {
+    int ni = net->sizes[l], no = net->sizes[l + 1];
+    int k0 = half ? ni / 2 : 0, k1 = half ? ni : ni / 2;
+    int c0 = half ? no / 2 : 0, c1 = half ? no : no / 2;
+    /* the layer's input (X or the previous activations) and its pre-activation gradient
+       (O for the output layer, else S as section A left it) */
+    const float *xin = l == 0 ? w->X[m] : w->H[m * nh + l - 1];
+    const float *dy = l == L - 1 ? w->O[m] : w->S[m * nh + l];
+    size_t wo = net->woff[l] + (size_t)k0 * no, nw = (size_t)(k1 - k0) * no;
+    size_t bo = net->boff[l] + (size_t)c0, nb = (size_t)(c1 - c0);
+    mbn_linearBackwardRows(G + net->woff[l], dy, xin, c->B, ni, no, k0, k1);
+    mbn_biasGrad(G + net->boff[l], dy, c->B, no, c0, c1);
+    /* decay on weights only (wd * W, the gradient of wd * sum(W^2) / 2), none on biases */
+    float wd = e->cfg.weight_decay[l];
+    if (c->update) {
+      if (nw) decay += mbn_adamDecayUpdate(P + wo, Mm + wo, V + wo, G + wo, wd, nw, &e->adam);
+      if (nb) mbn_adamDecayUpdate(P + bo, Mm + bo, V + bo, G + bo, 0.0f, nb, &e->adam);
+    } else {
+      double sq = 0;
+      for (size_t j = 0; j < nw; j++) sq += (double)P[wo + j] * P[wo + j];
+      decay += 0.5 * wd * sq;
+      mbn_addDecay(G + wo, P + wo, wd, nw);
+    }
+  }
+  w->tdecay[t] = decay;
+}
+
+/* One step over minibatch rows given by index lists: member m's rows are x[idx[m * istride +
+   i]], i < B. update = 0 leaves the gradient in e->grads and changes nothing else. */
+static int train_step(double *loss, mbEnsemble *e, const float *x, const float *y,
+                      const int64_t *idx, int64_t istride, int B, int update) {
+  const mbEnsembleConfig *cfg = &e->cfg;
+  if (B < 1) return mbu_error("ensemble: empty minibatch");
+  if (grow_train(e, B) < 0) return MB_ERR;
+  refresh_inv_std(e);
+  mbEnsWork *w = e->work;
+  const int M = cfg->members, D = cfg->outputs, ntask = 2 * M;
+  trainctx ctx = {e, x, y, idx, istride, B, update};
+  parallel(ntask, ntask, train_rows_task, &ctx);
+  /* one Adam step count for the slab: incremented once, before any part is updated */
+  if (update) e->adam.t++;
+  parallel(ntask, ntask, train_weights_task, &ctx);
+  /* the loss parts and the shared bound vectors' gradient parts, summed in task order (the
+     same order for any thread count); the penalty adds +-bound_penalty; the bounds are
+     updated last, after every task used their old values */
+  double nll = 0, decay = 0;
+  for (int t = 0; t < ntask; t++) { nll += w->tloss[t]; decay += w->tdecay[t]; }
+  float *gmax = e->grads + (size_t)M * e->nparams, *gmin = gmax + D;
+  double penalty = 0;
+  if (cfg->bounds == MB_BOUNDS_LEARNED) {
+    for (int j = 0; j < D; j++) {
+      float smax = 0, smin = 0;
+      for (int t = 0; t < ntask; t++) {
+        const float *bg = w->bgrad + (size_t)t * roundf16(2 * (size_t)D);
+        smax += bg[j];
+        smin += bg[D + j];
+      }
+      gmax[j] = smax + cfg->bound_penalty;
+      gmin[j] = smin - cfg->bound_penalty;
+      penalty += (double)cfg->bound_penalty * ((double)e->max_logvar[j] - e->min_logvar[j]);
+    }
+    if (update)
+      mbn_adamDecayUpdate(e->max_logvar, e->adam_m + (size_t)M * e->nparams,
+                          e->adam_v + (size_t)M * e->nparams, gmax, 0.0f, 2 * (size_t)D,
+                          &e->adam);
+  } else {
+    memset(gmax, 0, 2 * (size_t)D * sizeof(float));
+  }
+  if (loss) *loss = nll + penalty + decay;
+  return MB_OK;
+}
+
+/* a step on contiguous minibatches x [members x B x in], y [members x B x D]: the index list
+   is the identity */
+static int step_api(double *loss, mbEnsemble *e, const float *x, const float *y, int B,
+                    int update) {
+  if (B < 1 || B > (1 << 20))
+    return mbu_error("ensemble: minibatch of %d rows (expected 1..1048576)", B);
+  if (grow_train(e, B) < 0) return MB_ERR;
+  int64_t *idx = e->work->stepidx;
+  for (int64_t i = 0; i < (int64_t)e->cfg.members * B; i++) idx[i] = i;
+  return train_step(loss, e, x, y, idx, B, B, update);
+}
+
+int mbn_ensTrainStep(double *loss, mbEnsemble *e, const float *x, const float *y, int B) {
+  return step_api(loss, e, x, y, B, 1);
+}
+
+int mbn_ensLossGrad(double *loss, mbEnsemble *e, const float *x, const float *y, int B) {
+  return step_api(loss, e, x, y, B, 0);
+}
+
+/* Forward items ----------------------------------------------------------------------------
+   predict, evaluate and step share one inference path: an item's rows are gathered and
+   standardised into its thread's workspace, go through one member, and the item function
+   turns the outputs into its results. */
+
+/* forward of n standardised rows in ws->x through member m; returns out [n x 2D] (inside the
+   workspace). Same kernels as training, without keeping the sigmoids. */
+static float *forward_rows(mbEnsemble *e, fwdws *ws, int m, int n) {
+  const mbMlp *net = &e->net;
+  const float *P = member_params(e, e->params, m), *in = ws->x;
+  float *bufs[2] = {ws->a, ws->b}, *o = ws->a;
+  for (int l = 0; l < net->nlayers; l++) {
+    int ni = net->sizes[l], no = net->sizes[l + 1];
+    o = bufs[l & 1];
+    mbn_linearForward(o, in, P + net->woff[l], NULL, n, ni, no);
+    if (l == net->nlayers - 1) mbn_addBias(o, P + net->boff[l], n, no);
+    else if (net->act == MB_ACT_SWISH) mbn_biasSwishSig(o, NULL, P + net->boff[l], n, no);
+    else mbn_biasRelu(o, P + net->boff[l], n, no);
+    in = o;
+  }
+  return o;
+}
+
+/* standardised rows into ws->x: row i is src[rows[i]] (or src[begin + i] when rows is NULL) */
+static void gather_inputs(mbEnsemble *e, float *dst, const float *src, const int64_t *rows,
+                          int64_t begin, int n) {
+  const int in = e->cfg.inputs;
+  const float *mean = e->in_mean, *istd = e->work->inv_std;
+  for (int i = 0; i < n; i++) {
+    int64_t r = rows ? rows[begin + i] : begin + i;
+    const float *s = src + (size_t)r * in;
+    float *d = dst + (size_t)i * in;
+    for (int k = 0; k < in; k++) d[k] = (s[k] - mean[k]) * istd[k];
+  }
+}
+
+/* computes one item with a workspace no other task uses */
+typedef void (*item_fn)(mbEnsemble *e, fwdws *ws, int64_t item, void *ctx);
+
+/* one run over items: worker w computes the items it takes in workspace w */
+typedef struct itemrun {
+  mbEnsemble *e;
+  item_fn fn;
+  void *ctx;
+} itemrun;
+
+static void item_task(void *vctx, int item, int worker) {
+  itemrun *r = vctx;
+  r->fn(r->e, &r->e->work->fwd[worker], item, r->ctx);
+}
+
+/* Runs fn on every item with one workspace per worker. Items write disjoint outputs (or their
+   own slot of a per-item array), so results do not depend on how items fall on workers. */
+static int run_items(mbEnsemble *e, int64_t nitems, item_fn fn, void *ctx) {
+  if (nitems <= 0) return MB_OK;
+  if (nitems > INT32_MAX) return mbu_error("ensemble: %lld chunks of rows", (long long)nitems);
+  int workers = mbu_threads();
+  if (workers > nitems) workers = (int)nitems;
+  if (workers < 1) workers = 1;
+  if (grow_fwd(e, workers) < 0) return MB_ERR;
+  itemrun r = {e, fn, ctx};
+  parallel((int)nitems, workers, item_task, &r);
+  return MB_OK;
+}
+
+/* items (m, chunk) covering rows [0, N) for every member; returns the count */
+static int64_t member_chunks(mbEnsemble *e, int64_t N) {
+  int64_t per = (N + CHUNK - 1) / CHUNK, k = 0;
+  for (int m = 0; m < e->cfg.members; m++)
+    for (int64_t c = 0; c < per; c++) {
+      fitem *it = &e->work->items[k++];
+      it->m = m;
+      it->begin = c * CHUNK;
+      it->n = (int)(N - it->begin < CHUNK ? N - it->begin : CHUNK);
+    }
+  return k;
+}
+
+/* Predict and evaluate --------------------------------------------------------------------- */
+
+/* what the items of predict and evaluate share */
+typedef struct predctx {
+  const float *x, *y;
+  const int64_t *rows;      /* row list (NULL: rows 0..N-1) */
+  int64_t N;
+  float *mean, *logvar;     /* predict outputs [members x N x D] */
+} predctx;
+
+/* rows of one member: the means and bounded log-variances go straight to the caller's
+   [members x N x D] outputs */
+static void predict_item(mbEnsemble *e, fwdws *ws, int64_t item, void *vctx) {
+  predctx *c = vctx;
+  const fitem *it = &e->work->items[item];
+  const int D = e->cfg.outputs;
+  gather_inputs(e, ws->x, c->x, NULL, it->begin, it->n);
+  const float *out = forward_rows(e, ws, it->m, it->n);
+  size_t base = ((size_t)it->m * c->N + it->begin) * D;
+  for (int i = 0; i < it->n; i++)
+    memcpy(c->mean + base + (size_t)i * D, out + (size_t)i * 2 * D, sizeof(float) * (size_t)D);
+  mbn_gaussLogvar(c->logvar + base, out, e->max_logvar, e->min_logvar, it->n, D);
+}
+
+int mbn_ensPredict(float *mean, float *logvar, mbEnsemble *e, const float *x, int64_t N) {
+  if (N < 0) return mbu_error("predict: negative row count %lld", (long long)N);
+  int64_t n = e->cfg.members * ((N + CHUNK - 1) / CHUNK);
+  if (grow_items(e, n) < 0) return MB_ERR;
+  refresh_inv_std(e);
+  member_chunks(e, N);
+  predctx c = {x, NULL, NULL, N, mean, logvar};
+  return run_items(e, n, predict_item, &c);
+}
+
+/* the squared error of one member's means on an item's rows, in double, into its own slot */
+static void sse_item(mbEnsemble *e, fwdws *ws, int64_t item, void *vctx) {
+  predctx *c = vctx;
+  const fitem *it = &e->work->items[item];
+  const int D = e->cfg.outputs;
+  gather_inputs(e, ws->x, c->x, c->rows, it->begin, it->n);
+  const float *out = forward_rows(e, ws, it->m, it->n);
+  double sse = 0;
+  for (int i = 0; i < it->n; i++) {
+    int64_t r = c->rows ? c->rows[it->begin + i] : it->begin + i;
+    const float *y = c->y + (size_t)r * D, *mu = out + (size_t)i * 2 * D;
+    for (int j = 0; j < D; j++) {
+      double d = (double)mu[j] - y[j];
+      sse += d * d;
+    }
+  }
+  e->work->itemsse[item] = sse;
+}
+
+/* Mean squared error of each member's mean on rows (a list, or 0..N-1 when NULL) over rows
+   and dims: the reference's holdout metric. NaN for no rows. Items are summed per member in
+   item order. */
+static int evaluate_rows(float *mse, mbEnsemble *e, const float *x, const float *y,
+                         const int64_t *rows, int64_t N) {
+  const int M = e->cfg.members;
+  if (N <= 0) {
+    for (int m = 0; m < M; m++) mse[m] = NAN;
+    return MB_OK;
+  }
+  int64_t per = (N + CHUNK - 1) / CHUNK, n = M * per;
+  if (grow_items(e, n) < 0) return MB_ERR;
+  refresh_inv_std(e);
+  member_chunks(e, N);
+  predctx c = {x, y, rows, N, NULL, NULL};
+  if (run_items(e, n, sse_item, &c) < 0) return MB_ERR;
+  for (int m = 0; m < M; m++) {
+    double s = 0;
+    for (int64_t k = 0; k < per; k++) s += e->work->itemsse[m * per + k];
+    mse[m] = (float)(s / ((double)N * e->cfg.outputs));
+  }
+  return MB_OK;
+}
+
+int mbn_ensEvaluate(float *mse, mbEnsemble *e, const float *x, const float *y, int64_t N) {
+  if (N < 0) return mbu_error("evaluate: negative row count %lld", (long long)N);
+  return evaluate_rows(mse, e, x, y, NULL, N);
+}
+
+/* Model step -------------------------------------------------------------------------------
+   One step of a branched rollout for N rows: the model input is [obs, act], the target
+   layout [reward, next_obs - obs]. In sample mode every row draws one elite uniformly; rows
+   are grouped by member with a counting sort, so each member runs its own rows in chunks
+   and no row goes through a member it did not draw. */
+
+/* what the items of one step share */
+typedef struct stepctx {
+  const float *obs, *act;
+  float *next, *reward;
+  int od, ad;
+  uint64_t base;            /* noise seed of this call */
+  int mean_mode;
+} stepctx;
+
+/* [obs, act] rows (listed in order[], or contiguous from begin) standardised into dst */
+static void gather_obs_act(mbEnsemble *e, float *dst, const stepctx *c, const int64_t *rows,
+                           int64_t begin, int n) {
+  const int in = e->cfg.inputs, od = c->od, ad = c->ad;
+  const float *mean = e->in_mean, *istd = e->work->inv_std;
+  for (int i = 0; i < n; i++) {
+    int64_t r = rows ? rows[begin + i] : begin + i;
+    const float *o = c->obs + (size_t)r * od, *a = c->act + (size_t)r * ad;
+    float *d = dst + (size_t)i * in;
+    for (int k = 0; k < od; k++) d[k] = (o[k] - mean[k]) * istd[k];
+    for (int k = 0; k < ad; k++) d[od + k] = (a[k] - mean[od + k]) * istd[od + k];
+  }
+}
+
+/* y [n x D] = [reward, delta] -> reward, next = obs + delta */
+static void scatter_step(const stepctx *c, const float *y, const int64_t *rows, int64_t begin,
+                         int n, int D) {
+  for (int i = 0; i < n; i++) {
+    int64_t r = rows ? rows[begin + i] : begin + i;
+    const float *yi = y + (size_t)i * D, *o = c->obs + (size_t)r * c->od;
+    float *nx = c->next + (size_t)r * c->od;
+    c->reward[r] = yi[0];
+    for (int k = 0; k < c->od; k++) nx[k] = o[k] + yi[1 + k];
+  }
+}
+
+/* rows order[begin .. begin + n) through member m, sampled from N(mean, exp(logvar)) with
+   noise from the item's own generator */
+static void step_sample_item(mbEnsemble *e, fwdws *ws, int64_t item, void *vctx) {
+  stepctx *c = vctx;
+  const fitem *it = &e->work->items[item];
+  const int D = e->cfg.outputs;
+  gather_obs_act(e, ws->x, c, e->work->order, it->begin, it->n);
+  const float *out = forward_rows(e, ws, it->m, it->n);
+  mbRng g;
+  mbr_seed(&g, c->base, (uint64_t)item);
+  mbn_gaussNoise(ws->eps, &g, (size_t)it->n * D);
+  mbn_gaussSample(ws->y, out, ws->eps, e->max_logvar, e->min_logvar, it->n, D);
+  scatter_step(c, ws->y, e->work->order, it->begin, it->n, D);
+}
+
+/* contiguous rows through every elite: the mean of their means, no noise (the "ensemble
+   mean" variant of the spec's section 6) */
+static void step_mean_item(mbEnsemble *e, fwdws *ws, int64_t item, void *vctx) {
+  stepctx *c = vctx;
+  const fitem *it = &e->work->items[item];
+  const int D = e->cfg.outputs, E = e->cfg.elites;
+  gather_obs_act(e, ws->x, c, NULL, it->begin, it->n);
+  /* elites in their order, summed row by row; the input rows stay in ws->x */
+  for (int k = 0; k < E; k++) {
+    const float *out = forward_rows(e, ws, e->elite[k], it->n);
+    for (int i = 0; i < it->n; i++) {
+      float *y = ws->y + (size_t)i * D;
+      const float *mu = out + (size_t)i * 2 * D;
+      if (k == 0) memcpy(y, mu, sizeof(float) * (size_t)D);
+      else for (int j = 0; j < D; j++) y[j] += mu[j];
+    }
+  }
+  const float inv = 1.0f / (float)E;
+  for (size_t i = 0; i < (size_t)it->n * D; i++) ws->y[i] *= inv;
+  scatter_step(c, ws->y, NULL, it->begin, it->n, D);
+}
+
+int mbn_ensStep(float *next_obs, float *reward, int32_t *member, mbEnsemble *e,
+                const float *obs, const float *act, int64_t N, mbRng *g, mbPredMode mode) {
+  const mbEnsembleConfig *cfg = &e->cfg;
+  const int D = cfg->outputs, od = D - 1, ad = cfg->inputs - od, M = cfg->members;
+  if (od < 1 || ad < 0)
+    return mbu_error("step: the ensemble maps %d inputs to %d outputs; a model step needs "
+                     "outputs = 1 + obs and inputs = obs + act", cfg->inputs, D);
+  if (N < 0) return mbu_error("step: negative row count %lld", (long long)N);
+  if (N == 0) return MB_OK;
+  refresh_inv_std(e);
+  stepctx c = {obs, act, next_obs, reward, od, ad, 0, mode == MB_PRED_MEAN};
+  /* mean mode: items are plain chunks of rows; no draws from g */
+  if (mode == MB_PRED_MEAN) {
+    int64_t n = (N + CHUNK - 1) / CHUNK;
+    if (grow_items(e, n) < 0) return MB_ERR;
+    for (int64_t k = 0; k < n; k++) {
+      fitem *it = &e->work->items[k];
+      it->m = -1;
+      it->begin = k * CHUNK;
+      it->n = (int)(N - it->begin < CHUNK ? N - it->begin : CHUNK);
+    }
+    if (member) for (int64_t r = 0; r < N; r++) member[r] = -1;
+    return run_items(e, n, step_mean_item, &c);
+  }
+  /* one elite per row (serial draws from g, so g advances the same for any thread count),
+     then rows grouped by member: a stable counting sort into order[], and the items as
+     chunks of each member's run */
+  if (grow_rows(e, N) < 0 || grow_items(e, N / CHUNK + M + 1) < 0) return MB_ERR;
+  mbEnsWork *w = e->work;
+  int64_t count[MB_ENS_MAXMEMBERS] = {0}, start[MB_ENS_MAXMEMBERS];
+  for (int64_t r = 0; r < N; r++) {
+    int m = e->elite[mbr_below(g, (uint64_t)cfg->elites)];
+    w->choice[r] = m;
+    count[m]++;
+  }
+  int64_t nitems = 0, pos = 0;
+  for (int m = 0; m < M; m++) {
+    start[m] = pos;
+    for (int64_t b = 0; b < count[m]; b += CHUNK) {
+      fitem *it = &w->items[nitems++];
+      it->m = m;
+      it->begin = pos + b;
+      it->n = (int)(count[m] - b < CHUNK ? count[m] - b : CHUNK);
+    }
+    pos += count[m];
+  }
+  for (int64_t r = 0; r < N; r++) w->order[start[w->choice[r]]++] = r;
+  if (member) memcpy(member, w->choice, (size_t)N * sizeof(int32_t));
+  /* one more draw seeds the items' noise generators (item k: stream k of this seed) */
+  c.base = mbr_next(g);
+  return run_items(e, nitems, step_sample_item, &c);
+}
+
+/* Fit --------------------------------------------------------------------------------------
+   The reference's training call (specs/mbpo-algorithm.md section 2), drawing in this order
+   from the ensemble's generator: the holdout permutation, the bootstrap rows of each member,
+   then per epoch one shuffle per member. Its state therefore continues exactly after a
+   load_state. */
+
+/* room for the split permutation of N rows, the bootstrap rows and the snapshots */
+static int grow_fit(mbEnsemble *e, int64_t N, int64_t ntrain) {
+  mbEnsWork *w = e->work;
+  if (N > w->permcap) {
+    int64_t *p = mbu_malloc((size_t)N * sizeof *p);
+    if (!p) return MB_ERR;
+    mbu_free(w->perm);
+    w->perm = p;
+    w->permcap = N;
+  }
+  int64_t nb = ntrain * e->cfg.members;
+  if (nb > w->bootcap) {
+    int64_t *b = mbu_malloc((size_t)nb * sizeof *b);
+    if (!b) return MB_ERR;
+    mbu_free(w->boot);
+    w->boot = b;
+    w->bootcap = nb;
+  }
+  if (!w->snap) {
+    w->snap = mbu_alignedAlloc((size_t)e->cfg.members * e->nparams * sizeof(float));
+    if (!w->snap) return MB_ERR;
+  }
+  return MB_OK;
+}
+
+/* room for epoch k's history */
+static int grow_history(mbEnsemble *e, int k) {
+  mbEnsWork *w = e->work;
+  if (k < w->histcap) return MB_OK;
+  int cap = w->histcap ? 2 * w->histcap : 64;
+  double *tl = realloc(w->train_loss, (size_t)cap * sizeof(double));
+  if (!tl) return mbu_error("out of memory (fit history)");
+  w->train_loss = tl;
+  double *cu = realloc(w->curve, (size_t)cap * e->cfg.members * sizeof(double));
+  if (!cu) return mbu_error("out of memory (fit history)");
+  w->curve = cu;
+  w->histcap = cap;
+  return MB_OK;
+}
+
+/* the elites: members sorted by holdout MSE (NaN last, ties by index), first E */
+static void choose_elites(mbEnsemble *e) {
+  int M = e->cfg.members, order[MB_ENS_MAXMEMBERS];
+  for (int m = 0; m < M; m++) order[m] = m;
+  for (int i = 1; i < M; i++) {  /* insertion sort: stable */
+    int v = order[i], j = i;
+    float fv = e->holdout_mse[v];
+    if (isnan(fv)) fv = INFINITY;
+    while (j > 0) {
+      float fu = e->holdout_mse[order[j - 1]];
+      if (isnan(fu)) fu = INFINITY;
+      if (fu <= fv) break;
+      order[j] = order[j - 1];
+      j--;
+    }
+    order[j] = v;
+  }
+  for (int k = 0; k < e->cfg.elites; k++) e->elite[k] = order[k];
+}
+
+/* each member's best weights back (members that never took a snapshot keep theirs); Adam's
+   moments and the bound vectors continue as they are, as in the reference */
+static void restore_snapshots(mbEnsemble *e, const int *has) {
+  for (int m = 0; m < e->cfg.members; m++)
+    if (has[m])
+      memcpy(member_params(e, e->params, m), e->work->snap + (size_t)m * e->nparams,
+             e->nparams * sizeof(float));
+}
+
+int mbn_ensFit(mbFitResult *res, mbEnsemble *e, const float *x, const float *y, int64_t N,
+               const mbFitOptions *o) {
+  const mbEnsembleConfig *cfg = &e->cfg;
+  const int M = cfg->members, in = cfg->inputs, D = cfg->outputs;
+  const double t0 = mbu_clock();
+  memset(res, 0, sizeof *res);
+  /* arguments and data checked before anything changes */
+  if (o->batch < 1 || o->batch > (1 << 20))
+    return mbu_error("fit: batch = %d out of range [1, 1048576]", o->batch);
+  if (!(o->holdout_ratio >= 0.0f && o->holdout_ratio < 1.0f))
+    return mbu_error("fit: holdout ratio %g out of range [0, 1)", (double)o->holdout_ratio);
+  if (o->patience < 0) return mbu_error("fit: patience = %d (expected >= 0)", o->patience);
+  if (N < 1) return mbu_error("fit: no rows");
+  for (int64_t r = 0; r < N; r++) {
+    for (int k = 0; k < in; k++)
+      if (!isfinite(x[r * in + k]))
+        return mbu_error("fit: inputs[%lld][%d] is not finite", (long long)r + 1, k + 1);
+    for (int k = 0; k < D; k++)
+      if (!isfinite(y[r * D + k]))
+        return mbu_error("fit: targets[%lld][%d] is not finite", (long long)r + 1, k + 1);
+  }
+  /* holdout split: the first Nh = floor(N ratio) rows of a permutation, at most holdout_cap;
+     the rest trains */
+  int64_t nh = (int64_t)((double)N * o->holdout_ratio);
+  if (o->holdout_cap > 0 && nh > o->holdout_cap) nh = o->holdout_cap;
+  int64_t nt = N - nh;
+  if (nt < 1) return mbu_error("fit: no training rows (N = %lld)", (long long)N);
+  if (nh == 0 && o->max_epochs <= 0 && !(o->max_seconds > 0))
+    return mbu_error("fit: no holdout rows (N = %lld, ratio %g) and neither max_epochs nor "
+                     "max_seconds: training would never stop", (long long)N,
+                     (double)o->holdout_ratio);
+  if (grow_fit(e, N, nt) < 0 || grow_train(e, o->batch) < 0) return MB_ERR;
+  mbEnsWork *w = e->work;
+  mbr_permutation(w->perm, &e->rng, (size_t)N);
+  const int64_t *hold = w->perm, *train = w->perm + nh;
+  /* standardiser on the training split, in double: mean and population std per input,
+     std < 1e-12 (a constant input) -> 1 */
+  for (int k = 0; k < in; k++) {
+    double s = 0, s2 = 0;
+    for (int64_t i = 0; i < nt; i++) s += x[train[i] * in + k];
+    double mean = s / (double)nt;
+    for (int64_t i = 0; i < nt; i++) {
+      double d = x[train[i] * in + k] - mean;
+      s2 += d * d;
+    }
+    double sd = sqrt(s2 / (double)nt);
+    e->in_mean[k] = (float)mean;
+    e->in_std[k] = sd < 1e-12 ? 1.0f : (float)sd;
+  }
+  /* bootstrap rows per member, fixed for the call: Ntrain draws with replacement (the
+     reference), a permutation of the training rows, or the training rows themselves */
+  for (int m = 0; m < M; m++) {
+    int64_t *b = w->boot + (size_t)m * nt;
+    if (cfg->bootstrap == MB_BOOT_REPLACE) {
+      for (int64_t i = 0; i < nt; i++) b[i] = train[mbr_below(&e->rng, (uint64_t)nt)];
+    } else {
+      memcpy(b, train, (size_t)nt * sizeof *b);
+      if (cfg->bootstrap == MB_BOOT_PERMUTE) mbr_shuffle(b, &e->rng, (size_t)nt);
+    }
+  }
+  /* best holdout MSE and whether a snapshot was taken, per member (reset every call, as in
+     the reference: the first epoch always snapshots) */
+  double best[MB_ENS_MAXMEMBERS];
+  int has[MB_ENS_MAXMEMBERS] = {0};
+  float mse[MB_ENS_MAXMEMBERS];
+  for (int m = 0; m < M; m++) best[m] = INFINITY;
+  int epoch = 0, since = 0, status = MB_OK;
+  mbFitStop stop = MB_STOP_PATIENCE;
+  for (;;) {
+    if (mbu_interrupted) { status = mbu_error("interrupted"); break; }
+    if (grow_history(e, epoch) < 0) { status = MB_ERR; break; }
+    /* reshuffle each member's rows (one shared order without bootstrap) */
+    for (int m = 0; m < M; m++) {
+      int64_t *b = w->boot + (size_t)m * nt;
+      if (cfg->bootstrap == MB_BOOT_NONE && m > 0) memcpy(b, w->boot, (size_t)nt * sizeof *b);
+      else mbr_shuffle(b, &e->rng, (size_t)nt);
+    }
+    /* minibatches of batch rows per member (the last one shorter), all members together */
+    double lsum = 0;
+    int64_t nbatch = (nt + o->batch - 1) / o->batch;
+    for (int64_t k = 0; k < nbatch && status == MB_OK; k++) {
+      int64_t s = k * o->batch;
+      int B = (int)(nt - s < o->batch ? nt - s : o->batch);
+      double l = 0;
+      status = train_step(&l, e, x, y, w->boot + s, nt, B, 1);
+      lsum += l;
+    }
+    if (status < 0) break;
+    w->train_loss[epoch] = lsum / (double)nbatch;
+    if (evaluate_rows(mse, e, x, y, hold, nh) < 0) { status = MB_ERR; break; }
+    for (int m = 0; m < M; m++) w->curve[(size_t)epoch * M + m] = mse[m];
+    epoch++;
+    /* a member whose holdout MSE improved on its best by more than `improvement` (relative)
+       takes a snapshot; in whole-ensemble mode any improvement snapshots every member */
+    int updated = 0;
+    if (nh > 0) {
+      int any = 0, imp[MB_ENS_MAXMEMBERS];
+      for (int m = 0; m < M; m++) {
+        double cur = mse[m];
+        imp[m] = isfinite(cur) && (isinf(best[m]) || (best[m] - cur) / best[m] > o->improvement);
+        any |= imp[m];
+      }
+      for (int m = 0; m < M; m++) {
+        int take = cfg->snapshot == MB_SNAP_MEMBER ? imp[m] : any;
+        if (!take) continue;
+        if (isfinite(mse[m]) && mse[m] < best[m]) best[m] = mse[m];
+        memcpy(w->snap + (size_t)m * e->nparams, member_params(e, e->params, m),
+               e->nparams * sizeof(float));
+        has[m] = 1;
+        updated = 1;
+      }
+    }
+    /* patience: stop once more than `patience` epochs passed without a snapshot */
+    since = updated ? 0 : since + 1;
+    if (nh > 0 && since > o->patience) { stop = MB_STOP_PATIENCE; break; }
+    if (o->max_epochs > 0 && epoch >= o->max_epochs) { stop = MB_STOP_MAX_EPOCHS; break; }
+    if (o->max_seconds > 0 && mbu_clock() - t0 >= o->max_seconds) {
+      stop = MB_STOP_MAX_SECONDS;
+      break;
+    }
+  }
+  /* best weights back, then the elites by holdout MSE */
+  restore_snapshots(e, has);
+  if (status == MB_OK) {
+    if (nh > 0 && evaluate_rows(e->holdout_mse, e, x, y, hold, nh) < 0) return MB_ERR;
+    if (nh > 0) choose_elites(e);
+    else for (int m = 0; m < M; m++) e->holdout_mse[m] = NAN;
+    e->fits++;
+  }
+  res->epochs = epoch;
+  res->stop = stop;
+  res->seconds = mbu_clock() - t0;
+  res->train_rows = nt;
+  res->holdout_rows = nh;
+  res->train_loss = w->train_loss;
+  res->holdout_curve = w->curve;
+  return status;
+}
