@@ -119,9 +119,12 @@ static int pmain(lua_State *L) {
 }
 
 int main(int argc, char **argv) {
+  /* threads: MBPO_THREADS, else the online processors (at most 8: the kernels' tasks are
+     coarse and small GEMMs gain nothing from more) */
   const char *t = getenv("MBPO_THREADS");
+  long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
   if (t && atoi(t) > 0) mbu_setThreads(atoi(t));
-  else mbu_setThreads(1);
+  else mbu_setThreads(ncpu < 1 ? 1 : ncpu > 8 ? 8 : (int)ncpu);
   lua_State *L = luaL_newstate();
   if (!L) {
     fprintf(stderr, "mbpo: cannot create the Lua state (out of memory)\n");

@@ -25,7 +25,8 @@ usage:
   mbpo help [COMMAND]                   this text
 
 environment:
-  MBPO_THREADS=N   OpenBLAS threads (default 1; results are bit-identical for a fixed N)
+  MBPO_THREADS=N   OpenBLAS and worker threads (default: online processors, at most 8;
+                   results are bit-identical for a fixed N)
   MBPO_HOME=DIR    where lua/mbpo lives, when not next to the binary
 ]]
 
