@@ -180,7 +180,7 @@ function M.run(cfg, opts)
     if epochs_done_here > 0 then
       eta = (core.clock() - run_start) / epochs_done_here * (cfg.epochs - st.epoch)
     end
-    log:progress({epoch = st.epoch + 1, epochs = cfg.epochs, steps = st.env_steps,
+    log:progress({epoch = math.min(st.epoch + 1, cfg.epochs), epochs = cfg.epochs, steps = st.env_steps,
       eval = st.last_eval == st.last_eval and st.last_eval or nil, phase = phase, eta = eta}, force)
   end
 
