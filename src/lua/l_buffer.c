@@ -28,7 +28,6 @@ typedef struct LBuffer {
   float *scratch;   /* width floats */
 } LBuffer;
 
-int luaopen_mbpo_buffer(lua_State *L);  /* opened through l_init.c's preload list */
 
 static mbBuffer *checkbuf(lua_State *L, int idx) {
   LBuffer *u = luaL_checkudata(L, idx, MBL_BUFFER);
@@ -352,14 +351,5 @@ int luaopen_mbpo_buffer(lua_State *L) {
   /* tensors we push need their metatable even when the script never required mbpo.tensor */
   luaL_requiref(L, "mbpo.tensor", luaopen_mbpo_tensor, 0);
   lua_pop(L, 1);
-  luaL_newmetatable(L, MBL_BUFFER);
-  luaL_setfuncs(L, metameth, 0);
-  luaL_newlibtable(L, meth);
-  luaL_setfuncs(L, meth, 0);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
-  luaL_newlib(L, funcs);
-  lua_pushliteral(L, MB_VERSION);
-  lua_setfield(L, -2, "_VERSION");
-  return 1;
+  return mbL_newmodule(L, MBL_BUFFER, meth, metameth, funcs);
 }

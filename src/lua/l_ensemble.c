@@ -733,21 +733,11 @@ static const luaL_Reg metameth[] = {
   {"__index", NULL}, {"__gc", ens_gc}, {"__close", ens_gc}, {"__tostring", ens_tostring},
   {NULL, NULL}};
 
-/* opener, registered by l_init.c (declared here: l_init.c holds the weak reference) */
-int luaopen_mbpo_ensemble(lua_State *L);
+/* opener, registered by l_init.c */
 int luaopen_mbpo_ensemble(lua_State *L) {
   /* tensors and generators cross this module's boundary: their metatables must exist */
   luaL_requiref(L, "mbpo.tensor", luaopen_mbpo_tensor, 0);
   luaL_requiref(L, "mbpo.rng", luaopen_mbpo_rng, 0);
   lua_pop(L, 2);
-  luaL_newmetatable(L, MBL_ENSEMBLE);
-  luaL_setfuncs(L, metameth, 0);
-  luaL_newlibtable(L, meth);
-  luaL_setfuncs(L, meth, 0);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
-  luaL_newlib(L, funcs);
-  lua_pushliteral(L, MB_VERSION);
-  lua_setfield(L, -2, "_VERSION");
-  return 1;
+  return mbL_newmodule(L, MBL_ENSEMBLE, meth, metameth, funcs);
 }

@@ -22,7 +22,6 @@
 #include "mbpo/env.h"
 
 /* module opener, registered by l_init.c through its weak declaration */
-int luaopen_mbpo_env(lua_State *L);
 
 #define MBL_ENV  "mbpo.Env"
 #define MBL_VIEW "mbpo.EnvView"

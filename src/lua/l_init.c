@@ -1,7 +1,6 @@
 /* Native module registry and mbpo.core (threads, clock, interrupts, version).
    Every native module is registered in package.preload so `require "mbpo.tensor"` etc.
-   work in any script; LuaFileSystem is linked in statically as `lfs`. Openers are weak
-   symbols so a module file can be added without editing this list twice. */
+   work in any script; LuaFileSystem is linked in statically as `lfs`. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -11,14 +10,6 @@
 #include <lfs.h>
 
 volatile sig_atomic_t mbL_signal = 0;
-
-#define WEAK __attribute__((weak))
-int luaopen_mbpo_nn(lua_State *L) WEAK;
-int luaopen_mbpo_ensemble(lua_State *L) WEAK;
-int luaopen_mbpo_sac(lua_State *L) WEAK;
-int luaopen_mbpo_buffer(lua_State *L) WEAK;
-int luaopen_mbpo_env(lua_State *L) WEAK;
-int luaopen_mbpo_io(lua_State *L) WEAK;
 
 /* core.threads() -> n */
 static int c_threads(lua_State *L) {
@@ -66,6 +57,22 @@ static int c_ncpu(lua_State *L) {
   return 1;
 }
 
+int mbL_newmodule(lua_State *L, const char *tname, const luaL_Reg *meth,
+                  const luaL_Reg *metameth, const luaL_Reg *funcs) {
+  luaL_newmetatable(L, tname);
+  luaL_setfuncs(L, metameth, 0);
+  lua_newtable(L);  /* (luaL_newlib's size hint needs an array, not a pointer) */
+  luaL_setfuncs(L, meth, 0);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+  luaL_checkversion(L);
+  lua_newtable(L);
+  luaL_setfuncs(L, funcs, 0);
+  lua_pushliteral(L, MB_VERSION);
+  lua_setfield(L, -2, "_VERSION");
+  return 1;
+}
+
 static const luaL_Reg corefuncs[] = {
   {"threads", c_threads}, {"set_threads", c_setthreads}, {"clock", c_clock},
   {"interrupted", c_interrupted}, {"isatty", c_isatty}, {"getpid", c_getpid},
@@ -93,7 +100,6 @@ void mbL_preload(lua_State *L) {
   };
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
   for (size_t i = 0; i < sizeof mods / sizeof mods[0]; i++) {
-    if (!mods[i].open) continue;
     lua_pushcfunction(L, mods[i].open);
     lua_setfield(L, -2, mods[i].name);
   }

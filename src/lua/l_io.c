@@ -388,7 +388,6 @@ static const luaL_Reg funcs[] = {
   {"save", io_save}, {"load", io_load}, {"json_encode", io_jsonencode},
   {"json_decode", io_jsondecode}, {NULL, NULL}};
 
-int luaopen_mbpo_io(lua_State *L);  /* opened through l_init.c's preload list */
 int luaopen_mbpo_io(lua_State *L) {
   /* tensors we push need their metatable even when the script never required mbpo.tensor */
   luaL_requiref(L, "mbpo.tensor", luaopen_mbpo_tensor, 0);

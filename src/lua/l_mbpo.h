@@ -45,9 +45,21 @@ mbRng *mbL_checkrng(lua_State *L, int idx);
 mbRng *mbL_testrng(lua_State *L, int idx);
 
 /* Module openers (one per l_*.c) --------------------------------------------------- */
+
+/* The common shape of an opener: creates the metatable tname holding metameth, with
+   __index a table of meth; pushes the module table of funcs with _VERSION. Returns 1. */
+int mbL_newmodule(lua_State *L, const char *tname, const luaL_Reg *meth,
+                  const luaL_Reg *metameth, const luaL_Reg *funcs);
+
 int luaopen_mbpo_core(lua_State *L);
 int luaopen_mbpo_tensor(lua_State *L);
 int luaopen_mbpo_rng(lua_State *L);
+int luaopen_mbpo_nn(lua_State *L);
+int luaopen_mbpo_ensemble(lua_State *L);
+int luaopen_mbpo_sac(lua_State *L);
+int luaopen_mbpo_buffer(lua_State *L);
+int luaopen_mbpo_env(lua_State *L);
+int luaopen_mbpo_io(lua_State *L);
 
 /* Registers every native module in package.preload (l_init.c). */
 void mbL_preload(lua_State *L);

@@ -334,19 +334,9 @@ static const luaL_Reg metameth[] = {
   {NULL, NULL}};
 
 /* opener, registered by l_init.c (declared here: l_init.c holds the weak reference) */
-int luaopen_mbpo_nn(lua_State *L);
 int luaopen_mbpo_nn(lua_State *L) {
   /* tensors cross this module's boundary: their metatable must exist */
   luaL_requiref(L, "mbpo.tensor", luaopen_mbpo_tensor, 0);
   lua_pop(L, 1);
-  luaL_newmetatable(L, MBL_MLP);
-  luaL_setfuncs(L, metameth, 0);
-  luaL_newlibtable(L, meth);
-  luaL_setfuncs(L, meth, 0);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
-  luaL_newlib(L, funcs);
-  lua_pushliteral(L, MB_VERSION);
-  lua_setfield(L, -2, "_VERSION");
-  return 1;
+  return mbL_newmodule(L, MBL_MLP, meth, metameth, funcs);
 }

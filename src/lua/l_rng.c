@@ -146,14 +146,5 @@ static const luaL_Reg meth[] = {
 static const luaL_Reg metameth[] = {{"__index", NULL}, {"__tostring", rng_tostring}, {NULL, NULL}};
 
 int luaopen_mbpo_rng(lua_State *L) {
-  luaL_newmetatable(L, MBL_RNG);
-  luaL_setfuncs(L, metameth, 0);
-  luaL_newlibtable(L, meth);
-  luaL_setfuncs(L, meth, 0);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
-  luaL_newlib(L, funcs);
-  lua_pushliteral(L, MB_VERSION);
-  lua_setfield(L, -2, "_VERSION");
-  return 1;
+  return mbL_newmodule(L, MBL_RNG, meth, metameth, funcs);
 }

@@ -44,7 +44,6 @@
 
 #define MBL_SAC "mbpo.Sac"
 
-int luaopen_mbpo_sac(lua_State *L); /* registered by l_init.c */
 
 typedef struct SacUd {
   mbSac s;
@@ -564,14 +563,5 @@ static const luaL_Reg metameth[] = {
   {NULL, NULL}};
 
 int luaopen_mbpo_sac(lua_State *L) {
-  luaL_newmetatable(L, MBL_SAC);
-  luaL_setfuncs(L, metameth, 0);
-  luaL_newlibtable(L, meth);
-  luaL_setfuncs(L, meth, 0);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
-  luaL_newlib(L, funcs);
-  lua_pushliteral(L, MB_VERSION);
-  lua_setfield(L, -2, "_VERSION");
-  return 1;
+  return mbL_newmodule(L, MBL_SAC, meth, metameth, funcs);
 }
