@@ -271,60 +271,8 @@ static int mlp_tostring(lua_State *L) {
   return 1;
 }
 
-/* Test helpers until mbpo.tensor converts tables: NN._from_table(t) builds a tensor from a
-   Lua array (nested up to 3 levels, rectangular); NN._to_table(x) the reverse. */
-static int nn_fromtable(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  int64_t size[3];
-  int nd = 0;
-  lua_pushvalue(L, 1);
-  while (lua_type(L, -1) == LUA_TTABLE && nd < 3) {
-    size[nd++] = (int64_t)luaL_len(L, -1);
-    lua_geti(L, -1, 1);
-  }
-  lua_pop(L, nd + 1);
-  mbTensor *t = mbL_newtensor(L, nd, size);
-  float *d = mbt_data(t);
-  int64_t n = mbt_numel(t);
-  for (int64_t i = 0; i < n; i++) {
-    lua_pushvalue(L, 1);
-    int64_t rest = i, stride = n;
-    for (int k = 0; k < nd; k++) {
-      stride /= size[k];
-      int64_t j = rest / stride;
-      rest %= stride;
-      if (lua_geti(L, -1, j + 1) == LUA_TNIL || (k < nd - 1) != lua_istable(L, -1))
-        return luaL_error(L, "NN._from_table: not a rectangular array of numbers");
-      lua_remove(L, -2);
-    }
-    d[i] = (float)luaL_checknumber(L, -1);
-    lua_pop(L, 1);
-  }
-  return 1;
-}
-
-/* pushes the nested table of the nd-dimensional block d of shape size */
-static void totable(lua_State *L, const float *d, const int64_t *size, int nd) {
-  lua_createtable(L, (int)size[0], 0);
-  int64_t inner = 1;
-  for (int k = 1; k < nd; k++) inner *= size[k];
-  for (int64_t i = 0; i < size[0]; i++) {
-    if (nd == 1) lua_pushnumber(L, d[i]);
-    else totable(L, d + i * inner, size + 1, nd - 1);
-    lua_rawseti(L, -2, i + 1);
-  }
-}
-
-static int nn_totable(lua_State *L) {
-  mbTensor *t = mbL_checktensor(L, 1);
-  if (!mbt_isContiguous(t) || t->ndim < 1)
-    return luaL_error(L, "NN._to_table: a contiguous tensor of 1 or more dimensions expected");
-  totable(L, mbt_data(t), t->size, t->ndim);
-  return 1;
-}
-
 static const luaL_Reg funcs[] = {
-  {"mlp", nn_mlp}, {"_from_table", nn_fromtable}, {"_to_table", nn_totable}, {NULL, NULL}};
+  {"mlp", nn_mlp}, {NULL, NULL}};
 static const luaL_Reg meth[] = {
   {"forward", mlp_forward}, {"backward", mlp_backward}, {"zero_grad", mlp_zerograd},
   {"adam_step", mlp_adamstep}, {"parameters", mlp_parameters}, {"gradients", mlp_gradients},

@@ -8,7 +8,8 @@ local NN = require "mbpo.nn"
 local G = require "mbpo.rng"
 local mio = require "mbpo.io"
 
-local T, L = NN._from_table, NN._to_table
+local Tensor = require "mbpo.tensor"
+local T, L = Tensor.tensor, Tensor.to_table
 
 local function randmat(g, rows, cols, a)
   local m = {}
