@@ -51,6 +51,15 @@ static int ens_gc(lua_State *L) {
   return 0;
 }
 
+/* Raises the core's last error as "F: message", without the core's own prefix ("fit: ",
+   "step: ", "ensemble: "...) so the name appears once */
+static int coreerror(lua_State *L, const char *F) {
+  const char *msg = mbu_lasterror(), *colon = strchr(msg, ':');
+  if (colon && colon[1] == ' ' && colon - msg < 12 && !memchr(msg, ' ', (size_t)(colon - msg)))
+    msg = colon + 2;
+  return luaL_error(L, "%s: %s", F, msg);
+}
+
 /* Option tables ------------------------------------------------------------------------------ */
 
 /* raises on a key of table idx that is not in known[] (catches typos in configs) */
@@ -220,7 +229,7 @@ static int ens_new(lua_State *L) {
   lens *u = lua_newuserdatauv(L, sizeof(lens), 0);
   u->e = NULL;
   luaL_setmetatable(L, MBL_ENSEMBLE);
-  if (mbn_ensCreate(&u->e, &c) < 0) return luaL_error(L, "%s: %s", F, mbu_lasterror());
+  if (mbn_ensCreate(&u->e, &c) < 0) return coreerror(L, F);
   return 1;
 }
 
@@ -285,7 +294,7 @@ static int ens_fit(lua_State *L) {
   /* an interrupt is reported as such, so callers can tell it from a bad argument */
   if (mbn_ensFit(&r, e, x, y, N, &o) < 0) {
     if (strcmp(mbu_lasterror(), "interrupted") == 0) return luaL_error(L, "interrupted");
-    return luaL_error(L, "%s: %s", F, mbu_lasterror());
+    return coreerror(L, F);
   }
   /* the report: the arrays are copied out of the ensemble's history */
   const int M = e->cfg.members;
@@ -327,7 +336,7 @@ static int ens_trainstep(lua_State *L) {
   const float *x, *y;
   int B = minibatch(L, e, "ens:train_step", &x, &y);
   double loss;
-  MBL_CHECK(L, mbn_ensTrainStep(&loss, e, x, y, B));
+  if (mbn_ensTrainStep(&loss, e, x, y, B) < 0) return coreerror(L, "ens:train_step");
   lua_pushnumber(L, loss);
   return 1;
 }
@@ -345,7 +354,7 @@ static int ens_lossgrad(lua_State *L) {
   const float *x, *y;
   int B = minibatch(L, e, "ens:loss_grad", &x, &y);
   double loss;
-  MBL_CHECK(L, mbn_ensLossGrad(&loss, e, x, y, B));
+  if (mbn_ensLossGrad(&loss, e, x, y, B) < 0) return coreerror(L, "ens:loss_grad");
   lua_pushnumber(L, loss);
   pushslab(L, e->grads, e->ntotal);
   return 2;
@@ -361,7 +370,8 @@ static int ens_predict(lua_State *L) {
   int64_t size[3] = {e->cfg.members, N, e->cfg.outputs};
   mbTensor *mean = mbL_newtensor(L, 3, size);
   mbTensor *lv = mbL_newtensor(L, 3, size);
-  MBL_CHECK(L, mbn_ensPredict(mbt_data(mean), mbt_data(lv), e, x, N));
+  if (mbn_ensPredict(mbt_data(mean), mbt_data(lv), e, x, N) < 0)
+    return coreerror(L, "ens:predict");
   return 2;
 }
 
@@ -372,7 +382,7 @@ static int ens_evaluate(lua_State *L) {
   int64_t N = rows_of(L, 2);
   const float *y = mbL_checkmatrix(L, 3, "ens:evaluate", "targets", N, e->cfg.outputs);
   float mse[MB_ENS_MAXMEMBERS];
-  MBL_CHECK(L, mbn_ensEvaluate(mse, e, x, y, N));
+  if (mbn_ensEvaluate(mse, e, x, y, N) < 0) return coreerror(L, "ens:evaluate");
   pushfloats(L, mse, e->cfg.members);
   return 1;
 }
@@ -429,7 +439,8 @@ static int ens_step(lua_State *L) {
   /* the member of each row, as a scratch userdata (converted to 1-based numbers below) */
   int32_t *member = NULL;
   if (want_member) member = lua_newuserdatauv(L, (size_t)(N ? N : 1) * sizeof(int32_t), 0);
-  MBL_CHECK(L, mbn_ensStep(next, reward, member, e, obs, act, N, g, mode));
+  if (mbn_ensStep(next, reward, member, e, obs, act, N, g, mode) < 0)
+    return coreerror(L, F);
   lua_pushvalue(L, 6);
   lua_pushvalue(L, 7);
   if (!want_member) return 2;

@@ -6,6 +6,8 @@
      net:adam_step{lr = 1e-3}          -- one Adam step on the parameter slab
      net:parameters()                  -- a tensor view of the parameter slab (writes go through)
      net:state() / net:load_state(t)   -- parameters, Adam moments and step count
+     local opt = NN.adam(p, {lr = 1e-3, weight_decay = 0})   -- Adam over any contiguous tensor
+     opt:step(g)                       -- p updated in place from the gradient g (same size)
    Parameters, gradients and both Adam moments each live in one slab (the mbMlp layout of
    include/mbpo/nn.h: per layer W [in x out] then b [out]). */
 #include <stdio.h>
@@ -15,6 +17,7 @@
 #include "mbpo/nn.h"
 
 #define MBL_MLP "mbpo.Mlp"
+#define MBL_ADAM "mbpo.Adam"
 
 /* the userdata: the descriptor and its four slabs as tensors (so parameters() and gradients()
    can hand out views), plus what backward needs from the last forward */
@@ -271,8 +274,121 @@ static int mlp_tostring(lua_State *L) {
   return 1;
 }
 
+/* Adam over a tensor ----------------------------------------------------------------------- */
+
+/* the userdata: a view of the parameters (keeps their storage alive), both moments, settings */
+typedef struct ladam {
+  mbTensor p, m, v;      /* storage NULL until built */
+  mbAdam adam;
+  float wd;              /* weight decay added to the gradient: g + wd * p */
+} ladam;
+
+static ladam *checkadam(lua_State *L, int idx) {
+  ladam *a = luaL_checkudata(L, idx, MBL_ADAM);
+  if (!a->p.storage) luaL_argerror(L, idx, "optimiser has been closed");
+  return a;
+}
+
+static int adam_gc(lua_State *L) {
+  ladam *a = luaL_checkudata(L, 1, MBL_ADAM);
+  mbt_release(&a->p); mbt_release(&a->m); mbt_release(&a->v);
+  return 0;
+}
+
+/* reads lr, beta1, beta2, eps, weight_decay from the table at idx (when present) */
+static void adamopts(lua_State *L, int idx, ladam *a) {
+  if (lua_isnoneornil(L, idx)) return;
+  luaL_checktype(L, idx, LUA_TTABLE);
+  a->adam.lr = (float)optfield(L, idx, "lr", a->adam.lr);
+  a->adam.beta1 = (float)optfield(L, idx, "beta1", a->adam.beta1);
+  a->adam.beta2 = (float)optfield(L, idx, "beta2", a->adam.beta2);
+  a->adam.eps = (float)optfield(L, idx, "eps", a->adam.eps);
+  a->wd = (float)optfield(L, idx, "weight_decay", a->wd);
+}
+
+/* NN.adam(params [, {lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0}]):
+   params is a contiguous tensor, updated in place by opt:step(grad) */
+static int nn_adam(lua_State *L) {
+  mbTensor *p = mbL_checktensor(L, 1);
+  if (!mbt_isContiguous(p)) return luaL_argerror(L, 1, "parameters must be contiguous");
+  lua_settop(L, 2);  /* the options (or nil) at 2, the new userdata at 3 */
+  ladam *a = lua_newuserdatauv(L, sizeof(ladam), 0);
+  memset(a, 0, sizeof *a);
+  luaL_setmetatable(L, MBL_ADAM);
+  int64_t n = mbt_numel(p);
+  MBL_CHECK(L, mbt_init(&a->m, 1, &n));
+  MBL_CHECK(L, mbt_init(&a->v, 1, &n));
+  mbt_view(&a->p, p);
+  mbn_adamDefaults(&a->adam, 1e-3f);
+  adamopts(L, 2, a);
+  return 1;
+}
+
+/* opt:step(grad [, opts]) -> opt: one Adam step (options given here persist) */
+static int adam_step(lua_State *L) {
+  ladam *a = checkadam(L, 1);
+  int64_t n = mbt_numel(&a->p);
+  mbTensor *g = mbL_checktensor(L, 2);
+  if (!mbt_isContiguous(g) || mbt_numel(g) != n) {
+    char shape[160];
+    return luaL_error(L, "adam:step: the gradient must be a contiguous tensor of %I elements, "
+                      "got %s", (LUAI_UACINT)n, mbt_shapeStr(g, shape, sizeof shape));
+  }
+  adamopts(L, 3, a);
+  float *p = mbt_data(&a->p), *gd = mbt_data(g);
+  /* the decay goes into the caller's gradient tensor as well (g + wd * p), as mbn_addDecay */
+  if (a->wd != 0.0f) mbn_addDecay(gd, p, a->wd, (size_t)n);
+  mbn_adamStep(p, mbt_data(&a->m), mbt_data(&a->v), gd, (size_t)n, &a->adam);
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* opt:state() -> {adam_m, adam_v (copies), adam_t, lr, beta1, beta2, eps, weight_decay} */
+static int adam_state(lua_State *L) {
+  ladam *a = checkadam(L, 1);
+  lua_createtable(L, 0, 8);
+  pushcopy(L, &a->m); lua_setfield(L, -2, "adam_m");
+  pushcopy(L, &a->v); lua_setfield(L, -2, "adam_v");
+  lua_pushinteger(L, a->adam.t); lua_setfield(L, -2, "adam_t");
+  lua_pushnumber(L, a->adam.lr); lua_setfield(L, -2, "lr");
+  lua_pushnumber(L, a->adam.beta1); lua_setfield(L, -2, "beta1");
+  lua_pushnumber(L, a->adam.beta2); lua_setfield(L, -2, "beta2");
+  lua_pushnumber(L, a->adam.eps); lua_setfield(L, -2, "eps");
+  lua_pushnumber(L, a->wd); lua_setfield(L, -2, "weight_decay");
+  return 1;
+}
+
+/* opt:load_state(t): moments and step count of an optimiser of the same size (and settings
+   when given) */
+static int adam_loadstate(lua_State *L) {
+  ladam *a = checkadam(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_getfield(L, 2, "adam_t");
+  if (!lua_isinteger(L, -1)) return luaL_error(L, "adam:load_state: state.adam_t must be an integer");
+  int64_t t = lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  const float *m = stateslab(L, 2, "adam_m", &a->m), *v = stateslab(L, 2, "adam_v", &a->v);
+  ladam b = *a;
+  adamopts(L, 2, &b);
+  memcpy(mbt_data(&a->m), m, sizeof(float) * (size_t)mbt_numel(&a->m));
+  memcpy(mbt_data(&a->v), v, sizeof(float) * (size_t)mbt_numel(&a->v));
+  a->adam = b.adam;
+  a->wd = b.wd;
+  a->adam.t = t;
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int adam_tostring(lua_State *L) {
+  ladam *a = luaL_checkudata(L, 1, MBL_ADAM);
+  if (!a->p.storage) lua_pushliteral(L, "mbpo.Adam (closed)");
+  else lua_pushfstring(L, "mbpo.Adam (%I parameters, lr %f)", (LUAI_UACINT)mbt_numel(&a->p),
+                       (double)a->adam.lr);
+  return 1;
+}
+
 static const luaL_Reg funcs[] = {
-  {"mlp", nn_mlp}, {NULL, NULL}};
+  {"mlp", nn_mlp}, {"adam", nn_adam}, {NULL, NULL}};
 static const luaL_Reg meth[] = {
   {"forward", mlp_forward}, {"backward", mlp_backward}, {"zero_grad", mlp_zerograd},
   {"adam_step", mlp_adamstep}, {"parameters", mlp_parameters}, {"gradients", mlp_gradients},
@@ -281,10 +397,16 @@ static const luaL_Reg metameth[] = {
   {"__index", NULL}, {"__gc", mlp_gc}, {"__close", mlp_gc}, {"__tostring", mlp_tostring},
   {NULL, NULL}};
 
-/* opener, registered by l_init.c (declared here: l_init.c holds the weak reference) */
+/* opener, registered by l_init.c */
 int luaopen_mbpo_nn(lua_State *L) {
   /* tensors cross this module's boundary: their metatable must exist */
   luaL_requiref(L, "mbpo.tensor", luaopen_mbpo_tensor, 0);
+  lua_pop(L, 1);
+  luaL_newmetatable(L, MBL_ADAM);
+  luaL_setfuncs(L, adam_metameth, 0);
+  lua_newtable(L);
+  luaL_setfuncs(L, adam_meth, 0);
+  lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
   return mbL_newmodule(L, MBL_MLP, meth, metameth, funcs);
 }

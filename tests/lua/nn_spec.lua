@@ -40,6 +40,11 @@ local function ref_forward(p, sizes, act, x)
   return a
 end
 
+local function same_list(a, b, what)
+  eq(#a, #b, what .. " size")
+  for i = 1, #a do eq(a[i], b[i], what .. " " .. i) end
+end
+
 local function dot(a, b)
   local s = 0
   for i = 1, #a do for j = 1, #a[i] do s = s + a[i][j] * b[i][j] end end
@@ -147,6 +152,32 @@ describe("nn.mlp", function()
     local sa = a:state()
     eq(sa.activation, "relu", "activation")
     eq(#sa.sizes, 3, "sizes")
+  end)
+
+  it("has a standalone Adam over any tensor that matches the network's", function()
+    local a = NN.mlp{sizes = {2, 3, 1}, seed = 6}
+    local b = NN.mlp{sizes = {2, 3, 1}, seed = 6}
+    local opt = NN.adam(b:parameters(), {lr = 0.05})
+    local x, dy = T{{0.5, -1}, {1, 2}}, T{{1}, {-0.5}}
+    for _ = 1, 3 do
+      for _, n in ipairs({a, b}) do n:forward(x); n:zero_grad(); n:backward(dy) end
+      a:adam_step{lr = 0.05}
+      opt:step(b:gradients())
+    end
+    same_list(L(a:parameters()), L(b:parameters()), "Adam over the parameter view")
+    eq(opt:state().adam_t, 3, "step count")
+    -- state round trip: a second optimiser continues identically
+    local p1 = T{1, 2, 3}
+    local o1 = NN.adam(p1, {lr = 0.1, weight_decay = 0.5})
+    o1:step(T{0.1, -0.2, 0.3})
+    local p2 = T(L(p1))   -- the parameters are the caller's tensor: copy them over
+    local o2 = NN.adam(p2)
+    o2:load_state(o1:state())
+    o1:step(T{1, 1, 1}); o2:step(T{1, 1, 1})
+    eq(o2:state().adam_t, 2, "loaded step count")
+    same_list(L(p2), L(p1), "continued identically")
+    near(o2:state().weight_decay, 0.5, 1e-7, "loaded settings")
+    raises(function() o1:step(T{1, 2}) end, "gradient must be a contiguous tensor of 3 elements, got [2]")
   end)
 
   it("rejects bad input with clear messages", function()
