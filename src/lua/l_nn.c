@@ -387,6 +387,12 @@ static int adam_tostring(lua_State *L) {
   return 1;
 }
 
+static const luaL_Reg adam_meth[] = {
+  {"step", adam_step}, {"state", adam_state}, {"load_state", adam_loadstate}, {NULL, NULL}};
+static const luaL_Reg adam_metameth[] = {
+  {"__index", NULL}, {"__gc", adam_gc}, {"__close", adam_gc}, {"__tostring", adam_tostring},
+  {NULL, NULL}};
+
 static const luaL_Reg funcs[] = {
   {"mlp", nn_mlp}, {"adam", nn_adam}, {NULL, NULL}};
 static const luaL_Reg meth[] = {
