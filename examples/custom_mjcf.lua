@@ -3,8 +3,7 @@
 -- in Lua, no C), then runs episodes of a uniform-random policy through mbpo.env.evaluate
 -- and prints their returns.
 --   mbpo examples/custom_mjcf.lua [episodes]
--- Training MBPO on it is the same call as for the built-in tasks once the training loop
--- (mbpo.train) exists: give it this env and task.termination as the termination function.
+-- To train MBPO on it: mbpo run examples/custom_mjcf_train.lua
 local E = require "mbpo.env"
 local G = require "mbpo.rng"
 

@@ -103,9 +103,8 @@ function commands.eval(args)
   if not where then io.stderr:write("mbpo: cannot evaluate: ", ferr, "\n"); return 1 end
   local agent_state, lerr = ck.load_tree(where .. "/agent.safetensors")
   if not agent_state then io.stderr:write("mbpo: cannot evaluate: ", lerr, "\n"); return 1 end
-  local Env, SAC = require "mbpo.env", require "mbpo.sac"
-  local env = type(cfg.env) == "table" and assert(Env.from_mjcf(cfg.env.mjcf, cfg.env.task))
-    or Env.make(cfg.env)
+  local SAC = require "mbpo.sac"
+  local env = require("mbpo.train").make_env(cfg)
   local agent = SAC.new{obs = env.obs_dim, act = env.act_dim, hidden = cfg.sac.hidden}
   agent:load_state(agent_state)
   env:reset{seed = cfg.seed + 200000}

@@ -124,6 +124,13 @@ local function check_type(key, v, default)
   end
   -- schedules: a function may stand where a list is expected and the reverse
   if (td == "function" and tv == "table") or (td == "table" and tv == "function") then return true end
+  -- a custom task: env = {mjcf = "robot.xml", task = "task.lua"} instead of a task name
+  if key == "env" and tv == "table" then
+    if type(v.mjcf) ~= "string" or type(v.task) ~= "string" then
+      return nil, "config key 'env' must be a task name or {mjcf = \"file.xml\", task = \"task.lua\"}"
+    end
+    return true
+  end
   return nil, string.format("config key '%s' expects a %s, got a %s (%s)", key, td, tv, tostring(v))
 end
 

@@ -27,7 +27,8 @@ local Log = require "mbpo.log"
 local M = {}
 
 M.defaults = {
-  env = "Hopper",              -- task name (mbpo.env.make) or a table {mjcf=, task=} (custom)
+  env = "Hopper",              -- task name (mbpo.env.make), or {mjcf = "robot.xml",
+                               -- task = "task.lua"} for a custom model (see mbpo.env.from_mjcf)
   seed = 0,
   epochs = 125,
   epoch_length = 1000,         -- env steps per epoch
@@ -83,11 +84,16 @@ local function model_capacity(cfg, k)
     cfg.epoch_length / cfg.model.train_freq))
 end
 
-local function make_env(cfg, stream)
+-- the env of a config, and its termination function for model rollouts
+function M.make_env(cfg)
   if type(cfg.env) == "table" then
-    return assert(Env.from_mjcf(cfg.env.mjcf, cfg.env.task))
+    local task = dofile(cfg.env.task)
+    local env, err = Env.from_mjcf(cfg.env.mjcf, task)
+    if not env then error("custom task: " .. err, 0) end
+    local term = task.termination or function(next_obs) return T.zeros(next_obs:size(1)) end
+    return env, term
   end
-  return Env.make(cfg.env)
+  return Env.make(cfg.env), Env.termination(cfg.env, {two_sided = cfg.rollout.two_sided})
 end
 
 local function mean_of(xs)
@@ -109,11 +115,9 @@ local function finite(x) return x == x and x ~= math.huge and x ~= -math.huge en
 function M.run(cfg, opts)
   opts = opts or {}
   if cfg.threads and cfg.threads > 0 then core.set_threads(cfg.threads) end
-  local env = make_env(cfg)
-  local eval_env = make_env(cfg)
+  local env, termination = M.make_env(cfg)
+  local eval_env = M.make_env(cfg)
   local obs_dim, act_dim = env.obs_dim, env.act_dim
-  local termination = type(cfg.env) == "table" and cfg.env.termination or
-    Env.termination(cfg.env, {two_sided = cfg.rollout.two_sided})
   local k_of = schedule.resolve(cfg.rollout.schedule)
 
   -- generators: one stream per consumer so that each is reproducible on its own
@@ -218,7 +222,7 @@ function M.run(cfg, opts)
   -- initial exploration with uniform actions in [-1, 1]
   if not opts.resume then
     log:line("mbpo: %s, obs %d, act %d, %d epochs of %d steps, seed %d%s",
-      type(cfg.env) == "table" and "custom task" or cfg.env, obs_dim, act_dim, cfg.epochs,
+      type(cfg.env) == "table" and cfg.env.mjcf or cfg.env, obs_dim, act_dim, cfg.epochs,
       cfg.epoch_length, cfg.seed, opts.dir and (", run directory " .. opts.dir) or "")
     phase = "explore"
     local t0 = core.clock()

@@ -56,6 +56,10 @@ describe("config", function()
     check(not ok and err:find("'rollout.bach'", 1, true) and err:find("'rollout.batch'", 1, true), err)
     ok, err = C.merge(defaults, {epochs = "ten"}, defaults)
     check(not ok and err:find("expects a number, got a string", 1, true), err)
+    -- a custom task instead of a task name
+    assert(C.merge(defaults, {env = {mjcf = "a.xml", task = "t.lua"}}, defaults))
+    ok, err = C.merge(defaults, {env = {mjcf = "a.xml"}}, defaults)
+    check(not ok and err:find("{mjcf = ", 1, true), tostring(err))
     -- a schedule function may replace the list
     assert(C.merge(defaults, {rollout = {schedule = function(e) return e end}}, defaults))
   end)
