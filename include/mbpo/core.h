@@ -42,10 +42,11 @@ double mbu_clock(void);
 #endif
 
 /* Parallel sections ------------------------------------------------------------------------
-   mbu_parallelFor runs fn(ctx, i) for i = 0..n-1 on min(n, mbu_threads()) threads of a
-   persistent pool (the caller is thread 0). Task i always runs on thread i % nthreads, so
-   the work split is fixed for a given thread count and results are deterministic when the
-   tasks write disjoint outputs. During the section OpenBLAS runs single-threaded in each task
+   mbu_parallelFor runs fn(ctx, i) for i = 0..n-1 on up to mbu_threads() threads of a
+   persistent pool, the caller included. Tasks are claimed dynamically by whichever thread is
+   free (a thread the OS does not schedule takes none), so a task's result must depend only on
+   i, never on the thread; then results are deterministic for any thread count. A task may
+   use scratch indexed by i. During the section OpenBLAS runs single-threaded in each task
    (restored after). Must not be nested. Returns after every task has finished. */
 typedef void (*mbu_task)(void *ctx, int i);
 void mbu_parallelFor(int n, mbu_task fn, void *ctx);

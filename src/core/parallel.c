@@ -1,5 +1,8 @@
-/* A small persistent thread pool for coarse task parallelism (e.g. ensemble members, twin
-   critics): static assignment of task i to thread i % nthreads keeps results deterministic. */
+/* A small persistent thread pool for coarse task parallelism (ensemble members, twin
+   critics, row chunks). Tasks are claimed from a shared counter by whichever thread is
+   free, the caller included: a thread that the OS does not schedule (another process on
+   the core) simply takes no task, instead of stalling the section. Results are
+   deterministic when each task's output depends only on its index, never on the thread. */
 #include "mbpo/core.h"
 
 #include <pthread.h>
@@ -11,67 +14,70 @@
 /* Before sleeping on a condition variable, a waiting thread polls this long, yielding the
    core between polls: back-to-back sections (a SAC update has four) then start without a
    wake-up through the kernel (on a virtual machine it can take hundreds of microseconds),
-   and a process sharing the core still gets it (a busy spin there made 2 threads slower
-   than 1). */
+   and a process sharing the core still gets it. */
 #define SPIN_SECONDS 200e-6
 
 static struct {
   pthread_mutex_t mu;
   pthread_cond_t go, done;
   pthread_t tid[MAXWORKERS];
-  int nworkers;        /* started worker threads (thread ids 1..nworkers) */
-  unsigned long gen;   /* incremented per section: wakes the workers */
-  int pending;         /* workers still busy in this section */
-  _Atomic unsigned long agen; /* copies of gen and pending for spinning without the lock */
-  _Atomic int apending;
-  int nthreads, n;     /* threads used in this section, task count */
+  int nworkers;          /* started worker threads (ids 1..nworkers) */
+  unsigned long gen;     /* incremented per section: wakes the workers */
+  _Atomic unsigned long agen;  /* copy of gen for polling without the lock */
+  int nthreads;          /* threads allowed in this section (caller included) */
+  int active;            /* workers that took this section and may still claim tasks */
+  int n;                 /* tasks of this section */
   mbu_task fn;
   void *ctx;
+  atomic_int next;       /* next task index to claim */
+  atomic_int finished;   /* tasks completed */
 } pool = {.mu = PTHREAD_MUTEX_INITIALIZER, .go = PTHREAD_COND_INITIALIZER,
-            .done = PTHREAD_COND_INITIALIZER};
+          .done = PTHREAD_COND_INITIALIZER};
 
-static void run_share(int t, int nthreads, int n, mbu_task fn, void *ctx) {
-  for (int i = t; i < n; i += nthreads) fn(ctx, i);
-}
-
-/* spin until a new section is posted / every worker is done, or SPIN_SECONDS pass */
-static void spin_while_gen(unsigned long old) {
-  double t0 = mbu_clock();
-  for (int k = 1; atomic_load_explicit(&pool.agen, memory_order_acquire) == old; k++) {
-    sched_yield();
-    if ((k & 15) == 0 && mbu_clock() - t0 > SPIN_SECONDS) return;
+/* claims and runs tasks until none is left; signals the caller after the last one */
+static void run_claims(int n, mbu_task fn, void *ctx) {
+  for (int i; (i = atomic_fetch_add_explicit(&pool.next, 1, memory_order_relaxed)) < n;) {
+    fn(ctx, i);
+    if (atomic_fetch_add_explicit(&pool.finished, 1, memory_order_acq_rel) + 1 == n) {
+      pthread_mutex_lock(&pool.mu);
+      pthread_cond_broadcast(&pool.done);
+      pthread_mutex_unlock(&pool.mu);
+    }
   }
 }
 
-static void spin_while_pending(void) {
-  double t0 = mbu_clock();
-  for (int k = 1; atomic_load_explicit(&pool.apending, memory_order_acquire) > 0; k++) {
-    sched_yield();
-    if ((k & 15) == 0 && mbu_clock() - t0 > SPIN_SECONDS) return;
-  }
-}
+/* polls (yielding) while cond holds, for at most SPIN_SECONDS */
+#define SPIN_WHILE(cond) do {                                                    \
+    double t0_ = mbu_clock();                                                    \
+    for (int k_ = 1; (cond); k_++) {                                             \
+      sched_yield();                                                             \
+      if ((k_ & 15) == 0 && mbu_clock() - t0_ > SPIN_SECONDS) break;             \
+    }                                                                            \
+  } while (0)
 
 static void *worker(void *arg) {
   int me = (int)(intptr_t)arg;
   unsigned long seen = 0;
-  pthread_mutex_lock(&pool.mu);
   for (;;) {
-    if (pool.gen == seen) {
-      pthread_mutex_unlock(&pool.mu);
-      spin_while_gen(seen);
-      pthread_mutex_lock(&pool.mu);
-    }
+    SPIN_WHILE(atomic_load_explicit(&pool.agen, memory_order_acquire) == seen);
+    pthread_mutex_lock(&pool.mu);
     while (pool.gen == seen) pthread_cond_wait(&pool.go, &pool.mu);
     seen = pool.gen;
-    int nthreads = pool.nthreads, n = pool.n;
+    if (me >= pool.nthreads) {   /* not needed in this section */
+      pthread_mutex_unlock(&pool.mu);
+      continue;
+    }
+    /* taking the section under the lock: the caller cannot post the next one (and reset
+       the counters) until this worker has left it */
+    pool.active++;
+    int n = pool.n;
     mbu_task fn = pool.fn;
     void *ctx = pool.ctx;
-    if (me >= nthreads) continue; /* not needed in this section */
     pthread_mutex_unlock(&pool.mu);
-    run_share(me, nthreads, n, fn, ctx);
+    run_claims(n, fn, ctx);
     pthread_mutex_lock(&pool.mu);
-    atomic_fetch_sub_explicit(&pool.apending, 1, memory_order_release);
-    if (--pool.pending == 0) pthread_cond_signal(&pool.done);
+    if (--pool.active == 0) pthread_cond_broadcast(&pool.done);
+    pthread_mutex_unlock(&pool.mu);
   }
   return NULL;
 }
@@ -81,10 +87,10 @@ void mbu_parallelFor(int n, mbu_task fn, void *ctx) {
   if (nthreads > n) nthreads = n;
   if (nthreads > MAXWORKERS + 1) nthreads = MAXWORKERS + 1;
   if (nthreads <= 1) {
-    run_share(0, 1, n, fn, ctx);
+    for (int i = 0; i < n; i++) fn(ctx, i);
     return;
   }
-  /* before the workers wake: their sgemm calls must already see one OpenBLAS thread */
+  /* before any task starts: every sgemm inside must see one OpenBLAS thread */
   openblas_set_num_threads(1);
   pthread_mutex_lock(&pool.mu);
   while (pool.nworkers < nthreads - 1) {
@@ -94,21 +100,22 @@ void mbu_parallelFor(int n, mbu_task fn, void *ctx) {
     pthread_detach(pool.tid[pool.nworkers]);
     pool.nworkers++;
   }
-  if (nthreads - 1 > pool.nworkers) nthreads = pool.nworkers + 1;
+  /* workers still inside the previous section must leave it before the counters reset */
+  while (pool.active > 0) pthread_cond_wait(&pool.done, &pool.mu);
   pool.nthreads = nthreads;
   pool.n = n;
   pool.fn = fn;
   pool.ctx = ctx;
-  pool.pending = nthreads - 1;
+  atomic_store(&pool.next, 0);
+  atomic_store(&pool.finished, 0);
   pool.gen++;
-  atomic_store_explicit(&pool.apending, nthreads - 1, memory_order_relaxed);
   atomic_store_explicit(&pool.agen, pool.gen, memory_order_release);
   pthread_cond_broadcast(&pool.go);
   pthread_mutex_unlock(&pool.mu);
-  run_share(0, nthreads, n, fn, ctx);
-  spin_while_pending();
+  run_claims(n, fn, ctx);
+  SPIN_WHILE(atomic_load_explicit(&pool.finished, memory_order_acquire) < n);
   pthread_mutex_lock(&pool.mu);
-  while (pool.pending > 0) pthread_cond_wait(&pool.done, &pool.mu);
+  while (atomic_load(&pool.finished) < n) pthread_cond_wait(&pool.done, &pool.mu);
   pthread_mutex_unlock(&pool.mu);
   openblas_set_num_threads(mbu_threads());
 }

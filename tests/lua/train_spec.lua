@@ -98,23 +98,26 @@ describe("mbpo run", function()
     local slow = "epochs=5 sac.updates_per_step=40 sac.hidden=128,128 sac.batch=64 rollout.batch=5000"
     local rc, out = mbpo(string.format("run %q seed=7 %s --out %q", tiny, slow, a))
     eq(rc, 0, "uninterrupted run:\n" .. out)
-    -- start the same run, kill it with SIGKILL once epoch 2's checkpoint exists
+    -- start the same run, kill it with SIGKILL as soon as its first checkpoint exists
+    -- (polling for up to 5 minutes: CI machines can be slow)
     local cmd = string.format("cd %q && (%q run %q seed=7 %s --out %q >/dev/null 2>&1 & echo $!)",
       root, exe, tiny, slow, b)
     local p = io.popen(cmd)
     local pid = tonumber(p:read("l"))
     p:close()
     local killed = false
-    for _ = 1, 600 do
+    local core = require "mbpo.core"
+    local deadline = core.clock() + 300
+    while core.clock() < deadline do
       local _, rows = log.read_csv(b .. "/progress.csv")
-      if rows and #rows >= 2 and lfs.attributes(b .. "/checkpoint/COMPLETE") then
+      if rows and #rows >= 1 and lfs.attributes(b .. "/checkpoint/COMPLETE") then
         os.execute("kill -9 " .. pid .. " 2>/dev/null")
         killed = true
         break
       end
-      os.execute("sleep 0.05")
+      os.execute("sleep 0.02")
     end
-    check(killed, "the run never reached epoch 2")
+    check(killed, "the run never wrote its first checkpoint")
     os.execute("sleep 0.2")
     local _, rows = log.read_csv(b .. "/progress.csv")
     check(#rows < 5, "the run finished before it was killed (%d rows)", #rows)
