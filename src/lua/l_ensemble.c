@@ -200,7 +200,8 @@ static int ens_new(lua_State *L) {
                         F, n, c.nhidden + 1);
     for (int i = 0; i < n; i++) {
       lua_geti(L, -1, i + 1);
-      if (!lua_isnumber(L, -1)) return luaL_error(L, "%s: weight_decay[%d] is not a number", F, i + 1);
+      if (!lua_isnumber(L, -1))
+        return luaL_error(L, "%s: weight_decay[%d] is not a number", F, i + 1);
       c.weight_decay[i] = (float)lua_tonumber(L, -1);
       lua_pop(L, 1);
     }

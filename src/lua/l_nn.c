@@ -73,7 +73,8 @@ static void grow(lua_State *L, float **buf, size_t *cap, size_t n) {
 static int nn_mlp(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   int sizes[MB_MLP_MAXLAYERS + 1], n;
-  if (lua_getfield(L, 1, "sizes") != LUA_TTABLE) return luaL_error(L, "NN.mlp: sizes must be a table of widths");
+  if (lua_getfield(L, 1, "sizes") != LUA_TTABLE)
+    return luaL_error(L, "NN.mlp: sizes must be a table of widths");
   n = (int)luaL_len(L, -1);
   if (n < 2 || n > MB_MLP_MAXLAYERS + 1)
     return luaL_error(L, "NN.mlp: %d sizes (expected 2..%d)", n, MB_MLP_MAXLAYERS + 1);
@@ -125,7 +126,8 @@ static int mlp_forward(lua_State *L) {
   const mbMlp *m = &n->net;
   float *x = mbL_checkmatrix(L, 2, "mlp:forward", "x", -1, m->sizes[0]);
   int64_t B = mbL_checktensor(L, 2)->size[0];
-  if (B < 1 || B > (1 << 24)) return luaL_error(L, "mlp:forward: %I rows (expected 1..16777216)", (LUAI_UACINT)B);
+  if (B < 1 || B > (1 << 24))
+    return luaL_error(L, "mlp:forward: %I rows (expected 1..16777216)", (LUAI_UACINT)B);
   /* the input is copied: backward needs it even if the caller changes x meanwhile */
   grow(L, &n->ws, &n->wscap, mbn_mlpWorkspace(m, (int)B));
   grow(L, &n->x, &n->xcap, (size_t)B * m->sizes[0]);
@@ -237,7 +239,8 @@ static int mlp_loadstate(lua_State *L) {
   lmlp *n = checkmlp(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_getfield(L, 2, "adam_t");
-  if (!lua_isinteger(L, -1)) return luaL_error(L, "mlp:load_state: state.adam_t must be an integer");
+  if (!lua_isinteger(L, -1))
+    return luaL_error(L, "mlp:load_state: state.adam_t must be an integer");
   int64_t t = lua_tointeger(L, -1);
   lua_pop(L, 1);
   mbAdam a = n->adam;
@@ -364,7 +367,8 @@ static int adam_loadstate(lua_State *L) {
   ladam *a = checkadam(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_getfield(L, 2, "adam_t");
-  if (!lua_isinteger(L, -1)) return luaL_error(L, "adam:load_state: state.adam_t must be an integer");
+  if (!lua_isinteger(L, -1))
+    return luaL_error(L, "adam:load_state: state.adam_t must be an integer");
   int64_t t = lua_tointeger(L, -1);
   lua_pop(L, 1);
   const float *m = stateslab(L, 2, "adam_m", &a->m), *v = stateslab(L, 2, "adam_v", &a->v);

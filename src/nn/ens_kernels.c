@@ -154,7 +154,8 @@ double mbn_adamDecayUpdate(float *p, float *m, float *v, float *g, float wd, siz
     __m256 gi = _mm256_fmadd_ps(vwd, pi, _mm256_loadu_ps(g + i));
     acc = _mm256_fmadd_ps(pi, pi, acc);
     __m256 mi = _mm256_fmadd_ps(vb1, _mm256_loadu_ps(m + i), _mm256_mul_ps(va1, gi));
-    __m256 vi = _mm256_fmadd_ps(vb2, _mm256_loadu_ps(v + i), _mm256_mul_ps(_mm256_mul_ps(va2, gi), gi));
+    __m256 vi = _mm256_fmadd_ps(vb2, _mm256_loadu_ps(v + i),
+                                _mm256_mul_ps(_mm256_mul_ps(va2, gi), gi));
     __m256 den = _mm256_fmadd_ps(_mm256_sqrt_ps(vi), vrc2, veps);
     _mm256_storeu_ps(g + i, gi);
     _mm256_storeu_ps(m + i, mi);
@@ -232,7 +233,8 @@ void mbn_gaussLogvar(float *lv, const float *out, const float *maxlv, const floa
     for (; j < D; j += 8) {
       __m256i k = mb_mask8(D - j);
       __m256 mx = _mm256_maskload_ps(maxlv + j, k), mn = _mm256_maskload_ps(minlv + j, k);
-      __m256 l1 = _mm256_sub_ps(mx, mb_softplus8(_mm256_sub_ps(mx, _mm256_maskload_ps(raw + j, k))));
+      __m256 rw = _mm256_maskload_ps(raw + j, k);
+      __m256 l1 = _mm256_sub_ps(mx, mb_softplus8(_mm256_sub_ps(mx, rw)));
       _mm256_maskstore_ps(dst + j, k, _mm256_add_ps(mn, mb_softplus8(_mm256_sub_ps(l1, mn))));
     }
 #endif
@@ -256,7 +258,8 @@ void mbn_gaussSample(float *y, const float *out, const float *eps, const float *
     for (; j < D; j += 8) {
       __m256i k = mb_mask8(D - j);
       __m256 mx = _mm256_maskload_ps(maxlv + j, k), mn = _mm256_maskload_ps(minlv + j, k);
-      __m256 l1 = _mm256_sub_ps(mx, mb_softplus8(_mm256_sub_ps(mx, _mm256_maskload_ps(raw + j, k))));
+      __m256 rw = _mm256_maskload_ps(raw + j, k);
+      __m256 l1 = _mm256_sub_ps(mx, mb_softplus8(_mm256_sub_ps(mx, rw)));
       __m256 lv = _mm256_add_ps(mn, mb_softplus8(_mm256_sub_ps(l1, mn)));
       __m256 sd = mb_exp8(_mm256_mul_ps(_mm256_set1_ps(0.5f), lv));
       __m256 s = _mm256_fmadd_ps(sd, _mm256_maskload_ps(e + j, k), _mm256_maskload_ps(mu + j, k));

@@ -178,16 +178,20 @@ static inline void mb_sincos2pi8(__m256 t, __m256 *sn, __m256 *cs) {
   __m256 a = _mm256_mul_ps(_mm256_fnmadd_ps(j, _mm256_set1_ps(0.25f), t),
                            _mm256_set1_ps(6.28318530717958648f));
   __m256 a2 = _mm256_mul_ps(a, a);
-  __m256 s = _mm256_fmadd_ps(a2, _mm256_set1_ps(-1.9515295891e-4f), _mm256_set1_ps(8.3321608736e-3f));
+  __m256 s = _mm256_fmadd_ps(a2, _mm256_set1_ps(-1.9515295891e-4f),
+                             _mm256_set1_ps(8.3321608736e-3f));
   s = _mm256_fmadd_ps(s, a2, _mm256_set1_ps(-1.6666654611e-1f));
   s = _mm256_fmadd_ps(_mm256_mul_ps(s, a2), a, a);
-  __m256 c = _mm256_fmadd_ps(a2, _mm256_set1_ps(2.443315711809948e-5f), _mm256_set1_ps(-1.388731625493765e-3f));
+  __m256 c = _mm256_fmadd_ps(a2, _mm256_set1_ps(2.443315711809948e-5f),
+                             _mm256_set1_ps(-1.388731625493765e-3f));
   c = _mm256_fmadd_ps(c, a2, _mm256_set1_ps(4.166664568298827e-2f));
-  c = _mm256_fmadd_ps(_mm256_mul_ps(c, a2), a2, _mm256_fnmadd_ps(_mm256_set1_ps(0.5f), a2, _mm256_set1_ps(1.0f)));
+  c = _mm256_fmadd_ps(_mm256_mul_ps(c, a2), a2,
+                      _mm256_fnmadd_ps(_mm256_set1_ps(0.5f), a2, _mm256_set1_ps(1.0f)));
   /* quarter turns j mod 4: (s, c) -> (s, c), (c, -s), (-s, -c), (-c, s) */
   __m256i q = _mm256_and_si256(_mm256_cvtps_epi32(j), _mm256_set1_epi32(3));
   __m256 swap = _mm256_castsi256_ps(_mm256_slli_epi32(q, 31));              /* odd j */
-  __m256 sgn_s = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_srli_epi32(q, 1), 31));  /* j = 2, 3 */
+  /* j = 2, 3 */
+  __m256 sgn_s = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_srli_epi32(q, 1), 31));
   __m256 sgn_c = _mm256_castsi256_ps(_mm256_slli_epi32(
       _mm256_xor_si256(q, _mm256_srli_epi32(q, 1)), 31));                   /* j = 1, 2 */
   __m256 s2 = _mm256_blendv_ps(s, c, swap), c2 = _mm256_blendv_ps(c, s, swap);

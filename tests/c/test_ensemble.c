@@ -187,7 +187,8 @@ static double ref_nll(const double *out, const double *y, const double *mx, cons
   double l = 0;
   for (int r = 0; r < B; r++)
     for (int j = 0; j < D; j++) {
-      double lv = bound_lv(out[r * 2 * D + D + j], mx[j], mn[j]), d = out[r * 2 * D + j] - y[r * D + j];
+      double lv = bound_lv(out[r * 2 * D + D + j], mx[j], mn[j]);
+      double d = out[r * 2 * D + j] - y[r * D + j];
       l += d * d * exp(-lv) + lv;
     }
   return l * scale;

@@ -62,7 +62,8 @@ describe("ensemble", function()
     near(i.lr, 1e-3, 1e-6, "lr")
     eq(i.activation, "swish", "activation"); eq(i.bounds, "learned", "bounds")
     eq(i.bootstrap, "replace", "bootstrap"); eq(i.snapshot, "member", "snapshot")
-    eq(i.prediction, "sample", "prediction"); eq(i.batch, 256, "batch"); eq(i.patience, 5, "patience")
+    eq(i.prediction, "sample", "prediction"); eq(i.batch, 256, "batch")
+    eq(i.patience, 5, "patience")
     near(i.holdout_ratio, 0.2, 1e-7, "holdout ratio"); eq(i.holdout_cap, 5000, "cap")
     -- one member: 14*200+200 + 3*(200*200+200) + 200*24+24; plus the two bound vectors
     eq(i.member_params, 3000 + 120600 + 4824, "member parameters")
@@ -83,11 +84,12 @@ describe("ensemble", function()
     check(a[1] ~= b[1], "different seeds gave equal weights")
   end)
 
-  it("computes the loss gradient the binding reports (finite differences via load_state)", function()
+  it("reports the loss gradient (finite differences via load_state)", function()
     local ens = small(5)
     local g = G.new(1)
-    local x, y = T{randmat(g, 6, 5, 1), randmat(g, 6, 5, 1), randmat(g, 6, 5, 1), randmat(g, 6, 5, 1)},
-                 T{randmat(g, 6, 4, 1), randmat(g, 6, 4, 1), randmat(g, 6, 4, 1), randmat(g, 6, 4, 1)}
+    local xs, ys = {}, {}
+    for m = 1, 4 do xs[m], ys[m] = randmat(g, 6, 5, 1), randmat(g, 6, 4, 1) end
+    local x, y = T(xs), T(ys)
     local loss, grad = ens:loss_grad(x, y)
     grad = L(grad)
     local st = ens:state()
@@ -119,7 +121,9 @@ describe("ensemble", function()
     same(mean:size(), {4, 10, 4}, "mean shape")
     same(logvar:size(), {4, 10, 4}, "logvar shape")
     for _, m in ipairs(L(logvar)) do
-      for _, row in ipairs(m) do for _, v in ipairs(row) do check(v > -10 and v < 0.6, "logvar %g", v) end end
+      for _, row in ipairs(m) do
+        for _, v in ipairs(row) do check(v > -10 and v < 0.6, "logvar %g", v) end
+      end
     end
     local r1, r2 = G.new(7), G.new(7)
     local n1, rw1, mem = ens:step(obs, act, r1, {member = true})
@@ -246,11 +250,16 @@ describe("ensemble", function()
 
   it("rejects bad input with clear messages", function()
     raises(function() Ensemble.new{inputs = 5} end, "inputs and outputs are required")
-    raises(function() Ensemble.new{inputs = 5, outputs = 4, member = 3} end, "unknown option 'member'")
-    raises(function() Ensemble.new{inputs = 5, outputs = 4, elites = 9} end, "elites = 9 out of range")
+    local function new(extra)
+      local o = {inputs = 5, outputs = 4}
+      for k, v in pairs(extra) do o[k] = v end
+      return Ensemble.new(o)
+    end
+    raises(function() new{member = 3} end, "unknown option 'member'")
+    raises(function() new{elites = 9} end, "Ensemble.new: elites = 9 out of range")
     raises(function() Ensemble.new{inputs = 5, outputs = 4, bootstrap = "yes"} end,
       "bootstrap must be one of replace, permutation, none, got yes")
-    raises(function() Ensemble.new{inputs = 5, outputs = 4, hidden = {8}, weight_decay = {1e-4}} end,
+    raises(function() new{hidden = {8}, weight_decay = {1e-4}} end,
       "weight_decay has 1 values, expected 2")
     raises(function() Ensemble.new{inputs = 5, outputs = 4, hidden = {8, 0}} end,
       "hidden layer 2 has width 0")
@@ -269,12 +278,14 @@ describe("ensemble", function()
       "ens:step: act must be a contiguous [3 x 2] tensor, got [2 x 2]")
     raises(function() ens:step(T(randmat(g, 3, 3, 1)), T(randmat(g, 3, 2, 1)), nil) end,
       "mbpo.Rng expected")
-    raises(function() ens:step(T(randmat(g, 3, 3, 1)), T(randmat(g, 3, 2, 1)), g, {prediction = "mode"}) end,
+    local o3, a3 = T(randmat(g, 3, 3, 1)), T(randmat(g, 3, 2, 1))
+    raises(function() ens:step(o3, a3, g, {prediction = "mode"}) end,
       "prediction must be one of sample, mean")
     raises(function() ens:train_step(T{randmat(g, 2, 5, 1)}, T{randmat(g, 2, 4, 1)}) end,
       "inputs must be a contiguous [4 x N x 5] tensor, got [1 x 2 x 5]")
     local st = ens:state()
-    raises(function() small(1, {hidden = {12, 13}}):load_state(st) end, "the state is of an ensemble")
+    raises(function() small(1, {hidden = {12, 13}}):load_state(st) end,
+      "the state is of an ensemble")
     st.rng = "xyz"
     raises(function() ens:load_state(st) end, "state.rng must be 64 hex digits")
     st = ens:state()

@@ -177,7 +177,8 @@ describe("nn.mlp", function()
     eq(o2:state().adam_t, 2, "loaded step count")
     same_list(L(p2), L(p1), "continued identically")
     near(o2:state().weight_decay, 0.5, 1e-7, "loaded settings")
-    raises(function() o1:step(T{1, 2}) end, "gradient must be a contiguous tensor of 3 elements, got [2]")
+    raises(function() o1:step(T{1, 2}) end,
+      "gradient must be a contiguous tensor of 3 elements, got [2]")
   end)
 
   it("rejects bad input with clear messages", function()

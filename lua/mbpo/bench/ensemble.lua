@@ -108,6 +108,7 @@ local function run(opts)
 end
 
 return {
-  description = "dynamics ensemble: training step (7 x 256) and model step (100k rows) vs the PyTorch peer",
+  description = "dynamics ensemble: training step (7 x 256) and model step (100k rows) "
+    .. "vs the PyTorch peer",
   run = run,
 }
