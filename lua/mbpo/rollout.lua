@@ -2,18 +2,15 @@
 -- coarse C calls, so that it can be read and changed:
 --   start states from D_env -> k times: policy sample -> one random elite per row ->
 --   termination function -> transitions into D_model; terminated rows stop.
-local T = require "mbpo.tensor"
-
 local M = {}
 
 -- M.run{real=, model_buffer=, agent=, ensemble=, termination=, batch=, length=, rng=,
---       keep_terminated=false} -> stats {steps=, transitions=, mean_length=,
---       nonfinite=}
+--       keep_terminated=false} -> stats {steps=, transitions=, mean_length=}, or nil and a
+--       message when the model predicts NaN/Inf
 -- `termination(next_obs)` returns an [N] 0/1 tensor (1 = done).
 function M.run(o)
   local obs = o.real:sample_obs(o.batch, o.rng)
   local added, steps = 0, 0
-  local alive_sum = 0
   for _ = 1, o.length do
     local n = obs:size(1)
     if n == 0 then break end
@@ -26,7 +23,6 @@ function M.run(o)
     o.model_buffer:add_batch(obs, act, reward, next_obs, done)
     added = added + n
     steps = steps + 1
-    alive_sum = alive_sum + n
     if o.keep_terminated then
       obs = next_obs
     else

@@ -273,7 +273,6 @@ function M.run(cfg, opts)
   end
 
   local function sac_updates()
-    local nreal = math.floor(cfg.sac.batch * cfg.sac.real_ratio)
     for _ = 1, cfg.sac.updates_per_step do
       batch = Buffer.sample_mixed(real, mbuf, cfg.sac.batch, cfg.sac.real_ratio, rng.batch, batch)
       local r = agent:update(batch)
@@ -284,7 +283,6 @@ function M.run(cfg, opts)
       for key, v in pairs(r) do sac_sum[key] = (sac_sum[key] or 0) + v end
       sac_n = sac_n + 1
     end
-    return nreal
   end
 
   while st.epoch < cfg.epochs do
