@@ -29,8 +29,15 @@ static void interrupt_hook(lua_State *L, lua_Debug *ar) {
 /* lua_sethook is async-signal-safe (lua.c relies on it for Ctrl-C) */
 static void on_signal(int sig) {
   mbL_signal = sig;
-  mbu_interrupted = sig;
   signal(sig, SIG_DFL); /* a second Ctrl-C kills outright */
+  if (mbL_deferInterrupts) {
+    static const char msg[] = "\nmbpo: interrupted; saving a checkpoint at the next safe point "
+                              "(Ctrl-C again to kill)\n";
+    ssize_t w = write(2, msg, sizeof msg - 1);
+    (void)w;
+    return;
+  }
+  mbu_interrupted = sig;
   int mask = LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT;
   if (globalL) lua_sethook(globalL, interrupt_hook, mask, 1);
 }

@@ -114,11 +114,16 @@ function M.main(args)
     f:close()
   end
   local train = require "mbpo.train"
+  -- Ctrl-C / SIGTERM: the loop saves a checkpoint at its next safe point, then stops
+  local core = require "mbpo.core"
+  core.defer_interrupts(true)
   local ok, res = xpcall(train.run, MBPO_MSGHANDLER, cfg, {dir = dir, resume = o.resume ~= nil})
+  core.defer_interrupts(false)
   if not ok then
     local msg = tostring(res)
     if msg:match("^interrupted") or require("mbpo.core").interrupted() then
-      io.stderr:write("\nmbpo: interrupted; resume with: mbpo run --resume ", dir, "\n")
+      io.stderr:write("mbpo: interrupted; checkpoint saved; resume with: mbpo run --resume ",
+        dir, "\n")
       return 130
     end
     return die(msg)

@@ -148,8 +148,11 @@ function M.run(cfg, opts)
   local mbuf = Buffer.new{obs = obs_dim, act = act_dim, capacity = model_capacity(cfg, k)}
 
   -- loop state (saved in checkpoints)
+  -- t: the next env step of the current epoch (non-zero only in a checkpoint written on an
+  -- interrupt); sac_sum / sac_n / model: this epoch's sums and last model training
   local st = {epoch = 0, env_steps = 0, k = k, ep_return = 0.0, ep_length = 0,
-    last_train_return = 0 / 0, last_eval = 0 / 0, episodes = 0}
+    last_train_return = 0 / 0, last_eval = 0 / 0, episodes = 0, t = 0,
+    sac_sum = {}, sac_n = 0, model = {}}
   local obs
 
   if opts.resume then
@@ -234,10 +237,7 @@ function M.run(cfg, opts)
     log:line("mbpo: resumed from %s at epoch %d (env step %d)", opts.dir, st.epoch, st.env_steps)
   end
 
-  local model_info, rollout_info = {}, {}
   local batch = nil
-  local sac_sum = {}
-  local sac_n = 0
 
   local function train_model()
     local n = real:size()
@@ -251,16 +251,17 @@ function M.run(cfg, opts)
     local hold = info.holdout_mse
     local elites_mse = {}
     for _, e in ipairs(info.elites) do elites_mse[#elites_mse + 1] = hold[e] end
-    model_info = {loss = info.train_loss[#info.train_loss], holdout = mean_of(elites_mse),
+    local mi = {loss = info.train_loss[#info.train_loss], holdout = mean_of(elites_mse),
       epochs = info.epochs}
-    if not (finite(model_info.loss or 0) and finite(model_info.holdout)) then
-      fail("model training produced NaN/Inf (loss " .. tostring(model_info.loss) ..
-        ", holdout MSE " .. tostring(model_info.holdout) .. ")")
+    st.model = mi
+    if not (finite(mi.loss or 0) and finite(mi.holdout)) then
+      fail("model training produced NaN/Inf (loss " .. tostring(mi.loss) ..
+        ", holdout MSE " .. tostring(mi.holdout) .. ")")
     end
   end
 
   local function do_rollouts()
-    local newk = k_of(st.epoch + 1, {holdout_mse = model_info.holdout, loss = model_info.loss})
+    local newk = k_of(st.epoch + 1, {holdout_mse = st.model.holdout, loss = st.model.loss})
     if newk ~= st.k or mbuf:capacity() ~= model_capacity(cfg, newk) then
       st.k = newk
       mbuf:resize(model_capacity(cfg, newk))
@@ -269,7 +270,6 @@ function M.run(cfg, opts)
       ensemble = ens, termination = termination, batch = cfg.rollout.batch, length = st.k,
       rng = rng.rollout, keep_terminated = cfg.rollout.keep_terminated}
     if not info then fail("rollout: " .. err) end
-    rollout_info = info
   end
 
   local function sac_updates()
@@ -280,17 +280,27 @@ function M.run(cfg, opts)
         fail(string.format("SAC update produced NaN/Inf (critic loss %s, actor loss %s)",
           tostring(r.critic_loss), tostring(r.actor_loss)))
       end
-      for key, v in pairs(r) do sac_sum[key] = (sac_sum[key] or 0) + v end
-      sac_n = sac_n + 1
+      for key, v in pairs(r) do st.sac_sum[key] = (st.sac_sum[key] or 0) + v end
+      st.sac_n = st.sac_n + 1
     end
+  end
+
+  local function save()
+    phase = "checkpoint"
+    progress(true)
+    local ok, err = checkpoint.save(opts.dir, M.state_parts(st, agent, ens, real, mbuf, env,
+      eval_env, rng, obs))
+    if not ok then error(err, 0) end
   end
 
   while st.epoch < cfg.epochs do
     epoch_start = core.clock()
-    phase_t = {env = phase_t.env or 0}
-    if st.epoch > 0 or opts.resume then phase_t.env = 0 end
-    sac_sum, sac_n = {}, 0
-    for t = 0, cfg.epoch_length - 1 do
+    if st.t == 0 then
+      phase_t = {env = phase_t.env or 0}
+      if st.epoch > 0 or opts.resume then phase_t.env = 0 end
+      st.sac_sum, st.sac_n = {}, 0
+    end
+    for t = st.t, cfg.epoch_length - 1 do
       if t % m.train_freq == 0 then
         timed("model", train_model)
         timed("rollout", do_rollouts)
@@ -300,7 +310,15 @@ function M.run(cfg, opts)
         env_step(a)
       end)
       timed("sac", sac_updates)
+      st.t = t + 1
+      -- a safe point: on Ctrl-C / SIGTERM (deferred by `mbpo run`) save and stop here
+      if core.interrupted() then
+        if opts.dir then save() end
+        log:close()
+        error("interrupted", 0)
+      end
     end
+    st.t = 0
     -- evaluation
     local returns, lengths = timed("eval", evaluate.run, eval_env, agent, cfg.eval.episodes,
       cfg.max_path_length)
@@ -310,31 +328,31 @@ function M.run(cfg, opts)
     local row = {
       epoch = st.epoch, env_steps = st.env_steps, eval_return = st.last_eval,
       eval_return_std = std_of(returns), eval_length = mean_of(lengths),
-      train_return = st.last_train_return, model_loss = model_info.loss,
-      model_holdout_mse = model_info.holdout, model_epochs = model_info.epochs,
+      train_return = st.last_train_return, model_loss = st.model.loss,
+      model_holdout_mse = st.model.holdout, model_epochs = st.model.epochs,
       rollout_length = st.k, real_size = real:size(), model_size = mbuf:size(),
-      critic_loss = sac_n > 0 and sac_sum.critic_loss / sac_n or nil,
-      actor_loss = sac_n > 0 and sac_sum.actor_loss / sac_n or nil,
-      alpha = sac_n > 0 and sac_sum.alpha / sac_n or nil,
-      entropy = sac_n > 0 and sac_sum.entropy / sac_n or nil,
-      mean_q = sac_n > 0 and sac_sum.q_mean / sac_n or nil,
+      critic_loss = st.sac_n > 0 and st.sac_sum.critic_loss / st.sac_n or nil,
+      actor_loss = st.sac_n > 0 and st.sac_sum.actor_loss / st.sac_n or nil,
+      alpha = st.sac_n > 0 and st.sac_sum.alpha / st.sac_n or nil,
+      entropy = st.sac_n > 0 and st.sac_sum.entropy / st.sac_n or nil,
+      mean_q = st.sac_n > 0 and st.sac_sum.q_mean / st.sac_n or nil,
       time_env = phase_t.env, time_model = phase_t.model, time_rollout = phase_t.rollout,
       time_sac = phase_t.sac, time_eval = phase_t.eval, time_epoch = core.clock() - epoch_start,
     }
     log:row(row)
     log:line("epoch %3d  steps %7d  eval %9.2f (+-%.1f)  train %9.2f  k %2d  model mse %.4g  " ..
       "alpha %.3g  %.1fs", st.epoch, st.env_steps, st.last_eval, row.eval_return_std,
-      st.last_train_return, st.k, model_info.holdout or 0 / 0, row.alpha or 0 / 0, row.time_epoch)
+      st.last_train_return, st.k, st.model.holdout or 0 / 0, row.alpha or 0 / 0, row.time_epoch)
     if opts.dir then
-      phase = "checkpoint"
-      progress(true)
-      local ok, err = checkpoint.save(opts.dir, M.state_parts(st, agent, ens, real, mbuf, env,
-        eval_env, rng, obs))
-      if not ok then error(err, 0) end
+      save()
       if cfg.log.plot then
         local plot = require "mbpo.plot"
         plot.plot({opts.dir}, opts.dir .. "/curve.png")
       end
+    end
+    if core.interrupted() then
+      log:close()
+      error("interrupted", 0)
     end
     if st.last_eval >= cfg.stop_return then
       log:line("mbpo: evaluation return %.2f reached stop_return %g at epoch %d",

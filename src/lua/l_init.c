@@ -10,6 +10,7 @@
 #include <lfs.h>
 
 volatile sig_atomic_t mbL_signal = 0;
+volatile sig_atomic_t mbL_deferInterrupts = 0;
 
 /* core.threads() -> n */
 static int c_threads(lua_State *L) {
@@ -36,6 +37,13 @@ static int c_interrupted(lua_State *L) {
   if (mbL_signal) lua_pushinteger(L, mbL_signal);
   else lua_pushnil(L);
   return 1;
+}
+
+/* core.defer_interrupts(on): while on, Ctrl-C / SIGTERM only mark the process as
+   interrupted (core.interrupted()) for the Lua code to act on at a safe point */
+static int c_deferinterrupts(lua_State *L) {
+  mbL_deferInterrupts = lua_toboolean(L, 1);
+  return 0;
 }
 
 /* core.isatty(fd) */
@@ -75,7 +83,8 @@ int mbL_newmodule(lua_State *L, const char *tname, const luaL_Reg *meth,
 
 static const luaL_Reg corefuncs[] = {
   {"threads", c_threads}, {"set_threads", c_setthreads}, {"clock", c_clock},
-  {"interrupted", c_interrupted}, {"isatty", c_isatty}, {"getpid", c_getpid},
+  {"interrupted", c_interrupted}, {"defer_interrupts", c_deferinterrupts},
+  {"isatty", c_isatty}, {"getpid", c_getpid},
   {"ncpu", c_ncpu}, {NULL, NULL}};
 
 int luaopen_mbpo_core(lua_State *L) {

@@ -66,5 +66,9 @@ void mbL_preload(lua_State *L);
 
 /* Set by the host when a signal arrives; mbpo.core.interrupted() reports it. */
 extern volatile sig_atomic_t mbL_signal;
+/* When set (mbpo.core.defer_interrupts(true)), a signal only sets mbL_signal: no Lua error
+   is raised and long C calls are not cut short; the Lua code polls core.interrupted() at
+   its safe points (the training loop saves a checkpoint there). */
+extern volatile sig_atomic_t mbL_deferInterrupts;
 
 #endif

@@ -1,5 +1,5 @@
 -- End to end: `mbpo run` on a tiny config (smoke test of the run directory and CSV), exact
--- resume after SIGKILL, and the error paths of the command line (typos, wrong types,
+-- resume after SIGKILL and after Ctrl-C mid-epoch, and the error paths of the command line (typos, wrong types,
 -- syntax errors, missing scripts, corrupt checkpoints) which must destroy nothing.
 local lfs = require "lfs"
 local log = require "mbpo.log"
@@ -128,6 +128,22 @@ describe("mbpo run", function()
     eq(na, 5, "rows of the uninterrupted run")
     eq(nb, 5, "rows of the resumed run")
     eq(tb, ta, "progress.csv of the resumed run")
+
+    -- Ctrl-C mid-epoch: the run saves a checkpoint at its next safe point and exits 130;
+    -- resuming from that mid-epoch checkpoint gives the same numbers again
+    local c = base .. "/c"
+    local p2 = io.popen(string.format("cd %q && { %q run %q seed=7 %s --out %q >/dev/null 2>&1 & " ..
+      "p=$!; i=0; while [ ! -f %q ] && [ $i -lt 3000 ]; do sleep 0.1; i=$((i+1)); done; " ..
+      "sleep 0.3; kill -INT $p; wait $p; echo \"rc=$?\"; }", root, exe, tiny, slow, c,
+      c .. "/checkpoint/COMPLETE"))
+    local sout = p2:read("a")
+    p2:close()
+    eq(tonumber(sout:match("rc=(%d+)")), 130, "exit code after SIGINT")
+    local _, crows = log.read_csv(c .. "/progress.csv")
+    check(#crows < 5, "the run finished before the interrupt (%d rows)", #crows)
+    rc, out = mbpo(string.format("run --resume %q", c))
+    eq(rc, 0, "resume after SIGINT:\n" .. out)
+    eq((csv_without_timing(c .. "/progress.csv")), ta, "progress.csv after SIGINT and resume")
   end)
 
   it("rejects typos, wrong types, bad scripts and corrupt checkpoints, destroying nothing", function()
