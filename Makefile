@@ -23,6 +23,15 @@ SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 DEB_PKGS := build-essential pkg-config liblua5.4-dev lua-filesystem-dev libopenblas-dev \
             libmujoco-dev libcjson-dev gnuplot-nox
 
+# Goals that build directly need the packages already; say so in one line instead of a compiler
+# error. deps, run, test and asan install them first and build in a sub-make.
+NOBUILD_GOALS := deps run test check asan peer-deps clean uninstall deb-dev-pkgs
+ifneq ($(filter-out $(NOBUILD_GOALS),$(or $(MAKECMDGOALS),all)),)
+ifneq ($(shell pkg-config --exists $(PKGS) 2>/dev/null && echo yes),yes)
+$(error the Debian packages are missing: run 'make deps' first ('make run' and 'make test' install them))
+endif
+endif
+
 CORE_SRC := $(sort $(wildcard src/core/*.c src/nn/*.c src/rl/*.c src/sim/*.c))
 LUA_SRC  := $(sort $(wildcard src/lua/*.c))
 XML_SRC  := $(sort $(wildcard src/sim/*.xml))
@@ -31,7 +40,7 @@ CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o) $(if $(XML_SRC),$(BUILD)/gen/models.o)
 LUA_OBJ  := $(LUA_SRC:%.c=$(BUILD)/%.o)
 CTESTS   := $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(sort $(wildcard tests/c/test_*.c)))
 
-.PHONY: all test check asan deps install uninstall clean run bench peer-deps
+.PHONY: all test check test-only asan deps deb-dev-pkgs install uninstall clean run bench peer-deps
 all: $(BUILD)/mbpo
 
 $(BUILD)/%.o: %.c
@@ -59,16 +68,22 @@ $(BUILD)/tests/%: tests/c/%.c tests/c/test.h $(BUILD)/libmbpocore.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $< -o $@ $(BUILD)/libmbpocore.a $(ALL_LDLIBS)
 
-test check: $(BUILD)/mbpo $(CTESTS)
+# The README's commands work on a machine without the packages: `deps` runs first, and the
+# build runs in a sub-make, which reads the pkg-config flags only once the packages are there.
+test check: deps
+	@$(MAKE) --no-print-directory test-only
+
+test-only: $(BUILD)/mbpo $(CTESTS)
 	@sh tests/run.sh $(BUILD)
 
-asan:
-	$(MAKE) test BUILD=build/asan CFLAGS="-O1 -g" SANFLAGS="$(SAN)"
+asan: deps
+	@$(MAKE) --no-print-directory test-only BUILD=build/asan CFLAGS="-O1 -g" SANFLAGS="$(SAN)"
 
 bench: $(BUILD)/mbpo
 	$(BUILD)/mbpo bench
 
-run: deps $(BUILD)/mbpo
+run: deps
+	@$(MAKE) --no-print-directory $(BUILD)/mbpo
 	$(BUILD)/mbpo run scripts/inverted_pendulum.lua
 
 # Debian packages: installs only what is missing; apt-get update once; sudo only when not root
@@ -82,6 +97,10 @@ deps:
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
 	else echo "make deps: all Debian packages present"; fi
+
+# The -dev packages of DEB_PKGS, for .ci/run's fresh-machine check
+deb-dev-pkgs:
+	@echo $(filter %-dev,$(DEB_PKGS))
 
 # The PyTorch CPU peer of the benchmarks (not part of deps: large)
 peer-deps:
