@@ -17,6 +17,8 @@ usage:
   mbpo plot RUN_DIR [RUN_DIR ...] [-o FILE]
                                         learning curve (PNG or SVG by extension); several
                                         runs: mean and min-max band
+  mbpo report DIR [-o FILE]             results page (markdown + a curve per task) from
+                                        DIR/<task>/seed<N>/{config.lua,progress.csv}
   mbpo SCRIPT.lua [args]                run any Lua file with the mbpo modules available;
                                         the arguments are in the global table `arg`
   mbpo test [FILE_spec.lua ...]         run the Lua specs (default: tests/lua/*_spec.lua)
@@ -138,6 +140,11 @@ function commands.plot(args)
   if not file then io.stderr:write("mbpo: plot: ", err, "\n"); return 1 end
   print("wrote " .. file)
   return 0
+end
+
+-- mbpo report DIR [-o FILE] [--no-plots]: the results page of published runs (mbpo.report)
+function commands.report(args)
+  return require("mbpo.report").main(args)
 end
 
 function commands.test(args)

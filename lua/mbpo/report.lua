@@ -1,0 +1,264 @@
+-- mbpo.report: `mbpo report DIR [-o FILE] [--no-plots]`, the results page made from published
+-- runs. DIR holds one folder per task, each with one folder per seed holding the run's
+-- config.lua and progress.csv (DIR/<task>/seed<N>/). The page lists per task the evaluation
+-- return at fixed env-step marks (mean and min-max over seeds) beside the paper's values,
+-- the random-policy return, the time per run and per epoch, the precision and the command of
+-- each run; a curve per task (DIR/<task>/curve.png) with the reference points marked.
+-- The page is a pure function of the committed files (no dates, no machine names), so running
+-- the command again on the same files reproduces it byte for byte.
+local log = require "mbpo.log"
+local lfs = require "lfs"
+
+local M = {}
+
+-- Reference points: paper Figure 2 through the author-released curves, plot-read and
+-- approximate (issue 14; ../shared/specs/mbpo-algorithm.md section 7), by env steps.
+M.references = {
+  inverted_pendulum = {label = "1000 within 3k-15k", points = {{3000, 1000}, {15000, 1000}},
+    marks = {1000, 1500, 2000, 2500, 3000, 5000}},
+  hopper = {points = {{15000, 470}, {25000, 600}, {50000, 1720}, {75000, 3050}, {100000, 3320}}},
+  walker2d = {points = {{25000, 430}, {50000, 830}, {75000, 1970}, {100000, 3490}}},
+  halfcheetah = {label = "about 10k-12k at 400k", points = {{400000, 11000}}},
+  ant = {label = "about 6000 at 300k", points = {{300000, 6000}}},
+  humanoid = {label = "about 5000 at 300k", points = {{300000, 5000}}},
+}
+
+-- Random-policy mean returns measured on MuJoCo 2.2.2 (../shared/specs/gym-tasks.md 8.2;
+-- Ant and Humanoid: MBPO's truncated observations)
+M.random_return = {inverted_pendulum = 6.1, hopper = 18.9, walker2d = 2.7,
+  halfcheetah = -278, ant = -55, humanoid = 116}
+
+M.task_names = {inverted_pendulum = "InvertedPendulum", hopper = "Hopper",
+  walker2d = "Walker2d", halfcheetah = "HalfCheetah", ant = "Ant", humanoid = "Humanoid"}
+M.task_order = {"inverted_pendulum", "hopper", "walker2d", "halfcheetah", "ant", "humanoid"}
+
+-- env-step marks of the table
+M.marks = {5000, 10000, 15000, 25000, 50000, 75000, 100000, 125000, 150000, 200000, 300000,
+  400000}
+
+local function sorted_dirs(path)
+  local out = {}
+  if not lfs.attributes(path, "mode") then return out end
+  for name in lfs.dir(path) do
+    if name:sub(1, 1) ~= "." and lfs.attributes(path .. "/" .. name, "mode") == "directory" then
+      out[#out + 1] = name
+    end
+  end
+  table.sort(out, function(a, b)
+    local na, nb = tonumber(a:match("%d+$")), tonumber(b:match("%d+$"))
+    if na and nb and na ~= nb then return na < nb end
+    return a < b
+  end)
+  return out
+end
+
+-- the first line of a resolved config.lua names the command that made it
+local function read_run(dir)
+  local header, rows = log.read_csv(dir .. "/progress.csv")
+  if not header then return nil, "no progress.csv in " .. dir end
+  local run = {dir = dir, rows = rows, command = "?", precision = "fp32"}
+  local f = io.open(dir .. "/config.lua", "r")
+  if not f then return nil, "no config.lua in " .. dir end
+  local text = f:read("a")
+  f:close()
+  run.command = text:match("^%-%- resolved config of `([^`]*)`") or "?"
+  run.precision = text:match('\n%s*precision%s*=%s*"(%w+)"') or "fp32"
+  -- a run ended by its stop rule keeps its final return at later marks
+  local stop = tonumber(text:match("\n%s*stop_return%s*=%s*([%d%.e+]+)"))
+  local last = rows[#rows]
+  run.stopped = stop and last and type(last.eval_return) == "number" and last.eval_return >= stop
+  return run
+end
+
+-- eval return of a run at env step s (the epoch that ends there), or nil; a run that stopped
+-- because it reached stop_return counts with its final return at later marks
+local function at(run, s)
+  for _, r in ipairs(run.rows) do
+    if r.env_steps == s and type(r.eval_return) == "number" then return r.eval_return end
+  end
+  local last = run.rows[#run.rows]
+  if run.stopped and s > last.env_steps then return last.eval_return end
+  return nil
+end
+
+local function last_steps(run)
+  local r = run.rows[#run.rows]
+  return r and r.env_steps or 0
+end
+
+local function fmt(v)
+  if v == nil then return "" end
+  if math.abs(v) >= 100 then return string.format("%.0f", v) end
+  return string.format("%.1f", v)
+end
+
+local function median(xs)
+  if #xs == 0 then return nil end
+  local s = {}
+  for i, x in ipairs(xs) do s[i] = x end
+  table.sort(s)
+  local n = #s
+  return n % 2 == 1 and s[(n + 1) // 2] or (s[n // 2] + s[n // 2 + 1]) / 2
+end
+
+local function ref_at(task, s)
+  for _, p in ipairs((M.references[task] or {}).points or {}) do
+    if p[1] == s then return p[2] end
+  end
+  return nil
+end
+
+-- first env step at which a run's eval return reached v
+local function first_reaching(run, v)
+  for _, r in ipairs(run.rows) do
+    if type(r.eval_return) == "number" and r.eval_return >= v then return r.env_steps end
+  end
+  return nil
+end
+
+-- the section of one task
+local function task_section(task, runs, out)
+  local name = M.task_names[task] or task
+  out[#out + 1] = "## " .. name .. "\n"
+  local ref = M.references[task]
+  local rnd = M.random_return[task]
+  out[#out + 1] = string.format("%d seed%s; precision %s; random-policy return %s; reference %s.\n",
+    #runs, #runs == 1 and "" or "s", runs[1].precision, rnd and fmt(rnd) or "?",
+    ref and (ref.label or "paper Figure 2 (plot-read)") or "none")
+  if lfs.attributes(runs.dir .. "/curve.png") then
+    out[#out + 1] = string.format("![%s](%s/curve.png)\n", name, task)
+  end
+  -- the table: the marks some run reached (or that every run passed by stopping)
+  local maxs = 0
+  for _, r in ipairs(runs) do maxs = math.max(maxs, last_steps(r)) end
+  out[#out + 1] = "| env steps | mean | min | max | seeds | reference |"
+  out[#out + 1] = "|---:|---:|---:|---:|---:|---:|"
+  for _, s in ipairs(ref and ref.marks or M.marks) do
+    do
+      local vals = {}
+      for _, r in ipairs(runs) do vals[#vals + 1] = at(r, s) end
+      if #vals > 0 and (s <= maxs or #vals == #runs) then
+        local sum, lo, hi = 0, math.huge, -math.huge
+        for _, v in ipairs(vals) do sum = sum + v; lo = math.min(lo, v); hi = math.max(hi, v) end
+        out[#out + 1] = string.format("| %d | %s | %s | %s | %d | %s |", s, fmt(sum / #vals),
+          fmt(lo), fmt(hi), #vals, fmt(ref_at(task, s)))
+      end
+    end
+  end
+  out[#out + 1] = ""
+  -- per run: reach, time, command
+  out[#out + 1] = "| run | last env step | last eval | first >= 1000 at | hours | median s/epoch | command |"
+  out[#out + 1] = "|---|---:|---:|---:|---:|---:|---|"
+  for _, r in ipairs(runs) do
+    local total, per = 0, {}
+    for _, row in ipairs(r.rows) do
+      if type(row.time_epoch) == "number" then total = total + row.time_epoch; per[#per + 1] = row.time_epoch end
+    end
+    local last = r.rows[#r.rows] or {}
+    local reach = first_reaching(r, 1000)
+    out[#out + 1] = string.format("| %s | %d | %s | %s | %.2f | %s | `%s` |", r.name, last_steps(r),
+      fmt(last.eval_return), reach and tostring(reach) or "-", total / 3600,
+      fmt(median(per)), r.command)
+  end
+  out[#out + 1] = ""
+end
+
+-- M.page(dir) -> markdown text, the per-task runs
+function M.page(dir)
+  local tasks, seen = {}, {}
+  for _, t in ipairs(M.task_order) do
+    if lfs.attributes(dir .. "/" .. t, "mode") == "directory" then tasks[#tasks + 1] = t; seen[t] = true end
+  end
+  for _, t in ipairs(sorted_dirs(dir)) do
+    if not seen[t] then tasks[#tasks + 1] = t end
+  end
+  local out = {
+    "# Results",
+    "",
+    "Learning curves of `mbpo` with the paper's scripts (`scripts/<task>.lua`, settings unchanged),",
+    "one run per seed. Evaluation return: mean of 5 deterministic episodes after each epoch.",
+    "Made by `mbpo report results -o results/README.md` from the `config.lua` and `progress.csv` of",
+    "each run in `results/<task>/seed<N>/`; do not edit by hand. Hours are wall clock on a shared",
+    "2-core machine (MBPO_THREADS=1, niced, other jobs running), so they overstate the time of a",
+    "quiet machine; the returns do not depend on load. A run that stopped at its `stop_return`",
+    "(InvertedPendulum: 1000) counts with its final return at later marks.",
+    "",
+    "Reference values: paper Figure 2 through the author-released curves, plot-read, approximate.",
+    "",
+  }
+  local all = {}
+  for _, t in ipairs(tasks) do
+    local runs = {dir = dir .. "/" .. t}
+    for _, s in ipairs(sorted_dirs(dir .. "/" .. t)) do
+      local r, err = read_run(dir .. "/" .. t .. "/" .. s)
+      if not r then return nil, err end
+      r.name = t .. "/" .. s
+      runs[#runs + 1] = r
+    end
+    if #runs > 0 then
+      task_section(t, runs, out)
+      all[t] = runs
+    end
+  end
+  if next(all) == nil then return nil, "no runs under " .. dir .. " (expected DIR/<task>/seed<N>/progress.csv)" end
+  return table.concat(out, "\n"), all, tasks
+end
+
+-- M.main(args): mbpo report DIR [-o FILE] [--no-plots]
+function M.main(args)
+  local cli = require "mbpo.cli"
+  local dir, outf, plots = nil, nil, true
+  local i = 1
+  while i <= #args do
+    local a = args[i]
+    if a == "-o" then
+      outf = args[i + 1]
+      if not outf then return cli.usage("report: -o needs a file name") end
+      i = i + 2
+    elseif a == "--no-plots" then plots = false; i = i + 1
+    elseif a:match("^%-") then return cli.usage("report: unknown option '" .. a .. "'")
+    elseif not dir then dir = a:gsub("/+$", ""); i = i + 1
+    else return cli.usage("report: unexpected argument '" .. a .. "'") end
+  end
+  if not dir then return cli.usage("report: missing DIR") end
+  if lfs.attributes(dir, "mode") ~= "directory" then
+    io.stderr:write("mbpo: report: no directory " .. dir .. "\n")
+    return 1
+  end
+  local text, runs, tasks = M.page(dir)
+  if not text then io.stderr:write("mbpo: report: ", runs, "\n"); return 1 end
+  if plots then
+    local plot = require "mbpo.plot"
+    for _, t in ipairs(tasks) do
+      if runs[t] then
+        local dirs = {}
+        for _, r in ipairs(runs[t]) do dirs[#dirs + 1] = r.dir end
+        local ok, err = plot.plot(dirs, dir .. "/" .. t .. "/curve.png",
+          string.format("%s: %d seed%s (mean, min-max)", M.task_names[t] or t, #dirs,
+            #dirs == 1 and "" or "s"), {refs = (M.references[t] or {}).points})
+        if not ok then io.stderr:write("mbpo: report: plot ", t, ": ", err, "\n"); return 1 end
+      end
+    end
+    text = M.page(dir) -- the curves now exist: the page links them
+  end
+  if outf then
+    local tmp = outf .. ".tmp"
+    local f, err = io.open(tmp, "w")
+    if not f then io.stderr:write("mbpo: report: cannot write ", err, "\n"); return 1 end
+    local ok, werr = f:write(text)
+    local cok, cerr = f:close()
+    if not (ok and cok) then
+      os.remove(tmp)
+      io.stderr:write("mbpo: report: cannot write ", outf, ": ", tostring(werr or cerr), "\n")
+      return 1
+    end
+    local rok, rerr = os.rename(tmp, outf)
+    if not rok then io.stderr:write("mbpo: report: ", rerr, "\n"); return 1 end
+    print("wrote " .. outf)
+  else
+    io.write(text)
+  end
+  return 0
+end
+
+return M

@@ -1,0 +1,70 @@
+-- mbpo.report: the results page is a pure function of the committed runs (results/), and
+-- its figures are computed from progress.csv as documented (mean / min / max at the marks,
+-- the first step reaching 1000, the stop-rule carry-forward).
+local R = require "mbpo.report"
+local lfs = require "lfs"
+
+local root = MBPO_ROOT
+
+local function read(path)
+  local f = assert(io.open(path, "r"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local function write(path, text)
+  local f = assert(io.open(path, "w"))
+  f:write(text)
+  f:close()
+end
+
+local function tmpdir()
+  local p = os.tmpname()
+  os.remove(p)
+  assert(lfs.mkdir(p))
+  return p
+end
+
+describe("report", function()
+  it("reproduces the committed results/README.md from the committed runs", function()
+    local text = assert(R.page(root .. "/results"))
+    local committed = read(root .. "/results/README.md")
+    eq(text, committed, "results/README.md is stale: run mbpo report results -o results/README.md")
+  end)
+
+  it("computes the table from progress.csv", function()
+    local d = tmpdir()
+    local cols = "epoch,env_steps,eval_return,time_epoch\n"
+    for seed, rows in ipairs({
+      {"1,1000,10,2", "2,1500,100,4", "3,2000,1000,6"},          -- stops at 2000 (solved)
+      {"1,1000,30,3", "2,1500,200,3", "3,2000,500,3", "4,2500,900,3"},
+    }) do
+      local sd = d .. "/inverted_pendulum/seed" .. seed
+      assert(lfs.mkdir(d .. "/inverted_pendulum") or true)
+      assert(lfs.mkdir(sd))
+      write(sd .. "/progress.csv", cols .. table.concat(rows, "\n") .. "\n")
+      write(sd .. "/config.lua", "-- resolved config of `mbpo run x.lua seed=" .. seed ..
+        "`\nreturn {\n  stop_return = 1000,\n}\n")
+    end
+    local text = assert(R.page(d))
+    assert(text:find("| 1000 | 20.0 | 10.0 | 30.0 | 2 |  |", 1, true), text)
+    assert(text:find("| 1500 | 150 | 100 | 200 | 2 |  |", 1, true), text)
+    assert(text:find("| 2000 | 750 | 500 | 1000 | 2 |  |", 1, true), text)
+    -- seed 1 stopped at 1000: it counts with 1000 at 2500 (seed 2 ended there, unsolved)
+    assert(text:find("| 2500 | 950 | 900 | 1000 | 2 |  |", 1, true), text)
+    assert(not text:find("| 3000 |", 1, true), "no row past every run's end")
+    assert(text:find("| inverted_pendulum/seed1 | 2000 | 1000 | 2000 | 0.00 | 4.0 | `mbpo run x.lua seed=1` |",
+      1, true), text)
+    assert(text:find("| inverted_pendulum/seed2 | 2500 | 900 | - | 0.00 | 3.0 |", 1, true), text)
+    os.execute(string.format("rm -rf %q", d))
+  end)
+
+  it("refuses a directory without runs with a message", function()
+    local d = tmpdir()
+    local text, err = R.page(d)
+    eq(text, nil)
+    assert(err:find("no runs under", 1, true), err)
+    os.remove(d)
+  end)
+end)
