@@ -36,6 +36,8 @@ typedef struct LEnv {
 
 /* the largest episode count of E.evaluate (and mbpo eval --episodes) */
 #define MBL_MAX_EPISODES 1000000
+/* what the collector is told an env holds (mjModel + mjData with its arena: a few MiB) */
+#define MBL_ENV_BYTES ((size_t)4 << 20)
 
 /* a read-only window on an env's simulation, valid only inside a task callback */
 typedef struct LView {
@@ -421,6 +423,7 @@ static int e_make(lua_State *L) {
   e->env = mbs_make(name, seed);
   flushwarnings(L);
   if (!e->env) return mbL_coreerror(L);
+  mbL_extmem(L, MBL_ENV_BYTES);
   mbs_setMaxSteps(e->env, (int)max_steps);
   attachviews(L, e->env);
   return 1;
@@ -479,6 +482,7 @@ static int e_frommjcf(lua_State *L) {
     lua_pushstring(L, mbu_lasterror());
     return 2;
   }
+  mbL_extmem(L, MBL_ENV_BYTES);
   mbs_setMaxSteps(e->env, (int)max_steps);
   mbs_setResetNoise(e->env, noise);
   attachviews(L, e->env);
