@@ -25,7 +25,7 @@ DEB_PKGS := build-essential pkg-config liblua5.4-dev lua-filesystem-dev libopenb
 
 # Goals that build directly need the packages already; say so in one line instead of a compiler
 # error. deps, run, test and asan install them first and build in a sub-make.
-NOBUILD_GOALS := deps run test check asan peer-deps clean uninstall deb-dev-pkgs
+NOBUILD_GOALS := deps run test check asan peer-deps clean uninstall deb-dev-pkgs fuzz fuzz-smoke
 ifneq ($(filter-out $(NOBUILD_GOALS),$(or $(MAKECMDGOALS),all)),)
 ifneq ($(shell pkg-config --exists $(PKGS) 2>/dev/null && echo yes),yes)
 $(error the Debian packages are missing: run 'make deps' first ('make run' and 'make test' install them))
@@ -40,7 +40,7 @@ CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o) $(if $(XML_SRC),$(BUILD)/gen/models.o)
 LUA_OBJ  := $(LUA_SRC:%.c=$(BUILD)/%.o)
 CTESTS   := $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(sort $(wildcard tests/c/test_*.c)))
 
-.PHONY: all test check test-only asan deps deb-dev-pkgs install uninstall clean run bench peer-deps
+.PHONY: all test check test-only asan fuzz fuzz-build fuzz-smoke deps deb-dev-pkgs install uninstall clean run bench peer-deps
 all: $(BUILD)/mbpo
 
 $(BUILD)/%.o: %.c
@@ -78,6 +78,24 @@ test-only: $(BUILD)/mbpo $(CTESTS)
 
 asan: deps
 	@$(MAKE) --no-print-directory test-only BUILD=build/asan CFLAGS="-O1 -g" SANFLAGS="$(SAN)"
+
+# libFuzzer targets (clang, ASan + UBSan), objects in build/fuzz: `make fuzz` builds them,
+# `make fuzz-smoke` runs each once over its seed corpus (tests/fuzz/corpus/<target>/).
+# A long run: build/fuzz/fuzz_safetensors -max_total_time=600 tests/fuzz/corpus/safetensors
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(sort $(wildcard tests/fuzz/fuzz_*.c)))
+FUZZ_SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+fuzz: deps
+	@command -v clang >/dev/null || { SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq clang; }
+	@$(MAKE) --no-print-directory fuzz-build BUILD=build/fuzz CC=clang CFLAGS="-O1 -g" \
+	  SANFLAGS="$(FUZZ_SAN) -fsanitize=fuzzer-no-link"
+fuzz-build: $(FUZZ_TARGETS)
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(BUILD)/libmbpocore.a
+	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer $< -o $@ $(BUILD)/libmbpocore.a $(ALL_LDLIBS)
+fuzz-smoke: fuzz
+	@for t in $(FUZZ_TARGETS); do n=$${t##*/fuzz_}; \
+	  $$t -runs=0 tests/fuzz/corpus/$$n >/dev/null 2>&1 && echo "fuzz-smoke: $$n ok" || \
+	  { echo "fuzz-smoke: $$n FAILED"; exit 1; }; done
 
 bench: $(BUILD)/mbpo
 	$(BUILD)/mbpo bench

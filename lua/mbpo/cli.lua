@@ -87,7 +87,9 @@ function commands.eval(args)
   while i <= #args do
     if args[i] == "--episodes" then
       episodes = math.tointeger(tonumber(args[i + 1] or ""))
-      if not episodes or episodes < 1 then return usage("eval: --episodes needs a positive integer") end
+      if not episodes or episodes < 1 or episodes > 1000000 then
+        return usage("eval: --episodes needs an integer in [1, 1000000], got " .. tostring(args[i + 1]))
+      end
       i = i + 2
     elseif args[i]:match("^%-%-") then return usage("eval: unknown option '" .. args[i] .. "'")
     elseif not dir then dir = args[i]; i = i + 1

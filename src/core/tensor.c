@@ -18,13 +18,18 @@ static int alloc(mbTensor *t, int ndim, const int64_t *size, int zero) {
   memset(t, 0, sizeof *t);
   if (ndim < 0 || ndim > MB_MAXDIM)
     return mbu_error("tensor: %d dimensions (at most %d)", ndim, MB_MAXDIM);
-  int64_t n = 1;
+  /* nz, the product of the non-zero sizes, is bounded too: a zero dimension must not let
+     the others (and so the strides and any product of sizes) overflow */
+  int64_t n = 1, nz = 1;
   for (int i = 0; i < ndim; i++) {
     if (size[i] < 0) return mbu_error("tensor: negative size %lld in dimension %d",
                                       (long long)size[i], i + 1);
-    if (size[i] > 0 && n > INT64_MAX / 8 / size[i])
-      return mbu_error("tensor: shape too large");
+    if (size[i] > 0 && nz > INT64_MAX / 8 / size[i]) {
+      char want[160];
+      return mbu_error("tensor: shape %s too large", mbt_sizeStr(want, sizeof want, ndim, size));
+    }
     n *= size[i];
+    if (size[i] > 0) nz *= size[i];
   }
   mbStorage *s = mbu_malloc(sizeof *s);
   if (!s) return MB_ERR;
@@ -230,7 +235,7 @@ int mbt_inferShape(int64_t *out, int ndim, const int64_t *size, int64_t numel, c
                    const mbTensor *src) {
   char s[160], want[160];
   int infer = -1;
-  int64_t known = 1;
+  int64_t known = 1, nz = 1;  /* nz: the product of the non-zero sizes, bounded as well */
   if (ndim < 0 || ndim > MB_MAXDIM)
     return mbu_error("%s: %d dimensions (at most %d)", name, ndim, MB_MAXDIM);
   for (int i = 0; i < ndim; i++) {
@@ -238,9 +243,10 @@ int mbt_inferShape(int64_t *out, int ndim, const int64_t *size, int64_t numel, c
     if (size[i] < 0)
       return mbu_error("%s: invalid size %lld in %s", name, (long long)size[i],
                        mbt_sizeStr(want, sizeof want, ndim, size));
-    if (size[i] > 0 && known > INT64_MAX / size[i])
-      return mbu_error("%s: shape too large", name);
+    if (size[i] > 0 && nz > INT64_MAX / 8 / size[i])
+      return mbu_error("%s: shape %s too large", name, mbt_sizeStr(want, sizeof want, ndim, size));
     known *= size[i];
+    if (size[i] > 0) nz *= size[i];
   }
   for (int i = 0; i < ndim; i++) out[i] = size[i];
   if (infer >= 0) {

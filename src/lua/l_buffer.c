@@ -54,6 +54,7 @@ static int b_new(lua_State *L) {
   MBL_CHECK(L, mbr_bufferInit(&u->b, v[0], v[1], v[2]));
   u->scratch = mbu_malloc((size_t)u->b.width * sizeof(float));
   if (!u->scratch) return mbL_coreerror(L);
+  mbL_extmem(L, (size_t)mbt_numel(&u->b.slab) * sizeof(float));
   return 1;
 }
 

@@ -231,6 +231,8 @@ static int ens_new(lua_State *L) {
   u->e = NULL;
   luaL_setmetatable(L, MBL_ENSEMBLE);
   if (mbn_ensCreate(&u->e, &c) < 0) return coreerror(L, F);
+  /* parameters, gradients and the two Adam moments */
+  mbL_extmem(L, u->e->ntotal * 4 * sizeof(float) + mbn_ensWorkBytes(u->e));
   return 1;
 }
 

@@ -31,7 +31,13 @@ enum { UV_TASK = 1, UV_VIEW, UV_BEFORE, UV_RNG, UV_COUNT = UV_RNG };
 
 typedef struct LEnv {
   mbEnv *env;              /* NULL once closed */
+  int busy;                /* > 0 while one of its task callbacks runs: close is refused */
 } LEnv;
+
+/* the largest episode count of E.evaluate (and mbpo eval --episodes) */
+#define MBL_MAX_EPISODES 1000000
+/* what the collector is told an env holds (mjModel + mjData with its arena: a few MiB) */
+#define MBL_ENV_BYTES ((size_t)4 << 20)
 
 /* a read-only window on an env's simulation, valid only inside a task callback */
 typedef struct LView {
@@ -291,8 +297,11 @@ static void callback(lua_State *L, int envidx, const char *field, int nargs, int
   lua_getfield(L, -1, field);
   lua_remove(L, -2);
   lua_insert(L, -(nargs + 1));
+  LEnv *e = lua_touserdata(L, envidx);
   setviews(L, envidx, 1);
+  e->busy++;
   int rc = lua_pcall(L, nargs, nret, 0);
+  e->busy--;
   setviews(L, envidx, 0);
   if (rc != LUA_OK) {
     const char *msg = lua_tostring(L, -1);
@@ -339,6 +348,7 @@ static void customobs(lua_State *L, int envidx, mbEnv *env) {
 static LEnv *newlenv(lua_State *L) {
   LEnv *e = lua_newuserdatauv(L, sizeof(LEnv), UV_COUNT);
   e->env = NULL;
+  e->busy = 0;
   luaL_setmetatable(L, MBL_ENV);
   return e;
 }
@@ -413,6 +423,7 @@ static int e_make(lua_State *L) {
   e->env = mbs_make(name, seed);
   flushwarnings(L);
   if (!e->env) return mbL_coreerror(L);
+  mbL_extmem(L, MBL_ENV_BYTES);
   mbs_setMaxSteps(e->env, (int)max_steps);
   attachviews(L, e->env);
   return 1;
@@ -471,6 +482,7 @@ static int e_frommjcf(lua_State *L) {
     lua_pushstring(L, mbu_lasterror());
     return 2;
   }
+  mbL_extmem(L, MBL_ENV_BYTES);
   mbs_setMaxSteps(e->env, (int)max_steps);
   mbs_setResetNoise(e->env, noise);
   attachviews(L, e->env);
@@ -901,9 +913,8 @@ static int m_ctrlrange(lua_State *L) {
   return 2;
 }
 
-/* __gc and __close */
-static int m_gc(lua_State *L) {
-  LEnv *e = checklenv(L, 1);
+/* frees the simulation (idempotent) */
+static void freeenv(lua_State *L, LEnv *e) {
   if (e->env) {
     for (int uv = UV_VIEW; uv <= UV_BEFORE; uv++) {
       lua_getiuservalue(L, 1, uv);
@@ -914,6 +925,24 @@ static int m_gc(lua_State *L) {
     mbs_free(e->env);
     e->env = NULL;
   }
+}
+
+/* env:close() and __close: refused inside one of the env's own task callbacks (the step or
+   reset that called it still uses the simulation) */
+static int m_close(lua_State *L) {
+  LEnv *e = checklenv(L, 1);
+  if (e->busy > 0)
+    return luaL_error(L, "env:close: cannot close an env inside its own task callback "
+                      "(close it after the step or reset returns)");
+  freeenv(L, e);
+  return 0;
+}
+
+/* __gc: the userdata is on the stack of a running callback's caller, so busy cannot be set
+   here when Lua collects it; an explicit __gc call during a callback is a no-op */
+static int m_gc(lua_State *L) {
+  LEnv *e = checklenv(L, 1);
+  if (e->busy == 0) freeenv(L, e);
   return 0;
 }
 
@@ -959,14 +988,24 @@ static int m_index(lua_State *L) {
 static int e_evaluate(lua_State *L) {
   checkenv(L, 1);
   luaL_checkany(L, 2);
-  lua_Integer n = luaL_checkinteger(L, 3);
-  luaL_argcheck(L, n >= 0, 3, "episode count must be >= 0");
+  lua_Integer n = 0;
+  {
+    int isint = 0;
+    if (lua_type(L, 3) == LUA_TNUMBER) n = lua_tointegerx(L, 3, &isint);
+    if (!isint || n < 0 || n > MBL_MAX_EPISODES) {
+      lua_pushvalue(L, 3);
+      const char *v = luaL_tolstring(L, -1, NULL);
+      return luaL_error(L, "env.evaluate: n_episodes must be an integer in [0, %d], got %s",
+                        MBL_MAX_EPISODES, v);
+    }
+  }
   if (!lua_isnoneornil(L, 4)) luaL_checktype(L, 4, LUA_TTABLE);
   lua_Integer cap = optfieldint(L, 4, "max_steps", INT32_MAX);
   double scale = optfieldnum(L, 4, "noise_scale", 1.0);
   lua_settop(L, 4);
-  lua_createtable(L, (int)n, 0);  /* 5: returns */
-  lua_createtable(L, (int)n, 0);  /* 6: lengths */
+  int prealloc = n < 1024 ? (int)n : 1024;  /* grows as episodes end */
+  lua_createtable(L, prealloc, 0);  /* 5: returns */
+  lua_createtable(L, prealloc, 0);  /* 6: lengths */
   /* the env's own reset/step functions are called directly (works for custom envs too);
      the stack holds env, policy, n, opts, returns, lengths, then the current obs */
   for (lua_Integer ep = 1; ep <= n; ep++) {
@@ -1026,9 +1065,9 @@ static const luaL_Reg meth[] = {
   {"reset", m_reset}, {"step", m_step}, {"get_state", m_getstate}, {"set_state", m_setstate},
   {"state", m_state}, {"load_state", m_loadstate}, {"termination", m_termination},
   {"termination_fn", m_termfn}, {"seed", m_seed}, {"ctrl_range", m_ctrlrange},
-  {"close", m_gc}, {NULL, NULL}};
+  {"close", m_close}, {NULL, NULL}};
 static const luaL_Reg metameth[] = {
-  {"__index", NULL}, {"__gc", m_gc}, {"__close", m_gc}, {"__tostring", m_tostring},
+  {"__index", NULL}, {"__gc", m_gc}, {"__close", m_close}, {"__tostring", m_tostring},
   {NULL, NULL}};
 
 int luaopen_mbpo_env(lua_State *L) {

@@ -12,6 +12,22 @@
 volatile sig_atomic_t mbL_signal = 0;
 volatile sig_atomic_t mbL_deferInterrupts = 0;
 
+#define MBL_EXTMEM_COLLECT ((size_t)128 << 20)
+
+/* bytes reported since the last full collection (one Lua state per thread) */
+static _Thread_local size_t extmem_since = 0;
+
+void mbL_extmem(lua_State *L, size_t bytes) {
+  extmem_since += bytes;
+  if (extmem_since >= MBL_EXTMEM_COLLECT) {
+    extmem_since = 0;
+    lua_gc(L, LUA_GCCOLLECT);
+  } else if (bytes >= ((size_t)64 << 10)) {
+    size_t kb = bytes >> 10;
+    lua_gc(L, LUA_GCSTEP, kb < ((size_t)1 << 30) ? (int)kb : 1 << 30);
+  }
+}
+
 /* core.threads() -> n */
 static int c_threads(lua_State *L) {
   lua_pushinteger(L, mbu_threads());

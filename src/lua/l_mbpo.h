@@ -61,6 +61,12 @@ int luaopen_mbpo_buffer(lua_State *L);
 int luaopen_mbpo_env(lua_State *L);
 int luaopen_mbpo_io(lua_State *L);
 
+/* Reports bytes of C memory a new native object holds (tensor storage, ensemble, buffer,
+   env) to the collector, which cannot see them: a step of the collector proportional to
+   them, and a full collection once 128 MiB were reported since the last one, so a loop that
+   creates objects does not grow without bound. */
+void mbL_extmem(lua_State *L, size_t bytes);
+
 /* Registers every native module in package.preload (l_init.c). */
 void mbL_preload(lua_State *L);
 

@@ -62,8 +62,7 @@ static mbTensor *newud(lua_State *L) {
 /* tells the collector about storage it cannot see (as if that many bytes were allocated
    by Lua), so loops that make large temporaries do not pile them up */
 static void gchint(lua_State *L, const mbTensor *t) {
-  int64_t kb = mbt_numel(t) / 256;
-  if (kb >= 64) lua_gc(L, LUA_GCSTEP, kb < (1 << 30) ? (int)kb : (1 << 30));
+  mbL_extmem(L, (size_t)mbt_numel(t) * sizeof(float));
 }
 
 mbTensor *mbL_newtensor(lua_State *L, int ndim, const int64_t *size) {

@@ -320,6 +320,19 @@ describe("env", function()
     raises(function() E.evaluate(env, function() return {1, 2} end, 1) end,
            "action has 2 values, InvertedPendulum expects 1")
   end)
+
+  it("bounds and checks the episode count before allocating anything", function()
+    local env = E.make("InvertedPendulum")
+    local p = function() return {0} end
+    for _, n in ipairs({1.5e9, 3e9, 1000001, -1, 1.5, 0 / 0, math.huge, "2", true}) do
+      raises(function() E.evaluate(env, p, n) end,
+             "env.evaluate: n_episodes must be an integer in [0, 1000000], got " .. tostring(n))
+    end
+    local ret = E.evaluate(env, p, 0)
+    eq(#ret, 0, "zero episodes: empty returns")
+    ret = E.evaluate(env, p, 2.0)
+    eq(#ret, 2, "an integral float is accepted")
+  end)
 end)
 
 describe("env from_mjcf", function()
@@ -401,6 +414,46 @@ describe("env from_mjcf", function()
     eq(term, true, "task.terminated ends the episode")
     eq(env:termination_fn(), nil, "no task.termination")
     raises(function() env:termination(T.zeros(1, 3)) end, "has no task.termination function")
+  end)
+
+  it("refuses env:close() inside its own callbacks and stays usable", function()
+    for _, field in ipairs({"observation", "reset", "reward", "terminated"}) do
+      local task = dofile(dir .. "/task.lua")
+      local env
+      local armed = false
+      local orig = task[field] or function() return nil, nil end
+      task[field] = function(...)
+        if armed then armed = false; env:close() end
+        return orig(...)
+      end
+      env = assert(E.from_mjcf(xml, task, {seed = 1}))
+      env:reset()
+      armed = true
+      raises(function() env:reset(); env:step({0, 0}) end,
+             "cannot close an env inside its own task callback")
+      check(tostring(env) ~= "mbpo.Env (closed)", "%s: still open after the refusal", field)
+      env:reset()
+      local obs = env:step({0.1, 0.1})
+      eq(obs:numel(), 8, field .. ": the env still steps")
+      -- __close of a to-be-closed variable inside the callback is refused the same way
+      armed = false
+      task[field] = function(...)
+        if armed then armed = false; local c <close> = env end
+        return orig(...)
+      end
+      armed = true
+      raises(function() env:reset(); env:step({0, 0}) end, "cannot close an env inside")
+      -- an explicit __gc call inside a callback is a no-op, not a free
+      task[field] = function(...)
+        if armed then armed = false; getmetatable(env).__gc(env) end
+        return orig(...)
+      end
+      armed = true
+      env:reset(); env:step({0, 0})
+      check(tostring(env) ~= "mbpo.Env (closed)", "%s: __gc inside a callback frees nothing", field)
+      env:close()
+      eq(tostring(env), "mbpo.Env (closed)", field .. ": closes after the callbacks")
+    end
   end)
 
   it("reports load failures as nil, message with MuJoCo's text", function()
