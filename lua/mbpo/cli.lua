@@ -17,6 +17,9 @@ usage:
   mbpo plot RUN_DIR [RUN_DIR ...] [-o FILE]
                                         learning curve (PNG or SVG by extension); several
                                         runs: mean and min-max band
+  mbpo sweep SCRIPT.lua [...] seed=1-5 [key=v1,v2 ...] --out DIR [-j N] [--slurm] [--sbatch OPTS]
+                                        a grid of runs, N at a time or as a Slurm job array;
+                                        rerun to continue; mbpo sweep --status DIR to follow
   mbpo SCRIPT.lua [args]                run any Lua file with the mbpo modules available;
                                         the arguments are in the global table `arg`
   mbpo test [FILE_spec.lua ...]         run the Lua specs (default: tests/lua/*_spec.lua)
@@ -138,6 +141,10 @@ function commands.plot(args)
   if not file then io.stderr:write("mbpo: plot: ", err, "\n"); return 1 end
   print("wrote " .. file)
   return 0
+end
+
+function commands.sweep(args)
+  return require("mbpo.sweep").main(args)
 end
 
 function commands.test(args)
