@@ -109,7 +109,7 @@ local function parse_args(args)
       if not k then return nil, "bad grid entry '" .. a .. "' (expected key=v1,v2)" end
       if o.values[k] then return nil, "key " .. k .. " given twice" end
       local vals, err = parse_values(k, v)
-      if not vals then return nil, err end
+      if not vals then return nil, err, true end
       o.keys[#o.keys + 1] = k
       o.values[k] = vals
       i = i + 1
@@ -200,6 +200,11 @@ end
 
 local function logpath(dir, c) return dir .. "/logs/" .. c.name .. ".log" end
 
+local function hostname()
+  local h = read("/proc/sys/kernel/hostname") or ""
+  return (h:gsub("%s+$", ""))
+end
+
 -- resume-or-start of cell n (in this process); returns the run's exit code
 local function run_cell(dir, n)
   dir = abspath(dir:gsub("/+$", ""))
@@ -218,8 +223,12 @@ local function run_cell(dir, n)
     args[#args + 1] = "--out"; args[#args + 1] = c.dir
   end
   io.stderr:write("mbpo sweep: cell ", n, " ", c.name, ": mbpo run ", table.concat(args, " "), "\n")
+  local core = require "mbpo.core"
+  os.remove(dir .. "/logs/" .. c.name .. ".rc")
+  write(dir .. "/logs/" .. c.name .. ".pid", string.format("%d %s\n", core.getpid and core.getpid() or 0, hostname()))
   local rc = require("mbpo.run").main(args)
   if rc == 0 then write(c.dir .. "/DONE", os.date("!%Y-%m-%dT%H:%M:%SZ") .. "\n") end
+  write(dir .. "/logs/" .. c.name .. ".rc", rc .. "\n")
   return rc
 end
 
@@ -230,12 +239,15 @@ local function cell_state(dir, c)
     if tonumber(rc:match("%d+")) ~= 0 then return "failed" end
     return "done"
   end
-  local pid = read(dir .. "/logs/" .. c.name .. ".pid")
-  if pid and pid:match("%d+") and lfs.attributes("/proc/" .. pid:match("%d+")) then return "running" end
-  if os.getenv("SLURM_JOB_ID") == nil and lfs.attributes(c.dir .. "/progress.csv") then
-    -- started, no live process here: running elsewhere (Slurm) or interrupted
-    local st = read(dir .. "/logs/" .. c.name .. ".log") or ""
-    if st ~= "" then return "running" end
+  -- "PID HOST" written by the cell's process; a live process on this host is running, one on
+  -- another host (a Slurm node) is taken as running until its exit code is written
+  local pid = read(dir .. "/logs/" .. c.name .. ".pid") or ""
+  local p, host = pid:match("^(%d+)%s*(%S*)")
+  if p then
+    if host ~= "" and host ~= hostname() then return "running" end
+    local st = read("/proc/" .. p .. "/stat") or ""
+    local state = st:match("^%d+ %b() (%a)")
+    if state and state ~= "Z" and state ~= "X" then return "running" end
   end
   return "pending"
 end
@@ -358,8 +370,8 @@ local function submit_slurm(dir, s, opts)
 end
 
 function M.main(args)
-  local o, err = parse_args(args)
-  if not o then return usage(err) end
+  local o, err, bad_value = parse_args(args)
+  if not o then return bad_value and die(err) or usage(err) end
   if o.cell then return run_cell(o.cell_dir, o.cell) end
   if o.status then return M.status(o.status) end
   if #o.scripts == 0 then return usage("missing SCRIPT.lua") end
