@@ -137,6 +137,12 @@ function commands.plot(args)
     else dirs[#dirs + 1] = args[i]:gsub("/+$", ""); i = i + 1 end
   end
   if #dirs == 0 then return usage("plot: missing RUN_DIR") end
+  if #dirs == 1 and io.open(dirs[1] .. "/sweep.lua") then -- a sweep: one figure per group
+    local files, serr = require("mbpo.sweep").plot(dirs[1], out and out:match("%.(%a+)$"))
+    if not files then io.stderr:write("mbpo: plot: ", serr, "\n"); return 1 end
+    for _, f in ipairs(files) do print("wrote " .. f) end
+    return 0
+  end
   local file, err = require("mbpo.plot").plot(dirs, out or (#dirs == 1 and dirs[1] .. "/curve.png" or "curve.png"))
   if not file then io.stderr:write("mbpo: plot: ", err, "\n"); return 1 end
   print("wrote " .. file)

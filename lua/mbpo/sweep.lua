@@ -369,6 +369,30 @@ local function submit_slurm(dir, s, opts)
   return 0
 end
 
+-- mbpo plot DIR on a sweep: one figure per script and setting (mean and min-max over the seeds
+-- that have a progress.csv), DIR/curve-GROUP.png; returns the files written or nil, message
+function M.plot(dir, ext)
+  dir = dir:gsub("/+$", "")
+  local s, err = M.load(dir)
+  if not s then return nil, err end
+  local groups, order = {}, {}
+  for _, c in ipairs(s.cells) do
+    if lfs.attributes(c.dir .. "/progress.csv") then
+      if not groups[c.group] then groups[c.group] = {}; order[#order + 1] = c.group end
+      table.insert(groups[c.group], c.dir)
+    end
+  end
+  if #order == 0 then return nil, "no cell of " .. dir .. " has a progress.csv yet" end
+  local files = {}
+  for _, g in ipairs(order) do
+    local f, perr = require("mbpo.plot").plot(groups[g], dir .. "/curve-" .. g .. "." .. (ext or "png"),
+      string.format("%s (%d seeds)", g, #groups[g]))
+    if not f then return nil, perr end
+    files[#files + 1] = f
+  end
+  return files
+end
+
 function M.main(args)
   local o, err, bad_value = parse_args(args)
   if not o then return bad_value and die(err) or usage(err) end

@@ -84,6 +84,14 @@ describe("mbpo sweep", function()
     eq(rc, 0, st)
     check(st:match("4 cells: 4 done, 0 running, 0 pending, 0 failed"), "summary in:\n%s", st)
     check(st:match("001%-tiny%-epochs=16%-seed=1%s+epoch 16 "), "cell line in:\n%s", st)
+    -- mbpo plot on the sweep: one figure per script and setting
+    rc, out = sh(string.format("%q plot %q", exe, full))
+    eq(rc, 0, out)
+    for _, g in ipairs({"tiny-epochs=16", "tiny2-epochs=16"}) do
+      local f = full .. "/curve-" .. g .. ".png"
+      check(out:find(f, 1, true), "%s not in: %s", f, out)
+      check((lfs.attributes(f, "size") or 0) > 1000, "no figure %s", f)
+    end
     -- the same command again: nothing to do, nothing rerun
     local before = lfs.attributes(full .. "/" .. names[1] .. "/progress.csv", "modification")
     local mtime_ns = read(full .. "/" .. names[1] .. "/progress.csv")
