@@ -25,7 +25,7 @@ DEB_PKGS := build-essential pkg-config liblua5.4-dev lua-filesystem-dev libopenb
 
 # Goals that build directly need the packages already; say so in one line instead of a compiler
 # error. deps, run, test and asan install them first and build in a sub-make.
-NOBUILD_GOALS := deps run test check asan peer-deps clean uninstall deb-dev-pkgs fuzz fuzz-smoke
+NOBUILD_GOALS := deps run test check asan peer-deps clean uninstall deb-dev-pkgs fuzz fuzz-smoke test-slurm slurm-deps
 ifneq ($(filter-out $(NOBUILD_GOALS),$(or $(MAKECMDGOALS),all)),)
 ifneq ($(shell pkg-config --exists $(PKGS) 2>/dev/null && echo yes),yes)
 $(error the Debian packages are missing: run 'make deps' first ('make run' and 'make test' install them))
@@ -40,7 +40,7 @@ CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o) $(if $(XML_SRC),$(BUILD)/gen/models.o)
 LUA_OBJ  := $(LUA_SRC:%.c=$(BUILD)/%.o)
 CTESTS   := $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(sort $(wildcard tests/c/test_*.c)))
 
-.PHONY: all test check test-only asan fuzz fuzz-build fuzz-smoke deps deb-dev-pkgs install uninstall clean run bench peer-deps
+.PHONY: all test check test-only asan fuzz fuzz-build fuzz-smoke deps deb-dev-pkgs install uninstall clean run bench peer-deps test-slurm slurm-deps
 all: $(BUILD)/mbpo
 
 $(BUILD)/%.o: %.c
@@ -115,6 +115,23 @@ deps:
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
 	else echo "make deps: all Debian packages present"; fi
+
+# A one-host Slurm cluster in a temporary directory runs a sweep with a requeue (tests/slurm)
+SLURM_PKGS := slurmctld slurmd slurm-client munge
+slurm-deps:
+	@missing=""; for p in $(SLURM_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  echo "make slurm-deps: installing$$missing"; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	else echo "make slurm-deps: all Slurm packages present"; fi
+
+test-slurm: deps slurm-deps
+	@$(MAKE) --no-print-directory $(BUILD)/mbpo
+	@timeout 300 bash tests/slurm/run.sh $(BUILD)
 
 # The -dev packages of DEB_PKGS, for .ci/run's fresh-machine check
 deb-dev-pkgs:

@@ -19,6 +19,9 @@ usage:
                                         runs: mean and min-max band
   mbpo report DIR [-o FILE]             results page (markdown + a curve per task) from
                                         DIR/<task>/seed<N>/{config.lua,progress.csv}
+  mbpo sweep SCRIPT.lua [...] seed=1-5 [key=v1,v2 ...] --out DIR [-j N] [--slurm] [--sbatch OPTS]
+                                        a grid of runs, N at a time or as a Slurm job array;
+                                        rerun to continue; mbpo sweep --status DIR to follow
   mbpo SCRIPT.lua [args]                run any Lua file with the mbpo modules available;
                                         the arguments are in the global table `arg`
   mbpo test [FILE_spec.lua ...]         run the Lua specs (default: tests/lua/*_spec.lua)
@@ -138,6 +141,12 @@ function commands.plot(args)
     else dirs[#dirs + 1] = args[i]:gsub("/+$", ""); i = i + 1 end
   end
   if #dirs == 0 then return usage("plot: missing RUN_DIR") end
+  if #dirs == 1 and io.open(dirs[1] .. "/sweep.lua") then -- a sweep: one figure per group
+    local files, serr = require("mbpo.sweep").plot(dirs[1], out and out:match("%.(%a+)$"))
+    if not files then io.stderr:write("mbpo: plot: ", serr, "\n"); return 1 end
+    for _, f in ipairs(files) do print("wrote " .. f) end
+    return 0
+  end
   local file, err = require("mbpo.plot").plot(dirs, out or (#dirs == 1 and dirs[1] .. "/curve.png" or "curve.png"))
   if not file then io.stderr:write("mbpo: plot: ", err, "\n"); return 1 end
   print("wrote " .. file)
@@ -147,6 +156,10 @@ end
 -- mbpo report DIR [-o FILE] [--no-plots]: the results page of published runs (mbpo.report)
 function commands.report(args)
   return require("mbpo.report").main(args)
+end
+
+function commands.sweep(args)
+  return require("mbpo.sweep").main(args)
 end
 
 function commands.test(args)
