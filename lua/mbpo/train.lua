@@ -74,6 +74,7 @@ M.columns = {
   "model_loss", "model_holdout_mse", "model_epochs", "rollout_length", "real_size",
   "model_size", "critic_loss", "actor_loss", "alpha", "entropy", "mean_q",
   "time_env", "time_model", "time_rollout", "time_sac", "time_eval", "time_epoch",
+  "rollout_nonfinite",
 }
 M.timing_columns = {time_env = true, time_model = true, time_rollout = true, time_sac = true,
   time_eval = true, time_epoch = true}
@@ -161,6 +162,8 @@ function M.run(cfg, opts)
     agent:load_state(parts.agent)
     ens:load_state(parts.model)
     real:load_state(parts.real_buffer)
+    -- resumed with more epochs: the real buffer grows (it must never drop real data)
+    if real:capacity() < total_steps then real:resize(total_steps) end
     st = parts.loop.counters
     mbuf = Buffer.new{obs = obs_dim, act = act_dim, capacity = model_capacity(cfg, st.k)}
     mbuf:load_state(parts.model_buffer)
@@ -270,6 +273,7 @@ function M.run(cfg, opts)
       ensemble = ens, termination = termination, batch = cfg.rollout.batch, length = st.k,
       rng = rng.rollout, keep_terminated = cfg.rollout.keep_terminated}
     if not info then fail("rollout: " .. err) end
+    st.nonfinite = (st.nonfinite or 0) + info.nonfinite
   end
 
   local function sac_updates()
@@ -299,6 +303,7 @@ function M.run(cfg, opts)
       phase_t = {env = phase_t.env or 0}
       if st.epoch > 0 or opts.resume then phase_t.env = 0 end
       st.sac_sum, st.sac_n = {}, 0
+      st.nonfinite = 0
     end
     for t = st.t, cfg.epoch_length - 1 do
       if t % m.train_freq == 0 then
@@ -319,15 +324,21 @@ function M.run(cfg, opts)
       end
     end
     st.t = 0
-    -- evaluation
-    local returns, lengths = timed("eval", evaluate.run, eval_env, agent, cfg.eval.episodes,
-      cfg.max_path_length)
-    st.last_eval = mean_of(returns)
+    -- evaluation every eval.every epochs and at the last one (other rows: no eval columns)
+    local returns, lengths = {}, {}
+    local evaluated = (st.epoch + 1) % cfg.eval.every == 0 or st.epoch + 1 == cfg.epochs
+    if evaluated then
+      returns, lengths = timed("eval", evaluate.run, eval_env, agent, cfg.eval.episodes,
+        cfg.max_path_length)
+      st.last_eval = mean_of(returns)
+    end
     st.epoch = st.epoch + 1
     epochs_done_here = epochs_done_here + 1
     local row = {
-      epoch = st.epoch, env_steps = st.env_steps, eval_return = st.last_eval,
-      eval_return_std = std_of(returns), eval_length = mean_of(lengths),
+      epoch = st.epoch, env_steps = st.env_steps,
+      eval_return = evaluated and st.last_eval or nil,
+      eval_return_std = evaluated and std_of(returns) or nil,
+      eval_length = evaluated and mean_of(lengths) or nil,
       train_return = st.last_train_return, model_loss = st.model.loss,
       model_holdout_mse = st.model.holdout, model_epochs = st.model.epochs,
       rollout_length = st.k, real_size = real:size(), model_size = mbuf:size(),
@@ -338,10 +349,11 @@ function M.run(cfg, opts)
       mean_q = st.sac_n > 0 and st.sac_sum.q_mean / st.sac_n or nil,
       time_env = phase_t.env, time_model = phase_t.model, time_rollout = phase_t.rollout,
       time_sac = phase_t.sac, time_eval = phase_t.eval, time_epoch = core.clock() - epoch_start,
+      rollout_nonfinite = st.nonfinite or 0,
     }
     log:row(row)
     log:line("epoch %3d  steps %7d  eval %9.2f (+-%.1f)  train %9.2f  k %2d  model mse %.4g  " ..
-      "alpha %.3g  %.1fs", st.epoch, st.env_steps, st.last_eval, row.eval_return_std,
+      "alpha %.3g  %.1fs", st.epoch, st.env_steps, st.last_eval, row.eval_return_std or 0 / 0,
       st.last_train_return, st.k, st.model.holdout or 0 / 0, row.alpha or 0 / 0, row.time_epoch)
     if opts.dir then
       save()
@@ -354,7 +366,7 @@ function M.run(cfg, opts)
       log:close()
       error("interrupted", 0)
     end
-    if st.last_eval >= cfg.stop_return then
+    if evaluated and st.last_eval >= cfg.stop_return then
       log:line("mbpo: evaluation return %.2f reached stop_return %g at epoch %d",
         st.last_eval, cfg.stop_return, st.epoch)
       break

@@ -91,6 +91,33 @@ describe("mbpo run", function()
     eq(rc, 1); check(out:find("cannot evaluate", 1, true), out)
   end)
 
+  it("evaluates every eval.every epochs; resuming with more epochs grows the real buffer", function()
+    local base = tmpdir()
+    local a, b = base .. "/a", base .. "/b"
+    local rc, out = mbpo(string.format("run %q epochs=3 eval.every=2 seed=3 --out %q", tiny, a))
+    eq(rc, 0, out)
+    local _, rows = log.read_csv(a .. "/progress.csv")
+    eq(#rows, 3)
+    eq(rows[1].eval_return, nil, "epoch 1 not evaluated")
+    check(type(rows[2].eval_return) == "number", "epoch 2 evaluated")
+    check(type(rows[3].eval_return) == "number", "the last epoch is evaluated")
+    eq(rows[1].rollout_nonfinite, 0)
+    -- 1 epoch, then --resume with epochs=3: the same rows as 3 epochs straight, every real
+    -- row kept (the buffer was sized for 1 epoch)
+    rc, out = mbpo(string.format("run %q epochs=1 seed=3 --out %q", tiny, b))
+    eq(rc, 0, out)
+    rc, out = mbpo(string.format("run --resume %q epochs=3", b))
+    eq(rc, 0, out)
+    local c = base .. "/c"
+    rc, out = mbpo(string.format("run %q epochs=3 seed=3 --out %q", tiny, c))
+    eq(rc, 0, out)
+    local _, rb = log.read_csv(b .. "/progress.csv")
+    eq(#rb, 3)
+    eq(rb[3].real_size, 100 + 3 * 60, "no real row dropped")
+    eq(csv_without_timing(b .. "/progress.csv"), csv_without_timing(c .. "/progress.csv"))
+    os.execute(string.format("rm -rf %q", base))
+  end)
+
   it("resumes after SIGKILL to the same numbers as an uninterrupted run", function()
     local base = tmpdir()
     local a, b = base .. "/a", base .. "/b"
