@@ -59,6 +59,17 @@ typedef struct mbIoFile {
 int mbu_ioSave(const char *path, const mbIoItem *items, int n,
                const char *const *keys, const char *const *values, int nmeta);
 
+/* Writes len bytes of text to path atomically (PATH.tmp-<pid>, fsync, rename, fsync of the
+   directory). Returns MB_OK or MB_ERR; on MB_ERR path is as it was. */
+int mbu_ioWriteText(const char *path, const char *text, size_t len);
+
+/* The checksum of a file's bytes (see io.c; catches damage, not attacks). MB_OK or MB_ERR. */
+int mbu_ioChecksum(uint64_t *out, const char *path);
+
+/* Streaming step of the checksum: lanes start as io.c's seeds, total at 0; every chunk but
+   the last must be a multiple of 32 bytes. Returns the checksum of the bytes so far. */
+uint64_t mbu_checksumBytes(const void *data, size_t n, uint64_t lanes[4], uint64_t *total);
+
 /* Reads a whole safetensors file into f (zeroed first). On MB_ERR f holds nothing. */
 int mbu_ioLoad(mbIoFile *f, const char *path);
 

@@ -103,67 +103,158 @@ local function rmtree(path)
 end
 M.rmtree = rmtree
 
--- M.save(run_dir, parts): parts = {name = state tree}; writes run_dir/checkpoint atomically
--- (through checkpoint.tmp and checkpoint.old); true or nil, message
+-- The manifest COMPLETE, written last (atomically, fsynced): one line per part, "name
+-- checksum" (io.checksum of its file). A directory without it is incomplete; a part whose
+-- bytes do not match its checksum is damaged.
+local function write_manifest(dir, names)
+  local lines = {}
+  for _, name in ipairs(names) do
+    local sum, err = io_.checksum(dir .. "/" .. name .. ".safetensors")
+    if not sum then return nil, err end
+    lines[#lines + 1] = name .. " " .. sum
+  end
+  return io_.write_text(dir .. "/COMPLETE", table.concat(lines, "\n") .. "\n")
+end
+
+local function complete(dir) return lfs.attributes(dir .. "/COMPLETE", "mode") == "file" end
+
+-- After a crash inside save: a complete checkpoint.tmp with no checkpoint beside it is the
+-- newest complete state (it was written in full before anything was moved): put it in place.
+local function settle(run_dir)
+  local final, tmp = run_dir .. "/checkpoint", run_dir .. "/checkpoint.tmp"
+  if not complete(final) and complete(tmp) then
+    rmtree(final)
+    local ok, err = os.rename(tmp, final)
+    if not ok then return nil, "checkpoint: cannot move " .. tmp .. " into place: " .. err end
+  end
+  return true
+end
+
+-- M.save(run_dir, parts): parts = {name = state tree}; writes run_dir/checkpoint atomically;
+-- true or nil, message. Order: every part into checkpoint.tmp (each file fsynced), the
+-- manifest last; then checkpoint -> checkpoint.old, checkpoint.tmp -> checkpoint, and only
+-- then checkpoint.old is removed. At every moment one complete checkpoint exists (find()
+-- knows each intermediate state), and a failed write (a full disk) keeps the previous one.
 function M.save(run_dir, parts)
   local final = run_dir .. "/checkpoint"
   local tmp = run_dir .. "/checkpoint.tmp"
   local old = run_dir .. "/checkpoint.old"
+  local ok, err = settle(run_dir)
+  if not ok then return nil, err end
   rmtree(tmp)
-  local ok, err = lfs.mkdir(tmp)
+  ok, err = lfs.mkdir(tmp)
   if not ok then return nil, "cannot create " .. tmp .. ": " .. tostring(err) end
   local names = {}
   for name in pairs(parts) do names[#names + 1] = name end
   table.sort(names)
   for _, name in ipairs(names) do
+    M.fault("save:" .. name)
     ok, err = M.save_tree(tmp .. "/" .. name .. ".safetensors", parts[name])
     if not ok then
       rmtree(tmp)
-      return nil, "checkpoint: " .. tostring(err)
+      return nil, "checkpoint not written (the previous one is kept): " .. tostring(err)
     end
   end
-  -- a marker written last: a directory without it is incomplete
-  local f = io.open(tmp .. "/COMPLETE", "w")
-  if not f then rmtree(tmp); return nil, "cannot write " .. tmp .. "/COMPLETE" end
-  f:write(table.concat(names, "\n"), "\n")
-  f:close()
-  rmtree(old)
-  if lfs.attributes(final) then
+  ok, err = write_manifest(tmp, names)
+  if not ok then
+    rmtree(tmp)
+    return nil, "checkpoint not written (the previous one is kept): " .. tostring(err)
+  end
+  M.fault("save:before_rename")
+  if complete(final) then
+    rmtree(old) -- an older complete copy: the current checkpoint is complete
     ok, err = os.rename(final, old)
     if not ok then return nil, "checkpoint: cannot move the previous checkpoint: " .. err end
+  else
+    rmtree(final)
   end
+  M.fault("save:between_renames")
   ok, err = os.rename(tmp, final)
   if not ok then return nil, "checkpoint: cannot rename into place: " .. err end
+  M.fault("save:after_rename")
   rmtree(old)
   return true
 end
 
--- the directory of the last complete checkpoint of a run (checkpoint, else checkpoint.old
--- left by a crash between the two renames), or nil, message
+-- the directory of the last complete checkpoint of a run, or nil, message: checkpoint;
+-- else a complete checkpoint.tmp (a crash after it was written, before or between the
+-- renames: it is newer than checkpoint.old); else checkpoint.old
 function M.find(run_dir)
-  for _, name in ipairs({"checkpoint", "checkpoint.old"}) do
+  for _, name in ipairs({"checkpoint", "checkpoint.tmp", "checkpoint.old"}) do
     local d = run_dir .. "/" .. name
-    if lfs.attributes(d .. "/COMPLETE", "mode") == "file" then return d end
+    if complete(d) then return d end
   end
   if not lfs.attributes(run_dir, "mode") then return nil, "no such run directory: " .. run_dir end
   return nil, "no complete checkpoint in " .. run_dir
 end
 
--- M.load(run_dir) -> parts {name = tree} or nil, message
+-- M.load(run_dir) -> parts {name = tree} or nil, message; each part's checksum is checked
 function M.load(run_dir)
   local dir, err = M.find(run_dir)
   if not dir then return nil, err end
   local f = io.open(dir .. "/COMPLETE", "r")
+  if not f then return nil, "cannot read " .. dir .. "/COMPLETE" end
   local parts = {}
-  for name in f:lines() do
-    if name ~= "" then
-      local tree, e = M.load_tree(dir .. "/" .. name .. ".safetensors")
+  for line in f:lines() do
+    local name, sum = line:match("^(%S+)%s*(%x*)$")
+    if line ~= "" and not name then
+      f:close()
+      return nil, "corrupt checkpoint " .. dir .. ": bad manifest line '" .. line .. "'"
+    end
+    if name then
+      local path = dir .. "/" .. name .. ".safetensors"
+      if sum ~= "" then -- manifests before checksums list names only
+        local got, cerr = io_.checksum(path)
+        if not got then f:close(); return nil, "corrupt checkpoint " .. dir .. ": " .. cerr end
+        if got ~= sum then
+          f:close()
+          return nil, string.format("corrupt checkpoint %s: %s.safetensors does not match its " ..
+            "checksum (%s, manifest %s)", dir, name, got, sum)
+        end
+      end
+      local tree, e = M.load_tree(path)
       if not tree then f:close(); return nil, "corrupt checkpoint " .. dir .. ": " .. tostring(e) end
       parts[name] = tree
     end
   end
   f:close()
   return parts, dir
+end
+
+-- Fault injection for the tests: MBPO_FAULT=NAME:N kills the process (SIGKILL) the Nth
+-- time it passes the point NAME. Costs one table lookup when unset.
+local fault_name, fault_left = nil, nil
+do
+  local spec = os.getenv("MBPO_FAULT")
+  if spec then
+    fault_name, fault_left = spec:match("^(.-):(%d+)$")
+    fault_left = tonumber(fault_left)
+  end
+end
+function M.fault(name)
+  if fault_name == name then
+    fault_left = fault_left - 1
+    if fault_left <= 0 then
+      io.stderr:flush()
+      os.execute("kill -9 " .. require("mbpo.core").getpid())
+    end
+  end
+end
+
+-- M.lock(run_dir) -> true or nil, message: an exclusive lock on run_dir/.lock held until the
+-- process exits, so a second run or resume of the same directory refuses
+local held = {}
+function M.lock(run_dir)
+  if held[run_dir] then return true end
+  local f, err = io.open(run_dir .. "/.lock", "a")
+  if not f then return nil, "cannot lock " .. run_dir .. ": " .. tostring(err) end
+  local ok = lfs.lock(f, "w")
+  if not ok then
+    f:close()
+    return nil, "run directory " .. run_dir .. " is in use by another mbpo process"
+  end
+  held[run_dir] = f
+  return true
 end
 
 return M

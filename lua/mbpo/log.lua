@@ -42,7 +42,9 @@ function M.read_csv(path)
   return header, rows
 end
 
--- opens (or, on resume, reopens keeping rows with epoch <= keep_epoch) a CSV file
+-- opens (or, on resume, reopens keeping rows with epoch <= keep_epoch) a CSV file. On resume
+-- the kept rows go to PATH.tmp, which replaces PATH by a rename: a crash at any moment
+-- leaves either the old file or the new one, never a truncated one.
 local function open_csv(path, columns, keep_epoch)
   local kept = {}
   if keep_epoch then
@@ -59,12 +61,19 @@ local function open_csv(path, columns, keep_epoch)
       f:close()
     end
   end
-  local f, err = io.open(path, "w")
+  local tmp = path .. ".tmp"
+  local f, err = io.open(tmp, "w")
   if not f then return nil, err end
-  f:write(table.concat(columns, ","), "\n")
-  for _, line in ipairs(kept) do f:write(line, "\n") end
-  f:flush()
-  return f
+  local ok, werr = f:write(table.concat(columns, ","), "\n")
+  for _, line in ipairs(kept) do
+    if ok then ok, werr = f:write(line, "\n") end
+  end
+  local cok, cerr = f:close()
+  if not (ok and cok) then os.remove(tmp); return nil, tostring(werr or cerr) end
+  require("mbpo.checkpoint").fault("csv_rewrite")
+  local rok, rerr = os.rename(tmp, path)
+  if not rok then os.remove(tmp); return nil, rerr end
+  return io.open(path, "a")
 end
 
 -- Logger ----------------------------------------------------------------------------------
@@ -129,8 +138,9 @@ function M:row(t)
   if not self.csv then return end
   local cells = {}
   for i, c in ipairs(self.columns) do cells[i] = fmt_cell(t[c]) end
-  self.csv:write(table.concat(cells, ","), "\n")
-  self.csv:flush()
+  local ok, err = self.csv:write(table.concat(cells, ","), "\n")
+  if ok then ok, err = self.csv:flush() end
+  if not ok then error("cannot write progress.csv: " .. tostring(err), 0) end
 end
 
 function M:close()

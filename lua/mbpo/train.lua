@@ -156,9 +156,14 @@ function M.run(cfg, opts)
     sac_sum = {}, sac_n = 0, model = {}}
   local obs
 
+  if opts.dir then
+    local ok, err = checkpoint.lock(opts.dir)
+    if not ok then error(err, 0) end
+  end
   if opts.resume then
     local parts, where = checkpoint.load(opts.dir)
-    if not parts then error(where, 0) end
+    if not parts then error("cannot resume: " .. where, 0) end
+    M.check_counters(parts.loop.counters, cfg, parts.real_buffer)
     agent:load_state(parts.agent)
     ens:load_state(parts.model)
     real:load_state(parts.real_buffer)
@@ -243,6 +248,7 @@ function M.run(cfg, opts)
   local batch = nil
 
   local function train_model()
+    checkpoint.fault("model")
     local n = real:size()
     local data = real:rows()
     local inputs = T.cat({data.obs, data.act}, 2)
@@ -264,6 +270,7 @@ function M.run(cfg, opts)
   end
 
   local function do_rollouts()
+    checkpoint.fault("rollout")
     local newk = k_of(st.epoch + 1, {holdout_mse = st.model.holdout, loss = st.model.loss})
     if newk ~= st.k or mbuf:capacity() ~= model_capacity(cfg, newk) then
       st.k = newk
@@ -279,6 +286,7 @@ function M.run(cfg, opts)
   local function sac_updates()
     for _ = 1, cfg.sac.updates_per_step do
       batch = Buffer.sample_mixed(real, mbuf, cfg.sac.batch, cfg.sac.real_ratio, rng.batch, batch)
+      checkpoint.fault("sac")
       local r = agent:update(batch)
       if not (finite(r.critic_loss) and finite(r.actor_loss)) then
         fail(string.format("SAC update produced NaN/Inf (critic loss %s, actor loss %s)",
@@ -328,6 +336,7 @@ function M.run(cfg, opts)
     local returns, lengths = {}, {}
     local evaluated = (st.epoch + 1) % cfg.eval.every == 0 or st.epoch + 1 == cfg.epochs
     if evaluated then
+      checkpoint.fault("eval")
       returns, lengths = timed("eval", evaluate.run, eval_env, agent, cfg.eval.episodes,
         cfg.max_path_length)
       st.last_eval = mean_of(returns)
@@ -374,6 +383,34 @@ function M.run(cfg, opts)
   end
   log:close()
   return {eval_return = st.last_eval, epochs = st.epoch, env_steps = st.env_steps}
+end
+
+-- the loop counters of a checkpoint against the config and the data they describe: env steps
+-- = exploration + finished epochs x epoch length + steps into the epoch, and the real buffer
+-- holds one row per env step; raises one line naming the first that does not fit
+function M.check_counters(st, cfg, real_state)
+  local function bad(what)
+    error("cannot resume: the checkpoint's loop counters do not fit (" .. what .. ")", 0)
+  end
+  for _, key in ipairs({"epoch", "env_steps", "t", "k"}) do
+    if math.type(st[key]) ~= "integer" then bad(key .. " = " .. tostring(st[key])) end
+  end
+  if st.epoch < 0 or st.epoch > cfg.epochs then
+    bad(string.format("epoch %d, the config has %d epochs", st.epoch, cfg.epochs))
+  end
+  if st.t < 0 or st.t > cfg.epoch_length then
+    bad(string.format("step %d into an epoch of %d", st.t, cfg.epoch_length))
+  end
+  local want = cfg.init_exploration_steps + st.epoch * cfg.epoch_length + st.t
+  if st.env_steps ~= want then
+    bad(string.format("env step %d at epoch %d + %d steps, expected %d", st.env_steps, st.epoch,
+      st.t, want))
+  end
+  local rows = real_state and real_state.size
+  if math.type(rows) == "integer" and rows ~= math.min(st.env_steps, real_state.capacity or rows) then
+    bad(string.format("the real buffer holds %d rows after %d env steps", rows, st.env_steps))
+  end
+  if st.k < 1 then bad("rollout length " .. st.k) end
 end
 
 -- the parts of a checkpoint

@@ -8,6 +8,8 @@
      io.load(path) -> tensors, metadata | nil, message
          F32 -> mbpo.Tensor of the stored shape; I64 -> integer for shape [], else a flat
          array of integers (row-major); metadata values are strings.
+     io.write_text(path, s) -> true | nil, message   (atomic, fsynced, like save)
+     io.checksum(path) -> 16 hex digits | nil, message   (of the file's bytes; see io.h)
      io.json_encode(value) -> string      (raises on values JSON cannot hold)
      io.json_decode(string) -> value | nil, message
    JSON mapping: tables with keys 1..n (n >= 1) are arrays, other tables objects with
@@ -384,8 +386,37 @@ static int io_jsondecode(lua_State *L) {
   return 1;
 }
 
+/* io.write_text(path, s) -> true | nil, message: atomic and fsynced */
+static int io_writetext(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  size_t len;
+  const char *s = luaL_checklstring(L, 2, &len);
+  if (mbu_ioWriteText(path, s, len) < 0) {
+    luaL_pushfail(L);
+    lua_pushstring(L, mbu_lasterror());
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* io.checksum(path) -> 16 hex digits | nil, message */
+static int io_checksum(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  uint64_t h;
+  if (mbu_ioChecksum(&h, path) < 0) {
+    luaL_pushfail(L);
+    lua_pushstring(L, mbu_lasterror());
+    return 2;
+  }
+  char hex[17];
+  snprintf(hex, sizeof hex, "%016llx", (unsigned long long)h);
+  lua_pushstring(L, hex);
+  return 1;
+}
+
 static const luaL_Reg funcs[] = {
-  {"save", io_save}, {"load", io_load}, {"json_encode", io_jsonencode},
+  {"save", io_save}, {"load", io_load}, {"write_text", io_writetext}, {"checksum", io_checksum}, {"json_encode", io_jsonencode},
   {"json_decode", io_jsondecode}, {NULL, NULL}};
 
 int luaopen_mbpo_io(lua_State *L) {

@@ -369,6 +369,71 @@ static void test_fuzz(void) {
 }
 
 /* a few MB tensor written straight from its memory and read back */
+/* the checksum against a byte-at-a-time reading of its definition: little-endian words
+   (tail zero-padded), word w into lane w % 4 as lane = (lane ^ w) * 0x100000001b3, then
+   h = len; h = mix(h ^ lane_l) + l for l = 0..3 */
+static uint64_t refMix(uint64_t h) {
+  h ^= h >> 33; h *= 0xff51afd7ed558ccdULL; h ^= h >> 33; h *= 0xc4ceb9fe1a85ec53ULL;
+  return h ^ (h >> 33);
+}
+static uint64_t refChecksum(const unsigned char *p, size_t n) {
+  uint64_t lane[4] = {0xcbf29ce484222325ULL, 0x84222325cbf29ce4ULL, 0x9ce484222325cbf2ULL,
+                      0x2325cbf29ce48422ULL};
+  for (size_t w = 0; w * 8 < n; w++) {
+    uint64_t word = 0;
+    for (size_t b = 0; b < 8 && w * 8 + b < n; b++) word |= (uint64_t)p[w * 8 + b] << (8 * b);
+    lane[w % 4] = (lane[w % 4] ^ word) * 0x100000001b3ULL;
+  }
+  uint64_t h = (uint64_t)n;
+  for (int l = 0; l < 4; l++) h = refMix(h ^ lane[l]) + (uint64_t)l;
+  return h;
+}
+
+static void test_checksum(void) {
+  char path[] = "/tmp/mbpo-test-ck-XXXXXX";
+  int fd = mkstemp(path);
+  CHECK(fd >= 0, "mkstemp");
+  close(fd);
+  /* sizes around the word, lane and 1 MiB chunk boundaries */
+  size_t sizes[] = {0, 1, 7, 8, 9, 31, 32, 33, 1000, (1 << 20) - 3, 1 << 20, (1 << 20) + 13,
+                    (3 << 20) + 5};
+  size_t maxn = (3 << 20) + 5;
+  unsigned char *buf = malloc(maxn);
+  uint64_t x = 88172645463325252ULL;
+  for (size_t i = 0; i < maxn; i++) { x ^= x << 13; x ^= x >> 7; x ^= x << 17; buf[i] = (unsigned char)x; }
+  for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+    size_t n = sizes[k];
+    FILE *f = fopen(path, "wb");
+    if (n) fwrite(buf, 1, n, f);
+    fclose(f);
+    uint64_t h = 0;
+    CHECK(mbu_ioChecksum(&h, path) == MB_OK, "checksum of %zu bytes: %s", n, mbu_lasterror());
+    CHECK(h == refChecksum(buf, n), "%zu bytes: %016llx vs reference %016llx", n,
+          (unsigned long long)h, (unsigned long long)refChecksum(buf, n));
+  }
+  /* every single-byte change of a 1000-byte file, and a truncation, change it */
+  uint64_t base = refChecksum(buf, 1000);
+  int same = 0;
+  for (size_t i = 0; i < 1000; i++) {
+    buf[i] ^= 0x10;
+    same += refChecksum(buf, 1000) == base;
+    buf[i] ^= 0x10;
+  }
+  CHECK(same == 0, "%d byte flips kept the checksum", same);
+  CHECK(refChecksum(buf, 999) != base, "truncation kept the checksum");
+  uint64_t h;
+  CHECK(mbu_ioChecksum(&h, "/nonexistent/file") == MB_ERR, "missing file");
+  /* atomic text writes */
+  CHECK(mbu_ioWriteText(path, "abc\n", 4) == MB_OK, "write_text");
+  FILE *f = fopen(path, "rb");
+  char back[8] = {0};
+  CHECK(f && fread(back, 1, 8, f) == 4 && !memcmp(back, "abc\n", 4), "write_text content");
+  if (f) fclose(f);
+  CHECK(mbu_ioWriteText("/nonexistent/dir/x", "a", 1) == MB_ERR, "write_text into a missing dir");
+  free(buf);
+  unlink(path);
+}
+
 static void test_large(void) {
   mbTensor t;
   int64_t shape[2] = {100000, 13};
@@ -391,6 +456,7 @@ int main(void) {
   snprintf(dir, sizeof dir, "/tmp/mbpo-test-io-XXXXXX");
   if (!mkdtemp(dir)) { perror("mkdtemp"); return 2; }
   RUN(test_roundtrip);
+  RUN(test_checksum);
   RUN(test_layout);
   RUN(test_atomic_and_errors);
   RUN(test_damaged);

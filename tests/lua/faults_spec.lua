@@ -1,0 +1,124 @@
+-- Faults: a tiny run is killed (SIGKILL through MBPO_FAULT=POINT:N, see mbpo.checkpoint.fault)
+-- at 20 moments (model training, rollouts, SAC updates, evaluation, between the files of a
+-- checkpoint, before, between and after its renames, during the progress.csv rewrite of a
+-- resume, two kills in a row), then resumed to the end: progress.csv must be identical,
+-- outside the time_* columns, to the uninterrupted run. A write that fails (file size limit,
+-- as a full disk) keeps the previous checkpoint and says so in one line.
+local lfs = require "lfs"
+local log = require "mbpo.log"
+
+local exe = lfs.symlinkattributes("/proc/self/exe", "target")
+local root = MBPO_ROOT
+local tiny = root .. "/tests/lua/data/tiny.lua"
+local ARGS = "epochs=3 seed=5"
+
+local function tmpdir()
+  local p = os.tmpname()
+  os.remove(p)
+  assert(lfs.mkdir(p))
+  return p
+end
+
+local function sh(cmd)
+  local p = io.popen(cmd .. " 2>&1; echo \"rc=$?\"")
+  local out = p:read("a")
+  p:close()
+  return tonumber(out:match("rc=(%d+)%s*$")), out:gsub("rc=%d+%s*$", "")
+end
+
+local function mbpo(env, args)
+  return sh(string.format("cd %q && %s %q %s", root, env, exe, args))
+end
+
+local function csv(path)
+  local header, rows = log.read_csv(path)
+  if not header then return "no csv" end
+  local lines = {}
+  for _, r in ipairs(rows) do
+    local cells = {}
+    for _, c in ipairs(header) do
+      if not c:match("^time_") then cells[#cells + 1] = tostring(r[c]) end
+    end
+    lines[#lines + 1] = table.concat(cells, ",")
+  end
+  return table.concat(lines, "\n")
+end
+
+describe("faults", function()
+  local base = tmpdir()
+  local ref = base .. "/ref"
+  local rc, out = mbpo("", string.format("run %q %s --out %q", tiny, ARGS, ref))
+  assert(rc == 0, out)
+  local want = csv(ref .. "/progress.csv")
+
+  -- each case: the fault of the first run, then faults of successive resumes ("" = none)
+  local cases = {
+    {"model:3"}, {"model:4"}, {"rollout:3"}, {"rollout:5"}, {"sac:130"}, {"sac:200"},
+    {"eval:2"}, {"eval:3"}, {"save:agent:2"}, {"save:loop:2"}, {"save:model:3"},
+    {"save:model_buffer:2"}, {"save:real_buffer:2"}, {"save:before_rename:2"},
+    {"save:between_renames:2"}, {"save:after_rename:2"},
+    {"sac:150", "csv_rewrite:1"},                       -- during the rewrite of a resume
+    {"sac:150", "save:between_renames:1"},              -- two kills in a row
+    {"save:between_renames:2", "save:before_rename:1"}, -- two crashes inside checkpoints
+    {"eval:2", "sac:50", "rollout:1"},                  -- three in a row
+  }
+  for i, c in ipairs(cases) do
+    it("resumes exactly after a kill at " .. table.concat(c, ", then "), function()
+      local d = string.format("%s/c%d", base, i)
+      local r, o = mbpo("MBPO_FAULT=" .. c[1], string.format("run %q %s --out %q", tiny, ARGS, d))
+      eq(r, 137, "killed at " .. c[1] .. ":\n" .. o)
+      for j = 2, #c + 1 do
+        r, o = mbpo(c[j] and ("MBPO_FAULT=" .. c[j]) or "", string.format("run --resume %q", d))
+        if c[j] then eq(r, 137, "resume killed at " .. c[j] .. ":\n" .. o) end
+      end
+      eq(r, 0, "final resume:\n" .. o)
+      eq(csv(d .. "/progress.csv"), want, "progress.csv after the kills")
+      os.execute(string.format("rm -rf %q", d))
+    end)
+  end
+
+  it("a checkpoint write that fails keeps the previous checkpoint, in one line", function()
+    local d = base .. "/full"
+    local r, o = mbpo("", string.format("run %q epochs=1 seed=5 --out %q", tiny, d))
+    eq(r, 0, o)
+    local before = io.open(d .. "/checkpoint/COMPLETE"):read("a")
+    -- files may not grow past 8 KiB: the buffers' files cannot be written (EFBIG, as ENOSPC)
+    r, o = sh(string.format("cd %q && trap '' XFSZ && ulimit -f 8 && %q run --resume %q epochs=2",
+      root, exe, d))
+    eq(r, 1, o)
+    check(o:find("checkpoint not written (the previous one is kept)", 1, true), "message: %s", o)
+    check(not o:find("traceback", 1, true), "no traceback: %s", o)
+    eq(io.open(d .. "/checkpoint/COMPLETE"):read("a"), before, "previous checkpoint intact")
+    r, o = mbpo("", string.format("run --resume %q epochs=2", d))
+    eq(r, 0, "resume after the failed write:\n" .. o)
+  end)
+
+  it("a flipped byte in a checkpoint file is caught by its checksum", function()
+    local d = base .. "/flip"
+    local r, o = mbpo("", string.format("run %q epochs=1 seed=5 --out %q", tiny, d))
+    eq(r, 0, o)
+    local path = d .. "/checkpoint/loop.safetensors"
+    local f = io.open(path, "r+b")
+    local size = f:seek("end")
+    f:seek("set", size - 3)
+    local b = f:read(1)
+    f:seek("set", size - 3)
+    f:write(string.char(b:byte() ~ 1))
+    f:close()
+    r, o = mbpo("", string.format("run --resume %q epochs=2", d))
+    eq(r, 1, o)
+    check(o:find("loop.safetensors does not match its checksum", 1, true), "message: %s", o)
+  end)
+
+  it("a second run of the same directory refuses while the first holds it", function()
+    local d = base .. "/lock"
+    local r, o = mbpo("", string.format("run %q epochs=1 seed=5 --out %q", tiny, d))
+    eq(r, 0, o)
+    -- hold the lock from this process, as a running mbpo would
+    local ck = require "mbpo.checkpoint"
+    assert(ck.lock(d))
+    r, o = mbpo("", string.format("run --resume %q epochs=2", d))
+    eq(r, 1, o)
+    check(o:find("is in use by another mbpo process", 1, true), "message: %s", o)
+  end)
+end)
