@@ -100,10 +100,13 @@ function commands.eval(args)
   end
   if not dir then return usage("eval: missing RUN_DIR") end
   dir = dir:gsub("/+$", "")
-  local cfgf, err = loadfile(dir .. "/config.lua")
-  if not cfgf then io.stderr:write("mbpo: cannot evaluate: ", err, "\n"); return 1 end
+  local okc, res = require("mbpo.config").load_sandboxed(dir .. "/config.lua")
+  if not okc then io.stderr:write("mbpo: cannot evaluate: ", res, "\n"); return 1 end
+  if type(res) ~= "table" then
+    io.stderr:write("mbpo: cannot evaluate: ", dir, "/config.lua returns no table\n"); return 1
+  end
   local run = require "mbpo.run"
-  local cfg, cerr = run.resolve(cfgf(), {}, {})
+  local cfg, cerr = run.resolve(res, {}, {})
   if not cfg then io.stderr:write("mbpo: ", cerr, "\n"); return 1 end
   local ck = require "mbpo.checkpoint"
   local where, ferr = ck.find(dir)

@@ -248,6 +248,29 @@ function M.to_lua(cfg, header)
     "return " .. serialize(cfg, 0) .. "\n"
 end
 
+-- loads a run directory's config.lua as data: an environment with only pure functions
+-- (math, string, table and the basic value functions); no io, os, require, load, debug.
+-- Returns true, value or nil, one line.
+function M.load_sandboxed(path)
+  local f = io.open(path, "r")
+  if not f then return nil, "cannot open " .. path end
+  local src = f:read("a")
+  f:close()
+  local env = {math = M.copy(math), string = M.copy(string), table = M.copy(table),
+    pairs = pairs, ipairs = ipairs, type = type, tostring = tostring, tonumber = tonumber,
+    select = select, error = error, assert = assert, pcall = pcall, next = next,
+    setmetatable = setmetatable, getmetatable = getmetatable, rawget = rawget,
+    rawequal = rawequal, rawlen = rawlen, unpack = table.unpack}
+  env.math.randomseed = nil
+  local chunk, err = load(src, "@" .. path, "t", env)
+  if not chunk then return nil, err end
+  local ok, res = pcall(chunk)
+  if not ok then
+    return nil, path .. " is loaded as data (no io, os, require, load): " .. tostring(res)
+  end
+  return true, res
+end
+
 M.distance = distance
 M.is_array = is_array
 return M

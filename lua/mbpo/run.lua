@@ -70,7 +70,11 @@ function M.resolve(script_cfg, flat, order)
   local train = require "mbpo.train"
   local cfg, err = config.merge(train.defaults, script_cfg, train.defaults)
   if not cfg then return nil, err end
-  return config.apply_overrides(cfg, train.defaults, flat, order)
+  cfg, err = config.apply_overrides(cfg, train.defaults, flat, order)
+  if not cfg then return nil, err end
+  local bad = require("mbpo.schema").check(cfg)
+  if bad then return nil, bad end
+  return cfg
 end
 
 function M.main(args)
@@ -82,7 +86,7 @@ function M.main(args)
     if o.script then return require("mbpo.cli").usage("run: give either SCRIPT.lua or --resume DIR") end
     local cpath = dir .. "/config.lua"
     if not lfs.attributes(cpath) then return die("cannot resume: no " .. cpath) end
-    local ok, res = load_script(cpath, {})
+    local ok, res = config.load_sandboxed(cpath)
     if not ok then return die("cannot resume: " .. res) end
     if type(res) ~= "table" then return die("cannot resume: " .. cpath .. " returns no table") end
     cfg, err = M.resolve(res, o.flat, o.order)
@@ -93,7 +97,13 @@ function M.main(args)
     if not o.script then return require("mbpo.cli").usage("run: missing SCRIPT.lua") end
     local ok, res = load_script(o.script, o.flat)
     if not ok then return die(res) end
-    if res == nil then return 0 end -- the script ran its own loop
+    -- a script that runs its own loop says so by returning true (or an exit code)
+    if res == true then return 0 end
+    if math.type(res) == "integer" then return res end
+    if res == nil then
+      return die(o.script .. " returned nothing; a training script must `return` a config " ..
+        "table (a script running its own loop returns true)")
+    end
     if type(res) ~= "table" then
       return die(o.script .. " must return a config table (or nothing), got a " .. type(res))
     end
@@ -104,6 +114,14 @@ function M.main(args)
     if lfs.attributes(dir .. "/checkpoint") or lfs.attributes(dir .. "/progress.csv") then
       return die("run directory " .. dir .. " already holds a run; use --resume " .. dir ..
         " to continue it or another --out")
+    end
+    if o.out and lfs.attributes(dir, "mode") == "directory" then
+      for name in lfs.dir(dir) do
+        if name ~= "." and name ~= ".." then
+          return die("--out " .. dir .. " is a non-empty directory that is not a run " ..
+            "directory; give a new or empty directory")
+        end
+      end
     end
     local okd, derr = mkdir_p(dir)
     if not okd then return die("cannot create run directory " .. dir .. ": " .. tostring(derr)) end
