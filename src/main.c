@@ -3,6 +3,7 @@
    hands argv to lua/mbpo/cli.lua. Uncaught errors print a message and traceback and exit 1;
    SIGINT/SIGTERM raise an "interrupted" Lua error at the next instruction hook, after which
    the process exits with 128 + signal. */
+#include <ctype.h>
 #include <libgen.h>
 #include <limits.h>
 #include <signal.h>
@@ -49,6 +50,17 @@ static int msghandler(lua_State *L) {
     if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) return 1;
     msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
   }
+  /* a message without a "chunk:line:" position was raised at level 0 by the library on
+     purpose (a user's mistake, said in one line): no traceback. Errors with a position (a
+     bug in a user's script, a Lua runtime error) keep theirs. */
+  const char *colon = strchr(msg, ':');
+  int positioned = 0;
+  if (colon && colon > msg && isdigit((unsigned char)colon[1])) {
+    const char *p = colon + 1;
+    while (isdigit((unsigned char)*p)) p++;
+    positioned = *p == ':';
+  }
+  if (!positioned) { lua_pushstring(L, msg); return 1; }
   luaL_traceback(L, L, msg, 1);
   return 1;
 }

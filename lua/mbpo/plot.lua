@@ -37,8 +37,34 @@ local function aggregate(all)
   return rows
 end
 
--- M.plot(dirs, out_file [, title]) -> true or nil, message
-function M.plot(dirs, out, title)
+-- gnuplot never sees a user's string: it reads and writes files of our own temporary names
+-- (os.tmpname: /tmp/lua_XXXXXX), and a title keeps only letters, digits, spaces and a few
+-- punctuation marks, in single quotes (gnuplot expands `...` in strings, and quotes or a
+-- newline would end the command). The picture is then moved to the user's path from Lua.
+local function safe_title(s)
+  return (s:gsub("[^%w %.,:;_+=%-%(%)/%%#]", "?"))
+end
+
+-- moves our temporary file to the user's path: rename, or a copy across file systems
+local function move(from, to)
+  if os.rename(from, to) then return true end
+  local src = io.open(from, "rb")
+  if not src then return nil, "cannot read " .. from end
+  local data = src:read("a")
+  src:close()
+  local dst, err = io.open(to, "wb")
+  if not dst then os.remove(from); return nil, "cannot write " .. tostring(err) end
+  local ok, werr = dst:write(data)
+  local cok, cerr = dst:close()
+  os.remove(from)
+  if not (ok and cok) then return nil, "cannot write " .. to .. ": " .. tostring(werr or cerr) end
+  return true
+end
+
+-- M.plot(dirs, out_file [, title [, opts]]) -> out_file or nil, message;
+-- opts.refs: {{steps, return}, ...} reference points drawn as circles
+function M.plot(dirs, out, title, opts)
+  opts = opts or {}
   local all = {}
   for _, d in ipairs(dirs) do
     local s, err = series(d)
@@ -51,24 +77,36 @@ function M.plot(dirs, out, title)
   local term = out:match("%.svg$") and "svg size 800,500 dynamic" or
     "pngcairo size 800,500 noenhanced"
   local data = os.tmpname()
+  local img = os.tmpname()
+  assert(data:match("^[%w/_%.%-]+$") and img:match("^[%w/_%.%-]+$"), "unsafe temporary name")
   local f = assert(io.open(data, "w"))
   for _, r in ipairs(rows) do f:write(string.format("%d %.6g %.6g %.6g\n", r[1], r[2], r[3], r[4])) end
   f:close()
+  local refs
+  if opts.refs and #opts.refs > 0 then
+    refs = os.tmpname()
+    f = assert(io.open(refs, "w"))
+    for _, p in ipairs(opts.refs) do f:write(string.format("%d %.6g\n", p[1], p[2])) end
+    f:close()
+  end
   title = title or (#dirs == 1 and dirs[1]:match("[^/]+$") or
     string.format("%d runs (mean, min-max)", #dirs))
   local script = table.concat({
     "set terminal " .. term,
-    string.format("set output %q", out),
-    string.format("set title %q noenhanced", title),
+    string.format("set output '%s'", img),
+    string.format("set title '%s' noenhanced", safe_title(title)),
     "set xlabel 'environment steps'",
     "set ylabel 'evaluation return'",
     "set grid",
     "set key left top",
     "set style fill transparent solid 0.25 noborder",
-    #dirs > 1 and string.format(
-      "plot %q using 1:3:4 with filledcurves lc rgb '#1f77b4' title 'min-max', " ..
-      "%q using 1:2 with linespoints lw 2 pt 7 ps 0.5 lc rgb '#1f77b4' title 'mean'", data, data)
-    or string.format("plot %q using 1:2 with linespoints lw 2 pt 7 ps 0.5 lc rgb '#1f77b4' title 'eval return'", data),
+    (#dirs > 1 and string.format(
+      "plot '%s' using 1:3:4 with filledcurves lc rgb '#1f77b4' title 'min-max', " ..
+      "'%s' using 1:2 with linespoints lw 2 pt 7 ps 0.5 lc rgb '#1f77b4' title 'mean'", data, data)
+    or string.format("plot '%s' using 1:2 with linespoints lw 2 pt 7 ps 0.5 lc rgb '#1f77b4' " ..
+      "title 'eval return'", data)) ..
+    (refs and string.format(", '%s' using 1:2 with points pt 6 ps 1.5 lw 2 lc rgb '#d62728' " ..
+      "title 'paper (plot-read)'", refs) or ""),
   }, "\n")
   local gp = os.tmpname()
   f = assert(io.open(gp, "w"))
@@ -77,10 +115,14 @@ function M.plot(dirs, out, title)
   local ok, _, code = os.execute("gnuplot " .. gp .. " 2>/dev/null")
   os.remove(gp)
   os.remove(data)
+  if refs then os.remove(refs) end
   if not ok then
+    os.remove(img)
     return nil, string.format("gnuplot failed (exit %s); is gnuplot installed? (make deps)", tostring(code))
   end
-  if not lfs.attributes(out) then return nil, "gnuplot wrote no file " .. out end
+  if (lfs.attributes(img, "size") or 0) == 0 then os.remove(img); return nil, "gnuplot wrote no picture" end
+  local mok, merr = move(img, out)
+  if not mok then return nil, merr end
   return out
 end
 

@@ -1,0 +1,41 @@
+-- mbpo.plot: no shell from data. Run directories and output paths named with backquotes,
+-- $(...), quotes and newlines reach gnuplot as nothing it runs; reference points draw.
+local plot = require "mbpo.plot"
+local lfs = require "lfs"
+
+local function tmpdir()
+  local p = os.tmpname()
+  os.remove(p)
+  assert(lfs.mkdir(p))
+  return p
+end
+
+describe("plot", function()
+  it("runs nothing from a path or a title, whatever characters they hold", function()
+    local base = tmpdir()
+    local tag = tostring(os.time()) .. tostring(math.random(1e6))
+    local names = {"`touch pwned1-" .. tag .. "`", "$(touch pwned2-" .. tag .. ")",
+      "it's", 'say "hi"', "new\nline", "back\\slash"}
+    for i, name in ipairs(names) do
+      local d = base .. "/" .. name
+      assert(lfs.mkdir(d))
+      local f = assert(io.open(d .. "/progress.csv", "w"))
+      f:write("epoch,env_steps,eval_return\n1,1000,10\n2,2000,30\n")
+      f:close()
+      local out = d .. "/`touch pwned3-" .. tag .. "` $(touch pwned4-" .. tag .. ").png"
+      local file, err = plot.plot({d}, out, nil, i == 1 and {refs = {{1500, 20}}} or nil)
+      eq(file, out, tostring(err))
+      local png = io.open(out, "rb")
+      check(png and png:read(4) == "\137PNG", "no PNG at %q", out)
+      if png then png:close() end
+    end
+    local file, err = plot.plot({base .. "/" .. names[1], base .. "/" .. names[3]},
+      base .. "/two.svg", "title `touch pwned5-" .. tag .. "`")
+    eq(file, base .. "/two.svg", tostring(err))
+    -- a command would run in gnuplot's working directory, ours
+    for k = 1, 5 do
+      check(not lfs.attributes(lfs.currentdir() .. "/pwned" .. k .. "-" .. tag), "pwned%d file created", k)
+    end
+    os.execute(string.format("rm -rf %q", base))
+  end)
+end)
