@@ -62,3 +62,4 @@ for epoch = 1, epochs do
   end
   print(string.format("epoch %d  real steps %d  eval return %.1f", epoch, real:size(), total))
 end
+return true -- ran its own loop (also under `mbpo run`)
