@@ -1,0 +1,124 @@
+-- Golden run: a tiny config's progress.csv (outside the time_* columns) and every value of its
+-- final checkpoint are compared with those recorded in tests/data/golden/ before the loop and
+-- the bindings are restructured, so a restructuring that changes a single bit of training is
+-- caught. The digests are per state entry (a tensor: checksum of its float32 bytes; a number:
+-- %.17g; a string as is), so a renamed file layout still compares entry by entry.
+--
+-- Re-record (only when a change of numbers is intended and explained in the commit):
+--   MBPO_GOLDEN_RECORD=1 build/mbpo test tests/lua/golden_spec.lua
+local lfs = require "lfs"
+local log = require "mbpo.log"
+local ckpt = require "mbpo.checkpoint"
+local io_ = require "mbpo.io"
+local T = require "mbpo.tensor"
+
+local exe = lfs.symlinkattributes("/proc/self/exe", "target")
+local root = MBPO_ROOT
+local tiny = root .. "/tests/lua/data/tiny.lua"
+local gold = root .. "/tests/data/golden"
+local record = os.getenv("MBPO_GOLDEN_RECORD") == "1"
+
+local function tmpdir()
+  local p = os.tmpname()
+  os.remove(p)
+  assert(lfs.mkdir(p))
+  return p
+end
+
+local function read(path)
+  local f = io.open(path, "r")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local function write(path, s)
+  local f = assert(io.open(path, "w"))
+  assert(f:write(s))
+  assert(f:close())
+end
+
+-- progress.csv without the timing columns, as text
+local function csv_without_timing(path)
+  local header, rows = log.read_csv(path)
+  assert(header, "no csv at " .. path)
+  local keep = {}
+  for _, c in ipairs(header) do if not c:match("^time_") then keep[#keep + 1] = c end end
+  local lines = {table.concat(keep, ",")}
+  for _, r in ipairs(rows) do
+    local cells = {}
+    for i, c in ipairs(keep) do cells[i] = tostring(r[c]) end
+    lines[#lines + 1] = table.concat(cells, ",")
+  end
+  return table.concat(lines, "\n") .. "\n"
+end
+
+-- digests of every leaf of a checkpoint: "part.dotted.name<TAB>digest" lines, sorted
+local function digests(run_dir)
+  local parts = assert(ckpt.load(run_dir))
+  local tmp = os.tmpname()
+  local tensor_mt = getmetatable(T.zeros(1))
+  local lines = {}
+  local function walk(prefix, v)
+    local tv = type(v)
+    if tv == "table" then
+      for k, x in pairs(v) do walk(prefix .. "." .. tostring(k), x) end
+    elseif tv == "userdata" and getmetatable(v) == tensor_mt then
+      assert(io_.save(tmp, {x = v:contiguous()}))
+      local shape = {}
+      for i = 1, v:dim() do shape[i] = v:size(i) end
+      lines[#lines + 1] = string.format("%s\t[%s] %s", prefix, table.concat(shape, "x"),
+        assert(io_.checksum(tmp)))
+    elseif math.type(v) == "float" then
+      lines[#lines + 1] = string.format("%s\t%.17g", prefix, v)
+    else
+      lines[#lines + 1] = prefix .. "\t" .. tostring(v)
+    end
+  end
+  for name, tree in pairs(parts) do walk(name, tree) end
+  os.remove(tmp)
+  table.sort(lines)
+  return table.concat(lines, "\n") .. "\n"
+end
+
+-- line-by-line difference, at most n lines, for the failure message
+local function diff(want, got, n)
+  local a, b, out = {}, {}, {}
+  for l in want:gmatch("[^\n]*") do a[#a + 1] = l end
+  for l in got:gmatch("[^\n]*") do b[#b + 1] = l end
+  for i = 1, math.max(#a, #b) do
+    if a[i] ~= b[i] and #out < n then
+      out[#out + 1] = string.format("  line %d\n    want %s\n    got  %s", i, tostring(a[i]),
+        tostring(b[i]))
+    end
+  end
+  return table.concat(out, "\n")
+end
+
+describe("golden run", function()
+  it("a tiny run at 1 and 2 threads is bit-identical to the recorded one", function()
+    for _, threads in ipairs({1, 2}) do
+      local d = tmpdir() .. "/run"
+      local p = io.popen(string.format("cd %q && MBPO_THREADS=%d %q run %q epochs=3 seed=7 " ..
+        "--out %q 2>&1; echo rc=$?", root, threads, exe, tiny, d))
+      local out = p:read("a")
+      p:close()
+      eq(out:match("rc=(%d+)%s*$"), "0", "exit code; output:\n" .. out)
+      local csv, dig = csv_without_timing(d .. "/progress.csv"), digests(d)
+      if record and threads == 1 then
+        lfs.mkdir(root .. "/tests/data")
+        lfs.mkdir(gold)
+        write(gold .. "/progress.csv", csv)
+        write(gold .. "/checkpoint.txt", dig)
+      end
+      local want_csv = read(gold .. "/progress.csv")
+      local want_dig = read(gold .. "/checkpoint.txt")
+      check(want_csv and want_dig, "no golden files in %s (record them: see the header)", gold)
+      check(csv == want_csv, "progress.csv differs from the golden run (threads %d):\n%s",
+        threads, diff(want_csv, csv, 5))
+      check(dig == want_dig, "checkpoint differs from the golden run (threads %d):\n%s",
+        threads, diff(want_dig, dig, 8))
+    end
+  end)
+end)
