@@ -63,6 +63,7 @@ end
 
 -- M.plot(dirs, out_file [, title [, opts]]) -> out_file or nil, message;
 -- opts.refs: {{steps, return}, ...} reference points drawn as circles
+-- opts.refs_title: their legend entry (default "paper (plot-read)")
 function M.plot(dirs, out, title, opts)
   opts = opts or {}
   local all = {}
@@ -106,7 +107,7 @@ function M.plot(dirs, out, title, opts)
     or string.format("plot '%s' using 1:2 with linespoints lw 2 pt 7 ps 0.5 lc rgb '#1f77b4' " ..
       "title 'eval return'", data)) ..
     (refs and string.format(", '%s' using 1:2 with points pt 6 ps 1.5 lw 2 lc rgb '#d62728' " ..
-      "title 'paper (plot-read)'", refs) or ""),
+      "title '%s'", refs, safe_title(opts.refs_title or 'paper (plot-read)')) or ""),
   }, "\n")
   local gp = os.tmpname()
   f = assert(io.open(gp, "w"))

@@ -63,6 +63,7 @@ local function read_run(dir)
   f:close()
   run.command = text:match("^%-%- resolved config of `([^`]*)`") or "?"
   run.precision = text:match('\n%s*precision%s*=%s*"(%w+)"') or "fp32"
+  run.explore = tonumber(text:match("\n%s*init_exploration_steps%s*=%s*(%d+)")) or 0
   -- a run ended by its stop rule keeps its final return at later marks
   local stop = tonumber(text:match("\n%s*stop_return%s*=%s*([%d%.e+]+)"))
   local last = rows[#rows]
@@ -131,18 +132,22 @@ local function task_section(task, runs, out)
   -- the table: the marks some run reached (or that every run passed by stopping)
   local maxs = 0
   for _, r in ipairs(runs) do maxs = math.max(maxs, last_steps(r)) end
-  out[#out + 1] = "| env steps | mean | min | max | seeds | reference |"
-  out[#out + 1] = "|---:|---:|---:|---:|---:|---:|"
+  out[#out + 1] = "| env steps | mean | min | max | seeds | reference | mean at steps + exploration |"
+  out[#out + 1] = "|---:|---:|---:|---:|---:|---:|---:|"
   for _, s in ipairs(ref and ref.marks or M.marks) do
-    do
-      local vals = {}
-      for _, r in ipairs(runs) do vals[#vals + 1] = at(r, s) end
-      if #vals > 0 and (s <= maxs or #vals == #runs) then
-        local sum, lo, hi = 0, math.huge, -math.huge
-        for _, v in ipairs(vals) do sum = sum + v; lo = math.min(lo, v); hi = math.max(hi, v) end
-        out[#out + 1] = string.format("| %d | %s | %s | %s | %d | %s |", s, fmt(sum / #vals),
-          fmt(lo), fmt(hi), #vals, fmt(ref_at(task, s)))
-      end
+    local vals, shifted = {}, {}
+    for _, r in ipairs(runs) do
+      vals[#vals + 1] = at(r, s)
+      shifted[#shifted + 1] = at(r, s + r.explore)
+    end
+    if #vals > 0 and (s <= maxs or #vals == #runs) then
+      local sum, lo, hi = 0, math.huge, -math.huge
+      for _, v in ipairs(vals) do sum = sum + v; lo = math.min(lo, v); hi = math.max(hi, v) end
+      local ssum = 0
+      for _, v in ipairs(shifted) do ssum = ssum + v end
+      out[#out + 1] = string.format("| %d | %s | %s | %s | %d | %s | %s |", s, fmt(sum / #vals),
+        fmt(lo), fmt(hi), #vals, fmt(ref_at(task, s)),
+        #shifted > 0 and string.format("%s (%d)", fmt(ssum / #shifted), #shifted) or "")
     end
   end
   out[#out + 1] = ""
@@ -161,6 +166,16 @@ local function task_section(task, runs, out)
       fmt(median(per)), r.command)
   end
   out[#out + 1] = ""
+end
+
+-- the reference points of a task on our env-step axis: shifted by the exploration steps, which
+-- the reference's x axis leaves out
+local function shifted_refs(task, runs)
+  local out = {}
+  for i, p in ipairs((M.references[task] or {}).points or {}) do
+    out[i] = {p[1] + (runs[1] and runs[1].explore or 0), p[2]}
+  end
+  return out
 end
 
 -- M.page(dir) -> markdown text, the per-task runs
@@ -184,6 +199,12 @@ function M.page(dir)
     "(InvertedPendulum: 1000) counts with its final return at later marks.",
     "",
     "Reference values: paper Figure 2 through the author-released curves, plot-read, approximate.",
+    "Our env steps include the random exploration steps (`init_exploration_steps`: 5000, pendulum",
+    "500). The reference implementation counts its x axis without them (`timesteps_total` =",
+    "epoch * epoch_length + timestep in softlearning's `rl_algorithm.py`, which MBPO logs), so its",
+    "x = 25k is the end of our epoch 25, env step 30k. The last column gives the mean over seeds",
+    "(and how many) at that aligned point, and the curves mark the reference points shifted the",
+    "same way. Which count the published figures use is not confirmed.",
     "",
   }
   local all = {}
@@ -235,7 +256,8 @@ function M.main(args)
         for _, r in ipairs(runs[t]) do dirs[#dirs + 1] = r.dir end
         local ok, err = plot.plot(dirs, dir .. "/" .. t .. "/curve.png",
           string.format("%s: %d seed%s (mean, min-max)", M.task_names[t] or t, #dirs,
-            #dirs == 1 and "" or "s"), {refs = (M.references[t] or {}).points})
+            #dirs == 1 and "" or "s"), {refs = shifted_refs(t, runs[t]),
+            refs_title = "paper (plot-read), at x + exploration steps"})
         if not ok then io.stderr:write("mbpo: report: plot ", t, ": ", err, "\n"); return 1 end
       end
     end
