@@ -7,6 +7,59 @@ local M = {}
 
 local passed, failed, current = 0, 0, {}
 
+-- file and process helpers shared by the specs (require "mbpo.test") -------------------
+
+-- a new empty directory under the system's temporary directory
+function M.tmpdir()
+  local p = os.tmpname()
+  os.remove(p)
+  assert(lfs.mkdir(p))
+  return p
+end
+
+-- the whole text of a file, or nil when it cannot be read
+function M.read(path)
+  local f = io.open(path, "r")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+-- writes text to a file (raises on failure)
+function M.write(path, text)
+  local f = assert(io.open(path, "w"))
+  assert(f:write(text))
+  assert(f:close())
+end
+
+-- runs this binary with args (a shell-quoted string) from the source root, with an optional
+-- environment prefix ("MBPO_THREADS=1"); returns exit code, stdout+stderr
+function M.mbpo(args, envs)
+  local exe = lfs.symlinkattributes("/proc/self/exe", "target")
+  local p = io.popen(string.format("cd %q && %s %q %s 2>&1; echo \"rc=$?\"", MBPO_ROOT or ".",
+    envs or "", exe, args))
+  local out = p:read("a")
+  p:close()
+  local rc = tonumber(out:match("rc=(%d+)%s*$"))
+  return rc, (out:gsub("rc=%d+%s*$", ""))
+end
+
+-- progress.csv without the time_* columns, as text (what must match between runs)
+function M.csv_without_timing(path)
+  local header, rows = require("mbpo.log").read_csv(path)
+  assert(header, "no csv at " .. path)
+  local keep = {}
+  for _, c in ipairs(header) do if not c:match("^time_") then keep[#keep + 1] = c end end
+  local lines = {table.concat(keep, ",")}
+  for _, r in ipairs(rows) do
+    local cells = {}
+    for i, c in ipairs(keep) do cells[i] = tostring(r[c]) end
+    lines[#lines + 1] = table.concat(cells, ",")
+  end
+  return table.concat(lines, "\n") .. "\n", #rows
+end
+
 -- assertion helpers, exported as globals inside spec files ------------------------------
 
 -- check(cond, fmt, ...): fails the current test with the formatted message

@@ -7,52 +7,17 @@
 -- Re-record (only when a change of numbers is intended and explained in the commit):
 --   MBPO_GOLDEN_RECORD=1 build/mbpo test tests/lua/golden_spec.lua
 local lfs = require "lfs"
-local log = require "mbpo.log"
 local ckpt = require "mbpo.checkpoint"
 local io_ = require "mbpo.io"
 local T = require "mbpo.tensor"
 
-local exe = lfs.symlinkattributes("/proc/self/exe", "target")
+local th = require "mbpo.test"
+local tmpdir, read, write, csv_without_timing = th.tmpdir, th.read, th.write, th.csv_without_timing
+
 local root = MBPO_ROOT
 local tiny = root .. "/tests/lua/data/tiny.lua"
 local gold = root .. "/tests/data/golden"
 local record = os.getenv("MBPO_GOLDEN_RECORD") == "1"
-
-local function tmpdir()
-  local p = os.tmpname()
-  os.remove(p)
-  assert(lfs.mkdir(p))
-  return p
-end
-
-local function read(path)
-  local f = io.open(path, "r")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function write(path, s)
-  local f = assert(io.open(path, "w"))
-  assert(f:write(s))
-  assert(f:close())
-end
-
--- progress.csv without the timing columns, as text
-local function csv_without_timing(path)
-  local header, rows = log.read_csv(path)
-  assert(header, "no csv at " .. path)
-  local keep = {}
-  for _, c in ipairs(header) do if not c:match("^time_") then keep[#keep + 1] = c end end
-  local lines = {table.concat(keep, ",")}
-  for _, r in ipairs(rows) do
-    local cells = {}
-    for i, c in ipairs(keep) do cells[i] = tostring(r[c]) end
-    lines[#lines + 1] = table.concat(cells, ",")
-  end
-  return table.concat(lines, "\n") .. "\n"
-end
 
 -- digests of every leaf of a checkpoint: "part.dotted.name<TAB>digest" lines, sorted
 local function digests(run_dir)
@@ -100,11 +65,9 @@ describe("golden run", function()
   it("a tiny run at 1 and 2 threads is bit-identical to the recorded one", function()
     for _, threads in ipairs({1, 2}) do
       local d = tmpdir() .. "/run"
-      local p = io.popen(string.format("cd %q && MBPO_THREADS=%d %q run %q epochs=3 seed=7 " ..
-        "--out %q 2>&1; echo rc=$?", root, threads, exe, tiny, d))
-      local out = p:read("a")
-      p:close()
-      eq(out:match("rc=(%d+)%s*$"), "0", "exit code; output:\n" .. out)
+      local rc, out = th.mbpo(string.format("run %q epochs=3 seed=7 --out %q", tiny, d),
+        "MBPO_THREADS=" .. threads)
+      eq(rc, 0, "exit code; output:\n" .. out)
       local csv, dig = csv_without_timing(d .. "/progress.csv"), digests(d)
       if record and threads == 1 then
         lfs.mkdir(root .. "/tests/data")

@@ -6,25 +6,9 @@ local lfs = require "lfs"
 
 local root = MBPO_ROOT
 
-local function read(path)
-  local f = assert(io.open(path, "r"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function write(path, text)
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
-end
-
-local function tmpdir()
-  local p = os.tmpname()
-  os.remove(p)
-  assert(lfs.mkdir(p))
-  return p
-end
+local th = require "mbpo.test"
+local tmpdir, write = th.tmpdir, th.write
+local function read(path) return assert(th.read(path)) end
 
 describe("report", function()
   it("reproduces the committed results/README.md from the committed runs", function()
