@@ -156,6 +156,12 @@ static void do_radius(void *arg) {
 static int set_camera(mbRenderer *r, const char *camera) {
   mjModel *m = r->m;
   mjv_defaultCamera(&r->cam);
+  /* a custom model's own first camera by default */
+  if ((!camera || !*camera) && mbs_isCustom(r->env) && m->ncam > 0) {
+    r->cam.type = mjCAMERA_FIXED;
+    r->cam.fixedcamid = 0;
+    return MB_OK;
+  }
   if (!camera || !*camera || strcmp(camera, "track") == 0) {
     int body = mj_name2id(m, mjOBJ_BODY, "torso");
     if (body < 0) body = m->nbody > 1 ? 1 : 0;
