@@ -103,6 +103,11 @@ M.fields = {
   ["sac.train_action"] = enum("sample", "mean"),
   ["eval.episodes"] = int(1, 10000),
   ["eval.every"] = int(1),
+  ["video.every"] = int(0),
+  ["video.episodes"] = int(1, 1000),
+  ["video.width"] = function(v) return int(16, 4096)(v) or v % 2 ~= 0 and "an even integer" or nil end,
+  ["video.height"] = function(v) return int(16, 4096)(v) or v % 2 ~= 0 and "an even integer" or nil end,
+  ["video.camera"] = function(v) if type(v) ~= "string" then return "a camera name (a string)" end end,
   ["log.quiet"] = boolean,
   ["log.plot"] = boolean,
 }
