@@ -73,7 +73,9 @@ function M.record(opts)
   r:close()
   if not ok or not cok then
     os.remove(tmp)
-    return nil, ok and cerr or tostring(err)
+    -- the C error of a frame carries the Lua position of the call: the user needs only
+    -- the message (ffmpeg's own last line)
+    return nil, ok and cerr or (tostring(err):gsub("^[^\n]-%.lua:%d+: ", ""))
   end
   local rok, renerr = os.rename(tmp, opts.path)
   if not rok then os.remove(tmp); return nil, "video: " .. tostring(renerr) end
@@ -207,6 +209,10 @@ function M.main(args)
       if not ok then return fail("cannot create " .. vdir .. ": " .. tostring(err)) end
     end
     out = vdir .. "/eval.mp4"
+  end
+  local parent = out:match("^(.*)/[^/]*$")
+  if parent and parent ~= "" and require("lfs").attributes(parent, "mode") ~= "directory" then
+    return fail("cannot write " .. out .. ": the directory " .. parent .. " does not exist")
   end
   local t0 = require("mbpo.core").clock()
   local info, err = M.record{env = env, agent = agent, path = out, episodes = episodes or 1,
