@@ -8,6 +8,7 @@
 --     episodes = 1, width = 480, height = 480, fps = nil, camera = nil, seed = 0,
 --     max_steps = 1000}
 --   -> {frames =, returns = {..}, lengths = {..}, fps =} | nil, message
+-- Frames of 160 rows or more carry the task, episode, step and return in the top-left corner.
 local Render = require "mbpo.render"
 
 local M = {_VERSION = require("mbpo.core")._VERSION}
@@ -47,15 +48,18 @@ function M.record(opts)
   local v, verr = Render.open(tmp, w, h, fps)
   if not v then r:close(); return nil, verr end
   local act = {deterministic = true}
-  local labels = env.name .. "\nepisode\nstep\nreturn"
+  -- the text would hide most of a frame under 160 rows: none there
+  local labels = h >= 160 and env.name .. "\nepisode\nstep\nreturn" or nil
   local function frame(ep, step, ret)
-    r:render(labels, string.format("\n%d / %d\n%d\n%.2f", ep, episodes, step, ret))
+    r:render(labels, labels and string.format("\n%d / %d\n%d\n%.2f", ep, episodes, step, ret))
     v:write(r)
   end
   local returns, lengths = {}, {}
   local ok, err = pcall(function()
+    -- seeded as mbpo eval seeds its env: one reset with the seed, then a reset per episode
+    if opts.seed then env:reset{seed = opts.seed} end
     for ep = 1, episodes do
-      local obs = env:reset(ep == 1 and opts.seed and {seed = opts.seed} or nil)
+      local obs = env:reset()
       local ret, len = 0, 0
       frame(ep, 0, ret)
       while true do

@@ -99,7 +99,10 @@ static void do_makescene(void *arg) {
 
 static void do_makecontext(void *arg) {
   mbRenderer *r = arg;
-  mjr_makeContext(r->m, &r->con, r->height >= 720 ? mjFONTSCALE_150 : mjFONTSCALE_100);
+  /* the overlay's font grows with the frame (about 4 % of its height per line) */
+  int font = r->height >= 720 ? mjFONTSCALE_150 : r->height >= 360 ? mjFONTSCALE_100
+                                                                   : mjFONTSCALE_50;
+  mjr_makeContext(r->m, &r->con, font);
   r->have_context = 1;
   mjr_setBuffer(mjFB_OFFSCREEN, &r->con);
 }
