@@ -15,9 +15,11 @@ usage:
   mbpo run --resume DIR [key=value ...] continue a run from its last complete checkpoint
   mbpo eval RUN_DIR [--episodes N]      deterministic returns of a run's saved policy
   mbpo video RUN_DIR [-o FILE.mp4] [--episodes N] [--size WxH] [--fps F] [--camera NAME]
-                                        headless mp4 of the saved policy (default
+            [--model K]                 headless mp4 of the saved policy (default
                                         RUN_DIR/videos/eval.mp4, 480x480, real time; camera
-                                        'track', 'free' or one of the model's)
+                                        'track', 'free' or one of the model's); --model K:
+                                        beside it the learned model's K-step open-loop
+                                        prediction, and a CSV of its per-step error
   mbpo plot RUN_DIR [RUN_DIR ...] [-o FILE]
                                         learning curve (PNG or SVG by extension); several
                                         runs: mean and min-max band
@@ -139,6 +141,7 @@ function commands.eval(args)
 end
 
 -- mbpo video RUN_DIR [-o FILE.mp4] [--episodes N] [--size WxH] [--fps F] [--camera NAME]
+--   [--model K] (mbpo.video)
 function commands.video(args)
   return require("mbpo.video").main(args)
 end

@@ -86,6 +86,132 @@ function M.record(opts)
   return {frames = frames, returns = returns, lengths = lengths, fps = fps}
 end
 
+-- Model versus reality -----------------------------------------------------------------------
+
+-- where a built-in task's observation sits in the state: obs = (qpos[skip+1..nq], qvel), the
+-- first skip coordinates (x, and y for Ant and Humanoid) left out; nil for other layouts
+local function obs_layout(env)
+  if env.custom then return nil end
+  local skip = env.nq + env.nv - env.obs_dim
+  if skip < 0 or skip > env.nq then return nil end
+  return skip
+end
+
+-- qpos, qvel (Lua arrays) of an observation (a Lua array) of a built-in task, the left-out
+-- coordinates taken from real_qpos; nil for a task whose observation is not (qpos, qvel)
+function M.obs_state(env, obs, real_qpos)
+  local skip = obs_layout(env)
+  if not skip then return nil end
+  local qpos, qvel = {}, {}
+  for i = 1, skip do qpos[i] = real_qpos[i] end
+  for i = skip + 1, env.nq do qpos[i] = obs[i - skip] end
+  for i = 1, env.nv do qvel[i] = obs[env.nq - skip + i] end
+  return qpos, qvel
+end
+
+-- two frames of equal size side by side: rows of a then b
+local function side_by_side(a, b, w, h)
+  local row, out = w * 3, {}
+  for y = 0, h - 1 do
+    out[2 * y + 1] = a:sub(y * row + 1, (y + 1) * row)
+    out[2 * y + 2] = b:sub(y * row + 1, (y + 1) * row)
+  end
+  return table.concat(out)
+end
+
+-- M.record_model{env =, twin =, agent =, ensemble =, k =, path =, csv =, episodes =, width =,
+--   height =, fps =, camera =, seed =, max_steps =} -> info | nil, message
+-- The real episode (left) and the model's open-loop prediction (right, on twin, a second env
+-- of the same task): every k steps the prediction restarts from the real observation, then
+-- the ensemble's elite mean is stepped on its own predictions with the actions the policy
+-- took in the real episode. Frames are 2*width x height. csv: one row per step with the
+-- horizon (steps since the restart), the mean squared error of the predicted observation,
+-- and the real and predicted rewards.
+function M.record_model(o)
+  local env, twin, ens = o.env, o.twin, o.ensemble
+  local skip = obs_layout(env)
+  if not skip then
+    return nil, "--model: the observation of '" .. env.name .. "' has no known map to the " ..
+      "simulation state (built-in tasks only)"
+  end
+  local od, ad = env.obs_dim, env.act_dim
+  local w, h = o.width or M.default_size[1], o.height or M.default_size[2]
+  local episodes, k = o.episodes or 1, o.k
+  local fps = o.fps or M.default_fps(env)
+  local max_steps = o.max_steps or env.max_steps
+  local ra, aerr = Render.new(env, {width = w, height = h, camera = o.camera})
+  if not ra then return nil, aerr end
+  local rb = assert(Render.new(twin, {width = w, height = h, camera = o.camera}))
+  local csv, cerr = io.open(o.csv .. ".part", "w")
+  if not csv then ra:close(); rb:close(); return nil, "cannot write " .. o.csv .. ": " .. cerr end
+  csv:write("episode,step,horizon,obs_mse,reward,predicted_reward\n")
+  local tmp = o.path .. ".part"
+  local v, verr = Render.open(tmp, 2 * w, h, fps)
+  if not v then csv:close(); ra:close(); rb:close(); return nil, verr end
+  local G = require "mbpo.rng"
+  local rng = G.new(0, 0)   -- the elite mean draws nothing; ens:step wants a generator
+  local det, mean = {deterministic = true}, {prediction = "mean"}
+  local text = h >= 160
+  local returns, lengths, sum_err = {}, {}, 0
+  local ok, err = pcall(function()
+    if o.seed then env:reset{seed = o.seed} end
+    twin:reset{seed = 0}
+    for ep = 1, episodes do
+      local obs = env:reset()
+      local qpos, qvel = env:get_state()
+      twin:set_state(qpos, qvel)
+      local pred, horizon, ret, len, mse, pred_ret = obs:clone(), 0, 0, 0, 0, 0
+      local function frame()
+        ra:render(text and env.name .. " (real)\nstep\nreturn" or nil,
+          text and string.format("\n%d\n%.2f", len, ret) or nil)
+        rb:render(text and string.format("model, %d-step open loop\nhorizon\nobs mse", k) or nil,
+          text and string.format("\n%d\n%.4g", horizon, mse) or nil)
+        v:write(side_by_side(ra:pixels(), rb:pixels(), w, h))
+      end
+      frame()
+      while true do
+        local a = o.agent:act(obs, det)
+        local next_obs, rew, terminated, truncated = env:step(a)
+        local p, prew = ens:step(pred:view(1, od), a:view(1, ad), rng, mean)
+        p = p:view(od)
+        ret, len, horizon = ret + rew, len + 1, horizon + 1
+        local pt, rt = p:to_table(), next_obs:to_table()
+        mse = 0
+        for i = 1, od do mse = mse + (pt[i] - rt[i]) ^ 2 end
+        mse = mse / od
+        sum_err = sum_err + mse
+        csv:write(string.format("%d,%d,%d,%.9g,%.9g,%.9g\n", ep, len, horizon, mse, rew,
+          prew:get(1)))
+        -- the twin shows the prediction (where it is finite)
+        qpos = env:get_state()
+        if mse == mse and mse < math.huge then
+          twin:set_state(M.obs_state(env, pt, qpos:to_table()))
+        end
+        frame()
+        obs, pred = next_obs, p
+        if horizon >= k then pred, horizon = next_obs:clone(), 0 end
+        if terminated or truncated or len >= max_steps then break end
+      end
+      returns[ep], lengths[ep] = ret, len
+    end
+  end)
+  local frames = v.frames
+  local cok, verr2 = v:close()
+  csv:close()
+  ra:close(); rb:close()
+  if not ok or not cok then
+    os.remove(tmp); os.remove(o.csv .. ".part")
+    return nil, ok and verr2 or (tostring(err):gsub("^[^\n]-%.lua:%d+: ", ""))
+  end
+  local r1, e1 = os.rename(tmp, o.path)
+  local r2, e2 = os.rename(o.csv .. ".part", o.csv)
+  if not (r1 and r2) then return nil, "video: " .. tostring(e1 or e2) end
+  local steps = 0
+  for _, l in ipairs(lengths) do steps = steps + l end
+  return {frames = frames, returns = returns, lengths = lengths, fps = fps,
+    mean_mse = sum_err / math.max(1, steps)}
+end
+
 -- Training (video.every) -------------------------------------------------------------------
 
 -- the config's video settings as record options
@@ -140,7 +266,8 @@ end
 
 -- mbpo video RUN_DIR [...] -------------------------------------------------------------------
 
-M.usage = "mbpo video RUN_DIR [-o FILE.mp4] [--episodes N] [--size WxH] [--fps F] [--camera NAME]"
+M.usage = "mbpo video RUN_DIR [-o FILE.mp4] [--episodes N] [--size WxH] [--fps F] " ..
+  "[--camera NAME] [--model K]"
 
 local function fail(msg)
   io.stderr:write("mbpo: ", msg, "\n")
@@ -152,10 +279,29 @@ local function usage(msg)
   return 2
 end
 
+-- the run's dynamics ensemble from the checkpoint directory where, built as mbpo.train
+-- builds it: ensemble | nil, message
+local function load_model(cfg, where, env)
+  local ck = require "mbpo.checkpoint"
+  local state, err = ck.load_tree(where .. "/model.safetensors")
+  if not state then return nil, err end
+  local m = cfg.model
+  local ok, ens = pcall(require("mbpo.ensemble").new, {inputs = env.obs_dim + env.act_dim,
+    outputs = env.obs_dim + 1, members = m.members, elites = m.elites, hidden = m.hidden,
+    activation = m.activation, weight_decay = m.weight_decay, lr = m.lr,
+    bounds = m.learned_bounds and "learned" or "fixed", bootstrap = m.bootstrap,
+    snapshot = m.snapshot, batch = m.batch, patience = m.patience,
+    holdout_ratio = m.holdout_ratio, holdout_cap = m.holdout_cap, prediction = "mean"})
+  if not ok then return nil, tostring(ens) end
+  local lok, lerr = pcall(ens.load_state, ens, state)
+  if not lok then return nil, "the model does not fit the config: " .. tostring(lerr) end
+  return ens
+end
+
 -- the command: deterministic episodes of the run's saved policy (the same starts as mbpo
 -- eval's first episodes) into RUN_DIR/videos/eval.mp4 or -o FILE
 function M.main(args)
-  local dir, out, episodes, w, h, fps, camera
+  local dir, out, episodes, w, h, fps, camera, k
   local i = 1
   while i <= #args do
     local a, val, n = args[i], args[i + 1], 2  -- n: arguments taken
@@ -176,6 +322,11 @@ function M.main(args)
       fps = math.tointeger(tonumber(val or ""))
       if not fps or fps < 1 or fps > 1000 then
         return usage("--fps needs an integer in [1, 1000], got " .. tostring(val))
+      end
+    elseif a == "--model" then
+      k = math.tointeger(tonumber(val or ""))
+      if not k or k < 1 or k > 1000 then
+        return usage("--model needs a prediction horizon K in [1, 1000], got " .. tostring(val))
       end
     elseif a == "--camera" then
       if not val or val == "" then return usage("--camera needs a name") end
@@ -212,24 +363,39 @@ function M.main(args)
       local ok, err = lfs.mkdir(vdir)
       if not ok then return fail("cannot create " .. vdir .. ": " .. tostring(err)) end
     end
-    out = vdir .. "/eval.mp4"
+    out = vdir .. (k and string.format("/model-k%d.mp4", k) or "/eval.mp4")
   end
   local parent = out:match("^(.*)/[^/]*$")
   if parent and parent ~= "" and require("lfs").attributes(parent, "mode") ~= "directory" then
     return fail("cannot write " .. out .. ": the directory " .. parent .. " does not exist")
   end
   local t0 = require("mbpo.core").clock()
-  local info, err = M.record{env = env, agent = agent, path = out, episodes = episodes or 1,
+  local opts = {env = env, agent = agent, path = out, episodes = episodes or 1,
     width = w, height = h, fps = fps, camera = camera, seed = cfg.seed + 200000,
     max_steps = cfg.max_path_length}
+  local info, err
+  if k then
+    local ens, merr = load_model(cfg, where, env)
+    if not ens then env:close(); return fail("cannot make a video: " .. merr) end
+    opts.twin, opts.ensemble, opts.k = require("mbpo.train").make_env(cfg), ens, k
+    opts.csv = out:gsub("%.mp4$", "") .. ".csv"
+    info, err = M.record_model(opts)
+    opts.twin:close()
+  else
+    info, err = M.record(opts)
+  end
   env:close()
   if not info then return fail(err) end
   local rets = {}
   for k, r in ipairs(info.returns) do rets[k] = string.format("%.2f", r) end
   print(string.format("wrote %s: %d frames at %d fps (%dx%d), %d episode%s, return %s, %.1fs",
-    out, info.frames, info.fps, w or M.default_size[1], h or M.default_size[2],
+    out, info.frames, info.fps, (k and 2 or 1) * (w or M.default_size[1]), h or M.default_size[2],
     #info.returns, #info.returns == 1 and "" or "s", table.concat(rets, ", "),
     require("mbpo.core").clock() - t0))
+  if k then
+    print(string.format("wrote %s: per-step prediction error (mean obs MSE %.4g, %d-step " ..
+      "open-loop predictions)", opts.csv, info.mean_mse, k))
+  end
   return 0
 end
 

@@ -100,6 +100,7 @@ end
 
 local base = tmpdir()
 local plain, with_video = base .. "/plain", base .. "/video"
+local eval_length, eval_return   -- of the first episode of plain's saved policy (mbpo eval)
 
 describe("mbpo video", function()
   it("records an mp4 of a run's saved policy: frames, size, content", function()
@@ -110,6 +111,7 @@ describe("mbpo video", function()
     eq(rc, 0, out)
     local len = tonumber(out:match("mean length ([%d%.]+)"))
     check(len and len >= 2, "episode length in: %s", out)
+    eval_length, eval_return = len, tonumber(out:match("return (%-?[%d%.]+)"))
     rc, out = mbpo(string.format("video %q --size 96x64 --fps 20", plain))
     eq(rc, 0, out)
     local mp4 = plain .. "/videos/eval.mp4"
@@ -158,6 +160,41 @@ describe("mbpo video", function()
     check(out:find("unknown camera 'nope'", 1, true) and out:find("'top', 'side'", 1, true),
       "message: %s", out)
     eq(lines(out), 1, "one line: " .. out)
+  end)
+
+  it("--model K: the real episode beside the model's open-loop prediction, and a CSV", function()
+    check(eval_length, "the first test did not run")
+    local mp4 = base .. "/model.mp4"
+    local rc, out = mbpo(string.format("video %q --model 3 --size 64x48 -o %q", plain, mp4))
+    eq(rc, 0, out)
+    local n, w, h = probe(mp4)
+    eq(w, 128, "two panels side by side"); eq(h, 48)
+    eq(n, eval_length + 1, "frames")
+    -- the CSV: one row per step, the horizon restarting every 3 steps, the real rewards
+    -- adding up to mbpo eval's return of the same episode
+    local header, rows = log.read_csv(base .. "/model.csv")
+    eq(table.concat(header, ","), "episode,step,horizon,obs_mse,reward,predicted_reward")
+    eq(#rows, eval_length, "rows")
+    local sum = 0
+    for i, r in ipairs(rows) do
+      eq(r.step, i); eq(r.horizon, (i - 1) % 3 + 1, "horizon of step " .. i)
+      check(r.obs_mse >= 0 and r.obs_mse < math.huge, "obs_mse %s", tostring(r.obs_mse))
+      sum = sum + r.reward
+    end
+    near(sum, eval_return, 0.006, "sum of the real rewards")
+    -- at the start both panels draw the same state (no overlay under 160 rows)
+    local first = decode(mp4, 128, 48)[1]
+    local left, right = {}, {}
+    for y = 0, 47 do
+      left[#left + 1] = first:sub(y * 384 + 1, y * 384 + 192)
+      right[#right + 1] = first:sub(y * 384 + 193, y * 384 + 384)
+    end
+    local d = diff(table.concat(left), table.concat(right), 64, 1)
+    check(d < 3, "the panels of the first frame differ by %.2f", d)
+    -- a custom task's observation has no known map to its state
+    rc, out = mbpo(string.format("video %q --model 3", base .. "/arm"))
+    eq(rc, 1, out)
+    check(out:find("no known map", 1, true), out); eq(lines(out), 1, out)
   end)
 
   it("video.every=1 writes videos/epoch-<E>.mp4 and leaves progress.csv as it is", function()
@@ -223,9 +260,12 @@ describe("mbpo.render", function()
     for t = 1, 20 do
       r:render("step", tostring(t))
       if t == 1 then first = r:pixels() end
-      local oa = a:step(act)
-      local ob = b:step(act)
-      for i = 1, oa:size(1) do eq(oa[i], ob[i], "obs " .. i .. " at step " .. t) end
+      local oa, ra = a:step(act)
+      local ob, rb = b:step(act)
+      oa, ob = oa:to_table(), ob:to_table()
+      eq(#oa, 11, "obs size")
+      for i = 1, #oa do eq(oa[i], ob[i], "obs " .. i .. " at step " .. t) end
+      eq(ra, rb, "reward at step " .. t)
     end
     local last = r:pixels()
     eq(#last, 96 * 96 * 3, "bytes of a frame")
@@ -240,6 +280,31 @@ describe("mbpo.render", function()
     r:close()
     raises(function() r:render() end, "closed")
     a:close()
+  end)
+
+  it("maps each built-in task's observation back to its state (mbpo video --model)", function()
+    local video = require "mbpo.video"
+    for _, name in ipairs(E.tasks()) do
+      local env = E.make(name, {seed = 2})
+      local obs = env:reset{seed = 2}
+      for t = 1, 5 do
+        local a = {}
+        for j = 1, env.act_dim do a[j] = 0.5 * math.sin(t + j) end
+        obs = env:step(a)
+      end
+      local qpos, qvel = env:get_state()
+      qpos, qvel = qpos:to_table(), qvel:to_table()
+      local mq, mv = video.obs_state(env, obs:to_table(), qpos)
+      check(mq, "%s: no map", name)
+      eq(#mq, #qpos, name .. " nq"); eq(#mv, #qvel, name .. " nv")
+      for i = 1, #qpos do near(mq[i], qpos[i], 1e-6, name .. " qpos " .. i) end
+      local clip = name == "Hopper" or name == "Walker2d"  -- their obs clip qvel to [-10, 10]
+      for i = 1, #qvel do
+        local want = clip and math.max(-10, math.min(10, qvel[i])) or qvel[i]
+        near(mv[i], want, 1e-5, name .. " qvel " .. i)
+      end
+      env:close()
+    end
   end)
 
   it("reports a closed env, a bad size, an unknown camera", function()
