@@ -9,7 +9,7 @@
 PREFIX  ?= /usr/local
 BUILD   ?= build
 CC      ?= cc
-PKGS    := lua5.4 lua5.4-filesystem openblas libcjson
+PKGS    := lua5.4 lua5.4-filesystem openblas libcjson egl
 OPT     ?= -O2 -march=x86-64-v3 -fno-math-errno
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith \
            -Wcast-qual -Wwrite-strings -Wundef -Wformat=2 -Wvla -Wnull-dereference
@@ -21,7 +21,8 @@ ALL_LDLIBS := $(SANFLAGS) $(LDLIBS) $(shell pkg-config --libs $(PKGS) 2>/dev/nul
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 DEB_PKGS := build-essential pkg-config liblua5.4-dev lua-filesystem-dev libopenblas-dev \
-            libmujoco-dev libcjson-dev gnuplot-nox
+            libmujoco-dev libcjson-dev gnuplot-nox \
+            libegl-dev libegl-mesa0 libgl1-mesa-dri ffmpeg
 
 # Goals that build directly need the packages already; say so in one line instead of a compiler
 # error. deps, run, test and asan install them first and build in a sub-make.

@@ -14,6 +14,12 @@ usage:
                                         unknown keys and wrong types are errors)
   mbpo run --resume DIR [key=value ...] continue a run from its last complete checkpoint
   mbpo eval RUN_DIR [--episodes N]      deterministic returns of a run's saved policy
+  mbpo video RUN_DIR [-o FILE.mp4] [--episodes N] [--size WxH] [--fps F] [--camera NAME]
+            [--model K]                 headless mp4 of the saved policy (default
+                                        RUN_DIR/videos/eval.mp4, 480x480, real time; camera
+                                        'track', 'free' or one of the model's); --model K:
+                                        beside it the learned model's K-step open-loop
+                                        prediction, and a CSV of its per-step error
   mbpo plot RUN_DIR [RUN_DIR ...] [-o FILE]
                                         learning curve (PNG or SVG by extension); several
                                         runs: mean and min-max band
@@ -33,6 +39,8 @@ environment:
   MBPO_THREADS=N   OpenBLAS and worker threads (default: online processors, at most 8;
                    results are bit-identical for a fixed N)
   MBPO_HOME=DIR    where lua/mbpo lives, when not next to the binary
+  MBPO_FFMPEG=PROG the encoder of mbpo video (default ffmpeg on PATH)
+  MBPO_NO_GL=1     rendering fails as if no OpenGL (EGL) were installed (for tests)
 ]]
 
 -- usage error: message + usage line on stderr, exit code 2
@@ -130,6 +138,12 @@ function commands.eval(args)
   print(string.format("%s: %d episodes, return %.2f +- %.2f (min %.2f, max %.2f), mean length %.1f",
     dir, #returns, mean, std, lo, hi, ls / #lengths))
   return 0
+end
+
+-- mbpo video RUN_DIR [-o FILE.mp4] [--episodes N] [--size WxH] [--fps F] [--camera NAME]
+--   [--model K] (mbpo.video)
+function commands.video(args)
+  return require("mbpo.video").main(args)
 end
 
 -- mbpo plot RUN_DIR [RUN_DIR ...] [-o FILE]

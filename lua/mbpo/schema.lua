@@ -46,6 +46,11 @@ local function int_list(lo)
 end
 local function boolean(v) if type(v) ~= "boolean" then return "true or false" end end
 
+-- a frame side of a video: H.264 in yuv420p needs even sizes
+local function even_size(v)
+  return int(16, 4096)(v) or (v % 2 ~= 0 and "an even integer in [16, 4096]" or nil)
+end
+
 -- the first model training needs at least this many real rows (train + holdout split)
 M.min_exploration = 10
 
@@ -103,6 +108,13 @@ M.fields = {
   ["sac.train_action"] = enum("sample", "mean"),
   ["eval.episodes"] = int(1, 10000),
   ["eval.every"] = int(1),
+  ["video.every"] = int(0),
+  ["video.episodes"] = int(1, 1000),
+  ["video.width"] = even_size,
+  ["video.height"] = even_size,
+  ["video.camera"] = function(v)
+    if type(v) ~= "string" then return "a camera name (a string)" end
+  end,
   ["log.quiet"] = boolean,
   ["log.plot"] = boolean,
 }

@@ -67,6 +67,11 @@ M.defaults = {
   },
   eval = {episodes = 5, every = 1},
   log = {quiet = false, plot = true},
+  video = {                    -- videos/epoch-<E>.mp4 every `every` epochs (mbpo.video)
+    every = 0,                 -- 0: off
+    episodes = 1, width = 480, height = 480,
+    camera = "",               -- "": the default ("track"; a custom model's first camera)
+  },
 }
 
 M.columns = {
@@ -180,6 +185,13 @@ function M.run(cfg, opts)
   else
     obs = env:reset{seed = cfg.seed}
     eval_env:reset{seed = cfg.seed + 100000}
+  end
+
+  -- videos need GL, the camera and ffmpeg: checked once before the first epoch
+  local video_every = opts.dir and cfg.video and cfg.video.every or 0
+  if video_every > 0 then
+    local ok, err = require("mbpo.video").check(cfg)
+    if not ok then error("video.every: " .. err, 0) end
   end
 
   local log = opts.log or Log.new{dir = opts.dir, columns = M.columns,
@@ -370,6 +382,12 @@ function M.run(cfg, opts)
         local plot = require "mbpo.plot"
         plot.plot({opts.dir}, opts.dir .. "/curve.png")
       end
+    end
+    -- a video of the policy on an env of its own (no generator of the run is drawn from)
+    if video_every > 0 and st.epoch % video_every == 0 then
+      local info, verr = require("mbpo.video").epoch(cfg, agent, opts.dir, st.epoch)
+      if info then log:line("mbpo: wrote %s (return %.2f)", info.path, info.returns[1])
+      else log:line("mbpo: warning: no video of epoch %d: %s", st.epoch, verr) end
     end
     if core.interrupted() then
       log:close()

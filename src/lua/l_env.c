@@ -71,6 +71,10 @@ static mbEnv *checkenv(lua_State *L, int idx) {
   return e->env;
 }
 
+mbEnv *mbL_checkenv(lua_State *L, int idx) {
+  return checkenv(L, idx);
+}
+
 /* pushes a new [n] tensor holding x (float32) */
 static void pushvec(lua_State *L, const double *x, int n) {
   int64_t size = n;

@@ -122,6 +122,7 @@ void mbL_preload(lua_State *L) {
     {"mbpo.buffer", luaopen_mbpo_buffer},
     {"mbpo.env", luaopen_mbpo_env},
     {"mbpo.io", luaopen_mbpo_io},
+    {"mbpo.render", luaopen_mbpo_render},
   };
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
   for (size_t i = 0; i < sizeof mods / sizeof mods[0]; i++) {

@@ -44,6 +44,10 @@ float *mbL_checkmatrix(lua_State *L, int idx, const char *fname, const char *arg
 mbRng *mbL_checkrng(lua_State *L, int idx);
 mbRng *mbL_testrng(lua_State *L, int idx);
 
+/* Env userdata (l_env.c) ------------------------------------------------------------ */
+/* The open env at idx, or a Lua error ("mbpo.Env expected", "the env has been closed"). */
+struct mbEnv *mbL_checkenv(lua_State *L, int idx);
+
 /* Module openers (one per l_*.c) --------------------------------------------------- */
 
 /* The common shape of an opener: creates the metatable tname holding metameth, with
@@ -60,6 +64,7 @@ int luaopen_mbpo_sac(lua_State *L);
 int luaopen_mbpo_buffer(lua_State *L);
 int luaopen_mbpo_env(lua_State *L);
 int luaopen_mbpo_io(lua_State *L);
+int luaopen_mbpo_render(lua_State *L);
 
 /* Reports bytes of C memory a new native object holds (tensor storage, ensemble, buffer,
    env) to the collector, which cannot see them: a step of the collector proportional to

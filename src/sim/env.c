@@ -106,6 +106,27 @@ static int guarded(mbEnv *env, void (*fn)(mbEnv *, void *), void *arg,
   return MB_OK;
 }
 
+/* a plain fn(arg) run by guarded() */
+typedef struct callArgs {
+  void (*fn)(void *);
+  void *arg;
+} callArgs;
+
+static void do_call(mbEnv *env, void *arg) {
+  (void)env;
+  callArgs *c = arg;
+  c->fn(c->arg);
+}
+
+int mbs_guardedCall(void (*fn)(void *), void *arg, const char *what) {
+  install_handlers();
+  callArgs c = {fn, arg};
+  return guarded(NULL, do_call, &c, what);
+}
+
+mjModel *mbs_mjModel(const mbEnv *env) { return env->m; }
+mjData *mbs_mjData(const mbEnv *env) { return env->d; }
+
 /* Loading ------------------------------------------------------------------------------- */
 
 static const mbsTask *find_task(const char *name) {

@@ -37,6 +37,13 @@ typedef struct mbsTask {
 extern const mbsTask mbs_inverted_pendulum, mbs_hopper, mbs_walker2d, mbs_half_cheetah,
                      mbs_ant, mbs_humanoid;
 
+/* The env's compiled model and its data (for the renderer, src/sim/render.c). */
+mjModel *mbs_mjModel(const mbEnv *env);
+mjData *mbs_mjData(const mbEnv *env);
+/* Runs fn(arg) with MuJoCo errors caught (as every mj_* call of env.c is): MB_OK, or MB_ERR
+   with "what: MuJoCo error: <MuJoCo's text>". */
+int mbs_guardedCall(void (*fn)(void *), void *arg, const char *what);
+
 /* Helpers shared by the task files -------------------------------------------------------- */
 
 /* x += scale * U(-w, w) for n entries, drawn in order */
