@@ -20,16 +20,59 @@ local function fmt_cell(v)
   return s
 end
 
--- reads a CSV written by this module: header list and rows as tables keyed by column
+-- the cells of one CSV record; quoted cells ("a,b", "say ""hi""") are unquoted. nil while
+-- a quoted cell is still open at the end (a newline inside it: the record goes on)
+local function split(rec)
+  local cells, i, n = {}, 1, #rec
+  while true do
+    if rec:sub(i, i) == '"' then
+      local buf, j = {}, i + 1
+      while true do
+        local q = rec:find('"', j, true)
+        if not q then return nil end
+        buf[#buf + 1] = rec:sub(j, q - 1)
+        if rec:sub(q + 1, q + 1) ~= '"' then i = q + 1; break end
+        buf[#buf + 1] = '"'
+        j = q + 2
+      end
+      cells[#cells + 1] = table.concat(buf)
+      if i > n then return cells end
+      i = i + 1 -- the comma after the closing quote
+    else
+      local c = rec:find(",", i, true)
+      cells[#cells + 1] = rec:sub(i, (c or n + 1) - 1)
+      if not c then return cells end
+      i = c + 1
+    end
+  end
+end
+
+-- iterates over the records of an open CSV file: raw text (lines joined by "\n"), cells
+local function records(f)
+  local lines = f:lines()
+  return function()
+    local rec = lines()
+    if not rec then return nil end
+    local cells = split(rec)
+    while not cells do
+      local more = lines()
+      if not more then cells = split(rec .. '"') break end -- a quote left open: close it
+      rec = rec .. "\n" .. more
+      cells = split(rec)
+    end
+    return rec, cells
+  end
+end
+
+-- reads a CSV written by this module: header list and rows as tables keyed by column.
+-- A cell that tonumber reads is a number ("nan" and "inf" stay strings), an empty one nil.
 function M.read_csv(path)
   local f, err = io.open(path, "r")
   if not f then return nil, err end
   local header, rows = nil, {}
-  for line in f:lines() do
-    local cells = {}
-    for cell in (line .. ","):gmatch("([^,]*),") do cells[#cells + 1] = cell end
+  for rec, cells in records(f) do
     if not header then header = cells
-    elseif #cells > 0 and line ~= "" then
+    elseif rec ~= "" then
       local row = {}
       for i, name in ipairs(header) do
         local c = cells[i]
@@ -51,11 +94,11 @@ local function open_csv(path, columns, keep_epoch)
     local f = io.open(path, "r")
     if f then
       local first = true
-      for line in f:lines() do
+      for rec, cells in records(f) do
         if first then first = false
         else
-          local e = tonumber(line:match("^([^,]*)"))
-          if e and e <= keep_epoch then kept[#kept + 1] = line end
+          local e = tonumber(cells[1])
+          if e and e <= keep_epoch then kept[#kept + 1] = rec end
         end
       end
       f:close()
@@ -88,9 +131,9 @@ function M.new(opts)
   if opts.dir then
     local err
     self.csv, err = open_csv(opts.dir .. "/progress.csv", self.columns, opts.resume_epoch)
-    if not self.csv then error("cannot write progress.csv: " .. tostring(err)) end
+    if not self.csv then error("cannot write progress.csv: " .. tostring(err), 0) end
     self.txt, err = io.open(opts.dir .. "/log.txt", opts.resume_epoch and "a" or "w")
-    if not self.txt then error("cannot write log.txt: " .. tostring(err)) end
+    if not self.txt then error("cannot write log.txt: " .. tostring(err), 0) end
   end
   return self
 end
