@@ -17,8 +17,11 @@ local function flatten(tree, prefix, tensors, meta)
   for k, v in pairs(tree) do
     local key
     if math.type(k) == "integer" then key = "#" .. k
-    elseif type(k) == "string" and not k:find("[%.#]") then key = k
-    else error("checkpoint: unsupported state key " .. tostring(k)) end
+    elseif type(k) == "string" and k ~= "" and not k:find("[%.#]") then key = k
+    else
+      error(string.format("checkpoint: unsupported state key %s%s", type(k) == "string" and
+        string.format("%q", k) or tostring(k), prefix and " in " .. prefix or ""))
+    end
     local name = prefix and (prefix .. "." .. key) or key
     local tv = type(v)
     if tv == "table" then
@@ -67,8 +70,9 @@ local function unflatten(tensors, meta)
   for key, s in pairs(meta) do
     local tag, name = key:match("^(%a):(.+)$")
     if tag == "n" then
+      -- "%.17g" writes integral floats without a point ("3", "-0"): read them as floats
       local v = s == "nan" and 0 / 0 or s == "inf" and math.huge or s == "-inf" and -math.huge
-        or tonumber(s)
+        or tonumber(s:find("^%-?%d+$") and s .. ".0" or s)
       put(tree, name, v)
     elseif tag == "s" then put(tree, name, s)
     elseif tag == "b" then put(tree, name, s == "true") end

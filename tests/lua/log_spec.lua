@@ -249,3 +249,5 @@ describe("log.txt and stdout", function()
       "\r\27[K", "terminal output")
   end)
 end)
+
+require("mbpo.checkpoint").rmtree(base)
