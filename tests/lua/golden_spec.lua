@@ -3,6 +3,8 @@
 -- the bindings are restructured, so a restructuring that changes a single bit of training is
 -- caught. The digests are per state entry (a tensor: checksum of its float32 bytes; a number:
 -- %.17g; a string as is), so a renamed file layout still compares entry by entry.
+-- The bits depend on the code generation (the Makefile's OPT: -march and so FMA contraction;
+-- `make asan` keeps OPT for that reason) and on the OpenBLAS kernel chosen for this CPU.
 --
 -- Re-record (only when a change of numbers is intended and explained in the commit):
 --   MBPO_GOLDEN_RECORD=1 build/mbpo test tests/lua/golden_spec.lua
