@@ -221,6 +221,47 @@ function M.load(run_dir)
   return parts, dir
 end
 
+-- M.load_part(run_dir, name) -> tree, or nil, message: one part of the last complete
+-- checkpoint (e.g. "agent" for `mbpo eval`), its checksum checked, the others not read
+function M.load_part(run_dir, name)
+  local dir, err = M.find(run_dir)
+  if not dir then return nil, err end
+  local f = io.open(dir .. "/COMPLETE", "r")
+  if not f then return nil, "cannot read " .. dir .. "/COMPLETE" end
+  local manifest = f:read("a")
+  f:close()
+  local sum
+  for line in manifest:gmatch("[^\n]+") do
+    local n, s = line:match("^(%S+)%s*(%x*)$")
+    if n == name then sum = s end
+  end
+  if not sum then return nil, "corrupt checkpoint " .. dir .. ": no part '" .. name .. "'" end
+  local path = dir .. "/" .. name .. ".safetensors"
+  if sum ~= "" then
+    local got, cerr = io_.checksum(path)
+    if not got then return nil, "corrupt checkpoint " .. dir .. ": " .. cerr end
+    if got ~= sum then
+      return nil, string.format("corrupt checkpoint %s: %s.safetensors does not match its " ..
+        "checksum (%s, manifest %s)", dir, name, got, sum)
+    end
+  end
+  local tree, e = M.load_tree(path)
+  if not tree then return nil, "corrupt checkpoint " .. dir .. ": " .. tostring(e) end
+  return tree
+end
+
+-- M.restore(name, obj, tree) -> true, or nil, one line: obj:load_state(tree) whether it
+-- returns nil, message (sac) or raises (ensemble, buffer, env); the message names the part
+function M.restore(name, obj, tree)
+  if type(tree) ~= "table" then
+    return nil, string.format("the checkpoint has no %s state (got %s)", name, type(tree))
+  end
+  local ok, res, msg = pcall(obj.load_state, obj, tree)
+  if ok and not (res == nil and msg ~= nil) then return true end
+  local why = tostring(ok and msg or res):gsub("^[^:]*%.lua:%d+: ", "")
+  return nil, string.format("the checkpoint's %s does not fit this run: %s", name, why)
+end
+
 -- Fault injection for the tests: MBPO_FAULT=NAME:N kills the process (SIGKILL) the Nth
 -- time it passes the point NAME. Costs one table lookup when unset.
 local fault_name, fault_left = nil, nil

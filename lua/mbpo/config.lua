@@ -206,6 +206,41 @@ local function function_source(f)
   return table.concat(lines, "\n")
 end
 
+-- nil when every function of cfg can be written into config.lua (its source is in a file and
+-- it has no upvalues other than _ENV), else one line naming the key and saying how to write it
+function M.unserialisable(cfg, prefix)
+  local keys = {}
+  for k in pairs(cfg) do keys[#keys + 1] = k end
+  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+  for _, k in ipairs(keys) do
+    local v, key = cfg[k], prefix and (prefix .. "." .. tostring(k)) or tostring(k)
+    if type(v) == "table" then
+      local bad = M.unserialisable(v, key)
+      if bad then return bad end
+    elseif type(v) == "function" then
+      local ups = {}
+      for i = 1, math.huge do
+        local name = debug.getupvalue(v, i)
+        if not name then break end
+        if name ~= "_ENV" then ups[#ups + 1] = name ~= "" and name or "?" end
+      end
+      local how = "write its values inside the function body (function(epoch, info) " ..
+        "local budget = 0.05 ... end) or give a list {a, b, x, y}"
+      if #ups > 0 then
+        return string.format("config key '%s' is a function with upvalues (%s): config.lua " ..
+          "cannot hold them, so the run could not be resumed or rerun; %s", key,
+          table.concat(ups, ", "), how)
+      end
+      if not function_source(v) then
+        return string.format("config key '%s' is a function whose source is not in a readable " ..
+          "file (defined by load or in C), so config.lua cannot hold it; define it in the " ..
+          "script, %s", key, how)
+      end
+    end
+  end
+  return nil
+end
+
 local function serialize(v, indent)
   local t = type(v)
   if t == "string" then return string.format("%q", v)

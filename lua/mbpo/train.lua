@@ -163,18 +163,27 @@ function M.run(cfg, opts)
   if opts.resume then
     local parts, where = checkpoint.load(opts.dir)
     if not parts then error("cannot resume: " .. where, 0) end
+    if type(parts.loop) ~= "table" then error("cannot resume: the checkpoint has no loop state", 0) end
     M.check_counters(parts.loop.counters, cfg, parts.real_buffer)
-    agent:load_state(parts.agent)
-    ens:load_state(parts.model)
-    real:load_state(parts.real_buffer)
+    local function restore(name, obj, tree)
+      local ok, rerr = checkpoint.restore(name, obj, tree)
+      if not ok then error("cannot resume: " .. rerr, 0) end
+    end
+    restore("agent", agent, parts.agent)
+    restore("model", ens, parts.model)
+    restore("real buffer", real, parts.real_buffer)
     -- resumed with more epochs: the real buffer grows (it must never drop real data)
     if real:capacity() < total_steps then real:resize(total_steps) end
     st = parts.loop.counters
     mbuf = Buffer.new{obs = obs_dim, act = act_dim, capacity = model_capacity(cfg, st.k)}
-    mbuf:load_state(parts.model_buffer)
-    env:load_state(parts.loop.env)
-    eval_env:load_state(parts.loop.eval_env)
-    for name, g in pairs(rng) do g:set_state(parts.loop.rng[name]) end
+    restore("model buffer", mbuf, parts.model_buffer)
+    restore("env", env, parts.loop.env)
+    restore("eval env", eval_env, parts.loop.eval_env)
+    for name, g in pairs(rng) do
+      local ok, rerr = pcall(g.set_state, g, (parts.loop.rng or {})[name])
+      if not ok then error("cannot resume: the checkpoint's rng " .. name .. ": " .. tostring(rerr), 0) end
+    end
+    if opts.on_resume then opts.on_resume(st) end
     obs = parts.loop.obs
     k = st.k
   else
@@ -392,6 +401,7 @@ function M.check_counters(st, cfg, real_state)
   local function bad(what)
     error("cannot resume: the checkpoint's loop counters do not fit (" .. what .. ")", 0)
   end
+  if type(st) ~= "table" then bad("none found") end
   for _, key in ipairs({"epoch", "env_steps", "t", "k"}) do
     if math.type(st[key]) ~= "integer" then bad(key .. " = " .. tostring(st[key])) end
   end
