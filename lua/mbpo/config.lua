@@ -64,7 +64,7 @@ local function parse_value(key, text, default)
       return nil, string.format("config key '%s' expects a number, got '%s'", key, text)
     end
     if math.type(default) == "integer" and math.type(v) == "float" then
-      if v ~= math.floor(v) then
+      if v ~= math.floor(v) or not math.tointeger(v) then
         return nil, string.format("config key '%s' expects an integer, got '%s'", key, text)
       end
       v = math.tointeger(v)

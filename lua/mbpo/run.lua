@@ -200,7 +200,7 @@ function M.main(args)
         "table (a script running its own loop returns true)")
     end
     if type(res) ~= "table" then
-      return die(o.script .. " must return a config table (or nothing), got a " .. type(res))
+      return die(o.script .. " must return a config table (or true when it runs its own loop), got a " .. type(res))
     end
     cfg, err = M.resolve(res, o.flat, o.order)
     if not cfg then return die(err) end
