@@ -156,6 +156,9 @@ local setups = {
   end,
   a_file = function(run, tmp) write(tmp .. "/file", "a file, not a directory\n") end,
   empty_dir = function(run, tmp) assert(lfs.mkdir(tmp .. "/empty")) end,
+  evil_sweep = function(run, tmp)
+    write(run .. "/sweep.lua", "os.execute('touch " .. tmp .. "/pwned')\nreturn {cells = {}}\n")
+  end,
 }
 
 describe("catalogue", function()

@@ -351,6 +351,11 @@ return {
     "$TMP/no\"dir'/`touch $TMP/pwned`.svg"}, rc = 1, msg = "plot: cannot write"},
   {name = "report of an empty directory", args = {"report", "$TMP"}, rc = 1,
     msg = "report: no runs under"},
+  {name = "sweep status of a sweep.lua running a command", args = {"sweep", "--status", "$RUN"},
+    rc = 1, config = "return {}\n", setup = "evil_sweep",
+    msg = "sweep%.lua is loaded as data %(no io, os, require, load%)"},
+  {name = "plot of a sweep.lua running a command", args = {"plot", "$RUN"}, rc = 1,
+    setup = "evil_sweep", msg = "sweep%.lua is loaded as data"},
   {name = "sweep status of a non-sweep", args = {"sweep", "--status", "$TMP"}, rc = 1,
     msg = "sweep: cannot read sweep"},
 }
