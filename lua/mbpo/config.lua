@@ -294,7 +294,9 @@ function M.load_sandboxed(path)
   local env = {math = M.copy(math), string = M.copy(string), table = M.copy(table),
     pairs = pairs, ipairs = ipairs, type = type, tostring = tostring, tonumber = tonumber,
     select = select, error = error, assert = assert, pcall = pcall, next = next,
-    setmetatable = setmetatable, getmetatable = getmetatable, rawget = rawget,
+    setmetatable = setmetatable, rawget = rawget,
+    -- not the strings' metatable: through it a config could change the host's string library
+    getmetatable = function(v) if type(v) ~= "string" then return getmetatable(v) end end,
     rawequal = rawequal, rawlen = rawlen, unpack = table.unpack}
   env.math.randomseed = nil
   local chunk, err = load(src, "@" .. path, "t", env)

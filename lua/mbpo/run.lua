@@ -91,7 +91,7 @@ end
 -- after a fresh run failed before its first checkpoint: remove what this command created (the
 -- directory it made, or, in a directory that was empty, the files the run writes)
 local function clean_failed(dir, created)
-  if require("mbpo.checkpoint").find(dir) then return end
+  if require("mbpo.checkpoint").find(dir) then return false end
   if created then
     require("mbpo.checkpoint").rmtree(created)
   else
@@ -101,6 +101,7 @@ local function clean_failed(dir, created)
       require("mbpo.checkpoint").rmtree(dir .. "/" .. d)
     end
   end
+  return true
 end
 
 -- parses argv after "run": script, overrides (flat + order), options
@@ -245,7 +246,10 @@ function M.main(args)
         dir, "\n")
       return 130
     end
-    if not o.resume then clean_failed(dir, created) end
+    if not o.resume and clean_failed(dir, created) then
+      msg = msg:gsub("; the last good checkpoint is kept$", "") .. " (no checkpoint had been " ..
+        "written: what this run created in " .. dir .. " was removed)"
+    end
     return die(msg)
   end
   return 0

@@ -185,7 +185,9 @@ function M.run(cfg, opts)
   if opts.resume then
     local parts, where = checkpoint.load(opts.dir)
     if not parts then error("cannot resume: " .. where, 0) end
-    if type(parts.loop) ~= "table" then error("cannot resume: the checkpoint has no loop state", 0) end
+    if type(parts.loop) ~= "table" then
+      error("cannot resume: the checkpoint has no loop state", 0)
+    end
     M.check_counters(parts.loop.counters, cfg, parts.real_buffer)
     local function restore(name, obj, tree)
       local ok, rerr = checkpoint.restore(name, obj, tree)
@@ -204,7 +206,9 @@ function M.run(cfg, opts)
     restore("eval env", eval_env, parts.loop.eval_env)
     for name, g in pairs(rng) do
       local ok, rerr = pcall(g.set_state, g, (parts.loop.rng or {})[name])
-      if not ok then error("cannot resume: the checkpoint's rng " .. name .. ": " .. tostring(rerr), 0) end
+      if not ok then
+        error("cannot resume: the checkpoint's rng " .. name .. ": " .. tostring(rerr), 0)
+      end
     end
     if opts.on_resume then opts.on_resume(st) end
     obs = parts.loop.obs

@@ -268,7 +268,8 @@ return {
     msg = "cannot resume: the checkpoint's agent does not fit this run: .*hidden {8,8}.*hidden {16,16}"},
   {name = "resume with another agent", args = {"run", "--resume", "$RUN", "epochs=2"}, rc = 1,
     setup = "other_agent",
-    msg = "the checkpoint's agent does not fit this run: sac:load_state: the state is of an agent with obs 4, act 1, hidden {8,8}, this agent has obs 4, act 1, hidden {16,16}"},
+    msg = "the checkpoint's agent does not fit this run: sac:load_state: the state is of an " ..
+      "agent with obs 4, act 1, hidden {8,8}, this agent has obs 4, act 1, hidden {16,16}"},
   {name = "resume with another model", args = {"run", "--resume", "$RUN", "epochs=2"}, rc = 1,
     setup = "other_model", msg = "the checkpoint's model does not fit this run: ens:load_state"},
   {name = "resume with a flipped byte in the agent", args = {"run", "--resume", "$RUN",
@@ -317,6 +318,13 @@ return {
   {name = "config.lua reaching the globals", args = {"run", "--resume", "$RUN"}, rc = 1,
     config = "local g = getmetatable('').__index.rep and _G\nreturn g.os.exit(3)\n",
     msg = "is loaded as data"},
+  {name = "config.lua changing the host's strings", args = {"run", "--resume", "$RUN"}, rc = 1,
+    config = "getmetatable('').__index.format = function() end\nreturn {}\n",
+    msg = "is loaded as data.*attempt to index a nil value"},
+  {name = "a run diverging before its first checkpoint", args = {"run", T, "sac.lr=1e30", "log.quiet=true",
+    "epochs=1", "--out", "$TMP/o"}, rc = 1,
+    msg = "SAC update produced NaN/Inf .*at epoch 1 %(env step %d+%) %(no checkpoint had " ..
+      "been written: what this run created in .*/o was removed%)"},
   {name = "config.lua with a syntax error", args = {"run", "--resume", "$RUN"}, rc = 1,
     config = "return {epochs = }\n", msg = "config%.lua:1: unexpected symbol"},
   {name = "config.lua returning a number", args = {"run", "--resume", "$RUN"}, rc = 1,
