@@ -44,10 +44,10 @@ end
 
 -- the closest valid keys to a wrong one, as "'a', 'b'"
 function M.closest(defaults, key)
-  local keys = M.keys(defaults)
+  local keys, d = M.keys(defaults), {}
+  for _, k in ipairs(keys) do d[k] = distance(key, k) end
   table.sort(keys, function(x, y)
-    local dx, dy = distance(key, x), distance(key, y)
-    if dx ~= dy then return dx < dy end
+    if d[x] ~= d[y] then return d[x] < d[y] end
     return x < y
   end)
   local pick = {}

@@ -223,6 +223,36 @@ describe("catalogue", function()
     end)
   end
 
+  -- what a resume accepts: its overrides are kept in config.lua for the next plain resume
+  it("keeps the overrides a resume accepts in config.lua, schedule functions included", function()
+    local run = base .. "/accepted"
+    write(base .. "/sched.lua", "local c = dofile(" .. string.format("%q", tiny) .. ")\n" ..
+      "c.rollout.schedule = function(epoch, info)\n  local kmax = 2\n" ..
+      "  return math.min(kmax, epoch)\nend\nreturn c\n")
+    local code, text = sh(string.format("cd %s && %s run %s epochs=1 log.quiet=true --out %s",
+      shq(root), shq(exe), shq(base .. "/sched.lua"), shq(run)))
+    eq(code, 0, text)
+    code, text = sh(string.format("%s run --resume %s epochs=2 eval.episodes=1", shq(exe), shq(run)))
+    eq(code, 0, text)
+    local cfg_text = read(run .. "/config.lua")
+    check(cfg_text:find("\n%-%- resumed with epochs=2 eval.episodes=1\n"), "header:\n%s", cfg_text)
+    check(cfg_text:find("\n  epochs = 2,\n", 1, true), "epochs kept:\n%s", cfg_text)
+    check(cfg_text:find("episodes = 1,", 1, true), "eval.episodes kept:\n%s", cfg_text)
+    check(cfg_text:find("local kmax = 2", 1, true), "the schedule function kept:\n%s", cfg_text)
+    -- a plain resume continues with them: the run is complete at 2 epochs
+    code, text = sh(string.format("%s run --resume %s", shq(exe), shq(run)))
+    eq(code, 0, text)
+    local _, rows = require("mbpo.log").read_csv(run .. "/progress.csv")
+    eq(#rows, 2, "epochs of the run")
+    eq(rows[2].rollout_length, 2, "the schedule function after the resume")
+    -- and the refused override changed nothing
+    local before = snapshot(run)
+    code, text = sh(string.format("%s run --resume %s epochs=3 rollout.batch=7", shq(exe), shq(run)))
+    eq(code, 1, text)
+    check(text:find("cannot resume with rollout.batch=7", 1, true), text)
+    check(not diff(before, snapshot(run)), "run directory changed by a refused resume")
+  end)
+
   it("cleans up", function()
     checkpoint.rmtree(base)
     check(not lfs.attributes(base), "left " .. base)
