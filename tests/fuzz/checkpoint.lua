@@ -16,6 +16,8 @@ lfs.mkdir(base)
 local dir = base .. "/checkpoint"
 lfs.mkdir(dir)
 
+function FUZZ_CLEANUP() checkpoint.rmtree(base) end
+
 local cfg = assert(require("mbpo.run").resolve(dofile(MBPO_ROOT .. "/tests/lua/data/tiny.lua"),
   {epochs = "1"}, {"epochs"}))
 local env = train.make_env(cfg)

@@ -21,6 +21,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static lua_State *fuzz_L;
 static int fuzz_ref = LUA_NOREF;
 
+/* at exit: the driver's global FUZZ_CLEANUP(), when it set one (removes its files) */
+static void fuzz_cleanup(void) {
+  if (!fuzz_L) return;
+  lua_getglobal(fuzz_L, "FUZZ_CLEANUP");
+  if (lua_isfunction(fuzz_L, -1)) lua_pcall(fuzz_L, 0, 0, 0);
+}
+
 /* opens the state and loads tests/fuzz/<driver>.lua; exits on failure */
 static void fuzz_open(const char *driver) {
   lua_State *L = luaL_newstate();
@@ -44,6 +51,7 @@ static void fuzz_open(const char *driver) {
   }
   fuzz_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   fuzz_L = L;
+  atexit(fuzz_cleanup);
 }
 
 /* runs the driver on one input; aborts on an error that escaped it */

@@ -18,6 +18,7 @@ local function same(a, b)
 end
 
 local path = os.tmpname()
+function FUZZ_CLEANUP() os.remove(path) end
 
 return function(bytes)
   local flat, order = {}, {}
