@@ -151,7 +151,7 @@ function M.resolve(script_cfg, flat, order)
   if not cfg then return nil, err end
   cfg, err = config.apply_overrides(cfg, train.defaults, flat, order)
   if not cfg then return nil, err end
-  local bad = require("mbpo.schema").check(cfg)
+  local bad = require("mbpo.schema").check(cfg) or config.unserialisable(cfg)
   if bad then return nil, bad end
   return cfg
 end
@@ -205,8 +205,6 @@ function M.main(args)
     end
     cfg, err = M.resolve(res, o.flat, o.order)
     if not cfg then return die(err) end
-    local unser = config.unserialisable(cfg)
-    if unser then return die(unser) end
     local name = o.script:match("([^/]+)%.lua$") or "run"
     dir = o.out or string.format("runs/%s-%d-%s", name, cfg.seed, os.date("%Y%m%d-%H%M%S"))
     if lfs.attributes(dir .. "/checkpoint") or lfs.attributes(dir .. "/progress.csv") then

@@ -48,6 +48,10 @@ return {
     msg = "missing seed=RANGE"},
   {name = "sweep with a bad seed range", args = {"sweep", T, "seed=x", "--out", "$TMP/sw"},
     rc = 1, msg = "bad seed value 'x'"},
+  {name = "sweep of a schedule closure", args = {"sweep", "$SCRIPT", "seed=1-2", "--out",
+    "$TMP/sw"}, rc = 1, script = "local c = dofile('$TINY')\nlocal k = 2\n" ..
+    "c.rollout.schedule = function() return k end\nreturn c\n",
+    msg = "cell 001%-script%-seed=1: config key 'rollout%.schedule' is a function with upvalues %(k%)"},
   {name = "bench of an unknown kernel", args = {"bench", "nosuch"}, rc = 2,
     msg = "unknown kernel 'nosuch'"},
 
