@@ -41,7 +41,8 @@ local function flatten(tree, prefix, tensors, meta)
   end
 end
 
--- sets tree[path...] = v creating tables along the dotted path
+-- sets tree[path...] = v creating tables along the dotted path; false when the path runs
+-- through a value that is not a table (names of a damaged or forged file that conflict)
 local function put(tree, name, v)
   local node = tree
   local parts = {}
@@ -54,26 +55,36 @@ local function put(tree, name, v)
     else
       node[key] = node[key] or {}
       node = node[key]
+      if type(node) ~= "table" then return false end
     end
   end
+  return true
 end
 
+-- the state tree of a file's tensors and metadata, or nil, message
 local function unflatten(tensors, meta)
   local tree = {}
-  for name, kind in pairs(meta) do
-    if name:sub(1, 2) == "t:" then put(tree, name:sub(3), nil) end
+  local function set(name, v)
+    if not put(tree, name, v) then error({bad = name}) end
   end
-  for name, v in pairs(tensors) do put(tree, name, v) end
-  for key, s in pairs(meta) do
-    local tag, name = key:match("^(%a):(.+)$")
-    if tag == "n" then
-      local v = s == "nan" and 0 / 0 or s == "inf" and math.huge or s == "-inf" and -math.huge
-        or tonumber(s)
-      put(tree, name, v)
-    elseif tag == "s" then put(tree, name, s)
-    elseif tag == "b" then put(tree, name, s == "true") end
-  end
-  return tree
+  local ok, e = pcall(function()
+    for name in pairs(meta) do
+      if name:sub(1, 2) == "t:" then set(name:sub(3), nil) end
+    end
+    for name, v in pairs(tensors) do set(name, v) end
+    for key, s in pairs(meta) do
+      local tag, name = key:match("^(%a):(.+)$")
+      if tag == "n" then
+        local v = s == "nan" and 0 / 0 or s == "inf" and math.huge or s == "-inf" and -math.huge
+          or tonumber(s)
+        set(name, v)
+      elseif tag == "s" then set(name, s)
+      elseif tag == "b" then set(name, s == "true") end
+    end
+  end)
+  if ok then return tree end
+  if type(e) == "table" then return nil, "conflicting state names at '" .. e.bad .. "'" end
+  error(e, 0)
 end
 
 -- writes one state tree to a safetensors file; true or nil, message
@@ -87,7 +98,9 @@ end
 function M.load_tree(path)
   local tensors, meta = io_.load(path)
   if not tensors then return nil, meta end
-  return unflatten(tensors, meta or {})
+  local tree, err = unflatten(tensors, meta or {})
+  if not tree then return nil, path .. ": " .. err end
+  return tree
 end
 
 local function rmtree(path)

@@ -126,6 +126,11 @@ local setups = {
   agent_without_pi = function(run)
     rewrite_part(run, "agent", function(t) t.pi = nil; return t end)
   end,
+  conflicting_names = function(run) -- a tensor 'pi' and a number 'pi.x' below it
+    local T = require "mbpo.tensor"
+    assert(io_.save(run .. "/checkpoint/agent.safetensors", {pi = T.zeros(3)}, {["n:pi.x"] = "1"}))
+    remanifest(run)
+  end,
   agent_bad_rng = function(run)
     rewrite_part(run, "agent", function(t) t.rng = "not hex"; return t end)
   end,
