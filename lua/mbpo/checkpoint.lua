@@ -97,10 +97,12 @@ end
 -- reads a state tree; tree or nil, message
 function M.load_tree(path)
   local tensors, meta = io_.load(path)
-  if not tensors then return nil, meta end
-  local tree, err = unflatten(tensors, meta or {})
-  if not tree then return nil, path .. ": " .. err end
-  return tree
+  local tree, err = tensors, meta
+  if tensors then tree, err = unflatten(tensors, meta or {}) end
+  if tree then return tree end
+  if tensors then err = path .. ": " .. err end
+  -- names and types from the file may hold control characters: one line, shown escaped
+  return nil, (tostring(err):gsub("%c", function(c) return string.format("\\x%02x", c:byte()) end))
 end
 
 local function rmtree(path)

@@ -131,6 +131,11 @@ local setups = {
     assert(io_.save(run .. "/checkpoint/agent.safetensors", {pi = T.zeros(3)}, {["n:pi.x"] = "1"}))
     remanifest(run)
   end,
+  newline_dtype = function(run) -- a dtype with a newline and an escape sequence in it
+    local json = '{"pi":{"dtype":"F\\n32\\u001b[2J","shape":[1],"data_offsets":[0,4]}}'
+    write(run .. "/checkpoint/agent.safetensors", string.pack("<I8", #json) .. json .. "\0\0\0\0")
+    remanifest(run)
+  end,
   agent_bad_rng = function(run)
     rewrite_part(run, "agent", function(t) t.rng = "not hex"; return t end)
   end,
