@@ -85,6 +85,8 @@ asan: deps
 # libFuzzer targets (clang, ASan + UBSan), objects in build/fuzz: `make fuzz` builds them,
 # `make fuzz-smoke` runs each once over its seed corpus (tests/fuzz/corpus/<target>/).
 # A long run: build/fuzz/fuzz_safetensors -max_total_time=600 tests/fuzz/corpus/safetensors
+# (fuzz_overrides with -dict=tests/fuzz/overrides.dict). fuzz_overrides and fuzz_checkpoint
+# drive the Lua library: libFuzzer sees the coverage of the C bindings only, not of lua/.
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(sort $(wildcard tests/fuzz/fuzz_*.c)))
 FUZZ_SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 fuzz: deps
@@ -93,8 +95,11 @@ fuzz: deps
 	@$(MAKE) --no-print-directory fuzz-build BUILD=build/fuzz CC=clang CFLAGS="-O1 -g" \
 	  SANFLAGS="$(FUZZ_SAN) -fsanitize=fuzzer-no-link"
 fuzz-build: $(FUZZ_TARGETS)
-build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(BUILD)/libmbpocore.a
-	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer $< -o $@ $(BUILD)/libmbpocore.a $(ALL_LDLIBS)
+# the targets that drive the Lua library (overrides, checkpoint) link the bindings too and read
+# lua/ and their driver tests/fuzz/<name>.lua from this tree (or $MBPO_HOME)
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/lua_target.h $(LUA_OBJ) $(BUILD)/libmbpocore.a
+	$(CC) $(ALL_CFLAGS) -DMBPO_FUZZ_ROOT='"$(CURDIR)"' -fsanitize=fuzzer $< -o $@ $(LUA_OBJ) \
+	  $(BUILD)/libmbpocore.a $(ALL_LDLIBS)
 fuzz-smoke: fuzz
 	@for t in $(FUZZ_TARGETS); do n=$${t##*/fuzz_}; \
 	  $$t -runs=0 tests/fuzz/corpus/$$n >/dev/null 2>&1 && echo "fuzz-smoke: $$n ok" || \

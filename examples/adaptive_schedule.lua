@@ -4,11 +4,12 @@
 -- holdout MSE (holdout_mse) and the training loss (loss). With a per-step error eps, the
 -- error of a k-step rollout grows roughly like k * eps; we keep k * eps under a budget.
 --   mbpo run examples/adaptive_schedule.lua [seed=N] [key=value ...]
+-- The function is written into the run's config.lua (from this file's source), so it uses
+-- no upvalues: its constants live inside its body.
 local hopper = dofile((MBPO_ROOT or ".") .. "/scripts/hopper.lua")
 
-local budget, kmax = 0.05, 15
-
 hopper.rollout.schedule = function(epoch, info)
+  local budget, kmax = 0.05, 15 -- error budget of a rollout, longest rollout
   local eps = info and info.holdout_mse
   if not eps or eps ~= eps or eps <= 0 then return 1 end
   return math.max(1, math.min(kmax, math.floor(budget / eps)))

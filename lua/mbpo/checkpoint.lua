@@ -44,7 +44,8 @@ local function flatten(tree, prefix, tensors, meta)
   end
 end
 
--- sets tree[path...] = v creating tables along the dotted path
+-- sets tree[path...] = v creating tables along the dotted path; false when the path runs
+-- through a value that is not a table (names of a damaged or forged file that conflict)
 local function put(tree, name, v)
   local node = tree
   local parts = {}
@@ -57,27 +58,37 @@ local function put(tree, name, v)
     else
       node[key] = node[key] or {}
       node = node[key]
+      if type(node) ~= "table" then return false end
     end
   end
+  return true
 end
 
+-- the state tree of a file's tensors and metadata, or nil, message
 local function unflatten(tensors, meta)
   local tree = {}
-  for name, kind in pairs(meta) do
-    if name:sub(1, 2) == "t:" then put(tree, name:sub(3), nil) end
+  local function set(name, v)
+    if not put(tree, name, v) then error({bad = name}) end
   end
-  for name, v in pairs(tensors) do put(tree, name, v) end
-  for key, s in pairs(meta) do
-    local tag, name = key:match("^(%a):(.+)$")
-    if tag == "n" then
-      -- "%.17g" writes integral floats without a point ("3", "-0"): read them as floats
-      local v = s == "nan" and 0 / 0 or s == "inf" and math.huge or s == "-inf" and -math.huge
-        or tonumber(s:find("^%-?%d+$") and s .. ".0" or s)
-      put(tree, name, v)
-    elseif tag == "s" then put(tree, name, s)
-    elseif tag == "b" then put(tree, name, s == "true") end
-  end
-  return tree
+  local ok, e = pcall(function()
+    for name in pairs(meta) do
+      if name:sub(1, 2) == "t:" then set(name:sub(3), nil) end
+    end
+    for name, v in pairs(tensors) do set(name, v) end
+    for key, s in pairs(meta) do
+      local tag, name = key:match("^(%a):(.+)$")
+      if tag == "n" then
+        -- "%.17g" writes integral floats without a point ("3", "-0"): read them as floats
+        local v = s == "nan" and 0 / 0 or s == "inf" and math.huge or s == "-inf" and -math.huge
+          or tonumber(s:find("^%-?%d+$") and s .. ".0" or s)
+        set(name, v)
+      elseif tag == "s" then set(name, s)
+      elseif tag == "b" then set(name, s == "true") end
+    end
+  end)
+  if ok then return tree end
+  if type(e) == "table" then return nil, "conflicting state names at '" .. e.bad .. "'" end
+  error(e, 0)
 end
 
 -- writes one state tree to a safetensors file; true or nil, message
@@ -90,8 +101,12 @@ end
 -- reads a state tree; tree or nil, message
 function M.load_tree(path)
   local tensors, meta = io_.load(path)
-  if not tensors then return nil, meta end
-  return unflatten(tensors, meta or {})
+  local tree, err = tensors, meta
+  if tensors then tree, err = unflatten(tensors, meta or {}) end
+  if tree then return tree end
+  if tensors then err = path .. ": " .. err end
+  -- names and types from the file may hold control characters: one line, shown escaped
+  return nil, (tostring(err):gsub("%c", function(c) return string.format("\\x%02x", c:byte()) end))
 end
 
 local function rmtree(path)
@@ -223,6 +238,47 @@ function M.load(run_dir)
   end
   f:close()
   return parts, dir
+end
+
+-- M.load_part(run_dir, name) -> tree, or nil, message: one part of the last complete
+-- checkpoint (e.g. "agent" for `mbpo eval`), its checksum checked, the others not read
+function M.load_part(run_dir, name)
+  local dir, err = M.find(run_dir)
+  if not dir then return nil, err end
+  local f = io.open(dir .. "/COMPLETE", "r")
+  if not f then return nil, "cannot read " .. dir .. "/COMPLETE" end
+  local manifest = f:read("a")
+  f:close()
+  local sum
+  for line in manifest:gmatch("[^\n]+") do
+    local n, s = line:match("^(%S+)%s*(%x*)$")
+    if n == name then sum = s end
+  end
+  if not sum then return nil, "corrupt checkpoint " .. dir .. ": no part '" .. name .. "'" end
+  local path = dir .. "/" .. name .. ".safetensors"
+  if sum ~= "" then
+    local got, cerr = io_.checksum(path)
+    if not got then return nil, "corrupt checkpoint " .. dir .. ": " .. cerr end
+    if got ~= sum then
+      return nil, string.format("corrupt checkpoint %s: %s.safetensors does not match its " ..
+        "checksum (%s, manifest %s)", dir, name, got, sum)
+    end
+  end
+  local tree, e = M.load_tree(path)
+  if not tree then return nil, "corrupt checkpoint " .. dir .. ": " .. tostring(e) end
+  return tree
+end
+
+-- M.restore(name, obj, tree) -> true, or nil, one line: obj:load_state(tree) whether it
+-- returns nil, message (sac) or raises (ensemble, buffer, env); the message names the part
+function M.restore(name, obj, tree)
+  if type(tree) ~= "table" then
+    return nil, string.format("the checkpoint has no %s state (got %s)", name, type(tree))
+  end
+  local ok, res, msg = pcall(obj.load_state, obj, tree)
+  if ok and not (res == nil and msg ~= nil) then return true end
+  local why = tostring(ok and msg or res):gsub("^[^:]*%.lua:%d+: ", "")
+  return nil, string.format("the checkpoint's %s does not fit this run: %s", name, why)
 end
 
 -- Fault injection for the tests: MBPO_FAULT=NAME:N kills the process (SIGKILL) the Nth

@@ -117,14 +117,13 @@ function commands.eval(args)
   local cfg, cerr = run.resolve(res, {}, {})
   if not cfg then io.stderr:write("mbpo: ", cerr, "\n"); return 1 end
   local ck = require "mbpo.checkpoint"
-  local where, ferr = ck.find(dir)
-  if not where then io.stderr:write("mbpo: cannot evaluate: ", ferr, "\n"); return 1 end
-  local agent_state, lerr = ck.load_tree(where .. "/agent.safetensors")
+  local agent_state, lerr = ck.load_part(dir, "agent")
   if not agent_state then io.stderr:write("mbpo: cannot evaluate: ", lerr, "\n"); return 1 end
   local SAC = require "mbpo.sac"
   local env = require("mbpo.train").make_env(cfg)
   local agent = SAC.new{obs = env.obs_dim, act = env.act_dim, hidden = cfg.sac.hidden}
-  agent:load_state(agent_state)
+  local okr, rerr = ck.restore("agent", agent, agent_state)
+  if not okr then io.stderr:write("mbpo: cannot evaluate: ", rerr, "\n"); return 1 end
   env:reset{seed = cfg.seed + 200000}
   local returns, lengths = require("mbpo.evaluate").run(env, agent, episodes, cfg.max_path_length)
   local s, s2, lo, hi = 0, 0, math.huge, -math.huge

@@ -44,10 +44,10 @@ end
 
 -- the closest valid keys to a wrong one, as "'a', 'b'"
 function M.closest(defaults, key)
-  local keys = M.keys(defaults)
+  local keys, d = M.keys(defaults), {}
+  for _, k in ipairs(keys) do d[k] = distance(key, k) end
   table.sort(keys, function(x, y)
-    local dx, dy = distance(key, x), distance(key, y)
-    if dx ~= dy then return dx < dy end
+    if d[x] ~= d[y] then return d[x] < d[y] end
     return x < y
   end)
   local pick = {}
@@ -64,7 +64,7 @@ local function parse_value(key, text, default)
       return nil, string.format("config key '%s' expects a number, got '%s'", key, text)
     end
     if math.type(default) == "integer" and math.type(v) == "float" then
-      if v ~= math.floor(v) then
+      if v ~= math.floor(v) or not math.tointeger(v) then
         return nil, string.format("config key '%s' expects an integer, got '%s'", key, text)
       end
       v = math.tointeger(v)
@@ -206,6 +206,41 @@ local function function_source(f)
   return table.concat(lines, "\n")
 end
 
+-- nil when every function of cfg can be written into config.lua (its source is in a file and
+-- it has no upvalues other than _ENV), else one line naming the key and saying how to write it
+function M.unserialisable(cfg, prefix)
+  local keys = {}
+  for k in pairs(cfg) do keys[#keys + 1] = k end
+  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+  for _, k in ipairs(keys) do
+    local v, key = cfg[k], prefix and (prefix .. "." .. tostring(k)) or tostring(k)
+    if type(v) == "table" then
+      local bad = M.unserialisable(v, key)
+      if bad then return bad end
+    elseif type(v) == "function" then
+      local ups = {}
+      for i = 1, math.huge do
+        local name = debug.getupvalue(v, i)
+        if not name then break end
+        if name ~= "_ENV" then ups[#ups + 1] = name ~= "" and name or "?" end
+      end
+      local how = "write its values inside the function body (function(epoch, info) " ..
+        "local budget = 0.05 ... end) or give a list {a, b, x, y}"
+      if #ups > 0 then
+        return string.format("config key '%s' is a function with upvalues (%s): config.lua " ..
+          "cannot hold them, so the run could not be resumed or rerun; %s", key,
+          table.concat(ups, ", "), how)
+      end
+      if not function_source(v) then
+        return string.format("config key '%s' is a function whose source is not in a readable " ..
+          "file (defined by load or in C), so config.lua cannot hold it; define it in the " ..
+          "script, %s", key, how)
+      end
+    end
+  end
+  return nil
+end
+
 local function serialize(v, indent)
   local t = type(v)
   if t == "string" then return string.format("%q", v)
@@ -259,7 +294,9 @@ function M.load_sandboxed(path)
   local env = {math = M.copy(math), string = M.copy(string), table = M.copy(table),
     pairs = pairs, ipairs = ipairs, type = type, tostring = tostring, tonumber = tonumber,
     select = select, error = error, assert = assert, pcall = pcall, next = next,
-    setmetatable = setmetatable, getmetatable = getmetatable, rawget = rawget,
+    setmetatable = setmetatable, rawget = rawget,
+    -- not the strings' metatable: through it a config could change the host's string library
+    getmetatable = function(v) if type(v) ~= "string" then return getmetatable(v) end end,
     rawequal = rawequal, rawlen = rawlen, unpack = table.unpack}
   env.math.randomseed = nil
   local chunk, err = load(src, "@" .. path, "t", env)

@@ -13,13 +13,92 @@ local function die(msg)
   return 1
 end
 
+-- creates path and its missing parents; returns true and the topmost directory it created
+-- (nil when path existed), or nil, message
 local function mkdir_p(path)
   local acc = path:sub(1, 1) == "/" and "" or "."
+  local first
   for part in path:gmatch("[^/]+") do
     acc = acc .. "/" .. part
     if not lfs.attributes(acc) then
       local ok, err = lfs.mkdir(acc)
       if not ok then return nil, err end
+      first = first or acc
+    end
+  end
+  return true, first
+end
+
+-- the keys a --resume may change: they alter no state a checkpoint holds (network sizes, the
+-- task, capacities and the other settings stay those the run was made with)
+M.resume_keys = {epochs = true, stop_return = true, threads = true, ["eval.episodes"] = true,
+  ["eval.every"] = true, ["log.quiet"] = true, ["log.plot"] = true, ["model.max_seconds"] = true}
+
+local function same(a, b)
+  if type(a) ~= "table" or type(b) ~= "table" then return a == b end
+  for k, v in pairs(a) do if not same(v, b[k]) then return false end end
+  for k in pairs(b) do if a[k] == nil then return false end end
+  return true
+end
+
+local function get(cfg, key)
+  for p in key:gmatch("[^%.]+") do
+    if type(cfg) ~= "table" then return nil end
+    cfg = cfg[p]
+  end
+  return cfg
+end
+
+local function show(v)
+  if type(v) == "table" then
+    local p = {}
+    for i, x in ipairs(v) do p[i] = tostring(x) end
+    if #p > 0 then return "{" .. table.concat(p, ",") .. "}" end
+  end
+  return tostring(v)
+end
+
+-- nil, or one line: the first override of a --resume that changes a key not in resume_keys
+local function resume_refusal(base, cfg, order)
+  for _, key in ipairs(order) do
+    if not M.resume_keys[key] and not same(get(base, key), get(cfg, key)) then
+      local allowed = {}
+      for k in pairs(M.resume_keys) do allowed[#allowed + 1] = k end
+      table.sort(allowed)
+      return string.format("cannot resume with %s=%s: the run was made with %s = %s, and a " ..
+        "resume keeps it (network sizes, the task, capacities and the loop's settings are " ..
+        "those of the checkpoint; a resume may change only %s); start a new run with --out " ..
+        "for other values", key, show(get(cfg, key)), key, show(get(base, key)),
+        table.concat(allowed, ", "))
+    end
+  end
+end
+
+-- the leading comment lines of a file ("" when none)
+local function header_of(path)
+  local f = io.open(path, "r")
+  if not f then return "" end
+  local lines = {}
+  for line in f:lines() do
+    local c = line:match("^%-%- ?(.*)$")
+    if not c then break end
+    lines[#lines + 1] = c
+  end
+  f:close()
+  return table.concat(lines, "\n")
+end
+
+-- after a fresh run failed before its first checkpoint: remove what this command created (the
+-- directory it made, or, in a directory that was empty, the files the run writes)
+local function clean_failed(dir, created)
+  if require("mbpo.checkpoint").find(dir) then return false end
+  if created then
+    require("mbpo.checkpoint").rmtree(created)
+  else
+    for _, f in ipairs({"config.lua", "progress.csv", "progress.csv.tmp", "log.txt", ".lock",
+        "curve.png"}) do os.remove(dir .. "/" .. f) end
+    for _, d in ipairs({"checkpoint", "checkpoint.tmp", "checkpoint.old"}) do
+      require("mbpo.checkpoint").rmtree(dir .. "/" .. d)
     end
   end
   return true
@@ -72,7 +151,7 @@ function M.resolve(script_cfg, flat, order)
   if not cfg then return nil, err end
   cfg, err = config.apply_overrides(cfg, train.defaults, flat, order)
   if not cfg then return nil, err end
-  local bad = require("mbpo.schema").check(cfg)
+  local bad = require("mbpo.schema").check(cfg) or config.unserialisable(cfg)
   if bad then return nil, bad end
   return cfg
 end
@@ -80,7 +159,7 @@ end
 function M.main(args)
   local o, err = parse_args(args)
   if not o then return require("mbpo.cli").usage("run: " .. err) end
-  local cfg, dir
+  local cfg, dir, created, on_resume
   if o.resume then
     dir = o.resume:gsub("/+$", "")
     if o.script then return require("mbpo.cli").usage("run: give either SCRIPT.lua or --resume DIR") end
@@ -91,8 +170,25 @@ function M.main(args)
     if type(res) ~= "table" then return die("cannot resume: " .. cpath .. " returns no table") end
     cfg, err = M.resolve(res, o.flat, o.order)
     if not cfg then return die(err) end
+    local base
+    base, err = M.resolve(res, {}, {})
+    if not base then return die("cannot resume: " .. cpath .. ": " .. err) end
+    local refusal = resume_refusal(base, cfg, o.order)
+    if refusal then return die(refusal) end
     local ck, cerr = require("mbpo.checkpoint").find(dir)
     if not ck then return die("cannot resume: " .. cerr) end
+    -- accepted overrides are kept in config.lua (atomically), once the checkpoint has been
+    -- restored, so that a later plain --resume continues with them
+    if #o.order > 0 then
+      on_resume = function()
+        local kv = {}
+        for _, key in ipairs(o.order) do kv[#kv + 1] = key .. "=" .. o.flat[key] end
+        local head = header_of(cpath)
+        head = (head ~= "" and head .. "\n" or "") .. "resumed with " .. table.concat(kv, " ")
+        local okw, werr = require("mbpo.io").write_text(cpath, config.to_lua(cfg, head))
+        if not okw then error("cannot resume: cannot write " .. cpath .. ": " .. tostring(werr), 0) end
+      end
+    end
   else
     if not o.script then return require("mbpo.cli").usage("run: missing SCRIPT.lua") end
     local ok, res = load_script(o.script, o.flat)
@@ -105,7 +201,7 @@ function M.main(args)
         "table (a script running its own loop returns true)")
     end
     if type(res) ~= "table" then
-      return die(o.script .. " must return a config table (or nothing), got a " .. type(res))
+      return die(o.script .. " must return a config table (or true when it runs its own loop), got a " .. type(res))
     end
     cfg, err = M.resolve(res, o.flat, o.order)
     if not cfg then return die(err) end
@@ -125,17 +221,21 @@ function M.main(args)
     end
     local okd, derr = mkdir_p(dir)
     if not okd then return die("cannot create run directory " .. dir .. ": " .. tostring(derr)) end
-    local f = io.open(dir .. "/config.lua", "w")
-    if not f then return die("cannot write " .. dir .. "/config.lua") end
-    f:write(config.to_lua(cfg, string.format("resolved config of `mbpo run %s`\n%s",
-      table.concat(args, " "), "run again with: mbpo run " .. dir .. "/config.lua")))
-    f:close()
+    created = derr
+    local okw, werr = require("mbpo.io").write_text(dir .. "/config.lua", config.to_lua(cfg,
+      string.format("resolved config of `mbpo run %s`\n%s", table.concat(args, " "),
+      "run again with: mbpo run " .. dir .. "/config.lua")))
+    if not okw then
+      clean_failed(dir, created)
+      return die("cannot write " .. dir .. "/config.lua: " .. tostring(werr))
+    end
   end
   local train = require "mbpo.train"
   -- Ctrl-C / SIGTERM: the loop saves a checkpoint at its next safe point, then stops
   local core = require "mbpo.core"
   core.defer_interrupts(true)
-  local ok, res = xpcall(train.run, MBPO_MSGHANDLER, cfg, {dir = dir, resume = o.resume ~= nil})
+  local ok, res = xpcall(train.run, MBPO_MSGHANDLER, cfg, {dir = dir, resume = o.resume ~= nil,
+    on_resume = on_resume})
   core.defer_interrupts(false)
   if not ok then
     local msg = tostring(res)
@@ -143,6 +243,10 @@ function M.main(args)
       io.stderr:write("mbpo: interrupted; checkpoint saved; resume with: mbpo run --resume ",
         dir, "\n")
       return 130
+    end
+    if not o.resume and clean_failed(dir, created) then
+      msg = msg:gsub("; the last good checkpoint is kept$", "") .. " (no checkpoint had been " ..
+        "written: what this run created in " .. dir .. " was removed)"
     end
     return die(msg)
   end

@@ -5,6 +5,8 @@ local M = {}
 
 local function finite(x) return x == x and x ~= math.huge and x ~= -math.huge end
 local function show(v)
+  if type(v) == "table" and v.mjcf then return "{mjcf = " .. tostring(v.mjcf) .. ", task = " ..
+    tostring(v.task) .. "}" end
   if type(v) == "table" then
     local p = {}
     for i, x in ipairs(v) do p[i] = tostring(x) end
@@ -38,10 +40,14 @@ local function enum(...)
     return "one of " .. table.concat(set, ", ")
   end
 end
-local function int_list(lo)
+-- a list of 1..maxn integers in [lo, hi] (layer widths)
+local function int_list(lo, hi, maxn)
   return function(v)
     if type(v) ~= "table" or #v == 0 then return "a non-empty list of integers" end
-    for _, x in ipairs(v) do if int(lo)(x) then return "a list of integers >= " .. lo end end
+    if #v > maxn then return "a list of at most " .. maxn .. " integers" end
+    for _, x in ipairs(v) do
+      if int(lo, hi)(x) then return "a list of integers in [" .. lo .. ", " .. hi .. "]" end
+    end
   end
 end
 local function boolean(v) if type(v) ~= "boolean" then return "true or false" end end
@@ -53,8 +59,32 @@ end
 
 -- the first model training needs at least this many real rows (train + holdout split)
 M.min_exploration = 10
+-- the most rows a buffer may have (2^31 - 1: row indices are C ints)
+M.max_rows = 2147483647
+
+-- a built-in task name (any spelling mbpo.env accepts) or {mjcf = FILE, task = FILE} of
+-- readable files
+local function task(v)
+  local Env = require "mbpo.env"
+  local names = "one of " .. table.concat(Env.tasks(), ", ") .. " or {mjcf = \"robot.xml\", " ..
+    "task = \"task.lua\"}"
+  if type(v) == "string" then
+    if not pcall(Env.termination, v) then return names end
+    return
+  end
+  if type(v) ~= "table" or type(v.mjcf) ~= "string" or type(v.task) ~= "string" then
+    return names
+  end
+  for _, k in ipairs({"mjcf", "task"}) do
+    local f = io.open(v[k], "r")
+    if not f then return names .. " naming readable files (cannot open " .. k .. " file '" ..
+      v[k] .. "')" end
+    f:close()
+  end
+end
 
 M.fields = {
+  ["env"] = task,
   ["seed"] = int(),
   ["epochs"] = int(1),
   ["epoch_length"] = int(1),
@@ -62,16 +92,16 @@ M.fields = {
   ["max_path_length"] = int(1),
   ["threads"] = int(0, 256),
   ["stop_return"] = function(v) if type(v) ~= "number" or v ~= v then return "a number" end end,
-  ["model.members"] = int(1, 1000),
+  ["model.members"] = int(1, 64),
   ["model.elites"] = int(1),
-  ["model.hidden"] = int_list(1),
+  ["model.hidden"] = int_list(1, 65536, 7),
   ["model.activation"] = enum("swish", "relu"),
   ["model.weight_decay"] = function(v)
     if type(v) ~= "table" then return "a list of numbers" end
     for _, x in ipairs(v) do if num(0)(x) then return "a list of numbers >= 0" end end
   end,
   ["model.lr"] = num(0, nil, true),
-  ["model.batch"] = int(1),
+  ["model.batch"] = int(1, 1048576),
   ["model.train_freq"] = int(1),
   ["model.holdout_ratio"] = num(0, 1, false, true),
   ["model.holdout_cap"] = int(1),
@@ -95,14 +125,14 @@ M.fields = {
   ["rollout.keep_terminated"] = boolean,
   ["rollout.mean_prediction"] = boolean,
   ["rollout.two_sided"] = boolean,
-  ["sac.hidden"] = int_list(1),
+  ["sac.hidden"] = int_list(1, 65536, 7),
   ["sac.lr"] = num(0, nil, true),
   ["sac.gamma"] = num(0, 1),
   ["sac.tau"] = num(0, 1, true),
   ["sac.target_entropy"] = num(),
   ["sac.init_alpha"] = num(0, nil, true),
   ["sac.auto_alpha"] = boolean,
-  ["sac.batch"] = int(1),
+  ["sac.batch"] = int(1, 16777216),
   ["sac.updates_per_step"] = int(0),
   ["sac.real_ratio"] = num(0, 1),
   ["sac.train_action"] = enum("sample", "mean"),
@@ -138,6 +168,21 @@ function M.check(cfg)
     if want then
       return string.format("config key '%s' must be %s, got %s", k, want, show(v))
     end
+  end
+  -- buffer rows: env steps of the whole run, and model rows at the longest rollout
+  local real_rows = cfg.init_exploration_steps + cfg.epochs * cfg.epoch_length
+  if real_rows > M.max_rows then
+    return string.format("config keys 'init_exploration_steps' + 'epochs' x 'epoch_length' " ..
+      "make a real buffer of %.0f rows, more than %d", real_rows, M.max_rows)
+  end
+  local s = cfg.rollout.schedule
+  local kmax = type(s) == "table" and math.max(s[3], s[4]) or type(s) == "number" and s or 1
+  local model_rows = cfg.rollout.retain_epochs * math.max(kmax, 1) * cfg.rollout.batch *
+    cfg.epoch_length / cfg.model.train_freq
+  if model_rows > M.max_rows then
+    return string.format("config keys 'rollout.retain_epochs' x rollout length x " ..
+      "'rollout.batch' x 'epoch_length' / 'model.train_freq' make a model buffer of %.0f rows, " ..
+      "more than %d", model_rows, M.max_rows)
   end
   local m = cfg.model
   if m.elites > m.members then

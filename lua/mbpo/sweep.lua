@@ -188,11 +188,11 @@ local function sweep_text(grid, cells, threads)
   return table.concat(out)
 end
 
+-- sweep.lua is data: loaded in the sandbox of config.lua files (no io, os, require, load)
 function M.load(dir)
-  local f, err = loadfile(dir .. "/sweep.lua")
-  if not f then return nil, err end
-  local ok, s = pcall(f)
-  if not ok or type(s) ~= "table" or type(s.cells) ~= "table" then
+  local ok, s = require("mbpo.config").load_sandboxed(dir .. "/sweep.lua")
+  if not ok then return nil, s end
+  if type(s) ~= "table" or type(s.cells) ~= "table" then
     return nil, dir .. "/sweep.lua is not a sweep file"
   end
   return s

@@ -117,6 +117,16 @@ end
 
 local function finite(x) return x == x and x ~= math.huge and x ~= -math.huge end
 
+-- ctor(args) or one line (no traceback) naming what could not be built: sizes the config
+-- checks cannot know (e.g. a buffer too large for the task's widths) end the run cleanly
+local function build(what, ctor, args)
+  local ok, obj = pcall(ctor, args)
+  if not ok then
+    error("cannot build the " .. what .. ": " .. tostring(obj):gsub("^[^:]*%.lua:%d+: ", ""), 0)
+  end
+  return obj
+end
+
 -- M.run(cfg, opts) with opts {dir=run directory or nil, resume=true, log=logger}
 function M.run(cfg, opts)
   opts = opts or {}
@@ -131,27 +141,39 @@ function M.run(cfg, opts)
     explore = G.new(cfg.seed, 1), act = G.new(cfg.seed, 2), rollout = G.new(cfg.seed, 3),
     batch = G.new(cfg.seed, 4), eval = G.new(cfg.seed, 5),
   }
-  local agent = SAC.new{obs = obs_dim, act = act_dim, hidden = cfg.sac.hidden, lr = cfg.sac.lr,
+  local agent = build("agent", SAC.new, {obs = obs_dim, act = act_dim, hidden = cfg.sac.hidden, lr = cfg.sac.lr,
     gamma = cfg.sac.gamma, tau = cfg.sac.tau, target_entropy = cfg.sac.target_entropy,
     init_alpha = cfg.sac.init_alpha, auto_alpha = cfg.sac.auto_alpha, batch = cfg.sac.batch,
-    seed = cfg.seed * 1000 + 11}
+    seed = cfg.seed * 1000 + 11})
   local m = cfg.model
   if #m.weight_decay ~= #m.hidden + 1 then
     error(string.format("config: model.weight_decay has %d values but model.hidden has %d " ..
       "layers (it needs one value per linear layer: %d)", #m.weight_decay, #m.hidden,
       #m.hidden + 1), 0)
   end
-  local ens = Ensemble.new{inputs = obs_dim + act_dim, outputs = obs_dim + 1,
+  local ens = build("model", Ensemble.new, {inputs = obs_dim + act_dim, outputs = obs_dim + 1,
     members = m.members, elites = m.elites, hidden = m.hidden, activation = m.activation,
     weight_decay = m.weight_decay, lr = m.lr, seed = cfg.seed * 1000 + 13,
     bounds = m.learned_bounds and "learned" or "fixed", bootstrap = m.bootstrap,
     snapshot = m.snapshot, batch = m.batch, patience = m.patience,
     holdout_ratio = m.holdout_ratio, holdout_cap = m.holdout_cap,
-    prediction = cfg.rollout.mean_prediction and "mean" or "sample"}
+    prediction = cfg.rollout.mean_prediction and "mean" or "sample"})
   local total_steps = cfg.init_exploration_steps + cfg.epochs * cfg.epoch_length
-  local real = Buffer.new{obs = obs_dim, act = act_dim, capacity = math.max(total_steps, 1)}
-  local k = k_of(1, {})
-  local mbuf = Buffer.new{obs = obs_dim, act = act_dim, capacity = model_capacity(cfg, k)}
+  local real = build("real buffer", Buffer.new, {obs = obs_dim, act = act_dim,
+    capacity = math.max(total_steps, 1)})
+  -- the schedule's k: an integer >= 0 whose model buffer fits (one line otherwise)
+  local function rollout_length(epoch, info)
+    local v = k_of(epoch, info)
+    local kk = math.type(v) == "integer" and v or (type(v) == "number" and math.tointeger(v))
+    if not kk or kk < 0 or model_capacity(cfg, kk) > require("mbpo.schema").max_rows then
+      error(string.format("config key 'rollout.schedule' gave rollout length %s at epoch %d; " ..
+        "it must be an integer >= 0 whose model buffer fits", tostring(v), epoch), 0)
+    end
+    return kk
+  end
+  local k = rollout_length(1, {})
+  local mbuf = build("model buffer", Buffer.new, {obs = obs_dim, act = act_dim,
+    capacity = model_capacity(cfg, k)})
 
   -- loop state (saved in checkpoints)
   -- t: the next env step of the current epoch (non-zero only in a checkpoint written on an
@@ -168,18 +190,32 @@ function M.run(cfg, opts)
   if opts.resume then
     local parts, where = checkpoint.load(opts.dir)
     if not parts then error("cannot resume: " .. where, 0) end
+    if type(parts.loop) ~= "table" then
+      error("cannot resume: the checkpoint has no loop state", 0)
+    end
     M.check_counters(parts.loop.counters, cfg, parts.real_buffer)
-    agent:load_state(parts.agent)
-    ens:load_state(parts.model)
-    real:load_state(parts.real_buffer)
+    local function restore(name, obj, tree)
+      local ok, rerr = checkpoint.restore(name, obj, tree)
+      if not ok then error("cannot resume: " .. rerr, 0) end
+    end
+    restore("agent", agent, parts.agent)
+    restore("model", ens, parts.model)
+    restore("real buffer", real, parts.real_buffer)
     -- resumed with more epochs: the real buffer grows (it must never drop real data)
     if real:capacity() < total_steps then real:resize(total_steps) end
     st = parts.loop.counters
-    mbuf = Buffer.new{obs = obs_dim, act = act_dim, capacity = model_capacity(cfg, st.k)}
-    mbuf:load_state(parts.model_buffer)
-    env:load_state(parts.loop.env)
-    eval_env:load_state(parts.loop.eval_env)
-    for name, g in pairs(rng) do g:set_state(parts.loop.rng[name]) end
+    mbuf = build("model buffer", Buffer.new, {obs = obs_dim, act = act_dim,
+      capacity = model_capacity(cfg, st.k)})
+    restore("model buffer", mbuf, parts.model_buffer)
+    restore("env", env, parts.loop.env)
+    restore("eval env", eval_env, parts.loop.eval_env)
+    for name, g in pairs(rng) do
+      local ok, rerr = pcall(g.set_state, g, (parts.loop.rng or {})[name])
+      if not ok then
+        error("cannot resume: the checkpoint's rng " .. name .. ": " .. tostring(rerr), 0)
+      end
+    end
+    if opts.on_resume then opts.on_resume(st) end
     obs = parts.loop.obs
     k = st.k
   else
@@ -283,7 +319,7 @@ function M.run(cfg, opts)
 
   local function do_rollouts()
     checkpoint.fault("rollout")
-    local newk = k_of(st.epoch + 1, {holdout_mse = st.model.holdout, loss = st.model.loss})
+    local newk = rollout_length(st.epoch + 1, {holdout_mse = st.model.holdout, loss = st.model.loss})
     if newk ~= st.k or mbuf:capacity() ~= model_capacity(cfg, newk) then
       st.k = newk
       mbuf:resize(model_capacity(cfg, newk))
@@ -410,6 +446,7 @@ function M.check_counters(st, cfg, real_state)
   local function bad(what)
     error("cannot resume: the checkpoint's loop counters do not fit (" .. what .. ")", 0)
   end
+  if type(st) ~= "table" then bad("none found") end
   for _, key in ipairs({"epoch", "env_steps", "t", "k"}) do
     if math.type(st[key]) ~= "integer" then bad(key .. " = " .. tostring(st[key])) end
   end
@@ -428,7 +465,7 @@ function M.check_counters(st, cfg, real_state)
   if math.type(rows) == "integer" and rows ~= math.min(st.env_steps, real_state.capacity or rows) then
     bad(string.format("the real buffer holds %d rows after %d env steps", rows, st.env_steps))
   end
-  if st.k < 1 then bad("rollout length " .. st.k) end
+  if st.k < 0 then bad("rollout length " .. st.k) end
 end
 
 -- the parts of a checkpoint

@@ -150,6 +150,8 @@ static int sac_new(lua_State *L) {
   luaL_setmetatable(L, MBL_SAC);
   MBL_CHECK(L, mbr_sacInit(&u->s, &c));
   u->live = 1;
+  /* the parameter slab and the update workspace, for the collector's pace */
+  mbL_extmem(L, sizeof(float) * (4 * u->s.npi + 10 * u->s.nq + u->s.ws_floats));
   return 1;
 }
 
@@ -446,6 +448,39 @@ static int sac_loadstate(lua_State *L) {
   const char *ints[] = {"pi_t", "q_t", "alpha_t", "updates"};
   const char *nums[] = {"log_alpha", "alpha_m", "alpha_v"};
   char err[256] = "";
+  /* the state's own agent config (obs, act, hidden), when present, against this agent's:
+     a mismatch names both shapes */
+  lua_getfield(L, 2, "config");
+  if (lua_istable(L, -1)) {
+    char have[96], got[96];
+    int n = 0, same = 1;
+    lua_getfield(L, -1, "obs");
+    lua_getfield(L, -2, "act");
+    lua_getfield(L, -3, "hidden");
+    lua_Integer so = lua_tointeger(L, -3), sa = lua_tointeger(L, -2);
+    same = so == s->cfg.obs && sa == s->cfg.act;
+    n = snprintf(got, sizeof got, "obs %lld, act %lld, hidden {", (long long)so, (long long)sa);
+    lua_Integer nh = lua_istable(L, -1) ? (lua_Integer)lua_rawlen(L, -1) : 0;
+    if (nh != s->cfg.nhidden) same = 0;
+    for (lua_Integer i = 1; i <= nh && i <= 16 && n > 0 && n < (int)sizeof got; i++) {
+      lua_rawgeti(L, -1, i);
+      lua_Integer h = lua_tointeger(L, -1);
+      lua_pop(L, 1);
+      if (i > s->cfg.nhidden || h != s->cfg.hidden[i - 1]) same = 0;
+      n += snprintf(got + n, sizeof got - (size_t)n, i > 1 ? ",%lld" : "%lld", (long long)h);
+    }
+    if (n > 0 && n < (int)sizeof got - 1) { got[n] = '}'; got[n + 1] = 0; }
+    lua_pop(L, 3);
+    if (!same) {
+      n = snprintf(have, sizeof have, "obs %d, act %d, hidden {", s->cfg.obs, s->cfg.act);
+      for (int i = 0; i < s->cfg.nhidden && n > 0 && n < (int)sizeof have; i++)
+        n += snprintf(have + n, sizeof have - (size_t)n, i ? ",%d" : "%d", s->cfg.hidden[i]);
+      if (n > 0 && n < (int)sizeof have - 1) { have[n] = '}'; have[n + 1] = 0; }
+      snprintf(err, sizeof err, "sac:load_state: the state is of an agent with %s, this agent "
+               "has %s", got, have);
+    }
+  }
+  lua_pop(L, 1);
   /* check everything first, so a bad table leaves the agent unchanged */
   for (size_t i = 0; !err[0] && i < na; i++) {
     lua_getfield(L, 2, arrs[i].k);

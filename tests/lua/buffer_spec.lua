@@ -243,7 +243,7 @@ describe("native memory and the collector", function()
     f:close()
     return res * 4096 / 2 ^ 20
   end
-  it("keeps RSS bounded over loops creating ensembles, buffers, envs and tensors", function()
+  it("keeps RSS bounded over loops creating ensembles, buffers, envs, tensors and agents", function()
     local Ensemble = require "mbpo.ensemble"
     local E = require "mbpo.env"
     local T = require "mbpo.tensor"
@@ -256,11 +256,15 @@ describe("native memory and the collector", function()
     for _ = 1, 200 do local _ = E.make("Humanoid") end
     for _ = 1, 100 do local _ = T.zeros(1000, 4000) end
     local r3 = rss_mib()
+    local SAC = require "mbpo.sac"
+    for i = 1, 100 do local _ = SAC.new{obs = 17, act = 6, hidden = {512, 512}, seed = i} end
+    local r4 = rss_mib()
     -- bound: 128 MiB between full collections, plus a few live objects and allocator slack
     check(r1 - r0 < 400, "100 ensembles (1.4 GB in all): RSS grew %.0f MiB (bound 400)", r1 - r0)
     check(r2 - r0 < 400, "and 100 buffers (1.7 GB): RSS grew %.0f MiB (bound 400)", r2 - r0)
     check(r3 - r0 < 500, "and 200 envs, 100 tensors (1.6 GB): RSS grew %.0f MiB (bound 500)",
           r3 - r0)
+    check(r4 - r0 < 500, "and 100 agents (1.5 GB): RSS grew %.0f MiB (bound 500)", r4 - r0)
   end)
 end)
 

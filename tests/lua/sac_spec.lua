@@ -204,6 +204,11 @@ describe("agent:state", function()
     local other = SAC.new{obs = 3, act = 2, hidden = {8}}:state()
     local ok, msg = a:load_state(other)
     eq(ok, nil)
+    check(msg:find("the state is of an agent with obs 3, act 2, hidden {8}, this agent has " ..
+      "obs 3, act 2, hidden {16,16}", 1, true), "message: %s", msg)
+    other.config = nil -- without its config, the sizes of the arrays are checked
+    ok, msg = a:load_state(other)
+    eq(ok, nil)
     check(msg:find("pi must be a contiguous tensor of", 1, true), "message: %s", msg)
     local st = a:state()
     st.rng = "zz"

@@ -162,14 +162,15 @@ describe("mbpo sweep", function()
 
   it("reports a failing cell as failed with its last error line; the others finish", function()
     local d = base .. "/failing"
-    local rc, out = sh(string.format("cd %q && %q sweep %q seed=1 env=Nope,InvertedPendulum epochs=2 --out %q",
+    -- sac.lr=1e30 passes the config checks and diverges in the first SAC updates
+    local rc, out = sh(string.format("cd %q && %q sweep %q seed=1 sac.lr=1e30,0.0003 epochs=2 --out %q",
       base, exe, tiny, d))
     eq(rc, 1, "a sweep with a failed cell exits 1:\n" .. out)
-    check(out:find("unknown task 'Nope'", 1, true), "error line in: %s", out)
+    check(out:find("SAC update produced NaN/Inf", 1, true), "error line in: %s", out)
     local st
     rc, st = sh(string.format("%q sweep --status %q", exe, d))
-    check(st:match("env=Nope%S*%s+epoch %-%s+eval_return %-%s+failed: mbpo: .*unknown task 'Nope'"), "status:\n%s", st)
-    check(st:match("env=InvertedPendulum%S*%s+epoch 2 .* done"), "status:\n%s", st)
+    check(st:match("sac.lr=1e30%S*%s+epoch %-%s+eval_return %-%s+failed: mbpo: SAC update produced NaN/Inf"), "status:\n%s", st)
+    check(st:match("sac.lr=0.0003%S*%s+epoch 2 .* done"), "status:\n%s", st)
     check(st:match("2 cells: 1 done, 0 running, 0 pending, 1 failed"), "summary:\n%s", st)
   end)
 
