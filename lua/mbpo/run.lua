@@ -32,7 +32,9 @@ end
 -- the keys a --resume may change: they alter no state a checkpoint holds (network sizes, the
 -- task, capacities and the other settings stay those the run was made with)
 M.resume_keys = {epochs = true, stop_return = true, threads = true, ["eval.episodes"] = true,
-  ["eval.every"] = true, ["log.quiet"] = true, ["log.plot"] = true, ["model.max_seconds"] = true}
+  ["eval.every"] = true, ["log.quiet"] = true, ["log.plot"] = true, ["model.max_seconds"] = true,
+  ["video.every"] = true, ["video.episodes"] = true, ["video.width"] = true,
+  ["video.height"] = true, ["video.camera"] = true}
 
 local function same(a, b)
   if type(a) ~= "table" or type(b) ~= "table" then return a == b end
