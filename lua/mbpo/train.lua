@@ -245,8 +245,6 @@ function M.run(cfg, opts)
     log:line("mbpo: resumed from %s at epoch %d (env step %d)", opts.dir, st.epoch, st.env_steps)
   end
 
-  local batch = nil
-
   local function train_model()
     checkpoint.fault("model")
     local n = real:size()
@@ -283,17 +281,17 @@ function M.run(cfg, opts)
     st.nonfinite = (st.nonfinite or 0) + info.nonfinite
   end
 
+  -- G updates in one call: each samples a mixed batch from D_env and D_model (rng.batch) and
+  -- adds its statistics into st.sac_sum, bit for bit the per-update Lua loop
   local function sac_updates()
-    for _ = 1, cfg.sac.updates_per_step do
-      batch = Buffer.sample_mixed(real, mbuf, cfg.sac.batch, cfg.sac.real_ratio, rng.batch, batch)
-      checkpoint.fault("sac")
-      local r = agent:update(batch)
-      if not (finite(r.critic_loss) and finite(r.actor_loss)) then
-        fail(string.format("SAC update produced NaN/Inf (critic loss %s, actor loss %s)",
-          tostring(r.critic_loss), tostring(r.actor_loss)))
-      end
-      for key, v in pairs(r) do st.sac_sum[key] = (st.sac_sum[key] or 0) + v end
-      st.sac_n = st.sac_n + 1
+    local G = cfg.sac.updates_per_step
+    checkpoint.fault("sac", G)
+    local n, closs, aloss = agent:update_mixed(real, mbuf, G, cfg.sac.real_ratio, rng.batch,
+      st.sac_sum)
+    st.sac_n = st.sac_n + n
+    if n < G then
+      fail(string.format("SAC update produced NaN/Inf (critic loss %s, actor loss %s)",
+        tostring(closs), tostring(aloss)))
     end
   end
 

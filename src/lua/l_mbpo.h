@@ -44,6 +44,11 @@ float *mbL_checkmatrix(lua_State *L, int idx, const char *fname, const char *arg
 mbRng *mbL_checkrng(lua_State *L, int idx);
 mbRng *mbL_testrng(lua_State *L, int idx);
 
+/* Buffer userdata (l_buffer.c) ------------------------------------------------------ */
+struct mbBuffer;
+/* The mbpo.Buffer at idx (raises when it is not one or has been closed). */
+struct mbBuffer *mbL_checkbuffer(lua_State *L, int idx);
+
 /* Module openers (one per l_*.c) --------------------------------------------------- */
 
 /* The common shape of an opener: creates the metatable tname holding metameth, with
