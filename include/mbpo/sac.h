@@ -35,6 +35,7 @@ typedef struct mbSacConfig {
   int auto_alpha;                     /* 1: learn log_alpha; 0: alpha fixed at init_alpha */
   int batch;                          /* rows the update workspaces are sized for (256) */
   uint64_t seed;                      /* initial weights and the agent's generator */
+  mbPrecision prec;                   /* of the networks' matrix products (MB_FP32) */
 } mbSacConfig;
 
 /* What one update measured (all means over the batch). NaN or Inf here means the batch or

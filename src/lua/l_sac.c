@@ -2,9 +2,12 @@
      local SAC = require "mbpo.sac"
      local agent = SAC.new{obs = 11, act = 3, hidden = {256, 256}, lr = 3e-4, gamma = 0.99,
                            tau = 5e-3, target_entropy = -3, init_alpha = 1, auto_alpha = true,
-                           batch = 256, seed = 0}
+                           batch = 256, seed = 0, precision = "fp32"}
          (also actor_lr, critic_lr, alpha_lr, each defaulting to lr; target_entropy defaults
-         to -act; auto_alpha = false keeps alpha at init_alpha; unknown keys are errors)
+         to -act; auto_alpha = false keeps alpha at init_alpha; precision "bf16" runs the
+         matrix products of the update and of act with bf16 operands and fp32 accumulation
+         (weights, Adam, losses and elementwise work stay fp32; a CPU without AVX512-BF16
+         or AMX refuses it in one line); unknown keys are errors)
      agent:update(batch [, stats])  batch = {obs=, act=, reward=, next_obs=, done=}
      agent:update(obs, act, reward, next_obs, done [, stats])
          one whole update (critic, actor, temperature, Polyak; noise from the agent's own
@@ -67,7 +70,7 @@ static mbSac *checksac(lua_State *L, int idx) {
 
 static const char *const cfgkeys[] = {
   "obs", "act", "hidden", "lr", "actor_lr", "critic_lr", "alpha_lr", "gamma", "tau",
-  "target_entropy", "init_alpha", "auto_alpha", "batch", "seed", NULL};
+  "target_entropy", "init_alpha", "auto_alpha", "batch", "seed", "precision", NULL};
 
 static lua_Number optnum(lua_State *L, int t, const char *k, lua_Number def) {
   lua_Number v = def;
@@ -146,6 +149,14 @@ static void readconfig(lua_State *L, int idx, mbSacConfig *c) {
   if (batch < 1 || batch > (1 << 24)) luaL_error(L, "SAC.new: batch must be in 1..16777216");
   c->batch = (int)batch;
   c->seed = (uint64_t)optint(L, idx, "seed", 0);
+  if (lua_getfield(L, idx, "precision") != LUA_TNIL) {
+    const char *p = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
+    if (strcmp(p, "fp32") == 0) c->prec = MB_FP32;
+    else if (strcmp(p, "bf16") == 0) c->prec = MB_BF16;
+    else luaL_error(L, "SAC.new: precision must be \"fp32\" or \"bf16\", got %s",
+                    lua_type(L, -1) == LUA_TSTRING ? p : luaL_typename(L, -1));
+  }
+  lua_pop(L, 1);
 }
 
 /* SAC.new(config) */
@@ -437,6 +448,8 @@ static void pushconfig(lua_State *L, const mbSacConfig *c) {
   setnum(L, "init_alpha", c->init_alpha);
   lua_pushboolean(L, c->auto_alpha);
   lua_setfield(L, -2, "auto_alpha");
+  lua_pushstring(L, c->prec == MB_BF16 ? "bf16" : "fp32");
+  lua_setfield(L, -2, "precision");
   lua_pushinteger(L, c->batch);
   lua_setfield(L, -2, "batch");
   lua_pushinteger(L, (lua_Integer)c->seed);

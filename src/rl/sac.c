@@ -71,6 +71,9 @@ static int check_config(const mbSacConfig *c) {
     return mbu_error("sac: target_entropy must be finite, got %g", (double)c->target_entropy);
   if (c->batch < 1 || c->batch > (1 << 24))
     return mbu_error("sac: batch must be in 1..%d, got %d", 1 << 24, c->batch);
+  if (c->prec != MB_FP32 && c->prec != MB_BF16)
+    return mbu_error("sac: unknown precision %d", (int)c->prec);
+  if (c->prec == MB_BF16 && mbn_bf16Check(NULL, 0) < 0) return MB_ERR;
   return MB_OK;
 }
 
@@ -91,6 +94,9 @@ int mbr_sacInit(mbSac *s, const mbSacConfig *c) {
   sizes[0] = c->obs + c->act;
   sizes[L] = 1;
   if (mbn_mlpInit(&s->q, L, sizes, MB_ACT_RELU) < 0) return MB_ERR;
+  /* bf16: the products of every layer wide enough (mbn_gemm); the first layers (11..35
+     input columns) and the critics' one-unit output stay fp32 by size */
+  s->pi.prec = s->q.prec = c->prec;
   s->npi = s->pi.nparams;
   s->nq = s->q.nparams;
   /* one slab: pi p, m, v, g; then q p, targ, m, v, g (each critic pair [2 nq]) */

@@ -41,6 +41,20 @@ describe("SAC.new", function()
     check(tostring(a):find("mbpo.Sac", 1, true), "tostring: %s", tostring(a))
   end)
 
+  it("takes a precision: fp32 (default) or bf16, kept in its config", function()
+    eq(small():config().precision, "fp32")
+    raises(function() small{precision = "fp16"} end, 'precision must be "fp32" or "bf16", got fp16')
+    raises(function() small{precision = 16} end, 'precision must be "fp32" or "bf16", got number')
+    local ok, a = pcall(small, {precision = "bf16"})
+    if not ok then -- a CPU without native bf16 refuses in one line
+      check(tostring(a):find("use precision=fp32", 1, true), "message: %s", tostring(a))
+      return
+    end
+    eq(a:config().precision, "bf16")
+    local b = SAC.new(a:state().config)
+    eq(b:config().precision, "bf16", "config round trip")
+  end)
+
   it("rejects bad configurations with the values in the message", function()
     raises(SAC.new, "obs and act are required", {act = 2})
     raises(SAC.new, "unknown option 'hiden'", {obs = 3, act = 1, hiden = {8}})
