@@ -162,6 +162,9 @@ void mbn_addBias(float *y, const float *b, int B, int n);
      dW[in x out][k0:k1, :] = x[B x in][:, k0:k1]^T @ dy[B x out] */
 void mbn_linearBackwardRows(float *dW, const float *dy, const float *x, int B, int in, int out,
                             int k0, int k1);
+/* mbn_linearBackwardRows with its product in precision prec (mbn_gemm). */
+void mbn_linearBackwardRowsP(mbPrecision prec, float *dW, const float *dy, const float *x, int B,
+                             int in, int out, int k0, int k1);
 
 /* The bias gradient of columns [c0, c1), overwritten: db[out][c0:c1] = sum_rows dy[:, c0:c1] */
 void mbn_biasGrad(float *db, const float *dy, int B, int out, int c0, int c1);
