@@ -35,6 +35,8 @@ M.defaults = {
   init_exploration_steps = 5000,
   max_path_length = 1000,      -- episode cut (not stored as terminal)
   threads = 0,                 -- 0: keep MBPO_THREADS / the default
+  precision = "fp32",          -- "bf16": the matrix products of SAC and the model ensemble in
+                               -- bf16 with fp32 accumulation (AVX512-BF16 / AMX CPUs)
   stop_return = math.huge,     -- stop once the mean evaluation return reaches this
   model = {
     members = 7, elites = 5,
@@ -126,23 +128,31 @@ function M.run(cfg, opts)
     explore = G.new(cfg.seed, 1), act = G.new(cfg.seed, 2), rollout = G.new(cfg.seed, 3),
     batch = G.new(cfg.seed, 4), eval = G.new(cfg.seed, 5),
   }
-  local agent = SAC.new{obs = obs_dim, act = act_dim, hidden = cfg.sac.hidden, lr = cfg.sac.lr,
-    gamma = cfg.sac.gamma, tau = cfg.sac.tau, target_entropy = cfg.sac.target_entropy,
-    init_alpha = cfg.sac.init_alpha, auto_alpha = cfg.sac.auto_alpha, batch = cfg.sac.batch,
-    seed = cfg.seed * 1000 + 11}
+  -- a CPU without native bf16 refuses precision = "bf16" in one line
+  local function native(new, opts)
+    local ok, obj = pcall(new, opts)
+    if not ok and tostring(obj):find("precision bf16", 1, true) then error(tostring(obj), 0) end
+    if not ok then error(obj, 0) end
+    return obj
+  end
+  local agent = native(SAC.new, {obs = obs_dim, act = act_dim, hidden = cfg.sac.hidden,
+    lr = cfg.sac.lr, gamma = cfg.sac.gamma, tau = cfg.sac.tau,
+    target_entropy = cfg.sac.target_entropy, init_alpha = cfg.sac.init_alpha,
+    auto_alpha = cfg.sac.auto_alpha, batch = cfg.sac.batch, seed = cfg.seed * 1000 + 11,
+    precision = cfg.precision})
   local m = cfg.model
   if #m.weight_decay ~= #m.hidden + 1 then
     error(string.format("config: model.weight_decay has %d values but model.hidden has %d " ..
       "layers (it needs one value per linear layer: %d)", #m.weight_decay, #m.hidden,
       #m.hidden + 1), 0)
   end
-  local ens = Ensemble.new{inputs = obs_dim + act_dim, outputs = obs_dim + 1,
+  local ens = native(Ensemble.new, {inputs = obs_dim + act_dim, outputs = obs_dim + 1,
     members = m.members, elites = m.elites, hidden = m.hidden, activation = m.activation,
     weight_decay = m.weight_decay, lr = m.lr, seed = cfg.seed * 1000 + 13,
     bounds = m.learned_bounds and "learned" or "fixed", bootstrap = m.bootstrap,
     snapshot = m.snapshot, batch = m.batch, patience = m.patience,
     holdout_ratio = m.holdout_ratio, holdout_cap = m.holdout_cap,
-    prediction = cfg.rollout.mean_prediction and "mean" or "sample"}
+    prediction = cfg.rollout.mean_prediction and "mean" or "sample", precision = cfg.precision})
   local total_steps = cfg.init_exploration_steps + cfg.epochs * cfg.epoch_length
   local real = Buffer.new{obs = obs_dim, act = act_dim, capacity = math.max(total_steps, 1)}
   local k = k_of(1, {})
