@@ -96,6 +96,9 @@ local function peer_act(obs, act, rows)
   return best
 end
 
+M.peer_act = peer_act
+
+-- one machine-readable line (times in ms; peer nil: "nan")
 function M.summary(kernel, precision, ours, peer)
   io.write(string.format("summary %s %s ours %.3f peer %s ratio %s\n", kernel, precision, ours,
     peer and string.format("%.3f", peer) or "nan",
