@@ -244,6 +244,7 @@ int mbn_gemm(mbPrecision prec, int ta, int tb, int M, int N, int K, float alpha,
 
 int mbn_bf16Check(char *impl, size_t n) {
   pthread_once(&g.once, init_engine);
+  omp_set_num_threads(1);   /* creating the probe starts no OpenMP team either */
   if (!g.ok) return mbu_error("precision bf16: oneDNN found no CPU engine");
   Prim p;
   char name[128] = "?";

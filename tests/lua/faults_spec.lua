@@ -102,6 +102,18 @@ describe("faults", function()
     end
   end)
 
+  it("a CPU without native bf16 refuses precision=bf16 in one line", function()
+    -- oneDNN limited to AVX2 / AVX-512 without BF16, as on such a CPU
+    for _, isa in ipairs{"AVX2", "AVX512_CORE"} do
+      local d = base .. "/isa_" .. isa
+      local r, o = mbpo("ONEDNN_MAX_CPU_ISA=" .. isa,
+        string.format("run %q epochs=1 precision=bf16 --out %q", tiny, d))
+      eq(r, 1, o)
+      check(o:find("use precision=fp32", 1, true), "message: %s", o)
+      check(not o:find("traceback", 1, true), "one line: %s", o)
+    end
+  end)
+
   it("a checkpoint write that fails keeps the previous checkpoint, in one line", function()
     local d = base .. "/full"
     local r, o = mbpo("", string.format("run %q epochs=1 seed=5 --out %q", tiny, d))
