@@ -8,7 +8,11 @@
    calling thread), so the parallelism is always our pool's, which follows MBPO_THREADS; no
    OpenMP team is ever started, nothing spins beside OpenBLAS and the pool, and a product
    computed by one thread gives the same bits whatever the thread count.
-   Primitives are created once per shape and thread and reused (a small per-thread cache). */
+   Primitives are created once per shape and thread and reused (a small per-thread cache).
+   Row counts that vary from call to call (the critic rows that gave the minimum, the rows
+   of a model step routed to one elite) are padded with zero rows up to a multiple of
+   ROWPAD, so that a handful of shapes serve them all instead of a new primitive (and a new
+   JIT kernel) per count; the padded rows' results are discarded. */
 #include "mbpo/nn.h"
 #include "mbpo/core.h"
 
@@ -23,7 +27,8 @@
 #include <omp.h>
 #include <oneapi/dnnl/dnnl.h>
 
-#define CACHE_SLOTS 48
+#define CACHE_SLOTS 96
+#define ROWPAD 32
 
 typedef struct Prim {
   int ta, tb, M, N, K, ldc;
@@ -40,6 +45,8 @@ typedef struct ThreadState {
   int ncache, evict;
   uint16_t *abuf, *bbuf;
   size_t acap, bcap;
+  float *cbuf;              /* padded result rows */
+  size_t ccap;
 } ThreadState;
 
 static struct {
@@ -91,15 +98,16 @@ float mbn_bf16Round(float x) {
   return f;
 }
 
-/* packs rows x cols of src (leading dimension ld) into dst [rows x cols] as bf16, the same
-   rounding as tobf16, 16 values per step with AVX2 */
-static void pack(uint16_t *restrict dst, const float *restrict src, int rows, int cols, int ld) {
+/* packs rows x cols of src (leading dimension ld) into dst [rows x dcols] as bf16, the same
+   rounding as tobf16, 16 values per step with AVX2; columns cols..dcols-1 become zeros */
+static void pack(uint16_t *restrict dst, const float *restrict src, int rows, int cols, int ld,
+                 int dcols) {
   const __m256i one = _mm256_set1_epi32(1), bias = _mm256_set1_epi32(0x7fff);
   const __m256i abs = _mm256_set1_epi32(0x7fffffff), inf = _mm256_set1_epi32(0x7f800000);
   const __m256i quiet = _mm256_set1_epi32(0x40);
   for (int r = 0; r < rows; r++) {
     const float *s = src + (size_t)r * ld;
-    uint16_t *d = dst + (size_t)r * cols;
+    uint16_t *d = dst + (size_t)r * dcols;
     int c = 0;
     for (; c + 16 <= cols; c += 16) {
       __m256i h[2];
@@ -116,6 +124,7 @@ static void pack(uint16_t *restrict dst, const float *restrict src, int rows, in
       _mm256_storeu_si256((__m256i *)(void *)(d + c), p);
     }
     for (; c < cols; c++) d[c] = tobf16(s[c]);
+    for (; c < dcols; c++) d[c] = 0;
   }
 }
 
@@ -217,24 +226,48 @@ int mbn_gemm(mbPrecision prec, int ta, int tb, int M, int N, int K, float alpha,
   if (prec == MB_BF16 && use_bf16(M, N, K)) {
     ThreadState *t = thread_state();
     if (!t) return mbu_error("gemm: oneDNN is not available (engine or stream)");
-    size_t na = (size_t)M * K, nb = (size_t)K * N;
+    int Mp = (M + ROWPAD - 1) / ROWPAD * ROWPAD;
+    size_t na = (size_t)Mp * K, nb = (size_t)K * N;
     if (grow(&t->abuf, &t->acap, na) < 0 || grow(&t->bbuf, &t->bcap, nb) < 0) return MB_ERR;
-    if (ta) pack(t->abuf, A, K, M, lda);
-    else pack(t->abuf, A, M, K, lda);
-    if (tb) pack(t->bbuf, B, N, K, ldb);
-    else pack(t->bbuf, B, K, N, ldb);
-    Prim *p = lookup(t, ta, tb, M, N, K, ldc, alpha, beta);
+    if (ta) pack(t->abuf, A, K, M, lda, Mp);
+    else {
+      pack(t->abuf, A, M, K, lda, K);
+      memset(t->abuf + (size_t)M * K, 0, sizeof(uint16_t) * (size_t)(Mp - M) * K);
+    }
+    if (tb) pack(t->bbuf, B, N, K, ldb, K);
+    else pack(t->bbuf, B, K, N, ldb, N);
+    /* padded: the result goes to scratch rows (holding C's rows first when beta needs them) */
+    float *out = C;
+    int ldo = ldc;
+    if (Mp != M) {
+      if (t->ccap < (size_t)Mp * N) {
+        float *c = mbu_alignedAlloc(sizeof(float) * (size_t)Mp * N);
+        if (!c) return MB_ERR;
+        mbu_free(t->cbuf);
+        t->cbuf = c;
+        t->ccap = (size_t)Mp * N;
+      }
+      out = t->cbuf;
+      ldo = N;
+      if (beta != 0.0f)
+        for (int i = 0; i < M; i++)
+          memcpy(out + (size_t)i * N, C + (size_t)i * ldc, sizeof(float) * (size_t)N);
+    }
+    Prim *p = lookup(t, ta, tb, Mp, N, K, ldo, alpha, beta);
     if (!p)
       return mbu_error("gemm: oneDNN has no bf16 matmul for [%d x %d] @ [%d x %d] on this CPU",
                        M, K, K, N);
     dnnl_memory_set_data_handle(p->a, t->abuf);
     dnnl_memory_set_data_handle(p->b, t->bbuf);
-    dnnl_memory_set_data_handle(p->c, C);
+    dnnl_memory_set_data_handle(p->c, out);
     dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, p->a}, {DNNL_ARG_WEIGHTS, p->b},
                                {DNNL_ARG_DST, p->c}};
     if (dnnl_primitive_execute(p->prim, t->stream, 3, args) != dnnl_success ||
         dnnl_stream_wait(t->stream) != dnnl_success)
       return mbu_error("gemm: oneDNN matmul failed for [%d x %d] @ [%d x %d]", M, K, K, N);
+    if (out != C)
+      for (int i = 0; i < M; i++)
+        memcpy(C + (size_t)i * ldc, out + (size_t)i * N, sizeof(float) * (size_t)N);
     return MB_OK;
   }
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M,
