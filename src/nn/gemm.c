@@ -23,7 +23,9 @@
 #include <string.h>
 
 #include <cblas.h>
+#ifdef __AVX2__
 #include <immintrin.h>
+#endif
 #include <omp.h>
 #include <oneapi/dnnl/dnnl.h>
 
@@ -102,13 +104,16 @@ float mbn_bf16Round(float x) {
    rounding as tobf16, 16 values per step with AVX2; columns cols..dcols-1 become zeros */
 static void pack(uint16_t *restrict dst, const float *restrict src, int rows, int cols, int ld,
                  int dcols) {
+#ifdef __AVX2__
   const __m256i one = _mm256_set1_epi32(1), bias = _mm256_set1_epi32(0x7fff);
   const __m256i abs = _mm256_set1_epi32(0x7fffffff), inf = _mm256_set1_epi32(0x7f800000);
   const __m256i quiet = _mm256_set1_epi32(0x40);
+#endif
   for (int r = 0; r < rows; r++) {
     const float *s = src + (size_t)r * ld;
     uint16_t *d = dst + (size_t)r * dcols;
     int c = 0;
+#ifdef __AVX2__
     for (; c + 16 <= cols; c += 16) {
       __m256i h[2];
       for (int k = 0; k < 2; k++) {
@@ -123,6 +128,7 @@ static void pack(uint16_t *restrict dst, const float *restrict src, int rows, in
       __m256i p = _mm256_permute4x64_epi64(_mm256_packus_epi32(h[0], h[1]), 0xd8);
       _mm256_storeu_si256((__m256i *)(void *)(d + c), p);
     }
+#endif
     for (; c < cols; c++) d[c] = tobf16(s[c]);
     for (; c < dcols; c++) d[c] = 0;
   }
