@@ -17,11 +17,11 @@ CFLAGS  ?= $(OPT) -g
 SANFLAGS ?=
 ALL_CFLAGS := $(CFLAGS) $(SANFLAGS) -std=c11 -D_GNU_SOURCE $(WARN) -Iinclude -Isrc \
               $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-ALL_LDLIBS := $(SANFLAGS) $(LDLIBS) $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lmujoco -lpthread -lm
+ALL_LDLIBS := $(SANFLAGS) $(LDLIBS) $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lmujoco -ldnnl -lgomp -lpthread -lm
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 DEB_PKGS := build-essential pkg-config liblua5.4-dev lua-filesystem-dev libopenblas-dev \
-            libmujoco-dev libcjson-dev gnuplot-nox \
+            libmujoco-dev libcjson-dev gnuplot-nox libdnnl-dev \
             libegl-dev libegl-mesa0 libgl1-mesa-dri ffmpeg
 
 # Goals that build directly need the packages already; say so in one line instead of a compiler

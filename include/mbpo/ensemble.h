@@ -42,6 +42,8 @@ typedef struct mbEnsembleConfig {
   int batch;                 /* minibatch rows per member: 256 */
   int patience;              /* stop after more than this many epochs without improvement: 5 */
   float improvement;         /* relative holdout improvement that counts: 0.01 */
+  mbPrecision prec;          /* of the members' matrix products: MB_FP32 (default) or
+                                MB_BF16 (training forward/backward and inference) */
 } mbEnsembleConfig;
 
 /* Options of one fit call (mbn_fitDefaults copies them from the config). */

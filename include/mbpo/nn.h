@@ -12,6 +12,28 @@
 
 #include "mbpo/rng.h"
 
+/* Precision of the matrix products ------------------------------------------------------ */
+
+/* MB_FP32: OpenBLAS sgemm. MB_BF16: operands rounded to bfloat16, fp32 accumulation and
+   result (oneDNN matmul; AVX512-BF16 or AMX); everything else stays fp32. */
+typedef enum mbPrecision { MB_FP32 = 0, MB_BF16 = 1 } mbPrecision;
+
+/* In bf16, products with M, N or K under this stay on sgemm in fp32 (small-K first layers,
+   one-unit outputs: too small for the matrix units to pay). */
+#define MB_BF16_MIN_DIM 32
+
+/* C[M x N] = alpha op(A) op(B) + beta C, row-major, op(X) = X^T when tX (A is [K x M] then,
+   B [N x K]), as cblas_sgemm; in prec (src/nn/gemm.c). MB_ERR when oneDNN fails. */
+int mbn_gemm(mbPrecision prec, int ta, int tb, int M, int N, int K, float alpha, const float *A,
+             int lda, const float *B, int ldb, float beta, float *C, int ldc);
+
+/* x rounded to the nearest bfloat16 (ties to even), as the bf16 products round operands. */
+float mbn_bf16Round(float x);
+
+/* MB_OK when bf16 products run natively here (oneDNN picks an AVX512-BF16 or AMX kernel);
+   else MB_ERR with a one-line message. impl [n] receives oneDNN's kernel name. */
+int mbn_bf16Check(char *impl, size_t n);
+
 /* Linear ------------------------------------------------------------------------------- */
 
 /* y[B x out] = x[B x in] @ W[in x out] + b[out]   (b may be NULL) */
@@ -24,6 +46,12 @@ void mbn_linearForward(float *y, const float *x, const float *W, const float *b,
      db[out]      += sum_rows dy  (skipped when db is NULL) */
 void mbn_linearBackward(float *dx, float *dW, float *db, const float *dy, const float *x,
                         const float *W, int B, int in, int out);
+
+/* The two above with their products in precision prec (mbn_gemm). */
+void mbn_linearForwardP(mbPrecision prec, float *y, const float *x, const float *W,
+                        const float *b, int B, int in, int out);
+void mbn_linearBackwardP(mbPrecision prec, float *dx, float *dW, float *db, const float *dy,
+                         const float *x, const float *W, int B, int in, int out);
 
 /* Activations (elementwise over n; in place allowed: y == x, dx == dy) ------------------ */
 
@@ -81,6 +109,7 @@ typedef struct mbMlp {
   mbActivation act;
   size_t woff[MB_MLP_MAXLAYERS], boff[MB_MLP_MAXLAYERS];
   size_t nparams;
+  mbPrecision prec;     /* of its matrix products (MB_FP32 from mbn_mlpInit) */
 } mbMlp;
 
 /* Fills the descriptor; MB_ERR on a bad layer count or size. */
@@ -133,6 +162,9 @@ void mbn_addBias(float *y, const float *b, int B, int n);
      dW[in x out][k0:k1, :] = x[B x in][:, k0:k1]^T @ dy[B x out] */
 void mbn_linearBackwardRows(float *dW, const float *dy, const float *x, int B, int in, int out,
                             int k0, int k1);
+/* mbn_linearBackwardRows with its product in precision prec (mbn_gemm). */
+void mbn_linearBackwardRowsP(mbPrecision prec, float *dW, const float *dy, const float *x, int B,
+                             int in, int out, int k0, int k1);
 
 /* The bias gradient of columns [c0, c1), overwritten: db[out][c0:c1] = sum_rows dy[:, c0:c1] */
 void mbn_biasGrad(float *db, const float *dy, int B, int out, int c0, int c1);

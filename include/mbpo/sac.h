@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mbpo/buffer.h"
 #include "mbpo/nn.h"
 #include "mbpo/rng.h"
 
@@ -34,6 +35,7 @@ typedef struct mbSacConfig {
   int auto_alpha;                     /* 1: learn log_alpha; 0: alpha fixed at init_alpha */
   int batch;                          /* rows the update workspaces are sized for (256) */
   uint64_t seed;                      /* initial weights and the agent's generator */
+  mbPrecision prec;                   /* of the networks' matrix products (MB_FP32) */
 } mbSacConfig;
 
 /* What one update measured (all means over the batch). NaN or Inf here means the batch or
@@ -74,6 +76,8 @@ typedef struct mbSac {
   int act_nthreads;
   float *act_ws;
   size_t act_ws_floats;
+  int batch_cap;                    /* rows of batch_ws (mbr_sacUpdatesMixed's sampled batch) */
+  float *batch_ws;                  /* obs, act, reward, next_obs, done of batch_cap rows */
 } mbSac;
 
 /* Fills c with the reference hyper-parameters for obs and act widths. */
@@ -92,6 +96,23 @@ void mbr_sacFree(mbSac *s);
    memory (workspaces grow when B exceeds the configured batch). */
 int mbr_sacUpdate(mbSac *s, mbSacStats *st, const float *obs, const float *act,
                   const float *reward, const float *next_obs, const float *done, int B);
+
+/* Running sums of the statistics of successive updates (each field the sum of that field
+   over the updates, added one update at a time in update order). */
+typedef struct mbSacSums {
+  double q1_loss, q2_loss, critic_loss, actor_loss, alpha_loss, alpha, q_mean, q_pi,
+         target_mean, entropy;
+} mbSacSums;
+
+/* n updates, each on a batch of B rows drawn by mbr_bufferSampleMixed(real, model, g, B,
+   real_ratio) into a workspace of s: the same draws from g in the same order and the same
+   arithmetic as n rounds of mbr_bufferSampleMixed + mbr_sacUpdate, so results are bit for bit
+   those of that loop. Each update's statistics are added to sums (critic_loss = q1_loss +
+   q2_loss) unless its critic or actor loss is not finite: then it stops there, leaves that
+   update's statistics in bad and returns the number of finite updates before it (< n). Returns
+   n when all were finite, MB_ERR on an error (empty buffers, widths that differ, memory). */
+int mbr_sacUpdatesMixed(mbSac *s, mbSacSums *sums, mbSacStats *bad, const mbBuffer *real,
+                        const mbBuffer *model, mbRng *g, int B, double real_ratio, int n);
 
 /* The update's losses and gradients with given noise, without any parameter change:
    eps_next [B x act] samples a' ~ pi(s') for the targets, eps [B x act] samples the actor

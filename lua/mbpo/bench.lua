@@ -106,17 +106,33 @@ function M.main(args)
   end
   local known = {}
   for _, n in ipairs(M.kernels()) do known[n] = true end
-  for _, n in ipairs(names) do
-    if not known[n] then
+  -- `epoch TASK`: a task name right after epoch is its argument
+  local list, task = {}, nil
+  for i, n in ipairs(names) do
+    if not known[n] and names[i - 1] == "epoch" then
+      local ok, tasks = pcall(function() return require("mbpo.env").tasks() end)
+      local found
+      for _, t in ipairs(ok and tasks or {}) do
+        if t:lower() == n:lower() then found = t end
+      end
+      if not found then
+        io.stderr:write("mbpo bench: unknown task '", n, "' for epoch (available: ",
+          table.concat(ok and tasks or {}, ", "), ")\n")
+        return 2
+      end
+      task = found
+    elseif not known[n] then
       io.stderr:write("mbpo bench: unknown kernel '", n, "' (available: ",
         table.concat(M.kernels(), ", "), ")\n")
       return 2
+    else
+      list[#list + 1] = n
     end
   end
-  for _, n in ipairs(names) do
+  for _, n in ipairs(list) do
     local b = require("mbpo.bench." .. n)
     io.write("== bench ", n, ": ", b.description or "", "\n")
-    b.run({})
+    b.run(n == "epoch" and {task = task} or {})
     io.flush()
   end
   return 0

@@ -282,7 +282,8 @@ function M.restore(name, obj, tree)
 end
 
 -- Fault injection for the tests: MBPO_FAULT=NAME:N kills the process (SIGKILL) the Nth
--- time it passes the point NAME. Costs one table lookup when unset.
+-- time it passes the point NAME (a point passed n times at once, M.fault(NAME, n), counts n).
+-- Costs one table lookup when unset.
 local fault_name, fault_left = nil, nil
 do
   local spec = os.getenv("MBPO_FAULT")
@@ -291,9 +292,9 @@ do
     fault_left = tonumber(fault_left)
   end
 end
-function M.fault(name)
+function M.fault(name, n)
   if fault_name == name then
-    fault_left = fault_left - 1
+    fault_left = fault_left - (n or 1)
     if fault_left <= 0 then
       io.stderr:flush()
       os.execute("kill -9 " .. require("mbpo.core").getpid())

@@ -91,6 +91,7 @@ M.fields = {
   ["init_exploration_steps"] = int(M.min_exploration),
   ["max_path_length"] = int(1),
   ["threads"] = int(0, 256),
+  ["precision"] = enum("fp32", "bf16"),
   ["stop_return"] = function(v) if type(v) ~= "number" or v ~= v then return "a number" end end,
   ["model.members"] = int(1, 64),
   ["model.elites"] = int(1),

@@ -35,6 +35,8 @@ M.defaults = {
   init_exploration_steps = 5000,
   max_path_length = 1000,      -- episode cut (not stored as terminal)
   threads = 0,                 -- 0: keep MBPO_THREADS / the default
+  precision = "fp32",          -- "bf16": the matrix products of SAC and the model ensemble in
+                               -- bf16 with fp32 accumulation (AVX512-BF16 / AMX CPUs)
   stop_return = math.huge,     -- stop once the mean evaluation return reaches this
   model = {
     members = 7, elites = 5,
@@ -144,7 +146,8 @@ function M.run(cfg, opts)
   local agent = build("agent", SAC.new, {obs = obs_dim, act = act_dim, hidden = cfg.sac.hidden, lr = cfg.sac.lr,
     gamma = cfg.sac.gamma, tau = cfg.sac.tau, target_entropy = cfg.sac.target_entropy,
     init_alpha = cfg.sac.init_alpha, auto_alpha = cfg.sac.auto_alpha, batch = cfg.sac.batch,
-    seed = cfg.seed * 1000 + 11})
+    seed = cfg.seed * 1000 + 11,
+    precision = cfg.precision})
   local m = cfg.model
   if #m.weight_decay ~= #m.hidden + 1 then
     error(string.format("config: model.weight_decay has %d values but model.hidden has %d " ..
@@ -157,7 +160,7 @@ function M.run(cfg, opts)
     bounds = m.learned_bounds and "learned" or "fixed", bootstrap = m.bootstrap,
     snapshot = m.snapshot, batch = m.batch, patience = m.patience,
     holdout_ratio = m.holdout_ratio, holdout_cap = m.holdout_cap,
-    prediction = cfg.rollout.mean_prediction and "mean" or "sample"})
+    prediction = cfg.rollout.mean_prediction and "mean" or "sample", precision = cfg.precision})
   local total_steps = cfg.init_exploration_steps + cfg.epochs * cfg.epoch_length
   local real = build("real buffer", Buffer.new, {obs = obs_dim, act = act_dim,
     capacity = math.max(total_steps, 1)})
@@ -293,8 +296,6 @@ function M.run(cfg, opts)
     log:line("mbpo: resumed from %s at epoch %d (env step %d)", opts.dir, st.epoch, st.env_steps)
   end
 
-  local batch = nil
-
   local function train_model()
     checkpoint.fault("model")
     local n = real:size()
@@ -331,17 +332,17 @@ function M.run(cfg, opts)
     st.nonfinite = (st.nonfinite or 0) + info.nonfinite
   end
 
+  -- G updates in one call: each samples a mixed batch from D_env and D_model (rng.batch) and
+  -- adds its statistics into st.sac_sum, bit for bit the per-update Lua loop
   local function sac_updates()
-    for _ = 1, cfg.sac.updates_per_step do
-      batch = Buffer.sample_mixed(real, mbuf, cfg.sac.batch, cfg.sac.real_ratio, rng.batch, batch)
-      checkpoint.fault("sac")
-      local r = agent:update(batch)
-      if not (finite(r.critic_loss) and finite(r.actor_loss)) then
-        fail(string.format("SAC update produced NaN/Inf (critic loss %s, actor loss %s)",
-          tostring(r.critic_loss), tostring(r.actor_loss)))
-      end
-      for key, v in pairs(r) do st.sac_sum[key] = (st.sac_sum[key] or 0) + v end
-      st.sac_n = st.sac_n + 1
+    local G = cfg.sac.updates_per_step
+    checkpoint.fault("sac", G)
+    local n, closs, aloss = agent:update_mixed(real, mbuf, G, cfg.sac.real_ratio, rng.batch,
+      st.sac_sum)
+    st.sac_n = st.sac_n + n
+    if n < G then
+      fail(string.format("SAC update produced NaN/Inf (critic loss %s, actor loss %s)",
+        tostring(closs), tostring(aloss)))
     end
   end
 

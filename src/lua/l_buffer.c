@@ -35,6 +35,8 @@ static mbBuffer *checkbuf(lua_State *L, int idx) {
   return &u->b;
 }
 
+mbBuffer *mbL_checkbuffer(lua_State *L, int idx) { return checkbuf(L, idx); }
+
 /* B.new{obs=, act=, capacity=} */
 static int b_new(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);

@@ -13,7 +13,9 @@
      lr = 1e-3, seed = 0, bounds = "learned"|"fixed", max_logvar = 0.5, min_logvar = -10,
      bound_penalty = 0.01, prediction = "sample"|"mean", bootstrap = "replace"|"permutation"|
      "none", holdout_ratio = 0.2, holdout_cap = 5000 (0 or false: no cap),
-     snapshot = "member"|"ensemble", batch = 256, patience = 5, improvement = 0.01.
+     snapshot = "member"|"ensemble", batch = 256, patience = 5, improvement = 0.01,
+     precision = "fp32"|"bf16" (bf16: the members' matrix products, training and inference,
+     take bf16 operands with fp32 accumulation; everything else stays fp32).
    Methods: fit, predict, step, evaluate, train_step, loss_grad, elites, holdout_mse,
    parameters, bounds, info, flops, state, load_state (and _bench_train_step, _bench_step for
    mbpo bench). Unknown option names raise, so a misspelt key in a config is not ignored.
@@ -139,6 +141,7 @@ static const char *const BOUNDS[] = {"learned", "fixed", NULL};
 static const char *const PREDS[] = {"sample", "mean", NULL};
 static const char *const BOOTS[] = {"replace", "permutation", "none", NULL};
 static const char *const SNAPS[] = {"member", "ensemble", NULL};
+static const char *const PRECS[] = {"fp32", "bf16", NULL};
 static const char *const STOPS[] = {"patience", "max_epochs", "max_seconds"};
 
 /* holdout_cap: an integer, or 0 / false for no cap */
@@ -158,7 +161,8 @@ static int ens_new(lua_State *L) {
   static const char *const known[] = {
     "inputs", "outputs", "members", "elites", "hidden", "activation", "weight_decay", "lr",
     "seed", "bounds", "max_logvar", "min_logvar", "bound_penalty", "prediction", "bootstrap",
-    "holdout_ratio", "holdout_cap", "snapshot", "batch", "patience", "improvement", NULL};
+    "holdout_ratio", "holdout_cap", "snapshot", "batch", "patience", "improvement", "precision",
+    NULL};
   const char *F = "Ensemble.new";
   luaL_checktype(L, 1, LUA_TTABLE);
   checkkeys(L, 1, F, known);
@@ -226,6 +230,7 @@ static int ens_new(lua_State *L) {
   c.batch = getint(L, 1, F, "batch", c.batch);
   c.patience = getint(L, 1, F, "patience", c.patience);
   c.improvement = (float)getnum(L, 1, F, "improvement", c.improvement);
+  c.prec = (mbPrecision)getenum(L, 1, F, "precision", PRECS, (int)c.prec);
   /* the userdata in a safe empty state first */
   lens *u = lua_newuserdatauv(L, sizeof(lens), 0);
   u->e = NULL;
@@ -535,6 +540,7 @@ static int ens_info(lua_State *L) {
   lua_pushinteger(L, c->batch); lua_setfield(L, -2, "batch");
   lua_pushinteger(L, c->patience); lua_setfield(L, -2, "patience");
   lua_pushnumber(L, c->improvement); lua_setfield(L, -2, "improvement");
+  lua_pushstring(L, PRECS[c->prec]); lua_setfield(L, -2, "precision");
   lua_pushinteger(L, (lua_Integer)e->nparams); lua_setfield(L, -2, "member_params");
   lua_pushinteger(L, (lua_Integer)e->ntotal); lua_setfield(L, -2, "params");
   lua_pushinteger(L, e->fits); lua_setfield(L, -2, "fits");

@@ -47,6 +47,10 @@ mbRng *mbL_testrng(lua_State *L, int idx);
 /* Env userdata (l_env.c) ------------------------------------------------------------ */
 /* The open env at idx, or a Lua error ("mbpo.Env expected", "the env has been closed"). */
 struct mbEnv *mbL_checkenv(lua_State *L, int idx);
+/* Buffer userdata (l_buffer.c) ------------------------------------------------------ */
+struct mbBuffer;
+/* The mbpo.Buffer at idx (raises when it is not one or has been closed). */
+struct mbBuffer *mbL_checkbuffer(lua_State *L, int idx);
 
 /* Module openers (one per l_*.c) --------------------------------------------------- */
 

@@ -2,9 +2,12 @@
      local SAC = require "mbpo.sac"
      local agent = SAC.new{obs = 11, act = 3, hidden = {256, 256}, lr = 3e-4, gamma = 0.99,
                            tau = 5e-3, target_entropy = -3, init_alpha = 1, auto_alpha = true,
-                           batch = 256, seed = 0}
+                           batch = 256, seed = 0, precision = "fp32"}
          (also actor_lr, critic_lr, alpha_lr, each defaulting to lr; target_entropy defaults
-         to -act; auto_alpha = false keeps alpha at init_alpha; unknown keys are errors)
+         to -act; auto_alpha = false keeps alpha at init_alpha; precision "bf16" runs the
+         matrix products of the update and of act with bf16 operands and fp32 accumulation
+         (weights, Adam, losses and elementwise work stay fp32; a CPU without AVX512-BF16
+         or AMX refuses it in one line); unknown keys are errors)
      agent:update(batch [, stats])  batch = {obs=, act=, reward=, next_obs=, done=}
      agent:update(obs, act, reward, next_obs, done [, stats])
          one whole update (critic, actor, temperature, Polyak; noise from the agent's own
@@ -20,6 +23,12 @@
            entropy            -mean logpi of the actor step's samples
          NaN or inf there means non-finite data or weights: the update still ran and the
          caller decides (the weights are then non-finite too: reload a checkpoint)
+     agent:update_mixed(real, model, n, real_ratio, rng, sums) -> count [, critic, actor]
+         n updates, each on a batch (the agent's batch size) drawn as
+         buffer.sample_mixed(real, model, batch, real_ratio, rng): the same draws and bits as
+         that Lua loop; each update's statistics (keys as update's) added into the table sums;
+         stops at the first non-finite critic or actor loss: returns the finite updates before
+         it and that update's critic and actor loss
      agent:act(obs [, {deterministic = bool, out = tensor} [, rng]])  -> actions
          obs [N x obs] -> [N x act]; obs [obs] -> [act]; tanh(mean) when deterministic, else
          a sample with noise from rng or, when nil, the agent's own generator; out (a
@@ -40,6 +49,7 @@
 #include <string.h>
 
 #include "lua/l_mbpo.h"
+#include "mbpo/buffer.h"
 #include "mbpo/sac.h"
 
 #define MBL_SAC "mbpo.Sac"
@@ -60,7 +70,7 @@ static mbSac *checksac(lua_State *L, int idx) {
 
 static const char *const cfgkeys[] = {
   "obs", "act", "hidden", "lr", "actor_lr", "critic_lr", "alpha_lr", "gamma", "tau",
-  "target_entropy", "init_alpha", "auto_alpha", "batch", "seed", NULL};
+  "target_entropy", "init_alpha", "auto_alpha", "batch", "seed", "precision", NULL};
 
 static lua_Number optnum(lua_State *L, int t, const char *k, lua_Number def) {
   lua_Number v = def;
@@ -139,6 +149,14 @@ static void readconfig(lua_State *L, int idx, mbSacConfig *c) {
   if (batch < 1 || batch > (1 << 24)) luaL_error(L, "SAC.new: batch must be in 1..16777216");
   c->batch = (int)batch;
   c->seed = (uint64_t)optint(L, idx, "seed", 0);
+  if (lua_getfield(L, idx, "precision") != LUA_TNIL) {
+    const char *p = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
+    if (strcmp(p, "fp32") == 0) c->prec = MB_FP32;
+    else if (strcmp(p, "bf16") == 0) c->prec = MB_BF16;
+    else luaL_error(L, "SAC.new: precision must be \"fp32\" or \"bf16\", got %s",
+                    lua_type(L, -1) == LUA_TSTRING ? p : luaL_typename(L, -1));
+  }
+  lua_pop(L, 1);
 }
 
 /* SAC.new(config) */
@@ -296,6 +314,49 @@ static int sac_update(lua_State *L) {
   return 1;
 }
 
+/* agent:update_mixed(real, model, n, real_ratio, rng, sums) -> count [, critic, actor]:
+   n updates in one call, each on a batch of the agent's batch size drawn as
+   buffer.sample_mixed(real, model, batch, real_ratio, rng); every finite update's statistics
+   are added into the table sums (a missing key counts as 0), key by key in update order, so
+   the sums are bit for bit those of the Lua loop of update + sample_mixed. Stops at the first
+   update with a non-finite critic or actor loss and returns the finite count before it and
+   that update's critic and actor loss. */
+static const char *const sumkeys[10] = {"q1_loss", "q2_loss", "critic_loss", "actor_loss",
+  "alpha_loss", "alpha", "q_mean", "q_pi", "target_mean", "entropy"};
+
+static int sac_updatemixed(lua_State *L) {
+  mbSac *s = checksac(L, 1);
+  mbBuffer *real = mbL_checkbuffer(L, 2), *model = mbL_checkbuffer(L, 3);
+  lua_Integer n = luaL_checkinteger(L, 4);
+  double ratio = luaL_checknumber(L, 5);
+  mbRng *g = mbL_checkrng(L, 6);
+  luaL_checktype(L, 7, LUA_TTABLE);
+  if (n < 0 || n > (1 << 30)) luaL_error(L, "sac:update_mixed: n must be in 0..2^30, got %d", (int)n);
+  double sums[10];
+  for (int i = 0; i < 10; i++) {
+    lua_getfield(L, 7, sumkeys[i]);
+    sums[i] = luaL_optnumber(L, -1, 0.0);
+    lua_pop(L, 1);
+  }
+  mbSacSums acc = {sums[0], sums[1], sums[2], sums[3], sums[4], sums[5], sums[6], sums[7],
+                   sums[8], sums[9]};
+  mbSacStats bad;
+  int done = mbr_sacUpdatesMixed(s, &acc, &bad, real, model, g, s->cfg.batch, ratio, (int)n);
+  if (done < 0) mbL_coreerror(L);
+  const double out[10] = {acc.q1_loss, acc.q2_loss, acc.critic_loss, acc.actor_loss,
+    acc.alpha_loss, acc.alpha, acc.q_mean, acc.q_pi, acc.target_mean, acc.entropy};
+  /* keys absent before and never added to stay absent, as in the Lua loop */
+  for (int i = 0; i < 10 && done > 0; i++) {
+    lua_pushnumber(L, out[i]);
+    lua_setfield(L, 7, sumkeys[i]);
+  }
+  lua_pushinteger(L, done);
+  if (done == n) return 1;
+  lua_pushnumber(L, bad.q1_loss + bad.q2_loss);
+  lua_pushnumber(L, bad.actor_loss);
+  return 3;
+}
+
 /* Acting -------------------------------------------------------------------------------- */
 
 /* agent:act(obs [, opts [, rng]]) */
@@ -389,6 +450,8 @@ static void pushconfig(lua_State *L, const mbSacConfig *c) {
   setnum(L, "init_alpha", c->init_alpha);
   lua_pushboolean(L, c->auto_alpha);
   lua_setfield(L, -2, "auto_alpha");
+  lua_pushstring(L, c->prec == MB_BF16 ? "bf16" : "fp32");
+  lua_setfield(L, -2, "precision");
   lua_pushinteger(L, c->batch);
   lua_setfield(L, -2, "batch");
   lua_pushinteger(L, (lua_Integer)c->seed);
@@ -590,7 +653,7 @@ static int sac_tostring(lua_State *L) {
 
 static const luaL_Reg funcs[] = {{"new", sac_new}, {NULL, NULL}};
 static const luaL_Reg meth[] = {
-  {"update", sac_update}, {"act", sac_act}, {"state", sac_state},
+  {"update", sac_update}, {"update_mixed", sac_updatemixed}, {"act", sac_act}, {"state", sac_state},
   {"load_state", sac_loadstate}, {"config", sac_config}, {"alpha", sac_alpha},
   {"updates", sac_updates}, {"flops", sac_flops}, {"close", sac_gc}, {NULL, NULL}};
 static const luaL_Reg metameth[] = {

@@ -97,8 +97,8 @@ void mbn_addBias(float *y, const float *b, int B, int n) {
    slab, so decay and Adam run on it in one call while it is in cache. */
 
 /* dW rows [k0, k1) = x[:, k0:k1]^T dy; an empty batch gives zeros */
-void mbn_linearBackwardRows(float *dW, const float *dy, const float *x, int B, int in, int out,
-                            int k0, int k1) {
+void mbn_linearBackwardRowsP(mbPrecision prec, float *dW, const float *dy, const float *x, int B,
+                             int in, int out, int k0, int k1) {
   int nk = k1 - k0;
   if (nk <= 0) return;
   if (B <= 0) {
@@ -107,8 +107,12 @@ void mbn_linearBackwardRows(float *dW, const float *dy, const float *x, int B, i
   }
   /* dW[k0:k1, :] = x[:, k0:k1]^T @ dy: a column block of x (leading dimension in); beta = 0
      overwrites, so the gradient slab needs no zeroing */
-  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, out, B, 1.0f, x + k0, in, dy, out,
-              0.0f, dW + (size_t)k0 * out, out);
+  mbn_gemm(prec, 1, 0, nk, out, B, 1.0f, x + k0, in, dy, out, 0.0f, dW + (size_t)k0 * out, out);
+}
+
+void mbn_linearBackwardRows(float *dW, const float *dy, const float *x, int B, int in, int out,
+                            int k0, int k1) {
+  mbn_linearBackwardRowsP(MB_FP32, dW, dy, x, B, in, out, k0, k1);
 }
 
 /* db[c0:c1] = column sums of dy, rows in order (restrict: the two never overlap) */

@@ -125,6 +125,9 @@ void mbn_ensDefaults(mbEnsembleConfig *c, int inputs, int outputs) {
 
 /* MB_OK, or MB_ERR with a message naming the field and its value */
 static int check_config(const mbEnsembleConfig *c) {
+  if (c->prec != MB_FP32 && c->prec != MB_BF16)
+    return mbu_error("ensemble: unknown precision %d", (int)c->prec);
+  if (c->prec == MB_BF16 && mbn_bf16Check(NULL, 0) < 0) return MB_ERR;
   if (c->inputs < 1 || c->inputs > (1 << 16))
     return mbu_error("ensemble: inputs = %d out of range [1, 65536]", c->inputs);
   if (c->outputs < 1 || c->outputs > (1 << 16))
@@ -211,6 +214,7 @@ int mbn_ensCreate(mbEnsemble **out, const mbEnsembleConfig *c) {
   for (int i = 0; i < c->nhidden; i++) sizes[i + 1] = c->hidden[i];
   sizes[c->nhidden + 1] = 2 * c->outputs;
   if (mbn_mlpInit(&e->net, c->nhidden + 1, sizes, c->act) < 0) { mbn_ensFree(e); return MB_ERR; }
+  e->net.prec = c->prec;  /* bf16: the layers wide enough (mbn_gemm); first and last stay fp32 */
   e->nparams = e->net.nparams;
   e->ntotal = (size_t)c->members * e->nparams + 2 * (size_t)c->outputs;
   /* the state; every allocation checked at once (mbn_ensFree takes partial objects) */
@@ -514,12 +518,12 @@ static void train_rows_task(void *vctx, int t, int worker) {
     const float *W = P + net->woff[l], *b = P + net->boff[l];
     if (l == L - 1) {
       float *o = w->O[m] + (size_t)r0 * no;
-      mbn_linearForward(o, hin, W, NULL, n, ni, no);
+      mbn_linearForwardP(net->prec, o, hin, W, NULL, n, ni, no);
       mbn_addBias(o, b, n, no);
       break;
     }
     float *h = w->H[m * nh + l] + (size_t)r0 * no, *s = w->S[m * nh + l] + (size_t)r0 * no;
-    mbn_linearForward(h, hin, W, NULL, n, ni, no);
+    mbn_linearForwardP(net->prec, h, hin, W, NULL, n, ni, no);
     if (net->act == MB_ACT_SWISH) mbn_biasSwishSig(h, s, b, n, no);
     else mbn_biasRelu(h, b, n, no);
     hin = h;
@@ -537,7 +541,7 @@ static void train_rows_task(void *vctx, int t, int worker) {
   float *dh = w->scratch[t];
   for (int l = L - 1; l >= 1; l--) {
     int ni = net->sizes[l], no = net->sizes[l + 1];
-    mbn_linearBackward(dh, NULL, NULL, grad, NULL, P + net->woff[l], n, ni, no);
+    mbn_linearBackwardP(net->prec, dh, NULL, NULL, grad, NULL, P + net->woff[l], n, ni, no);
     float *h = w->H[m * nh + l - 1] + (size_t)r0 * ni, *s = w->S[m * nh + l - 1] + (size_t)r0 * ni;
     if (net->act == MB_ACT_SWISH) mbn_swishBackwardSig(s, dh, h, s, (size_t)n * ni);
     else mbn_reluBackward(s, dh, h, (size_t)n * ni);
@@ -569,7 +573,7 @@ static void train_weights_task(void *vctx, int t, int worker) {
     const float *dy = l == L - 1 ? w->O[m] : w->S[m * nh + l];
     size_t wo = net->woff[l] + (size_t)k0 * no, nw = (size_t)(k1 - k0) * no;
     size_t bo = net->boff[l] + (size_t)c0, nb = (size_t)(c1 - c0);
-    mbn_linearBackwardRows(G + net->woff[l], dy, xin, c->B, ni, no, k0, k1);
+    mbn_linearBackwardRowsP(net->prec, G + net->woff[l], dy, xin, c->B, ni, no, k0, k1);
     mbn_biasGrad(G + net->boff[l], dy, c->B, no, c0, c1);
     /* decay on weights only (wd * W, the gradient of wd * sum(W^2) / 2), none on biases */
     float wd = e->cfg.weight_decay[l];
@@ -665,7 +669,7 @@ static float *forward_rows(mbEnsemble *e, fwdws *ws, int m, int n) {
   for (int l = 0; l < net->nlayers; l++) {
     int ni = net->sizes[l], no = net->sizes[l + 1];
     o = bufs[l & 1];
-    mbn_linearForward(o, in, P + net->woff[l], NULL, n, ni, no);
+    mbn_linearForwardP(net->prec, o, in, P + net->woff[l], NULL, n, ni, no);
     if (l == net->nlayers - 1) mbn_addBias(o, P + net->boff[l], n, no);
     else if (net->act == MB_ACT_SWISH) mbn_biasSwishSig(o, NULL, P + net->boff[l], n, no);
     else mbn_biasRelu(o, P + net->boff[l], n, no);

@@ -4,33 +4,39 @@
 #include <math.h>
 #include <string.h>
 
-#include <cblas.h>
 
-void mbn_linearForward(float *y, const float *x, const float *W, const float *b,
-                       int B, int in, int out) {
+void mbn_linearForwardP(mbPrecision prec, float *y, const float *x, const float *W,
+                        const float *b, int B, int in, int out) {
   /* broadcast the bias into y, then y += x @ W */
   float beta = 0.0f;
   if (b) {
     for (int r = 0; r < B; r++) memcpy(y + (size_t)r * out, b, sizeof(float) * (size_t)out);
     beta = 1.0f;
   }
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, out, in, 1.0f, x, in, W, out,
-              beta, y, out);
+  mbn_gemm(prec, 0, 0, B, out, in, 1.0f, x, in, W, out, beta, y, out);
 }
 
-void mbn_linearBackward(float *dx, float *dW, float *db, const float *dy, const float *x,
-                        const float *W, int B, int in, int out) {
+void mbn_linearBackwardP(mbPrecision prec, float *dx, float *dW, float *db, const float *dy,
+                         const float *x, const float *W, int B, int in, int out) {
   if (dx)  /* dx = dy @ W^T */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, in, out, 1.0f, dy, out, W, out,
-                0.0f, dx, in);
+    mbn_gemm(prec, 0, 1, B, in, out, 1.0f, dy, out, W, out, 0.0f, dx, in);
   if (dW)  /* dW += x^T @ dy */
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, in, out, B, 1.0f, x, in, dy, out,
-                1.0f, dW, out);
+    mbn_gemm(prec, 1, 0, in, out, B, 1.0f, x, in, dy, out, 1.0f, dW, out);
   if (db)
     for (int r = 0; r < B; r++) {
       const float *row = dy + (size_t)r * out;
       for (int j = 0; j < out; j++) db[j] += row[j];
     }
+}
+
+void mbn_linearForward(float *y, const float *x, const float *W, const float *b,
+                       int B, int in, int out) {
+  mbn_linearForwardP(MB_FP32, y, x, W, b, B, in, out);
+}
+
+void mbn_linearBackward(float *dx, float *dW, float *db, const float *dy, const float *x,
+                        const float *W, int B, int in, int out) {
+  mbn_linearBackwardP(MB_FP32, dx, dW, db, dy, x, W, B, in, out);
 }
 
 void mbn_reluForward(float *y, const float *x, size_t n) {

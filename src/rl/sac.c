@@ -71,6 +71,9 @@ static int check_config(const mbSacConfig *c) {
     return mbu_error("sac: target_entropy must be finite, got %g", (double)c->target_entropy);
   if (c->batch < 1 || c->batch > (1 << 24))
     return mbu_error("sac: batch must be in 1..%d, got %d", 1 << 24, c->batch);
+  if (c->prec != MB_FP32 && c->prec != MB_BF16)
+    return mbu_error("sac: unknown precision %d", (int)c->prec);
+  if (c->prec == MB_BF16 && mbn_bf16Check(NULL, 0) < 0) return MB_ERR;
   return MB_OK;
 }
 
@@ -91,6 +94,9 @@ int mbr_sacInit(mbSac *s, const mbSacConfig *c) {
   sizes[0] = c->obs + c->act;
   sizes[L] = 1;
   if (mbn_mlpInit(&s->q, L, sizes, MB_ACT_RELU) < 0) return MB_ERR;
+  /* bf16: the products of every layer wide enough (mbn_gemm); the first layers (11..35
+     input columns) and the critics' one-unit output stay fp32 by size */
+  s->pi.prec = s->q.prec = c->prec;
   s->npi = s->pi.nparams;
   s->nq = s->q.nparams;
   /* one slab: pi p, m, v, g; then q p, targ, m, v, g (each critic pair [2 nq]) */
@@ -129,6 +135,7 @@ void mbr_sacFree(mbSac *s) {
   mbu_free(s->slab);
   mbu_free(s->ws);
   mbu_free(s->act_ws);
+  mbu_free(s->batch_ws);
   memset(s, 0, sizeof *s);
 }
 
@@ -437,6 +444,52 @@ int mbr_sacGradients(mbSac *s, mbSacStats *st, const float *obs, const float *ac
                      const float *eps_next, const float *eps, int B) {
   if (!eps_next || !eps) return mbu_error("sac:gradients: noise arrays required");
   return run_update(s, st, obs, act, reward, next_obs, done, B, eps_next, eps, 0);
+}
+
+/* Many updates on sampled batches ------------------------------------------------------- */
+
+int mbr_sacUpdatesMixed(mbSac *s, mbSacSums *sums, mbSacStats *bad, const mbBuffer *real,
+                        const mbBuffer *model, mbRng *g, int B, double real_ratio, int n) {
+  if (B < 1) return mbu_error("sac:update_mixed: batch of %d rows", B);
+  if (n < 0) return mbu_error("sac:update_mixed: %d updates", n);
+  int O = s->cfg.obs, A = s->cfg.act;
+  if (real->obs != O || real->act != A)
+    return mbu_error("sac:update_mixed: buffer rows have obs=%lld act=%lld, the agent obs=%d "
+                     "act=%d", (long long)real->obs, (long long)real->act, O, A);
+  size_t bo = line((size_t)B * O), ba = line((size_t)B * A), b1 = line((size_t)B);
+  if (B > s->batch_cap || !s->batch_ws) {
+    float *ws = mbu_alignedAlloc(sizeof(float) * (2 * bo + ba + 2 * b1));
+    if (!ws) return MB_ERR;
+    mbu_free(s->batch_ws);
+    s->batch_ws = ws;
+    s->batch_cap = B;
+  }
+  float *base = s->batch_ws;
+  mbBatch batch = {base, base + 2 * bo, base + 2 * bo + ba, base + bo, base + 2 * bo + ba + b1};
+  for (int u = 0; u < n; u++) {
+    mbSacStats st;
+    if (mbr_bufferSampleMixed(&batch, NULL, real, model, g, B, real_ratio) < 0) return MB_ERR;
+    if (run_update(s, &st, batch.obs, batch.act, batch.reward, batch.next_obs, batch.done, B,
+                   NULL, NULL, 1) < 0)
+      return MB_ERR;
+    double critic = st.q1_loss + st.q2_loss;
+    if (!isfinite(critic) || !isfinite(st.actor_loss)) {
+      if (bad) *bad = st;
+      return u;
+    }
+    /* one field at a time, as a Lua loop adding each update's table into its sums */
+    sums->q1_loss += st.q1_loss;
+    sums->q2_loss += st.q2_loss;
+    sums->critic_loss += critic;
+    sums->actor_loss += st.actor_loss;
+    sums->alpha_loss += st.alpha_loss;
+    sums->alpha += st.alpha;
+    sums->q_mean += st.q_mean;
+    sums->q_pi += st.q_pi;
+    sums->target_mean += st.target_mean;
+    sums->entropy += st.entropy;
+  }
+  return n;
 }
 
 /* Acting -------------------------------------------------------------------------------- */

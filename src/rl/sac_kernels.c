@@ -53,7 +53,7 @@ float *mbn_reluMlpForward(float *ws, const mbMlp *m, const float *p, const float
   float *cur = ws;
   for (int l = 0; l < m->nlayers; l++) {
     int ni = m->sizes[l], no = m->sizes[l + 1];
-    mbn_linearForward(cur, in, p + m->woff[l], p + m->boff[l], B, ni, no);
+    mbn_linearForwardP(m->prec, cur, in, p + m->woff[l], p + m->boff[l], B, ni, no);
     if (l == m->nlayers - 1) break;
     relu_inplace(cur, (size_t)B * no);
     in = cur;
@@ -95,7 +95,7 @@ void mbn_reluMlpBackward(float *dx, float *g, float *scratch, const mbMlp *m, co
     int ni = m->sizes[l], no = m->sizes[l + 1];
     const float *in = l == 0 ? x : ws + layer_off(m, B, l);
     float *din = l == 0 ? dx : bufs[which];
-    mbn_linearBackward(din, g + m->woff[l], NULL, grad, in, p + m->woff[l], B, ni, no);
+    mbn_linearBackwardP(m->prec, din, g + m->woff[l], NULL, grad, in, p + m->woff[l], B, ni, no);
     if (l == 0) break;
     /* through the ReLU of hidden layer l (its output is `in`), bias gradient of layer l-1 */
     relu_back_colsum(din, g + m->boff[l - 1], in, B, ni);
@@ -130,10 +130,10 @@ void mbn_reluMlpInputGradRows(float *dx, float *bufA, float *bufB, const mbMlp *
     int ni = m->sizes[l - 1], no = m->sizes[l];
     const float *W = p + m->woff[l - 1];
     if (l == 1) {
-      mbn_linearBackward(dx, NULL, NULL, bufA, NULL, W + (size_t)c0 * no, n, nc, no);
+      mbn_linearBackwardP(m->prec, dx, NULL, NULL, bufA, NULL, W + (size_t)c0 * no, n, nc, no);
       return;
     }
-    mbn_linearBackward(bufB, NULL, NULL, bufA, NULL, W, n, ni, no);
+    mbn_linearBackwardP(m->prec, bufB, NULL, NULL, bufA, NULL, W, n, ni, no);
     relu_mask_rows(bufB, ws + layer_off(m, B, l - 1), idx, n, ni);
     float *t = bufA;
     bufA = bufB;

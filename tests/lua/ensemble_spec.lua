@@ -248,6 +248,49 @@ describe("ensemble", function()
     eq(L(mx)[1], 1, "fixed max"); eq(L(mn)[4], -5, "fixed min")
   end)
 
+  it("runs in bf16 within a stated bound of fp32, deterministically at 1 and 2 threads", function()
+    local core = require "mbpo.core"
+    local function norm(t) return math.sqrt(t:clone():mul_(t):sum()) end
+    local opts = {hidden = {64, 64, 64}}
+    local f = small(8, opts)
+    opts.precision = "bf16"
+    local ok, h = pcall(small, 8, opts)
+    if not ok then -- a CPU without native bf16 refuses in one line
+      check(tostring(h):find("use precision=fp32", 1, true), "message: %s", tostring(h))
+      return
+    end
+    eq(h:info().precision, "bf16"); eq(f:info().precision, "fp32")
+    -- the same weights (hidden layers of 64 and 96 rows per member: the products run in bf16)
+    h:load_state(f:state())
+    local g = G.new(3)
+    local xs, ys = {}, {}
+    for m = 1, 4 do xs[m], ys[m] = randmat(g, 96, 5, 1), randmat(g, 96, 4, 1) end
+    local x, y = T(xs), T(ys)
+    local lf, gf = f:loss_grad(x, y)
+    local lh, gh = h:loss_grad(x, y)
+    -- bound (stated): loss within 1e-2 relative, gradient within 3e-2 in relative 2-norm
+    near(lh, lf, 1e-2 * math.abs(lf), "bf16 loss")
+    local d = norm(gh:sub(gf)) / norm(gf)
+    check(d < 3e-2 and d > 0, "bf16 gradient differs from fp32 by %g", d)
+    -- a model step: the same draws, next states within 2e-2 relative (2-norm)
+    local obs, act = T(randmat(g, 300, 3, 1)), T(randmat(g, 300, 2, 1))
+    local nf, rf = f:step(obs, act, G.new(4))
+    local nh, rh = h:step(obs, act, G.new(4))
+    local dn = norm(nh:sub(nf)) / norm(nf)
+    check(dn < 2e-2 and dn > 0, "bf16 step differs from fp32 by %g", dn)
+    -- training steps at 1 and 2 threads give the same bits
+    local saved = core.threads()
+    local st = h:state()
+    local h2 = small(8, opts)
+    h2:load_state(st)
+    core.set_threads(1)
+    for _ = 1, 3 do h:train_step(x, y) end
+    core.set_threads(2)
+    for _ = 1, 3 do h2:train_step(x, y) end
+    core.set_threads(saved)
+    same(h2:state().params, h:state().params, "bf16 params at 1 and 2 threads")
+  end)
+
   it("rejects bad input with clear messages", function()
     raises(function() Ensemble.new{inputs = 5} end, "inputs and outputs are required")
     local function new(extra)

@@ -77,6 +77,43 @@ describe("faults", function()
     end)
   end
 
+  it("resumes exactly after a kill in bf16 too", function()
+    -- layers of 64 so that the SAC and model products really run in bf16
+    local B16 = ARGS .. " precision=bf16 sac.hidden=64,64 model.hidden=64,64"
+    local d0 = base .. "/bf16ref"
+    local r, o = mbpo("", string.format("run %q %s --out %q", tiny, B16, d0))
+    if r ~= 0 and o:find("use precision=fp32", 1, true) then -- no native bf16 on this CPU
+      check(not o:find("traceback", 1, true), "one line: %s", o)
+      return
+    end
+    eq(r, 0, o)
+    local want16 = csv(d0 .. "/progress.csv")
+    local d1 = base .. "/fp32ref"
+    r, o = mbpo("", string.format("run %q %s --out %q", tiny, (B16:gsub("bf16", "fp32")), d1))
+    eq(r, 0, o)
+    check(csv(d1 .. "/progress.csv") ~= want16, "bf16 and fp32 runs give the same numbers")
+    for _, fault in ipairs{"sac:130", "model:3"} do
+      local d = base .. "/bf16_" .. fault:gsub(":", "_")
+      r, o = mbpo("MBPO_FAULT=" .. fault, string.format("run %q %s --out %q", tiny, B16, d))
+      eq(r, 137, "killed at " .. fault .. ":\n" .. o)
+      r, o = mbpo("", string.format("run --resume %q", d))
+      eq(r, 0, "resume:\n" .. o)
+      eq(csv(d .. "/progress.csv"), want16, "bf16 progress.csv after a kill at " .. fault)
+    end
+  end)
+
+  it("a CPU without native bf16 refuses precision=bf16 in one line", function()
+    -- oneDNN limited to AVX2 / AVX-512 without BF16, as on such a CPU
+    for _, isa in ipairs{"AVX2", "AVX512_CORE"} do
+      local d = base .. "/isa_" .. isa
+      local r, o = mbpo("ONEDNN_MAX_CPU_ISA=" .. isa,
+        string.format("run %q epochs=1 precision=bf16 --out %q", tiny, d))
+      eq(r, 1, o)
+      check(o:find("use precision=fp32", 1, true), "message: %s", o)
+      check(not o:find("traceback", 1, true), "one line: %s", o)
+    end
+  end)
+
   it("a checkpoint write that fails keeps the previous checkpoint, in one line", function()
     local d = base .. "/full"
     local r, o = mbpo("", string.format("run %q epochs=1 seed=5 --out %q", tiny, d))

@@ -41,6 +41,20 @@ describe("SAC.new", function()
     check(tostring(a):find("mbpo.Sac", 1, true), "tostring: %s", tostring(a))
   end)
 
+  it("takes a precision: fp32 (default) or bf16, kept in its config", function()
+    eq(small():config().precision, "fp32")
+    raises(function() small{precision = "fp16"} end, 'precision must be "fp32" or "bf16", got fp16')
+    raises(function() small{precision = 16} end, 'precision must be "fp32" or "bf16", got number')
+    local ok, a = pcall(small, {precision = "bf16"})
+    if not ok then -- a CPU without native bf16 refuses in one line
+      check(tostring(a):find("use precision=fp32", 1, true), "message: %s", tostring(a))
+      return
+    end
+    eq(a:config().precision, "bf16")
+    local b = SAC.new(a:state().config)
+    eq(b:config().precision, "bf16", "config round trip")
+  end)
+
   it("rejects bad configurations with the values in the message", function()
     raises(SAC.new, "obs and act are required", {act = 2})
     raises(SAC.new, "unknown option 'hiden'", {obs = 3, act = 1, hiden = {8}})
@@ -171,6 +185,90 @@ describe("agent:update", function()
     local f = a:flops()
     check(f > 0.5e9 and f < 0.6e9, "Hopper update %g FLOP", f)
     near(a:flops(512), 2 * f, 1e-12, "linear in the batch")
+  end)
+end)
+
+describe("agent:update_mixed", function()
+  local Buffer = require "mbpo.buffer"
+  local core = require "mbpo.core"
+
+  -- a real and a model buffer of random rows
+  local function buffers(O, A, nreal, nmodel)
+    local g = Rng.new(11)
+    local real = Buffer.new{obs = O, act = A, capacity = nreal}
+    local model = Buffer.new{obs = O, act = A, capacity = nmodel}
+    for _, bn in ipairs{{real, nreal}, {model, nmodel}} do
+      local n = bn[2]
+      local done = T.rand({n}, g):gt(0.8)
+      bn[1]:add_batch(T.randn({n, O}, g), T.rand({n, A}, g):mul_(2):sub_(1), T.randn({n}, g),
+        T.randn({n, O}, g), done)
+    end
+    return real, model
+  end
+
+  it("is bit for bit the Lua loop of sample_mixed + update + sums, at 1 and 2 threads", function()
+    local saved = core.threads()
+    for _, th in ipairs{1, 2} do
+      core.set_threads(th)
+      local real, model = buffers(3, 2, 50, 300)
+      local a, b = small(), small()
+      local ga, gb = Rng.new(21), Rng.new(21)
+      -- sums that already hold a value continue from it
+      local suma, sumb, batch = {q_pi = 0.5}, {q_pi = 0.5}, nil
+      for step = 1, 4 do
+        -- the loop train.lua ran before update_mixed
+        for _ = 1, 5 do
+          batch = Buffer.sample_mixed(real, model, 8, 0.25, ga, batch)
+          local r = a:update(batch)
+          for k, v in pairs(r) do suma[k] = (suma[k] or 0) + v end
+        end
+        eq(b:update_mixed(real, model, 5, 0.25, gb, sumb), 5, "finite updates, step " .. step)
+      end
+      for _, k in ipairs(STATS) do eq(sumb[k], suma[k], k .. " sum at " .. th .. " threads") end
+      local sa, sb = a:state(), b:state()
+      eq(sb.rng, sa.rng, "agent generator")
+      eq(gb:uniform(0, 1), ga:uniform(0, 1), "batch generator")
+      for _, k in ipairs{"pi", "pi_m", "pi_v", "q", "q_target", "q_m", "q_v"} do
+        eq(sb[k]:sub(sa[k]):abs():max(), 0, k .. " at " .. th .. " threads")
+      end
+      eq(sb.log_alpha, sa.log_alpha); eq(b:updates(), 20)
+      -- all from the real buffer while the model buffer is empty; n = 0 changes nothing
+      local empty = Buffer.new{obs = 3, act = 2, capacity = 10}
+      local before = b:state().pi
+      eq(b:update_mixed(real, empty, 0, 0.25, gb, sumb), 0)
+      eq(b:state().pi:sub(before):abs():max(), 0, "n = 0")
+      eq(b:update_mixed(real, empty, 2, 0.25, gb, sumb), 2)
+    end
+    core.set_threads(saved)
+  end)
+
+  it("stops at the first non-finite update and reports its losses", function()
+    local real, model = buffers(3, 2, 50, 300)
+    local bad = Buffer.new{obs = 3, act = 2, capacity = 5}
+    local nan = T.full({5}, 0 / 0)
+    bad:add_batch(T.zeros(5, 3), T.zeros(5, 2), nan, T.zeros(5, 3), T.zeros(5))
+    local a, sums = small(), {}
+    eq(a:update_mixed(real, model, 3, 0.25, Rng.new(1), sums), 3)
+    local before = sums.critic_loss
+    local n, closs, aloss = a:update_mixed(bad, model, 3, 0.5, Rng.new(1), sums)
+    eq(n, 0, "no finite update")
+    check(closs ~= closs, "critic loss %s", tostring(closs))
+    check(type(aloss) == "number", "actor loss returned")
+    eq(sums.critic_loss, before, "the bad update is not summed")
+  end)
+
+  it("checks its arguments", function()
+    local real = buffers(3, 2, 50, 300)
+    local other = Buffer.new{obs = 4, act = 2, capacity = 5}
+    other:add_batch(T.zeros(5, 4), T.zeros(5, 2), T.zeros(5), T.zeros(5, 4), T.zeros(5))
+    local a = small()
+    raises(function() a:update_mixed(other, other, 1, 0.5, Rng.new(1), {}) end,
+      "buffer rows have obs=4 act=2, the agent obs=3 act=2")
+    raises(function() a:update_mixed(real, other, 1, 0.5, Rng.new(1), {}) end, "widths differ")
+    raises(function() a:update_mixed(real, real, -1, 0.5, Rng.new(1), {}) end, "n must be in")
+    raises(function() a:update_mixed(real, real, 1, 1.5, Rng.new(1), {}) end, "outside [0, 1]")
+    raises(function() a:update_mixed(real, real, 1, 0.5, Rng.new(1)) end, "table expected")
+    raises(function() a:update_mixed({}, real, 1, 0.5, Rng.new(1), {}) end, "mbpo.Buffer expected")
   end)
 end)
 

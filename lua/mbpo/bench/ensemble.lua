@@ -7,6 +7,9 @@
 -- GFLOP/s from the same operation counts and the ratio peer time / our time.
 -- On a shared machine other jobs slow either side at random, so ours and the peer run in
 -- alternating rounds and each side keeps its best round; every round is printed.
+-- Each precision this CPU runs (fp32; bf16 where native) is measured against the same (fp32)
+-- peer; the Hopper figures end in lines
+--   summary ens_train <precision> ours <ms> peer <ms> ratio <N.NN>x   (and ens_step)
 -- Environment: MBPO_BENCH_ROUNDS (default 2).
 local bench = require "mbpo.bench"
 local core = require "mbpo.core"
@@ -49,9 +52,12 @@ local function run(opts)
   local rounds = tonumber(os.getenv("MBPO_BENCH_ROUNDS") or "") or opts.rounds or 2
   io.write("OpenBLAS: ", Ensemble._blas(), "; ", core.ncpu(), " cpus; ", rounds, " rounds\n")
   local worst = math.huge
-  local rows = {}
+  local rows, summaries = {}, {}
+  local precs = opts.precisions or require("mbpo.bench.sac").precisions({})
   for _, sh in ipairs(SHAPES) do
-    local ens = Ensemble.new{inputs = sh.obs + sh.act, outputs = sh.obs + 1, seed = 1}
+   for _, prec in ipairs(precs) do
+    local ens = Ensemble.new{inputs = sh.obs + sh.act, outputs = sh.obs + 1, seed = 1,
+                             precision = prec}
     local train_flops, fwd_flops = ens:flops(256)
     local best = {train = {math.huge}, step = {math.huge}, ptrain = nil, pstep = nil}
     local peer_msg
@@ -59,8 +65,8 @@ local function run(opts)
       local train, step = measure_ours(ens, threads)
       local t, tth = best_of(train)
       local s, sth = best_of(step)
-      local line = string.format("  %s round %d: ours train %s ms (%d thr), step %s ms (%d thr)",
-        sh.name, r, ms(t), tth, ms(s), sth)
+      local line = string.format("  %s %s round %d: ours train %s ms (%d thr), step %s ms (%d thr)",
+        sh.name, prec, r, ms(t), tth, ms(s), sth)
       if t < best.train[1] then best.train = {t, tth} end
       if s < best.step[1] then best.step = {s, sth} end
       local peer, msg = bench.peer("train,predict", sh.obs, sh.act, {1, 2}, "--iters 120")
@@ -78,11 +84,17 @@ local function run(opts)
       io.flush()
       if peer_msg then break end
     end
-    rows[#rows + 1] = {sh.name, "train 7x256", best.train, train_flops, best.ptrain,
+    rows[#rows + 1] = {sh.name, "train " .. prec, best.train, train_flops, best.ptrain,
                        best.ptrain and best.ptrain.ms_per_step}
-    rows[#rows + 1] = {sh.name, "step 100k rows", best.step, fwd_flops * ROWS, best.pstep,
+    rows[#rows + 1] = {sh.name, "step100k " .. prec, best.step, fwd_flops * ROWS, best.pstep,
                        best.pstep and best.pstep.ms}
     if peer_msg then rows[#rows].note = peer_msg end
+    if sh.name == "Hopper" then
+      summaries[#summaries + 1] = {"ens_train", prec, best.train[1] * 1e3,
+                                   best.ptrain and best.ptrain.ms_per_step}
+      summaries[#summaries + 1] = {"ens_step", prec, best.step[1] * 1e3, best.pstep and best.pstep.ms}
+    end
+   end
   end
   io.write("\n", string.format("%-7s %-15s %13s %9s %14s %9s %7s\n", "shape", "kernel",
     "ours ms/thr", "GFLOP/s", "peer ms/thr", "GFLOP/s", "ratio"))
@@ -105,6 +117,8 @@ local function run(opts)
   end
   io.write("peer train: one torch training step of the same model; peer step: its predict\n",
            "kernel, a forward of 100 000 rows split over the members plus the sample\n")
+  local summary = require("mbpo.bench.sac").summary
+  for _, s in ipairs(summaries) do summary(table.unpack(s)) end
 end
 
 return {

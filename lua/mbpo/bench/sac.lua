@@ -7,8 +7,13 @@
 -- each thread count, then the peer), so both see the same noise; each figure is the median
 -- over rounds, with the fastest and slowest round beside it, and the ratio is the peer's
 -- median over our best median.
+-- Every kernel is measured in each precision (fp32, and bf16 where the CPU has it: the same
+-- peer, which runs fp32), and the Hopper figures end in machine-readable lines
+--   summary sac_update <precision> ours <ms> peer <ms> ratio <N.NN>x   (and sac_act)
+-- (the act peer is tests/peers/torch_act.py: the same policy forward and sample in torch).
 -- Options (`mbpo bench sac` passes none): {rounds = 3, reps = 100, shapes = {{name, obs, act}},
--- threads = {1, 2}, peer = false to skip the peer, act = false to skip the act timing}.
+-- threads = {1, 2}, peer = false to skip the peer, act = false to skip the act timing,
+-- precisions = {"fp32", "bf16"}}.
 local bench = require "mbpo.bench"
 local core = require "mbpo.core"
 local SAC = require "mbpo.sac"
@@ -33,12 +38,12 @@ local function spread(xs)
 end
 
 -- one shape: returns {threads = {ms per round}}, {peer ms per round}, peer info, flops
-local function measure(obs, act, opts)
+local function measure(obs, act, opts, precision)
   local B = 256
   local batch = {obs = random_rows(B, obs, 1), act = random_rows(B, act, 2),
                  reward = random_rows(B, 1, 3), next_obs = random_rows(B, obs, 4),
                  done = T.zeros(B)}
-  local agent = SAC.new{obs = obs, act = act, batch = B, seed = 1}
+  local agent = SAC.new{obs = obs, act = act, batch = B, seed = 1, precision = precision}
   local stats, ours, peer, info = {}, {}, {}, nil
   for _, th in ipairs(opts.threads) do ours[th] = {} end
   for r = 1, opts.rounds do
@@ -63,39 +68,81 @@ local function measure(obs, act, opts)
   return ours, peer, info or nil, agent:flops(B)
 end
 
+-- precisions this CPU runs: fp32, and bf16 when SAC.new accepts it
+local function precisions(opts)
+  if opts.precisions then return opts.precisions end
+  local list = {"fp32"}
+  if pcall(SAC.new, {obs = 1, act = 1, hidden = {8}, precision = "bf16"}) then
+    list[2] = "bf16"
+  else
+    io.write("bf16: not native on this CPU, fp32 only\n")
+  end
+  return list
+end
+M.precisions = precisions
+
+-- the peer's 100k-row act (tests/peers/torch_act.py), best of its thread counts, in ms
+local function peer_act(obs, act, rows)
+  local path = (MBPO_ROOT or ".") .. "/tests/peers/torch_act.py"
+  local best
+  for _, th in ipairs{1, 2} do
+    local p = io.popen(string.format("/usr/bin/python3 %q --obs %d --act %d --rows %d --threads %d 2>/dev/null",
+      path, obs, act, rows, th))
+    local out = p:read("a")
+    p:close()
+    local v = tonumber(out:match('"ms"%s*:%s*([%d%.eE+-]+)'))
+    if v and (not best or v < best) then best = v end
+  end
+  return best
+end
+
+M.peer_act = peer_act
+
+-- one machine-readable line (times in ms; peer nil: "nan")
+function M.summary(kernel, precision, ours, peer)
+  io.write(string.format("summary %s %s ours %.3f peer %s ratio %s\n", kernel, precision, ours,
+    peer and string.format("%.3f", peer) or "nan",
+    peer and string.format("%.2fx", peer / ours) or "nan"))
+end
+
 function M.run(opts)
   opts = opts or {}
   opts.rounds, opts.reps = opts.rounds or 3, opts.reps or 100
   opts.threads = opts.threads or {1, 2}
   local shapes = opts.shapes or {{"hopper", 11, 3}, {"ant", 27, 8}}
   local saved = core.threads()
-  local results = {}
+  local results, summaries = {}, {}
+  local precs = precisions(opts)
   io.write(string.format("%d rounds of %d updates; ms/update: median (fastest - slowest round)\n",
     opts.rounds, opts.reps))
-  io.write(string.format("%-7s %-6s %-14s %9s %10s %8s %17s\n", "task", "shape", "who", "ms/update",
-    "updates/s", "GFLOP/s", "spread ms"))
+  io.write(string.format("%-7s %-6s %-5s %-14s %9s %10s %8s %17s\n", "task", "shape", "prec",
+    "who", "ms/update", "updates/s", "GFLOP/s", "spread ms"))
   for _, sh in ipairs(shapes) do
     local name, obs, act = sh[1], sh[2], sh[3]
-    local ours, peer, info, flops = measure(obs, act, opts)
-    local best = math.huge
-    for _, th in ipairs(opts.threads) do
-      local m = bench.median(ours[th])
-      local lo, hi = spread(ours[th])
-      best = math.min(best, m)
-      io.write(string.format("%-7s %-6s %-14s %9.3f %10.1f %8.1f %8.3f - %-8.3f\n", name,
-        obs .. "x" .. act, "mbpo " .. th .. "T", m, 1e3 / m, flops / m / 1e6, lo, hi))
+    for _, prec in ipairs(precs) do
+      local ours, peer, info, flops = measure(obs, act, opts, prec)
+      local best = math.huge
+      for _, th in ipairs(opts.threads) do
+        local m = bench.median(ours[th])
+        local lo, hi = spread(ours[th])
+        best = math.min(best, m)
+        io.write(string.format("%-7s %-6s %-5s %-14s %9.3f %10.1f %8.1f %8.3f - %-8.3f\n", name,
+          obs .. "x" .. act, prec, "mbpo " .. th .. "T", m, 1e3 / m, flops / m / 1e6, lo, hi))
+      end
+      local r = {name = name, obs = obs, act = act, ms = best, gflops = flops / best / 1e6,
+                 precision = prec}
+      if #peer > 0 then
+        local m = bench.median(peer)
+        local lo, hi = spread(peer)
+        io.write(string.format("%-7s %-6s %-5s %-14s %9.3f %10.1f %8.1f %8.3f - %-8.3f\n", name,
+          obs .. "x" .. act, "fp32", "peer (best T)", m, 1e3 / m, flops / m / 1e6, lo, hi))
+        io.write(string.format("%-7s %s ratio peer/mbpo %.2fx (%s, peer best thread setting %d in its first round)\n",
+          name, prec, m / best, info.peer or "torch", info.threads or 0))
+        r.peer_ms, r.ratio = m, m / best
+      end
+      if name == "hopper" then summaries[#summaries + 1] = {"sac_update", prec, best, r.peer_ms} end
+      results[#results + 1] = r
     end
-    local r = {name = name, obs = obs, act = act, ms = best, gflops = flops / best / 1e6}
-    if #peer > 0 then
-      local m = bench.median(peer)
-      local lo, hi = spread(peer)
-      io.write(string.format("%-7s %-6s %-14s %9.3f %10.1f %8.1f %8.3f - %-8.3f\n", name,
-        obs .. "x" .. act, "peer (best T)", m, 1e3 / m, flops / m / 1e6, lo, hi))
-      io.write(string.format("%-7s ratio peer/mbpo %.2fx (%s, peer best thread setting %d in its first round)\n",
-        name, m / best, info.peer or "torch", info.threads or 0))
-      r.peer_ms, r.ratio = m, m / best
-    end
-    results[#results + 1] = r
   end
   if opts.act ~= false then
     -- batched act over a rollout batch, deterministic and sampled, into a preallocated out
@@ -104,18 +151,26 @@ function M.run(opts)
       local name, obs, act = sh[1], sh[2], sh[3]
       local x, out = random_rows(N, obs, 5), T.zeros(N, act)
       local g = Rng.new(7)
-      local agent = SAC.new{obs = obs, act = act, seed = 1}
-      for _, th in ipairs(opts.threads) do
-        core.set_threads(th)
-        local td = bench.time(function() agent:act(x, {deterministic = true, out = out}) end, 2, 5)
-        local ts = bench.time(function() agent:act(x, {out = out}, g) end, 2, 5)
-        io.write(string.format("%-7s act %d rows, %dT: deterministic %.1f ms, sampled %.1f ms"
-          .. " (%.2f M rows/s)\n", name, N, th, td * 1e3, ts * 1e3, N / ts / 1e6))
+      local pms = opts.peer ~= false and name == "hopper" and peer_act(obs, act, N) or nil
+      for _, prec in ipairs(precs) do
+        local agent = SAC.new{obs = obs, act = act, seed = 1, precision = prec}
+        local best = math.huge
+        for _, th in ipairs(opts.threads) do
+          core.set_threads(th)
+          local td = bench.time(function() agent:act(x, {deterministic = true, out = out}) end, 2, 5)
+          local ts = bench.time(function() agent:act(x, {out = out}, g) end, 2, 5)
+          best = math.min(best, ts * 1e3)
+          io.write(string.format("%-7s %s act %d rows, %dT: deterministic %.1f ms, sampled %.1f ms"
+            .. " (%.2f M rows/s)\n", name, prec, N, th, td * 1e3, ts * 1e3, N / ts / 1e6))
+        end
+        if pms then io.write(string.format("%-7s peer act %d rows (fp32, best T): %.1f ms\n", name, N, pms)) end
+        if name == "hopper" then summaries[#summaries + 1] = {"sac_act", prec, best, pms} end
+        agent:close()
       end
-      agent:close()
     end
   end
   core.set_threads(saved)
+  for _, s in ipairs(summaries) do M.summary(table.unpack(s)) end
   return results
 end
 

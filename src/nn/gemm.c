@@ -1,0 +1,298 @@
+/* Matrix products in a chosen precision: fp32 on OpenBLAS sgemm, bf16 on oneDNN's matmul.
+   In bf16 both operands are rounded to bfloat16 (round to nearest even) into per-thread
+   scratch, multiplied with fp32 accumulation, and the fp32 result is combined with C as
+   sgemm does (C = alpha op(A) op(B) + beta C). Products too small for the matrix units to
+   pay (an inner or outer dimension under MB_BF16_MIN_DIM: the first layers on 11..27 input
+   columns, the critics' one-unit output) stay on sgemm in fp32.
+   Threads: every oneDNN call runs with one OpenMP thread (omp_set_num_threads(1) in each
+   calling thread), so the parallelism is always our pool's, which follows MBPO_THREADS; no
+   OpenMP team is ever started, nothing spins beside OpenBLAS and the pool, and a product
+   computed by one thread gives the same bits whatever the thread count.
+   Primitives are created once per shape and thread and reused (a small per-thread cache).
+   Row counts that vary from call to call (the critic rows that gave the minimum, the rows
+   of a model step routed to one elite) are padded with zero rows up to a multiple of
+   ROWPAD, so that a handful of shapes serve them all instead of a new primitive (and a new
+   JIT kernel) per count; the padded rows' results are discarded. */
+#include "mbpo/nn.h"
+#include "mbpo/core.h"
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+#ifdef __AVX2__
+#include <immintrin.h>
+#endif
+#include <omp.h>
+#include <oneapi/dnnl/dnnl.h>
+
+#define CACHE_SLOTS 96
+#define ROWPAD 32
+
+typedef struct Prim {
+  int ta, tb, M, N, K, ldc;
+  float alpha, beta;
+  dnnl_primitive_t prim;
+  dnnl_memory_t a, b, c;
+} Prim;
+
+/* one calling thread's state: reachable from the global list (no leak at exit) */
+typedef struct ThreadState {
+  struct ThreadState *next;
+  dnnl_stream_t stream;
+  Prim cache[CACHE_SLOTS];
+  int ncache, evict;
+  uint16_t *abuf, *bbuf;
+  size_t acap, bcap;
+  float *cbuf;              /* padded result rows */
+  size_t ccap;
+} ThreadState;
+
+static struct {
+  pthread_once_t once;
+  dnnl_engine_t engine;
+  int ok;                    /* engine created */
+  pthread_mutex_t mu;
+  ThreadState *threads;
+} g = {PTHREAD_ONCE_INIT, NULL, 0, PTHREAD_MUTEX_INITIALIZER, NULL};
+
+static _Thread_local ThreadState *tls;
+
+static void init_engine(void) {
+  g.ok = dnnl_engine_create(&g.engine, dnnl_cpu, 0) == dnnl_success;
+}
+
+static ThreadState *thread_state(void) {
+  if (tls) return tls;
+  pthread_once(&g.once, init_engine);
+  if (!g.ok) return NULL;
+  ThreadState *t = calloc(1, sizeof *t);
+  if (!t) return NULL;
+  if (dnnl_stream_create(&t->stream, g.engine, dnnl_stream_default_flags) != dnnl_success) {
+    free(t);
+    return NULL;
+  }
+  omp_set_num_threads(1);   /* this thread's OpenMP ICV: oneDNN runs inside it */
+  pthread_mutex_lock(&g.mu);
+  t->next = g.threads;
+  g.threads = t;
+  pthread_mutex_unlock(&g.mu);
+  tls = t;
+  return t;
+}
+
+/* fp32 -> bf16, round to nearest even; a NaN stays a (quiet) NaN. Branch-free so that the
+   packing loops vectorise. */
+static inline uint16_t tobf16(float f) {
+  uint32_t u;
+  memcpy(&u, &f, 4);
+  uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16, q = (u >> 16) | 0x40u;
+  return (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? q : r);
+}
+
+float mbn_bf16Round(float x) {
+  uint32_t u = (uint32_t)tobf16(x) << 16;
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
+}
+
+/* packs rows x cols of src (leading dimension ld) into dst [rows x dcols] as bf16, the same
+   rounding as tobf16, 16 values per step with AVX2; columns cols..dcols-1 become zeros */
+static void pack(uint16_t *restrict dst, const float *restrict src, int rows, int cols, int ld,
+                 int dcols) {
+#ifdef __AVX2__
+  const __m256i one = _mm256_set1_epi32(1), bias = _mm256_set1_epi32(0x7fff);
+  const __m256i abs = _mm256_set1_epi32(0x7fffffff), inf = _mm256_set1_epi32(0x7f800000);
+  const __m256i quiet = _mm256_set1_epi32(0x40);
+#endif
+  for (int r = 0; r < rows; r++) {
+    const float *s = src + (size_t)r * ld;
+    uint16_t *d = dst + (size_t)r * dcols;
+    int c = 0;
+#ifdef __AVX2__
+    for (; c + 16 <= cols; c += 16) {
+      __m256i h[2];
+      for (int k = 0; k < 2; k++) {
+        __m256i u = _mm256_castps_si256(_mm256_loadu_ps(s + c + 8 * k));
+        __m256i hi = _mm256_srli_epi32(u, 16);
+        __m256i rn = _mm256_srli_epi32(
+          _mm256_add_epi32(_mm256_add_epi32(u, bias), _mm256_and_si256(hi, one)), 16);
+        __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, abs), inf);
+        h[k] = _mm256_blendv_epi8(rn, _mm256_or_si256(hi, quiet), nan);
+      }
+      /* 32 -> 16 bits (values fit: no saturation), lanes back in order */
+      __m256i p = _mm256_permute4x64_epi64(_mm256_packus_epi32(h[0], h[1]), 0xd8);
+      _mm256_storeu_si256((__m256i *)(void *)(d + c), p);
+    }
+#endif
+    for (; c < cols; c++) d[c] = tobf16(s[c]);
+    for (; c < dcols; c++) d[c] = 0;
+  }
+}
+
+static int grow(uint16_t **buf, size_t *cap, size_t n) {
+  if (n <= *cap) return 0;
+  uint16_t *p = mbu_alignedAlloc(n * sizeof(uint16_t));
+  if (!p) return -1;
+  mbu_free(*buf);
+  *buf = p;
+  *cap = n;
+  return 0;
+}
+
+static void destroy(Prim *p) {
+  if (p->prim) dnnl_primitive_destroy(p->prim);
+  if (p->a) dnnl_memory_destroy(p->a);
+  if (p->b) dnnl_memory_destroy(p->b);
+  if (p->c) dnnl_memory_destroy(p->c);
+  memset(p, 0, sizeof *p);
+}
+
+/* creates the matmul of A [M x K] (stored [K x M] when ta), B [K x N] ([N x K] when tb), both
+   packed bf16, into C fp32 [M x N] with leading dimension ldc; alpha as an output scale and
+   beta as a sum post-op. Returns 0, or -1 when oneDNN has no implementation. impl [nimpl]
+   receives the implementation's name when not NULL. */
+static int create(Prim *p, int ta, int tb, int M, int N, int K, int ldc, float alpha,
+                  float beta, char *impl, size_t nimpl) {
+  memset(p, 0, sizeof *p);
+  dnnl_memory_desc_t amd, bmd, cmd;
+  dnnl_dims_t ad = {M, K}, bd = {K, N}, cd = {M, N};
+  dnnl_dims_t as = {ta ? 1 : K, ta ? M : 1}, bs = {tb ? 1 : N, tb ? K : 1}, cs = {ldc, 1};
+  if (dnnl_memory_desc_init_by_strides(&amd, 2, ad, dnnl_bf16, as) != dnnl_success ||
+      dnnl_memory_desc_init_by_strides(&bmd, 2, bd, dnnl_bf16, bs) != dnnl_success ||
+      dnnl_memory_desc_init_by_strides(&cmd, 2, cd, dnnl_f32, cs) != dnnl_success)
+    return -1;
+  dnnl_matmul_desc_t md;
+  if (dnnl_matmul_desc_init(&md, &amd, &bmd, NULL, &cmd) != dnnl_success) return -1;
+  dnnl_primitive_attr_t attr;
+  if (dnnl_primitive_attr_create(&attr) != dnnl_success) return -1;
+  int bad = 0;
+  if (alpha != 1.0f) bad |= dnnl_primitive_attr_set_output_scales(attr, 1, 0, &alpha) != dnnl_success;
+  if (beta != 0.0f) {
+    dnnl_post_ops_t po;
+    bad |= dnnl_post_ops_create(&po) != dnnl_success;
+    if (!bad) {
+      bad |= dnnl_post_ops_append_sum(po, beta) != dnnl_success;
+      bad |= dnnl_primitive_attr_set_post_ops(attr, po) != dnnl_success;
+      dnnl_post_ops_destroy(po);
+    }
+  }
+  dnnl_primitive_desc_t pd = NULL;
+  if (!bad) bad = dnnl_primitive_desc_create(&pd, &md, attr, g.engine, NULL) != dnnl_success;
+  dnnl_primitive_attr_destroy(attr);
+  if (bad) return -1;
+  if (impl && nimpl) {
+    const char *s = NULL;
+    dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &s);
+    snprintf(impl, nimpl, "%s", s ? s : "?");
+  }
+  bad = dnnl_primitive_create(&p->prim, pd) != dnnl_success;
+  dnnl_primitive_desc_destroy(pd);
+  if (!bad) bad |= dnnl_memory_create(&p->a, &amd, g.engine, DNNL_MEMORY_NONE) != dnnl_success;
+  if (!bad) bad |= dnnl_memory_create(&p->b, &bmd, g.engine, DNNL_MEMORY_NONE) != dnnl_success;
+  if (!bad) bad |= dnnl_memory_create(&p->c, &cmd, g.engine, DNNL_MEMORY_NONE) != dnnl_success;
+  if (bad) {
+    destroy(p);
+    return -1;
+  }
+  p->ta = ta; p->tb = tb; p->M = M; p->N = N; p->K = K; p->ldc = ldc;
+  p->alpha = alpha; p->beta = beta;
+  return 0;
+}
+
+static Prim *lookup(ThreadState *t, int ta, int tb, int M, int N, int K, int ldc, float alpha,
+                    float beta) {
+  for (int i = 0; i < t->ncache; i++) {
+    Prim *p = &t->cache[i];
+    if (p->ta == ta && p->tb == tb && p->M == M && p->N == N && p->K == K && p->ldc == ldc &&
+        p->alpha == alpha && p->beta == beta)
+      return p;
+  }
+  Prim *p;
+  if (t->ncache < CACHE_SLOTS) p = &t->cache[t->ncache++];
+  else {  /* round-robin eviction: shapes in use are far fewer than the slots */
+    p = &t->cache[t->evict];
+    t->evict = (t->evict + 1) % CACHE_SLOTS;
+    destroy(p);
+  }
+  if (create(p, ta, tb, M, N, K, ldc, alpha, beta, NULL, 0) < 0) return NULL;
+  return p;
+}
+
+static int use_bf16(int M, int N, int K) {
+  return M >= MB_BF16_MIN_DIM && N >= MB_BF16_MIN_DIM && K >= MB_BF16_MIN_DIM;
+}
+
+int mbn_gemm(mbPrecision prec, int ta, int tb, int M, int N, int K, float alpha, const float *A,
+             int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+  if (prec == MB_BF16 && use_bf16(M, N, K)) {
+    ThreadState *t = thread_state();
+    if (!t) return mbu_error("gemm: oneDNN is not available (engine or stream)");
+    int Mp = (M + ROWPAD - 1) / ROWPAD * ROWPAD;
+    size_t na = (size_t)Mp * K, nb = (size_t)K * N;
+    if (grow(&t->abuf, &t->acap, na) < 0 || grow(&t->bbuf, &t->bcap, nb) < 0) return MB_ERR;
+    if (ta) pack(t->abuf, A, K, M, lda, Mp);
+    else {
+      pack(t->abuf, A, M, K, lda, K);
+      memset(t->abuf + (size_t)M * K, 0, sizeof(uint16_t) * (size_t)(Mp - M) * K);
+    }
+    if (tb) pack(t->bbuf, B, N, K, ldb, K);
+    else pack(t->bbuf, B, K, N, ldb, N);
+    /* padded: the result goes to scratch rows (holding C's rows first when beta needs them) */
+    float *out = C;
+    int ldo = ldc;
+    if (Mp != M) {
+      if (t->ccap < (size_t)Mp * N) {
+        float *c = mbu_alignedAlloc(sizeof(float) * (size_t)Mp * N);
+        if (!c) return MB_ERR;
+        mbu_free(t->cbuf);
+        t->cbuf = c;
+        t->ccap = (size_t)Mp * N;
+      }
+      out = t->cbuf;
+      ldo = N;
+      if (beta != 0.0f)
+        for (int i = 0; i < M; i++)
+          memcpy(out + (size_t)i * N, C + (size_t)i * ldc, sizeof(float) * (size_t)N);
+    }
+    Prim *p = lookup(t, ta, tb, Mp, N, K, ldo, alpha, beta);
+    if (!p)
+      return mbu_error("gemm: oneDNN has no bf16 matmul for [%d x %d] @ [%d x %d] on this CPU",
+                       M, K, K, N);
+    dnnl_memory_set_data_handle(p->a, t->abuf);
+    dnnl_memory_set_data_handle(p->b, t->bbuf);
+    dnnl_memory_set_data_handle(p->c, out);
+    dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, p->a}, {DNNL_ARG_WEIGHTS, p->b},
+                               {DNNL_ARG_DST, p->c}};
+    if (dnnl_primitive_execute(p->prim, t->stream, 3, args) != dnnl_success ||
+        dnnl_stream_wait(t->stream) != dnnl_success)
+      return mbu_error("gemm: oneDNN matmul failed for [%d x %d] @ [%d x %d]", M, K, K, N);
+    if (out != C)
+      for (int i = 0; i < M; i++)
+        memcpy(C + (size_t)i * ldc, out + (size_t)i * N, sizeof(float) * (size_t)N);
+    return MB_OK;
+  }
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M,
+              N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  return MB_OK;
+}
+
+int mbn_bf16Check(char *impl, size_t n) {
+  pthread_once(&g.once, init_engine);
+  omp_set_num_threads(1);   /* creating the probe starts no OpenMP team either */
+  if (!g.ok) return mbu_error("precision bf16: oneDNN found no CPU engine");
+  Prim p;
+  char name[128] = "?";
+  if (create(&p, 0, 0, 256, 256, 256, 256, 1.0f, 0.0f, name, sizeof name) < 0)
+    return mbu_error("precision bf16: oneDNN has no bf16 matmul on this CPU; use precision=fp32");
+  destroy(&p);
+  if (impl && n) snprintf(impl, n, "%s", name);
+  if (!strstr(name, "bf16"))
+    return mbu_error("precision bf16 needs a CPU with AVX512-BF16 or AMX (oneDNN would use "
+                     "'%s'); use precision=fp32", name);
+  return MB_OK;
+}

@@ -1,0 +1,170 @@
+/* Tests of src/nn/gemm.c: bf16 products (oneDNN) against double references, the rounding
+   to bfloat16, determinism, and the fp32 path for small products. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mbpo/core.h"
+#include "mbpo/nn.h"
+#include "test.h"
+
+static mbRng rng;
+static int have_bf16;
+
+/* C = alpha op(A) op(B) + beta C0 in double; with round = 1 the operands are first rounded
+   to bf16. absab[i,j] = sum_k |a_ik b_kj| (for the bound). */
+static void ref(double *C, double *absab, int ta, int tb, int M, int N, int K, float alpha,
+                const float *A, int lda, const float *B, int ldb, float beta, const float *C0,
+                int ldc, int round) {
+  for (int i = 0; i < M; i++)
+    for (int j = 0; j < N; j++) {
+      double s = 0, sa = 0;
+      for (int k = 0; k < K; k++) {
+        float a = ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
+        float b = tb ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j];
+        if (round) { a = mbn_bf16Round(a); b = mbn_bf16Round(b); }
+        s += (double)a * b;
+        sa += fabs((double)a * b);
+      }
+      C[(size_t)i * N + j] = alpha * s + beta * (double)C0[(size_t)i * ldc + j];
+      if (absab) absab[(size_t)i * N + j] = fabs(alpha) * sa + fabs(beta * C0[(size_t)i * ldc + j]);
+    }
+}
+
+static void test_round(void) {
+  CHECK(mbn_bf16Round(1.0f) == 1.0f, "1");
+  CHECK(mbn_bf16Round(1.0f + 0x1p-8f) == 1.0f, "tie to even (down)");
+  CHECK(mbn_bf16Round(1.0f + 3 * 0x1p-8f) == 1.0f + 0x1p-6f, "tie to even (up)");
+  CHECK(mbn_bf16Round(1.0f + 0x1p-8f + 0x1p-12f) == 1.0f + 0x1p-7f, "above the tie");
+  CHECK(mbn_bf16Round(-3.0f) == -3.0f, "-3");
+  float nan = NAN;
+  CHECK(isnan(mbn_bf16Round(nan)), "NaN stays NaN");
+  CHECK(isinf(mbn_bf16Round(INFINITY)), "inf");
+  /* relative error at most 2^-8 over a range of values */
+  double worst = 0;
+  for (int i = 0; i < 100000; i++) {
+    float x = (float)(mbr_uniform(&rng) * 200 - 100);
+    double e = fabs((double)mbn_bf16Round(x) - x) / (fabs(x) + 1e-30);
+    if (e > worst) worst = e;
+  }
+  CHECK(worst <= 0x1p-8, "worst relative rounding error %g", worst);
+}
+
+/* one product in bf16 against the double references, all four transposes, alpha, beta and
+   a wider C. Bounds (stated): against the reference on bf16-rounded operands, only the fp32
+   accumulation differs: |C - ref| <= K 2^-23 sum|ab|; against the exact reference the
+   operand rounding adds 2 x 2^-8 relative per product: |C - exact| <= (2^-7 + K 2^-23) sum|ab|.
+   And bf16 must really be used: the exact error exceeds 1e-4 sum|ab| somewhere. */
+static void check_shape(int M, int N, int K) {
+  for (int ta = 0; ta < 2; ta++)
+    for (int tb = 0; tb < 2; tb++) {
+      int lda = ta ? M + 3 : K + 1, ldb = tb ? K + 2 : N, ldc = N + 5;
+      size_t na = (size_t)(ta ? K : M) * lda, nb = (size_t)(tb ? N : K) * ldb;
+      float *A = malloc(sizeof(float) * na), *B = malloc(sizeof(float) * nb);
+      float *C = malloc(sizeof(float) * (size_t)M * ldc), *C0 = malloc(sizeof(float) * (size_t)M * ldc);
+      double *R = malloc(sizeof(double) * (size_t)M * N), *E = malloc(sizeof(double) * (size_t)M * N);
+      double *S = malloc(sizeof(double) * (size_t)M * N);
+      mbr_uniformFill(A, &rng, na, -1, 1);
+      mbr_uniformFill(B, &rng, nb, -1, 1);
+      mbr_uniformFill(C0, &rng, (size_t)M * ldc, -1, 1);
+      float alpha = ta ? 0.5f : 1.0f, beta = tb ? 1.0f : 0.0f;
+      memcpy(C, C0, sizeof(float) * (size_t)M * ldc);
+      CHECK(mbn_gemm(MB_BF16, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) == MB_OK,
+            "gemm ran");
+      ref(R, S, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C0, ldc, 1);
+      ref(E, NULL, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C0, ldc, 0);
+      double wr = 0, we = 0, used = 0;
+      for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+          size_t o = (size_t)i * N + j;
+          double c = C[(size_t)i * ldc + j], s = S[o] + 1e-30;
+          double er = fabs(c - R[o]) / s, ee = fabs(c - E[o]) / s;
+          if (er > wr) wr = er;
+          if (ee > we) we = ee;
+          if (ee > used) used = ee;
+        }
+      CHECK(wr <= K * 0x1p-23, "%dx%dx%d ta=%d tb=%d: vs bf16 operands %g > %g", M, N, K, ta,
+            tb, wr, K * 0x1p-23);
+      CHECK(we <= 0x1p-7 + K * 0x1p-23, "%dx%dx%d ta=%d tb=%d: vs exact %g", M, N, K, ta, tb, we);
+      CHECK(used > 1e-4, "%dx%dx%d: bf16 really used (largest relative error %g)", M, N, K, used);
+      /* the untouched columns past N keep C0 */
+      int kept = 1;
+      for (int i = 0; i < M; i++)
+        for (int j = N; j < ldc; j++) kept &= C[(size_t)i * ldc + j] == C0[(size_t)i * ldc + j];
+      CHECK(kept, "columns past N untouched");
+      /* the same call again gives the same bits */
+      float *C2 = malloc(sizeof(float) * (size_t)M * ldc);
+      memcpy(C2, C0, sizeof(float) * (size_t)M * ldc);
+      mbn_gemm(MB_BF16, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C2, ldc);
+      CHECK(memcmp(C, C2, sizeof(float) * (size_t)M * ldc) == 0, "deterministic");
+      free(A); free(B); free(C); free(C0); free(C2); free(R); free(E); free(S);
+    }
+}
+
+static void test_bf16_products(void) {
+  if (!have_bf16) return;
+  check_shape(256, 256, 256);   /* SAC hidden layer */
+  check_shape(96, 200, 64);
+  check_shape(33, 40, 300);
+}
+
+/* products with a dimension under MB_BF16_MIN_DIM stay fp32: equal to the fp32 call */
+static void test_small_stay_fp32(void) {
+  int M = 256, N = 256, K = 11;
+  float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * K * N);
+  float *C1 = calloc((size_t)M * N, sizeof(float)), *C2 = calloc((size_t)M * N, sizeof(float));
+  mbr_uniformFill(A, &rng, (size_t)M * K, -1, 1);
+  mbr_uniformFill(B, &rng, (size_t)K * N, -1, 1);
+  mbn_gemm(MB_BF16, 0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, C1, N);
+  mbn_gemm(MB_FP32, 0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, C2, N);
+  CHECK(memcmp(C1, C2, sizeof(float) * M * N) == 0, "K = 11 runs in fp32");
+  double *R = malloc(sizeof(double) * M * N), *S = malloc(sizeof(double) * M * N);
+  ref(R, S, 0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, C2, N, 0);
+  double w = 0;
+  for (int i = 0; i < M * N; i++) {
+    double e = fabs(C2[i] - R[i]) / (S[i] + 1e-30);
+    if (e > w) w = e;
+  }
+  CHECK(w <= K * 0x1p-23, "fp32 error %g", w);
+  free(A); free(B); free(C1); free(C2); free(R); free(S);
+}
+
+/* bf16 products on pool threads: every task's result equals the same product on the caller
+   (one OpenMP thread per call, so the thread that runs it does not matter) */
+typedef struct PoolCtx { const float *A, *B; float *C; int M, N, K; } PoolCtx;
+static void pool_task(void *vctx, int t) {
+  PoolCtx *c = vctx;
+  mbn_gemm(MB_BF16, 0, 0, c->M, c->N, c->K, 1.0f, c->A, c->K, c->B, c->N, 0.0f,
+           c->C + (size_t)t * c->M * c->N, c->N);
+}
+
+static void test_threads(void) {
+  if (!have_bf16) return;
+  int M = 128, N = 256, K = 256, T = 4;
+  float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * K * N);
+  float *C = malloc(sizeof(float) * (size_t)T * M * N), *C1 = malloc(sizeof(float) * M * N);
+  mbr_uniformFill(A, &rng, (size_t)M * K, -1, 1);
+  mbr_uniformFill(B, &rng, (size_t)K * N, -1, 1);
+  mbn_gemm(MB_BF16, 0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, C1, N);
+  int saved = mbu_threads();
+  mbu_setThreads(2);
+  PoolCtx c = {A, B, C, M, N, K};
+  mbu_parallelFor(T, pool_task, &c);
+  mbu_setThreads(saved);
+  for (int t = 0; t < T; t++)
+    CHECK(memcmp(C + (size_t)t * M * N, C1, sizeof(float) * M * N) == 0, "task %d", t);
+  free(A); free(B); free(C); free(C1);
+}
+
+int main(void) {
+  mbr_seed(&rng, 77, 0);
+  char impl[128] = "";
+  have_bf16 = mbn_bf16Check(impl, sizeof impl) == MB_OK;
+  if (have_bf16) printf("bf16 matmul: %s\n", impl);
+  else printf("no native bf16 here (%s): bf16 product tests skipped\n", mbu_lasterror());
+  RUN(test_round);
+  RUN(test_bf16_products);
+  RUN(test_small_stay_fp32);
+  RUN(test_threads);
+  return TEST_REPORT();
+}
