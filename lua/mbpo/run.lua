@@ -236,7 +236,7 @@ function M.main(args)
   -- Ctrl-C / SIGTERM: the loop saves a checkpoint at its next safe point, then stops
   local core = require "mbpo.core"
   core.defer_interrupts(true)
-  local ok, res = xpcall(train.run, MBPO_MSGHANDLER, cfg, {dir = dir, resume = o.resume ~= nil,
+  local ok, res = xpcall(require("mbpo.harness").run, MBPO_MSGHANDLER, cfg, {dir = dir, resume = o.resume ~= nil,
     on_resume = on_resume})
   core.defer_interrupts(false)
   if not ok then

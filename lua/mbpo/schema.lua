@@ -50,6 +50,12 @@ local function int_list(lo, hi, maxn)
     end
   end
 end
+-- "path/or.module": an existing Lua file or a module on package.path (mbpo.harness.load)
+local function lua_source(v)
+  if type(v) ~= "string" then return "a Lua file or module name (a string)" end
+  local ok, err = require("mbpo.harness").locate(v)
+  if not ok then return err end
+end
 local function boolean(v) if type(v) ~= "boolean" then return "true or false" end end
 
 -- a frame side of a video: H.264 in yuv420p needs even sizes
@@ -93,6 +99,7 @@ M.fields = {
   ["threads"] = int(0, 256),
   ["precision"] = enum("fp32", "bf16"),
   ["stop_return"] = function(v) if type(v) ~= "number" or v ~= v then return "a number" end end,
+  ["loop"] = lua_source,
   ["model.members"] = int(1, 64),
   ["model.elites"] = int(1),
   ["model.hidden"] = int_list(1, 65536, 7),
@@ -123,6 +130,7 @@ M.fields = {
     if int(0)(v[3]) or int(0)(v[4]) then return "a list {a, b, x, y} with integers x, y >= 0" end
   end,
   ["rollout.retain_epochs"] = int(1),
+  ["rollout.fn"] = lua_source,
   ["rollout.keep_terminated"] = boolean,
   ["rollout.mean_prediction"] = boolean,
   ["rollout.two_sided"] = boolean,
