@@ -317,7 +317,9 @@ local function resume(run)
   end
   for _, p in ipairs(M.parts) do
     -- the model buffer's capacity is that of the checkpoint's rollout length
-    if p[1] == "model_buffer" then run.model_buffer = run:new_model_buffer(parts.loop.counters.k) end
+    if p[1] == "model_buffer" then
+      run.model_buffer = run:new_model_buffer(parts.loop.counters.k)
+    end
     restore(p[3], run[p[2]], parts[p[1]])
     -- resumed with more epochs: the real buffer grows (it must never drop real data)
     if p[1] == "real_buffer" and run.real:capacity() < run.total_steps then
@@ -478,7 +480,8 @@ function M.check_counters(st, cfg, real_state)
       st.t, want))
   end
   local rows = real_state and real_state.size
-  if math.type(rows) == "integer" and rows ~= math.min(st.env_steps, real_state.capacity or rows) then
+  if math.type(rows) == "integer" and
+      rows ~= math.min(st.env_steps, real_state.capacity or rows) then
     bad(string.format("the real buffer holds %d rows after %d env steps", rows, st.env_steps))
   end
   if st.k < 0 then bad("rollout length " .. st.k) end

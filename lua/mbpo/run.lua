@@ -158,86 +158,103 @@ function M.resolve(script_cfg, flat, order)
   return cfg
 end
 
+-- a --resume DIR: the config of DIR/config.lua with the overrides a resume may change;
+-- {cfg=, dir=, on_resume=} or an exit code (after one line)
+local function prepare_resume(o)
+  local dir = o.resume:gsub("/+$", "")
+  if o.script then
+    return require("mbpo.cli").usage("run: give either SCRIPT.lua or --resume DIR")
+  end
+  local cpath = dir .. "/config.lua"
+  if not lfs.attributes(cpath) then return die("cannot resume: no " .. cpath) end
+  local ok, res = config.load_sandboxed(cpath)
+  if not ok then return die("cannot resume: " .. res) end
+  if type(res) ~= "table" then return die("cannot resume: " .. cpath .. " returns no table") end
+  local cfg, err = M.resolve(res, o.flat, o.order)
+  if not cfg then return die(err) end
+  local base
+  base, err = M.resolve(res, {}, {})
+  if not base then return die("cannot resume: " .. cpath .. ": " .. err) end
+  local refusal = resume_refusal(base, cfg, o.order)
+  if refusal then return die(refusal) end
+  local ck, cerr = require("mbpo.checkpoint").find(dir)
+  if not ck then return die("cannot resume: " .. cerr) end
+  -- accepted overrides are kept in config.lua (atomically), once the checkpoint has been
+  -- restored, so that a later plain --resume continues with them
+  local on_resume
+  if #o.order > 0 then
+    on_resume = function()
+      local kv = {}
+      for _, key in ipairs(o.order) do kv[#kv + 1] = key .. "=" .. o.flat[key] end
+      local head = header_of(cpath)
+      head = (head ~= "" and head .. "\n" or "") .. "resumed with " .. table.concat(kv, " ")
+      local okw, werr = require("mbpo.io").write_text(cpath, config.to_lua(cfg, head))
+      if not okw then
+        error("cannot resume: cannot write " .. cpath .. ": " .. tostring(werr), 0)
+      end
+    end
+  end
+  return {cfg = cfg, dir = dir, on_resume = on_resume}
+end
+
+-- a new run of a script: its resolved config written to the new run directory; {cfg=,
+-- dir=, created=} or an exit code (after one line; 0 for a script that ran its own loop)
+local function prepare_new(o, args)
+  if not o.script then return require("mbpo.cli").usage("run: missing SCRIPT.lua") end
+  local ok, res = load_script(o.script, o.flat)
+  if not ok then return die(res) end
+  -- a script that runs its own loop says so by returning true (or an exit code)
+  if res == true then return 0 end
+  if math.type(res) == "integer" then return res end
+  if res == nil then
+    return die(o.script .. " returned nothing; a training script must `return` a config " ..
+      "table (a script running its own loop returns true)")
+  end
+  if type(res) ~= "table" then
+    return die(o.script .. " must return a config table (or true when it runs its own loop), " ..
+      "got a " .. type(res))
+  end
+  local cfg, err = M.resolve(res, o.flat, o.order)
+  if not cfg then return die(err) end
+  local name = o.script:match("([^/]+)%.lua$") or "run"
+  local dir = o.out or string.format("runs/%s-%d-%s", name, cfg.seed, os.date("%Y%m%d-%H%M%S"))
+  if lfs.attributes(dir .. "/checkpoint") or lfs.attributes(dir .. "/progress.csv") then
+    return die("run directory " .. dir .. " already holds a run; use --resume " .. dir ..
+      " to continue it or another --out")
+  end
+  if o.out and lfs.attributes(dir, "mode") == "directory" then
+    for name in lfs.dir(dir) do
+      if name ~= "." and name ~= ".." then
+        return die("--out " .. dir .. " is a non-empty directory that is not a run " ..
+          "directory; give a new or empty directory")
+      end
+    end
+  end
+  local okd, derr = mkdir_p(dir)
+  if not okd then return die("cannot create run directory " .. dir .. ": " .. tostring(derr)) end
+  local created = derr
+  local okw, werr = require("mbpo.io").write_text(dir .. "/config.lua", config.to_lua(cfg,
+    string.format("resolved config of `mbpo run %s`\n%s", table.concat(args, " "),
+    "run again with: mbpo run " .. dir .. "/config.lua")))
+  if not okw then
+    clean_failed(dir, created)
+    return die("cannot write " .. dir .. "/config.lua: " .. tostring(werr))
+  end
+  return {cfg = cfg, dir = dir, created = created}
+end
+
 function M.main(args)
   local o, err = parse_args(args)
   if not o then return require("mbpo.cli").usage("run: " .. err) end
-  local cfg, dir, created, on_resume
-  if o.resume then
-    dir = o.resume:gsub("/+$", "")
-    if o.script then return require("mbpo.cli").usage("run: give either SCRIPT.lua or --resume DIR") end
-    local cpath = dir .. "/config.lua"
-    if not lfs.attributes(cpath) then return die("cannot resume: no " .. cpath) end
-    local ok, res = config.load_sandboxed(cpath)
-    if not ok then return die("cannot resume: " .. res) end
-    if type(res) ~= "table" then return die("cannot resume: " .. cpath .. " returns no table") end
-    cfg, err = M.resolve(res, o.flat, o.order)
-    if not cfg then return die(err) end
-    local base
-    base, err = M.resolve(res, {}, {})
-    if not base then return die("cannot resume: " .. cpath .. ": " .. err) end
-    local refusal = resume_refusal(base, cfg, o.order)
-    if refusal then return die(refusal) end
-    local ck, cerr = require("mbpo.checkpoint").find(dir)
-    if not ck then return die("cannot resume: " .. cerr) end
-    -- accepted overrides are kept in config.lua (atomically), once the checkpoint has been
-    -- restored, so that a later plain --resume continues with them
-    if #o.order > 0 then
-      on_resume = function()
-        local kv = {}
-        for _, key in ipairs(o.order) do kv[#kv + 1] = key .. "=" .. o.flat[key] end
-        local head = header_of(cpath)
-        head = (head ~= "" and head .. "\n" or "") .. "resumed with " .. table.concat(kv, " ")
-        local okw, werr = require("mbpo.io").write_text(cpath, config.to_lua(cfg, head))
-        if not okw then error("cannot resume: cannot write " .. cpath .. ": " .. tostring(werr), 0) end
-      end
-    end
-  else
-    if not o.script then return require("mbpo.cli").usage("run: missing SCRIPT.lua") end
-    local ok, res = load_script(o.script, o.flat)
-    if not ok then return die(res) end
-    -- a script that runs its own loop says so by returning true (or an exit code)
-    if res == true then return 0 end
-    if math.type(res) == "integer" then return res end
-    if res == nil then
-      return die(o.script .. " returned nothing; a training script must `return` a config " ..
-        "table (a script running its own loop returns true)")
-    end
-    if type(res) ~= "table" then
-      return die(o.script .. " must return a config table (or true when it runs its own loop), got a " .. type(res))
-    end
-    cfg, err = M.resolve(res, o.flat, o.order)
-    if not cfg then return die(err) end
-    local name = o.script:match("([^/]+)%.lua$") or "run"
-    dir = o.out or string.format("runs/%s-%d-%s", name, cfg.seed, os.date("%Y%m%d-%H%M%S"))
-    if lfs.attributes(dir .. "/checkpoint") or lfs.attributes(dir .. "/progress.csv") then
-      return die("run directory " .. dir .. " already holds a run; use --resume " .. dir ..
-        " to continue it or another --out")
-    end
-    if o.out and lfs.attributes(dir, "mode") == "directory" then
-      for name in lfs.dir(dir) do
-        if name ~= "." and name ~= ".." then
-          return die("--out " .. dir .. " is a non-empty directory that is not a run " ..
-            "directory; give a new or empty directory")
-        end
-      end
-    end
-    local okd, derr = mkdir_p(dir)
-    if not okd then return die("cannot create run directory " .. dir .. ": " .. tostring(derr)) end
-    created = derr
-    local okw, werr = require("mbpo.io").write_text(dir .. "/config.lua", config.to_lua(cfg,
-      string.format("resolved config of `mbpo run %s`\n%s", table.concat(args, " "),
-      "run again with: mbpo run " .. dir .. "/config.lua")))
-    if not okw then
-      clean_failed(dir, created)
-      return die("cannot write " .. dir .. "/config.lua: " .. tostring(werr))
-    end
-  end
-  local train = require "mbpo.train"
+  local p
+  if o.resume then p = prepare_resume(o) else p = prepare_new(o, args) end
+  if type(p) ~= "table" then return p end
+  local cfg, dir, created, on_resume = p.cfg, p.dir, p.created, p.on_resume
   -- Ctrl-C / SIGTERM: the loop saves a checkpoint at its next safe point, then stops
   local core = require "mbpo.core"
   core.defer_interrupts(true)
-  local ok, res = xpcall(require("mbpo.harness").run, MBPO_MSGHANDLER, cfg, {dir = dir, resume = o.resume ~= nil,
-    on_resume = on_resume})
+  local ok, res = xpcall(require("mbpo.harness").run, MBPO_MSGHANDLER, cfg, {dir = dir,
+    resume = o.resume ~= nil, on_resume = on_resume})
   core.defer_interrupts(false)
   if not ok then
     local msg = tostring(res)
