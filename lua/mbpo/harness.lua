@@ -2,12 +2,13 @@
 -- and buffers of a config into a run object, locks the run directory, resumes from its
 -- checkpoint, times the phases, shows progress, writes the CSV row, saves a checkpoint per
 -- epoch (and on Ctrl-C / SIGTERM), stops on NaN/Inf or stop_return. The algorithm itself (a
--- loop: mbpo.train by default, or the config's `loop`) is a table of two functions over the
--- run object: loop.start(run) once on a fresh run, loop.epoch(run) per epoch.
+-- loop: mbpo.train by default, or the config's `loop`) is a table of functions over the run
+-- object: loop.epoch(run) per epoch; optionally loop.start(run) once on a fresh run and
+-- loop.build(run) once the objects are built, before a resume restores them.
 --
 -- State declared once on the run object is checkpointed and restored automatically: the
 -- counters table run.st (a loop may add its own keys), run.obs, the rng streams and the
--- objects in M.parts.
+-- objects listed in run.parts (M.parts; a loop's build(run) may add its own).
 local T = require "mbpo.tensor"
 local G = require "mbpo.rng"
 local core = require "mbpo.core"
@@ -221,13 +222,14 @@ function Run:step_done(t)
 end
 
 -- the objects whose state() is a part of the checkpoint: part name, run field, message name
+-- (each run starts with a copy in run.parts)
 M.parts = {{"agent", "agent", "agent"}, {"model", "model", "model"},
   {"real_buffer", "real", "real buffer"}, {"model_buffer", "model_buffer", "model buffer"}}
 
 -- the parts of a checkpoint of the run
 function M.state_parts(run)
   local parts, rs = {}, {}
-  for _, p in ipairs(M.parts) do parts[p[1]] = run[p[2]]:state() end
+  for _, p in ipairs(run.parts) do parts[p[1]] = run[p[2]]:state() end
   for name, g in pairs(run.rng) do rs[name] = g:state() end
   parts.loop = {counters = run.st, env = run.env:state(), eval_env = run.eval_env:state(),
     rng = rs, obs = run.obs}
@@ -275,7 +277,7 @@ end
 function M.new(cfg, opts)
   if cfg.threads and cfg.threads > 0 then core.set_threads(cfg.threads) end
   local run = setmetatable({cfg = cfg, opts = opts, phase_t = {}, phase = "start",
-    epochs_done = 0, run_start = core.clock()}, Run)
+    epochs_done = 0, run_start = core.clock(), parts = {table.unpack(M.parts)}}, Run)
   run.env, run.termination = M.make_env(cfg)
   run.eval_env = M.make_env(cfg)
   local obs_dim, act_dim = run.env.obs_dim, run.env.act_dim
@@ -315,7 +317,7 @@ local function resume(run)
     local ok, rerr = checkpoint.restore(name, obj, tree)
     if not ok then error("cannot resume: " .. rerr, 0) end
   end
-  for _, p in ipairs(M.parts) do
+  for _, p in ipairs(run.parts) do
     -- the model buffer's capacity is that of the checkpoint's rollout length
     if p[1] == "model_buffer" then
       run.model_buffer = run:new_model_buffer(parts.loop.counters.k)
@@ -446,6 +448,7 @@ function M.run(cfg, opts, loop)
       "function epoch(run) (and optionally start(run))", 0)
   end
   local run = M.new(cfg, opts)
+  if loop.build then loop.build(run) end
   start(run, loop)
   while run.st.epoch < cfg.epochs do
     begin_epoch(run)

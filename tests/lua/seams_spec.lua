@@ -74,6 +74,35 @@ describe("seams through mbpo run", function()
   it("trains with examples/dyna_loop.lua and resumes it bit for bit", function()
     trains_and_resumes("loop=examples/dyna_loop.lua", {"model:3", "save:agent:2"})
   end)
+  it("checkpoints and restores what a loop declares on the run object", function()
+    local base = tmpdir()
+    th.write(base .. "/counting_loop.lua", [[
+      local T = require "mbpo.tensor"
+      local mbpo = require "mbpo.train"
+      return {
+        build = function(run)   -- an object of its own, a part of the checkpoint
+          run.extra = require("mbpo.buffer").new{obs = 1, act = 1, capacity = 10}
+          run.parts[#run.parts + 1] = {"extra", "extra", "extra buffer"}
+        end,
+        start = mbpo.start,
+        epoch = function(run)   -- and a counter of its own
+          run.st.seen = (run.st.seen or 0) + 1
+          run.extra:add(T.tensor{run.st.seen}, T.zeros(1), 0, T.zeros(1), 0)
+          mbpo.epoch(run)
+        end,
+      }]])
+    local seam = "loop=" .. base .. "/counting_loop.lua"
+    local rc, out = mbpo(string.format("run %q %s %s --out %q", tiny, ARGS, seam, base .. "/a"),
+      "MBPO_FAULT=model:3")
+    eq(rc, 137, "killed in epoch 2:\n" .. out)
+    rc, out = mbpo(string.format("run --resume %q", base .. "/a"))
+    eq(rc, 0, "resume:\n" .. out)
+    local parts = assert(require("mbpo.checkpoint").load(base .. "/a"))
+    eq(parts.loop.counters.seen, 3, "the loop's counter after 3 epochs")
+    eq(parts.extra.size, 3, "rows of the loop's own buffer")
+    os.execute(string.format("rm -rf %q", base))
+  end)
+
   it("refuses a missing file or module in one line, creating nothing", function()
     for _, case in ipairs({
       {"rollout.fn=examples/nosuch.lua", "config key 'rollout.fn' must be an existing Lua " ..
