@@ -129,7 +129,6 @@ local function build(what, ctor, args)
   return obj
 end
 
-
 M.mean, M.std, M.finite = mean_of, std_of, finite
 M.model_capacity = model_capacity
 

@@ -139,12 +139,9 @@ function M.epoch(run)
   if run:eval_due() then run:timed("eval", M.evaluate, run) end
 end
 
--- the harness's settings and entry point, under their former names
+-- the harness's settings under their former names (a run: mbpo.harness.run(cfg, opts))
 M.defaults, M.columns, M.timing_columns = harness.defaults, harness.columns,
   harness.timing_columns
 M.make_env, M.check_counters = harness.make_env, harness.check_counters
-
--- M.run(cfg, opts): the run of the config's loop (mbpo.harness.run)
-function M.run(cfg, opts) return harness.run(cfg, opts) end
 
 return M

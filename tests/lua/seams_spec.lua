@@ -103,17 +103,21 @@ describe("seams through mbpo run", function()
     os.execute(string.format("rm -rf %q", base))
   end)
 
-  it("refuses a missing file or module in one line, creating nothing", function()
+  it("refuses a missing or unfit file or module in one line, leaving nothing", function()
     for _, case in ipairs({
       {"rollout.fn=examples/nosuch.lua", "config key 'rollout.fn' must be an existing Lua " ..
         "file (cannot open 'examples/nosuch.lua'), got examples/nosuch.lua"},
       {"loop=mbpo.nosuch", "config key 'loop' must be an existing Lua file or module (no " ..
         "file or module 'mbpo.nosuch'), got mbpo.nosuch"},
+      {"rollout.fn=mbpo.train", "config key 'rollout.fn': mbpo.train returns no function"},
+      {"loop=examples/mopo_rollout.lua", "config key 'loop': examples/mopo_rollout.lua must " ..
+        "return a table with a function epoch(run)"},
     }) do
       local d = tmpdir() .. "/run"
       local rc, out = mbpo(string.format("run %q %s --out %q", tiny, case[1], d))
       eq(rc, 1, "exit code of " .. case[1])
-      eq(out, "mbpo: " .. case[2] .. "\n", "message")
+      eq(out:sub(1, #case[2] + 6), "mbpo: " .. case[2], "message")
+      eq(select(2, out:gsub("\n", "")), 1, "lines of the message of " .. case[1])
       check(not read(d .. "/config.lua"), "no run directory for %s", case[1])
     end
   end)
