@@ -145,11 +145,23 @@ test-slurm: deps slurm-deps
 deb-dev-pkgs:
 	@echo $(filter %-dev,$(DEB_PKGS))
 
-# The PyTorch CPU peer of the benchmarks (not part of deps: large)
+# The PyTorch CPU peers of the benchmarks (not part of deps: large). Debian's PyTorch 1.13
+# for ../shared/peers/torch_mbpo_kernels.py, and a virtual environment outside the repository
+# with a current PyTorch 2.x (and JAX when it installs) from PyPI for
+# tests/peers/torch2_kernels.py. Idempotent; PEER_VENV=DIR puts the venv elsewhere.
+PEER_VENV ?= /opt/mbpo-peers/venv
+PEER_DEB_PKGS := python3-torch python3-venv python3-dev g++
 peer-deps:
-	@dpkg-query -W -f='$${Status}' python3-torch 2>/dev/null | grep -q "ok installed" || { \
-	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq python3-torch; }
+	@missing=""; for p in $(PEER_DEB_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  echo "make peer-deps: installing$$missing"; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+	@sh tests/peers/peer_venv.sh "$(PEER_VENV)"
 
 install: $(BUILD)/mbpo
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/mbpo/lua/mbpo/bench \
