@@ -97,6 +97,80 @@ function M.peer(kernels, obs, act, threads_list, extra)
   return best, all
 end
 
+-- The modern peer: tests/peers/torch2_kernels.py (PyTorch 2.x in the venv `make peer-deps`
+-- makes: $PEER_VENV or /opt/mbpo-peers/venv), same kernels and JSON as the Debian peer, in
+-- fp32 or bf16 autocast, eager or torch.compile. M.peer2(obs, act, precision) runs it at 1
+-- and 2 threads in both modes and returns the best time per kernel, {kernel = {ms=, mode=,
+-- threads=}}, or nil and a message; results are kept for the rest of the process, so every
+-- benchmark that asks for the same shapes shares one run.
+local peer2_cache = {}
+function M.peer2_python()
+  local venv = os.getenv("PEER_VENV") or "/opt/mbpo-peers/venv"
+  local py = venv .. "/bin/python"
+  if lfs.attributes(py, "mode") then return py end
+  return nil
+end
+
+function M.peer2(obs, act, precision)
+  local key = obs .. "x" .. act .. ":" .. precision
+  if peer2_cache[key] ~= nil then return peer2_cache[key] or nil, "modern peer unavailable" end
+  local py, script = M.peer2_python(), (MBPO_ROOT or ".") .. "/tests/peers/torch2_kernels.py"
+  if not py then
+    peer2_cache[key] = false
+    return nil, "modern peer unavailable: install it with `make peer-deps` (PyTorch 2.x venv)"
+  end
+  local best = {}
+  for _, mode in ipairs({"eager", "compile"}) do
+    for _, th in ipairs({1, 2}) do
+      local p = io.popen(string.format("%q %q --obs %d --act %d --threads %d " ..
+        "--kernels sac,train,predict,act --precision %s --mode %s 2>/dev/null", py, script, obs,
+        act, th, precision, mode))
+      for line in p:lines() do
+        if line:match("^{") then
+          local r = parse_flat_json(line)
+          local ms = r.ms_per_update or r.ms_per_step or r.ms
+          if r.kernel and ms and (not best[r.kernel] or ms < best[r.kernel].ms) then
+            best[r.kernel] = {ms = ms, mode = r.mode or mode, threads = th, peer = r.peer}
+          end
+        end
+      end
+      p:close()
+    end
+  end
+  if next(best) == nil then
+    peer2_cache[key] = false
+    return nil, "modern peer printed no result (" .. script .. ")"
+  end
+  peer2_cache[key] = best
+  return best
+end
+
+-- the modern peer's kernel behind each summary kernel (Hopper shapes)
+local peer2_kernel = {sac_update = "sac", sac_act = "act", ens_train = "train",
+  ens_step = "predict"}
+
+-- prints the machine-readable lines of a benchmark: for each {kernel, precision, ours ms,
+-- Debian peer ms}, `summary ...` against the Debian peer and, where the modern peer runs,
+-- `summary2 ...` against its best (eager or compiled, 1 or 2 threads) at the same precision
+function M.summaries(list, obs, act)
+  for _, s in ipairs(list) do
+    local kernel, prec, ours, peer = s[1], s[2], s[3], s[4]
+    io.write(string.format("summary %s %s ours %.3f peer %s ratio %s\n", kernel, prec, ours,
+      peer and string.format("%.3f", peer) or "nan",
+      peer and string.format("%.2fx", peer / ours) or "nan"))
+    if os.getenv("MBPO_BENCH_NO_PEER2") ~= "1" and peer2_kernel[kernel] then
+      local best, err = M.peer2(obs or 11, act or 3, prec)
+      local b = best and best[peer2_kernel[kernel]]
+      if b then
+        io.write(string.format("summary2 %s %s ours %.3f peer %.3f ratio %.2fx (%s, %s, %dT)\n",
+          kernel, prec, ours, b.ms, b.ms / ours, b.peer or "torch 2", b.mode, b.threads))
+      elseif err then
+        io.write("summary2 ", kernel, " ", prec, ": ", err, "\n")
+      end
+    end
+  end
+end
+
 function M.main(args)
   local names = args
   if #names == 0 then names = M.kernels() end

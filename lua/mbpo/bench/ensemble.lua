@@ -117,8 +117,7 @@ local function run(opts)
   end
   io.write("peer train: one torch training step of the same model; peer step: its predict\n",
            "kernel, a forward of 100 000 rows split over the members plus the sample\n")
-  local summary = require("mbpo.bench.sac").summary
-  for _, s in ipairs(summaries) do summary(table.unpack(s)) end
+  require("mbpo.bench").summaries(summaries, 11, 3)
 end
 
 return {

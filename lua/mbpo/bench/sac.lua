@@ -170,7 +170,7 @@ function M.run(opts)
     end
   end
   core.set_threads(saved)
-  for _, s in ipairs(summaries) do M.summary(table.unpack(s)) end
+  bench.summaries(summaries, 11, 3)
   return results
 end
 
