@@ -33,16 +33,24 @@ function M.write(path, text)
   assert(f:close())
 end
 
--- runs this binary with args (a shell-quoted string) from the source root, with an optional
--- environment prefix ("MBPO_THREADS=1"); returns exit code, stdout+stderr
-function M.mbpo(args, envs)
-  local exe = lfs.symlinkattributes("/proc/self/exe", "target")
-  local p = io.popen(string.format("cd %q && %s %q %s 2>&1; echo \"rc=$?\"", MBPO_ROOT or ".",
-    envs or "", exe, args))
+-- the path of this binary (the mbpo that runs the specs)
+function M.exe()
+  return lfs.symlinkattributes("/proc/self/exe", "target")
+end
+
+-- runs a shell command line; returns its exit code, stdout+stderr
+function M.sh(cmd)
+  local p = io.popen(cmd .. " 2>&1; echo \"rc=$?\"")
   local out = p:read("a")
   p:close()
   local rc = tonumber(out:match("rc=(%d+)%s*$"))
   return rc, (out:gsub("rc=%d+%s*$", ""))
+end
+
+-- runs this binary with args (a shell-quoted string) from the source root, with an optional
+-- environment prefix ("MBPO_THREADS=1"); returns exit code, stdout+stderr
+function M.mbpo(args, envs)
+  return M.sh(string.format("cd %q && %s %q %s", MBPO_ROOT or ".", envs or "", M.exe(), args))
 end
 
 -- progress.csv without the time_* columns, as text (what must match between runs)
@@ -58,6 +66,22 @@ function M.csv_without_timing(path)
     lines[#lines + 1] = table.concat(cells, ",")
   end
   return table.concat(lines, "\n") .. "\n", #rows
+end
+
+-- a rows x cols Lua matrix of uniform values in [-a, a] drawn from the mbpo.rng generator g
+function M.randmat(g, rows, cols, a)
+  local m = {}
+  for i = 1, rows do
+    m[i] = {}
+    for j = 1, cols do m[i][j] = g:uniform(-a, a) end
+  end
+  return m
+end
+
+-- the Lua arrays a and b have the same length and equal elements (what names them)
+function M.same_list(a, b, what)
+  M.eq(#a, #b, what .. " length")
+  for i = 1, #b do M.eq(a[i], b[i], what .. "[" .. i .. "]") end
 end
 
 -- assertion helpers, exported as globals inside spec files ------------------------------

@@ -59,10 +59,7 @@ local function range(a, b)
   return t
 end
 
-local function same_list(a, b, what)
-  eq(#a, #b, what .. " length")
-  for i = 1, #b do eq(a[i], b[i], what .. "[" .. i .. "]") end
-end
+local same_list = require("mbpo.test").same_list
 
 describe("buffer", function()
   it("wraps around keeping the newest rows in order", function()

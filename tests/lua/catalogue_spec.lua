@@ -6,42 +6,16 @@
 local lfs = require "lfs"
 local io_ = require "mbpo.io"
 local checkpoint = require "mbpo.checkpoint"
+local th = require "mbpo.test"
+local tmpdir, sh, read, write = th.tmpdir, th.sh, th.read, th.write
 
-local exe = lfs.symlinkattributes("/proc/self/exe", "target")
+local exe = th.exe()
 local root = MBPO_ROOT
 local tiny = root .. "/tests/lua/data/tiny.lua"
 local cases = dofile(root .. "/tests/lua/data/catalogue.lua")
 
-local function tmpdir()
-  local p = os.tmpname()
-  os.remove(p)
-  assert(lfs.mkdir(p))
-  return p
-end
-
 -- single-quoted for sh: nothing inside is expanded (backquotes, $(), quotes, newlines)
 local function shq(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-
-local function sh(cmd)
-  local p = io.popen(cmd .. " 2>&1; echo \"rc=$?\"")
-  local out = p:read("a")
-  p:close()
-  return tonumber(out:match("rc=(%d+)%s*$")), (out:gsub("rc=%d+%s*$", ""))
-end
-
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function write(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-end
 
 -- every file (path -> bytes) and directory (path -> "<dir>") under dir
 local function snapshot(dir, out, prefix)

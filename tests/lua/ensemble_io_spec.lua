@@ -11,14 +11,7 @@ local mio = require "mbpo.io"
 local Tensor = require "mbpo.tensor"
 local T, L = Tensor.tensor, Tensor.to_table
 
-local function randmat(g, rows, cols, a)
-  local m = {}
-  for i = 1, rows do
-    m[i] = {}
-    for j = 1, cols do m[i][j] = g:uniform(-a, a) end
-  end
-  return m
-end
+local randmat = require("mbpo.test").randmat
 
 local function same(a, b, what)
   a, b = L(a), L(b)

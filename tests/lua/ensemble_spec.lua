@@ -9,14 +9,7 @@ local G = require "mbpo.rng"
 local Tensor = require "mbpo.tensor"
 local T, L = Tensor.tensor, Tensor.to_table
 
-local function randmat(g, rows, cols, a)
-  local m = {}
-  for i = 1, rows do
-    m[i] = {}
-    for j = 1, cols do m[i][j] = g:uniform(-a, a) end
-  end
-  return m
-end
+local randmat = require("mbpo.test").randmat
 
 -- a small ensemble: obs 3, act 2 -> [reward, delta obs] (4 outputs)
 local function small(seed, extra)

@@ -4,50 +4,18 @@
 -- resume, two kills in a row), then resumed to the end: progress.csv must be identical,
 -- outside the time_* columns, to the uninterrupted run. A write that fails (file size limit,
 -- as a full disk) keeps the previous checkpoint and says so in one line.
-local lfs = require "lfs"
-local log = require "mbpo.log"
+local th = require "mbpo.test"
+local tmpdir, sh, mbpo, csv = th.tmpdir, th.sh, th.mbpo, th.csv_without_timing
 
-local exe = lfs.symlinkattributes("/proc/self/exe", "target")
+local exe = th.exe()
 local root = MBPO_ROOT
 local tiny = root .. "/tests/lua/data/tiny.lua"
 local ARGS = "epochs=3 seed=5"
 
-local function tmpdir()
-  local p = os.tmpname()
-  os.remove(p)
-  assert(lfs.mkdir(p))
-  return p
-end
-
-local function sh(cmd)
-  local p = io.popen(cmd .. " 2>&1; echo \"rc=$?\"")
-  local out = p:read("a")
-  p:close()
-  return tonumber(out:match("rc=(%d+)%s*$")), out:gsub("rc=%d+%s*$", "")
-end
-
-local function mbpo(env, args)
-  return sh(string.format("cd %q && %s %q %s", root, env, exe, args))
-end
-
-local function csv(path)
-  local header, rows = log.read_csv(path)
-  if not header then return "no csv" end
-  local lines = {}
-  for _, r in ipairs(rows) do
-    local cells = {}
-    for _, c in ipairs(header) do
-      if not c:match("^time_") then cells[#cells + 1] = tostring(r[c]) end
-    end
-    lines[#lines + 1] = table.concat(cells, ",")
-  end
-  return table.concat(lines, "\n")
-end
-
 describe("faults", function()
   local base = tmpdir()
   local ref = base .. "/ref"
-  local rc, out = mbpo("", string.format("run %q %s --out %q", tiny, ARGS, ref))
+  local rc, out = mbpo(string.format("run %q %s --out %q", tiny, ARGS, ref))
   assert(rc == 0, out)
   local want = csv(ref .. "/progress.csv")
 
@@ -65,10 +33,10 @@ describe("faults", function()
   for i, c in ipairs(cases) do
     it("resumes exactly after a kill at " .. table.concat(c, ", then "), function()
       local d = string.format("%s/c%d", base, i)
-      local r, o = mbpo("MBPO_FAULT=" .. c[1], string.format("run %q %s --out %q", tiny, ARGS, d))
+      local r, o = mbpo(string.format("run %q %s --out %q", tiny, ARGS, d), "MBPO_FAULT=" .. c[1])
       eq(r, 137, "killed at " .. c[1] .. ":\n" .. o)
       for j = 2, #c + 1 do
-        r, o = mbpo(c[j] and ("MBPO_FAULT=" .. c[j]) or "", string.format("run --resume %q", d))
+        r, o = mbpo(string.format("run --resume %q", d), c[j] and ("MBPO_FAULT=" .. c[j]) or "")
         if c[j] then eq(r, 137, "resume killed at " .. c[j] .. ":\n" .. o) end
       end
       eq(r, 0, "final resume:\n" .. o)
@@ -81,7 +49,7 @@ describe("faults", function()
     -- layers of 64 so that the SAC and model products really run in bf16
     local B16 = ARGS .. " precision=bf16 sac.hidden=64,64 model.hidden=64,64"
     local d0 = base .. "/bf16ref"
-    local r, o = mbpo("", string.format("run %q %s --out %q", tiny, B16, d0))
+    local r, o = mbpo(string.format("run %q %s --out %q", tiny, B16, d0))
     if r ~= 0 and o:find("use precision=fp32", 1, true) then -- no native bf16 on this CPU
       check(not o:find("traceback", 1, true), "one line: %s", o)
       return
@@ -89,14 +57,14 @@ describe("faults", function()
     eq(r, 0, o)
     local want16 = csv(d0 .. "/progress.csv")
     local d1 = base .. "/fp32ref"
-    r, o = mbpo("", string.format("run %q %s --out %q", tiny, (B16:gsub("bf16", "fp32")), d1))
+    r, o = mbpo(string.format("run %q %s --out %q", tiny, (B16:gsub("bf16", "fp32")), d1))
     eq(r, 0, o)
     check(csv(d1 .. "/progress.csv") ~= want16, "bf16 and fp32 runs give the same numbers")
     for _, fault in ipairs{"sac:130", "model:3"} do
       local d = base .. "/bf16_" .. fault:gsub(":", "_")
-      r, o = mbpo("MBPO_FAULT=" .. fault, string.format("run %q %s --out %q", tiny, B16, d))
+      r, o = mbpo(string.format("run %q %s --out %q", tiny, B16, d), "MBPO_FAULT=" .. fault)
       eq(r, 137, "killed at " .. fault .. ":\n" .. o)
-      r, o = mbpo("", string.format("run --resume %q", d))
+      r, o = mbpo(string.format("run --resume %q", d))
       eq(r, 0, "resume:\n" .. o)
       eq(csv(d .. "/progress.csv"), want16, "bf16 progress.csv after a kill at " .. fault)
     end
@@ -106,8 +74,8 @@ describe("faults", function()
     -- oneDNN limited to AVX2 / AVX-512 without BF16, as on such a CPU
     for _, isa in ipairs{"AVX2", "AVX512_CORE"} do
       local d = base .. "/isa_" .. isa
-      local r, o = mbpo("ONEDNN_MAX_CPU_ISA=" .. isa,
-        string.format("run %q epochs=1 precision=bf16 --out %q", tiny, d))
+      local r, o = mbpo(string.format("run %q epochs=1 precision=bf16 --out %q", tiny, d),
+        "ONEDNN_MAX_CPU_ISA=" .. isa)
       eq(r, 1, o)
       check(o:find("use precision=fp32", 1, true), "message: %s", o)
       check(not o:find("traceback", 1, true), "one line: %s", o)
@@ -116,7 +84,7 @@ describe("faults", function()
 
   it("a checkpoint write that fails keeps the previous checkpoint, in one line", function()
     local d = base .. "/full"
-    local r, o = mbpo("", string.format("run %q epochs=1 seed=5 --out %q", tiny, d))
+    local r, o = mbpo(string.format("run %q epochs=1 seed=5 --out %q", tiny, d))
     eq(r, 0, o)
     local before = io.open(d .. "/checkpoint/COMPLETE"):read("a")
     -- files may not grow past 8 KiB: the buffers' files cannot be written (EFBIG, as ENOSPC)
@@ -126,13 +94,13 @@ describe("faults", function()
     check(o:find("checkpoint not written (the previous one is kept)", 1, true), "message: %s", o)
     check(not o:find("traceback", 1, true), "no traceback: %s", o)
     eq(io.open(d .. "/checkpoint/COMPLETE"):read("a"), before, "previous checkpoint intact")
-    r, o = mbpo("", string.format("run --resume %q epochs=2", d))
+    r, o = mbpo(string.format("run --resume %q epochs=2", d))
     eq(r, 0, "resume after the failed write:\n" .. o)
   end)
 
   it("a flipped byte in a checkpoint file is caught by its checksum", function()
     local d = base .. "/flip"
-    local r, o = mbpo("", string.format("run %q epochs=1 seed=5 --out %q", tiny, d))
+    local r, o = mbpo(string.format("run %q epochs=1 seed=5 --out %q", tiny, d))
     eq(r, 0, o)
     local path = d .. "/checkpoint/loop.safetensors"
     local f = io.open(path, "r+b")
@@ -142,19 +110,19 @@ describe("faults", function()
     f:seek("set", size - 3)
     f:write(string.char(b:byte() ~ 1))
     f:close()
-    r, o = mbpo("", string.format("run --resume %q epochs=2", d))
+    r, o = mbpo(string.format("run --resume %q epochs=2", d))
     eq(r, 1, o)
     check(o:find("loop.safetensors does not match its checksum", 1, true), "message: %s", o)
   end)
 
   it("a second run of the same directory refuses while the first holds it", function()
     local d = base .. "/lock"
-    local r, o = mbpo("", string.format("run %q epochs=1 seed=5 --out %q", tiny, d))
+    local r, o = mbpo(string.format("run %q epochs=1 seed=5 --out %q", tiny, d))
     eq(r, 0, o)
     -- hold the lock from this process, as a running mbpo would
     local ck = require "mbpo.checkpoint"
     assert(ck.lock(d))
-    r, o = mbpo("", string.format("run --resume %q epochs=2", d))
+    r, o = mbpo(string.format("run --resume %q epochs=2", d))
     eq(r, 1, o)
     check(o:find("is in use by another mbpo process", 1, true), "message: %s", o)
   end)

@@ -84,10 +84,7 @@ local function values_of(t)
   return h.x.values, h.x.shape
 end
 
-local function same_list(a, b, what)
-  eq(#a, #b, what .. " length")
-  for i = 1, #b do eq(a[i], b[i], what .. "[" .. i .. "]") end
-end
+local same_list = require("mbpo.test").same_list
 
 describe("io", function()
   it("writes the published safetensors layout", function()

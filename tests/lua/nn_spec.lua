@@ -7,14 +7,8 @@ local G = require "mbpo.rng"
 local Tensor = require "mbpo.tensor"
 local T, L = Tensor.tensor, Tensor.to_table
 
-local function randmat(g, rows, cols, a)
-  local m = {}
-  for i = 1, rows do
-    m[i] = {}
-    for j = 1, cols do m[i][j] = g:uniform(-a, a) end
-  end
-  return m
-end
+local th = require "mbpo.test"
+local randmat, same_list = th.randmat, th.same_list
 
 -- forward of x (Lua matrix) through parameters p (flat Lua array, mbMlp layout: per layer
 -- W [in x out] row-major, then b [out]) in double precision
@@ -38,11 +32,6 @@ local function ref_forward(p, sizes, act, x)
     a, off = out, boff + no
   end
   return a
-end
-
-local function same_list(a, b, what)
-  eq(#a, #b, what .. " size")
-  for i = 1, #a do eq(a[i], b[i], what .. " " .. i) end
 end
 
 local function dot(a, b)

@@ -2,13 +2,7 @@
 -- $(...), quotes and newlines reach gnuplot as nothing it runs; reference points draw.
 local plot = require "mbpo.plot"
 local lfs = require "lfs"
-
-local function tmpdir()
-  local p = os.tmpname()
-  os.remove(p)
-  assert(lfs.mkdir(p))
-  return p
-end
+local tmpdir = require("mbpo.test").tmpdir
 
 describe("plot", function()
   it("runs nothing from a path or a title, whatever characters they hold", function()

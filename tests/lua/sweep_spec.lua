@@ -2,48 +2,11 @@
 -- SIGKILL (the whole process group) and rerun finishes only the remaining cells, with the same
 -- progress.csv as an uninterrupted sweep; --status; bad grids give one line and lose nothing.
 local lfs = require "lfs"
-local log = require "mbpo.log"
+local th = require "mbpo.test"
+local tmpdir, sh, read, csv_without_timing = th.tmpdir, th.sh, th.read, th.csv_without_timing
 
-local exe = lfs.symlinkattributes("/proc/self/exe", "target")
-local root = MBPO_ROOT
-local tiny = root .. "/tests/lua/data/tiny.lua"
-
-local function tmpdir()
-  local p = os.tmpname()
-  os.remove(p)
-  assert(lfs.mkdir(p))
-  return p
-end
-
-local function sh(cmd)
-  local p = io.popen(cmd .. " 2>&1; echo \"rc=$?\"")
-  local out = p:read("a")
-  p:close()
-  local rc = tonumber(out:match("rc=(%d+)%s*$"))
-  return rc, (out:gsub("rc=%d+%s*$", ""))
-end
-
-local function read(path)
-  local f = io.open(path, "r")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function csv_without_timing(path)
-  local header, rows = log.read_csv(path)
-  assert(header, "no csv at " .. path)
-  local keep = {}
-  for _, c in ipairs(header) do if not c:match("^time_") then keep[#keep + 1] = c end end
-  local lines = {table.concat(keep, ",")}
-  for _, r in ipairs(rows) do
-    local cells = {}
-    for i, c in ipairs(keep) do cells[i] = tostring(r[c]) end
-    lines[#lines + 1] = table.concat(cells, ",")
-  end
-  return table.concat(lines, "\n"), #rows
-end
+local exe = th.exe()
+local tiny = MBPO_ROOT .. "/tests/lua/data/tiny.lua"
 
 local base = tmpdir()
 -- a second script: the tiny config with shorter epochs

@@ -3,49 +3,13 @@
 -- syntax errors, missing scripts, corrupt checkpoints) which must destroy nothing.
 local lfs = require "lfs"
 local log = require "mbpo.log"
+local th = require "mbpo.test"
+local tmpdir, read, mbpo, csv_without_timing = th.tmpdir, th.read, th.mbpo,
+  th.csv_without_timing
 
-local exe = lfs.symlinkattributes("/proc/self/exe", "target")
+local exe = th.exe()
 local root = MBPO_ROOT
 local tiny = root .. "/tests/lua/data/tiny.lua"
-
-local function tmpdir()
-  local p = os.tmpname()
-  os.remove(p)
-  assert(lfs.mkdir(p))
-  return p
-end
-
--- runs the binary; returns exit code, stdout+stderr
-local function mbpo(args)
-  local p = io.popen(string.format("cd %q && %q %s 2>&1; echo \"rc=$?\"", root, exe, args))
-  local out = p:read("a")
-  p:close()
-  local rc = tonumber(out:match("rc=(%d+)%s*$"))
-  return rc, out:gsub("rc=%d+%s*$", "")
-end
-
-local function read(path)
-  local f = io.open(path, "r")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
--- progress.csv without the timing columns, as text
-local function csv_without_timing(path)
-  local header, rows = log.read_csv(path)
-  assert(header, "no csv at " .. path)
-  local keep = {}
-  for _, c in ipairs(header) do if not c:match("^time_") then keep[#keep + 1] = c end end
-  local lines = {table.concat(keep, ",")}
-  for _, r in ipairs(rows) do
-    local cells = {}
-    for i, c in ipairs(keep) do cells[i] = tostring(r[c]) end
-    lines[#lines + 1] = table.concat(cells, ",")
-  end
-  return table.concat(lines, "\n"), #rows
-end
 
 describe("mbpo run", function()
   it("runs a tiny config and leaves a complete run directory", function()

@@ -5,8 +5,9 @@
 -- mbpo.render binding directly: pixels of a frame, the overlay, the env left untouched.
 local lfs = require "lfs"
 local log = require "mbpo.log"
+local th = require "mbpo.test"
+local tmpdir, mbpo, csv_without_timing = th.tmpdir, th.mbpo, th.csv_without_timing
 
-local exe = lfs.symlinkattributes("/proc/self/exe", "target")
 local root = MBPO_ROOT
 local tiny = root .. "/tests/lua/data/tiny.lua"
 local arm = root .. "/examples/custom_mjcf_train.lua"
@@ -15,33 +16,9 @@ local arm = root .. "/examples/custom_mjcf_train.lua"
 -- uniform frame has 0, a rendered task well over 100 (the floor, the bodies, the overlay)
 local VARIANCE_FLOOR = 20
 
-local function tmpdir()
-  local p = os.tmpname()
-  os.remove(p)
-  assert(lfs.mkdir(p))
-  return p
-end
-
--- runs the binary with an environment prefix; returns exit code, stdout+stderr
-local function mbpo(args, envs)
-  local p = io.popen(string.format("cd %q && %s %q %s 2>&1; echo \"rc=$?\"", root, envs or "",
-    exe, args))
-  local out = p:read("a")
-  p:close()
-  local rc = tonumber(out:match("rc=(%d+)%s*$"))
-  return rc, (out:gsub("rc=%d+%s*$", ""))
-end
-
-local function sh(cmd)
-  local p = io.popen(cmd .. " 2>&1")
-  local out = p:read("a")
-  p:close()
-  return out
-end
-
 -- ffprobe: decoded frame count, width, height of the first video stream
 local function probe(path)
-  local out = sh(string.format("ffprobe -v error -count_frames -select_streams v:0 " ..
+  local _, out = th.sh(string.format("ffprobe -v error -count_frames -select_streams v:0 " ..
     "-show_entries stream=nb_read_frames,width,height,codec_name -of csv=p=0 %q", path))
   local codec, w, h, n = out:match("(%w+),(%d+),(%d+),(%d+)")
   return tonumber(n), tonumber(w), tonumber(h), codec
@@ -81,21 +58,6 @@ local function lines(s)
   local n = 0
   for l in s:gmatch("[^\n]+") do if l ~= "" then n = n + 1 end end
   return n
-end
-
--- progress.csv without the timing columns, as text
-local function csv_without_timing(path)
-  local header, rows = log.read_csv(path)
-  assert(header, "no csv at " .. path)
-  local keep = {}
-  for _, c in ipairs(header) do if not c:match("^time_") then keep[#keep + 1] = c end end
-  local out = {table.concat(keep, ",")}
-  for _, r in ipairs(rows) do
-    local cells = {}
-    for i, c in ipairs(keep) do cells[i] = tostring(r[c]) end
-    out[#out + 1] = table.concat(cells, ",")
-  end
-  return table.concat(out, "\n"), #rows
 end
 
 local base = tmpdir()
