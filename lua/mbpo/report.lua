@@ -28,9 +28,20 @@ M.references = {
 M.random_return = {inverted_pendulum = 6.1, hopper = 18.9, walker2d = 2.7,
   halfcheetah = -278, ant = -55, humanoid = 116}
 
+-- A folder <task>_bf16 holds runs of the same task at precision=bf16 (parity runs): it gets
+-- its task's references and random return
+for _, t in ipairs({"inverted_pendulum", "hopper", "walker2d", "halfcheetah", "ant", "humanoid"}) do
+  M.references[t .. "_bf16"] = M.references[t]
+  M.random_return[t .. "_bf16"] = M.random_return[t]
+end
+
 M.task_names = {inverted_pendulum = "InvertedPendulum", hopper = "Hopper",
+  inverted_pendulum_bf16 = "InvertedPendulum (bf16)", hopper_bf16 = "Hopper (bf16)",
+  walker2d_bf16 = "Walker2d (bf16)", halfcheetah_bf16 = "HalfCheetah (bf16)",
+  ant_bf16 = "Ant (bf16)", humanoid_bf16 = "Humanoid (bf16)",
   walker2d = "Walker2d", halfcheetah = "HalfCheetah", ant = "Ant", humanoid = "Humanoid"}
-M.task_order = {"inverted_pendulum", "hopper", "walker2d", "halfcheetah", "ant", "humanoid"}
+M.task_order = {"inverted_pendulum", "inverted_pendulum_bf16", "hopper", "hopper_bf16",
+  "walker2d", "halfcheetah", "ant", "humanoid"}
 
 -- env-step marks of the table
 M.marks = {5000, 10000, 15000, 25000, 50000, 75000, 100000, 125000, 150000, 200000, 300000,
