@@ -34,6 +34,24 @@ function M.default_fps(env)
   return math.max(1, math.min(1000, math.floor(1 / env.dt + 0.5)))
 end
 
+-- ends a recording: closes the encoder v, then on success renames each {tmp, final} of moves
+-- into place; on failure (ok false: err raised while recording; or the encoder failed)
+-- removes the temporary files. true | nil, message
+local function settle(ok, err, v, moves)
+  local cok, cerr = v:close()
+  if not ok or not cok then
+    for _, m in ipairs(moves) do os.remove(m[1]) end
+    -- the C error of a frame carries the Lua position of the call: the user needs only
+    -- the message (ffmpeg's own last line)
+    return nil, ok and cerr or (tostring(err):gsub("^[^\n]-%.lua:%d+: ", ""))
+  end
+  for _, m in ipairs(moves) do
+    local rok, rerr = os.rename(m[1], m[2])
+    if not rok then return nil, "video: " .. tostring(rerr) end
+  end
+  return true
+end
+
 -- records opts.episodes episodes into opts.path (written to a temporary name in the same
 -- directory and renamed once ffmpeg has finished, so a failed video leaves no partial file)
 function M.record(opts)
@@ -73,16 +91,9 @@ function M.record(opts)
     end
   end)
   local frames = v.frames
-  local cok, cerr = v:close()
   r:close()
-  if not ok or not cok then
-    os.remove(tmp)
-    -- the C error of a frame carries the Lua position of the call: the user needs only
-    -- the message (ffmpeg's own last line)
-    return nil, ok and cerr or (tostring(err):gsub("^[^\n]-%.lua:%d+: ", ""))
-  end
-  local rok, renerr = os.rename(tmp, opts.path)
-  if not rok then os.remove(tmp); return nil, "video: " .. tostring(renerr) end
+  local sok, serr = settle(ok, err, v, {{tmp, opts.path}})
+  if not sok then return nil, serr end
   return {frames = frames, returns = returns, lengths = lengths, fps = fps}
 end
 
@@ -196,16 +207,10 @@ function M.record_model(o)
     end
   end)
   local frames = v.frames
-  local cok, verr2 = v:close()
   csv:close()
   ra:close(); rb:close()
-  if not ok or not cok then
-    os.remove(tmp); os.remove(o.csv .. ".part")
-    return nil, ok and verr2 or (tostring(err):gsub("^[^\n]-%.lua:%d+: ", ""))
-  end
-  local r1, e1 = os.rename(tmp, o.path)
-  local r2, e2 = os.rename(o.csv .. ".part", o.csv)
-  if not (r1 and r2) then return nil, "video: " .. tostring(e1 or e2) end
+  local sok, serr = settle(ok, err, v, {{tmp, o.path}, {o.csv .. ".part", o.csv}})
+  if not sok then return nil, serr end
   local steps = 0
   for _, l in ipairs(lengths) do steps = steps + l end
   return {frames = frames, returns = returns, lengths = lengths, fps = fps,
