@@ -34,6 +34,18 @@ float mbn_bf16Round(float x);
    else MB_ERR with a one-line message. impl [n] receives oneDNN's kernel name. */
 int mbn_bf16Check(char *impl, size_t n);
 
+/* Cached bf16 images of weights. A caller that multiplies the same weights many times
+   between optimiser steps keeps their bf16 image (img[i] = the bf16 rounding of src[i],
+   refreshed with mbn_bf16Image after every change of src) and attaches it: while attached,
+   every bf16 product whose B operand lies inside [src, src + n) and is stored without gaps
+   (ldb equal to its row length) reads the image instead of rounding B again; the bits are
+   the same either way. Attach and detach outside parallel sections (they edit a small
+   process-wide table); mbn_bf16Image may run inside them. Attaching a src already attached
+   replaces its entry. MB_ERR when the table (8 entries) is full. */
+void mbn_bf16Image(uint16_t *img, const float *src, size_t n);
+int mbn_bf16Attach(const float *src, const uint16_t *img, size_t n);
+void mbn_bf16Detach(const float *src);
+
 /* Linear ------------------------------------------------------------------------------- */
 
 /* y[B x out] = x[B x in] @ W[in x out] + b[out]   (b may be NULL) */

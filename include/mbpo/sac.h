@@ -78,6 +78,8 @@ typedef struct mbSac {
   size_t act_ws_floats;
   int batch_cap;                    /* rows of batch_ws (mbr_sacUpdatesMixed's sampled batch) */
   float *batch_ws;                  /* obs, act, reward, next_obs, done of batch_cap rows */
+  uint16_t *img;                    /* bf16: images of pi_p [npi] then q_p [2 nq], attached
+                                       (mbn_bf16Attach) only during an update call */
 } mbSac;
 
 /* Fills c with the reference hyper-parameters for obs and act widths. */

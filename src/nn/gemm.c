@@ -12,7 +12,10 @@
    Row counts that vary from call to call (the critic rows that gave the minimum, the rows
    of a model step routed to one elite) are padded with zero rows up to a multiple of
    ROWPAD, so that a handful of shapes serve them all instead of a new primitive (and a new
-   JIT kernel) per count; the padded rows' results are discarded. */
+   JIT kernel) per count; the padded rows' results are discarded.
+   Weights multiplied many times between optimiser steps need not be rounded per call: their
+   owner attaches a bf16 image (mbn_bf16Attach), and a B operand inside it is read from there
+   (the same bits as packing it again). */
 #include "mbpo/nn.h"
 #include "mbpo/core.h"
 
@@ -60,6 +63,12 @@ static struct {
 } g = {PTHREAD_ONCE_INIT, NULL, 0, PTHREAD_MUTEX_INITIALIZER, NULL};
 
 static _Thread_local ThreadState *tls;
+
+/* attached bf16 images of weights (mbn_bf16Attach): edited only outside parallel sections,
+   read by every thread */
+#define NIMAGES 8
+static struct Image { const float *src; const uint16_t *img; size_t n; } images[NIMAGES];
+static int nimages;
 
 static void init_engine(void) {
   g.ok = dnnl_engine_create(&g.engine, dnnl_cpu, 0) == dnnl_success;
@@ -223,6 +232,48 @@ static Prim *lookup(ThreadState *t, int ta, int tb, int M, int N, int K, int ldc
   return p;
 }
 
+void mbn_bf16Image(uint16_t *img, const float *src, size_t n) {
+  /* in rows of at most 2^20 values, so the int arguments of pack never overflow */
+  const size_t R = (size_t)1 << 20;
+  for (size_t i = 0; i < n; i += R) {
+    int len = (int)(n - i < R ? n - i : R);
+    pack(img + i, src + i, 1, len, len, len);
+  }
+}
+
+int mbn_bf16Attach(const float *src, const uint16_t *img, size_t n) {
+  for (int i = 0; i < nimages; i++)
+    if (images[i].src == src) {
+      images[i].img = img;
+      images[i].n = n;
+      return MB_OK;
+    }
+  if (nimages == NIMAGES)
+    return mbu_error("gemm: %d bf16 weight images attached already", NIMAGES);
+  images[nimages++] = (struct Image){src, img, n};
+  return MB_OK;
+}
+
+void mbn_bf16Detach(const float *src) {
+  for (int i = 0; i < nimages; i++)
+    if (images[i].src == src) {
+      images[i] = images[--nimages];
+      return;
+    }
+}
+
+/* the attached image of rows x cols floats at B (leading dimension ld), or NULL */
+static const uint16_t *image_of(const float *B, int rows, int cols, int ld) {
+  if (ld != cols) return NULL;
+  size_t len = (size_t)rows * (size_t)cols;
+  for (int i = 0; i < nimages; i++) {
+    const struct Image *m = &images[i];
+    if (B >= m->src && B < m->src + m->n && len <= (size_t)(m->src + m->n - B))
+      return m->img + (B - m->src);
+  }
+  return NULL;
+}
+
 static int use_bf16(int M, int N, int K) {
   return M >= MB_BF16_MIN_DIM && N >= MB_BF16_MIN_DIM && K >= MB_BF16_MIN_DIM;
 }
@@ -234,14 +285,20 @@ int mbn_gemm(mbPrecision prec, int ta, int tb, int M, int N, int K, float alpha,
     if (!t) return mbu_error("gemm: oneDNN is not available (engine or stream)");
     int Mp = (M + ROWPAD - 1) / ROWPAD * ROWPAD;
     size_t na = (size_t)Mp * K, nb = (size_t)K * N;
-    if (grow(&t->abuf, &t->acap, na) < 0 || grow(&t->bbuf, &t->bcap, nb) < 0) return MB_ERR;
+    if (grow(&t->abuf, &t->acap, na) < 0) return MB_ERR;
     if (ta) pack(t->abuf, A, K, M, lda, Mp);
     else {
       pack(t->abuf, A, M, K, lda, K);
       memset(t->abuf + (size_t)M * K, 0, sizeof(uint16_t) * (size_t)(Mp - M) * K);
     }
-    if (tb) pack(t->bbuf, B, N, K, ldb, K);
-    else pack(t->bbuf, B, K, N, ldb, N);
+    /* B as packed: from an attached image when it has one (stored as packing lays it out) */
+    const uint16_t *bsrc = tb ? image_of(B, N, K, ldb) : image_of(B, K, N, ldb);
+    if (!bsrc) {
+      if (grow(&t->bbuf, &t->bcap, nb) < 0) return MB_ERR;
+      if (tb) pack(t->bbuf, B, N, K, ldb, K);
+      else pack(t->bbuf, B, K, N, ldb, N);
+      bsrc = t->bbuf;
+    }
     /* padded: the result goes to scratch rows (holding C's rows first when beta needs them) */
     float *out = C;
     int ldo = ldc;
@@ -264,7 +321,7 @@ int mbn_gemm(mbPrecision prec, int ta, int tb, int M, int N, int K, float alpha,
       return mbu_error("gemm: oneDNN has no bf16 matmul for [%d x %d] @ [%d x %d] on this CPU",
                        M, K, K, N);
     dnnl_memory_set_data_handle(p->a, t->abuf);
-    dnnl_memory_set_data_handle(p->b, t->bbuf);
+    dnnl_memory_set_data_handle(p->b, (void *)(uintptr_t)bsrc);  /* read only */
     dnnl_memory_set_data_handle(p->c, out);
     dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, p->a}, {DNNL_ARG_WEIGHTS, p->b},
                                {DNNL_ARG_DST, p->c}};

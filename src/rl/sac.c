@@ -128,7 +128,42 @@ int mbr_sacInit(mbSac *s, const mbSacConfig *c) {
     mbr_sacFree(s);
     return MB_ERR;
   }
+  if (c->prec == MB_BF16) {
+    s->img = mbu_alignedAlloc(sizeof(uint16_t) * (line(s->npi) + 2 * s->nq));
+    if (!s->img) {
+      mbr_sacFree(s);
+      return MB_ERR;
+    }
+  }
   return MB_OK;
+}
+
+/* bf16 weight images ---------------------------------------------------------------------
+   In bf16 every product on the policy's or a critic's weights would round them to bf16
+   again (17 roundings of a 256 x 256 layer per update at two hidden layers). Instead, for
+   the duration of one update call the images of the policy and the critics are attached
+   (mbn_bf16Attach), and each Adam step refreshes the image of what it changed, in the same
+   task: the policy's at the end of section 4, critic k's in section 2 before its forward on
+   (s, a~). The target critics change once per update and are used once: no image. Detached
+   before returning, so that anything a caller does to the weights between calls (load_state,
+   a tensor view) is seen by the next call. */
+static int images_attach(mbSac *s) {
+  if (!s->img) return 0;
+  uint16_t *ipi = s->img, *iq = s->img + line(s->npi);
+  mbn_bf16Image(ipi, s->pi_p, s->npi);
+  mbn_bf16Image(iq, s->q_p, 2 * s->nq);
+  if (mbn_bf16Attach(s->pi_p, ipi, s->npi) < 0) return MB_ERR;
+  if (mbn_bf16Attach(s->q_p, iq, 2 * s->nq) < 0) {
+    mbn_bf16Detach(s->pi_p);
+    return MB_ERR;
+  }
+  return 1;
+}
+
+static void images_detach(mbSac *s) {
+  if (!s->img) return;
+  mbn_bf16Detach(s->pi_p);
+  mbn_bf16Detach(s->q_p);
 }
 
 void mbr_sacFree(mbSac *s) {
@@ -136,6 +171,7 @@ void mbr_sacFree(mbSac *s) {
   mbu_free(s->ws);
   mbu_free(s->act_ws);
   mbu_free(s->batch_ws);
+  mbu_free(s->img);
   memset(s, 0, sizeof *s);
 }
 
@@ -257,6 +293,7 @@ typedef struct Ctx {
   const float *obs, *act, *rew, *obs2, *done;
   float alpha;
   int apply;               /* 1: Adam and Polyak steps; 0: gradients only */
+  int images;              /* 1: bf16 images attached, refreshed after each Adam step */
   double part[2][8];       /* per-task partial sums (combined serially) */
 } Ctx;
 
@@ -310,9 +347,11 @@ static void sec2(void *vctx, int k) {
   float *p = s->q_p + k * nq, *g = s->q_g + k * nq;
   memset(g, 0, sizeof(float) * nq);
   mbn_reluMlpBackward(NULL, g, w->scr[k], &s->q, p, w->xq, w->wsQ[k], w->dq[k], B);
-  if (c->apply)
+  if (c->apply) {
     mbn_adamPolyak(p, s->q_m + k * nq, s->q_v + k * nq, g, s->q_targ + k * nq, s->cfg.tau, nq,
                    &s->q_opt);
+    if (c->images) mbn_bf16Image(s->img + line(s->npi) + k * nq, p, nq);
+  }
   mbn_reluMlpForward(w->wsN[k], &s->q, p, w->xn, B);
 }
 
@@ -373,15 +412,17 @@ static void sec4(void *vctx, int k) {
   float *g = s->pi_g;
   const float *g1 = c->w.gpi1;
   for (size_t i = lo; i < hi; i++) g[i] += g1[i];
-  if (c->apply)
+  if (c->apply) {
     mbn_adamPolyak(s->pi_p + lo, s->pi_m + lo, s->pi_v + lo, g + lo, NULL, 0.0f, hi - lo,
                    &s->pi_opt);
+    if (c->images) mbn_bf16Image(s->img + lo, s->pi_p + lo, hi - lo);
+  }
 }
 
 /* the update with given noise; apply = 0 computes losses and gradients only */
 static int run_update(mbSac *s, mbSacStats *st, const float *obs, const float *act,
                       const float *rew, const float *obs2, const float *done, int B,
-                      const float *eps2, const float *eps, int apply) {
+                      const float *eps2, const float *eps, int apply, int images) {
   if (B < 1) return mbu_error("sac:update: batch of %d rows", B);
   if (grow_update_ws(s, B) < 0) return MB_ERR;
   Ctx c;
@@ -390,6 +431,7 @@ static int run_update(mbSac *s, mbSacStats *st, const float *obs, const float *a
   layout(&c.w, s, (char *)s->ws, B);
   c.obs = obs; c.act = act; c.rew = rew; c.obs2 = obs2; c.done = done;
   c.apply = apply;
+  c.images = images;
   c.alpha = expf(s->log_alpha);
   Work *w = &c.w;
   int O = s->cfg.obs, A = s->cfg.act, inq = O + A;
@@ -434,16 +476,27 @@ static int run_update(mbSac *s, mbSacStats *st, const float *obs, const float *a
   return MB_OK;
 }
 
+/* run_update between attaching and detaching the bf16 weight images (none in fp32) */
+static int run_update_once(mbSac *s, mbSacStats *st, const float *obs, const float *act,
+                           const float *rew, const float *obs2, const float *done, int B,
+                           const float *eps2, const float *eps, int apply) {
+  int images = images_attach(s);
+  if (images < 0) return MB_ERR;
+  int r = run_update(s, st, obs, act, rew, obs2, done, B, eps2, eps, apply, images);
+  images_detach(s);
+  return r;
+}
+
 int mbr_sacUpdate(mbSac *s, mbSacStats *st, const float *obs, const float *act,
                   const float *reward, const float *next_obs, const float *done, int B) {
-  return run_update(s, st, obs, act, reward, next_obs, done, B, NULL, NULL, 1);
+  return run_update_once(s, st, obs, act, reward, next_obs, done, B, NULL, NULL, 1);
 }
 
 int mbr_sacGradients(mbSac *s, mbSacStats *st, const float *obs, const float *act,
                      const float *reward, const float *next_obs, const float *done,
                      const float *eps_next, const float *eps, int B) {
   if (!eps_next || !eps) return mbu_error("sac:gradients: noise arrays required");
-  return run_update(s, st, obs, act, reward, next_obs, done, B, eps_next, eps, 0);
+  return run_update_once(s, st, obs, act, reward, next_obs, done, B, eps_next, eps, 0);
 }
 
 /* Many updates on sampled batches ------------------------------------------------------- */
@@ -466,15 +519,20 @@ int mbr_sacUpdatesMixed(mbSac *s, mbSacSums *sums, mbSacStats *bad, const mbBuff
   }
   float *base = s->batch_ws;
   mbBatch batch = {base, base + 2 * bo, base + 2 * bo + ba, base + bo, base + 2 * bo + ba + b1};
+  int images = n > 0 ? images_attach(s) : 0;
+  if (images < 0) return MB_ERR;
   for (int u = 0; u < n; u++) {
     mbSacStats st;
-    if (mbr_bufferSampleMixed(&batch, NULL, real, model, g, B, real_ratio) < 0) return MB_ERR;
-    if (run_update(s, &st, batch.obs, batch.act, batch.reward, batch.next_obs, batch.done, B,
-                   NULL, NULL, 1) < 0)
+    if (mbr_bufferSampleMixed(&batch, NULL, real, model, g, B, real_ratio) < 0 ||
+        run_update(s, &st, batch.obs, batch.act, batch.reward, batch.next_obs, batch.done, B,
+                   NULL, NULL, 1, images) < 0) {
+      images_detach(s);
       return MB_ERR;
+    }
     double critic = st.q1_loss + st.q2_loss;
     if (!isfinite(critic) || !isfinite(st.actor_loss)) {
       if (bad) *bad = st;
+      images_detach(s);
       return u;
     }
     /* one field at a time, as a Lua loop adding each update's table into its sums */
@@ -489,6 +547,7 @@ int mbr_sacUpdatesMixed(mbSac *s, mbSacSums *sums, mbSacStats *bad, const mbBuff
     sums->target_mean += st.target_mean;
     sums->entropy += st.entropy;
   }
+  images_detach(s);
   return n;
 }
 

@@ -156,6 +156,68 @@ static void test_threads(void) {
   free(A); free(B); free(C); free(C1);
 }
 
+/* attached bf16 images (mbn_bf16Attach): a product whose B lies in an image gives the bits
+   of the product that rounds B itself, in both layouts (W as [K x N] and, transposed, as
+   [N x K]) and for a block inside the image; the image is really read (a stale image gives
+   the stale weights' product); a B with gaps (ldb > row length) or after mbn_bf16Detach is
+   rounded again; a full table is refused */
+static void test_images(void) {
+  if (!have_bf16) return;
+  int M = 64, K = 128, N = 96;
+  size_t nw = 8 + (size_t)K * N + 40;   /* the weights sit at an offset inside the image */
+  float *W = malloc(sizeof(float) * nw), *A = malloc(sizeof(float) * M * K);
+  float *At = malloc(sizeof(float) * M * N);
+  float *C0 = malloc(sizeof(float) * M * N), *C1 = malloc(sizeof(float) * M * N);
+  float *D0 = malloc(sizeof(float) * M * K), *D1 = malloc(sizeof(float) * M * K);
+  uint16_t *img = malloc(sizeof(uint16_t) * nw);
+  mbr_uniformFill(W, &rng, nw, -1, 1);
+  mbr_uniformFill(A, &rng, (size_t)M * K, -1, 1);
+  mbr_uniformFill(At, &rng, (size_t)M * N, -1, 1);
+  const float *B = W + 8;
+  mbn_gemm(MB_BF16, 0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, C0, N);     /* x W */
+  mbn_gemm(MB_BF16, 0, 1, M, K, N, 1.0f, At, N, B, N, 0.0f, D0, K);    /* dy W^T */
+  mbn_bf16Image(img, W, nw);
+  for (size_t i = 0; i < nw; i += 997) {
+    uint32_t u = (uint32_t)img[i] << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    CHECK(f == mbn_bf16Round(W[i]), "image value %zu", i);
+  }
+  CHECK(mbn_bf16Attach(W, img, nw) == MB_OK, "attach");
+  mbn_gemm(MB_BF16, 0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, C1, N);
+  CHECK(memcmp(C0, C1, sizeof(float) * M * N) == 0, "x W from the image");
+  mbn_gemm(MB_BF16, 0, 1, M, K, N, 1.0f, At, N, B, N, 0.0f, D1, K);
+  CHECK(memcmp(D0, D1, sizeof(float) * M * K) == 0, "dy W^T from the image");
+  /* stale image: the product is the image's (W doubled: every bf16 doubles exactly) */
+  for (size_t i = 0; i < nw; i++) W[i] *= 2;
+  mbn_gemm(MB_BF16, 0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, C1, N);
+  CHECK(memcmp(C0, C1, sizeof(float) * M * N) == 0, "an attached image is what is read");
+  /* a B with gaps (the first N - 8 columns of each row) is rounded from W itself */
+  mbn_gemm(MB_BF16, 0, 0, M, N - 8, K, 1.0f, A, K, B, N, 0.0f, C1, N - 8);
+  int doubled = 1;
+  for (int i = 0; i < M && doubled; i++)
+    for (int j = 0; j < N - 8; j++)
+      if (C1[(size_t)i * (N - 8) + j] != 2 * C0[(size_t)i * N + j]) { doubled = 0; break; }
+  CHECK(doubled, "ldb > row length: B rounded again");
+  mbn_bf16Detach(W);
+  mbn_gemm(MB_BF16, 0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, C1, N);
+  doubled = 1;
+  for (int i = 0; i < M * N; i++) if (C1[i] != 2 * C0[i]) { doubled = 0; break; }
+  CHECK(doubled, "detached: B rounded again");
+  /* re-attaching replaces; the table holds 8 */
+  float dummy[9];
+  int ok = 1;
+  for (int i = 0; i < 8; i++) ok &= mbn_bf16Attach(dummy + i, img, 1) == MB_OK;
+  CHECK(ok, "8 images");
+  CHECK(mbn_bf16Attach(dummy, img, 1) == MB_OK, "re-attach replaces");
+  CHECK(mbn_bf16Attach(dummy + 8, img, 1) == MB_ERR, "a 9th is refused");
+  CHECK(strstr(mbu_lasterror(), "8 bf16 weight images") != NULL, "message: %s", mbu_lasterror());
+  for (int i = 0; i < 8; i++) mbn_bf16Detach(dummy + i);
+  CHECK(mbn_bf16Attach(dummy + 8, img, 1) == MB_OK, "room again after detaching");
+  mbn_bf16Detach(dummy + 8);
+  free(W); free(A); free(At); free(C0); free(C1); free(D0); free(D1); free(img);
+}
+
 int main(void) {
   mbr_seed(&rng, 77, 0);
   char impl[128] = "";
@@ -166,5 +228,6 @@ int main(void) {
   RUN(test_bf16_products);
   RUN(test_small_stay_fp32);
   RUN(test_threads);
+  RUN(test_images);
   return TEST_REPORT();
 }

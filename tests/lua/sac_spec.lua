@@ -242,6 +242,49 @@ describe("agent:update_mixed", function()
     core.set_threads(saved)
   end)
 
+  it("in bf16 (weight images kept across the call's updates) is bit for bit one update a call", function()
+    -- hidden layers of 64 and a batch of 64: the middle products run in bf16; each update
+    -- call rounds the weights once and every Adam step refreshes what it changed, so the
+    -- second and later updates of one call must see the stepped weights exactly as a fresh
+    -- call does
+    local cfg = {obs = 5, act = 3, hidden = {64, 64}, batch = 64, seed = 4, precision = "bf16"}
+    local ok, a = pcall(SAC.new, cfg)
+    if not ok then
+      check(tostring(a):find("use precision=fp32", 1, true), "refusal: %s", tostring(a))
+      return
+    end
+    local saved = core.threads()
+    for _, th in ipairs{1, 2} do
+      core.set_threads(th)
+      a = SAC.new(cfg)
+      local b = SAC.new(cfg)
+      local real, model = buffers(5, 3, 200, 600)
+      local ga, gb, suma, sumb, batch = Rng.new(8), Rng.new(8), {}, {}, nil
+      for step = 1, 3 do
+        for _ = 1, 4 do
+          batch = Buffer.sample_mixed(real, model, 64, 0.25, ga, batch)
+          local r = a:update(batch)
+          for k, v in pairs(r) do suma[k] = (suma[k] or 0) + v end
+        end
+        eq(b:update_mixed(real, model, 4, 0.25, gb, sumb), 4, "step " .. step)
+        -- weights changed between calls are seen by the next call
+        if step == 2 then
+          local st = a:state()
+          st.pi:mul_(0.5); st.q:mul_(0.5)
+          a:load_state(st)
+          b:load_state(st)
+        end
+      end
+      for _, k in ipairs(STATS) do eq(sumb[k], suma[k], k .. " sum at " .. th .. " threads") end
+      local sa, sb = a:state(), b:state()
+      for _, k in ipairs{"pi", "pi_m", "q", "q_target", "q_m", "q_v"} do
+        eq(sb[k]:sub(sa[k]):abs():max(), 0, k .. " at " .. th .. " threads")
+      end
+      check(sa.pi:sub(SAC.new(cfg):state().pi):abs():max() > 0, "the agent learned")
+    end
+    core.set_threads(saved)
+  end)
+
   it("stops at the first non-finite update and reports its losses", function()
     local real, model = buffers(3, 2, 50, 300)
     local bad = Buffer.new{obs = 3, act = 2, capacity = 5}
