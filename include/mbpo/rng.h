@@ -33,6 +33,10 @@ double mbr_normal(mbRng *g);
 /* out[0..n) = independent standard normals, two per pair of uniforms. */
 void mbr_normalFill(float *out, mbRng *g, size_t n);
 
+/* advances g exactly as mbr_normalFill of n values does, without computing them (so that a
+   copy of g can fill the values that follow them, on another thread) */
+void mbr_skipNormals(mbRng *g, size_t n);
+
 /* out[0..n) = uniform in [lo, hi). */
 void mbr_uniformFill(float *out, mbRng *g, size_t n, float lo, float hi);
 

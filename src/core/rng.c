@@ -80,6 +80,11 @@ void mbr_normalFill(float *out, mbRng *g, size_t n) {
   if (i < n) out[i] = (float)mbr_normal(g);
 }
 
+void mbr_skipNormals(mbRng *g, size_t n) {
+  /* two uniforms per pair, and two for an odd last value (mbr_normal) */
+  for (size_t i = 0; i < 2 * ((n + 1) / 2); i++) mbr_next(g);
+}
+
 void mbr_uniformFill(float *out, mbRng *g, size_t n, float lo, float hi) {
   float w = hi - lo;
   for (size_t i = 0; i < n; i++) out[i] = lo + w * mbr_uniformf(g);

@@ -294,6 +294,8 @@ typedef struct Ctx {
   float alpha;
   int apply;               /* 1: Adam and Polyak steps; 0: gradients only */
   int images;              /* 1: bf16 images attached, refreshed after each Adam step */
+  const float *eps2_in, *eps_in;  /* given noise, or NULL: drawn from rng[0] / rng[1] */
+  mbRng rng[2];            /* task 0: s->rng at the start; task 1: past the noise of a' */
   double part[2][8];       /* per-task partial sums (combined serially) */
 } Ctx;
 
@@ -304,6 +306,22 @@ static void sec1(void *vctx, int k) {
   mbSac *s = c->s;
   Work *w = &c->w;
   int B = w->B, O = s->cfg.obs, A = s->cfg.act, inq = O + A;
+  size_t bA = (size_t)B * A;
+  /* each task first draws its own noise (task 1 from a generator past the noise of task 0,
+     so the values are those of drawing both in turn) and fills its own critic inputs */
+  const float *given = k == 0 ? c->eps2_in : c->eps_in;
+  float *noise = k == 0 ? w->eps2 : w->eps;
+  if (given) memcpy(noise, given, sizeof(float) * bA);
+  else mbr_normalFill(noise, &c->rng[k], bA);
+  for (int i = 0; i < B; i++) {
+    size_t r = (size_t)i * inq;
+    if (k == 0) memcpy(w->x2 + r, c->obs2 + (size_t)i * O, sizeof(float) * O);
+    else {
+      memcpy(w->xq + r, c->obs + (size_t)i * O, sizeof(float) * O);
+      memcpy(w->xq + r + O, c->act + (size_t)i * A, sizeof(float) * A);
+      memcpy(w->xn + r, c->obs + (size_t)i * O, sizeof(float) * O);
+    }
+  }
   if (k == 0) { /* a' ~ pi(s') into x2's action columns, then both target critics */
     const float *o = mbn_reluMlpForward(w->wsP2, &s->pi, s->pi_p, c->obs2, B);
     pi_head(w->x2 + O, inq, NULL, w->logp2, o, w->eps2, B, A);
@@ -433,22 +451,14 @@ static int run_update(mbSac *s, mbSacStats *st, const float *obs, const float *a
   c.apply = apply;
   c.images = images;
   c.alpha = expf(s->log_alpha);
-  Work *w = &c.w;
-  int O = s->cfg.obs, A = s->cfg.act, inq = O + A;
-  size_t bA = (size_t)B * A;
-  if (eps2) memcpy(w->eps2, eps2, sizeof(float) * bA);
-  else mbr_normalFill(w->eps2, &s->rng, bA);
-  if (eps) memcpy(w->eps, eps, sizeof(float) * bA);
-  else mbr_normalFill(w->eps, &s->rng, bA);
-  /* critic inputs [s, a] and the observation columns of [s', a'] and [s, a~] */
-  for (int i = 0; i < B; i++) {
-    size_t r = (size_t)i * inq;
-    memcpy(w->xq + r, obs + (size_t)i * O, sizeof(float) * O);
-    memcpy(w->xq + r + O, act + (size_t)i * A, sizeof(float) * A);
-    memcpy(w->x2 + r, obs2 + (size_t)i * O, sizeof(float) * O);
-    memcpy(w->xn + r, obs + (size_t)i * O, sizeof(float) * O);
-  }
+  /* the noise of a' then of a~ from s->rng (or as given), drawn in section 1 */
+  c.eps2_in = eps2;
+  c.eps_in = eps;
+  c.rng[0] = c.rng[1] = s->rng;
+  if (!eps2) mbr_skipNormals(&c.rng[1], (size_t)B * s->cfg.act);
   mbu_parallelFor(2, sec1, &c);
+  if (!eps) s->rng = c.rng[1];
+  else if (!eps2) s->rng = c.rng[0];
   if (apply) s->q_opt.t++;
   mbu_parallelFor(2, sec2, &c);
   mbu_parallelFor(2, sec3, &c);

@@ -110,6 +110,20 @@ static void test_permutation(void) {
   CHECK(fixed < 10, "too many fixed points: %d", fixed);
 }
 
+/* mbr_skipNormals leaves the generator where mbr_normalFill of as many values does */
+static void test_skip_normals(void) {
+  float buf[9];
+  for (size_t n = 0; n <= 9; n++) {
+    mbRng a, b;
+    mbr_seed(&a, 5, n);
+    b = a;
+    mbr_normalFill(buf, &a, n);
+    mbr_skipNormals(&b, n);
+    CHECK(memcmp(&a, &b, sizeof a) == 0, "n = %zu", n);
+    CHECK(mbr_next(&a) == mbr_next(&b), "next draw after n = %zu", n);
+  }
+}
+
 int main(void) {
   RUN(test_reproducible);
   RUN(test_streams_differ);
@@ -117,5 +131,6 @@ int main(void) {
   RUN(test_normal_moments);
   RUN(test_below_uniform);
   RUN(test_permutation);
+  RUN(test_skip_normals);
   return TEST_REPORT();
 }
