@@ -6,6 +6,8 @@
 --   rollout  4 rollouts of 100 000 start states at k = 1, and again at k = 15
 --   sac      20 000 updates (20 per env step, one update_mixed call per step)
 -- in each native precision, printing seconds per phase and the epoch at k = 1 and k = 15,
+-- then the SAC phase's time per update beside `mbpo bench sac`'s method timed in this process
+-- at the same threads and precision (see compare_sac),
 -- beside a "peer-equivalent epoch": the same counts of the PyTorch peer's kernels timed in
 -- this run (SAC update, ensemble training step, 100k-row predict, 100k-row act; the env
 -- phase counted as ours), and the lines
@@ -32,6 +34,47 @@ local function env_step(env, buf, agent, obs, rng)
   buf:add(obs, a, r, o2, term and 1 or 0)
   if term or trunc then return env:reset() end
   return o2
+end
+
+-- The SAC update after the phase, three ways in alternating rounds (the machine may be
+-- shared: each way sees the same noise), ms per update, median and best round:
+--   bench  `mbpo bench sac`'s method: a fresh agent of the same config, 10 warm-up updates,
+--          then agent:update on one fixed random batch
+--   agent  the epoch's agent (20 000 updates into training), agent:update on one fixed batch
+--          sampled from the buffers: what the agent's state costs
+--   loop   the epoch's agent, one env step then update_mixed of 20 updates (only the latter
+--          timed), as in the phase: what sampling and the interleaving cost
+local function compare_sac(prec, O, A, agent, real, mbuf, rng, step, rounds, reps)
+  local fresh = SAC.new{obs = O, act = A, seed = 1, precision = prec}
+  local fixed = sacbench.random_batch(O, A, 256)
+  local mine = Buffer.sample_mixed(real, mbuf, 256, 0.05, rng)
+  local st, sums = {}, {}
+  for _ = 1, 10 do fresh:update(fixed, st) end
+  local per = {bench = {}, agent = {}, loop = {}}
+  for r = 1, rounds do
+    local t0 = core.clock()
+    for _ = 1, reps do fresh:update(fixed, st) end
+    per.bench[r] = (core.clock() - t0) / reps * 1e3
+    t0 = core.clock()
+    for _ = 1, reps do agent:update(mine, st) end
+    per.agent[r] = (core.clock() - t0) / reps * 1e3
+    local t = 0
+    for _ = 1, math.max(1, reps // G_UPD) do
+      step()
+      t0 = core.clock()
+      agent:update_mixed(real, mbuf, G_UPD, 0.05, rng, sums)
+      t = t + core.clock() - t0
+    end
+    per.loop[r] = t / (math.max(1, reps // G_UPD) * G_UPD) * 1e3
+  end
+  fresh:close()
+  local out = {}
+  for k, xs in pairs(per) do
+    local best = math.huge
+    for _, x in ipairs(xs) do best = math.min(best, x) end
+    out[k] = {median = bench.median(xs), best = best}
+  end
+  return out
 end
 
 local function epoch_once(task, prec, scale, model_epochs)
@@ -81,8 +124,10 @@ local function epoch_once(task, prec, scale, model_epochs)
     timed("env", function() obs = env_step(env, real, agent, obs, rng) end)
     timed("sac", function() agent:update_mixed(real, mbuf, G_UPD, 0.05, rng, sums) end)
   end
+  local cmp = compare_sac(prec, O, A, agent, real, mbuf, rng,
+    function() obs = env_step(env, real, agent, obs, rng) end, 5, 100)
   return t, {train_steps = train_steps, updates = steps * G_UPD, rows = rows, steps = steps,
-             obs = O, act = A}
+             obs = O, act = A, sac = cmp}
 end
 
 local function run(opts)
@@ -101,6 +146,13 @@ local function run(opts)
       .. "sac %.1f s (%.2f ms/update); epoch k=1 %.1f s, k=15 %.1f s\n", prec, t.env, t.model,
       t.rollout_k1, t.rollout_k15, t.sac, t.sac / c.updates * 1e3,
       t.env + t.model + t.rollout_k1 + t.sac, t.env + t.model + t.rollout_k15 + t.sac))
+    local m = c.sac
+    io.write(string.format("ours %s sac per update: phase %.3f ms; then 5 rounds, median (best): "
+      .. "bench sac's method %.3f (%.3f), epoch's agent on a fixed batch %.3f (%.3f), "
+      .. "update_mixed after env steps %.3f (%.3f); phase / bench sac %.2fx, loop / bench sac "
+      .. "%.2fx (%d threads)\n", prec, t.sac / c.updates * 1e3, m.bench.median, m.bench.best,
+      m.agent.median, m.agent.best, m.loop.median, m.loop.best,
+      t.sac / c.updates * 1e3 / m.bench.median, m.loop.median / m.bench.median, core.threads()))
     io.flush()
   end
   -- the peer's kernels at the same shapes, the same counts

@@ -37,12 +37,17 @@ local function spread(xs)
   return lo, hi
 end
 
+-- the fixed batch every update here runs on (also used by `mbpo bench epoch` to time this
+-- benchmark's method beside its SAC phase)
+function M.random_batch(obs, act, B)
+  return {obs = random_rows(B, obs, 1), act = random_rows(B, act, 2),
+          reward = random_rows(B, 1, 3), next_obs = random_rows(B, obs, 4), done = T.zeros(B)}
+end
+
 -- one shape: returns {threads = {ms per round}}, {peer ms per round}, peer info, flops
 local function measure(obs, act, opts, precision)
   local B = 256
-  local batch = {obs = random_rows(B, obs, 1), act = random_rows(B, act, 2),
-                 reward = random_rows(B, 1, 3), next_obs = random_rows(B, obs, 4),
-                 done = T.zeros(B)}
+  local batch = M.random_batch(obs, act, B)
   local agent = SAC.new{obs = obs, act = act, batch = B, seed = 1, precision = precision}
   local stats, ours, peer, info = {}, {}, {}, nil
   for _, th in ipairs(opts.threads) do ours[th] = {} end
