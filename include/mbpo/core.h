@@ -50,3 +50,14 @@ double mbu_clock(void);
    (restored after). Must not be nested. Returns after every task has finished. */
 typedef void (*mbu_task)(void *ctx, int i);
 void mbu_parallelFor(int n, mbu_task fn, void *ctx);
+
+/* Counters of the pool since the process started (for benchmarks; cumulative, relaxed
+   atomics). sections: mbu_parallelFor calls that used more than one thread; caller_tasks /
+   worker_tasks: tasks run by the calling thread / by pool workers; alone: sections whose
+   tasks all ran on the caller (no worker arrived in time); sleeps: times a worker went to
+   sleep on the condition variable after polling in vain; wait: seconds the caller spent,
+   after its own tasks, waiting for workers to finish theirs. */
+typedef struct mbuPoolStats {
+  double sections, caller_tasks, worker_tasks, alone, sleeps, wait;
+} mbuPoolStats;
+void mbu_poolStats(mbuPoolStats *out);

@@ -34,16 +34,38 @@ static struct {
 } pool = {.mu = PTHREAD_MUTEX_INITIALIZER, .go = PTHREAD_COND_INITIALIZER,
           .done = PTHREAD_COND_INITIALIZER};
 
-/* claims and runs tasks until none is left; signals the caller after the last one */
-static void run_claims(int n, mbu_task fn, void *ctx) {
+/* mbu_poolStats counters (relaxed: read for reports only) */
+static struct {
+  atomic_ullong sections, caller_tasks, worker_tasks, alone, sleeps, wait_ns;
+} stats;
+
+static void count(atomic_ullong *c, unsigned long long v) {
+  atomic_fetch_add_explicit(c, v, memory_order_relaxed);
+}
+
+void mbu_poolStats(mbuPoolStats *out) {
+  out->sections = (double)atomic_load_explicit(&stats.sections, memory_order_relaxed);
+  out->caller_tasks = (double)atomic_load_explicit(&stats.caller_tasks, memory_order_relaxed);
+  out->worker_tasks = (double)atomic_load_explicit(&stats.worker_tasks, memory_order_relaxed);
+  out->alone = (double)atomic_load_explicit(&stats.alone, memory_order_relaxed);
+  out->sleeps = (double)atomic_load_explicit(&stats.sleeps, memory_order_relaxed);
+  out->wait = 1e-9 * (double)atomic_load_explicit(&stats.wait_ns, memory_order_relaxed);
+}
+
+/* claims and runs tasks until none is left; signals the caller after the last one; returns
+   the number of tasks it ran */
+static int run_claims(int n, mbu_task fn, void *ctx) {
+  int ran = 0;
   for (int i; (i = atomic_fetch_add_explicit(&pool.next, 1, memory_order_relaxed)) < n;) {
     fn(ctx, i);
+    ran++;
     if (atomic_fetch_add_explicit(&pool.finished, 1, memory_order_acq_rel) + 1 == n) {
       pthread_mutex_lock(&pool.mu);
       pthread_cond_broadcast(&pool.done);
       pthread_mutex_unlock(&pool.mu);
     }
   }
+  return ran;
 }
 
 /* polls (yielding) while cond holds, for at most SPIN_SECONDS */
@@ -61,6 +83,7 @@ static void *worker(void *arg) {
   for (;;) {
     SPIN_WHILE(atomic_load_explicit(&pool.agen, memory_order_acquire) == seen);
     pthread_mutex_lock(&pool.mu);
+    if (pool.gen == seen) count(&stats.sleeps, 1);
     while (pool.gen == seen) pthread_cond_wait(&pool.go, &pool.mu);
     seen = pool.gen;
     if (me >= pool.nthreads) {   /* not needed in this section */
@@ -74,7 +97,7 @@ static void *worker(void *arg) {
     mbu_task fn = pool.fn;
     void *ctx = pool.ctx;
     pthread_mutex_unlock(&pool.mu);
-    run_claims(n, fn, ctx);
+    count(&stats.worker_tasks, (unsigned long long)run_claims(n, fn, ctx));
     pthread_mutex_lock(&pool.mu);
     if (--pool.active == 0) pthread_cond_broadcast(&pool.done);
     pthread_mutex_unlock(&pool.mu);
@@ -112,10 +135,15 @@ void mbu_parallelFor(int n, mbu_task fn, void *ctx) {
   atomic_store_explicit(&pool.agen, pool.gen, memory_order_release);
   pthread_cond_broadcast(&pool.go);
   pthread_mutex_unlock(&pool.mu);
-  run_claims(n, fn, ctx);
+  int mine = run_claims(n, fn, ctx);
+  double t0 = mbu_clock();
   SPIN_WHILE(atomic_load_explicit(&pool.finished, memory_order_acquire) < n);
   pthread_mutex_lock(&pool.mu);
   while (atomic_load(&pool.finished) < n) pthread_cond_wait(&pool.done, &pool.mu);
   pthread_mutex_unlock(&pool.mu);
+  count(&stats.wait_ns, (unsigned long long)((mbu_clock() - t0) * 1e9));
+  count(&stats.sections, 1);
+  count(&stats.caller_tasks, (unsigned long long)mine);
+  if (mine == n) count(&stats.alone, 1);
   openblas_set_num_threads(mbu_threads());
 }

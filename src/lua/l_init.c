@@ -42,6 +42,22 @@ static int c_setthreads(lua_State *L) {
   return 0;
 }
 
+/* core.pool_stats() -> {sections=, caller_tasks=, worker_tasks=, alone=, sleeps=, wait=}:
+   the pool's cumulative counters (mbu_poolStats; wait in seconds) */
+static int c_poolstats(lua_State *L) {
+  mbuPoolStats p;
+  mbu_poolStats(&p);
+  const struct { const char *k; double v; } f[] = {{"sections", p.sections},
+    {"caller_tasks", p.caller_tasks}, {"worker_tasks", p.worker_tasks}, {"alone", p.alone},
+    {"sleeps", p.sleeps}, {"wait", p.wait}};
+  lua_createtable(L, 0, 6);
+  for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+    lua_pushnumber(L, f[i].v);
+    lua_setfield(L, -2, f[i].k);
+  }
+  return 1;
+}
+
 /* core.clock() -> monotonic seconds */
 static int c_clock(lua_State *L) {
   lua_pushnumber(L, mbu_clock());
@@ -101,7 +117,7 @@ static const luaL_Reg corefuncs[] = {
   {"threads", c_threads}, {"set_threads", c_setthreads}, {"clock", c_clock},
   {"interrupted", c_interrupted}, {"defer_interrupts", c_deferinterrupts},
   {"isatty", c_isatty}, {"getpid", c_getpid},
-  {"ncpu", c_ncpu}, {NULL, NULL}};
+  {"ncpu", c_ncpu}, {"pool_stats", c_poolstats}, {NULL, NULL}};
 
 int luaopen_mbpo_core(lua_State *L) {
   luaL_newlib(L, corefuncs);

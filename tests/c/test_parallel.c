@@ -62,9 +62,41 @@ static void test_small_n(void) {
   mbu_setThreads(1);
 }
 
+/* the pool's counters: per multi-thread section one section, its n tasks split between
+   caller and workers, "alone" at most once, waits non-negative; a one-thread section (or a
+   section of one task) is not counted */
+static void slow_task(void *ctx, int i) {
+  (void)ctx;
+  double t0 = mbu_clock();
+  while (mbu_clock() - t0 < 2e-4) {}
+  atomic_fetch_add(&hits[i], 1);
+}
+
+static void test_pool_stats(void) {
+  mbuPoolStats a, b;
+  mbu_setThreads(2);
+  mbu_poolStats(&a);
+  for (int rep = 0; rep < 20; rep++) mbu_parallelFor(4, slow_task, NULL);
+  mbu_poolStats(&b);
+  CHECK(b.sections - a.sections == 20, "sections %g", b.sections - a.sections);
+  CHECK((b.caller_tasks - a.caller_tasks) + (b.worker_tasks - a.worker_tasks) == 80,
+        "tasks %g + %g", b.caller_tasks - a.caller_tasks, b.worker_tasks - a.worker_tasks);
+  CHECK(b.caller_tasks - a.caller_tasks >= 20, "the caller claims at least one task a section");
+  CHECK(b.alone - a.alone >= 0 && b.alone - a.alone <= 20, "alone %g", b.alone - a.alone);
+  CHECK(b.wait >= a.wait && b.sleeps >= a.sleeps, "cumulative");
+  mbu_setThreads(1);
+  mbu_poolStats(&a);
+  mbu_parallelFor(4, slow_task, NULL);
+  mbu_setThreads(2);
+  mbu_parallelFor(1, slow_task, NULL);
+  mbu_poolStats(&b);
+  CHECK(b.sections == a.sections && b.caller_tasks == a.caller_tasks, "one thread: not counted");
+}
+
 int main(void) {
   RUN(test_each_task_once);
   RUN(test_alternating_sections);
   RUN(test_small_n);
+  RUN(test_pool_stats);
   return TEST_REPORT();
 }

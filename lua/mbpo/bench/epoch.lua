@@ -44,6 +44,21 @@ end
 --          sampled from the buffers: what the agent's state costs
 --   loop   the epoch's agent, one env step then update_mixed of 20 updates (only the latter
 --          timed), as in the phase: what sampling and the interleaving cost
+-- the pool's counters (core.pool_stats) between two snapshots, per update: the share of
+-- tasks run by the worker(s), sections run alone by the caller, worker sleeps (each one a
+-- wake-up later) and the caller's wait for workers in microseconds
+local function pool_delta(a, b, updates)
+  local tasks = (b.caller_tasks - a.caller_tasks) + (b.worker_tasks - a.worker_tasks)
+  return {share = tasks > 0 and (b.worker_tasks - a.worker_tasks) / tasks or 0,
+          alone = (b.alone - a.alone) / updates, sleeps = (b.sleeps - a.sleeps) / updates,
+          wait = (b.wait - a.wait) / updates * 1e6}
+end
+
+local function pool_text(d)
+  return string.format("worker ran %.0f%% of tasks, %.2f sections alone, %.3f worker sleeps, "
+    .. "caller waited %.0f us", 100 * d.share, d.alone, d.sleeps, d.wait)
+end
+
 local function compare_sac(prec, O, A, agent, real, mbuf, rng, step, rounds, reps)
   local fresh = SAC.new{obs = O, act = A, seed = 1, precision = prec}
   local fixed = sacbench.random_batch(O, A, 256)
@@ -51,28 +66,44 @@ local function compare_sac(prec, O, A, agent, real, mbuf, rng, step, rounds, rep
   local st, sums = {}, {}
   for _ = 1, 10 do fresh:update(fixed, st) end
   local per = {bench = {}, agent = {}, loop = {}}
+  local zero = core.pool_stats()
+  local pool = {bench = zero, agent = zero, loop = zero}
+  -- adds the pool counters of one way's round into its running total
+  local function add(k, a, b)
+    local t = {}
+    for f, v in pairs(pool[k]) do t[f] = v + (b[f] - a[f]) end
+    pool[k] = t
+  end
+  local calls = math.max(1, reps // G_UPD)
   for r = 1, rounds do
-    local t0 = core.clock()
+    local p0, t0 = core.pool_stats(), core.clock()
     for _ = 1, reps do fresh:update(fixed, st) end
     per.bench[r] = (core.clock() - t0) / reps * 1e3
+    local p1 = core.pool_stats()
+    add("bench", p0, p1)
     t0 = core.clock()
     for _ = 1, reps do agent:update(mine, st) end
     per.agent[r] = (core.clock() - t0) / reps * 1e3
+    local p2 = core.pool_stats()
+    add("agent", p1, p2)
     local t = 0
-    for _ = 1, math.max(1, reps // G_UPD) do
+    for _ = 1, calls do
       step()
+      local q0 = core.pool_stats()
       t0 = core.clock()
       agent:update_mixed(real, mbuf, G_UPD, 0.05, rng, sums)
       t = t + core.clock() - t0
+      add("loop", q0, core.pool_stats())
     end
-    per.loop[r] = t / (math.max(1, reps // G_UPD) * G_UPD) * 1e3
+    per.loop[r] = t / (calls * G_UPD) * 1e3
   end
   fresh:close()
   local out = {}
   for k, xs in pairs(per) do
     local best = math.huge
     for _, x in ipairs(xs) do best = math.min(best, x) end
-    out[k] = {median = bench.median(xs), best = best}
+    out[k] = {median = bench.median(xs), best = best,
+              pool = pool_delta(zero, pool[k], rounds * (k == "loop" and calls * G_UPD or reps))}
   end
   return out
 end
@@ -120,14 +151,18 @@ local function epoch_once(task, prec, scale, model_epochs)
   end
   -- env steps and SAC updates, interleaved as in the loop
   local sums, steps = {}, math.max(10, math.floor(STEPS * scale))
+  local before, phase = core.pool_stats(), core.pool_stats()
   for _ = 1, steps do
     timed("env", function() obs = env_step(env, real, agent, obs, rng) end)
+    local p0 = core.pool_stats()
     timed("sac", function() agent:update_mixed(real, mbuf, G_UPD, 0.05, rng, sums) end)
+    local p1 = core.pool_stats()
+    for f, v in pairs(phase) do phase[f] = v + (p1[f] - p0[f]) end
   end
   local cmp = compare_sac(prec, O, A, agent, real, mbuf, rng,
     function() obs = env_step(env, real, agent, obs, rng) end, 5, 100)
   return t, {train_steps = train_steps, updates = steps * G_UPD, rows = rows, steps = steps,
-             obs = O, act = A, sac = cmp}
+             obs = O, act = A, sac = cmp, phase_pool = pool_delta(before, phase, steps * G_UPD)}
 end
 
 local function run(opts)
@@ -153,6 +188,12 @@ local function run(opts)
       .. "%.2fx (%d threads)\n", prec, t.sac / c.updates * 1e3, m.bench.median, m.bench.best,
       m.agent.median, m.agent.best, m.loop.median, m.loop.best,
       t.sac / c.updates * 1e3 / m.bench.median, m.loop.median / m.bench.median, core.threads()))
+    if core.threads() > 1 then
+      io.write(string.format("ours %s pool per update: phase: %s\n  bench sac's method: %s\n"
+        .. "  epoch's agent on a fixed batch: %s\n  update_mixed after env steps: %s\n", prec,
+        pool_text(c.phase_pool), pool_text(m.bench.pool), pool_text(m.agent.pool),
+        pool_text(m.loop.pool)))
+    end
     io.flush()
   end
   -- the peer's kernels at the same shapes, the same counts
