@@ -83,7 +83,7 @@ typedef struct mbEnsembleConfig {
   MB_F_ENUM(S, snapshot, MB_SNAP_MEMBER, "member|ensemble", \
             "early-stopping snapshots per member, or of the whole ensemble") \
   MB_F_INT(S, batch, 256, 1, 1 << 20, "minibatch rows per member") \
-  MB_F_INT(S, patience, 5, 0, 2147483647, "epochs without improvement before the fit stops") \
+  MB_F_INT(S, patience, 5, 1, 2147483647, "epochs without improvement before the fit stops") \
   MB_F_FLOAT(S, improvement, 0, 0.01, 0, HUGE_VAL, "relative holdout improvement that counts") \
   MB_F_ENUM(S, precision, MB_FP32, "fp32|bf16", \
             "matrix products: fp32, or bf16 operands with fp32 accumulation (AVX512-BF16/AMX)")
@@ -103,7 +103,7 @@ typedef struct mbFitOptions {
 #define MB_FIT_FIELDS(S) \
   MB_F_INT(S, max_epochs, 0, 0, 2147483647, "most training epochs per fit (0: no cap)") \
   MB_F_DOUBLE(S, max_seconds, 0, 0, 0, HUGE_VAL, "most seconds per fit (0: no cap)") \
-  MB_F_INT(S, patience, NAN, 0, 2147483647, "the ensemble's patience for this fit") \
+  MB_F_INT(S, patience, NAN, 1, 2147483647, "the ensemble's patience for this fit") \
   MB_F_INT(S, batch, NAN, 1, 1 << 20, "the ensemble's batch for this fit") \
   MB_F_INT(S, holdout_cap, NAN, 0, 2147483647, "the ensemble's holdout_cap for this fit") \
   MB_F_FLOAT(S, holdout_ratio, MB_F_OPEN_HI, NAN, 0, 1, "the ensemble's holdout_ratio for this fit") \

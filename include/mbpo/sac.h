@@ -56,7 +56,7 @@ typedef struct mbSacConfig {
   MB_F_FLOAT(S, alpha_lr, MB_F_OPEN_LO, NAN, 0, HUGE_VAL, \
              "the temperature's learning rate (lr)") \
   MB_F_FLOAT(S, gamma, 0, 0.99, 0, 1, "discount") \
-  MB_F_FLOAT(S, tau, 0, 5e-3, 0, 1, "Polyak rate of the target critics") \
+  MB_F_FLOAT(S, tau, MB_F_OPEN_LO, 5e-3, 0, 1, "Polyak rate of the target critics") \
   MB_F_FLOAT(S, target_entropy, 0, -1, -HUGE_VAL, HUGE_VAL, \
              "entropy target of the temperature (the scripts set the paper's value per task)") \
   MB_F_FLOAT(S, init_alpha, MB_F_OPEN_LO, 1, 0, HUGE_VAL, "initial temperature") \

@@ -232,6 +232,8 @@ void mbL_pushfields(lua_State *L, const mbField *fields) {
         lua_rawseti(L, -2, i + 1);
       }
       lua_setfield(L, -2, "default");
+      lua_pushinteger(L, f->n); lua_setfield(L, -2, "max_count");
+      lua_pushboolean(L, (f->flags & MB_F_LINKED) != 0); lua_setfield(L, -2, "linked");
     } else if (!isnan(f->def) && !(f->flags & MB_F_REQUIRED)) {
       pushvalue(L, f, NULL, 0);
       lua_setfield(L, -2, "default");
