@@ -8,6 +8,7 @@
 #include <lauxlib.h>
 
 #include "mbpo/core.h"
+#include "mbpo/fields.h"
 #include "mbpo/rng.h"
 #include "mbpo/tensor.h"
 
@@ -51,6 +52,25 @@ struct mbEnv *mbL_checkenv(lua_State *L, int idx);
 struct mbBuffer;
 /* The mbpo.Buffer at idx (raises when it is not one or has been closed). */
 struct mbBuffer *mbL_checkbuffer(lua_State *L, int idx);
+
+/* Option tables (l_fields.c) ---------------------------------------------------------
+   The one reader of constructor options: the struct's field table (include/mbpo/fields.h)
+   gives every key, type, range and default. */
+
+/* Reads the options table at idx into obj (holding its defaults: the caller fills them) and
+   returns the
+   rows given as a bit mask (row r -> bit r). Raises one line "F: ..." on an unknown key
+   (naming the nearest keys), a wrong type, a value out of range or a missing required key.
+   extra: NULL, or more keys the caller reads itself (NULL-terminated), or mbL_anykey (a
+   task table holds other keys too). */
+uint64_t mbL_readfields(lua_State *L, int idx, const char *F, const mbField *fields, void *obj,
+                        const char *const *extra);
+extern const char *const mbL_anykey[];
+/* Sets the fields of the table at the top from obj (lists as Lua lists, enums by name). */
+void mbL_pushstruct(lua_State *L, const mbField *fields, const void *obj);
+/* Pushes the field table as a Lua list of {name, type, default, range, min, max, values,
+   required, doc}, each entry also under its name (module.fields). */
+void mbL_pushfields(lua_State *L, const mbField *fields);
 
 /* Module openers (one per l_*.c) --------------------------------------------------- */
 
