@@ -360,7 +360,8 @@ function M.main(args)
   if not okenv then return fail("cannot make a video: " .. tostring(env)) end
   local agent = require("mbpo.sac").new{obs = env.obs_dim, act = env.act_dim,
     hidden = cfg.sac.hidden}
-  agent:load_state(state)
+  local okr, rerr = ck.restore("agent", agent, state)
+  if not okr then return fail("cannot make a video: " .. rerr) end
   if not out then
     local lfs = require "lfs"
     local vdir = dir .. "/videos"
