@@ -8,8 +8,7 @@
      io.load(path) -> tensors, metadata | nil, message
          F32 -> mbpo.Tensor of the stored shape; I64 of shape [] -> an integer; any other
          (F64, U64, I64) -> mbpo.Array of the stored shape; metadata values are strings.
-     io.array(dtype, values [, shape]) -> mbpo.Array ("F64", "U64" or "I64"; values a flat
-         table, row-major; the shape defaults to [#values])
+     io.array(dtype, values) -> mbpo.Array ("F64", "U64" or "I64") of [#values]
      io.write_text(path, s) -> true | nil, message   (atomic, fsynced, like save)
      io.checksum(path) -> 16 hex digits | nil, message   (of the file's bytes; see io.h)
      io.json_encode(value) -> string      (raises on values JSON cannot hold)

@@ -79,7 +79,7 @@ int mbL_state(lua_State *L, const mbLStateType *ty);
 int mbL_loadstate(lua_State *L, const mbLStateType *ty);
 
 /* 8-byte arrays (F64, U64, I64) as Lua values: userdata "mbpo.Array", 1-based a[i], #a,
-   a:dtype(), a:shape(), a:totable(), == by value. mbpo.io reads and writes them. */
+   a:dtype(), a:totable(), == by value. mbpo.io reads and writes them. */
 #define MBL_ARRAY "mbpo.Array"
 typedef struct mbLArray {
   int dtype, ndim;
@@ -91,7 +91,7 @@ typedef struct mbLArray {
 mbLArray *mbL_newarray(lua_State *L, int dtype, int ndim, const int64_t *shape);
 /* The array at idx, or NULL. */
 mbLArray *mbL_testarray(lua_State *L, int idx);
-/* io.array(dtype, values [, shape]) -> a new array ("F64", "U64" or "I64"). */
+/* io.array(dtype, values) -> a new 1-d array ("F64", "U64" or "I64"). */
 int mbL_arraynew(lua_State *L);
 
 /* Module openers (one per l_*.c) --------------------------------------------------- */

@@ -56,16 +56,6 @@ static int arr_dtype(lua_State *L) {
   return 1;
 }
 
-static int arr_shape(lua_State *L) {
-  mbLArray *a = checkarray(L, 1);
-  lua_createtable(L, a->ndim, 0);
-  for (int d = 0; d < a->ndim; d++) {
-    lua_pushinteger(L, (lua_Integer)a->shape[d]);
-    lua_rawseti(L, -2, d + 1);
-  }
-  return 1;
-}
-
 static int arr_totable(lua_State *L) {
   mbLArray *a = checkarray(L, 1);
   lua_createtable(L, a->n < (1 << 24) ? (int)a->n : 0, 0);
@@ -107,8 +97,8 @@ mbLArray *mbL_newarray(lua_State *L, int dtype, int ndim, const int64_t *shape) 
   a->n = n;
   for (int d = 0; d < ndim; d++) a->shape[d] = shape[d];
   if (luaL_newmetatable(L, MBL_ARRAY)) {  /* made on first use: any module may push one */
-    static const luaL_Reg meth[] = {{"dtype", arr_dtype}, {"shape", arr_shape},
-      {"totable", arr_totable}, {NULL, NULL}};
+    static const luaL_Reg meth[] = {{"dtype", arr_dtype}, {"totable", arr_totable},
+      {NULL, NULL}};
     static const luaL_Reg metameth[] = {{"__len", arr_len}, {"__eq", arr_eq},
       {"__tostring", arr_tostring}, {NULL, NULL}};
     luaL_setfuncs(L, metameth, 0);
@@ -120,41 +110,23 @@ mbLArray *mbL_newarray(lua_State *L, int dtype, int ndim, const int64_t *shape) 
   return a;
 }
 
-/* io.array(dtype, values [, shape]): values a table of numbers (U64 and I64: integers) */
+/* io.array(dtype, values): a 1-d array of a table of numbers (U64 and I64: integers) */
 int mbL_arraynew(lua_State *L) {
   static const char *const names[] = {"F64", "U64", "I64", NULL};
   static const int dtypes[] = {MB_F64, MB_U64, MB_I64};
   int dtype = dtypes[luaL_checkoption(L, 1, NULL, names)];
   luaL_checktype(L, 2, LUA_TTABLE);
-  int64_t shape[MB_MAXDIM] = {(int64_t)luaL_len(L, 2)};
-  int ndim = 1;
-  if (!lua_isnoneornil(L, 3)) {
-    luaL_checktype(L, 3, LUA_TTABLE);
-    ndim = (int)luaL_len(L, 3);
-    luaL_argcheck(L, ndim >= 0 && ndim <= MB_MAXDIM, 3, "too many dimensions");
-    int64_t n = 1;
-    for (int d = 0; d < ndim; d++) {
-      lua_geti(L, 3, d + 1);
-      shape[d] = (int64_t)luaL_checkinteger(L, -1);
-      luaL_argcheck(L, shape[d] >= 0, 3, "negative size");
-      n *= shape[d];
-      lua_pop(L, 1);
-    }
-    if (n != luaL_len(L, 2))
-      return luaL_error(L, "io.array: %d values for a shape of %d", (int)luaL_len(L, 2), (int)n);
-  }
-  mbLArray *a = mbL_newarray(L, dtype, ndim, shape);
-  for (int64_t i = 0; i < a->n; i++) {
+  int64_t n = (int64_t)luaL_len(L, 2);
+  mbLArray *a = mbL_newarray(L, dtype, 1, &n);
+  for (int64_t i = 0; i < n; i++) {
     lua_geti(L, 2, (lua_Integer)i + 1);
-    if (dtype == MB_F64) {
-      double d = luaL_checknumber(L, -1);
-      memcpy(&a->data[i], &d, sizeof d);
-    } else {
-      int isint;
-      lua_Integer v = lua_tointegerx(L, -1, &isint);
-      if (!isint) return luaL_error(L, "io.array: value %d must be an integer", (int)i + 1);
-      a->data[i] = (uint64_t)v;
-    }
+    int isint;
+    lua_Integer v = lua_tointegerx(L, -1, &isint);
+    double d = luaL_checknumber(L, -1);
+    if (dtype != MB_F64 && !isint)
+      return luaL_error(L, "io.array: value %d must be an integer", (int)i + 1);
+    if (dtype == MB_F64) memcpy(&a->data[i], &d, sizeof d);
+    else a->data[i] = (uint64_t)v;
     lua_pop(L, 1);
   }
   return 1;
@@ -264,19 +236,27 @@ static const char *describe(lua_State *L, int idx, char *buf, size_t n) {
   if (a) return arrayshape(buf, n, a->dtype, a->ndim, a->shape);
   if (lua_isinteger(L, idx)) snprintf(buf, n, "the integer %lld", (long long)lua_tointeger(L, idx));
   else if (lua_type(L, idx) == LUA_TNUMBER) snprintf(buf, n, "the number %g", lua_tonumber(L, idx));
-  else if (lua_type(L, idx) == LUA_TSTRING) snprintf(buf, n, "'%.60s'", lua_tostring(L, idx));
+  else if (lua_type(L, idx) == LUA_TSTRING) snprintf(buf, n, "'%.150s'", lua_tostring(L, idx));
   else snprintf(buf, n, "a %s", luaL_typename(L, idx));
   return buf;
 }
 
 /* what block b wants: "F32 [386]", "an integer", "a boolean", "'obs 4, ...'" */
 static const char *wanted(const mbStateBlock *b, char *buf, size_t n) {
-  if (b->ndim > 0)
-    return arrayshape(buf, n, b->dtype == MB_I32 ? MB_I64 : b->dtype, b->ndim, b->shape);
+  if (b->ndim > 0) {
+    int k = snprintf(buf, n, "%s [", mbu_dtypeName(b->dtype == MB_I32 ? MB_I64 : b->dtype));
+    for (int d = 0; d < b->ndim && k > 0 && (size_t)k < n; d++) {
+      if (d) k += snprintf(buf + k, n - (size_t)k, " x ");
+      if (d == 0 && (b->flags & MB_ST_ROWS)) k += snprintf(buf + k, n - (size_t)k, "N");
+      else k += snprintf(buf + k, n - (size_t)k, "%lld", (long long)b->shape[d]);
+    }
+    if (k > 0 && (size_t)k < n - 1) strcat(buf, "]");
+    return buf;
+  }
   switch (b->dtype) {
   case MB_F32: case MB_F64: snprintf(buf, n, "a number"); break;
   case MB_BOOL: snprintf(buf, n, "a boolean"); break;
-  case MB_STR: snprintf(buf, n, "'%.60s'", b->text); break;
+  case MB_STR: snprintf(buf, n, "'%.150s'", b->text); break;
   default:
     if (b->flags & MB_ST_CHECK) snprintf(buf, n, "%lld", (long long)*(const int64_t *)b->data);
     else snprintf(buf, n, "an integer");
@@ -378,6 +358,11 @@ static const char *badvalue(const mbStateBlock *s, char *buf, size_t bn) {
       return buf;
     }
   }
+  if (s->dtype == MB_I64 && s->ndim == 0 && !(s->flags & MB_ST_CHECK) &&
+      *(const int64_t *)s->data < 0) {
+    snprintf(buf, bn, "is %lld: a count must be >= 0", (long long)*(const int64_t *)s->data);
+    return buf;
+  }
   for (int64_t i = 0; i < n && (s->flags & MB_ST_INDEX); i++) {
     int v = ((const int *)s->data)[i];
     if (v < 0 || v >= s->bound) {
@@ -415,7 +400,7 @@ int mbL_loadstate(lua_State *L, const mbLStateType *ty) {
   memcpy(s, b, sizeof(mbStateBlock) * (size_t)n);
   unsigned char *scratch = lua_newuserdatauv(L, scratchbytes(b, n), 0);
   int top = lua_gettop(L);
-  char want[160], got[160];
+  char want[200], got[200];
   /* a state written before F64 and U64 existed: say so, before any other difference */
   for (int i = 0; i < n; i++) {
     getpath(L, 2, b[i].name);
