@@ -4,8 +4,7 @@
    One generic pair in the bindings (src/lua/l_state.c) turns any object's blocks into a Lua
    state table and back, and mbpo.io writes every dtype below as a safetensors dtype
    (MB_I32 and MB_BOOL as I64), so no object marshals its state by hand.
-   Names may be dotted ("config.obs"): the Lua table nests them. Shapes are those of this
-   object: a state of another shape does not load (the message names the block and both
+   Shapes are those of this object: a state of another shape does not load (the message names the block and both
    shapes). */
 #ifndef MBPO_STATE_H
 #define MBPO_STATE_H
@@ -39,7 +38,7 @@
 #define MB_STATE_TEXT 136
 
 typedef struct mbStateBlock {
-  const char *name;       /* dotted path in the state table */
+  const char *name;       /* its key in the state table */
   int dtype;              /* MB_F32 .. MB_STR */
   int flags;              /* MB_ST_* */
   int ndim;               /* 0 (a scalar), 1 or 2 */

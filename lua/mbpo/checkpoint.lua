@@ -278,6 +278,8 @@ function M.restore(name, obj, tree)
   local ok, err = pcall(obj.load_state, obj, tree)
   if ok then return true end
   local why = tostring(err):gsub("^[^:]*%.lua:%d+: ", "")
+  -- values from the file (a forged layout) may hold control characters: one line, escaped
+  why = why:gsub("%c", function(c) return string.format("\\x%02x", c:byte()) end)
   return nil, string.format("the checkpoint's %s does not fit this run: %s", name, why)
 end
 

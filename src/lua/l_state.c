@@ -28,7 +28,8 @@ static void pushelem(lua_State *L, const mbLArray *a, int64_t i) {
 static const char *arrayshape(char *buf, size_t n, int dtype, int ndim, const int64_t *shape) {
   int k = snprintf(buf, n, "%s [", mbu_dtypeName(dtype));
   for (int d = 0; d < ndim && k > 0 && (size_t)k < n; d++)
-    k += snprintf(buf + k, n - (size_t)k, d ? " x %lld" : "%lld", (long long)shape[d]);
+    k += shape[d] < 0 ? snprintf(buf + k, n - (size_t)k, d ? " x N" : "N") :
+         snprintf(buf + k, n - (size_t)k, d ? " x %lld" : "%lld", (long long)shape[d]);
   if (k > 0 && (size_t)k < n - 1) strcat(buf, "]");
   return buf;
 }
@@ -132,46 +133,6 @@ int mbL_arraynew(lua_State *L) {
   return 1;
 }
 
-/* Dotted paths --------------------------------------------------------------------------- */
-
-/* t[path] = the value on top (popped), making tables along "a.b.c" */
-static void setpath(lua_State *L, int t, const char *path) {
-  t = lua_absindex(L, t);
-  lua_pushvalue(L, t);
-  const char *dot;
-  while ((dot = strchr(path, '.')) != NULL) {
-    lua_pushlstring(L, path, (size_t)(dot - path));
-    if (lua_rawget(L, -2) != LUA_TTABLE) {
-      lua_pop(L, 1);
-      lua_newtable(L);
-      lua_pushlstring(L, path, (size_t)(dot - path));
-      lua_pushvalue(L, -2);
-      lua_rawset(L, -4);
-    }
-    lua_remove(L, -2);
-    path = dot + 1;
-  }
-  lua_pushvalue(L, -2);
-  lua_setfield(L, -2, path);
-  lua_pop(L, 2);
-}
-
-/* pushes t[path] (nil when any step is missing or not a table) */
-static void getpath(lua_State *L, int t, const char *path) {
-  lua_pushvalue(L, t);
-  const char *dot;
-  while ((dot = strchr(path, '.')) != NULL) {
-    if (!lua_istable(L, -1)) break;
-    lua_pushlstring(L, path, (size_t)(dot - path));
-    lua_gettable(L, -2);
-    lua_remove(L, -2);
-    path = dot + 1;
-  }
-  if (lua_istable(L, -1)) lua_getfield(L, -1, path);
-  else lua_pushnil(L);
-  lua_remove(L, -2);
-}
-
 /* state() ----------------------------------------------------------------------------------- */
 
 /* pushes the Lua value of block b */
@@ -221,7 +182,7 @@ int mbL_state(lua_State *L, const mbLStateType *ty) {
   }
   for (int i = 0; i < n; i++) {
     pushblock(L, &b[i]);
-    setpath(L, -2, b[i].name);
+    lua_setfield(L, -2, b[i].name);
   }
   return 1;
 }
@@ -243,15 +204,9 @@ static const char *describe(lua_State *L, int idx, char *buf, size_t n) {
 
 /* what block b wants: "F32 [386]", "an integer", "a boolean", "'obs 4, ...'" */
 static const char *wanted(const mbStateBlock *b, char *buf, size_t n) {
-  if (b->ndim > 0) {
-    int k = snprintf(buf, n, "%s [", mbu_dtypeName(b->dtype == MB_I32 ? MB_I64 : b->dtype));
-    for (int d = 0; d < b->ndim && k > 0 && (size_t)k < n; d++) {
-      if (d) k += snprintf(buf + k, n - (size_t)k, " x ");
-      if (d == 0 && (b->flags & MB_ST_ROWS)) k += snprintf(buf + k, n - (size_t)k, "N");
-      else k += snprintf(buf + k, n - (size_t)k, "%lld", (long long)b->shape[d]);
-    }
-    if (k > 0 && (size_t)k < n - 1) strcat(buf, "]");
-    return buf;
+  if (b->ndim > 0) {  /* a free first dimension shows as N */
+    int64_t shape[2] = {b->flags & MB_ST_ROWS ? -1 : b->shape[0], b->shape[1]};
+    return arrayshape(buf, n, b->dtype == MB_I32 ? MB_I64 : b->dtype, b->ndim, shape);
   }
   switch (b->dtype) {
   case MB_F32: case MB_F64: snprintf(buf, n, "a number"); break;
@@ -403,7 +358,7 @@ int mbL_loadstate(lua_State *L, const mbLStateType *ty) {
   char want[200], got[200];
   /* a state written before F64 and U64 existed: say so, before any other difference */
   for (int i = 0; i < n; i++) {
-    getpath(L, 2, b[i].name);
+    lua_getfield(L, 2, b[i].name);
     if (hextext(L, -1, &b[i]))
       return luaL_error(L, "%s:load_state: %s is hex text: the state was written by an older "
                         "mbpo, which stored %s as hex strings (this one stores %s numbers)",
@@ -413,7 +368,7 @@ int mbL_loadstate(lua_State *L, const mbLStateType *ty) {
   }
   /* every block checked and staged before anything is written */
   for (int i = 0; i < n; i++) {
-    getpath(L, 2, b[i].name);  /* stays referenced by the state table after the pop */
+    lua_getfield(L, 2, b[i].name);  /* stays referenced by the state table after the pop */
     if (lua_isnil(L, -1)) {
       if (b[i].flags & MB_ST_OPTIONAL) { s[i].data = b[i].data; lua_settop(L, top); continue; }
       return luaL_error(L, "%s:load_state: the state has no %s (%s in this %s)", F, b[i].name,
