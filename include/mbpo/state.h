@@ -22,7 +22,7 @@
 #define MB_U64  4   /* uint64_t (generator words) */
 #define MB_I32  5   /* int; stored as I64 */
 #define MB_BOOL 6   /* int 0/1; a Lua boolean (scalars only) */
-#define MB_STR  7   /* text (scalars only): the block's text field */
+#define MB_STR  7   /* text (scalars only; always MB_ST_CHECK): the block's text field */
 
 /* flags of a block */
 #define MB_ST_CHECK    1   /* identity (a layout, a task name): saved; a state whose value

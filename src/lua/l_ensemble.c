@@ -487,20 +487,10 @@ static int ens_bounds(lua_State *L) {
 }
 
 /* "inputs=14 outputs=12 members=7 hidden=200,200,200,200 activation=swish" */
-static void pushlayout(lua_State *L, const mbEnsemble *e) {
-  const mbEnsembleConfig *c = &e->cfg;
-  luaL_Buffer b;
-  luaL_buffinit(L, &b);
-  lua_pushfstring(L, "inputs=%d outputs=%d members=%d elites=%d hidden=", c->inputs,
-                  c->outputs, c->members, c->elites);
-  luaL_addvalue(&b);
-  for (int i = 0; i < c->nhidden; i++) {
-    lua_pushfstring(L, i ? ",%d" : "%d", c->hidden[i]);
-    luaL_addvalue(&b);
-  }
-  lua_pushfstring(L, " activation=%s", ACTS[c->act]);
-  luaL_addvalue(&b);
-  luaL_pushresult(&b);
+static void pushlayout(lua_State *L, mbEnsemble *e) {
+  mbStateBlock b[MB_STATE_MAXBLOCKS];
+  mbn_ensStateBlocks(b, e);   /* its identity block: one home for the layout's words */
+  lua_pushstring(L, b[1].text);
 }
 
 /* ens:info() -> the configuration and sizes */

@@ -193,6 +193,10 @@ int mbL_state(lua_State *L, const mbLStateType *ty) {
 static const char *describe(lua_State *L, int idx, char *buf, size_t n) {
   mbTensor *t = mbL_testtensor(L, idx);
   mbLArray *a = mbL_testarray(L, idx);
+  if (t && t->storage && !mbt_isContiguous(t)) {
+    arrayshape(buf, n - 12, MB_F32, t->ndim, t->size);
+    return strcat(buf, " (strided)");
+  }
   if (t && t->storage) return arrayshape(buf, n, MB_F32, t->ndim, t->size);
   if (a) return arrayshape(buf, n, a->dtype, a->ndim, a->shape);
   if (lua_isinteger(L, idx)) snprintf(buf, n, "the integer %lld", (long long)lua_tointeger(L, idx));
