@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mbpo/fields.h"
 #include "mbpo/rng.h"
 #include "mbpo/state.h"
 #include "mbpo/tensor.h"
@@ -30,6 +31,13 @@ typedef struct mbBuffer {
 typedef struct mbBatch {
   float *obs, *act, *reward, *next_obs, *done;
 } mbBatch;
+
+/* The settings of Buffer.new (include/mbpo/fields.h), fields of mbBuffer (src/rl/buffer.c). */
+#define MB_BUFFER_FIELDS(S) \
+  MB_F_NEED64(S, obs, 1, 1 << 20, "observation width") \
+  MB_F_NEED64(S, act, 0, 1 << 20, "action width") \
+  MB_F_NEED64(S, capacity, 1, 2147483647, "rows held (the oldest are dropped when full)")
+extern const mbField mbr_bufferFields[];
 
 /* Allocates an empty buffer (zeroed slab). Returns MB_OK or MB_ERR (bad sizes, memory). */
 int mbr_bufferInit(mbBuffer *b, int64_t obs, int64_t act, int64_t capacity);

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mbpo/fields.h"
 #include "mbpo/rng.h"
 #include "mbpo/state.h"
 
@@ -35,6 +36,25 @@ int mbs_taskObsDim(const char *name);
 int mbs_taskActDim(const char *name);
 
 /* Creation --------------------------------------------------------------------------------- */
+
+/* Options of an env's creation: E.make(name, opts) reads MB_ENV_FIELDS, E.from_mjcf a custom
+   task table's settings MB_MJCF_FIELDS (include/mbpo/fields.h). */
+typedef struct mbEnvOptions {
+  uint64_t seed;
+  int max_steps;
+  int frame_skip;
+  double reset_noise;
+} mbEnvOptions;
+
+#define MB_ENV_FIELDS(S) \
+  MB_F_U64(S, seed, 0, "the env's generator (reset noise)") \
+  MB_F_INT(S, max_steps, MBS_MAX_STEPS, 1, 2147483647, "steps before an episode is truncated")
+#define MB_MJCF_FIELDS(S) MB_ENV_FIELDS(S) \
+  MB_F_INT(S, frame_skip, 1, 1, 100000, "physics steps per env step") \
+  MB_F_DOUBLE(S, reset_noise, 0, 0.005, 0, HUGE_VAL, \
+              "half-width of the uniform reset noise (without the task's own reset)")
+/* The tables of MB_ENV_FIELDS and MB_MJCF_FIELDS (src/sim/env.c). */
+extern const mbField mbs_envFields[], mbs_mjcfFields[];
 
 /* A built-in task by any accepted name, its model compiled from the embedded MJCF; the
    env's generator is seeded with (seed, 0). NULL + mbu_error on failure. */

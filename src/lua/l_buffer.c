@@ -37,23 +37,14 @@ static mbBuffer *checkbuf(lua_State *L, int idx) {
 
 mbBuffer *mbL_checkbuffer(lua_State *L, int idx) { return checkbuf(L, idx); }
 
-/* B.new{obs=, act=, capacity=} */
+/* B.new{obs=, act=, capacity=}: the keys of MB_BUFFER_FIELDS (include/mbpo/buffer.h) */
 static int b_new(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  lua_Integer v[3];
-  const char *keys[3] = {"obs", "act", "capacity"};
-  for (int i = 0; i < 3; i++) {
-    int isint;
-    lua_getfield(L, 1, keys[i]);
-    v[i] = lua_tointegerx(L, -1, &isint);
-    if (!isint) luaL_error(L, "buffer.new: '%s' must be an integer, got %s", keys[i],
-                           luaL_typename(L, -1));
-    lua_pop(L, 1);
-  }
+  mbBuffer v = {0};
+  mbL_readfields(L, 1, "Buffer.new", mbr_bufferFields, &v, NULL);
   LBuffer *u = lua_newuserdatauv(L, sizeof(LBuffer), 0);  /* safe empty state first */
   memset(u, 0, sizeof *u);
   luaL_setmetatable(L, MBL_BUFFER);
-  MBL_CHECK(L, mbr_bufferInit(&u->b, v[0], v[1], v[2]));
+  MBL_CHECK(L, mbr_bufferInit(&u->b, v.obs, v.act, v.capacity));
   u->scratch = mbu_malloc((size_t)u->b.width * sizeof(float));
   if (!u->scratch) return mbL_coreerror(L);
   mbL_extmem(L, (size_t)mbt_numel(&u->b.slab) * sizeof(float));
@@ -318,5 +309,8 @@ int luaopen_mbpo_buffer(lua_State *L) {
   /* tensors we push need their metatable even when the script never required mbpo.tensor */
   luaL_requiref(L, "mbpo.tensor", luaopen_mbpo_tensor, 0);
   lua_pop(L, 1);
-  return mbL_newmodule(L, MBL_BUFFER, meth, metameth, funcs);
+  mbL_newmodule(L, MBL_BUFFER, meth, metameth, funcs);
+  mbL_pushfields(L, mbr_bufferFields);
+  lua_setfield(L, -2, "fields");
+  return 1;
 }

@@ -61,175 +61,18 @@ static int coreerror(lua_State *L, const char *F) {
   return luaL_error(L, "%s: %s", F, msg);
 }
 
-/* Option tables ------------------------------------------------------------------------------ */
-
-/* raises on a key of table idx that is not in known[] (catches typos in configs) */
-static void checkkeys(lua_State *L, int idx, const char *fname, const char *const *known) {
-  lua_pushnil(L);
-  while (lua_next(L, idx)) {
-    lua_pop(L, 1);
-    int ok = 0;
-    if (lua_type(L, -1) == LUA_TSTRING)
-      for (int i = 0; known[i] && !ok; i++) ok = strcmp(lua_tostring(L, -1), known[i]) == 0;
-    if (!ok) {
-      luaL_Buffer b;
-      luaL_buffinit(L, &b);
-      for (int i = 0; known[i]; i++) {
-        if (i) luaL_addstring(&b, ", ");
-        luaL_addstring(&b, known[i]);
-      }
-      luaL_pushresult(&b);
-      luaL_error(L, "%s: unknown option '%s' (known: %s)", fname,
-                 luaL_tolstring(L, -2, NULL), lua_tostring(L, -1));
-    }
-  }
-}
-
-/* an integer option k of table idx within int range, or def when absent */
-static int getint(lua_State *L, int idx, const char *fname, const char *k, int def) {
-  int v = def;
-  int t = lua_getfield(L, idx, k);
-  if (t != LUA_TNIL) {
-    if (!lua_isinteger(L, -1))
-      luaL_error(L, "%s: %s must be an integer, got %s", fname, k, luaL_typename(L, -1));
-    lua_Integer x = lua_tointeger(L, -1);
-    if (x < -2147483647 || x > 2147483647) luaL_error(L, "%s: %s out of range", fname, k);
-    v = (int)x;
-  }
-  lua_pop(L, 1);
-  return v;
-}
-
-/* a number option k of table idx, or def when absent */
-static double getnum(lua_State *L, int idx, const char *fname, const char *k, double def) {
-  double v = def;
-  if (lua_getfield(L, idx, k) != LUA_TNIL) {
-    if (!lua_isnumber(L, -1))
-      luaL_error(L, "%s: %s must be a number, got %s", fname, k, luaL_typename(L, -1));
-    v = lua_tonumber(L, -1);
-  }
-  lua_pop(L, 1);
-  return v;
-}
-
-/* a string option among names[], returned as its index */
-static int getenum(lua_State *L, int idx, const char *fname, const char *k,
-                   const char *const *names, int def) {
-  int v = def;
-  if (lua_getfield(L, idx, k) != LUA_TNIL) {
-    const char *s = lua_tostring(L, -1);
-    v = -1;
-    for (int i = 0; s && names[i]; i++) if (strcmp(s, names[i]) == 0) v = i;
-    if (v < 0) {
-      char list[160] = "";
-      for (int i = 0; names[i]; i++) {
-        strncat(list, i ? ", " : "", sizeof list - strlen(list) - 1);
-        strncat(list, names[i], sizeof list - strlen(list) - 1);
-      }
-      luaL_error(L, "%s: %s must be one of %s, got %s", fname, k, list,
-                 s ? s : luaL_typename(L, -1));
-    }
-  }
-  lua_pop(L, 1);
-  return v;
-}
-
-/* names of the enums, in enum order (index = value) */
-static const char *const ACTS[] = {"relu", "swish", NULL};
-static const char *const BOUNDS[] = {"learned", "fixed", NULL};
-static const char *const PREDS[] = {"sample", "mean", NULL};
-static const char *const BOOTS[] = {"replace", "permutation", "none", NULL};
-static const char *const SNAPS[] = {"member", "ensemble", NULL};
-static const char *const PRECS[] = {"fp32", "bf16", NULL};
+/* the names of the fit's stop reasons (mbFitStop order) */
 static const char *const STOPS[] = {"patience", "max_epochs", "max_seconds"};
 
-/* holdout_cap: an integer, or 0 / false for no cap */
-static int getcap(lua_State *L, int idx, const char *fname, int def) {
-  if (lua_getfield(L, idx, "holdout_cap") == LUA_TBOOLEAN) {
-    int b = lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    if (b) luaL_error(L, "%s: holdout_cap must be an integer or false", fname);
-    return 0;
-  }
-  lua_pop(L, 1);
-  return getint(L, idx, fname, "holdout_cap", def);
-}
-
-/* Ensemble.new{...} */
+/* Ensemble.new{...}: the keys of MB_ENS_FIELDS (include/mbpo/ensemble.h); weight_decay, when
+   not given, follows the default list for the depth of hidden */
 static int ens_new(lua_State *L) {
-  static const char *const known[] = {
-    "inputs", "outputs", "members", "elites", "hidden", "activation", "weight_decay", "lr",
-    "seed", "bounds", "max_logvar", "min_logvar", "bound_penalty", "prediction", "bootstrap",
-    "holdout_ratio", "holdout_cap", "snapshot", "batch", "patience", "improvement", "precision",
-    NULL};
   const char *F = "Ensemble.new";
-  luaL_checktype(L, 1, LUA_TTABLE);
-  checkkeys(L, 1, F, known);
-  int in = getint(L, 1, F, "inputs", 0), out = getint(L, 1, F, "outputs", 0);
-  if (in < 1 || out < 1)
-    return luaL_error(L, "%s: inputs and outputs are required positive integers (got %d, %d)",
-                      F, in, out);
-  /* the reference config, then the options over it; the core checks the ranges */
   mbEnsembleConfig c;
-  mbn_ensDefaults(&c, in, out);
-  c.members = getint(L, 1, F, "members", c.members);
-  c.elites = getint(L, 1, F, "elites", c.elites);
-  int t = lua_getfield(L, 1, "hidden");
-  if (t != LUA_TNIL) {
-    if (t != LUA_TTABLE) return luaL_error(L, "%s: hidden must be a table of widths", F);
-    int n = (int)luaL_len(L, -1);
-    if (n > MB_MLP_MAXLAYERS - 1)
-      return luaL_error(L, "%s: %d hidden layers (at most %d)", F, n, MB_MLP_MAXLAYERS - 1);
-    c.nhidden = n;
-    for (int i = 0; i < n; i++) {
-      lua_geti(L, -1, i + 1);
-      if (!lua_isinteger(L, -1)) return luaL_error(L, "%s: hidden[%d] is not an integer", F, i + 1);
-      lua_Integer w = lua_tointeger(L, -1);
-      c.hidden[i] = w < 0 || w > (1 << 20) ? 0 : (int)w;
-      lua_pop(L, 1);
-    }
-  }
-  lua_pop(L, 1);
-  /* weight decay: given per linear layer, or the reference pattern for this depth */
-  static const float hid_wd[4] = {2.5e-5f, 5e-5f, 7.5e-5f, 7.5e-5f};
-  for (int l = 0; l < c.nhidden; l++) c.weight_decay[l] = hid_wd[l < 4 ? l : 3];
-  c.weight_decay[c.nhidden] = 1e-4f;
-  t = lua_getfield(L, 1, "weight_decay");
-  if (t != LUA_TNIL) {
-    if (t != LUA_TTABLE) return luaL_error(L, "%s: weight_decay must be a table", F);
-    int n = (int)luaL_len(L, -1);
-    if (n != c.nhidden + 1)
-      return luaL_error(L, "%s: weight_decay has %d values, expected %d (one per linear layer)",
-                        F, n, c.nhidden + 1);
-    for (int i = 0; i < n; i++) {
-      lua_geti(L, -1, i + 1);
-      if (!lua_isnumber(L, -1))
-        return luaL_error(L, "%s: weight_decay[%d] is not a number", F, i + 1);
-      c.weight_decay[i] = (float)lua_tonumber(L, -1);
-      lua_pop(L, 1);
-    }
-  }
-  lua_pop(L, 1);
-  c.act = (mbActivation)getenum(L, 1, F, "activation", ACTS, (int)c.act);
-  c.lr = (float)getnum(L, 1, F, "lr", c.lr);
-  if (lua_getfield(L, 1, "seed") != LUA_TNIL) {
-    if (!lua_isinteger(L, -1)) return luaL_error(L, "%s: seed must be an integer", F);
-    c.seed = (uint64_t)lua_tointeger(L, -1);
-  }
-  lua_pop(L, 1);
-  c.bounds = (mbBoundsMode)getenum(L, 1, F, "bounds", BOUNDS, (int)c.bounds);
-  c.max_logvar = (float)getnum(L, 1, F, "max_logvar", c.max_logvar);
-  c.min_logvar = (float)getnum(L, 1, F, "min_logvar", c.min_logvar);
-  c.bound_penalty = (float)getnum(L, 1, F, "bound_penalty", c.bound_penalty);
-  c.prediction = (mbPredMode)getenum(L, 1, F, "prediction", PREDS, (int)c.prediction);
-  c.bootstrap = (mbBootMode)getenum(L, 1, F, "bootstrap", BOOTS, (int)c.bootstrap);
-  c.holdout_ratio = (float)getnum(L, 1, F, "holdout_ratio", c.holdout_ratio);
-  c.holdout_cap = getcap(L, 1, F, c.holdout_cap);
-  c.snapshot = (mbSnapMode)getenum(L, 1, F, "snapshot", SNAPS, (int)c.snapshot);
-  c.batch = getint(L, 1, F, "batch", c.batch);
-  c.patience = getint(L, 1, F, "patience", c.patience);
-  c.improvement = (float)getnum(L, 1, F, "improvement", c.improvement);
-  c.prec = (mbPrecision)getenum(L, 1, F, "precision", PRECS, (int)c.prec);
+  mbn_ensDefaults(&c, 0, 0);
+  uint64_t given = mbL_readfields(L, 1, F, mbn_ensFields, &c, NULL);
+  const mbField *wd = mbu_fieldFind(mbn_ensFields, "weight_decay");
+  if (!(given >> (wd - mbn_ensFields) & 1)) mbn_ensDefaultDecay(&c);
   /* the userdata in a safe empty state first */
   lens *u = lua_newuserdatauv(L, sizeof(lens), 0);
   u->e = NULL;
@@ -275,10 +118,9 @@ static void pushelites(lua_State *L, const mbEnsemble *e) {
 /* ens:fit(inputs [N x in], targets [N x out] [, opts]) -> {epochs, train_loss = {..},
    holdout_mse = {per member}, holdout_curve = {{per member} per epoch}, elites = {..},
    seconds, stopped = "patience"|"max_epochs"|"max_seconds", train_rows, holdout_rows}
-   opts: max_epochs, max_seconds, patience, batch, holdout_ratio, holdout_cap, improvement */
+   opts: the keys of MB_FIT_FIELDS (max_epochs, max_seconds, and the ensemble's patience,
+   batch, holdout_ratio, holdout_cap, improvement for this fit) */
 static int ens_fit(lua_State *L) {
-  static const char *const known[] = {"max_epochs", "max_seconds", "patience", "batch",
-                                      "holdout_ratio", "holdout_cap", "improvement", NULL};
   const char *F = "ens:fit";
   mbEnsemble *e = checkens(L, 1);
   const float *x = mbL_checkmatrix(L, 2, F, "inputs", -1, e->cfg.inputs);
@@ -286,17 +128,7 @@ static int ens_fit(lua_State *L) {
   const float *y = mbL_checkmatrix(L, 3, F, "targets", N, e->cfg.outputs);
   mbFitOptions o;
   mbn_fitDefaults(&o, e);
-  if (!lua_isnoneornil(L, 4)) {
-    luaL_checktype(L, 4, LUA_TTABLE);
-    checkkeys(L, 4, F, known);
-    o.max_epochs = getint(L, 4, F, "max_epochs", o.max_epochs);
-    o.max_seconds = getnum(L, 4, F, "max_seconds", o.max_seconds);
-    o.patience = getint(L, 4, F, "patience", o.patience);
-    o.batch = getint(L, 4, F, "batch", o.batch);
-    o.holdout_ratio = (float)getnum(L, 4, F, "holdout_ratio", o.holdout_ratio);
-    o.holdout_cap = getcap(L, 4, F, o.holdout_cap);
-    o.improvement = (float)getnum(L, 4, F, "improvement", o.improvement);
-  }
+  if (!lua_isnoneornil(L, 4)) mbL_readfields(L, 4, F, mbn_fitFields, &o, NULL);
   mbFitResult r;
   /* an interrupt is reported as such, so callers can tell it from a bad argument */
   if (mbn_ensFit(&r, e, x, y, N, &o) < 0) {
@@ -399,7 +231,6 @@ static int ens_evaluate(lua_State *L) {
    member = true (also return each row's member, 1-based; 0 in mean mode),
    next_obs = T, reward = T (write into these tensors instead of new ones) */
 static int ens_step(lua_State *L) {
-  static const char *const known[] = {"prediction", "member", "next_obs", "reward", NULL};
   const char *F = "ens:step";
   mbEnsemble *e = checkens(L, 1);
   int od = e->cfg.outputs - 1, ad = e->cfg.inputs - od;
@@ -415,9 +246,11 @@ static int ens_step(lua_State *L) {
   int want_member = 0;
   lua_settop(L, 5);
   if (!lua_isnil(L, 5)) {
-    luaL_checktype(L, 5, LUA_TTABLE);
-    checkkeys(L, 5, F, known);
-    mode = (mbPredMode)getenum(L, 5, F, "prediction", PREDS, (int)mode);
+    static const char *const extra[] = {"member", "next_obs", "reward", NULL};
+    const mbField pred[] = {*mbu_fieldFind(mbn_ensFields, "prediction"), MB_F_END};
+    mbEnsembleConfig o = e->cfg;
+    mbL_readfields(L, 5, F, pred, &o, extra);
+    mode = o.prediction;
     lua_getfield(L, 5, "member");
     want_member = lua_toboolean(L, -1);
     lua_pop(L, 1);
@@ -493,43 +326,11 @@ static void pushlayout(lua_State *L, mbEnsemble *e) {
   lua_pushstring(L, b[1].text);
 }
 
-/* ens:info() -> the configuration and sizes */
+/* ens:info() -> the configuration (the keys of Ensemble.new) and sizes */
 static int ens_info(lua_State *L) {
   mbEnsemble *e = checkens(L, 1);
-  const mbEnsembleConfig *c = &e->cfg;
-  lua_createtable(L, 0, 24);
-  lua_pushinteger(L, c->inputs); lua_setfield(L, -2, "inputs");
-  lua_pushinteger(L, c->outputs); lua_setfield(L, -2, "outputs");
-  lua_pushinteger(L, c->members); lua_setfield(L, -2, "members");
-  lua_pushinteger(L, c->elites); lua_setfield(L, -2, "elites");
-  lua_createtable(L, c->nhidden, 0);
-  for (int i = 0; i < c->nhidden; i++) {
-    lua_pushinteger(L, c->hidden[i]);
-    lua_rawseti(L, -2, i + 1);
-  }
-  lua_setfield(L, -2, "hidden");
-  lua_pushstring(L, ACTS[c->act]); lua_setfield(L, -2, "activation");
-  lua_createtable(L, c->nhidden + 1, 0);
-  for (int i = 0; i <= c->nhidden; i++) {
-    lua_pushnumber(L, c->weight_decay[i]);
-    lua_rawseti(L, -2, i + 1);
-  }
-  lua_setfield(L, -2, "weight_decay");
-  lua_pushnumber(L, c->lr); lua_setfield(L, -2, "lr");
-  lua_pushinteger(L, (lua_Integer)c->seed); lua_setfield(L, -2, "seed");
-  lua_pushstring(L, BOUNDS[c->bounds]); lua_setfield(L, -2, "bounds");
-  lua_pushnumber(L, c->max_logvar); lua_setfield(L, -2, "max_logvar");
-  lua_pushnumber(L, c->min_logvar); lua_setfield(L, -2, "min_logvar");
-  lua_pushnumber(L, c->bound_penalty); lua_setfield(L, -2, "bound_penalty");
-  lua_pushstring(L, PREDS[c->prediction]); lua_setfield(L, -2, "prediction");
-  lua_pushstring(L, BOOTS[c->bootstrap]); lua_setfield(L, -2, "bootstrap");
-  lua_pushnumber(L, c->holdout_ratio); lua_setfield(L, -2, "holdout_ratio");
-  lua_pushinteger(L, c->holdout_cap); lua_setfield(L, -2, "holdout_cap");
-  lua_pushstring(L, SNAPS[c->snapshot]); lua_setfield(L, -2, "snapshot");
-  lua_pushinteger(L, c->batch); lua_setfield(L, -2, "batch");
-  lua_pushinteger(L, c->patience); lua_setfield(L, -2, "patience");
-  lua_pushnumber(L, c->improvement); lua_setfield(L, -2, "improvement");
-  lua_pushstring(L, PRECS[c->prec]); lua_setfield(L, -2, "precision");
+  lua_createtable(L, 0, 26);
+  mbL_pushstruct(L, mbn_ensFields, &e->cfg);
   lua_pushinteger(L, (lua_Integer)e->nparams); lua_setfield(L, -2, "member_params");
   lua_pushinteger(L, (lua_Integer)e->ntotal); lua_setfield(L, -2, "params");
   lua_pushinteger(L, e->fits); lua_setfield(L, -2, "fits");
@@ -638,5 +439,10 @@ int luaopen_mbpo_ensemble(lua_State *L) {
   luaL_requiref(L, "mbpo.tensor", luaopen_mbpo_tensor, 0);
   luaL_requiref(L, "mbpo.rng", luaopen_mbpo_rng, 0);
   lua_pop(L, 2);
-  return mbL_newmodule(L, MBL_ENSEMBLE, meth, metameth, funcs);
+  mbL_newmodule(L, MBL_ENSEMBLE, meth, metameth, funcs);
+  mbL_pushfields(L, mbn_ensFields);
+  lua_setfield(L, -2, "fields");
+  mbL_pushfields(L, mbn_fitFields);
+  lua_setfield(L, -2, "fit_fields");
+  return 1;
 }

@@ -373,19 +373,6 @@ static void attachviews(lua_State *L, mbEnv *env) {
   lua_setiuservalue(L, -2, UV_RNG);
 }
 
-static uint64_t optseed(lua_State *L, int idx, const char *field) {
-  uint64_t seed = 0;
-  if (lua_istable(L, idx)) {
-    lua_getfield(L, idx, field);
-    if (!lua_isnil(L, -1)) {
-      if (!lua_isinteger(L, -1)) luaL_error(L, "%s must be an integer", field);
-      seed = (uint64_t)lua_tointeger(L, -1);
-    }
-    lua_pop(L, 1);
-  }
-  return seed;
-}
-
 /* integer field of the table at idx, or def */
 static lua_Integer optfieldint(lua_State *L, int idx, const char *field, lua_Integer def) {
   lua_Integer v = def;
@@ -416,19 +403,18 @@ static double optfieldnum(lua_State *L, int idx, const char *field, double def) 
   return v;
 }
 
-/* E.make(name [, {seed =, max_steps =}]) */
+/* E.make(name [, opts]): opts are the keys of MB_ENV_FIELDS (include/mbpo/env.h) */
 static int e_make(lua_State *L) {
   const char *name = luaL_checkstring(L, 1);
-  if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
-  uint64_t seed = optseed(L, 2, "seed");
-  lua_Integer max_steps = optfieldint(L, 2, "max_steps", MBS_MAX_STEPS);
-  luaL_argcheck(L, max_steps >= 1 && max_steps <= INT32_MAX, 2, "max_steps must be >= 1");
+  mbEnvOptions o;
+  mbu_fieldDefaults(&o, mbs_mjcfFields);
+  if (!lua_isnoneornil(L, 2)) mbL_readfields(L, 2, "E.make", mbs_envFields, &o, NULL);
   LEnv *e = newlenv(L);
-  e->env = mbs_make(name, seed);
+  e->env = mbs_make(name, o.seed);
   flushwarnings(L);
   if (!e->env) return mbL_coreerror(L);
   mbL_extmem(L, MBL_ENV_BYTES);
-  mbs_setMaxSteps(e->env, (int)max_steps);
+  mbs_setMaxSteps(e->env, o.max_steps);
   attachviews(L, e->env);
   return 1;
 }
@@ -468,15 +454,14 @@ static int e_frommjcf(lua_State *L) {
                         luaL_typename(L, -1));
     lua_pop(L, 1);
   }
-  lua_Integer fs = optfieldint(L, 2, "frame_skip", 1);
-  lua_Integer max_steps = optfieldint(L, 2, "max_steps", MBS_MAX_STEPS);
-  double noise = optfieldnum(L, 2, "reset_noise", 0.005);
-  if (fs < 1 || fs > 100000) return luaL_error(L, "from_mjcf: task.frame_skip must be >= 1");
-  if (max_steps < 1 || max_steps > INT32_MAX)
-    return luaL_error(L, "from_mjcf: task.max_steps must be >= 1");
-  if (!(noise >= 0) || !isfinite(noise))
-    return luaL_error(L, "from_mjcf: task.reset_noise must be finite and >= 0");
-  uint64_t seed = lua_istable(L, 3) ? optseed(L, 3, "seed") : optseed(L, 2, "seed");
+  /* the task's settings (MB_MJCF_FIELDS), and the options' seed over the task's */
+  mbEnvOptions o;
+  mbu_fieldDefaults(&o, mbs_mjcfFields);
+  mbL_readfields(L, 2, "from_mjcf: task", mbs_mjcfFields, &o, mbL_anykey);
+  if (lua_istable(L, 3)) mbL_readfields(L, 3, "from_mjcf", mbs_envFields, &o, NULL);
+  int fs = o.frame_skip, max_steps = o.max_steps;
+  double noise = o.reset_noise;
+  uint64_t seed = o.seed;
   LEnv *e = newlenv(L);
   int envidx = lua_gettop(L);
   e->env = mbs_fromFile(path, (int)fs, seed);
@@ -991,5 +976,9 @@ int luaopen_mbpo_env(lua_State *L) {
   luaL_newlib(L, funcs);
   lua_pushliteral(L, MB_VERSION);
   lua_setfield(L, -2, "_VERSION");
+  mbL_pushfields(L, mbs_envFields);
+  lua_setfield(L, -2, "fields");
+  mbL_pushfields(L, mbs_mjcfFields);
+  lua_setfield(L, -2, "task_fields");
   return 1;
 }

@@ -8,6 +8,7 @@
 #include <lauxlib.h>
 
 #include "mbpo/core.h"
+#include "mbpo/fields.h"
 #include "mbpo/rng.h"
 #include "mbpo/state.h"
 #include "mbpo/tensor.h"
@@ -53,9 +54,28 @@ struct mbBuffer;
 /* The mbpo.Buffer at idx (raises when it is not one or has been closed). */
 struct mbBuffer *mbL_checkbuffer(lua_State *L, int idx);
 
+/* Option tables (l_fields.c) ---------------------------------------------------------
+   The one reader of constructor options: the struct's field table (include/mbpo/fields.h)
+   gives every key, type, range and default. */
+
+/* Reads the options table at idx into obj (holding its defaults: the caller fills them) and
+   returns the
+   rows given as a bit mask (row r -> bit r). Raises one line "F: ..." on an unknown key
+   (naming the nearest keys), a wrong type, a value out of range or a missing required key.
+   extra: NULL, or more keys the caller reads itself (NULL-terminated), or mbL_anykey (a
+   task table holds other keys too). */
+uint64_t mbL_readfields(lua_State *L, int idx, const char *F, const mbField *fields, void *obj,
+                        const char *const *extra);
+extern const char *const mbL_anykey[];
+/* Sets the fields of the table at the top from obj (lists as Lua lists, enums by name). */
+void mbL_pushstruct(lua_State *L, const mbField *fields, const void *obj);
+/* Pushes the field table as a Lua list of {name, type, default, range, min, max, values,
+   required, doc}, each entry also under its name (module.fields). */
+void mbL_pushfields(lua_State *L, const mbField *fields);
+
 /* State of native objects (l_state.c) ============================================== */
 /* One generic state / load_state pair for every object, driven by the core's descriptor of
-   the object (include/mbpo/state.h). A block becomes, in the state table at its dotted name:
+   the object (include/mbpo/state.h). A block becomes, in the state table under its name:
    a scalar -> a number, integer, boolean or string; an F32 array -> an mbpo.Tensor (a copy,
    or a view of the slab for a block with one); an F64, U64 or I64 array -> an mbpo.Array.
    load_state checks every block first (type, shape, identity, values) and only then writes,

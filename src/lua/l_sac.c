@@ -1,13 +1,11 @@
 /* mbpo.sac: the Lua face of src/rl/sac.c (Soft Actor-Critic).
      local SAC = require "mbpo.sac"
-     local agent = SAC.new{obs = 11, act = 3, hidden = {256, 256}, lr = 3e-4, gamma = 0.99,
-                           tau = 5e-3, target_entropy = -3, init_alpha = 1, auto_alpha = true,
-                           batch = 256, seed = 0, precision = "fp32"}
-         (also actor_lr, critic_lr, alpha_lr, each defaulting to lr; target_entropy defaults
-         to -act; auto_alpha = false keeps alpha at init_alpha; precision "bf16" runs the
+     local agent = SAC.new{obs = 11, act = 3, hidden = {256, 256}, lr = 3e-4, gamma = 0.99}
+         the keys, defaults, ranges and docs are the rows of MB_SAC_FIELDS (include/mbpo/
+         sac.h), SAC.fields in Lua; obs and act are required; precision "bf16" runs the
          matrix products of the update and of act with bf16 operands and fp32 accumulation
          (weights, Adam, losses and elementwise work stay fp32; a CPU without AVX512-BF16
-         or AMX refuses it in one line); unknown keys are errors)
+         or AMX refuses it in one line)
      agent:update(batch [, stats])  batch = {obs=, act=, reward=, next_obs=, done=}
      agent:update(obs, act, reward, next_obs, done [, stats])
          one whole update (critic, actor, temperature, Polyak; noise from the agent's own
@@ -68,101 +66,11 @@ static mbSac *checksac(lua_State *L, int idx) {
 
 /* Construction ---------------------------------------------------------------------- */
 
-static const char *const cfgkeys[] = {
-  "obs", "act", "hidden", "lr", "actor_lr", "critic_lr", "alpha_lr", "gamma", "tau",
-  "target_entropy", "init_alpha", "auto_alpha", "batch", "seed", "precision", NULL};
-
-static lua_Number optnum(lua_State *L, int t, const char *k, lua_Number def) {
-  lua_Number v = def;
-  int ty = lua_getfield(L, t, k);
-  if (ty != LUA_TNIL) {
-    if (!lua_isnumber(L, -1))
-      luaL_error(L, "SAC.new: %s must be a number, got %s", k, luaL_typename(L, -1));
-    v = lua_tonumber(L, -1);
-  }
-  lua_pop(L, 1);
-  return v;
-}
-
-static lua_Integer optint(lua_State *L, int t, const char *k, lua_Integer def) {
-  lua_Integer v = def;
-  int ty = lua_getfield(L, t, k);
-  if (ty != LUA_TNIL) {
-    int ok;
-    v = lua_tointegerx(L, -1, &ok);
-    if (!ok) luaL_error(L, "SAC.new: %s must be an integer, got %s", k, luaL_typename(L, -1));
-  }
-  lua_pop(L, 1);
-  return v;
-}
-
-/* fills c from the option table at idx (unknown keys are errors: they are typos) */
-static void readconfig(lua_State *L, int idx, mbSacConfig *c) {
-  luaL_checktype(L, idx, LUA_TTABLE);
-  lua_pushnil(L);
-  while (lua_next(L, idx)) {
-    lua_pop(L, 1);
-    const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-    int known = 0;
-    for (int i = 0; k && cfgkeys[i]; i++) if (strcmp(k, cfgkeys[i]) == 0) known = 1;
-    if (!known) {
-      if (k) luaL_error(L, "SAC.new: unknown option '%s'", k);
-      luaL_error(L, "SAC.new: option keys must be strings, got %s", luaL_typename(L, -1));
-    }
-  }
-  lua_Integer obs = optint(L, idx, "obs", 0), act = optint(L, idx, "act", 0);
-  if (obs < 1 || act < 1 || obs > (1 << 20) || act > (1 << 20))
-    luaL_error(L, "SAC.new: obs and act are required positive integers, got obs=%d act=%d",
-               (int)obs, (int)act);
-  mbr_sacDefaults(c, (int)obs, (int)act);
-  if (lua_getfield(L, idx, "hidden") != LUA_TNIL) {
-    if (!lua_istable(L, -1)) luaL_error(L, "SAC.new: hidden must be a table of widths");
-    lua_Integer n = luaL_len(L, -1);
-    if (n < 1 || n > MB_SAC_MAXHIDDEN)
-      luaL_error(L, "SAC.new: hidden has %d layers (expected 1..%d)", (int)n, MB_SAC_MAXHIDDEN);
-    c->nhidden = (int)n;
-    for (int i = 0; i < n; i++) {
-      int ok;
-      lua_geti(L, -1, i + 1);
-      lua_Integer w = lua_tointegerx(L, -1, &ok);
-      if (!ok || w < 1 || w > (1 << 16))
-        luaL_error(L, "SAC.new: hidden[%d] must be a width in 1..65536", i + 1);
-      c->hidden[i] = (int)w;
-      lua_pop(L, 1);
-    }
-  }
-  lua_pop(L, 1);
-  float lr = (float)optnum(L, idx, "lr", 3e-4);
-  c->actor_lr = (float)optnum(L, idx, "actor_lr", lr);
-  c->critic_lr = (float)optnum(L, idx, "critic_lr", lr);
-  c->alpha_lr = (float)optnum(L, idx, "alpha_lr", lr);
-  c->gamma = (float)optnum(L, idx, "gamma", c->gamma);
-  c->tau = (float)optnum(L, idx, "tau", c->tau);
-  c->target_entropy = (float)optnum(L, idx, "target_entropy", c->target_entropy);
-  c->init_alpha = (float)optnum(L, idx, "init_alpha", c->init_alpha);
-  if (lua_getfield(L, idx, "auto_alpha") != LUA_TNIL) {
-    if (!lua_isboolean(L, -1)) luaL_error(L, "SAC.new: auto_alpha must be a boolean");
-    c->auto_alpha = lua_toboolean(L, -1);
-  }
-  lua_pop(L, 1);
-  lua_Integer batch = optint(L, idx, "batch", c->batch);
-  if (batch < 1 || batch > (1 << 24)) luaL_error(L, "SAC.new: batch must be in 1..16777216");
-  c->batch = (int)batch;
-  c->seed = (uint64_t)optint(L, idx, "seed", 0);
-  if (lua_getfield(L, idx, "precision") != LUA_TNIL) {
-    const char *p = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
-    if (strcmp(p, "fp32") == 0) c->prec = MB_FP32;
-    else if (strcmp(p, "bf16") == 0) c->prec = MB_BF16;
-    else luaL_error(L, "SAC.new: precision must be \"fp32\" or \"bf16\", got %s",
-                    lua_type(L, -1) == LUA_TSTRING ? p : luaL_typename(L, -1));
-  }
-  lua_pop(L, 1);
-}
-
-/* SAC.new(config) */
+/* SAC.new(config): the keys of MB_SAC_FIELDS (include/mbpo/sac.h), mbpo.sac.fields in Lua */
 static int sac_new(lua_State *L) {
   mbSacConfig c;
-  readconfig(L, 1, &c);
+  mbr_sacDefaults(&c, 0, 0);
+  mbL_readfields(L, 1, "SAC.new", mbr_sacFields, &c, NULL);
   SacUd *u = lua_newuserdatauv(L, sizeof(SacUd), 0);
   memset(u, 0, sizeof *u);
   luaL_setmetatable(L, MBL_SAC);
@@ -507,5 +415,8 @@ static const luaL_Reg metameth[] = {
   {NULL, NULL}};
 
 int luaopen_mbpo_sac(lua_State *L) {
-  return mbL_newmodule(L, MBL_SAC, meth, metameth, funcs);
+  mbL_newmodule(L, MBL_SAC, meth, metameth, funcs);
+  mbL_pushfields(L, mbr_sacFields);
+  lua_setfield(L, -2, "fields");
+  return 1;
 }

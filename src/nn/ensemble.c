@@ -95,32 +95,21 @@ struct mbEnsWork {
 
 /* Config and layout ------------------------------------------------------------------------ */
 
+const mbField mbn_ensFields[] = {MB_ENS_FIELDS(mbEnsembleConfig) MB_F_END};
+const mbField mbn_fitFields[] = {MB_FIT_FIELDS(mbFitOptions) MB_F_END};
+
 void mbn_ensDefaults(mbEnsembleConfig *c, int inputs, int outputs) {
-  /* per-layer weight decay of the reference's 4 x 200 network, input layer first */
-  static const float wd[5] = {2.5e-5f, 5e-5f, 7.5e-5f, 7.5e-5f, 1e-4f};
   memset(c, 0, sizeof *c);
+  mbu_fieldDefaults(c, mbn_ensFields);
   c->inputs = inputs;
   c->outputs = outputs;
-  c->members = 7;
-  c->elites = 5;
-  c->nhidden = 4;
-  for (int i = 0; i < 4; i++) c->hidden[i] = 200;
-  c->act = MB_ACT_SWISH;
-  for (int i = 0; i < 5; i++) c->weight_decay[i] = wd[i];
-  c->lr = 1e-3f;
-  c->seed = 0;
-  c->bounds = MB_BOUNDS_LEARNED;
-  c->max_logvar = 0.5f;
-  c->min_logvar = -10.0f;
-  c->bound_penalty = 0.01f;
-  c->prediction = MB_PRED_SAMPLE;
-  c->bootstrap = MB_BOOT_REPLACE;
-  c->holdout_ratio = 0.2f;
-  c->holdout_cap = 5000;
-  c->snapshot = MB_SNAP_MEMBER;
-  c->batch = 256;
-  c->patience = 5;
-  c->improvement = 0.01f;
+}
+
+void mbn_ensDefaultDecay(mbEnsembleConfig *c) {
+  const mbField *f = mbu_fieldFind(mbn_ensFields, "weight_decay");
+  int last = f->ndefs - 1;
+  for (int l = 0; l < c->nhidden; l++) c->weight_decay[l] = (float)f->defs[l < last ? l : last - 1];
+  c->weight_decay[c->nhidden] = (float)f->defs[last];
 }
 
 /* MB_OK, or MB_ERR with a message naming the field and its value */
@@ -1176,7 +1165,7 @@ int mbn_ensStateBlocks(mbStateBlock *b, mbEnsemble *e) {
     k += snprintf(lay->text + k, (size_t)(MB_STATE_TEXT - k), i ? ",%d" : "%d", c->hidden[i]);
   if (k > 0 && k < MB_STATE_TEXT)
     snprintf(lay->text + k, (size_t)(MB_STATE_TEXT - k), " activation=%s",
-             c->act == MB_ACT_SWISH ? "swish" : "relu");
+             c->activation == MB_ACT_SWISH ? "swish" : "relu");
   int64_t n = (int64_t)e->ntotal;
   p = mbu_block(p, "params", MB_F32, 0, e->params, 1, n, 0);
   p = mbu_block(p, "adam_m", MB_F32, 0, e->adam_m, 1, n, 0);

@@ -40,6 +40,8 @@ static int64_t slabFloats(int64_t width, int64_t capacity) {
   return capacity * width;
 }
 
+const mbField mbr_bufferFields[] = {MB_BUFFER_FIELDS(mbBuffer) MB_F_END};
+
 int mbr_bufferInit(mbBuffer *b, int64_t obs, int64_t act, int64_t capacity) {
   memset(b, 0, sizeof *b);
   if (obs < 1 || act < 0 || obs > (1 << 20) || act > (1 << 20))

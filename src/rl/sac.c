@@ -22,20 +22,13 @@
 #define LOG_SQRT_2PI 0.91893853320467274f
 #define ACT_CHUNK 512   /* rows per task of a batched act */
 
+const mbField mbr_sacFields[] = {MB_SAC_FIELDS(mbSacConfig) MB_F_END};
+
 void mbr_sacDefaults(mbSacConfig *c, int obs, int act) {
   memset(c, 0, sizeof *c);
+  mbu_fieldDefaults(c, mbr_sacFields);
   c->obs = obs;
   c->act = act;
-  c->nhidden = 2;
-  c->hidden[0] = c->hidden[1] = 256;
-  c->actor_lr = c->critic_lr = c->alpha_lr = 3e-4f;
-  c->gamma = 0.99f;
-  c->tau = 5e-3f;
-  c->target_entropy = (float)-act;
-  c->init_alpha = 1.0f;
-  c->auto_alpha = 1;
-  c->batch = 256;
-  c->seed = 0;
 }
 
 /* softplus(x) = log(1 + e^x) without overflow */

@@ -202,8 +202,12 @@ describe("buffer", function()
 
   it("rejects bad arguments with clear messages", function()
     local buf = B.new{obs = 2, act = 1, capacity = 4}
-    raises(function() B.new{obs = 2, act = 1} end, "'capacity' must be an integer, got nil")
-    raises(function() B.new{obs = 0, act = 1, capacity = 4} end, "bad widths obs=0")
+    raises(function() B.new{obs = 2, act = 1} end,
+      "Buffer.new: capacity is required (an integer >= 1)")
+    raises(function() B.new{obs = 2, act = 1, capacity = 10, cap = 3} end,
+      "Buffer.new: unknown option 'cap' (nearest: obs, act, capacity)")
+    raises(function() B.new{obs = 0, act = 1, capacity = 10} end,
+      "Buffer.new: obs must be an integer in [1, 1048576], got 0")
     raises(function() buf:add({1}, {1}, 0, {1, 2}, 0) end, "obs must have 2 numbers, got 1")
     raises(function() buf:add({1, 2}, {"x"}, 0, {1, 2}, 0) end, "act[1] must be a number")
     raises(function() buf:add({1, 2}, 5, 0, {1, 2}, 0) end, "act must be a tensor or a table")

@@ -227,7 +227,7 @@ describe("ensemble", function()
   it("reaches the section 6 variants through options", function()
     local x, y = dataset(G.new(6), 200)
     for _, opts in ipairs({{bounds = "fixed"}, {bootstrap = "none"}, {bootstrap = "permutation"},
-                           {snapshot = "ensemble"}, {prediction = "mean"}, {holdout_cap = false},
+                           {snapshot = "ensemble"}, {prediction = "mean"}, {holdout_cap = 0},
                            {activation = "relu"}}) do
       local ens = small(2, opts)
       local r = ens:fit(x, y, {max_epochs = 2})
@@ -286,27 +286,27 @@ describe("ensemble", function()
   end)
 
   it("rejects bad input with clear messages", function()
-    raises(function() Ensemble.new{inputs = 5} end, "inputs and outputs are required")
+    raises(function() Ensemble.new{inputs = 5} end, "Ensemble.new: outputs is required (an integer in [1, 65536])")
     local function new(extra)
       local o = {inputs = 5, outputs = 4}
       for k, v in pairs(extra) do o[k] = v end
       return Ensemble.new(o)
     end
-    raises(function() new{member = 3} end, "unknown option 'member'")
+    raises(function() new{member = 3} end, "Ensemble.new: unknown option 'member' (nearest: members, seed, elites)")
     raises(function() new{elites = 9} end, "Ensemble.new: elites = 9 out of range")
     raises(function() Ensemble.new{inputs = 5, outputs = 4, bootstrap = "yes"} end,
-      "bootstrap must be one of replace, permutation, none, got yes")
+      "Ensemble.new: bootstrap must be one of replace, permutation, none, got 'yes'")
     raises(function() new{hidden = {8}, weight_decay = {1e-4}} end,
-      "weight_decay has 1 values, expected 2")
+      "Ensemble.new: weight_decay must be a list of 2 numbers, got 1 values")
     raises(function() Ensemble.new{inputs = 5, outputs = 4, hidden = {8, 0}} end,
-      "hidden layer 2 has width 0")
-    raises(function() Ensemble.new{inputs = 5, outputs = 4, lr = "fast"} end, "lr must be a number")
+      "Ensemble.new: hidden[2] must be an integer in [1, 65536], got 0")
+    raises(function() Ensemble.new{inputs = 5, outputs = 4, lr = "fast"} end, "Ensemble.new: lr must be a number > 0, got 'fast'")
     local ens = small(1)
     local g = G.new(1)
     local x, y = dataset(g, 20)
     raises(function() ens:fit(x, T(randmat(g, 19, 4, 1))) end,
       "ens:fit: targets must be a contiguous [20 x 4] tensor, got [19 x 4]")
-    raises(function() ens:fit(x, y, {epochs = 3}) end, "unknown option 'epochs'")
+    raises(function() ens:fit(x, y, {epochs = 3}) end, "ens:fit: unknown option 'epochs' (nearest: max_epochs, batch, max_seconds)")
     raises(function() ens:fit(T(randmat(g, 4, 5, 1)), T(randmat(g, 4, 4, 1))) end,
       "training would never stop")
     raises(function() ens:predict(T(randmat(g, 3, 4, 1))) end,
@@ -317,7 +317,7 @@ describe("ensemble", function()
       "mbpo.Rng expected")
     local o3, a3 = T(randmat(g, 3, 3, 1)), T(randmat(g, 3, 2, 1))
     raises(function() ens:step(o3, a3, g, {prediction = "mode"}) end,
-      "prediction must be one of sample, mean")
+      "ens:step: prediction must be one of sample, mean, got 'mode'")
     raises(function() ens:train_step(T{randmat(g, 2, 5, 1)}, T{randmat(g, 2, 4, 1)}) end,
       "inputs must be a contiguous [4 x N x 5] tensor, got [1 x 2 x 5]")
     local st = ens:state()

@@ -68,7 +68,7 @@ describe("env", function()
       end
     end
     raises(function() E.make("Pong") end, "unknown task 'Pong'")
-    raises(function() E.make("Hopper", {max_steps = 0}) end, "max_steps must be >= 1")
+    raises(function() E.make("Hopper", {max_steps = 0}) end, "E.make: max_steps must be an integer >= 1, got 0")
     eq(E.make("Hopper", {max_steps = 7}).max_steps, 7, "max_steps option")
   end)
 
@@ -519,7 +519,7 @@ describe("env from_mjcf", function()
     raises(function() env:step({0, 0}) end, "task.reward:")
     t = without("x")
     t.frame_skip = 0
-    raises(function() E.from_mjcf(xml, t) end, "task.frame_skip must be >= 1")
+    raises(function() E.from_mjcf(xml, t) end, "from_mjcf: task: frame_skip must be an integer in [1, 100000], got 0")
   end)
 
   it("turns a MuJoCo error inside mj_step into a Lua error", function()

@@ -35,7 +35,7 @@ describe("SAC.new", function()
     local c = a:config()
     eq(c.obs, 11); eq(c.act, 3); eq(#c.hidden, 2); eq(c.hidden[1], 256)
     near(c.actor_lr, 3e-4, 1e-6); near(c.gamma, 0.99, 1e-6); near(c.tau, 5e-3, 1e-6)
-    eq(c.target_entropy, -3); eq(c.auto_alpha, true); eq(c.batch, 256)
+    eq(c.target_entropy, SAC.fields.target_entropy.default); eq(c.auto_alpha, true); eq(c.batch, 256)
     near(a:alpha(), 1, 1e-7)
     eq(a:updates(), 0)
     check(tostring(a):find("mbpo.Sac", 1, true), "tostring: %s", tostring(a))
@@ -43,8 +43,8 @@ describe("SAC.new", function()
 
   it("takes a precision: fp32 (default) or bf16, kept in its config", function()
     eq(small():config().precision, "fp32")
-    raises(function() small{precision = "fp16"} end, 'precision must be "fp32" or "bf16", got fp16')
-    raises(function() small{precision = 16} end, 'precision must be "fp32" or "bf16", got number')
+    raises(function() small{precision = "fp16"} end, "SAC.new: precision must be one of fp32, bf16, got 'fp16'")
+    raises(function() small{precision = 16} end, 'SAC.new: precision must be one of fp32, bf16, got 16')
     local ok, a = pcall(small, {precision = "bf16"})
     if not ok then -- a CPU without native bf16 refuses in one line
       check(tostring(a):find("use precision=fp32", 1, true), "message: %s", tostring(a))
@@ -56,14 +56,22 @@ describe("SAC.new", function()
   end)
 
   it("rejects bad configurations with the values in the message", function()
-    raises(SAC.new, "obs and act are required", {act = 2})
-    raises(SAC.new, "unknown option 'hiden'", {obs = 3, act = 1, hiden = {8}})
-    raises(SAC.new, "hidden has 0 layers", {obs = 3, act = 1, hidden = {}})
-    raises(SAC.new, "hidden[2] must be a width", {obs = 3, act = 1, hidden = {8, -1}})
-    raises(SAC.new, "gamma must be in [0, 1], got 1.5", {obs = 3, act = 1, gamma = 1.5})
-    raises(SAC.new, "init_alpha must be positive", {obs = 3, act = 1, init_alpha = 0})
-    raises(SAC.new, "auto_alpha must be a boolean", {obs = 3, act = 1, auto_alpha = 1})
-    raises(SAC.new, "lr must be a number", {obs = 3, act = 1, lr = "fast"})
+    raises(SAC.new, "SAC.new: obs is required (an integer in [1, 1048576])", {act = 2})
+    raises(SAC.new, "SAC.new: unknown option 'hiden' (nearest: hidden, seed, obs)",
+      {obs = 3, act = 1, hiden = {8}})
+    raises(SAC.new, "SAC.new: hidden must be a list of 1 to 7 integers, got 0 values",
+      {obs = 3, act = 1, hidden = {}})
+    raises(SAC.new, "SAC.new: hidden[2] must be an integer in [1, 65536], got -1",
+      {obs = 3, act = 1, hidden = {8, -1}})
+    raises(SAC.new, "SAC.new: gamma must be a number in [0, 1], got 1.5",
+      {obs = 3, act = 1, gamma = 1.5})
+    raises(SAC.new, "SAC.new: init_alpha must be a number > 0, got 0",
+      {obs = 3, act = 1, init_alpha = 0})
+    raises(SAC.new, "SAC.new: auto_alpha must be true or false, got 1",
+      {obs = 3, act = 1, auto_alpha = 1})
+    raises(SAC.new, "SAC.new: lr must be a number > 0, got 'fast'", {obs = 3, act = 1, lr = "fast"})
+    raises(SAC.new, "SAC.new: batch must be an integer in [1, 16777216], got 2.5",
+      {obs = 3, act = 1, batch = 2.5})
     raises(SAC.new, "table expected", 3)
   end)
 end)
