@@ -282,9 +282,7 @@ static int b_dims(lua_State *L) {
 static void *checkbufobj(lua_State *L, int idx) { return checkbuf(L, idx); }
 static int bufblocks(mbStateBlock *b, void *buf) { return mbr_bufferStateBlocks(b, buf); }
 static int bufset(void *buf, const mbStateBlock *s) { return mbr_bufferSetState(buf, s); }
-static const mbLStateType STATE = {"buf", "buffer", checkbufobj, bufblocks, bufset, NULL, 0};
-static int b_state(lua_State *L) { return mbL_state(L, &STATE); }
-static int b_loadstate(lua_State *L) { return mbL_loadstate(L, &STATE); }
+static mbLStateType STATE = {"buf", "buffer", checkbufobj, bufblocks, bufset, NULL, 0};
 
 static int b_tostring(lua_State *L) {
   LBuffer *u = luaL_checkudata(L, 1, MBL_BUFFER);
@@ -299,8 +297,7 @@ static const luaL_Reg funcs[] = {{"new", b_new}, {"sample_mixed", b_samplemixed}
 static const luaL_Reg meth[] = {
   {"add", b_add}, {"add_batch", b_addbatch}, {"sample", b_sample},
   {"sample_obs", b_sampleobs}, {"rows", b_rows}, {"batch", b_batch}, {"resize", b_resize},
-  {"clear", b_clear}, {"size", b_size}, {"capacity", b_capacity}, {"dims", b_dims},
-  {"state", b_state}, {"load_state", b_loadstate}, {NULL, NULL}};
+  {"clear", b_clear}, {"size", b_size}, {"capacity", b_capacity}, {"dims", b_dims}, {NULL, NULL}};
 static const luaL_Reg metameth[] = {
   {"__index", NULL}, {"__gc", b_gc}, {"__close", b_gc}, {"__len", b_size},
   {"__tostring", b_tostring}, {NULL, NULL}};
@@ -310,6 +307,7 @@ int luaopen_mbpo_buffer(lua_State *L) {
   luaL_requiref(L, "mbpo.tensor", luaopen_mbpo_tensor, 0);
   lua_pop(L, 1);
   mbL_newmodule(L, MBL_BUFFER, meth, metameth, funcs);
+  mbL_setstate(L, MBL_BUFFER, &STATE);
   mbL_pushfields(L, mbr_bufferFields);
   lua_setfield(L, -2, "fields");
   return 1;

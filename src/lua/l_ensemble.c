@@ -408,9 +408,7 @@ static int ens_blas(lua_State *L) {
    for bit; tensors are copies. ens:load_state(t): a state of the same layout */
 static void *checkensobj(lua_State *L, int idx) { return checkens(L, idx); }
 static int ensblocks(mbStateBlock *b, void *e) { return mbn_ensStateBlocks(b, e); }
-static const mbLStateType STATE = {"ens", "ensemble", checkensobj, ensblocks, NULL, NULL, 0};
-static int ens_state(lua_State *L) { return mbL_state(L, &STATE); }
-static int ens_loadstate(lua_State *L) { return mbL_loadstate(L, &STATE); }
+static mbLStateType STATE = {"ens", "ensemble", checkensobj, ensblocks, NULL, NULL, 0};
 
 /* "mbpo.Ensemble (inputs=.. outputs=.. ...)" */
 static int ens_tostring(lua_State *L) {
@@ -427,7 +425,6 @@ static const luaL_Reg meth[] = {
   {"predict", ens_predict}, {"evaluate", ens_evaluate}, {"step", ens_step},
   {"elites", ens_elites}, {"holdout_mse", ens_holdoutmse}, {"parameters", ens_parameters},
   {"bounds", ens_bounds}, {"info", ens_info}, {"flops", ens_flops},
-  {"state", ens_state}, {"load_state", ens_loadstate},
   {"_bench_train_step", ens_benchtrain}, {"_bench_step", ens_benchstep}, {NULL, NULL}};
 static const luaL_Reg metameth[] = {
   {"__index", NULL}, {"__gc", ens_gc}, {"__close", ens_gc}, {"__tostring", ens_tostring},
@@ -440,6 +437,7 @@ int luaopen_mbpo_ensemble(lua_State *L) {
   luaL_requiref(L, "mbpo.rng", luaopen_mbpo_rng, 0);
   lua_pop(L, 2);
   mbL_newmodule(L, MBL_ENSEMBLE, meth, metameth, funcs);
+  mbL_setstate(L, MBL_ENSEMBLE, &STATE);
   mbL_pushfields(L, mbn_ensFields);
   lua_setfield(L, -2, "fields");
   mbL_pushfields(L, mbn_fitFields);

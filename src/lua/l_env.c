@@ -740,9 +740,7 @@ static int m_setstate(lua_State *L) {
    bit-for-bit continuation needs; env:load_state(t): a state of an env of the same task */
 static void *checkenvobj(lua_State *L, int idx) { return checkenv(L, idx); }
 static int envblocks(mbStateBlock *b, void *env) { return mbs_stateBlocks(b, env); }
-static const mbLStateType STATE = {"env", "env", checkenvobj, envblocks, NULL, NULL, 0};
-static int m_state(lua_State *L) { return mbL_state(L, &STATE); }
-static int m_loadstate(lua_State *L) { return mbL_loadstate(L, &STATE); }
+static mbLStateType STATE = {"env", "env", checkenvobj, envblocks, NULL, NULL, 0};
 
 /* env:termination(next_obs [, opts]) -> done */
 static int m_termination(lua_State *L) {
@@ -947,8 +945,7 @@ static const luaL_Reg funcs[] = {
   {"make", e_make}, {"from_mjcf", e_frommjcf}, {"termination", e_termination},
   {"evaluate", e_evaluate}, {"tasks", e_tasks}, {"bench_raw", e_benchraw}, {NULL, NULL}};
 static const luaL_Reg meth[] = {
-  {"reset", m_reset}, {"step", m_step}, {"get_state", m_getstate}, {"set_state", m_setstate},
-  {"state", m_state}, {"load_state", m_loadstate}, {"termination", m_termination},
+  {"reset", m_reset}, {"step", m_step}, {"get_state", m_getstate}, {"set_state", m_setstate}, {"termination", m_termination},
   {"termination_fn", m_termfn}, {"seed", m_seed}, {"ctrl_range", m_ctrlrange},
   {"close", m_close}, {NULL, NULL}};
 static const luaL_Reg metameth[] = {
@@ -968,6 +965,7 @@ int luaopen_mbpo_env(lua_State *L) {
   lua_pushcclosure(L, m_index, 1);
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
+  mbL_setstate(L, MBL_ENV, &STATE);
   luaL_newmetatable(L, MBL_VIEW);
   luaL_setfuncs(L, viewmetameth, 0);
   luaL_newlib(L, viewmeth);

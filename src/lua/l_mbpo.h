@@ -97,6 +97,9 @@ typedef struct mbLStateType {
 int mbL_state(lua_State *L, const mbLStateType *ty);
 /* obj:load_state(t) -> obj (obj at 1, t at 2); raises when t does not fit. */
 int mbL_loadstate(lua_State *L, const mbLStateType *ty);
+/* Adds the methods state and load_state of ty to the metatable tname's __index table (or,
+   when __index is a function, to its field methods). */
+void mbL_setstate(lua_State *L, const char *tname, mbLStateType *ty);
 
 /* 8-byte arrays (F64, U64, I64) as Lua values: userdata "mbpo.Array", 1-based a[i], #a,
    a:dtype(), a:totable(), == by value. mbpo.io reads and writes them. */

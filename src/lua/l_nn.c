@@ -212,9 +212,7 @@ static int mlpblocks(mbStateBlock *b, void *o) {
   p = mbn_adamBlocks(p, &n->adam, mbt_data(&n->m), mbt_data(&n->v), np);
   return (int)(p - b);
 }
-static const mbLStateType MLPSTATE = {"mlp", "network", checkmlpobj, mlpblocks, NULL, NULL, 0};
-static int mlp_state(lua_State *L) { return mbL_state(L, &MLPSTATE); }
-static int mlp_loadstate(lua_State *L) { return mbL_loadstate(L, &MLPSTATE); }
+static mbLStateType MLPSTATE = {"mlp", "network", checkmlpobj, mlpblocks, NULL, NULL, 0};
 
 /* "mbpo.Mlp [3 -> 64 -> 1] relu" */
 static int mlp_tostring(lua_State *L) {
@@ -313,10 +311,7 @@ static int adamblocks(mbStateBlock *b, void *o) {
   p = mbu_block(p, "weight_decay", MB_F32, MB_ST_OPTIONAL, &a->wd, 0, 0, 0);
   return (int)(p - b);
 }
-static const mbLStateType ADAMSTATE = {"adam", "optimiser", checkadamobj, adamblocks, NULL,
-                                       NULL, 0};
-static int adam_state(lua_State *L) { return mbL_state(L, &ADAMSTATE); }
-static int adam_loadstate(lua_State *L) { return mbL_loadstate(L, &ADAMSTATE); }
+static mbLStateType ADAMSTATE = {"adam", "optimiser", checkadamobj, adamblocks, NULL, NULL, 0};
 
 static int adam_tostring(lua_State *L) {
   ladam *a = luaL_checkudata(L, 1, MBL_ADAM);
@@ -327,7 +322,7 @@ static int adam_tostring(lua_State *L) {
 }
 
 static const luaL_Reg adam_meth[] = {
-  {"step", adam_step}, {"state", adam_state}, {"load_state", adam_loadstate}, {NULL, NULL}};
+  {"step", adam_step}, {NULL, NULL}};
 static const luaL_Reg adam_metameth[] = {
   {"__index", NULL}, {"__gc", adam_gc}, {"__close", adam_gc}, {"__tostring", adam_tostring},
   {NULL, NULL}};
@@ -337,7 +332,7 @@ static const luaL_Reg funcs[] = {
 static const luaL_Reg meth[] = {
   {"forward", mlp_forward}, {"backward", mlp_backward}, {"zero_grad", mlp_zerograd},
   {"adam_step", mlp_adamstep}, {"parameters", mlp_parameters}, {"gradients", mlp_gradients},
-  {"sizes", mlp_sizes}, {"state", mlp_state}, {"load_state", mlp_loadstate}, {NULL, NULL}};
+  {"sizes", mlp_sizes}, {NULL, NULL}};
 static const luaL_Reg metameth[] = {
   {"__index", NULL}, {"__gc", mlp_gc}, {"__close", mlp_gc}, {"__tostring", mlp_tostring},
   {NULL, NULL}};
@@ -353,5 +348,8 @@ int luaopen_mbpo_nn(lua_State *L) {
   luaL_setfuncs(L, adam_meth, 0);
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
-  return mbL_newmodule(L, MBL_MLP, meth, metameth, funcs);
+  mbL_newmodule(L, MBL_MLP, meth, metameth, funcs);
+  mbL_setstate(L, MBL_MLP, &MLPSTATE);
+  mbL_setstate(L, MBL_ADAM, &ADAMSTATE);
+  return 1;
 }

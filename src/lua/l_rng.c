@@ -86,8 +86,7 @@ static int rng_permutation(lua_State *L) {
 /* g:state() -> the generator's four words (mbpo.Array U64 [4]); g:set_state(words) */
 static void *checkrngobj(lua_State *L, int idx) { return mbL_checkrng(L, idx); }
 static int rngblocks(mbStateBlock *b, void *g) { return (int)(mbr_rngBlocks(b, g) - b); }
-static const mbLStateType STATE = {"rng", "generator", checkrngobj, rngblocks, NULL, NULL, 1};
-static int rng_state(lua_State *L) { return mbL_state(L, &STATE); }
+static mbLStateType STATE = {"rng", "generator", checkrngobj, rngblocks, NULL, NULL, 1};
 static int rng_setstate(lua_State *L) { return mbL_loadstate(L, &STATE); }
 
 static int rng_clone(lua_State *L) {
@@ -115,10 +114,12 @@ static int rng_tostring(lua_State *L) {
 static const luaL_Reg funcs[] = {{"new", rng_new}, {NULL, NULL}};
 static const luaL_Reg meth[] = {
   {"uniform", rng_uniform}, {"normal", rng_normal}, {"integer", rng_integer},
-  {"permutation", rng_permutation}, {"state", rng_state}, {"set_state", rng_setstate}, {"load_state", rng_setstate},
+  {"permutation", rng_permutation}, {"set_state", rng_setstate},
   {"clone", rng_clone}, {"split", rng_split}, {NULL, NULL}};
 static const luaL_Reg metameth[] = {{"__index", NULL}, {"__tostring", rng_tostring}, {NULL, NULL}};
 
 int luaopen_mbpo_rng(lua_State *L) {
-  return mbL_newmodule(L, MBL_RNG, meth, metameth, funcs);
+  mbL_newmodule(L, MBL_RNG, meth, metameth, funcs);
+  mbL_setstate(L, MBL_RNG, &STATE);
+  return 1;
 }

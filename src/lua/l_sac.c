@@ -370,9 +370,7 @@ static int sac_config(lua_State *L) {
    agent:load_state(t) raises when t does not fit (the agent is then unchanged) */
 static void *checksacobj(lua_State *L, int idx) { return checksac(L, idx); }
 static int sacblocks(mbStateBlock *b, void *s) { return mbr_sacStateBlocks(b, s); }
-static const mbLStateType STATE = {"sac", "agent", checksacobj, sacblocks, NULL, sac_config, 0};
-static int sac_state(lua_State *L) { return mbL_state(L, &STATE); }
-static int sac_loadstate(lua_State *L) { return mbL_loadstate(L, &STATE); }
+static mbLStateType STATE = {"sac", "agent", checksacobj, sacblocks, NULL, sac_config, 0};
 
 /* Small queries ------------------------------------------------------------------------- */
 
@@ -407,8 +405,7 @@ static int sac_tostring(lua_State *L) {
 
 static const luaL_Reg funcs[] = {{"new", sac_new}, {NULL, NULL}};
 static const luaL_Reg meth[] = {
-  {"update", sac_update}, {"update_mixed", sac_updatemixed}, {"act", sac_act}, {"state", sac_state},
-  {"load_state", sac_loadstate}, {"config", sac_config}, {"alpha", sac_alpha},
+  {"update", sac_update}, {"update_mixed", sac_updatemixed}, {"act", sac_act}, {"config", sac_config}, {"alpha", sac_alpha},
   {"updates", sac_updates}, {"flops", sac_flops}, {"close", sac_gc}, {NULL, NULL}};
 static const luaL_Reg metameth[] = {
   {"__index", NULL}, {"__gc", sac_gc}, {"__close", sac_gc}, {"__tostring", sac_tostring},
@@ -416,6 +413,7 @@ static const luaL_Reg metameth[] = {
 
 int luaopen_mbpo_sac(lua_State *L) {
   mbL_newmodule(L, MBL_SAC, meth, metameth, funcs);
+  mbL_setstate(L, MBL_SAC, &STATE);
   mbL_pushfields(L, mbr_sacFields);
   lua_setfield(L, -2, "fields");
   return 1;
