@@ -379,7 +379,7 @@ int mbL_loadstate(lua_State *L, const mbLStateType *ty) {
                         wanted(&b[i], want, sizeof want), ty->what);
     }
     int fits = stage(L, &s[i], &scratch);
-    if (fits && (b[i].flags & MB_ST_CHECK) && b[i].dtype != MB_STR)
+    if (fits && (b[i].flags & MB_ST_CHECK) && b[i].dtype != MB_STR && mbu_blockNumel(&b[i]))
       fits = !memcmp(s[i].data, b[i].data, (size_t)(mbu_blockNumel(&b[i]) *
                                                     mbu_dtypeSize(b[i].dtype)));
     if (!fits)
@@ -394,9 +394,11 @@ int mbL_loadstate(lua_State *L, const mbLStateType *ty) {
   if (ty->set) {
     if (ty->set(obj, s) < 0) return luaL_error(L, "%s:load_state: %s", F, mbu_lasterror());
   } else
-    for (int i = 0; i < n; i++)
-      if (!(b[i].flags & MB_ST_CHECK) && s[i].data != b[i].data)
-        memmove(b[i].data, s[i].data, (size_t)(mbu_blockNumel(&b[i]) * mbu_dtypeSize(b[i].dtype)));
+    for (int i = 0; i < n; i++) {
+      size_t bytes = (size_t)(mbu_blockNumel(&b[i]) * mbu_dtypeSize(b[i].dtype));
+      if (!(b[i].flags & MB_ST_CHECK) && s[i].data != b[i].data && bytes)
+        memmove(b[i].data, s[i].data, bytes);
+    }
   lua_settop(L, 1);
   return 1;
 }
