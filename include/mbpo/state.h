@@ -4,8 +4,9 @@
    One generic pair in the bindings (src/lua/l_state.c) turns any object's blocks into a Lua
    state table and back, and mbpo.io writes every dtype below as a safetensors dtype
    (MB_I32 and MB_BOOL as I64), so no object marshals its state by hand.
-   Shapes are those of this object: a state of another shape does not load (the message names the block and both
-   shapes). */
+   Shapes are those of this object: a state of another shape does not load (the message names
+   the block and both shapes). Per object: mbr_sacStateBlocks, mbn_ensStateBlocks,
+   mbr_bufferStateBlocks, mbs_stateBlocks (env), mbr_rngBlocks and mbn_adamBlocks below. */
 #ifndef MBPO_STATE_H
 #define MBPO_STATE_H
 
@@ -50,7 +51,7 @@ typedef struct mbStateBlock {
   char text[MB_STATE_TEXT]; /* MB_STR: the value */
 } mbStateBlock;
 
-/* A block of nelem elements; the helpers below fill one and return the next free slot. */
+/* Fills block b (ndim 0: a scalar; 1: [d0]; 2: [d0 x d1]) and returns b + 1, the next slot. */
 mbStateBlock *mbu_block(mbStateBlock *b, const char *name, int dtype, int flags, void *data,
                         int ndim, int64_t d0, int64_t d1);
 
