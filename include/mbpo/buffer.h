@@ -14,6 +14,7 @@
 
 #include "mbpo/fields.h"
 #include "mbpo/rng.h"
+#include "mbpo/state.h"
 #include "mbpo/tensor.h"
 
 typedef struct mbBuffer {
@@ -79,5 +80,12 @@ int mbr_bufferResize(mbBuffer *b, int64_t capacity);
    (slab rows [0, size)), next and capacity as saved; reallocates when the capacity
    differs. Checks that size <= capacity and next == size unless full. */
 int mbr_bufferLoad(mbBuffer *b, const float *data, int64_t size, int64_t next, int64_t capacity);
+
+/* State descriptor (include/mbpo/state.h): obs, act (identity checks), capacity, size,
+   next and data, a view of the slab's first size rows [size x width] (no copy). Returns the
+   count. mbr_bufferSetState restores blocks laid out as these (data of any row count)
+   through mbr_bufferLoad. */
+int mbr_bufferStateBlocks(mbStateBlock *b, mbBuffer *buf);
+int mbr_bufferSetState(mbBuffer *buf, const mbStateBlock *b);
 
 #endif

@@ -14,6 +14,7 @@
 #include "mbpo/fields.h"
 #include "mbpo/nn.h"
 #include "mbpo/rng.h"
+#include "mbpo/state.h"
 
 #define MB_ENS_MAXMEMBERS 64
 
@@ -201,5 +202,10 @@ size_t mbn_ensWorkBytes(const mbEnsemble *e);
 
 /* OpenBLAS's kernel family and build configuration, e.g. "Haswell: OpenBLAS 0.3.21 ...". */
 const char *mbn_blasCore(void);
+
+/* State descriptor (include/mbpo/state.h): format and layout (identity checks), params,
+   adam_m, adam_v [ntotal], adam_t, input_mean, input_std [inputs], elites (member indices,
+   1-based in Lua), holdout_mse [members], fits and the generator. Returns the count. */
+int mbn_ensStateBlocks(mbStateBlock *b, mbEnsemble *e);
 
 #endif

@@ -16,6 +16,7 @@
 
 #include "mbpo/fields.h"
 #include "mbpo/rng.h"
+#include "mbpo/state.h"
 
 typedef struct mbEnv mbEnv;
 
@@ -145,16 +146,11 @@ int mbs_done(const mbEnv *env);
 /* Restores the counters (checkpoint load). */
 void mbs_setProgress(mbEnv *env, int64_t steps, int started, int done);
 
-/* Exact state: the mjData arrays a bit-for-bit continuation needs (time, qpos, qvel, act,
-   ctrl, qacc_warmstart for the solver warm start, and the lagged xpos, xipos, cfrc_ext the
-   rewards read). Fills up to max blocks {name, pointer into mjData, length}; returns the
-   count. Writing through the pointers restores a saved state. */
-typedef struct mbsBlock {
-  const char *name;
-  double *data;
-  int n;
-} mbsBlock;
-int mbs_stateBlocks(mbsBlock *blocks, int max, mbEnv *env);
+/* State descriptor (include/mbpo/state.h): name (an identity check), steps, started, done,
+   the generator, and the mjData arrays a bit-for-bit continuation needs as F64 blocks (time,
+   qpos, qvel, act, ctrl, qacc_warmstart for the solver warm start, and the lagged xpos,
+   xipos, cfrc_ext the rewards read), pointing straight into mjData. Returns the count. */
+int mbs_stateBlocks(mbStateBlock *b, mbEnv *env);
 
 /* Model-rollout termination ------------------------------------------------------------------ */
 

@@ -18,6 +18,7 @@
 #include "mbpo/fields.h"
 #include "mbpo/nn.h"
 #include "mbpo/rng.h"
+#include "mbpo/state.h"
 
 #define MB_SAC_LOGSTD_MIN (-20.0f)
 #define MB_SAC_LOGSTD_MAX 2.0f
@@ -196,5 +197,11 @@ void mbn_adamPolyak(float *p, float *m, float *v, const float *g, float *targ, f
 
 /* Numerically stable log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)), finite for all u. */
 float mbr_logOneMinusTanh2(float u);
+
+/* State descriptor (include/mbpo/state.h): layout (obs, act, hidden: an identity check),
+   pi, pi_m, pi_v [npi], q, q_target, q_m, q_v [2 x nq], pi_t, q_t, alpha_t, updates,
+   log_alpha, alpha_m, alpha_v and the generator: everything a continuation needs.
+   Fills b[0..n) (n <= MB_STATE_MAXBLOCKS) and returns n. */
+int mbr_sacStateBlocks(mbStateBlock *b, mbSac *s);
 
 #endif

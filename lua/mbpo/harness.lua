@@ -280,12 +280,7 @@ local function resume(run)
   run.st = parts.loop.counters
   restore("env", run.env, parts.loop.env)
   restore("eval env", run.eval_env, parts.loop.eval_env)
-  for name, g in pairs(run.rng) do
-    local ok, rerr = pcall(g.set_state, g, (parts.loop.rng or {})[name])
-    if not ok then
-      error("cannot resume: the checkpoint's rng " .. name .. ": " .. tostring(rerr), 0)
-    end
-  end
+  for name, g in pairs(run.rng) do restore("rng " .. name, g, (parts.loop.rng or {})[name]) end
   if opts.on_resume then opts.on_resume(run.st) end
   run.obs = parts.loop.obs
 end

@@ -368,7 +368,8 @@ local function load_run(dir)
   if not okenv then return nil, "cannot make a video: " .. tostring(env) end
   local agent = require("mbpo.sac").new{obs = env.obs_dim, act = env.act_dim,
     hidden = cfg.sac.hidden}
-  agent:load_state(state)
+  local okr, rerr = ck.restore("agent", agent, state)
+  if not okr then return nil, "cannot make a video: " .. rerr end
   return cfg, where, env, agent
 end
 

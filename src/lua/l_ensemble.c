@@ -31,7 +31,6 @@
 #include "mbpo/ensemble.h"
 
 #define MBL_ENSEMBLE "mbpo.Ensemble"
-#define STATE_FORMAT "mbpo.ensemble/1"
 
 /* the userdata: a pointer, so a failed build leaves a safe NULL for __gc */
 typedef struct lens {
@@ -321,22 +320,10 @@ static int ens_bounds(lua_State *L) {
 }
 
 /* "inputs=14 outputs=12 members=7 hidden=200,200,200,200 activation=swish" */
-static void pushlayout(lua_State *L, const mbEnsemble *e) {
-  const mbEnsembleConfig *c = &e->cfg;
-  luaL_Buffer b;
-  luaL_buffinit(L, &b);
-  lua_pushfstring(L, "inputs=%d outputs=%d members=%d elites=%d hidden=", c->inputs,
-                  c->outputs, c->members, c->elites);
-  luaL_addvalue(&b);
-  for (int i = 0; i < c->nhidden; i++) {
-    lua_pushfstring(L, i ? ",%d" : "%d", c->hidden[i]);
-    luaL_addvalue(&b);
-  }
-  char act[16];
-  lua_pushfstring(L, " activation=%s", mbu_fieldEnumName(mbu_fieldFind(mbn_ensFields,
-                  "activation"), c->activation, act, sizeof act));
-  luaL_addvalue(&b);
-  luaL_pushresult(&b);
+static void pushlayout(lua_State *L, mbEnsemble *e) {
+  mbStateBlock b[MB_STATE_MAXBLOCKS];
+  mbn_ensStateBlocks(b, e);   /* its identity block: one home for the layout's words */
+  lua_pushstring(L, b[1].text);
 }
 
 /* ens:info() -> the configuration (the keys of Ensemble.new) and sizes */
@@ -415,125 +402,13 @@ static int ens_blas(lua_State *L) {
 
 /* State --------------------------------------------------------------------------------------- */
 
-/* a generator state as mbpo.rng writes it: 4 words of 16 hex digits */
-static void pushrngstate(lua_State *L, const mbRng *g) {
-  char buf[4 * 16 + 1];
-  for (int i = 0; i < 4; i++) snprintf(buf + 16 * i, 17, "%016" PRIx64, g->s[i]);
-  lua_pushstring(L, buf);
-}
-
 /* ens:state() -> {format, layout, params, adam_m, adam_v (tensors [slab]), adam_t,
-   input_mean, input_std (tensors [in]), elites (tensor of member numbers), holdout_mse
-   (tensor [members]), fits, rng (64 hex digits, as mbpo.rng's state)}: every value needed
-   to continue bit for bit; tensors are copies */
-static int ens_state(lua_State *L) {
-  mbEnsemble *e = checkens(L, 1);
-  const mbEnsembleConfig *c = &e->cfg;
-  lua_createtable(L, 0, 12);
-  lua_pushliteral(L, STATE_FORMAT); lua_setfield(L, -2, "format");
-  pushlayout(L, e); lua_setfield(L, -2, "layout");
-  pushslab(L, e->params, e->ntotal); lua_setfield(L, -2, "params");
-  pushslab(L, e->adam_m, e->ntotal); lua_setfield(L, -2, "adam_m");
-  pushslab(L, e->adam_v, e->ntotal); lua_setfield(L, -2, "adam_v");
-  lua_pushinteger(L, e->adam.t); lua_setfield(L, -2, "adam_t");
-  pushslab(L, e->in_mean, (size_t)c->inputs); lua_setfield(L, -2, "input_mean");
-  pushslab(L, e->in_std, (size_t)c->inputs); lua_setfield(L, -2, "input_std");
-  int64_t ne = c->elites;
-  float *el = mbt_data(mbL_newtensor(L, 1, &ne));
-  for (int k = 0; k < c->elites; k++) el[k] = (float)(e->elite[k] + 1);
-  lua_setfield(L, -2, "elites");
-  pushslab(L, e->holdout_mse, (size_t)c->members); lua_setfield(L, -2, "holdout_mse");
-  lua_pushinteger(L, e->fits); lua_setfield(L, -2, "fits");
-  pushrngstate(L, &e->rng); lua_setfield(L, -2, "rng");
-  return 1;
-}
-
-/* a tensor field of the state table at 2 with n floats (still referenced by the table after
-   the pop, so the pointer stays valid while the table is on the stack) */
-static const float *statefield(lua_State *L, const char *k, size_t n) {
-  char what[48];
-  snprintf(what, sizeof what, "state.%s", k);
-  lua_getfield(L, 2, k);
-  int64_t s[1] = {(int64_t)n};
-  const float *d = mbL_checkshape(L, -1, "ens:load_state", what, 1, s);
-  lua_pop(L, 1);  /* still referenced by the state table */
-  return d;
-}
-
-static lua_Integer stateint(lua_State *L, const char *k) {
-  lua_getfield(L, 2, k);
-  if (!lua_isinteger(L, -1))
-    luaL_error(L, "ens:load_state: state.%s must be an integer, got %s", k, luaL_typename(L, -1));
-  lua_Integer v = lua_tointeger(L, -1);
-  lua_pop(L, 1);
-  return v;
-}
-
-/* ens:load_state(t): the state of an ensemble of the same layout (checked before anything
-   is changed) */
-static int ens_loadstate(lua_State *L) {
-  const char *F = "ens:load_state";
-  mbEnsemble *e = checkens(L, 1);
-  const mbEnsembleConfig *c = &e->cfg;
-  luaL_checktype(L, 2, LUA_TTABLE);
-  lua_getfield(L, 2, "format");
-  const char *fmt = lua_tostring(L, -1);
-  if (!fmt || strcmp(fmt, STATE_FORMAT) != 0)
-    return luaL_error(L, "%s: state.format is %s, expected '%s'", F, fmt ? fmt : "missing",
-                      STATE_FORMAT);
-  lua_pop(L, 1);
-  pushlayout(L, e);
-  lua_getfield(L, 2, "layout");
-  if (!lua_rawequal(L, -1, -2))
-    return luaL_error(L, "%s: the state is of an ensemble '%s', this one is '%s'", F,
-                      lua_isstring(L, -1) ? lua_tostring(L, -1) : "(no layout)",
-                      lua_tostring(L, -2));
-  lua_pop(L, 2);
-  /* every field checked first, so a bad state leaves the ensemble as it was */
-  const float *p = statefield(L, "params", e->ntotal), *m = statefield(L, "adam_m", e->ntotal);
-  const float *v = statefield(L, "adam_v", e->ntotal);
-  const float *mean = statefield(L, "input_mean", (size_t)c->inputs);
-  const float *sd = statefield(L, "input_std", (size_t)c->inputs);
-  const float *el = statefield(L, "elites", (size_t)c->elites);
-  const float *mse = statefield(L, "holdout_mse", (size_t)c->members);
-  lua_Integer t = stateint(L, "adam_t"), fits = stateint(L, "fits");
-  if (t < 0 || fits < 0) return luaL_error(L, "%s: negative counter", F);
-  for (int k = 0; k < c->elites; k++)
-    if (!(el[k] >= 1 && el[k] <= c->members && el[k] == floorf(el[k])))
-      return luaL_error(L, "%s: state.elites[%d] = %f is not a member number", F, k + 1,
-                        (double)el[k]);
-  for (int k = 0; k < c->inputs; k++)
-    if (!(sd[k] > 0) || !isfinite(sd[k]) || !isfinite(mean[k]))
-      return luaL_error(L, "%s: state.input_std[%d] = %f is not a positive number", F, k + 1,
-                        (double)sd[k]);
-  lua_getfield(L, 2, "rng");
-  size_t len;
-  const char *hex = lua_tolstring(L, -1, &len);
-  mbRng g;
-  if (!hex || len != 64) return luaL_error(L, "%s: state.rng must be 64 hex digits", F);
-  for (int i = 0; i < 4; i++) {
-    char part[17], *end;
-    memcpy(part, hex + 16 * i, 16);
-    part[16] = 0;
-    g.s[i] = strtoull(part, &end, 16);
-    if (*end) return luaL_error(L, "%s: state.rng is not hexadecimal", F);
-  }
-  if (!(g.s[0] | g.s[1] | g.s[2] | g.s[3])) return luaL_error(L, "%s: all-zero state.rng", F);
-  lua_pop(L, 1);
-  /* then copied; elites go back to 0-based member indices */
-  memcpy(e->params, p, e->ntotal * sizeof(float));
-  memcpy(e->adam_m, m, e->ntotal * sizeof(float));
-  memcpy(e->adam_v, v, e->ntotal * sizeof(float));
-  memcpy(e->in_mean, mean, (size_t)c->inputs * sizeof(float));
-  memcpy(e->in_std, sd, (size_t)c->inputs * sizeof(float));
-  memcpy(e->holdout_mse, mse, (size_t)c->members * sizeof(float));
-  for (int k = 0; k < c->elites; k++) e->elite[k] = (int)el[k] - 1;
-  e->adam.t = t;
-  e->fits = fits;
-  e->rng = g;
-  lua_settop(L, 1);
-  return 1;
-}
+   input_mean, input_std (tensors [in]), elites (mbpo.Array of member numbers), holdout_mse
+   (tensor [members]), fits, rng (mbpo.Array U64 [4])}: every value needed to continue bit
+   for bit; tensors are copies. ens:load_state(t): a state of the same layout */
+static void *checkensobj(lua_State *L, int idx) { return checkens(L, idx); }
+static int ensblocks(mbStateBlock *b, void *e) { return mbn_ensStateBlocks(b, e); }
+static mbLStateType STATE = {"ens", "ensemble", checkensobj, ensblocks, NULL, NULL, 0};
 
 /* "mbpo.Ensemble (inputs=.. outputs=.. ...)" */
 static int ens_tostring(lua_State *L) {
@@ -550,7 +425,6 @@ static const luaL_Reg meth[] = {
   {"predict", ens_predict}, {"evaluate", ens_evaluate}, {"step", ens_step},
   {"elites", ens_elites}, {"holdout_mse", ens_holdoutmse}, {"parameters", ens_parameters},
   {"bounds", ens_bounds}, {"info", ens_info}, {"flops", ens_flops},
-  {"state", ens_state}, {"load_state", ens_loadstate},
   {"_bench_train_step", ens_benchtrain}, {"_bench_step", ens_benchstep}, {NULL, NULL}};
 static const luaL_Reg metameth[] = {
   {"__index", NULL}, {"__gc", ens_gc}, {"__close", ens_gc}, {"__tostring", ens_tostring},
@@ -563,6 +437,7 @@ int luaopen_mbpo_ensemble(lua_State *L) {
   luaL_requiref(L, "mbpo.rng", luaopen_mbpo_rng, 0);
   lua_pop(L, 2);
   mbL_newmodule(L, MBL_ENSEMBLE, meth, metameth, funcs);
+  mbL_setstate(L, MBL_ENSEMBLE, &STATE);
   mbL_pushfields(L, mbn_ensFields);
   lua_setfield(L, -2, "fields");
   mbL_pushfields(L, mbn_fitFields);

@@ -735,118 +735,12 @@ static int m_setstate(lua_State *L) {
   return 1;
 }
 
-/* doubles <-> hex: 16 hex digits of each IEEE-754 bit pattern, exact */
-static void pushhex(lua_State *L, const double *x, int n) {
-  luaL_Buffer b;
-  char *p = luaL_buffinitsize(L, &b, (size_t)n * 16 + 1);
-  for (int i = 0; i < n; i++) {
-    uint64_t bits;
-    memcpy(&bits, &x[i], sizeof bits);
-    snprintf(p + 16 * i, 17, "%016" PRIx64, bits);
-  }
-  luaL_pushresultsize(&b, (size_t)n * 16);
-}
-
-static void readhex(lua_State *L, int idx, const char *field, double *x, int n, const char *owner) {
-  lua_getfield(L, idx, field);
-  size_t len;
-  const char *s = lua_tolstring(L, -1, &len);
-  if (!s) luaL_error(L, "env:load_state: field '%s' missing or not a string", field);
-  if (len != (size_t)n * 16)
-    luaL_error(L, "env:load_state: %s has %d values, %s has %d", field, (int)(len / 16), owner, n);
-  for (int i = 0; i < n; i++) {
-    char part[17];
-    memcpy(part, s + 16 * i, 16);
-    part[16] = 0;
-    char *end;
-    uint64_t bits = strtoull(part, &end, 16);
-    if (*end) luaL_error(L, "env:load_state: %s is not hex", field);
-    memcpy(&x[i], &bits, sizeof bits);
-  }
-  lua_pop(L, 1);
-}
-
-static void pushrnghex(lua_State *L, const mbRng *g) {
-  char buf[65];
-  for (int i = 0; i < 4; i++) snprintf(buf + 16 * i, 17, "%016" PRIx64, g->s[i]);
-  lua_pushstring(L, buf);
-}
-
-/* env:state() -> {name, steps, started, done, rng (64 hex digits, as mbpo.rng's state()),
-   and exact hex strings of time, qpos, qvel, act, ctrl, qacc_warmstart, xpos, xipos,
-   cfrc_ext}: everything a bit-for-bit continuation needs */
-static int m_state(lua_State *L) {
-  mbEnv *env = checkenv(L, 1);
-  lua_createtable(L, 0, 16);
-  lua_pushstring(L, mbs_name(env));
-  lua_setfield(L, -2, "name");
-  lua_pushinteger(L, (lua_Integer)mbs_steps(env));
-  lua_setfield(L, -2, "steps");
-  lua_pushboolean(L, mbs_started(env));
-  lua_setfield(L, -2, "started");
-  lua_pushboolean(L, mbs_done(env));
-  lua_setfield(L, -2, "done");
-  pushrnghex(L, mbs_rng(env));
-  lua_setfield(L, -2, "rng");
-  mbsBlock blocks[16];
-  int nb = mbs_stateBlocks(blocks, 16, env);
-  for (int i = 0; i < nb; i++) {
-    pushhex(L, blocks[i].data, blocks[i].n);
-    lua_setfield(L, -2, blocks[i].name);
-  }
-  return 1;
-}
-
-/* env:load_state(t): restores a table from env:state() of an env of the same task */
-static int m_loadstate(lua_State *L) {
-  mbEnv *env = checkenv(L, 1);
-  luaL_checktype(L, 2, LUA_TTABLE);
-  lua_getfield(L, 2, "name");
-  const char *name = lua_tostring(L, -1);
-  if (!name || strcmp(name, mbs_name(env)) != 0)
-    return luaL_error(L, "env:load_state: state of '%s', this env is '%s'",
-                      name ? name : "(no name)", mbs_name(env));
-  lua_pop(L, 1);
-  /* decode and check everything before touching the env, so a bad table leaves it as it
-     was */
-  mbsBlock blocks[16];
-  int nb = mbs_stateBlocks(blocks, 16, env);
-  int total = 0;
-  for (int i = 0; i < nb; i++) total += blocks[i].n;
-  double *buf = scratch(L, total);
-  for (int i = 0, off = 0; i < nb; i++) {
-    readhex(L, 2, blocks[i].name, buf + off, blocks[i].n, mbs_name(env));
-    off += blocks[i].n;
-  }
-  lua_getfield(L, 2, "rng");
-  size_t len;
-  const char *hex = lua_tolstring(L, -1, &len);
-  if (!hex || len != 64)
-    return luaL_error(L, "env:load_state: rng must be 64 hex digits");
-  mbRng g;
-  for (int i = 0; i < 4; i++) {
-    char part[17];
-    memcpy(part, hex + 16 * i, 16);
-    part[16] = 0;
-    char *end;
-    g.s[i] = strtoull(part, &end, 16);
-    if (*end) return luaL_error(L, "env:load_state: rng is not hex");
-  }
-  lua_pop(L, 1);
-  lua_Integer steps = optfieldint(L, 2, "steps", 0);
-  lua_getfield(L, 2, "started");
-  int started = lua_toboolean(L, -1);
-  lua_getfield(L, 2, "done");
-  int done = lua_toboolean(L, -1);
-  lua_pop(L, 2);
-  for (int i = 0, off = 0; i < nb; i++) {
-    memcpy(blocks[i].data, buf + off, sizeof(double) * (size_t)blocks[i].n);
-    off += blocks[i].n;
-  }
-  *mbs_rng(env) = g;
-  mbs_setProgress(env, steps, started, done);
-  return 0;
-}
+/* env:state() -> {name, steps, started, done, rng (mbpo.Array U64 [4]), and mbpo.Array F64
+   of time, qpos, qvel, act, ctrl, qacc_warmstart, xpos, xipos, cfrc_ext}: everything a
+   bit-for-bit continuation needs; env:load_state(t): a state of an env of the same task */
+static void *checkenvobj(lua_State *L, int idx) { return checkenv(L, idx); }
+static int envblocks(mbStateBlock *b, void *env) { return mbs_stateBlocks(b, env); }
+static mbLStateType STATE = {"env", "env", checkenvobj, envblocks, NULL, NULL, 0};
 
 /* env:termination(next_obs [, opts]) -> done */
 static int m_termination(lua_State *L) {
@@ -1051,8 +945,7 @@ static const luaL_Reg funcs[] = {
   {"make", e_make}, {"from_mjcf", e_frommjcf}, {"termination", e_termination},
   {"evaluate", e_evaluate}, {"tasks", e_tasks}, {"bench_raw", e_benchraw}, {NULL, NULL}};
 static const luaL_Reg meth[] = {
-  {"reset", m_reset}, {"step", m_step}, {"get_state", m_getstate}, {"set_state", m_setstate},
-  {"state", m_state}, {"load_state", m_loadstate}, {"termination", m_termination},
+  {"reset", m_reset}, {"step", m_step}, {"get_state", m_getstate}, {"set_state", m_setstate}, {"termination", m_termination},
   {"termination_fn", m_termfn}, {"seed", m_seed}, {"ctrl_range", m_ctrlrange},
   {"close", m_close}, {NULL, NULL}};
 static const luaL_Reg metameth[] = {
@@ -1072,6 +965,7 @@ int luaopen_mbpo_env(lua_State *L) {
   lua_pushcclosure(L, m_index, 1);
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
+  mbL_setstate(L, MBL_ENV, &STATE);
   luaL_newmetatable(L, MBL_VIEW);
   luaL_setfuncs(L, viewmetameth, 0);
   luaL_newlib(L, viewmeth);

@@ -1148,3 +1148,35 @@ int mbn_ensFit(mbFitResult *res, mbEnsemble *e, const float *x, const float *y, 
   res->holdout_curve = w->curve;
   return status;
 }
+
+/* State descriptor ------------------------------------------------------------------------- */
+
+int mbn_ensStateBlocks(mbStateBlock *b, mbEnsemble *e) {
+  const mbEnsembleConfig *c = &e->cfg;
+  mbStateBlock *p = b, *fmt = p;
+  p = mbu_block(p, "format", MB_STR, MB_ST_CHECK, NULL, 0, 0, 0);
+  snprintf(fmt->text, MB_STATE_TEXT, "mbpo.ensemble/1");
+  /* "inputs=5 outputs=5 members=3 elites=2 hidden=16,16 activation=swish" */
+  mbStateBlock *lay = p;
+  p = mbu_block(p, "layout", MB_STR, MB_ST_CHECK, NULL, 0, 0, 0);
+  int k = snprintf(lay->text, MB_STATE_TEXT, "inputs=%d outputs=%d members=%d elites=%d hidden=",
+                   c->inputs, c->outputs, c->members, c->elites);
+  for (int i = 0; i < c->nhidden && k > 0 && k < MB_STATE_TEXT; i++)
+    k += snprintf(lay->text + k, (size_t)(MB_STATE_TEXT - k), i ? ",%d" : "%d", c->hidden[i]);
+  if (k > 0 && k < MB_STATE_TEXT)
+    snprintf(lay->text + k, (size_t)(MB_STATE_TEXT - k), " activation=%s",
+             c->activation == MB_ACT_SWISH ? "swish" : "relu");
+  int64_t n = (int64_t)e->ntotal;
+  p = mbu_block(p, "params", MB_F32, 0, e->params, 1, n, 0);
+  p = mbu_block(p, "adam_m", MB_F32, 0, e->adam_m, 1, n, 0);
+  p = mbu_block(p, "adam_v", MB_F32, 0, e->adam_v, 1, n, 0);
+  p = mbu_block(p, "adam_t", MB_I64, 0, &e->adam.t, 0, 0, 0);
+  p = mbu_block(p, "input_mean", MB_F32, MB_ST_FINITE, e->in_mean, 1, c->inputs, 0);
+  p = mbu_block(p, "input_std", MB_F32, MB_ST_POSITIVE, e->in_std, 1, c->inputs, 0);
+  p = mbu_block(p, "elites", MB_I32, MB_ST_INDEX, e->elite, 1, c->elites, 0);
+  p[-1].bound = c->members;
+  p = mbu_block(p, "holdout_mse", MB_F32, 0, e->holdout_mse, 1, c->members, 0);
+  p = mbu_block(p, "fits", MB_I64, 0, &e->fits, 0, 0, 0);
+  p = mbr_rngBlocks(p, &e->rng);
+  return (int)(p - b);
+}

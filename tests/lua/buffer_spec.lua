@@ -221,9 +221,13 @@ describe("buffer", function()
            "obs must be a contiguous [N x 2] tensor, got [2 x 3]")
     raises(function() buf:rows(2, 5) end, "rows 2..6 outside 1..1")
     raises(function() buf:load_state({obs = 3, act = 1, size = 0, next = 0, capacity = 4}) end,
-           "state has obs=3 act=1, buffer has obs=2 act=1")
+           "buf:load_state: obs is the integer 3 in the state, 2 in this buffer")
     raises(function() buf:load_state({obs = 2, act = 1, size = 2, next = 1, capacity = 4,
-                                      data = buf:batch(2).obs}) end, "data must be a contiguous [2 x 7]")
+                                      data = buf:batch(2).obs}) end,
+           "buf:load_state: data is F32 [2 x 2] in the state, F32 [N x 7] in this buffer")
+    raises(function() buf:load_state({obs = 2, act = 1, size = 2, next = 2, capacity = 4,
+                                      data = buf:state().data}) end,
+           "buf:load_state: data has 1 rows, size is 2")
     raises(function()
       buf:load_state({obs = 2, act = 1, size = 1, next = 3, capacity = 4, data = buf:state().data})
     end, "inconsistent")

@@ -2,6 +2,7 @@
 -- differences via load_state), predict, step (elites only, determinism, mean mode), fit's
 -- report, state round trips (bit-identical predictions and next epoch), and error messages.
 -- The numerics are checked in depth by tests/c/test_ensemble.c; this spec checks the Lua face.
+local io_ = require "mbpo.io"
 local Ensemble = require "mbpo.ensemble"
 local NN = require "mbpo.nn"
 local G = require "mbpo.rng"
@@ -220,7 +221,7 @@ describe("ensemble", function()
     eq(sa.format, "mbpo.ensemble/1", "format")
     eq(type(sa.adam_t), "number", "adam_t")
     check(sa.adam_t > 0 and math.type(sa.adam_t) == "integer", "adam_t %s", tostring(sa.adam_t))
-    eq(#sa.rng, 64, "rng hex")
+    eq(tostring(sa.rng), "mbpo.Array U64 [4]", "rng words")
   end)
 
   it("reaches the section 6 variants through options", function()
@@ -321,15 +322,20 @@ describe("ensemble", function()
       "inputs must be a contiguous [4 x N x 5] tensor, got [1 x 2 x 5]")
     local st = ens:state()
     raises(function() small(1, {hidden = {12, 13}}):load_state(st) end,
-      "the state is of an ensemble")
+      "ens:load_state: layout is 'inputs=5 outputs=4 members=4 elites=3 hidden=12,12 " ..
+      "activation=swish' in the state, 'inputs=5 outputs=4 members=4 elites=3 hidden=12,13 " ..
+      "activation=swish' in this ensemble")
     st.rng = "xyz"
-    raises(function() ens:load_state(st) end, "state.rng must be 64 hex digits")
+    raises(function() ens:load_state(st) end, "rng is 'xyz' in the state, U64 [4] in this ensemble")
     st = ens:state()
     st.params = T{1, 2, 3}
-    raises(function() ens:load_state(st) end, "state.params must be a contiguous")
+    raises(function() ens:load_state(st) end, "params is F32 [3] in the state, F32 [")
     st = ens:state()
-    st.elites = T{1, 2, 7}
-    raises(function() ens:load_state(st) end, "state.elites[3] = 7.0 is not a member number")
+    st.elites = io_.array("I64", {1, 2, 7})
+    raises(function() ens:load_state(st) end, "ens:load_state: elites[3] = 7 is not in 1..4")
+    st = ens:state()
+    st.input_std = T{1, 1, 0, 1, 1}
+    raises(function() ens:load_state(st) end, "input_std[3] = 0 is not a positive number")
     local closed
     do
       local c <close> = small(1)
