@@ -197,7 +197,8 @@ uint64_t mbL_readfields(lua_State *L, int idx, const char *F, const mbField *fie
 /* pushes element i of f's value in obj (or its default when obj is NULL) */
 static void pushvalue(lua_State *L, const mbField *f, const void *obj, int i) {
   const char *p = obj ? (const char *)obj + f->offset : NULL;
-  double d = f->type >= MB_FIELD_INTS ? f->defs[i] : f->def;
+  /* a list's value in obj may be longer than its default list: read defaults only without obj */
+  double d = p ? 0 : f->type >= MB_FIELD_INTS ? (i < f->ndefs ? f->defs[i] : 0) : f->def;
   char name[64];
   switch (f->type) {
     case MB_FIELD_INT: case MB_FIELD_INTS:
