@@ -12,7 +12,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mbpo/fields.h"
 #include "mbpo/rng.h"
+#include "mbpo/state.h"
 #include "mbpo/tensor.h"
 
 typedef struct mbBuffer {
@@ -29,6 +31,13 @@ typedef struct mbBuffer {
 typedef struct mbBatch {
   float *obs, *act, *reward, *next_obs, *done;
 } mbBatch;
+
+/* The settings of Buffer.new (include/mbpo/fields.h), fields of mbBuffer (src/rl/buffer.c). */
+#define MB_BUFFER_FIELDS(S) \
+  MB_F_NEED64(S, obs, 1, 1 << 20, "observation width") \
+  MB_F_NEED64(S, act, 0, 1 << 20, "action width") \
+  MB_F_NEED64(S, capacity, 1, 2147483647, "rows held (the oldest are dropped when full)")
+extern const mbField mbr_bufferFields[];
 
 /* Allocates an empty buffer (zeroed slab). Returns MB_OK or MB_ERR (bad sizes, memory). */
 int mbr_bufferInit(mbBuffer *b, int64_t obs, int64_t act, int64_t capacity);
@@ -71,5 +80,12 @@ int mbr_bufferResize(mbBuffer *b, int64_t capacity);
    (slab rows [0, size)), next and capacity as saved; reallocates when the capacity
    differs. Checks that size <= capacity and next == size unless full. */
 int mbr_bufferLoad(mbBuffer *b, const float *data, int64_t size, int64_t next, int64_t capacity);
+
+/* State descriptor (include/mbpo/state.h): obs, act (identity checks), capacity, size,
+   next and data, a view of the slab's first size rows [size x width] (no copy). Returns the
+   count. mbr_bufferSetState restores blocks laid out as these (data of any row count)
+   through mbr_bufferLoad. */
+int mbr_bufferStateBlocks(mbStateBlock *b, mbBuffer *buf);
+int mbr_bufferSetState(mbBuffer *buf, const mbStateBlock *b);
 
 #endif

@@ -11,8 +11,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mbpo/fields.h"
 #include "mbpo/nn.h"
 #include "mbpo/rng.h"
+#include "mbpo/state.h"
 
 #define MB_ENS_MAXMEMBERS 64
 
@@ -21,30 +23,74 @@ typedef enum mbPredMode { MB_PRED_SAMPLE = 0, MB_PRED_MEAN = 1 } mbPredMode;
 typedef enum mbBootMode { MB_BOOT_REPLACE = 0, MB_BOOT_PERMUTE = 1, MB_BOOT_NONE = 2 } mbBootMode;
 typedef enum mbSnapMode { MB_SNAP_MEMBER = 0, MB_SNAP_ENSEMBLE = 1 } mbSnapMode;
 
-/* What an ensemble is; mbn_ensDefaults fills the reference values. */
+/* What an ensemble is: the rows of MB_ENS_FIELDS are its settings' names, defaults (the
+   reference, specs/mbpo-algorithm.md section 2), ranges and docs; mbn_ensDefaults fills them. */
 typedef struct mbEnsembleConfig {
   int inputs, outputs;       /* input width (obs + act) and target width D (1 + obs) */
-  int members, elites;       /* 7, 5 */
-  int nhidden;               /* hidden layers: 4 */
-  int hidden[MB_MLP_MAXLAYERS - 1];         /* their widths: 200 each */
-  mbActivation act;          /* MB_ACT_SWISH */
+  int members, elites;
+  int nhidden;               /* hidden layers */
+  int hidden[MB_MLP_MAXLAYERS - 1];         /* their widths */
+  union {
+    mbActivation activation;
+    mbActivation act;        /* the former name, kept while src/nn uses it */
+  };
   float weight_decay[MB_MLP_MAXLAYERS];     /* per linear layer (nhidden + 1 values) */
-  float lr;                  /* Adam learning rate, 1e-3 */
+  float lr;                  /* Adam learning rate */
   uint64_t seed;             /* seeds the ensemble's generator (init, splits, bootstrap) */
   mbBoundsMode bounds;       /* learned (reference) or fixed log-variance bounds */
-  float max_logvar, min_logvar;  /* initial bounds: 0.5, -10 */
-  float bound_penalty;       /* 0.01 * (sum(max) - sum(min)) in the loss when learned */
+  float max_logvar, min_logvar;  /* initial bounds */
+  float bound_penalty;       /* bound_penalty * (sum(max) - sum(min)) in the loss when learned */
   mbPredMode prediction;     /* mbn_ensStep: sample from one elite (reference) or elite mean */
   mbBootMode bootstrap;      /* with replacement (reference), permutation, none */
-  float holdout_ratio;       /* 0.2 */
-  int holdout_cap;           /* 5000; <= 0 means no cap */
+  float holdout_ratio;
+  int holdout_cap;           /* <= 0 means no cap */
   mbSnapMode snapshot;       /* per member (reference) or the whole ensemble */
-  int batch;                 /* minibatch rows per member: 256 */
-  int patience;              /* stop after more than this many epochs without improvement: 5 */
-  float improvement;         /* relative holdout improvement that counts: 0.01 */
-  mbPrecision prec;          /* of the members' matrix products: MB_FP32 (default) or
-                                MB_BF16 (training forward/backward and inference) */
+  int batch;                 /* minibatch rows per member */
+  int patience;              /* stop after more than this many epochs without improvement */
+  float improvement;         /* relative holdout improvement that counts */
+  union {                    /* of the members' matrix products (training and inference) */
+    mbPrecision precision;
+    mbPrecision prec;        /* the former name, kept while src/nn uses it */
+  };
 } mbEnsembleConfig;
+
+/* The settings of mbEnsembleConfig (include/mbpo/fields.h). weight_decay's list is that of
+   the reference's 4 hidden layers; for other depths mbn_ensDefaultDecay takes its first
+   values for the hidden layers (the fourth for any deeper) and its last for the output. */
+#define MB_ENS_FIELDS(S) \
+  MB_F_NEED(S, inputs, 1, 65536, "input width (obs + act)") \
+  MB_F_NEED(S, outputs, 1, 65536, "target width (1 + obs: reward, then next_obs - obs)") \
+  MB_F_INT(S, members, 7, 1, MB_ENS_MAXMEMBERS, "networks in the ensemble") \
+  MB_F_INT(S, elites, 5, 1, MB_ENS_MAXMEMBERS, "best members by holdout error, used in rollouts") \
+  MB_F_LIST(S, hidden, MB_FIELD_INTS, MB_F_EMPTY, nhidden, MB_MLP_MAXLAYERS - 1, 1, 65536, \
+            "hidden layer widths of each member", 200, 200, 200, 200) \
+  MB_F_ENUM(S, activation, MB_ACT_SWISH, "relu|swish", "hidden activation") \
+  MB_F_FLOATS(S, weight_decay, MB_F_LINKED, nhidden, MB_MLP_MAXLAYERS, 0, HUGE_VAL, \
+              "L2 decay per linear layer, wd * sum(W^2) / 2", 2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4) \
+  MB_F_FLOAT(S, lr, MB_F_OPEN_LO, 1e-3, 0, HUGE_VAL, "Adam learning rate") \
+  MB_F_U64(S, seed, 0, "the ensemble's generator: initial weights, splits, bootstrap") \
+  MB_F_ENUM(S, bounds, MB_BOUNDS_LEARNED, "learned|fixed", \
+            "log-variance bounds: learned, or fixed at max_logvar / min_logvar") \
+  MB_F_FLOAT(S, max_logvar, 0, 0.5, -HUGE_VAL, HUGE_VAL, "initial upper log-variance bound") \
+  MB_F_FLOAT(S, min_logvar, 0, -10, -HUGE_VAL, HUGE_VAL, "initial lower log-variance bound") \
+  MB_F_FLOAT(S, bound_penalty, 0, 0.01, 0, HUGE_VAL, \
+             "weight of sum(max_logvar) - sum(min_logvar) in the loss") \
+  MB_F_ENUM(S, prediction, MB_PRED_SAMPLE, "sample|mean", \
+            "model step: a sample from one random elite, or the elites' mean") \
+  MB_F_ENUM(S, bootstrap, MB_BOOT_REPLACE, "replace|permutation|none", \
+            "each member's training rows: drawn with replacement, a permutation, or all") \
+  MB_F_FLOAT(S, holdout_ratio, MB_F_OPEN_HI, 0.2, 0, 1, "share of rows held out for early stopping") \
+  MB_F_INT(S, holdout_cap, 5000, 0, 2147483647, "most holdout rows (0: no cap)") \
+  MB_F_ENUM(S, snapshot, MB_SNAP_MEMBER, "member|ensemble", \
+            "early-stopping snapshots per member, or of the whole ensemble") \
+  MB_F_INT(S, batch, 256, 1, 1 << 20, "minibatch rows per member") \
+  MB_F_INT(S, patience, 5, 1, 2147483647, "epochs without improvement before the fit stops") \
+  MB_F_FLOAT(S, improvement, 0, 0.01, 0, HUGE_VAL, "relative holdout improvement that counts") \
+  MB_F_ENUM(S, precision, MB_FP32, "fp32|bf16", \
+            "matrix products: fp32, or bf16 operands with fp32 accumulation (AVX512-BF16/AMX)")
+
+/* The table of MB_ENS_FIELDS (src/nn/ensemble.c). */
+extern const mbField mbn_ensFields[];
 
 /* Options of one fit call (mbn_fitDefaults copies them from the config). */
 typedef struct mbFitOptions {
@@ -53,6 +99,19 @@ typedef struct mbFitOptions {
   int patience, batch, holdout_cap;
   float holdout_ratio, improvement;
 } mbFitOptions;
+
+/* The settings of mbFitOptions (ens:fit's options); NaN defaults: the ensemble's. */
+#define MB_FIT_FIELDS(S) \
+  MB_F_INT(S, max_epochs, 0, 0, 2147483647, "most training epochs per fit (0: no cap)") \
+  MB_F_DOUBLE(S, max_seconds, 0, 0, 0, HUGE_VAL, "most seconds per fit (0: no cap)") \
+  MB_F_INT(S, patience, NAN, 1, 2147483647, "the ensemble's patience for this fit") \
+  MB_F_INT(S, batch, NAN, 1, 1 << 20, "the ensemble's batch for this fit") \
+  MB_F_INT(S, holdout_cap, NAN, 0, 2147483647, "the ensemble's holdout_cap for this fit") \
+  MB_F_FLOAT(S, holdout_ratio, MB_F_OPEN_HI, NAN, 0, 1, "the ensemble's holdout_ratio for this fit") \
+  MB_F_FLOAT(S, improvement, 0, NAN, 0, HUGE_VAL, "the ensemble's improvement for this fit")
+
+/* The table of MB_FIT_FIELDS (src/nn/ensemble.c). */
+extern const mbField mbn_fitFields[];
 
 typedef enum mbFitStop {
   MB_STOP_PATIENCE = 0, MB_STOP_MAX_EPOCHS = 1, MB_STOP_MAX_SECONDS = 2
@@ -91,6 +150,9 @@ typedef struct mbEnsemble {
 
 /* Fills c with the reference values for the given widths. */
 void mbn_ensDefaults(mbEnsembleConfig *c, int inputs, int outputs);
+
+/* Sets c->weight_decay for c->nhidden hidden layers from the default list of MB_ENS_FIELDS. */
+void mbn_ensDefaultDecay(mbEnsembleConfig *c);
 
 /* Checks c and builds *out (parameters initialised from c->seed). MB_ERR on a bad config. */
 int mbn_ensCreate(mbEnsemble **out, const mbEnsembleConfig *c);
@@ -140,5 +202,10 @@ size_t mbn_ensWorkBytes(const mbEnsemble *e);
 
 /* OpenBLAS's kernel family and build configuration, e.g. "Haswell: OpenBLAS 0.3.21 ...". */
 const char *mbn_blasCore(void);
+
+/* State descriptor (include/mbpo/state.h): format and layout (identity checks), params,
+   adam_m, adam_v [ntotal], adam_t, input_mean, input_std [inputs], elites (member indices,
+   1-based in Lua), holdout_mse [members], fits and the generator. Returns the count. */
+int mbn_ensStateBlocks(mbStateBlock *b, mbEnsemble *e);
 
 #endif

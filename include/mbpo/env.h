@@ -14,7 +14,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mbpo/fields.h"
 #include "mbpo/rng.h"
+#include "mbpo/state.h"
 
 typedef struct mbEnv mbEnv;
 
@@ -34,6 +36,25 @@ int mbs_taskObsDim(const char *name);
 int mbs_taskActDim(const char *name);
 
 /* Creation --------------------------------------------------------------------------------- */
+
+/* Options of an env's creation: E.make(name, opts) reads MB_ENV_FIELDS, E.from_mjcf a custom
+   task table's settings MB_MJCF_FIELDS (include/mbpo/fields.h). */
+typedef struct mbEnvOptions {
+  uint64_t seed;
+  int max_steps;
+  int frame_skip;
+  double reset_noise;
+} mbEnvOptions;
+
+#define MB_ENV_FIELDS(S) \
+  MB_F_U64(S, seed, 0, "the env's generator (reset noise)") \
+  MB_F_INT(S, max_steps, MBS_MAX_STEPS, 1, 2147483647, "steps before an episode is truncated")
+#define MB_MJCF_FIELDS(S) MB_ENV_FIELDS(S) \
+  MB_F_INT(S, frame_skip, 1, 1, 100000, "physics steps per env step") \
+  MB_F_DOUBLE(S, reset_noise, 0, 0.005, 0, HUGE_VAL, \
+              "half-width of the uniform reset noise (without the task's own reset)")
+/* The tables of MB_ENV_FIELDS and MB_MJCF_FIELDS (src/sim/env.c). */
+extern const mbField mbs_envFields[], mbs_mjcfFields[];
 
 /* A built-in task by any accepted name, its model compiled from the embedded MJCF; the
    env's generator is seeded with (seed, 0). NULL + mbu_error on failure. */
@@ -125,16 +146,11 @@ int mbs_done(const mbEnv *env);
 /* Restores the counters (checkpoint load). */
 void mbs_setProgress(mbEnv *env, int64_t steps, int started, int done);
 
-/* Exact state: the mjData arrays a bit-for-bit continuation needs (time, qpos, qvel, act,
-   ctrl, qacc_warmstart for the solver warm start, and the lagged xpos, xipos, cfrc_ext the
-   rewards read). Fills up to max blocks {name, pointer into mjData, length}; returns the
-   count. Writing through the pointers restores a saved state. */
-typedef struct mbsBlock {
-  const char *name;
-  double *data;
-  int n;
-} mbsBlock;
-int mbs_stateBlocks(mbsBlock *blocks, int max, mbEnv *env);
+/* State descriptor (include/mbpo/state.h): name (an identity check), steps, started, done,
+   the generator, and the mjData arrays a bit-for-bit continuation needs as F64 blocks (time,
+   qpos, qvel, act, ctrl, qacc_warmstart for the solver warm start, and the lagged xpos,
+   xipos, cfrc_ext the rewards read), pointing straight into mjData. Returns the count. */
+int mbs_stateBlocks(mbStateBlock *b, mbEnv *env);
 
 /* Model-rollout termination ------------------------------------------------------------------ */
 

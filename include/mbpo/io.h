@@ -1,7 +1,7 @@
-/* mbpo io: safetensors files of named float32 tensors and int64 counters, plus string
-   metadata. The layout is the published safetensors one:
+/* mbpo io: safetensors files of named float32 tensors and arrays of 64-bit numbers
+   (int64 counters, float64 simulation state, uint64 generator words), plus string metadata. The layout is the published safetensors one:
      8 bytes   N, the header length, unsigned little-endian
-     N bytes   JSON header {"__metadata__": {str: str}, name: {"dtype": "F32"|"I64",
+     N bytes   JSON header {"__metadata__": {str: str}, name: {"dtype": "F32"|"I64"|"F64"|"U64",
                "shape": [d0, d1, ...], "data_offsets": [begin, end]}, ...}, padded with
                spaces to a multiple of 8
      the rest  raw little-endian data; offsets are relative to the start of this section,
@@ -15,35 +15,40 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mbpo/state.h"
 #include "mbpo/tensor.h"
 
-/* element types we read and write */
-#define MB_F32 1
-#define MB_I64 2
+/* element types we read and write: MB_F32, MB_I64, MB_F64, MB_U64 (mbpo/state.h) */
 
 /* the largest header we accept when reading (the Rust safetensors crate uses the same) */
 #define MB_IO_MAXHEADER 100000000
 
 /* One named array to write: an F32 tensor (any strides; written in row-major order) or
-   an I64 array of prod(shape) values. */
+   an array of prod(shape) 8-byte values (I64, F64, U64). */
 typedef struct mbIoItem {
   const char *name;
-  int dtype;                /* MB_F32 or MB_I64 */
+  int dtype;                /* MB_F32, MB_I64, MB_F64 or MB_U64 */
   const mbTensor *tensor;   /* MB_F32: the source (its own shape is written) */
-  const int64_t *ints;      /* MB_I64: prod(shape) values */
-  int ndim;                 /* MB_I64: 0 (a scalar) .. MB_MAXDIM */
-  int64_t shape[MB_MAXDIM]; /* MB_I64: the shape */
+  union {
+    const int64_t *ints;    /* the others: prod(shape) values */
+    const void *data;
+  };
+  int ndim;                 /* the others: 0 (a scalar) .. MB_MAXDIM */
+  int64_t shape[MB_MAXDIM]; /* the others: the shape */
 } mbIoItem;
 
 /* One named array read from a file. */
 typedef struct mbIoEntry {
   char *name;
-  int dtype;                /* MB_F32 or MB_I64 */
+  int dtype;                /* MB_F32, MB_I64, MB_F64 or MB_U64 */
   int ndim;
   int64_t shape[MB_MAXDIM];
   uint64_t begin, end;      /* byte range in the data section */
   mbTensor tensor;          /* MB_F32: a new contiguous tensor owning one reference */
-  int64_t *ints;            /* MB_I64: prod(shape) values (freed by mbu_ioFree) */
+  union {                   /* the others: prod(shape) values (freed by mbu_ioFree) */
+    int64_t *ints;
+    void *data;
+  };
 } mbIoEntry;
 
 /* Everything read from one file, in data-offset order. */

@@ -15,28 +15,60 @@
 #include <stdint.h>
 
 #include "mbpo/buffer.h"
+#include "mbpo/fields.h"
 #include "mbpo/nn.h"
 #include "mbpo/rng.h"
+#include "mbpo/state.h"
 
 #define MB_SAC_LOGSTD_MIN (-20.0f)
 #define MB_SAC_LOGSTD_MAX 2.0f
 #define MB_SAC_MAXHIDDEN (MB_MLP_MAXLAYERS - 1)
 
-/* Hyper-parameters (mbr_sacDefaults fills the reference values). */
+/* Hyper-parameters: the rows of MB_SAC_FIELDS are their names, defaults, ranges and docs
+   (mbr_sacDefaults fills the defaults; SAC.new reads the same keys). */
 typedef struct mbSacConfig {
   int obs, act;                       /* observation and action widths */
   int nhidden;                        /* hidden layers of every network (1..MB_SAC_MAXHIDDEN) */
-  int hidden[MB_SAC_MAXHIDDEN];       /* their widths (default 256, 256) */
-  float actor_lr, critic_lr, alpha_lr;/* Adam learning rates (default 3e-4 each) */
-  float gamma;                        /* discount (0.99) */
-  float tau;                          /* Polyak rate of the target critics (5e-3) */
-  float target_entropy;               /* temperature target (default -act) */
-  float init_alpha;                   /* initial temperature (1) */
+  int hidden[MB_SAC_MAXHIDDEN];       /* their widths */
+  float actor_lr, critic_lr, alpha_lr;/* Adam learning rates (in this order: `lr` sets all) */
+  float gamma;                        /* discount */
+  float tau;                          /* Polyak rate of the target critics */
+  float target_entropy;               /* temperature target */
+  float init_alpha;                   /* initial temperature */
   int auto_alpha;                     /* 1: learn log_alpha; 0: alpha fixed at init_alpha */
-  int batch;                          /* rows the update workspaces are sized for (256) */
+  int batch;                          /* rows the update workspaces are sized for */
   uint64_t seed;                      /* initial weights and the agent's generator */
-  mbPrecision prec;                   /* of the networks' matrix products (MB_FP32) */
+  union {                             /* of the networks' matrix products */
+    mbPrecision precision;
+    mbPrecision prec;                 /* the former name, kept while src/rl uses it */
+  };
 } mbSacConfig;
+
+/* The settings of mbSacConfig (include/mbpo/fields.h): name, default, range, doc. */
+#define MB_SAC_FIELDS(S) \
+  MB_F_NEED(S, obs, 1, 1 << 20, "observation width") \
+  MB_F_NEED(S, act, 1, 1 << 20, "action width") \
+  MB_F_INTS(S, hidden, nhidden, MB_SAC_MAXHIDDEN, 1, 65536, \
+            "hidden layer widths of the policy and of each critic", 256, 256) \
+  MB_F_FLOATN(S, lr, actor_lr, 3, 3e-4, 0, HUGE_VAL, \
+              "Adam learning rate of the actor, the critics and the temperature") \
+  MB_F_FLOAT(S, actor_lr, MB_F_OPEN_LO, NAN, 0, HUGE_VAL, "the actor's learning rate (lr)") \
+  MB_F_FLOAT(S, critic_lr, MB_F_OPEN_LO, NAN, 0, HUGE_VAL, "the critics' learning rate (lr)") \
+  MB_F_FLOAT(S, alpha_lr, MB_F_OPEN_LO, NAN, 0, HUGE_VAL, \
+             "the temperature's learning rate (lr)") \
+  MB_F_FLOAT(S, gamma, 0, 0.99, 0, 1, "discount") \
+  MB_F_FLOAT(S, tau, MB_F_OPEN_LO, 5e-3, 0, 1, "Polyak rate of the target critics") \
+  MB_F_FLOAT(S, target_entropy, 0, -1, -HUGE_VAL, HUGE_VAL, \
+             "entropy target of the temperature (the scripts set the paper's value per task)") \
+  MB_F_FLOAT(S, init_alpha, MB_F_OPEN_LO, 1, 0, HUGE_VAL, "initial temperature") \
+  MB_F_BOOL(S, auto_alpha, 1, "learn the temperature (false: keep init_alpha)") \
+  MB_F_INT(S, batch, 256, 1, 1 << 24, "rows per SAC update") \
+  MB_F_U64(S, seed, 0, "initial weights and the agent's own generator") \
+  MB_F_ENUM(S, precision, 0, "fp32|bf16", \
+            "matrix products: fp32, or bf16 operands with fp32 accumulation (AVX512-BF16/AMX)")
+
+/* The table of MB_SAC_FIELDS (src/rl/sac.c). */
+extern const mbField mbr_sacFields[];
 
 /* What one update measured (all means over the batch). NaN or Inf here means the batch or
    the networks held non-finite values: the update still ran; the caller decides. */
@@ -82,7 +114,7 @@ typedef struct mbSac {
                                        (mbn_bf16Attach) only during an update call */
 } mbSac;
 
-/* Fills c with the reference hyper-parameters for obs and act widths. */
+/* Fills c with the defaults of MB_SAC_FIELDS for obs and act widths. */
 void mbr_sacDefaults(mbSacConfig *c, int obs, int act);
 
 /* Builds an agent: checks c, allocates, initialises the networks as PyTorch's nn.Linear
@@ -167,5 +199,11 @@ void mbn_adamPolyak(float *p, float *m, float *v, const float *g, float *targ, f
 
 /* Numerically stable log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)), finite for all u. */
 float mbr_logOneMinusTanh2(float u);
+
+/* State descriptor (include/mbpo/state.h): layout (obs, act, hidden: an identity check),
+   pi, pi_m, pi_v [npi], q, q_target, q_m, q_v [2 x nq], pi_t, q_t, alpha_t, updates,
+   log_alpha, alpha_m, alpha_v and the generator: everything a continuation needs.
+   Fills b[0..n) (n <= MB_STATE_MAXBLOCKS) and returns n. */
+int mbr_sacStateBlocks(mbStateBlock *b, mbSac *s);
 
 #endif

@@ -4,13 +4,14 @@
 -- after the new one is complete, so a crash at any moment leaves one intact.
 --
 -- Each part is a tree of Lua values (what state() methods return): tensors are stored as
--- F32 tensors, integers as I64, other numbers, strings and booleans in the metadata with
--- a type tag, nested tables by dotted names.
+-- F32 tensors, mbpo.Array values as F64, U64 or I64 arrays, integers as I64, other numbers,
+-- strings and booleans in the metadata with a type tag, nested tables by dotted names.
 local io_ = require "mbpo.io"
 local lfs = require "lfs"
 local T = require "mbpo.tensor"
 
 local M = {}
+local tensor_mt, array_mt = getmetatable(T.zeros(1)), getmetatable(io_.array("U64", {1}))
 
 -- flattens a state tree into (tensors, metadata) for mbpo.io
 local function flatten(tree, prefix, tensors, meta)
@@ -27,7 +28,7 @@ local function flatten(tree, prefix, tensors, meta)
     if tv == "table" then
       meta["t:" .. name] = "table"
       flatten(v, name, tensors, meta)
-    elseif tv == "userdata" and getmetatable(v) == getmetatable(T.zeros(1)) then
+    elseif tv == "userdata" and (getmetatable(v) == tensor_mt or getmetatable(v) == array_mt) then
       tensors[name] = v
     elseif math.type(v) == "integer" then
       tensors[name] = v
@@ -269,15 +270,16 @@ function M.load_part(run_dir, name)
   return tree
 end
 
--- M.restore(name, obj, tree) -> true, or nil, one line: obj:load_state(tree) whether it
--- returns nil, message (sac) or raises (ensemble, buffer, env); the message names the part
+-- M.restore(name, obj, tree) -> true, or nil, one line: every load_state raises when a state
+-- does not fit (naming the block and both shapes); at the file boundary that becomes
+-- nil, message naming the part
 function M.restore(name, obj, tree)
-  if type(tree) ~= "table" then
-    return nil, string.format("the checkpoint has no %s state (got %s)", name, type(tree))
-  end
-  local ok, res, msg = pcall(obj.load_state, obj, tree)
-  if ok and not (res == nil and msg ~= nil) then return true end
-  local why = tostring(ok and msg or res):gsub("^[^:]*%.lua:%d+: ", "")
+  if tree == nil then return nil, string.format("the checkpoint's %s is missing", name) end
+  local ok, err = pcall(obj.load_state, obj, tree)
+  if ok then return true end
+  local why = tostring(err):gsub("^[^:]*%.lua:%d+: ", "")
+  -- values from the file (a forged layout) may hold control characters: one line, escaped
+  why = why:gsub("%c", function(c) return string.format("\\x%02x", c:byte()) end)
   return nil, string.format("the checkpoint's %s does not fit this run: %s", name, why)
 end
 

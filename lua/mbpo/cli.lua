@@ -34,6 +34,7 @@ usage:
   mbpo bench [KERNEL ...]               benchmarks (kernels: %s)
   mbpo version                          print the version
   mbpo help [COMMAND]                   this text
+  mbpo help config [--markdown]         every setting: key, type, default, range, doc
 
 environment:
   MBPO_THREADS=N   OpenBLAS and worker threads (default: online processors, at most 8;
@@ -82,6 +83,11 @@ function commands.version()
 end
 
 function commands.help(args)
+  if args[1] == "config" then -- every setting: mbpo help config [--markdown]
+    if args[2] and args[2] ~= "--markdown" then return usage("help: unknown option '" .. args[2] .. "'") end
+    io.write(require("mbpo.schema").help(args[2] == "--markdown"))
+    return 0
+  end
   io.write(string.format(HELP, bench_kernels()))
   return 0
 end

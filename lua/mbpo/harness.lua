@@ -22,59 +22,9 @@ local Log = require "mbpo.log"
 
 local M = {}
 
-M.defaults = {
-  env = "Hopper",              -- task name (mbpo.env.make), or {mjcf = "robot.xml",
-                               -- task = "task.lua"} for a custom model (see mbpo.env.from_mjcf)
-  seed = 0,
-  epochs = 125,
-  epoch_length = 1000,         -- env steps per epoch
-  init_exploration_steps = 5000,
-  max_path_length = 1000,      -- episode cut (not stored as terminal)
-  threads = 0,                 -- 0: keep MBPO_THREADS / the default
-  precision = "fp32",          -- "bf16": the matrix products of SAC and the model ensemble in
-                               -- bf16 with fp32 accumulation (AVX512-BF16 / AMX CPUs)
-  stop_return = math.huge,     -- stop once the mean evaluation return reaches this
-  loop = "mbpo.train",         -- the training loop: a Lua file or module returning
-                               -- {start = f(run), epoch = f(run)} (see examples/dyna_loop.lua)
-  model = {
-    members = 7, elites = 5,
-    hidden = {200, 200, 200, 200},
-    activation = "swish",
-    weight_decay = {2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4},
-    lr = 1e-3, batch = 256,
-    train_freq = 250,          -- env steps between model trainings (first at t = 0)
-    holdout_ratio = 0.2, holdout_cap = 5000,
-    patience = 5, max_epochs = 0, max_seconds = 0,   -- 0: no cap
-    learned_bounds = true,     -- learned log-variance bounds (false: fixed 0.5 / -10)
-    bootstrap = "replace",     -- with replacement; or "permutation", "none"
-    snapshot = "member",       -- or "ensemble"
-  },
-  rollout = {
-    batch = 100000,            -- start states per rollout
-    schedule = {20, 150, 1, 15}, -- [a, b, x, y] thresholded linear in epochs, or a function
-    retain_epochs = 1,
-    keep_terminated = false,   -- true: terminated rows continue (masked variant)
-    mean_prediction = false,   -- true: ensemble mean instead of a sample from an elite
-    two_sided = false,         -- Hopper: two-sided state bound in the termination function
-    fn = "mbpo.rollout",       -- the rollout scheme: a Lua file or module returning a function
-                               -- like mbpo.rollout.run (see examples/mopo_rollout.lua)
-  },
-  sac = {
-    hidden = {256, 256}, lr = 3e-4, gamma = 0.99, tau = 5e-3,
-    target_entropy = -1.0, init_alpha = 1.0, auto_alpha = true,
-    batch = 256,
-    updates_per_step = 20,     -- G
-    real_ratio = 0.05,
-    train_action = "sample",   -- real-env action during training: "sample" or "mean"
-  },
-  eval = {episodes = 5, every = 1},
-  log = {quiet = false, plot = true},
-  video = {                    -- videos/epoch-<E>.mp4 every `every` epochs (mbpo.video)
-    every = 0,                 -- 0: off
-    episodes = 1, width = 480, height = 480,
-    camera = "",               -- "": the default ("track"; a custom model's first camera)
-  },
-}
+-- the defaults of a run config: one row per key in mbpo.schema.settings (keys of the C
+-- structs take theirs from the structs' field tables: mbpo.sac.fields, mbpo.ensemble.fields)
+M.defaults = require("mbpo.schema").defaults()
 
 M.columns = {
   "epoch", "env_steps", "eval_return", "eval_return_std", "eval_length", "train_return",
@@ -330,12 +280,7 @@ local function resume(run)
   run.st = parts.loop.counters
   restore("env", run.env, parts.loop.env)
   restore("eval env", run.eval_env, parts.loop.eval_env)
-  for name, g in pairs(run.rng) do
-    local ok, rerr = pcall(g.set_state, g, (parts.loop.rng or {})[name])
-    if not ok then
-      error("cannot resume: the checkpoint's rng " .. name .. ": " .. tostring(rerr), 0)
-    end
-  end
+  for name, g in pairs(run.rng) do restore("rng " .. name, g, (parts.loop.rng or {})[name]) end
   if opts.on_resume then opts.on_resume(run.st) end
   run.obs = parts.loop.obs
 end

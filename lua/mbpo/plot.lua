@@ -64,6 +64,53 @@ end
 -- M.plot(dirs, out_file [, title [, opts]]) -> out_file or nil, message;
 -- opts.refs: {{steps, return}, ...} reference points drawn as circles
 -- opts.refs_title: their legend entry (default "paper (plot-read)")
+-- Several runs: the mean and min-max band over the steps every run has reached, and each run's
+-- own thin line, so a run longer than the others still shows its tail.
+
+-- writes rows of numbers to a new temporary file; returns its name
+local function write_tmp(rows, fmt)
+  local name = os.tmpname()
+  assert(name:match("^[%w/_%.%-]+$"), "unsafe temporary name")
+  local f = assert(io.open(name, "w"))
+  for _, r in ipairs(rows) do f:write(string.format(fmt, table.unpack(r))) end
+  f:close()
+  return name
+end
+
+-- the gnuplot `plot` command over our temporary files
+local function plot_command(files, nruns, refs_title)
+  local blue = "lc rgb '#1f77b4'"
+  local parts = {}
+  if nruns > 1 then
+    parts[#parts + 1] = string.format("'%s' using 1:3:4 with filledcurves %s title 'min-max'",
+      files.data, blue)
+    for i, s in ipairs(files.seeds) do
+      parts[#parts + 1] = string.format("'%s' using 1:2 with lines lw 1 lc rgb '#9ecae1' %s", s,
+        i == 1 and "title 'each run'" or "notitle")
+    end
+  end
+  parts[#parts + 1] = string.format("'%s' using 1:2 with linespoints lw 2 pt 7 ps 0.5 %s title '%s'",
+    files.data, blue, nruns > 1 and "mean" or "eval return")
+  if files.refs then
+    parts[#parts + 1] = string.format("'%s' using 1:2 with points pt 6 ps 1.5 lw 2 " ..
+      "lc rgb '#d62728' title '%s'", files.refs, safe_title(refs_title or "paper (plot-read)"))
+  end
+  return "plot " .. table.concat(parts, ", ")
+end
+
+-- runs gnuplot on a script; the picture lands in img
+local function run_gnuplot(script, img)
+  local gp = write_tmp({{script}}, "%s\n")
+  local ok, _, code = os.execute("gnuplot " .. gp .. " 2>/dev/null")
+  os.remove(gp)
+  if not ok then
+    return nil, string.format("gnuplot failed (exit %s); is gnuplot installed? (make deps)",
+      tostring(code))
+  end
+  if (lfs.attributes(img, "size") or 0) == 0 then return nil, "gnuplot wrote no picture" end
+  return true
+end
+
 function M.plot(dirs, out, title, opts)
   opts = opts or {}
   local all = {}
@@ -77,22 +124,16 @@ function M.plot(dirs, out, title, opts)
   out = out or (dirs[1] .. "/curve.png")
   local term = out:match("%.svg$") and "svg size 800,500 dynamic" or
     "pngcairo size 800,500 noenhanced"
-  local data = os.tmpname()
-  local img = os.tmpname()
-  assert(data:match("^[%w/_%.%-]+$") and img:match("^[%w/_%.%-]+$"), "unsafe temporary name")
-  local f = assert(io.open(data, "w"))
-  for _, r in ipairs(rows) do f:write(string.format("%d %.6g %.6g %.6g\n", r[1], r[2], r[3], r[4])) end
-  f:close()
-  local refs
-  if opts.refs and #opts.refs > 0 then
-    refs = os.tmpname()
-    f = assert(io.open(refs, "w"))
-    for _, p in ipairs(opts.refs) do f:write(string.format("%d %.6g\n", p[1], p[2])) end
-    f:close()
+  local files = {data = write_tmp(rows, "%d %.6g %.6g %.6g\n"), seeds = {}}
+  if #dirs > 1 then
+    for i, s in ipairs(all) do files.seeds[i] = write_tmp(s, "%d %.6g\n") end
   end
+  if opts.refs and #opts.refs > 0 then files.refs = write_tmp(opts.refs, "%d %.6g\n") end
+  local img = os.tmpname()
+  assert(img:match("^[%w/_%.%-]+$"), "unsafe temporary name")
   title = title or (#dirs == 1 and dirs[1]:match("[^/]+$") or
     string.format("%d runs (mean, min-max)", #dirs))
-  local script = table.concat({
+  local ok, err = run_gnuplot(table.concat({
     "set terminal " .. term,
     string.format("set output '%s'", img),
     string.format("set title '%s' noenhanced", safe_title(title)),
@@ -101,27 +142,12 @@ function M.plot(dirs, out, title, opts)
     "set grid",
     "set key left top",
     "set style fill transparent solid 0.25 noborder",
-    (#dirs > 1 and string.format(
-      "plot '%s' using 1:3:4 with filledcurves lc rgb '#1f77b4' title 'min-max', " ..
-      "'%s' using 1:2 with linespoints lw 2 pt 7 ps 0.5 lc rgb '#1f77b4' title 'mean'", data, data)
-    or string.format("plot '%s' using 1:2 with linespoints lw 2 pt 7 ps 0.5 lc rgb '#1f77b4' " ..
-      "title 'eval return'", data)) ..
-    (refs and string.format(", '%s' using 1:2 with points pt 6 ps 1.5 lw 2 lc rgb '#d62728' " ..
-      "title '%s'", refs, safe_title(opts.refs_title or 'paper (plot-read)')) or ""),
-  }, "\n")
-  local gp = os.tmpname()
-  f = assert(io.open(gp, "w"))
-  f:write(script, "\n")
-  f:close()
-  local ok, _, code = os.execute("gnuplot " .. gp .. " 2>/dev/null")
-  os.remove(gp)
-  os.remove(data)
-  if refs then os.remove(refs) end
-  if not ok then
-    os.remove(img)
-    return nil, string.format("gnuplot failed (exit %s); is gnuplot installed? (make deps)", tostring(code))
-  end
-  if (lfs.attributes(img, "size") or 0) == 0 then os.remove(img); return nil, "gnuplot wrote no picture" end
+    plot_command(files, #dirs, opts.refs_title),
+  }, "\n"), img)
+  os.remove(files.data)
+  for _, s in ipairs(files.seeds) do os.remove(s) end
+  if files.refs then os.remove(files.refs) end
+  if not ok then os.remove(img); return nil, err end
   local mok, merr = move(img, out)
   if not mok then return nil, merr end
   return out

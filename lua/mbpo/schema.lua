@@ -1,4 +1,5 @@
--- mbpo.schema: the range and enum of every key of mbpo.train's defaults, checked on the
+-- mbpo.schema: every key of a run config, its default, range and doc (M.settings; keys of a
+-- core struct take them from the struct's field table, e.g. mbpo.sac.fields), checked on the
 -- whole resolved config before anything is created. schema.check(cfg) returns nil on
 -- success, or one line naming the key and the value.
 local M = {}
@@ -15,23 +16,38 @@ local function show(v)
   return tostring(v)
 end
 
+-- a checker that also carries its range as text (for mbpo help config)
+local function ranged(text, f)
+  return setmetatable({range = text}, {__call = function(_, v) return f(v) end})
+end
+local function bounds(what, lo, hi, lo_open, hi_open)
+  if lo and hi then
+    return string.format("%s in %s%s, %s%s", what, lo_open and "(" or "[", lo, hi,
+      hi_open and ")" or "]")
+  end
+  if lo then return what .. (lo_open and " > " or " >= ") .. lo end
+  if hi then return what .. (hi_open and " < " or " <= ") .. hi end
+  return what
+end
+
 local function int(lo, hi)
-  return function(v)
+  return ranged(bounds("an integer", lo, hi), function(v)
     if math.type(v) ~= "integer" and not (type(v) == "number" and finite(v) and v == math.floor(v)) then
       return "an integer"
     end
     if lo and v < lo then return "an integer >= " .. lo end
     if hi and v > hi then return "an integer <= " .. hi end
-  end
+  end)
 end
 local function num(lo, hi, lo_open, hi_open)
-  return function(v)
+  return ranged(bounds((lo or hi) and "a number" or "a finite number", lo, hi, lo_open, hi_open),
+    function(v)
     if type(v) ~= "number" or not finite(v) then return "a finite number" end
     if lo and (v < lo or (lo_open and v == lo)) then
       return "a number " .. (lo_open and "> " or ">= ") .. lo end
     if hi and (v > hi or (hi_open and v == hi)) then
       return "a number " .. (hi_open and "< " or "<= ") .. hi end
-  end
+  end)
 end
 local function enum(...)
   local set = {...}
@@ -59,9 +75,9 @@ end
 local function boolean(v) if type(v) ~= "boolean" then return "true or false" end end
 
 -- a frame side of a video: H.264 in yuv420p needs even sizes
-local function even_size(v)
+local even_size = ranged("an even integer in [16, 4096]", function(v)
   return int(16, 4096)(v) or (v % 2 ~= 0 and "an even integer in [16, 4096]" or nil)
-end
+end)
 
 -- the first model training needs at least this many real rows (train + holdout split)
 M.min_exploration = 10
@@ -89,38 +105,59 @@ local function task(v)
   end
 end
 
-M.fields = {
-  ["env"] = task,
-  ["seed"] = int(),
-  ["epochs"] = int(1),
-  ["epoch_length"] = int(1),
-  ["init_exploration_steps"] = int(M.min_exploration),
-  ["max_path_length"] = int(1),
-  ["threads"] = int(0, 256),
-  ["precision"] = enum("fp32", "bf16"),
-  ["stop_return"] = function(v) if type(v) ~= "number" or v ~= v then return "a number" end end,
-  ["loop"] = lua_source,
-  ["model.members"] = int(1, 64),
-  ["model.elites"] = int(1),
-  ["model.hidden"] = int_list(1, 65536, 7),
-  ["model.activation"] = enum("swish", "relu"),
-  ["model.weight_decay"] = function(v)
-    if type(v) ~= "table" then return "a list of numbers" end
-    for _, x in ipairs(v) do if num(0)(x) then return "a list of numbers >= 0" end end
-  end,
-  ["model.lr"] = num(0, nil, true),
-  ["model.batch"] = int(1, 1048576),
-  ["model.train_freq"] = int(1),
-  ["model.holdout_ratio"] = num(0, 1, false, true),
-  ["model.holdout_cap"] = int(1),
-  ["model.patience"] = int(1),
-  ["model.max_epochs"] = int(0),
-  ["model.max_seconds"] = num(0),
-  ["model.learned_bounds"] = boolean,
-  ["model.bootstrap"] = enum("replace", "permutation", "none"),
-  ["model.snapshot"] = enum("member", "ensemble"),
-  ["rollout.batch"] = int(1),
-  ["rollout.schedule"] = function(v)
+-- a checker from a core field (mbpo.sac.fields ...): its type, range and enum, one home
+local function from_field(f)
+  if f.type == "boolean" then return boolean end
+  if f.type == "string" then return enum(table.unpack(f.values)) end
+  local isint = f.type:find("integer") ~= nil
+  local lo, hi = f.min > -math.huge and f.min or nil, f.max < math.huge and f.max or nil
+  if isint and hi and hi >= 2147483647 then hi = nil end
+  local one = isint and int(lo, hi) or num(lo, hi, f.open_min, f.open_max)
+  if not f.type:find("^list") then
+    return function(v) return one(v) and f.range end
+  end
+  local each = f.range:gsub("^an integer", "integers"):gsub("^a number", "numbers")
+  local what = f.type:match("of (%a+)")
+  return function(v)
+    if type(v) ~= "table" or (#v == 0 and not f.linked) then return "a non-empty list of " .. what end
+    if #v > f.max_count then return "a list of at most " .. f.max_count .. " " .. what end
+    for _, x in ipairs(v) do if one(x) then return "a list of " .. each end end
+  end
+end
+
+-- Settings of a run config, one row each: key, default, checker (returns what the value must
+-- be, or nil), one-line doc. Keys of a core struct (name = the struct field and constructor
+-- key) take default, type, range and doc from its field table: {key, core = field}.
+local SAC, Ens = require "mbpo.sac", require "mbpo.ensemble"
+local S, E, F = SAC.fields, Ens.fields, Ens.fit_fields
+M.settings = {
+  {"env", "Hopper", task, "task name, or {mjcf = \"robot.xml\", task = \"task.lua\"} " ..
+    "(mbpo.env.from_mjcf)"},
+  {"seed", 0, int(), "seed of every generator of the run"},
+  {"epochs", 125, int(1), "epochs of the run"},
+  {"epoch_length", 1000, int(1), "env steps per epoch"},
+  {"init_exploration_steps", 5000, int(M.min_exploration), "random-action steps before epoch 1"},
+  {"max_path_length", 1000, int(1), "episode cut (not stored as terminal)"},
+  {"threads", 0, int(0, 256), "threads (0: MBPO_THREADS or the default)"},
+  {"precision", core = S.precision},
+  {"stop_return", math.huge, function(v)
+    if type(v) ~= "number" or v ~= v then return "a number" end end,
+    "stop once the mean evaluation return reaches this"},
+  {"loop", "mbpo.train", lua_source, "the training loop: a Lua file or module returning " ..
+    "{start = f(run), epoch = f(run)} (examples/dyna_loop.lua)"},
+  {"model.members", core = E.members}, {"model.elites", core = E.elites},
+  {"model.hidden", core = E.hidden}, {"model.activation", core = E.activation},
+  {"model.weight_decay", core = E.weight_decay}, {"model.lr", core = E.lr},
+  {"model.batch", core = E.batch},
+  {"model.train_freq", 250, int(1), "env steps between model trainings (first at t = 0)"},
+  {"model.holdout_ratio", core = E.holdout_ratio}, {"model.holdout_cap", core = E.holdout_cap},
+  {"model.patience", core = E.patience}, {"model.max_epochs", core = F.max_epochs},
+  {"model.max_seconds", core = F.max_seconds},
+  {"model.learned_bounds", true, boolean, "learned log-variance bounds (false: fixed; " ..
+    "Ensemble.new bounds)"},
+  {"model.bootstrap", core = E.bootstrap}, {"model.snapshot", core = E.snapshot},
+  {"rollout.batch", 100000, int(1), "start states per rollout"},
+  {"rollout.schedule", {20, 150, 1, 15}, function(v)
     if type(v) == "function" then return end
     if type(v) == "number" then return int(0)(v) and "a function, {a, b, x, y} or an integer >= 0" end
     if type(v) ~= "table" or #v ~= 4 then return "a function or a list {a, b, x, y}" end
@@ -128,35 +165,132 @@ M.fields = {
       return "a list {a, b, x, y} of finite numbers" end end
     if v[1] == v[2] then return "a list {a, b, x, y} with a ~= b" end
     if int(0)(v[3]) or int(0)(v[4]) then return "a list {a, b, x, y} with integers x, y >= 0" end
-  end,
-  ["rollout.retain_epochs"] = int(1),
-  ["rollout.fn"] = lua_source,
-  ["rollout.keep_terminated"] = boolean,
-  ["rollout.mean_prediction"] = boolean,
-  ["rollout.two_sided"] = boolean,
-  ["sac.hidden"] = int_list(1, 65536, 7),
-  ["sac.lr"] = num(0, nil, true),
-  ["sac.gamma"] = num(0, 1),
-  ["sac.tau"] = num(0, 1, true),
-  ["sac.target_entropy"] = num(),
-  ["sac.init_alpha"] = num(0, nil, true),
-  ["sac.auto_alpha"] = boolean,
-  ["sac.batch"] = int(1, 16777216),
-  ["sac.updates_per_step"] = int(0),
-  ["sac.real_ratio"] = num(0, 1),
-  ["sac.train_action"] = enum("sample", "mean"),
-  ["eval.episodes"] = int(1, 10000),
-  ["eval.every"] = int(1),
-  ["video.every"] = int(0),
-  ["video.episodes"] = int(1, 1000),
-  ["video.width"] = even_size,
-  ["video.height"] = even_size,
-  ["video.camera"] = function(v)
+  end, "rollout length: {a, b, x, y} linear from x at epoch a to y at epoch b, or f(epoch)"},
+  {"rollout.retain_epochs", 1, int(1), "epochs of model rollouts the model buffer keeps"},
+  {"rollout.fn", "mbpo.rollout", lua_source, "the rollout scheme: a Lua file or module " ..
+    "returning a function like mbpo.rollout.run (examples/mopo_rollout.lua)"},
+  {"rollout.keep_terminated", false, boolean, "terminated rows continue (masked variant)"},
+  {"rollout.mean_prediction", false, boolean, "the elites' mean instead of a sample " ..
+    "(Ensemble.new prediction)"},
+  {"rollout.two_sided", false, boolean, "Hopper: two-sided state bound in the termination"},
+  {"sac.hidden", core = S.hidden}, {"sac.lr", core = S.lr}, {"sac.gamma", core = S.gamma},
+  {"sac.tau", core = S.tau}, {"sac.target_entropy", core = S.target_entropy},
+  {"sac.init_alpha", core = S.init_alpha}, {"sac.auto_alpha", core = S.auto_alpha},
+  {"sac.batch", core = S.batch},
+  {"sac.updates_per_step", 20, int(0), "SAC updates per env step (G)"},
+  {"sac.real_ratio", 0.05, num(0, 1), "share of real rows in each SAC batch"},
+  {"sac.train_action", "sample", enum("sample", "mean"), "real-env action while training"},
+  {"eval.episodes", 5, int(1, 10000), "evaluation episodes"},
+  {"eval.every", 1, int(1), "epochs between evaluations (and the last epoch)"},
+  {"log.quiet", false, boolean, "no progress line"},
+  {"log.plot", true, boolean, "write curve.png after each epoch"},
+  {"video.every", 0, int(0), "epochs between videos/epoch-<E>.mp4 (0: off)"},
+  {"video.episodes", 1, int(1, 1000), "episodes per video"},
+  {"video.width", 480, even_size, "frame width"},
+  {"video.height", 480, even_size, "frame height"},
+  {"video.camera", "", function(v)
     if type(v) ~= "string" then return "a camera name (a string)" end
-  end,
-  ["log.quiet"] = boolean,
-  ["log.plot"] = boolean,
+  end, "camera (\"\": \"track\", or a custom model's first camera)"},
 }
+
+-- key -> checker of every setting
+M.fields = {}
+for _, r in ipairs(M.settings) do M.fields[r[1]] = r.core and from_field(r.core) or r[3] end
+
+-- the nested defaults table of the settings (a fresh copy each call)
+function M.defaults()
+  local d = {}
+  for _, r in ipairs(M.settings) do
+    local node, key = d, r[1]
+    for part, dot in key:gmatch("([^%.]+)(%.?)") do
+      if dot == "" then
+        local v = r.core and r.core.default or r[2]
+        if type(v) == "table" then v = table.move(v, 1, #v, 1, {}) end
+        node[part] = v
+      else
+        node[part] = node[part] or {}
+        node = node[part]
+      end
+    end
+  end
+  return d
+end
+
+-- Help ----------------------------------------------------------------------------------
+
+local function shown(v)
+  if type(v) == "string" then return string.format("%q", v) end
+  if type(v) == "table" then
+    local p = {}
+    for i, x in ipairs(v) do p[i] = shown(x) end
+    return "{" .. table.concat(p, ", ") .. "}"
+  end
+  if v == math.huge then return "inf" end
+  return tostring(v)
+end
+
+-- the rows of the help: {key, type, default, range, doc} of the run config, then of every
+-- constructor's field table
+function M.help_rows()
+  local sections = {{title = "run config (mbpo run SCRIPT.lua key=value; mbpo.schema)", rows = {}}}
+  for _, r in ipairs(M.settings) do
+    local f, chk = r.core, M.fields[r[1]]
+    local d, ty = r[2], nil
+    if f then
+      ty, d = f.type, f.default
+    else
+      ty = math.type(d) or type(d)
+      ty = ({float = "number", table = "list", string = "string"})[ty] or ty
+      if r[1] == "env" then ty = "string or table" end
+      if r[1] == "rollout.schedule" then ty = "list or function" end
+    end
+    local range = f and ((f.max_count and "each " or "") .. f.range) or
+      (type(chk) == "table" and chk.range) or chk(nil) or ""
+    local doc = f and (f.doc .. " (core field " .. f.name .. ")") or r[4]
+    table.insert(sections[1].rows, {r[1], ty, shown(d), range, doc})
+  end
+  local Buffer, Env = require "mbpo.buffer", require "mbpo.env"
+  for _, t in ipairs({{"SAC.new", "mbpo.sac.fields", SAC.fields},
+      {"Ensemble.new", "mbpo.ensemble.fields", Ens.fields},
+      {"ens:fit", "mbpo.ensemble.fit_fields", F}, {"Buffer.new", "mbpo.buffer.fields", Buffer.fields},
+      {"env.make", "mbpo.env.fields", Env.fields},
+      {"env.from_mjcf task", "mbpo.env.task_fields", Env.task_fields}}) do
+    local sec = {title = t[1] .. " options (" .. t[2] .. ")", rows = {}}
+    for _, f in ipairs(t[3]) do
+      local d = f.required and "required" or f.default == nil and "-" or shown(f.default)
+      table.insert(sec.rows, {f.name, f.type, d, (f.max_count and "each " or "") .. f.range, f.doc})
+    end
+    sections[#sections + 1] = sec
+  end
+  return sections
+end
+
+-- the text of mbpo help config: aligned columns, or markdown tables (the README's)
+function M.help(markdown)
+  local out = {}
+  for _, sec in ipairs(M.help_rows()) do
+    if markdown then
+      out[#out + 1] = "**" .. sec.title .. "**\n\n| key | type | default | range | doc |\n" ..
+        "|---|---|---|---|---|"
+      for _, r in ipairs(sec.rows) do
+        local c = {}
+        for i, x in ipairs(r) do c[i] = (i == 1 and "`" .. x .. "`" or x):gsub("|", "\\|") end
+        out[#out + 1] = "| " .. table.concat(c, " | ") .. " |"
+      end
+    else
+      out[#out + 1] = sec.title .. ":"
+      local w = {0, 0, 0, 0}
+      for _, r in ipairs(sec.rows) do for i = 1, 4 do w[i] = math.max(w[i], #r[i]) end end
+      for _, r in ipairs(sec.rows) do
+        local c = {}
+        for i = 1, 4 do c[i] = r[i] .. string.rep(" ", w[i] - #r[i]) end
+        out[#out + 1] = "  " .. table.concat(c, "  ") .. "  " .. r[5]
+      end
+    end
+    out[#out + 1] = ""
+  end
+  return table.concat(out, "\n")
+end
 
 local function get(cfg, key)
   local node = cfg

@@ -130,6 +130,50 @@ local function side_by_side(a, b, w, h)
   return table.concat(out)
 end
 
+-- one episode of M.record_model: the real env and the model's open-loop prediction side by
+-- side, a CSV row per step; returns the episode's return and length
+local function model_episode(c, ep)
+  local env, od, ad, k = c.env, c.env.obs_dim, c.env.act_dim, c.k
+  local rng = require("mbpo.rng").new(0, 0)  -- the elite mean draws nothing; step wants one
+  local det, mean, text = {deterministic = true}, {prediction = "mean"}, c.h >= 160
+  local obs = env:reset()
+  local qpos, qvel = env:get_state()
+  c.twin:set_state(qpos, qvel)
+  local pred, horizon, ret, len, mse = obs:clone(), 0, 0, 0, 0
+  local function frame()
+    c.ra:render(text and env.name .. " (real)\nstep\nreturn" or nil,
+      text and string.format("\n%d\n%.2f", len, ret) or nil)
+    c.rb:render(text and string.format("model, %d-step open loop\nhorizon\nobs mse", k) or nil,
+      text and string.format("\n%d\n%.4g", horizon, mse) or nil)
+    c.v:write(side_by_side(c.ra:pixels(), c.rb:pixels(), c.w, c.h))
+  end
+  frame()
+  while true do
+    local a = c.agent:act(obs, det)
+    local next_obs, rew, terminated, truncated = env:step(a)
+    local p, prew = c.ens:step(pred:view(1, od), a:view(1, ad), rng, mean)
+    p = p:view(od)
+    ret, len, horizon = ret + rew, len + 1, horizon + 1
+    local pt, rt = p:to_table(), next_obs:to_table()
+    mse = 0
+    for i = 1, od do mse = mse + (pt[i] - rt[i]) ^ 2 end
+    mse = mse / od
+    c.sum_err = c.sum_err + mse
+    c.csv:write(string.format("%d,%d,%d,%.9g,%.9g,%.9g\n", ep, len, horizon, mse, rew,
+      prew:get(1)))
+    -- the twin shows the prediction (where it is finite)
+    qpos = env:get_state()
+    if mse == mse and mse < math.huge then
+      c.twin:set_state(M.obs_state(env, pt, qpos:to_table()))
+    end
+    frame()
+    obs, pred = next_obs, p
+    if horizon >= k then pred, horizon = next_obs:clone(), 0 end
+    if terminated or truncated or len >= c.max_steps then break end
+  end
+  return ret, len
+end
+
 -- M.record_model{env =, twin =, agent =, ensemble =, k =, path =, csv =, episodes =, width =,
 --   height =, fps =, camera =, seed =, max_steps =} -> info | nil, message
 -- The real episode (left) and the model's open-loop prediction (right, on twin, a second env
@@ -145,7 +189,6 @@ function M.record_model(o)
     return nil, "--model: the observation of '" .. env.name .. "' has no known map to the " ..
       "simulation state (built-in tasks only)"
   end
-  local od, ad = env.obs_dim, env.act_dim
   local w, h = o.width or M.default_size[1], o.height or M.default_size[2]
   local episodes, k = o.episodes or 1, o.k
   local fps = o.fps or M.default_fps(env)
@@ -159,52 +202,13 @@ function M.record_model(o)
   local tmp = o.path .. ".part"
   local v, verr = Render.open(tmp, 2 * w, h, fps)
   if not v then csv:close(); ra:close(); rb:close(); return nil, verr end
-  local G = require "mbpo.rng"
-  local rng = G.new(0, 0)   -- the elite mean draws nothing; ens:step wants a generator
-  local det, mean = {deterministic = true}, {prediction = "mean"}
-  local text = h >= 160
-  local returns, lengths, sum_err = {}, {}, 0
+  local ctx = {env = env, twin = twin, ens = ens, agent = o.agent, ra = ra, rb = rb, v = v,
+    csv = csv, k = k, w = w, h = h, max_steps = max_steps, sum_err = 0}
+  local returns, lengths = {}, {}
   local ok, err = pcall(function()
     if o.seed then env:reset{seed = o.seed} end
     twin:reset{seed = 0}
-    for ep = 1, episodes do
-      local obs = env:reset()
-      local qpos, qvel = env:get_state()
-      twin:set_state(qpos, qvel)
-      local pred, horizon, ret, len, mse, pred_ret = obs:clone(), 0, 0, 0, 0, 0
-      local function frame()
-        ra:render(text and env.name .. " (real)\nstep\nreturn" or nil,
-          text and string.format("\n%d\n%.2f", len, ret) or nil)
-        rb:render(text and string.format("model, %d-step open loop\nhorizon\nobs mse", k) or nil,
-          text and string.format("\n%d\n%.4g", horizon, mse) or nil)
-        v:write(side_by_side(ra:pixels(), rb:pixels(), w, h))
-      end
-      frame()
-      while true do
-        local a = o.agent:act(obs, det)
-        local next_obs, rew, terminated, truncated = env:step(a)
-        local p, prew = ens:step(pred:view(1, od), a:view(1, ad), rng, mean)
-        p = p:view(od)
-        ret, len, horizon = ret + rew, len + 1, horizon + 1
-        local pt, rt = p:to_table(), next_obs:to_table()
-        mse = 0
-        for i = 1, od do mse = mse + (pt[i] - rt[i]) ^ 2 end
-        mse = mse / od
-        sum_err = sum_err + mse
-        csv:write(string.format("%d,%d,%d,%.9g,%.9g,%.9g\n", ep, len, horizon, mse, rew,
-          prew:get(1)))
-        -- the twin shows the prediction (where it is finite)
-        qpos = env:get_state()
-        if mse == mse and mse < math.huge then
-          twin:set_state(M.obs_state(env, pt, qpos:to_table()))
-        end
-        frame()
-        obs, pred = next_obs, p
-        if horizon >= k then pred, horizon = next_obs:clone(), 0 end
-        if terminated or truncated or len >= max_steps then break end
-      end
-      returns[ep], lengths[ep] = ret, len
-    end
+    for ep = 1, episodes do returns[ep], lengths[ep] = model_episode(ctx, ep) end
   end)
   local frames = v.frames
   csv:close()
@@ -214,7 +218,7 @@ function M.record_model(o)
   local steps = 0
   for _, l in ipairs(lengths) do steps = steps + l end
   return {frames = frames, returns = returns, lengths = lengths, fps = fps,
-    mean_mse = sum_err / math.max(1, steps)}
+    mean_mse = ctx.sum_err / math.max(1, steps)}
 end
 
 -- Training (video.every) -------------------------------------------------------------------
@@ -303,77 +307,100 @@ local function load_model(cfg, where, env)
   return ens
 end
 
--- the command: deterministic episodes of the run's saved policy (the same starts as mbpo
--- eval's first episodes) into RUN_DIR/videos/eval.mp4 or -o FILE
-function M.main(args)
-  local dir, out, episodes, w, h, fps, camera, k
-  local i = 1
+-- the command's arguments: {dir =, out =, episodes =, w =, h =, fps =, camera =, k =} or
+-- nil, exit code (after the usage message)
+local function parse_args(args)
+  local o = {}
+  local function int(name, val, lo, hi, what)
+    local n = math.tointeger(tonumber(val or ""))
+    if not n or n < lo or n > hi then
+      return nil, usage(string.format("%s needs %s in [%d, %d], got %s", name, what, lo, hi,
+        tostring(val)))
+    end
+    return n
+  end
+  local i, code = 1, nil
   while i <= #args do
     local a, val, n = args[i], args[i + 1], 2  -- n: arguments taken
     if a == "-o" or a == "--out" then
-      if not val or val == "" then return usage(a .. " needs a file name") end
-      out = val
+      if not val or val == "" then return nil, usage(a .. " needs a file name") end
+      o.out = val
     elseif a == "--episodes" then
-      episodes = math.tointeger(tonumber(val or ""))
-      if not episodes or episodes < 1 or episodes > 1000 then
-        return usage("--episodes needs an integer in [1, 1000], got " .. tostring(val))
-      end
+      o.episodes, code = int(a, val, 1, 1000, "an integer")
     elseif a == "--size" then
-      local err
-      w, err = M.parse_size(val)
-      if not w then return usage(err) end
-      h = err
+      local w, h = M.parse_size(val)
+      if not w then return nil, usage(h) end
+      o.w, o.h = w, h
     elseif a == "--fps" then
-      fps = math.tointeger(tonumber(val or ""))
-      if not fps or fps < 1 or fps > 1000 then
-        return usage("--fps needs an integer in [1, 1000], got " .. tostring(val))
-      end
+      o.fps, code = int(a, val, 1, 1000, "an integer")
     elseif a == "--model" then
-      k = math.tointeger(tonumber(val or ""))
-      if not k or k < 1 or k > 1000 then
-        return usage("--model needs a prediction horizon K in [1, 1000], got " .. tostring(val))
-      end
+      o.k, code = int(a, val, 1, 1000, "a prediction horizon K")
     elseif a == "--camera" then
-      if not val or val == "" then return usage("--camera needs a name") end
-      camera = val
-    elseif a:match("^%-") then return usage("unknown option '" .. a .. "'")
-    elseif not dir then dir, n = a, 1
-    else return usage("unexpected argument '" .. a .. "'") end
+      if not val or val == "" then return nil, usage("--camera needs a name") end
+      o.camera = val
+    elseif a:match("^%-") then return nil, usage("unknown option '" .. a .. "'")
+    elseif not o.dir then o.dir, n = a, 1
+    else return nil, usage("unexpected argument '" .. a .. "'") end
+    if code then return nil, code end
     i = i + n
   end
-  if not dir then return usage("missing RUN_DIR") end
-  dir = dir:gsub("(.)/+$", "%1")
-  -- the run's config and its last complete checkpoint, as mbpo eval loads them
+  if not o.dir then return nil, usage("missing RUN_DIR") end
+  o.dir = o.dir:gsub("(.)/+$", "%1")
+  return o
+end
+
+-- the run's config, last complete checkpoint, env and agent, as mbpo eval loads them:
+-- cfg, where, env, agent | nil, message
+local function load_run(dir)
   local okc, res = require("mbpo.config").load_sandboxed(dir .. "/config.lua")
-  if not okc then return fail("cannot make a video: " .. tostring(res)) end
+  if not okc then return nil, "cannot make a video: " .. tostring(res) end
   if type(res) ~= "table" then
-    return fail("cannot make a video: " .. dir .. "/config.lua returns no table")
+    return nil, "cannot make a video: " .. dir .. "/config.lua returns no table"
   end
   local cfg, cerr = require("mbpo.run").resolve(res, {}, {})
-  if not cfg then return fail(cerr) end
+  if not cfg then return nil, cerr end
   local ck = require "mbpo.checkpoint"
   local where, ferr = ck.find(dir)
-  if not where then return fail("cannot make a video: " .. ferr) end
+  if not where then return nil, "cannot make a video: " .. ferr end
   local state, lerr = ck.load_tree(where .. "/agent.safetensors")
-  if not state then return fail("cannot make a video: " .. lerr) end
+  if not state then return nil, "cannot make a video: " .. lerr end
   local okenv, env = pcall(require("mbpo.train").make_env, cfg)
-  if not okenv then return fail("cannot make a video: " .. tostring(env)) end
+  if not okenv then return nil, "cannot make a video: " .. tostring(env) end
   local agent = require("mbpo.sac").new{obs = env.obs_dim, act = env.act_dim,
     hidden = cfg.sac.hidden}
-  agent:load_state(state)
+  local okr, rerr = ck.restore("agent", agent, state)
+  if not okr then return nil, "cannot make a video: " .. rerr end
+  return cfg, where, env, agent
+end
+
+-- the output file: -o, or RUN_DIR/videos/{eval,model-kK}.mp4: path | nil, message
+local function out_path(dir, out, k)
   if not out then
     local lfs = require "lfs"
     local vdir = dir .. "/videos"
     if not lfs.attributes(vdir, "mode") then
       local ok, err = lfs.mkdir(vdir)
-      if not ok then return fail("cannot create " .. vdir .. ": " .. tostring(err)) end
+      if not ok then return nil, "cannot create " .. vdir .. ": " .. tostring(err) end
     end
     out = vdir .. (k and string.format("/model-k%d.mp4", k) or "/eval.mp4")
   end
   local parent = out:match("^(.*)/[^/]*$")
   if parent and parent ~= "" and require("lfs").attributes(parent, "mode") ~= "directory" then
-    return fail("cannot write " .. out .. ": the directory " .. parent .. " does not exist")
+    return nil, "cannot write " .. out .. ": the directory " .. parent .. " does not exist"
   end
+  return out
+end
+
+-- the command: deterministic episodes of the run's saved policy (the same starts as mbpo
+-- eval's first episodes) into RUN_DIR/videos/eval.mp4 or -o FILE
+function M.main(args)
+  local a, code = parse_args(args)
+  if not a then return code end
+  local dir, episodes, w, h, fps, camera, k = a.dir, a.episodes, a.w, a.h, a.fps, a.camera, a.k
+  local cfg, where, env, agent = load_run(dir)
+  if not cfg then return fail(where) end
+  local out, oerr = out_path(dir, a.out, k)
+  if not out then env:close(); return fail(oerr) end
   local t0 = require("mbpo.core").clock()
   local opts = {env = env, agent = agent, path = out, episodes = episodes or 1,
     width = w, height = h, fps = fps, camera = camera, seed = cfg.seed + 200000,

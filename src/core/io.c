@@ -31,7 +31,7 @@ static char *dupstr(const char *s) {
   return d;
 }
 
-static size_t dtypeSize(int dtype) { return dtype == MB_I64 ? 8 : 4; }
+static size_t dtypeSize(int dtype) { return dtype == MB_F32 ? 4 : 8; }
 
 /* Writing ------------------------------------------------------------------------------ */
 
@@ -126,7 +126,7 @@ static char *buildHeader(const mbIoItem *items, int n, const char *const *keys,
     uint64_t bytes = (uint64_t)itemNumel(it) * dtypeSize(it->dtype);
     cJSON *e = cJSON_AddObjectToObject(root, it->name);
     cJSON *sh = e ? cJSON_CreateArray() : NULL, *off = sh ? cJSON_CreateArray() : NULL;
-    ok = off && cJSON_AddStringToObject(e, "dtype", it->dtype == MB_F32 ? "F32" : "I64");
+    ok = off && cJSON_AddStringToObject(e, "dtype", mbu_dtypeName(it->dtype));
     for (int d = 0; ok && d < nd; d++) ok = cJSON_AddItemToArray(sh, rawInt((uint64_t)shape[d]));
     ok = ok && cJSON_AddItemToArray(off, rawInt(offset)) &&
          cJSON_AddItemToArray(off, rawInt(offset + bytes));
@@ -162,7 +162,7 @@ int mbu_ioSave(const char *path, const mbIoItem *items, int n,
     if (!it->name) return mbu_error("io.save: item %d has no name", i + 1);
     if (!strcmp(it->name, "__metadata__"))
       return mbu_error("io.save: '__metadata__' is reserved for the metadata");
-    if (it->dtype != MB_F32 && it->dtype != MB_I64)
+    if (it->dtype != MB_F32 && it->dtype != MB_I64 && it->dtype != MB_F64 && it->dtype != MB_U64)
       return mbu_error("io.save: '%s' has an unknown dtype %d", it->name, it->dtype);
     if (itemNumel(it) < 0) return MB_ERR;
     for (int j = 0; j < i; j++)
@@ -201,8 +201,8 @@ int mbu_ioSave(const char *path, const mbIoItem *items, int n,
   const size_t cap = 1 << 16;
   for (int i = 0; rc == MB_OK && i < n; i++) {
     const mbIoItem *it = &items[i];
-    if (it->dtype == MB_I64) {
-      rc = writeAll(fd, it->ints, (size_t)itemNumel(it) * 8, tmp);
+    if (it->dtype != MB_F32) {
+      rc = writeAll(fd, it->data, (size_t)itemNumel(it) * 8, tmp);
     } else if (mbt_isContiguous(it->tensor)) {
       if (mbt_numel(it->tensor) > 0)
         rc = writeAll(fd, mbt_data(it->tensor), (size_t)mbt_numel(it->tensor) * 4, tmp);
@@ -356,7 +356,9 @@ static int parseEntry(mbIoEntry *e, const cJSON *j, const char *name, uint64_t d
   if (!cJSON_IsString(dt)) return mbu_error("tensor '%s': dtype is not a string", name);
   if (!strcmp(dt->valuestring, "F32")) e->dtype = MB_F32;
   else if (!strcmp(dt->valuestring, "I64")) e->dtype = MB_I64;
-  else return mbu_error("tensor '%s': unsupported dtype '%.20s' (only F32 and I64)",
+  else if (!strcmp(dt->valuestring, "F64")) e->dtype = MB_F64;
+  else if (!strcmp(dt->valuestring, "U64")) e->dtype = MB_U64;
+  else return mbu_error("tensor '%s': unsupported dtype '%.20s' (only F32, I64, F64 and U64)",
                         name, dt->valuestring);
 
   if (!cJSON_IsArray(sh)) return mbu_error("tensor '%s': shape is not an array", name);

@@ -37,23 +37,14 @@ static mbBuffer *checkbuf(lua_State *L, int idx) {
 
 mbBuffer *mbL_checkbuffer(lua_State *L, int idx) { return checkbuf(L, idx); }
 
-/* B.new{obs=, act=, capacity=} */
+/* B.new{obs=, act=, capacity=}: the keys of MB_BUFFER_FIELDS (include/mbpo/buffer.h) */
 static int b_new(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  lua_Integer v[3];
-  const char *keys[3] = {"obs", "act", "capacity"};
-  for (int i = 0; i < 3; i++) {
-    int isint;
-    lua_getfield(L, 1, keys[i]);
-    v[i] = lua_tointegerx(L, -1, &isint);
-    if (!isint) luaL_error(L, "buffer.new: '%s' must be an integer, got %s", keys[i],
-                           luaL_typename(L, -1));
-    lua_pop(L, 1);
-  }
+  mbBuffer v = {0};
+  mbL_readfields(L, 1, "Buffer.new", mbr_bufferFields, &v, NULL);
   LBuffer *u = lua_newuserdatauv(L, sizeof(LBuffer), 0);  /* safe empty state first */
   memset(u, 0, sizeof *u);
   luaL_setmetatable(L, MBL_BUFFER);
-  MBL_CHECK(L, mbr_bufferInit(&u->b, v[0], v[1], v[2]));
+  MBL_CHECK(L, mbr_bufferInit(&u->b, v.obs, v.act, v.capacity));
   u->scratch = mbu_malloc((size_t)u->b.width * sizeof(float));
   if (!u->scratch) return mbL_coreerror(L);
   mbL_extmem(L, (size_t)mbt_numel(&u->b.slab) * sizeof(float));
@@ -286,50 +277,12 @@ static int b_dims(lua_State *L) {
 }
 
 /* buf:state() -> {data = [size x width] view of slab rows 0..size-1 (physical order),
-   size, next (0-based write row), capacity, obs, act}: io.save writes it as is */
-static int b_state(lua_State *L) {
-  mbBuffer *b = checkbuf(L, 1);
-  lua_createtable(L, 0, 6);
-  mbTensor *t = mbL_pushview(L, &b->slab);
-  t->size[0] = b->size;   /* the first size rows of a contiguous slab: still contiguous */
-  lua_setfield(L, -2, "data");
-  const struct { const char *k; int64_t v; } ints[] = {
-    {"size", b->size}, {"next", b->next}, {"capacity", b->capacity}, {"obs", b->obs},
-    {"act", b->act}};
-  for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
-    lua_pushinteger(L, (lua_Integer)ints[i].v);
-    lua_setfield(L, -2, ints[i].k);
-  }
-  return 1;
-}
-
-static int64_t stateint(lua_State *L, int idx, const char *key) {
-  int isint;
-  lua_getfield(L, idx, key);
-  lua_Integer v = lua_tointegerx(L, -1, &isint);
-  if (!isint) luaL_error(L, "buf:load_state: '%s' must be an integer, got %s", key,
-                         luaL_typename(L, -1));
-  lua_pop(L, 1);
-  return (int64_t)v;
-}
-
-/* buf:load_state(t): restores what state() returned (e.g. after io.save / io.load) */
-static int b_loadstate(lua_State *L) {
-  mbBuffer *b = checkbuf(L, 1);
-  luaL_checktype(L, 2, LUA_TTABLE);
-  int64_t obs = stateint(L, 2, "obs"), act = stateint(L, 2, "act");
-  if (obs != b->obs || act != b->act)
-    return luaL_error(L, "buf:load_state: state has obs=%I act=%I, buffer has obs=%I act=%I",
-                      (LUAI_UACINT)obs, (LUAI_UACINT)act, (LUAI_UACINT)b->obs,
-                      (LUAI_UACINT)b->act);
-  int64_t size = stateint(L, 2, "size"), next = stateint(L, 2, "next");
-  int64_t capacity = stateint(L, 2, "capacity");
-  lua_getfield(L, 2, "data");
-  const float *data = mbL_checkmatrix(L, -1, "buf:load_state", "data", size, b->width);
-  MBL_CHECK(L, mbr_bufferLoad(b, data, size, next, capacity));
-  lua_settop(L, 1);
-  return 1;
-}
+   size, next (0-based write row), capacity, obs, act}: io.save writes it as is;
+   buf:load_state(t) restores it (the capacity too) */
+static void *checkbufobj(lua_State *L, int idx) { return checkbuf(L, idx); }
+static int bufblocks(mbStateBlock *b, void *buf) { return mbr_bufferStateBlocks(b, buf); }
+static int bufset(void *buf, const mbStateBlock *s) { return mbr_bufferSetState(buf, s); }
+static mbLStateType STATE = {"buf", "buffer", checkbufobj, bufblocks, bufset, NULL, 0};
 
 static int b_tostring(lua_State *L) {
   LBuffer *u = luaL_checkudata(L, 1, MBL_BUFFER);
@@ -344,8 +297,7 @@ static const luaL_Reg funcs[] = {{"new", b_new}, {"sample_mixed", b_samplemixed}
 static const luaL_Reg meth[] = {
   {"add", b_add}, {"add_batch", b_addbatch}, {"sample", b_sample},
   {"sample_obs", b_sampleobs}, {"rows", b_rows}, {"batch", b_batch}, {"resize", b_resize},
-  {"clear", b_clear}, {"size", b_size}, {"capacity", b_capacity}, {"dims", b_dims},
-  {"state", b_state}, {"load_state", b_loadstate}, {NULL, NULL}};
+  {"clear", b_clear}, {"size", b_size}, {"capacity", b_capacity}, {"dims", b_dims}, {NULL, NULL}};
 static const luaL_Reg metameth[] = {
   {"__index", NULL}, {"__gc", b_gc}, {"__close", b_gc}, {"__len", b_size},
   {"__tostring", b_tostring}, {NULL, NULL}};
@@ -354,5 +306,9 @@ int luaopen_mbpo_buffer(lua_State *L) {
   /* tensors we push need their metatable even when the script never required mbpo.tensor */
   luaL_requiref(L, "mbpo.tensor", luaopen_mbpo_tensor, 0);
   lua_pop(L, 1);
-  return mbL_newmodule(L, MBL_BUFFER, meth, metameth, funcs);
+  mbL_newmodule(L, MBL_BUFFER, meth, metameth, funcs);
+  mbL_setstate(L, MBL_BUFFER, &STATE);
+  mbL_pushfields(L, mbr_bufferFields);
+  lua_setfield(L, -2, "fields");
+  return 1;
 }

@@ -31,7 +31,6 @@
 #include "mbpo/ensemble.h"
 
 #define MBL_ENSEMBLE "mbpo.Ensemble"
-#define STATE_FORMAT "mbpo.ensemble/1"
 
 /* the userdata: a pointer, so a failed build leaves a safe NULL for __gc */
 typedef struct lens {
@@ -62,175 +61,18 @@ static int coreerror(lua_State *L, const char *F) {
   return luaL_error(L, "%s: %s", F, msg);
 }
 
-/* Option tables ------------------------------------------------------------------------------ */
-
-/* raises on a key of table idx that is not in known[] (catches typos in configs) */
-static void checkkeys(lua_State *L, int idx, const char *fname, const char *const *known) {
-  lua_pushnil(L);
-  while (lua_next(L, idx)) {
-    lua_pop(L, 1);
-    int ok = 0;
-    if (lua_type(L, -1) == LUA_TSTRING)
-      for (int i = 0; known[i] && !ok; i++) ok = strcmp(lua_tostring(L, -1), known[i]) == 0;
-    if (!ok) {
-      luaL_Buffer b;
-      luaL_buffinit(L, &b);
-      for (int i = 0; known[i]; i++) {
-        if (i) luaL_addstring(&b, ", ");
-        luaL_addstring(&b, known[i]);
-      }
-      luaL_pushresult(&b);
-      luaL_error(L, "%s: unknown option '%s' (known: %s)", fname,
-                 luaL_tolstring(L, -2, NULL), lua_tostring(L, -1));
-    }
-  }
-}
-
-/* an integer option k of table idx within int range, or def when absent */
-static int getint(lua_State *L, int idx, const char *fname, const char *k, int def) {
-  int v = def;
-  int t = lua_getfield(L, idx, k);
-  if (t != LUA_TNIL) {
-    if (!lua_isinteger(L, -1))
-      luaL_error(L, "%s: %s must be an integer, got %s", fname, k, luaL_typename(L, -1));
-    lua_Integer x = lua_tointeger(L, -1);
-    if (x < -2147483647 || x > 2147483647) luaL_error(L, "%s: %s out of range", fname, k);
-    v = (int)x;
-  }
-  lua_pop(L, 1);
-  return v;
-}
-
-/* a number option k of table idx, or def when absent */
-static double getnum(lua_State *L, int idx, const char *fname, const char *k, double def) {
-  double v = def;
-  if (lua_getfield(L, idx, k) != LUA_TNIL) {
-    if (!lua_isnumber(L, -1))
-      luaL_error(L, "%s: %s must be a number, got %s", fname, k, luaL_typename(L, -1));
-    v = lua_tonumber(L, -1);
-  }
-  lua_pop(L, 1);
-  return v;
-}
-
-/* a string option among names[], returned as its index */
-static int getenum(lua_State *L, int idx, const char *fname, const char *k,
-                   const char *const *names, int def) {
-  int v = def;
-  if (lua_getfield(L, idx, k) != LUA_TNIL) {
-    const char *s = lua_tostring(L, -1);
-    v = -1;
-    for (int i = 0; s && names[i]; i++) if (strcmp(s, names[i]) == 0) v = i;
-    if (v < 0) {
-      char list[160] = "";
-      for (int i = 0; names[i]; i++) {
-        strncat(list, i ? ", " : "", sizeof list - strlen(list) - 1);
-        strncat(list, names[i], sizeof list - strlen(list) - 1);
-      }
-      luaL_error(L, "%s: %s must be one of %s, got %s", fname, k, list,
-                 s ? s : luaL_typename(L, -1));
-    }
-  }
-  lua_pop(L, 1);
-  return v;
-}
-
-/* names of the enums, in enum order (index = value) */
-static const char *const ACTS[] = {"relu", "swish", NULL};
-static const char *const BOUNDS[] = {"learned", "fixed", NULL};
-static const char *const PREDS[] = {"sample", "mean", NULL};
-static const char *const BOOTS[] = {"replace", "permutation", "none", NULL};
-static const char *const SNAPS[] = {"member", "ensemble", NULL};
-static const char *const PRECS[] = {"fp32", "bf16", NULL};
+/* the names of the fit's stop reasons (mbFitStop order) */
 static const char *const STOPS[] = {"patience", "max_epochs", "max_seconds"};
 
-/* holdout_cap: an integer, or 0 / false for no cap */
-static int getcap(lua_State *L, int idx, const char *fname, int def) {
-  if (lua_getfield(L, idx, "holdout_cap") == LUA_TBOOLEAN) {
-    int b = lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    if (b) luaL_error(L, "%s: holdout_cap must be an integer or false", fname);
-    return 0;
-  }
-  lua_pop(L, 1);
-  return getint(L, idx, fname, "holdout_cap", def);
-}
-
-/* Ensemble.new{...} */
+/* Ensemble.new{...}: the keys of MB_ENS_FIELDS (include/mbpo/ensemble.h); weight_decay, when
+   not given, follows the default list for the depth of hidden */
 static int ens_new(lua_State *L) {
-  static const char *const known[] = {
-    "inputs", "outputs", "members", "elites", "hidden", "activation", "weight_decay", "lr",
-    "seed", "bounds", "max_logvar", "min_logvar", "bound_penalty", "prediction", "bootstrap",
-    "holdout_ratio", "holdout_cap", "snapshot", "batch", "patience", "improvement", "precision",
-    NULL};
   const char *F = "Ensemble.new";
-  luaL_checktype(L, 1, LUA_TTABLE);
-  checkkeys(L, 1, F, known);
-  int in = getint(L, 1, F, "inputs", 0), out = getint(L, 1, F, "outputs", 0);
-  if (in < 1 || out < 1)
-    return luaL_error(L, "%s: inputs and outputs are required positive integers (got %d, %d)",
-                      F, in, out);
-  /* the reference config, then the options over it; the core checks the ranges */
   mbEnsembleConfig c;
-  mbn_ensDefaults(&c, in, out);
-  c.members = getint(L, 1, F, "members", c.members);
-  c.elites = getint(L, 1, F, "elites", c.elites);
-  int t = lua_getfield(L, 1, "hidden");
-  if (t != LUA_TNIL) {
-    if (t != LUA_TTABLE) return luaL_error(L, "%s: hidden must be a table of widths", F);
-    int n = (int)luaL_len(L, -1);
-    if (n > MB_MLP_MAXLAYERS - 1)
-      return luaL_error(L, "%s: %d hidden layers (at most %d)", F, n, MB_MLP_MAXLAYERS - 1);
-    c.nhidden = n;
-    for (int i = 0; i < n; i++) {
-      lua_geti(L, -1, i + 1);
-      if (!lua_isinteger(L, -1)) return luaL_error(L, "%s: hidden[%d] is not an integer", F, i + 1);
-      lua_Integer w = lua_tointeger(L, -1);
-      c.hidden[i] = w < 0 || w > (1 << 20) ? 0 : (int)w;
-      lua_pop(L, 1);
-    }
-  }
-  lua_pop(L, 1);
-  /* weight decay: given per linear layer, or the reference pattern for this depth */
-  static const float hid_wd[4] = {2.5e-5f, 5e-5f, 7.5e-5f, 7.5e-5f};
-  for (int l = 0; l < c.nhidden; l++) c.weight_decay[l] = hid_wd[l < 4 ? l : 3];
-  c.weight_decay[c.nhidden] = 1e-4f;
-  t = lua_getfield(L, 1, "weight_decay");
-  if (t != LUA_TNIL) {
-    if (t != LUA_TTABLE) return luaL_error(L, "%s: weight_decay must be a table", F);
-    int n = (int)luaL_len(L, -1);
-    if (n != c.nhidden + 1)
-      return luaL_error(L, "%s: weight_decay has %d values, expected %d (one per linear layer)",
-                        F, n, c.nhidden + 1);
-    for (int i = 0; i < n; i++) {
-      lua_geti(L, -1, i + 1);
-      if (!lua_isnumber(L, -1))
-        return luaL_error(L, "%s: weight_decay[%d] is not a number", F, i + 1);
-      c.weight_decay[i] = (float)lua_tonumber(L, -1);
-      lua_pop(L, 1);
-    }
-  }
-  lua_pop(L, 1);
-  c.act = (mbActivation)getenum(L, 1, F, "activation", ACTS, (int)c.act);
-  c.lr = (float)getnum(L, 1, F, "lr", c.lr);
-  if (lua_getfield(L, 1, "seed") != LUA_TNIL) {
-    if (!lua_isinteger(L, -1)) return luaL_error(L, "%s: seed must be an integer", F);
-    c.seed = (uint64_t)lua_tointeger(L, -1);
-  }
-  lua_pop(L, 1);
-  c.bounds = (mbBoundsMode)getenum(L, 1, F, "bounds", BOUNDS, (int)c.bounds);
-  c.max_logvar = (float)getnum(L, 1, F, "max_logvar", c.max_logvar);
-  c.min_logvar = (float)getnum(L, 1, F, "min_logvar", c.min_logvar);
-  c.bound_penalty = (float)getnum(L, 1, F, "bound_penalty", c.bound_penalty);
-  c.prediction = (mbPredMode)getenum(L, 1, F, "prediction", PREDS, (int)c.prediction);
-  c.bootstrap = (mbBootMode)getenum(L, 1, F, "bootstrap", BOOTS, (int)c.bootstrap);
-  c.holdout_ratio = (float)getnum(L, 1, F, "holdout_ratio", c.holdout_ratio);
-  c.holdout_cap = getcap(L, 1, F, c.holdout_cap);
-  c.snapshot = (mbSnapMode)getenum(L, 1, F, "snapshot", SNAPS, (int)c.snapshot);
-  c.batch = getint(L, 1, F, "batch", c.batch);
-  c.patience = getint(L, 1, F, "patience", c.patience);
-  c.improvement = (float)getnum(L, 1, F, "improvement", c.improvement);
-  c.prec = (mbPrecision)getenum(L, 1, F, "precision", PRECS, (int)c.prec);
+  mbn_ensDefaults(&c, 0, 0);
+  uint64_t given = mbL_readfields(L, 1, F, mbn_ensFields, &c, NULL);
+  const mbField *wd = mbu_fieldFind(mbn_ensFields, "weight_decay");
+  if (!(given >> (wd - mbn_ensFields) & 1)) mbn_ensDefaultDecay(&c);
   /* the userdata in a safe empty state first */
   lens *u = lua_newuserdatauv(L, sizeof(lens), 0);
   u->e = NULL;
@@ -276,10 +118,9 @@ static void pushelites(lua_State *L, const mbEnsemble *e) {
 /* ens:fit(inputs [N x in], targets [N x out] [, opts]) -> {epochs, train_loss = {..},
    holdout_mse = {per member}, holdout_curve = {{per member} per epoch}, elites = {..},
    seconds, stopped = "patience"|"max_epochs"|"max_seconds", train_rows, holdout_rows}
-   opts: max_epochs, max_seconds, patience, batch, holdout_ratio, holdout_cap, improvement */
+   opts: the keys of MB_FIT_FIELDS (max_epochs, max_seconds, and the ensemble's patience,
+   batch, holdout_ratio, holdout_cap, improvement for this fit) */
 static int ens_fit(lua_State *L) {
-  static const char *const known[] = {"max_epochs", "max_seconds", "patience", "batch",
-                                      "holdout_ratio", "holdout_cap", "improvement", NULL};
   const char *F = "ens:fit";
   mbEnsemble *e = checkens(L, 1);
   const float *x = mbL_checkmatrix(L, 2, F, "inputs", -1, e->cfg.inputs);
@@ -287,17 +128,7 @@ static int ens_fit(lua_State *L) {
   const float *y = mbL_checkmatrix(L, 3, F, "targets", N, e->cfg.outputs);
   mbFitOptions o;
   mbn_fitDefaults(&o, e);
-  if (!lua_isnoneornil(L, 4)) {
-    luaL_checktype(L, 4, LUA_TTABLE);
-    checkkeys(L, 4, F, known);
-    o.max_epochs = getint(L, 4, F, "max_epochs", o.max_epochs);
-    o.max_seconds = getnum(L, 4, F, "max_seconds", o.max_seconds);
-    o.patience = getint(L, 4, F, "patience", o.patience);
-    o.batch = getint(L, 4, F, "batch", o.batch);
-    o.holdout_ratio = (float)getnum(L, 4, F, "holdout_ratio", o.holdout_ratio);
-    o.holdout_cap = getcap(L, 4, F, o.holdout_cap);
-    o.improvement = (float)getnum(L, 4, F, "improvement", o.improvement);
-  }
+  if (!lua_isnoneornil(L, 4)) mbL_readfields(L, 4, F, mbn_fitFields, &o, NULL);
   mbFitResult r;
   /* an interrupt is reported as such, so callers can tell it from a bad argument */
   if (mbn_ensFit(&r, e, x, y, N, &o) < 0) {
@@ -400,7 +231,6 @@ static int ens_evaluate(lua_State *L) {
    member = true (also return each row's member, 1-based; 0 in mean mode),
    next_obs = T, reward = T (write into these tensors instead of new ones) */
 static int ens_step(lua_State *L) {
-  static const char *const known[] = {"prediction", "member", "next_obs", "reward", NULL};
   const char *F = "ens:step";
   mbEnsemble *e = checkens(L, 1);
   int od = e->cfg.outputs - 1, ad = e->cfg.inputs - od;
@@ -416,9 +246,11 @@ static int ens_step(lua_State *L) {
   int want_member = 0;
   lua_settop(L, 5);
   if (!lua_isnil(L, 5)) {
-    luaL_checktype(L, 5, LUA_TTABLE);
-    checkkeys(L, 5, F, known);
-    mode = (mbPredMode)getenum(L, 5, F, "prediction", PREDS, (int)mode);
+    static const char *const extra[] = {"member", "next_obs", "reward", NULL};
+    const mbField pred[] = {*mbu_fieldFind(mbn_ensFields, "prediction"), MB_F_END};
+    mbEnsembleConfig o = e->cfg;
+    mbL_readfields(L, 5, F, pred, &o, extra);
+    mode = o.prediction;
     lua_getfield(L, 5, "member");
     want_member = lua_toboolean(L, -1);
     lua_pop(L, 1);
@@ -488,59 +320,17 @@ static int ens_bounds(lua_State *L) {
 }
 
 /* "inputs=14 outputs=12 members=7 hidden=200,200,200,200 activation=swish" */
-static void pushlayout(lua_State *L, const mbEnsemble *e) {
-  const mbEnsembleConfig *c = &e->cfg;
-  luaL_Buffer b;
-  luaL_buffinit(L, &b);
-  lua_pushfstring(L, "inputs=%d outputs=%d members=%d elites=%d hidden=", c->inputs,
-                  c->outputs, c->members, c->elites);
-  luaL_addvalue(&b);
-  for (int i = 0; i < c->nhidden; i++) {
-    lua_pushfstring(L, i ? ",%d" : "%d", c->hidden[i]);
-    luaL_addvalue(&b);
-  }
-  lua_pushfstring(L, " activation=%s", ACTS[c->act]);
-  luaL_addvalue(&b);
-  luaL_pushresult(&b);
+static void pushlayout(lua_State *L, mbEnsemble *e) {
+  mbStateBlock b[MB_STATE_MAXBLOCKS];
+  mbn_ensStateBlocks(b, e);   /* its identity block: one home for the layout's words */
+  lua_pushstring(L, b[1].text);
 }
 
-/* ens:info() -> the configuration and sizes */
+/* ens:info() -> the configuration (the keys of Ensemble.new) and sizes */
 static int ens_info(lua_State *L) {
   mbEnsemble *e = checkens(L, 1);
-  const mbEnsembleConfig *c = &e->cfg;
-  lua_createtable(L, 0, 24);
-  lua_pushinteger(L, c->inputs); lua_setfield(L, -2, "inputs");
-  lua_pushinteger(L, c->outputs); lua_setfield(L, -2, "outputs");
-  lua_pushinteger(L, c->members); lua_setfield(L, -2, "members");
-  lua_pushinteger(L, c->elites); lua_setfield(L, -2, "elites");
-  lua_createtable(L, c->nhidden, 0);
-  for (int i = 0; i < c->nhidden; i++) {
-    lua_pushinteger(L, c->hidden[i]);
-    lua_rawseti(L, -2, i + 1);
-  }
-  lua_setfield(L, -2, "hidden");
-  lua_pushstring(L, ACTS[c->act]); lua_setfield(L, -2, "activation");
-  lua_createtable(L, c->nhidden + 1, 0);
-  for (int i = 0; i <= c->nhidden; i++) {
-    lua_pushnumber(L, c->weight_decay[i]);
-    lua_rawseti(L, -2, i + 1);
-  }
-  lua_setfield(L, -2, "weight_decay");
-  lua_pushnumber(L, c->lr); lua_setfield(L, -2, "lr");
-  lua_pushinteger(L, (lua_Integer)c->seed); lua_setfield(L, -2, "seed");
-  lua_pushstring(L, BOUNDS[c->bounds]); lua_setfield(L, -2, "bounds");
-  lua_pushnumber(L, c->max_logvar); lua_setfield(L, -2, "max_logvar");
-  lua_pushnumber(L, c->min_logvar); lua_setfield(L, -2, "min_logvar");
-  lua_pushnumber(L, c->bound_penalty); lua_setfield(L, -2, "bound_penalty");
-  lua_pushstring(L, PREDS[c->prediction]); lua_setfield(L, -2, "prediction");
-  lua_pushstring(L, BOOTS[c->bootstrap]); lua_setfield(L, -2, "bootstrap");
-  lua_pushnumber(L, c->holdout_ratio); lua_setfield(L, -2, "holdout_ratio");
-  lua_pushinteger(L, c->holdout_cap); lua_setfield(L, -2, "holdout_cap");
-  lua_pushstring(L, SNAPS[c->snapshot]); lua_setfield(L, -2, "snapshot");
-  lua_pushinteger(L, c->batch); lua_setfield(L, -2, "batch");
-  lua_pushinteger(L, c->patience); lua_setfield(L, -2, "patience");
-  lua_pushnumber(L, c->improvement); lua_setfield(L, -2, "improvement");
-  lua_pushstring(L, PRECS[c->prec]); lua_setfield(L, -2, "precision");
+  lua_createtable(L, 0, 26);
+  mbL_pushstruct(L, mbn_ensFields, &e->cfg);
   lua_pushinteger(L, (lua_Integer)e->nparams); lua_setfield(L, -2, "member_params");
   lua_pushinteger(L, (lua_Integer)e->ntotal); lua_setfield(L, -2, "params");
   lua_pushinteger(L, e->fits); lua_setfield(L, -2, "fits");
@@ -612,125 +402,13 @@ static int ens_blas(lua_State *L) {
 
 /* State --------------------------------------------------------------------------------------- */
 
-/* a generator state as mbpo.rng writes it: 4 words of 16 hex digits */
-static void pushrngstate(lua_State *L, const mbRng *g) {
-  char buf[4 * 16 + 1];
-  for (int i = 0; i < 4; i++) snprintf(buf + 16 * i, 17, "%016" PRIx64, g->s[i]);
-  lua_pushstring(L, buf);
-}
-
 /* ens:state() -> {format, layout, params, adam_m, adam_v (tensors [slab]), adam_t,
-   input_mean, input_std (tensors [in]), elites (tensor of member numbers), holdout_mse
-   (tensor [members]), fits, rng (64 hex digits, as mbpo.rng's state)}: every value needed
-   to continue bit for bit; tensors are copies */
-static int ens_state(lua_State *L) {
-  mbEnsemble *e = checkens(L, 1);
-  const mbEnsembleConfig *c = &e->cfg;
-  lua_createtable(L, 0, 12);
-  lua_pushliteral(L, STATE_FORMAT); lua_setfield(L, -2, "format");
-  pushlayout(L, e); lua_setfield(L, -2, "layout");
-  pushslab(L, e->params, e->ntotal); lua_setfield(L, -2, "params");
-  pushslab(L, e->adam_m, e->ntotal); lua_setfield(L, -2, "adam_m");
-  pushslab(L, e->adam_v, e->ntotal); lua_setfield(L, -2, "adam_v");
-  lua_pushinteger(L, e->adam.t); lua_setfield(L, -2, "adam_t");
-  pushslab(L, e->in_mean, (size_t)c->inputs); lua_setfield(L, -2, "input_mean");
-  pushslab(L, e->in_std, (size_t)c->inputs); lua_setfield(L, -2, "input_std");
-  int64_t ne = c->elites;
-  float *el = mbt_data(mbL_newtensor(L, 1, &ne));
-  for (int k = 0; k < c->elites; k++) el[k] = (float)(e->elite[k] + 1);
-  lua_setfield(L, -2, "elites");
-  pushslab(L, e->holdout_mse, (size_t)c->members); lua_setfield(L, -2, "holdout_mse");
-  lua_pushinteger(L, e->fits); lua_setfield(L, -2, "fits");
-  pushrngstate(L, &e->rng); lua_setfield(L, -2, "rng");
-  return 1;
-}
-
-/* a tensor field of the state table at 2 with n floats (still referenced by the table after
-   the pop, so the pointer stays valid while the table is on the stack) */
-static const float *statefield(lua_State *L, const char *k, size_t n) {
-  char what[48];
-  snprintf(what, sizeof what, "state.%s", k);
-  lua_getfield(L, 2, k);
-  int64_t s[1] = {(int64_t)n};
-  const float *d = mbL_checkshape(L, -1, "ens:load_state", what, 1, s);
-  lua_pop(L, 1);  /* still referenced by the state table */
-  return d;
-}
-
-static lua_Integer stateint(lua_State *L, const char *k) {
-  lua_getfield(L, 2, k);
-  if (!lua_isinteger(L, -1))
-    luaL_error(L, "ens:load_state: state.%s must be an integer, got %s", k, luaL_typename(L, -1));
-  lua_Integer v = lua_tointeger(L, -1);
-  lua_pop(L, 1);
-  return v;
-}
-
-/* ens:load_state(t): the state of an ensemble of the same layout (checked before anything
-   is changed) */
-static int ens_loadstate(lua_State *L) {
-  const char *F = "ens:load_state";
-  mbEnsemble *e = checkens(L, 1);
-  const mbEnsembleConfig *c = &e->cfg;
-  luaL_checktype(L, 2, LUA_TTABLE);
-  lua_getfield(L, 2, "format");
-  const char *fmt = lua_tostring(L, -1);
-  if (!fmt || strcmp(fmt, STATE_FORMAT) != 0)
-    return luaL_error(L, "%s: state.format is %s, expected '%s'", F, fmt ? fmt : "missing",
-                      STATE_FORMAT);
-  lua_pop(L, 1);
-  pushlayout(L, e);
-  lua_getfield(L, 2, "layout");
-  if (!lua_rawequal(L, -1, -2))
-    return luaL_error(L, "%s: the state is of an ensemble '%s', this one is '%s'", F,
-                      lua_isstring(L, -1) ? lua_tostring(L, -1) : "(no layout)",
-                      lua_tostring(L, -2));
-  lua_pop(L, 2);
-  /* every field checked first, so a bad state leaves the ensemble as it was */
-  const float *p = statefield(L, "params", e->ntotal), *m = statefield(L, "adam_m", e->ntotal);
-  const float *v = statefield(L, "adam_v", e->ntotal);
-  const float *mean = statefield(L, "input_mean", (size_t)c->inputs);
-  const float *sd = statefield(L, "input_std", (size_t)c->inputs);
-  const float *el = statefield(L, "elites", (size_t)c->elites);
-  const float *mse = statefield(L, "holdout_mse", (size_t)c->members);
-  lua_Integer t = stateint(L, "adam_t"), fits = stateint(L, "fits");
-  if (t < 0 || fits < 0) return luaL_error(L, "%s: negative counter", F);
-  for (int k = 0; k < c->elites; k++)
-    if (!(el[k] >= 1 && el[k] <= c->members && el[k] == floorf(el[k])))
-      return luaL_error(L, "%s: state.elites[%d] = %f is not a member number", F, k + 1,
-                        (double)el[k]);
-  for (int k = 0; k < c->inputs; k++)
-    if (!(sd[k] > 0) || !isfinite(sd[k]) || !isfinite(mean[k]))
-      return luaL_error(L, "%s: state.input_std[%d] = %f is not a positive number", F, k + 1,
-                        (double)sd[k]);
-  lua_getfield(L, 2, "rng");
-  size_t len;
-  const char *hex = lua_tolstring(L, -1, &len);
-  mbRng g;
-  if (!hex || len != 64) return luaL_error(L, "%s: state.rng must be 64 hex digits", F);
-  for (int i = 0; i < 4; i++) {
-    char part[17], *end;
-    memcpy(part, hex + 16 * i, 16);
-    part[16] = 0;
-    g.s[i] = strtoull(part, &end, 16);
-    if (*end) return luaL_error(L, "%s: state.rng is not hexadecimal", F);
-  }
-  if (!(g.s[0] | g.s[1] | g.s[2] | g.s[3])) return luaL_error(L, "%s: all-zero state.rng", F);
-  lua_pop(L, 1);
-  /* then copied; elites go back to 0-based member indices */
-  memcpy(e->params, p, e->ntotal * sizeof(float));
-  memcpy(e->adam_m, m, e->ntotal * sizeof(float));
-  memcpy(e->adam_v, v, e->ntotal * sizeof(float));
-  memcpy(e->in_mean, mean, (size_t)c->inputs * sizeof(float));
-  memcpy(e->in_std, sd, (size_t)c->inputs * sizeof(float));
-  memcpy(e->holdout_mse, mse, (size_t)c->members * sizeof(float));
-  for (int k = 0; k < c->elites; k++) e->elite[k] = (int)el[k] - 1;
-  e->adam.t = t;
-  e->fits = fits;
-  e->rng = g;
-  lua_settop(L, 1);
-  return 1;
-}
+   input_mean, input_std (tensors [in]), elites (mbpo.Array of member numbers), holdout_mse
+   (tensor [members]), fits, rng (mbpo.Array U64 [4])}: every value needed to continue bit
+   for bit; tensors are copies. ens:load_state(t): a state of the same layout */
+static void *checkensobj(lua_State *L, int idx) { return checkens(L, idx); }
+static int ensblocks(mbStateBlock *b, void *e) { return mbn_ensStateBlocks(b, e); }
+static mbLStateType STATE = {"ens", "ensemble", checkensobj, ensblocks, NULL, NULL, 0};
 
 /* "mbpo.Ensemble (inputs=.. outputs=.. ...)" */
 static int ens_tostring(lua_State *L) {
@@ -747,7 +425,6 @@ static const luaL_Reg meth[] = {
   {"predict", ens_predict}, {"evaluate", ens_evaluate}, {"step", ens_step},
   {"elites", ens_elites}, {"holdout_mse", ens_holdoutmse}, {"parameters", ens_parameters},
   {"bounds", ens_bounds}, {"info", ens_info}, {"flops", ens_flops},
-  {"state", ens_state}, {"load_state", ens_loadstate},
   {"_bench_train_step", ens_benchtrain}, {"_bench_step", ens_benchstep}, {NULL, NULL}};
 static const luaL_Reg metameth[] = {
   {"__index", NULL}, {"__gc", ens_gc}, {"__close", ens_gc}, {"__tostring", ens_tostring},
@@ -759,5 +436,11 @@ int luaopen_mbpo_ensemble(lua_State *L) {
   luaL_requiref(L, "mbpo.tensor", luaopen_mbpo_tensor, 0);
   luaL_requiref(L, "mbpo.rng", luaopen_mbpo_rng, 0);
   lua_pop(L, 2);
-  return mbL_newmodule(L, MBL_ENSEMBLE, meth, metameth, funcs);
+  mbL_newmodule(L, MBL_ENSEMBLE, meth, metameth, funcs);
+  mbL_setstate(L, MBL_ENSEMBLE, &STATE);
+  mbL_pushfields(L, mbn_ensFields);
+  lua_setfield(L, -2, "fields");
+  mbL_pushfields(L, mbn_fitFields);
+  lua_setfield(L, -2, "fit_fields");
+  return 1;
 }

@@ -373,19 +373,6 @@ static void attachviews(lua_State *L, mbEnv *env) {
   lua_setiuservalue(L, -2, UV_RNG);
 }
 
-static uint64_t optseed(lua_State *L, int idx, const char *field) {
-  uint64_t seed = 0;
-  if (lua_istable(L, idx)) {
-    lua_getfield(L, idx, field);
-    if (!lua_isnil(L, -1)) {
-      if (!lua_isinteger(L, -1)) luaL_error(L, "%s must be an integer", field);
-      seed = (uint64_t)lua_tointeger(L, -1);
-    }
-    lua_pop(L, 1);
-  }
-  return seed;
-}
-
 /* integer field of the table at idx, or def */
 static lua_Integer optfieldint(lua_State *L, int idx, const char *field, lua_Integer def) {
   lua_Integer v = def;
@@ -416,19 +403,18 @@ static double optfieldnum(lua_State *L, int idx, const char *field, double def) 
   return v;
 }
 
-/* E.make(name [, {seed =, max_steps =}]) */
+/* E.make(name [, opts]): opts are the keys of MB_ENV_FIELDS (include/mbpo/env.h) */
 static int e_make(lua_State *L) {
   const char *name = luaL_checkstring(L, 1);
-  if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
-  uint64_t seed = optseed(L, 2, "seed");
-  lua_Integer max_steps = optfieldint(L, 2, "max_steps", MBS_MAX_STEPS);
-  luaL_argcheck(L, max_steps >= 1 && max_steps <= INT32_MAX, 2, "max_steps must be >= 1");
+  mbEnvOptions o;
+  mbu_fieldDefaults(&o, mbs_mjcfFields);
+  if (!lua_isnoneornil(L, 2)) mbL_readfields(L, 2, "E.make", mbs_envFields, &o, NULL);
   LEnv *e = newlenv(L);
-  e->env = mbs_make(name, seed);
+  e->env = mbs_make(name, o.seed);
   flushwarnings(L);
   if (!e->env) return mbL_coreerror(L);
   mbL_extmem(L, MBL_ENV_BYTES);
-  mbs_setMaxSteps(e->env, (int)max_steps);
+  mbs_setMaxSteps(e->env, o.max_steps);
   attachviews(L, e->env);
   return 1;
 }
@@ -468,15 +454,14 @@ static int e_frommjcf(lua_State *L) {
                         luaL_typename(L, -1));
     lua_pop(L, 1);
   }
-  lua_Integer fs = optfieldint(L, 2, "frame_skip", 1);
-  lua_Integer max_steps = optfieldint(L, 2, "max_steps", MBS_MAX_STEPS);
-  double noise = optfieldnum(L, 2, "reset_noise", 0.005);
-  if (fs < 1 || fs > 100000) return luaL_error(L, "from_mjcf: task.frame_skip must be >= 1");
-  if (max_steps < 1 || max_steps > INT32_MAX)
-    return luaL_error(L, "from_mjcf: task.max_steps must be >= 1");
-  if (!(noise >= 0) || !isfinite(noise))
-    return luaL_error(L, "from_mjcf: task.reset_noise must be finite and >= 0");
-  uint64_t seed = lua_istable(L, 3) ? optseed(L, 3, "seed") : optseed(L, 2, "seed");
+  /* the task's settings (MB_MJCF_FIELDS), and the options' seed over the task's */
+  mbEnvOptions o;
+  mbu_fieldDefaults(&o, mbs_mjcfFields);
+  mbL_readfields(L, 2, "from_mjcf: task", mbs_mjcfFields, &o, mbL_anykey);
+  if (lua_istable(L, 3)) mbL_readfields(L, 3, "from_mjcf", mbs_envFields, &o, NULL);
+  int fs = o.frame_skip, max_steps = o.max_steps;
+  double noise = o.reset_noise;
+  uint64_t seed = o.seed;
   LEnv *e = newlenv(L);
   int envidx = lua_gettop(L);
   e->env = mbs_fromFile(path, (int)fs, seed);
@@ -750,118 +735,12 @@ static int m_setstate(lua_State *L) {
   return 1;
 }
 
-/* doubles <-> hex: 16 hex digits of each IEEE-754 bit pattern, exact */
-static void pushhex(lua_State *L, const double *x, int n) {
-  luaL_Buffer b;
-  char *p = luaL_buffinitsize(L, &b, (size_t)n * 16 + 1);
-  for (int i = 0; i < n; i++) {
-    uint64_t bits;
-    memcpy(&bits, &x[i], sizeof bits);
-    snprintf(p + 16 * i, 17, "%016" PRIx64, bits);
-  }
-  luaL_pushresultsize(&b, (size_t)n * 16);
-}
-
-static void readhex(lua_State *L, int idx, const char *field, double *x, int n, const char *owner) {
-  lua_getfield(L, idx, field);
-  size_t len;
-  const char *s = lua_tolstring(L, -1, &len);
-  if (!s) luaL_error(L, "env:load_state: field '%s' missing or not a string", field);
-  if (len != (size_t)n * 16)
-    luaL_error(L, "env:load_state: %s has %d values, %s has %d", field, (int)(len / 16), owner, n);
-  for (int i = 0; i < n; i++) {
-    char part[17];
-    memcpy(part, s + 16 * i, 16);
-    part[16] = 0;
-    char *end;
-    uint64_t bits = strtoull(part, &end, 16);
-    if (*end) luaL_error(L, "env:load_state: %s is not hex", field);
-    memcpy(&x[i], &bits, sizeof bits);
-  }
-  lua_pop(L, 1);
-}
-
-static void pushrnghex(lua_State *L, const mbRng *g) {
-  char buf[65];
-  for (int i = 0; i < 4; i++) snprintf(buf + 16 * i, 17, "%016" PRIx64, g->s[i]);
-  lua_pushstring(L, buf);
-}
-
-/* env:state() -> {name, steps, started, done, rng (64 hex digits, as mbpo.rng's state()),
-   and exact hex strings of time, qpos, qvel, act, ctrl, qacc_warmstart, xpos, xipos,
-   cfrc_ext}: everything a bit-for-bit continuation needs */
-static int m_state(lua_State *L) {
-  mbEnv *env = checkenv(L, 1);
-  lua_createtable(L, 0, 16);
-  lua_pushstring(L, mbs_name(env));
-  lua_setfield(L, -2, "name");
-  lua_pushinteger(L, (lua_Integer)mbs_steps(env));
-  lua_setfield(L, -2, "steps");
-  lua_pushboolean(L, mbs_started(env));
-  lua_setfield(L, -2, "started");
-  lua_pushboolean(L, mbs_done(env));
-  lua_setfield(L, -2, "done");
-  pushrnghex(L, mbs_rng(env));
-  lua_setfield(L, -2, "rng");
-  mbsBlock blocks[16];
-  int nb = mbs_stateBlocks(blocks, 16, env);
-  for (int i = 0; i < nb; i++) {
-    pushhex(L, blocks[i].data, blocks[i].n);
-    lua_setfield(L, -2, blocks[i].name);
-  }
-  return 1;
-}
-
-/* env:load_state(t): restores a table from env:state() of an env of the same task */
-static int m_loadstate(lua_State *L) {
-  mbEnv *env = checkenv(L, 1);
-  luaL_checktype(L, 2, LUA_TTABLE);
-  lua_getfield(L, 2, "name");
-  const char *name = lua_tostring(L, -1);
-  if (!name || strcmp(name, mbs_name(env)) != 0)
-    return luaL_error(L, "env:load_state: state of '%s', this env is '%s'",
-                      name ? name : "(no name)", mbs_name(env));
-  lua_pop(L, 1);
-  /* decode and check everything before touching the env, so a bad table leaves it as it
-     was */
-  mbsBlock blocks[16];
-  int nb = mbs_stateBlocks(blocks, 16, env);
-  int total = 0;
-  for (int i = 0; i < nb; i++) total += blocks[i].n;
-  double *buf = scratch(L, total);
-  for (int i = 0, off = 0; i < nb; i++) {
-    readhex(L, 2, blocks[i].name, buf + off, blocks[i].n, mbs_name(env));
-    off += blocks[i].n;
-  }
-  lua_getfield(L, 2, "rng");
-  size_t len;
-  const char *hex = lua_tolstring(L, -1, &len);
-  if (!hex || len != 64)
-    return luaL_error(L, "env:load_state: rng must be 64 hex digits");
-  mbRng g;
-  for (int i = 0; i < 4; i++) {
-    char part[17];
-    memcpy(part, hex + 16 * i, 16);
-    part[16] = 0;
-    char *end;
-    g.s[i] = strtoull(part, &end, 16);
-    if (*end) return luaL_error(L, "env:load_state: rng is not hex");
-  }
-  lua_pop(L, 1);
-  lua_Integer steps = optfieldint(L, 2, "steps", 0);
-  lua_getfield(L, 2, "started");
-  int started = lua_toboolean(L, -1);
-  lua_getfield(L, 2, "done");
-  int done = lua_toboolean(L, -1);
-  lua_pop(L, 2);
-  for (int i = 0, off = 0; i < nb; i++) {
-    memcpy(blocks[i].data, buf + off, sizeof(double) * (size_t)blocks[i].n);
-    off += blocks[i].n;
-  }
-  *mbs_rng(env) = g;
-  mbs_setProgress(env, steps, started, done);
-  return 0;
-}
+/* env:state() -> {name, steps, started, done, rng (mbpo.Array U64 [4]), and mbpo.Array F64
+   of time, qpos, qvel, act, ctrl, qacc_warmstart, xpos, xipos, cfrc_ext}: everything a
+   bit-for-bit continuation needs; env:load_state(t): a state of an env of the same task */
+static void *checkenvobj(lua_State *L, int idx) { return checkenv(L, idx); }
+static int envblocks(mbStateBlock *b, void *env) { return mbs_stateBlocks(b, env); }
+static mbLStateType STATE = {"env", "env", checkenvobj, envblocks, NULL, NULL, 0};
 
 /* env:termination(next_obs [, opts]) -> done */
 static int m_termination(lua_State *L) {
@@ -1066,8 +945,7 @@ static const luaL_Reg funcs[] = {
   {"make", e_make}, {"from_mjcf", e_frommjcf}, {"termination", e_termination},
   {"evaluate", e_evaluate}, {"tasks", e_tasks}, {"bench_raw", e_benchraw}, {NULL, NULL}};
 static const luaL_Reg meth[] = {
-  {"reset", m_reset}, {"step", m_step}, {"get_state", m_getstate}, {"set_state", m_setstate},
-  {"state", m_state}, {"load_state", m_loadstate}, {"termination", m_termination},
+  {"reset", m_reset}, {"step", m_step}, {"get_state", m_getstate}, {"set_state", m_setstate}, {"termination", m_termination},
   {"termination_fn", m_termfn}, {"seed", m_seed}, {"ctrl_range", m_ctrlrange},
   {"close", m_close}, {NULL, NULL}};
 static const luaL_Reg metameth[] = {
@@ -1087,6 +965,7 @@ int luaopen_mbpo_env(lua_State *L) {
   lua_pushcclosure(L, m_index, 1);
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
+  mbL_setstate(L, MBL_ENV, &STATE);
   luaL_newmetatable(L, MBL_VIEW);
   luaL_setfuncs(L, viewmetameth, 0);
   luaL_newlib(L, viewmeth);
@@ -1095,5 +974,9 @@ int luaopen_mbpo_env(lua_State *L) {
   luaL_newlib(L, funcs);
   lua_pushliteral(L, MB_VERSION);
   lua_setfield(L, -2, "_VERSION");
+  mbL_pushfields(L, mbs_envFields);
+  lua_setfield(L, -2, "fields");
+  mbL_pushfields(L, mbs_mjcfFields);
+  lua_setfield(L, -2, "task_fields");
   return 1;
 }

@@ -1,13 +1,14 @@
 /* mbpo.io: safetensors checkpoints and JSON for the Lua layer (src/core/io.c, cJSON).
      local io = require "mbpo.io"
      io.save(path, tensors [, metadata]) -> true | nil, message
-         tensors: {name = mbpo.Tensor (F32, any strides) | integer (I64, shape [])
-                        | {integers...} (I64, shape [n])}
+         tensors: {name = mbpo.Tensor (F32, any strides) | mbpo.Array (F64, U64, I64 of its
+                        shape) | integer (I64, shape []) | {integers...} (I64, shape [n])}
          metadata: {string = string|number}; names are written sorted, so files are
          reproducible. Writes PATH.tmp-<pid>, fsyncs, renames into place.
      io.load(path) -> tensors, metadata | nil, message
-         F32 -> mbpo.Tensor of the stored shape; I64 -> integer for shape [], else a flat
-         array of integers (row-major); metadata values are strings.
+         F32 -> mbpo.Tensor of the stored shape; I64 of shape [] -> an integer; any other
+         (F64, U64, I64) -> mbpo.Array of the stored shape; metadata values are strings.
+     io.array(dtype, values) -> mbpo.Array ("F64", "U64" or "I64") of [#values]
      io.write_text(path, s) -> true | nil, message   (atomic, fsynced, like save)
      io.checksum(path) -> 16 hex digits | nil, message   (of the file's bytes; see io.h)
      io.json_encode(value) -> string      (raises on values JSON cannot hold)
@@ -56,6 +57,15 @@ static void checkitem(lua_State *L, mbIoItem *it) {
     it->dtype = MB_F32;
     it->tensor = t;
     lua_pushnil(L);  /* keep the stack shape the same as for integers */
+    return;
+  }
+  mbLArray *a = mbL_testarray(L, -1);
+  if (a) {
+    it->dtype = a->dtype;
+    it->data = a->data;
+    it->ndim = a->ndim;
+    memcpy(it->shape, a->shape, sizeof(int64_t) * (size_t)a->ndim);
+    lua_pushnil(L);
     return;
   }
   it->dtype = MB_I64;
@@ -189,15 +199,11 @@ static int io_load(lua_State *L) {
     mbIoEntry *e = &f->entries[i];
     if (e->dtype == MB_F32) {
       mbL_pushview(L, &e->tensor);  /* the file's reference is dropped when f is freed */
-    } else if (e->ndim == 0) {
+    } else if (e->dtype == MB_I64 && e->ndim == 0) {
       lua_pushinteger(L, (lua_Integer)e->ints[0]);
     } else {
-      int64_t count = (int64_t)((e->end - e->begin) / 8);
-      lua_createtable(L, count < 1 << 24 ? (int)count : 0, 0);
-      for (int64_t j = 0; j < count; j++) {
-        lua_pushinteger(L, (lua_Integer)e->ints[j]);
-        lua_rawseti(L, -2, (lua_Integer)j + 1);
-      }
+      mbLArray *a = mbL_newarray(L, e->dtype, e->ndim, e->shape);
+      if (a->n) memcpy(a->data, e->data, sizeof(uint64_t) * (size_t)a->n);
     }
     lua_setfield(L, -2, e->name);
   }
@@ -417,6 +423,7 @@ static int io_checksum(lua_State *L) {
 
 static const luaL_Reg funcs[] = {
   {"save", io_save}, {"load", io_load}, {"write_text", io_writetext}, {"checksum", io_checksum}, {"json_encode", io_jsonencode},
+  {"array", mbL_arraynew},
   {"json_decode", io_jsondecode}, {NULL, NULL}};
 
 int luaopen_mbpo_io(lua_State *L) {

@@ -8,7 +8,9 @@
 #include <lauxlib.h>
 
 #include "mbpo/core.h"
+#include "mbpo/fields.h"
 #include "mbpo/rng.h"
+#include "mbpo/state.h"
 #include "mbpo/tensor.h"
 
 #define MBL_TENSOR "mbpo.Tensor"
@@ -51,6 +53,69 @@ struct mbEnv *mbL_checkenv(lua_State *L, int idx);
 struct mbBuffer;
 /* The mbpo.Buffer at idx (raises when it is not one or has been closed). */
 struct mbBuffer *mbL_checkbuffer(lua_State *L, int idx);
+
+/* Option tables (l_fields.c) ---------------------------------------------------------
+   The one reader of constructor options: the struct's field table (include/mbpo/fields.h)
+   gives every key, type, range and default. */
+
+/* Reads the options table at idx into obj (holding its defaults: the caller fills them) and
+   returns the
+   rows given as a bit mask (row r -> bit r). Raises one line "F: ..." on an unknown key
+   (naming the nearest keys), a wrong type, a value out of range or a missing required key.
+   extra: NULL, or more keys the caller reads itself (NULL-terminated), or mbL_anykey (a
+   task table holds other keys too). */
+uint64_t mbL_readfields(lua_State *L, int idx, const char *F, const mbField *fields, void *obj,
+                        const char *const *extra);
+extern const char *const mbL_anykey[];
+/* Sets the fields of the table at the top from obj (lists as Lua lists, enums by name). */
+void mbL_pushstruct(lua_State *L, const mbField *fields, const void *obj);
+/* Pushes the field table as a Lua list of {name, type, default, range, min, max, values,
+   required, doc}, each entry also under its name (module.fields). */
+void mbL_pushfields(lua_State *L, const mbField *fields);
+
+/* State of native objects (l_state.c) ============================================== */
+/* One generic state / load_state pair for every object, driven by the core's descriptor of
+   the object (include/mbpo/state.h). A block becomes, in the state table under its name:
+   a scalar -> a number, integer, boolean or string; an F32 array -> an mbpo.Tensor (a copy,
+   or a view of the slab for a block with one); an F64, U64 or I64 array -> an mbpo.Array.
+   load_state checks every block first (type, shape, identity, values) and only then writes,
+   so a state that does not fit leaves the object as it was; it raises one line naming the
+   block and both shapes, e.g. "sac:load_state: pi is F32 [1234] in the state, F32 [386] in
+   this agent". mbpo.checkpoint turns that into nil, message at the file boundary. */
+typedef struct mbLStateType {
+  const char *fname;                          /* "sac": messages begin "sac:load_state: " */
+  const char *what;                           /* "agent": "... in this agent" */
+  void *(*check)(lua_State *L, int idx);      /* the object at idx, or a Lua error */
+  int (*blocks)(mbStateBlock *b, void *obj);  /* the core's descriptor: fills b, returns n */
+  int (*set)(void *obj, const mbStateBlock *staged);  /* optional: restores the checked
+                                                 blocks (default: copy each non-check one) */
+  lua_CFunction config;                       /* optional: its result is state.config */
+  int bare;                                   /* 1: one block, its value is the state */
+} mbLStateType;
+
+/* obj:state() -> the state table (obj at 1). */
+int mbL_state(lua_State *L, const mbLStateType *ty);
+/* obj:load_state(t) -> obj (obj at 1, t at 2); raises when t does not fit. */
+int mbL_loadstate(lua_State *L, const mbLStateType *ty);
+/* Adds the methods state and load_state of ty to the metatable tname's __index table (or,
+   when __index is a function, to its field methods). */
+void mbL_setstate(lua_State *L, const char *tname, mbLStateType *ty);
+
+/* 8-byte arrays (F64, U64, I64) as Lua values: userdata "mbpo.Array", 1-based a[i], #a,
+   a:dtype(), a:totable(), == by value. mbpo.io reads and writes them. */
+#define MBL_ARRAY "mbpo.Array"
+typedef struct mbLArray {
+  int dtype, ndim;
+  int64_t shape[MB_MAXDIM];
+  int64_t n;
+  uint64_t data[];    /* n values (double, uint64_t or int64_t bits) */
+} mbLArray;
+/* Pushes a new zeroed array of the shape. */
+mbLArray *mbL_newarray(lua_State *L, int dtype, int ndim, const int64_t *shape);
+/* The array at idx, or NULL. */
+mbLArray *mbL_testarray(lua_State *L, int idx);
+/* io.array(dtype, values) -> a new 1-d array ("F64", "U64" or "I64"). */
+int mbL_arraynew(lua_State *L);
 
 /* Module openers (one per l_*.c) --------------------------------------------------- */
 

@@ -5,7 +5,7 @@
      net:zero_grad(); local dx = net:backward(dy)   -- gradients accumulate (+=)
      net:adam_step{lr = 1e-3}          -- one Adam step on the parameter slab
      net:parameters()                  -- a tensor view of the parameter slab (writes go through)
-     net:state() / net:load_state(t)   -- parameters, Adam moments and step count
+     net:state() / net:load_state(t)   -- parameters, Adam moments, step count and settings
      local opt = NN.adam(p, {lr = 1e-3, weight_decay = 0})   -- Adam over any contiguous tensor
      opt:step(g)                       -- p updated in place from the gradient g (same size)
    Parameters, gradients and both Adam moments each live in one slab (the mbMlp layout of
@@ -197,68 +197,22 @@ static int mlp_sizes(lua_State *L) {
   return 1;
 }
 
-static void pushcopy(lua_State *L, const mbTensor *t) {
-  int64_t n = mbt_numel(t);
-  mbTensor *c = mbL_newtensor(L, 1, &n);
-  memcpy(mbt_data(c), mbt_data(t), sizeof(float) * (size_t)n);
+/* net:state() -> {sizes, activation (identity), params, adam_m, adam_v (copies), adam_t,
+   lr, beta1, beta2, eps}; net:load_state(t): a state of a network of the same sizes (the
+   Adam settings when given) */
+static void *checkmlpobj(lua_State *L, int idx) { return checkmlp(L, idx); }
+static int mlpblocks(mbStateBlock *b, void *o) {
+  lmlp *n = o;
+  int64_t np = (int64_t)n->net.nparams;
+  mbStateBlock *p = mbu_block(b, "sizes", MB_I32, MB_ST_CHECK, n->net.sizes, 1,
+                              n->net.nlayers + 1, 0);
+  p = mbu_block(p, "activation", MB_STR, MB_ST_CHECK, NULL, 0, 0, 0);
+  strcpy(p[-1].text, n->net.act == MB_ACT_SWISH ? "swish" : "relu");
+  p = mbu_block(p, "params", MB_F32, 0, mbt_data(&n->p), 1, np, 0);
+  p = mbn_adamBlocks(p, &n->adam, mbt_data(&n->m), mbt_data(&n->v), np);
+  return (int)(p - b);
 }
-
-/* net:state() -> {params, adam_m, adam_v (copies), adam_t, adam_lr, adam_beta1, adam_beta2,
-   adam_eps, sizes, activation} */
-static int mlp_state(lua_State *L) {
-  lmlp *n = checkmlp(L, 1);
-  lua_createtable(L, 0, 6);
-  pushcopy(L, &n->p); lua_setfield(L, -2, "params");
-  pushcopy(L, &n->m); lua_setfield(L, -2, "adam_m");
-  pushcopy(L, &n->v); lua_setfield(L, -2, "adam_v");
-  lua_pushinteger(L, n->adam.t); lua_setfield(L, -2, "adam_t");
-  lua_pushnumber(L, n->adam.lr); lua_setfield(L, -2, "adam_lr");
-  lua_pushnumber(L, n->adam.beta1); lua_setfield(L, -2, "adam_beta1");
-  lua_pushnumber(L, n->adam.beta2); lua_setfield(L, -2, "adam_beta2");
-  lua_pushnumber(L, n->adam.eps); lua_setfield(L, -2, "adam_eps");
-  mlp_sizes(L); lua_setfield(L, -2, "sizes");
-  lua_pushstring(L, n->net.act == MB_ACT_SWISH ? "swish" : "relu");
-  lua_setfield(L, -2, "activation");
-  return 1;
-}
-
-/* the slab field k of the state table at t, checked against dst's size (stays referenced by
-   the table) */
-static const float *stateslab(lua_State *L, int t, const char *k, const mbTensor *dst) {
-  lua_getfield(L, t, k);
-  int64_t size[1] = {mbt_numel(dst)};
-  char what[64];
-  snprintf(what, sizeof what, "state.%s", k);
-  const float *src = mbL_checkshape(L, -1, "mlp:load_state", what, 1, size);
-  lua_pop(L, 1);
-  return src;
-}
-
-/* net:load_state(t): the state of a network of the same sizes (the Adam settings when given) */
-static int mlp_loadstate(lua_State *L) {
-  lmlp *n = checkmlp(L, 1);
-  luaL_checktype(L, 2, LUA_TTABLE);
-  lua_getfield(L, 2, "adam_t");
-  if (!lua_isinteger(L, -1))
-    return luaL_error(L, "mlp:load_state: state.adam_t must be an integer");
-  int64_t t = lua_tointeger(L, -1);
-  lua_pop(L, 1);
-  mbAdam a = n->adam;
-  a.lr = (float)optfield(L, 2, "adam_lr", a.lr);
-  a.beta1 = (float)optfield(L, 2, "adam_beta1", a.beta1);
-  a.beta2 = (float)optfield(L, 2, "adam_beta2", a.beta2);
-  a.eps = (float)optfield(L, 2, "adam_eps", a.eps);
-  a.t = t;
-  /* everything checked before anything changes */
-  const float *p = stateslab(L, 2, "params", &n->p), *m = stateslab(L, 2, "adam_m", &n->m);
-  const float *v = stateslab(L, 2, "adam_v", &n->v);
-  memcpy(mbt_data(&n->p), p, sizeof(float) * n->net.nparams);
-  memcpy(mbt_data(&n->m), m, sizeof(float) * n->net.nparams);
-  memcpy(mbt_data(&n->v), v, sizeof(float) * n->net.nparams);
-  n->adam = a;
-  lua_settop(L, 1);
-  return 1;
-}
+static mbLStateType MLPSTATE = {"mlp", "network", checkmlpobj, mlpblocks, NULL, NULL, 0};
 
 /* "mbpo.Mlp [3 -> 64 -> 1] relu" */
 static int mlp_tostring(lua_State *L) {
@@ -346,42 +300,18 @@ static int adam_step(lua_State *L) {
   return 1;
 }
 
-/* opt:state() -> {adam_m, adam_v (copies), adam_t, lr, beta1, beta2, eps, weight_decay} */
-static int adam_state(lua_State *L) {
-  ladam *a = checkadam(L, 1);
-  lua_createtable(L, 0, 8);
-  pushcopy(L, &a->m); lua_setfield(L, -2, "adam_m");
-  pushcopy(L, &a->v); lua_setfield(L, -2, "adam_v");
-  lua_pushinteger(L, a->adam.t); lua_setfield(L, -2, "adam_t");
-  lua_pushnumber(L, a->adam.lr); lua_setfield(L, -2, "lr");
-  lua_pushnumber(L, a->adam.beta1); lua_setfield(L, -2, "beta1");
-  lua_pushnumber(L, a->adam.beta2); lua_setfield(L, -2, "beta2");
-  lua_pushnumber(L, a->adam.eps); lua_setfield(L, -2, "eps");
-  lua_pushnumber(L, a->wd); lua_setfield(L, -2, "weight_decay");
-  return 1;
+/* opt:state() -> {adam_m, adam_v (copies), adam_t, lr, beta1, beta2, eps, weight_decay};
+   opt:load_state(t): moments and step count of an optimiser of the same size (and its
+   settings when given) */
+static void *checkadamobj(lua_State *L, int idx) { return checkadam(L, idx); }
+static int adamblocks(mbStateBlock *b, void *o) {
+  ladam *a = o;
+  mbStateBlock *p = mbn_adamBlocks(b, &a->adam, mbt_data(&a->m), mbt_data(&a->v),
+                                   mbt_numel(&a->m));
+  p = mbu_block(p, "weight_decay", MB_F32, MB_ST_OPTIONAL, &a->wd, 0, 0, 0);
+  return (int)(p - b);
 }
-
-/* opt:load_state(t): moments and step count of an optimiser of the same size (and settings
-   when given) */
-static int adam_loadstate(lua_State *L) {
-  ladam *a = checkadam(L, 1);
-  luaL_checktype(L, 2, LUA_TTABLE);
-  lua_getfield(L, 2, "adam_t");
-  if (!lua_isinteger(L, -1))
-    return luaL_error(L, "adam:load_state: state.adam_t must be an integer");
-  int64_t t = lua_tointeger(L, -1);
-  lua_pop(L, 1);
-  const float *m = stateslab(L, 2, "adam_m", &a->m), *v = stateslab(L, 2, "adam_v", &a->v);
-  ladam b = *a;
-  adamopts(L, 2, &b);
-  memcpy(mbt_data(&a->m), m, sizeof(float) * (size_t)mbt_numel(&a->m));
-  memcpy(mbt_data(&a->v), v, sizeof(float) * (size_t)mbt_numel(&a->v));
-  a->adam = b.adam;
-  a->wd = b.wd;
-  a->adam.t = t;
-  lua_settop(L, 1);
-  return 1;
-}
+static mbLStateType ADAMSTATE = {"adam", "optimiser", checkadamobj, adamblocks, NULL, NULL, 0};
 
 static int adam_tostring(lua_State *L) {
   ladam *a = luaL_checkudata(L, 1, MBL_ADAM);
@@ -392,7 +322,7 @@ static int adam_tostring(lua_State *L) {
 }
 
 static const luaL_Reg adam_meth[] = {
-  {"step", adam_step}, {"state", adam_state}, {"load_state", adam_loadstate}, {NULL, NULL}};
+  {"step", adam_step}, {NULL, NULL}};
 static const luaL_Reg adam_metameth[] = {
   {"__index", NULL}, {"__gc", adam_gc}, {"__close", adam_gc}, {"__tostring", adam_tostring},
   {NULL, NULL}};
@@ -402,7 +332,7 @@ static const luaL_Reg funcs[] = {
 static const luaL_Reg meth[] = {
   {"forward", mlp_forward}, {"backward", mlp_backward}, {"zero_grad", mlp_zerograd},
   {"adam_step", mlp_adamstep}, {"parameters", mlp_parameters}, {"gradients", mlp_gradients},
-  {"sizes", mlp_sizes}, {"state", mlp_state}, {"load_state", mlp_loadstate}, {NULL, NULL}};
+  {"sizes", mlp_sizes}, {NULL, NULL}};
 static const luaL_Reg metameth[] = {
   {"__index", NULL}, {"__gc", mlp_gc}, {"__close", mlp_gc}, {"__tostring", mlp_tostring},
   {NULL, NULL}};
@@ -418,5 +348,8 @@ int luaopen_mbpo_nn(lua_State *L) {
   luaL_setfuncs(L, adam_meth, 0);
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
-  return mbL_newmodule(L, MBL_MLP, meth, metameth, funcs);
+  mbL_newmodule(L, MBL_MLP, meth, metameth, funcs);
+  mbL_setstate(L, MBL_MLP, &MLPSTATE);
+  mbL_setstate(L, MBL_ADAM, &ADAMSTATE);
+  return 1;
 }

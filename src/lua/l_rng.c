@@ -1,11 +1,8 @@
 /* mbpo.rng: seeded xoshiro256++ generators with exact state save/restore.
      local G = require "mbpo.rng"
      local g = G.new(seed [, stream])   g:uniform([lo, hi])  g:normal([mu, sigma])
-     g:integer(lo, hi)  g:permutation(n) -> {..}  g:state() -> "hex"  g:set_state(s)
+     g:integer(lo, hi)  g:permutation(n) -> {..}  g:state() -> words  g:set_state(words)
      g:clone()  g:split(stream) -> new independent generator from this one's draws */
-#include <inttypes.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "lua/l_mbpo.h"
@@ -86,35 +83,11 @@ static int rng_permutation(lua_State *L) {
   return 1;
 }
 
-/* g:state() -> 64 hex digits (exact) */
-static int rng_state(lua_State *L) {
-  mbRng *g = mbL_checkrng(L, 1);
-  char buf[4 * 16 + 1];
-  for (int i = 0; i < 4; i++) snprintf(buf + 16 * i, 17, "%016" PRIx64, g->s[i]);
-  lua_pushstring(L, buf);
-  return 1;
-}
-
-/* g:set_state(hex) */
-static int rng_setstate(lua_State *L) {
-  mbRng *g = mbL_checkrng(L, 1);
-  size_t len;
-  const char *s = luaL_checklstring(L, 2, &len);
-  uint64_t w[4];
-  if (len != 64) return luaL_error(L, "rng:set_state: expected 64 hex digits, got %d chars", (int)len);
-  for (int i = 0; i < 4; i++) {
-    char part[17];
-    memcpy(part, s + 16 * i, 16);
-    part[16] = 0;
-    char *end;
-    w[i] = strtoull(part, &end, 16);
-    if (*end) return luaL_error(L, "rng:set_state: not a hex state: '%s'", s);
-  }
-  if (!(w[0] | w[1] | w[2] | w[3])) return luaL_error(L, "rng:set_state: all-zero state");
-  memcpy(g->s, w, sizeof w);
-  lua_settop(L, 1);
-  return 1;
-}
+/* g:state() -> the generator's four words (mbpo.Array U64 [4]); g:set_state(words) */
+static void *checkrngobj(lua_State *L, int idx) { return mbL_checkrng(L, idx); }
+static int rngblocks(mbStateBlock *b, void *g) { return (int)(mbr_rngBlocks(b, g) - b); }
+static mbLStateType STATE = {"rng", "generator", checkrngobj, rngblocks, NULL, NULL, 1};
+static int rng_setstate(lua_State *L) { return mbL_loadstate(L, &STATE); }
 
 static int rng_clone(lua_State *L) {
   mbRng *g = mbL_checkrng(L, 1);
@@ -141,10 +114,12 @@ static int rng_tostring(lua_State *L) {
 static const luaL_Reg funcs[] = {{"new", rng_new}, {NULL, NULL}};
 static const luaL_Reg meth[] = {
   {"uniform", rng_uniform}, {"normal", rng_normal}, {"integer", rng_integer},
-  {"permutation", rng_permutation}, {"state", rng_state}, {"set_state", rng_setstate},
+  {"permutation", rng_permutation}, {"set_state", rng_setstate},
   {"clone", rng_clone}, {"split", rng_split}, {NULL, NULL}};
 static const luaL_Reg metameth[] = {{"__index", NULL}, {"__tostring", rng_tostring}, {NULL, NULL}};
 
 int luaopen_mbpo_rng(lua_State *L) {
-  return mbL_newmodule(L, MBL_RNG, meth, metameth, funcs);
+  mbL_newmodule(L, MBL_RNG, meth, metameth, funcs);
+  mbL_setstate(L, MBL_RNG, &STATE);
+  return 1;
 }

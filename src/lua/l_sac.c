@@ -1,13 +1,11 @@
 /* mbpo.sac: the Lua face of src/rl/sac.c (Soft Actor-Critic).
      local SAC = require "mbpo.sac"
-     local agent = SAC.new{obs = 11, act = 3, hidden = {256, 256}, lr = 3e-4, gamma = 0.99,
-                           tau = 5e-3, target_entropy = -3, init_alpha = 1, auto_alpha = true,
-                           batch = 256, seed = 0, precision = "fp32"}
-         (also actor_lr, critic_lr, alpha_lr, each defaulting to lr; target_entropy defaults
-         to -act; auto_alpha = false keeps alpha at init_alpha; precision "bf16" runs the
+     local agent = SAC.new{obs = 11, act = 3, hidden = {256, 256}, lr = 3e-4, gamma = 0.99}
+         the keys, defaults, ranges and docs are the rows of MB_SAC_FIELDS (include/mbpo/
+         sac.h), SAC.fields in Lua; obs and act are required; precision "bf16" runs the
          matrix products of the update and of act with bf16 operands and fp32 accumulation
          (weights, Adam, losses and elementwise work stay fp32; a CPU without AVX512-BF16
-         or AMX refuses it in one line); unknown keys are errors)
+         or AMX refuses it in one line)
      agent:update(batch [, stats])  batch = {obs=, act=, reward=, next_obs=, done=}
      agent:update(obs, act, reward, next_obs, done [, stats])
          one whole update (critic, actor, temperature, Polyak; noise from the agent's own
@@ -33,12 +31,12 @@
          obs [N x obs] -> [N x act]; obs [obs] -> [act]; tanh(mean) when deterministic, else
          a sample with noise from rng or, when nil, the agent's own generator; out (a
          contiguous tensor of the result's shape) is filled and returned: no allocation
-     agent:state() -> {config, pi, pi_m, pi_v, q, q_target, q_m, q_v (tensors; q's are
-         [2 x nq]: critic 1, critic 2), pi_t, q_t, alpha_t, updates (integers), log_alpha,
-         alpha_m, alpha_v (numbers), rng (64 hex digits)}: copies; with SAC.new(t.config)
-         and load_state(t) a run continues bit for bit
-     agent:load_state(t) -> agent, or nil and a message when t does not fit (the agent is
-         then unchanged); the hyper-parameters stay the agent's own
+     agent:state() -> {config, layout, pi, pi_m, pi_v, q, q_target, q_m, q_v (tensors; q's
+         are [2 x nq]: critic 1, critic 2), pi_t, q_t, alpha_t, updates (integers),
+         log_alpha, alpha_m, alpha_v (numbers), rng (mbpo.Array U64 [4])}: copies; with
+         SAC.new(t.config) and load_state(t) a run continues bit for bit
+     agent:load_state(t) -> agent; raises when t does not fit (the agent is then
+         unchanged); the hyper-parameters stay the agent's own
      agent:alpha()  agent:updates()  agent:flops([B])  agent:config()  agent:close()
    Inputs are contiguous mbpo.Tensor (reward and done [B] or [B x 1]); plain Lua tables of
    numbers (rows as tables) are accepted too and copied, and then act returns Lua tables.
@@ -68,101 +66,11 @@ static mbSac *checksac(lua_State *L, int idx) {
 
 /* Construction ---------------------------------------------------------------------- */
 
-static const char *const cfgkeys[] = {
-  "obs", "act", "hidden", "lr", "actor_lr", "critic_lr", "alpha_lr", "gamma", "tau",
-  "target_entropy", "init_alpha", "auto_alpha", "batch", "seed", "precision", NULL};
-
-static lua_Number optnum(lua_State *L, int t, const char *k, lua_Number def) {
-  lua_Number v = def;
-  int ty = lua_getfield(L, t, k);
-  if (ty != LUA_TNIL) {
-    if (!lua_isnumber(L, -1))
-      luaL_error(L, "SAC.new: %s must be a number, got %s", k, luaL_typename(L, -1));
-    v = lua_tonumber(L, -1);
-  }
-  lua_pop(L, 1);
-  return v;
-}
-
-static lua_Integer optint(lua_State *L, int t, const char *k, lua_Integer def) {
-  lua_Integer v = def;
-  int ty = lua_getfield(L, t, k);
-  if (ty != LUA_TNIL) {
-    int ok;
-    v = lua_tointegerx(L, -1, &ok);
-    if (!ok) luaL_error(L, "SAC.new: %s must be an integer, got %s", k, luaL_typename(L, -1));
-  }
-  lua_pop(L, 1);
-  return v;
-}
-
-/* fills c from the option table at idx (unknown keys are errors: they are typos) */
-static void readconfig(lua_State *L, int idx, mbSacConfig *c) {
-  luaL_checktype(L, idx, LUA_TTABLE);
-  lua_pushnil(L);
-  while (lua_next(L, idx)) {
-    lua_pop(L, 1);
-    const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-    int known = 0;
-    for (int i = 0; k && cfgkeys[i]; i++) if (strcmp(k, cfgkeys[i]) == 0) known = 1;
-    if (!known) {
-      if (k) luaL_error(L, "SAC.new: unknown option '%s'", k);
-      luaL_error(L, "SAC.new: option keys must be strings, got %s", luaL_typename(L, -1));
-    }
-  }
-  lua_Integer obs = optint(L, idx, "obs", 0), act = optint(L, idx, "act", 0);
-  if (obs < 1 || act < 1 || obs > (1 << 20) || act > (1 << 20))
-    luaL_error(L, "SAC.new: obs and act are required positive integers, got obs=%d act=%d",
-               (int)obs, (int)act);
-  mbr_sacDefaults(c, (int)obs, (int)act);
-  if (lua_getfield(L, idx, "hidden") != LUA_TNIL) {
-    if (!lua_istable(L, -1)) luaL_error(L, "SAC.new: hidden must be a table of widths");
-    lua_Integer n = luaL_len(L, -1);
-    if (n < 1 || n > MB_SAC_MAXHIDDEN)
-      luaL_error(L, "SAC.new: hidden has %d layers (expected 1..%d)", (int)n, MB_SAC_MAXHIDDEN);
-    c->nhidden = (int)n;
-    for (int i = 0; i < n; i++) {
-      int ok;
-      lua_geti(L, -1, i + 1);
-      lua_Integer w = lua_tointegerx(L, -1, &ok);
-      if (!ok || w < 1 || w > (1 << 16))
-        luaL_error(L, "SAC.new: hidden[%d] must be a width in 1..65536", i + 1);
-      c->hidden[i] = (int)w;
-      lua_pop(L, 1);
-    }
-  }
-  lua_pop(L, 1);
-  float lr = (float)optnum(L, idx, "lr", 3e-4);
-  c->actor_lr = (float)optnum(L, idx, "actor_lr", lr);
-  c->critic_lr = (float)optnum(L, idx, "critic_lr", lr);
-  c->alpha_lr = (float)optnum(L, idx, "alpha_lr", lr);
-  c->gamma = (float)optnum(L, idx, "gamma", c->gamma);
-  c->tau = (float)optnum(L, idx, "tau", c->tau);
-  c->target_entropy = (float)optnum(L, idx, "target_entropy", c->target_entropy);
-  c->init_alpha = (float)optnum(L, idx, "init_alpha", c->init_alpha);
-  if (lua_getfield(L, idx, "auto_alpha") != LUA_TNIL) {
-    if (!lua_isboolean(L, -1)) luaL_error(L, "SAC.new: auto_alpha must be a boolean");
-    c->auto_alpha = lua_toboolean(L, -1);
-  }
-  lua_pop(L, 1);
-  lua_Integer batch = optint(L, idx, "batch", c->batch);
-  if (batch < 1 || batch > (1 << 24)) luaL_error(L, "SAC.new: batch must be in 1..16777216");
-  c->batch = (int)batch;
-  c->seed = (uint64_t)optint(L, idx, "seed", 0);
-  if (lua_getfield(L, idx, "precision") != LUA_TNIL) {
-    const char *p = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
-    if (strcmp(p, "fp32") == 0) c->prec = MB_FP32;
-    else if (strcmp(p, "bf16") == 0) c->prec = MB_BF16;
-    else luaL_error(L, "SAC.new: precision must be \"fp32\" or \"bf16\", got %s",
-                    lua_type(L, -1) == LUA_TSTRING ? p : luaL_typename(L, -1));
-  }
-  lua_pop(L, 1);
-}
-
-/* SAC.new(config) */
+/* SAC.new(config): the keys of MB_SAC_FIELDS (include/mbpo/sac.h), mbpo.sac.fields in Lua */
 static int sac_new(lua_State *L) {
   mbSacConfig c;
-  readconfig(L, 1, &c);
+  mbr_sacDefaults(&c, 0, 0);
+  mbL_readfields(L, 1, "SAC.new", mbr_sacFields, &c, NULL);
   SacUd *u = lua_newuserdatauv(L, sizeof(SacUd), 0);
   memset(u, 0, sizeof *u);
   luaL_setmetatable(L, MBL_SAC);
@@ -422,13 +330,6 @@ static int sac_act(lua_State *L) {
 
 /* State ----------------------------------------------------------------------------------- */
 
-/* pushes a copy of src[n] as a tensor of rows x cols (rows 0: 1-d) */
-static void pushcopy(lua_State *L, const float *src, int64_t rows, int64_t cols) {
-  int64_t size[2] = {rows, cols};
-  mbTensor *t = rows ? mbL_newtensor(L, 2, size) : mbL_newtensor(L, 1, size + 1);
-  memcpy(mbt_data(t), src, sizeof(float) * (size_t)(rows ? rows * cols : cols));
-}
-
 static void pushconfig(lua_State *L, const mbSacConfig *c) {
   lua_createtable(L, 0, 14);
   lua_pushinteger(L, c->obs);
@@ -464,161 +365,12 @@ static int sac_config(lua_State *L) {
   return 1;
 }
 
-/* agent:state() -> {config, pi, pi_m, pi_v, pi_t, q, q_target, q_m, q_v, q_t, log_alpha,
-   alpha_m, alpha_v, alpha_t, rng, updates}: copies, safe to keep */
-static int sac_state(lua_State *L) {
-  mbSac *s = checksac(L, 1);
-  int64_t npi = (int64_t)s->npi, nq = (int64_t)s->nq;
-  lua_createtable(L, 0, 16);
-  pushconfig(L, &s->cfg);
-  lua_setfield(L, -2, "config");
-  const struct { const char *k; const float *p; int rows; } arrs[] = {
-    {"pi", s->pi_p, 0}, {"pi_m", s->pi_m, 0}, {"pi_v", s->pi_v, 0},
-    {"q", s->q_p, 2}, {"q_target", s->q_targ, 2}, {"q_m", s->q_m, 2}, {"q_v", s->q_v, 2}};
-  for (size_t i = 0; i < sizeof arrs / sizeof arrs[0]; i++) {
-    pushcopy(L, arrs[i].p, arrs[i].rows, arrs[i].rows ? nq : npi);
-    lua_setfield(L, -2, arrs[i].k);
-  }
-  lua_pushinteger(L, s->pi_opt.t);
-  lua_setfield(L, -2, "pi_t");
-  lua_pushinteger(L, s->q_opt.t);
-  lua_setfield(L, -2, "q_t");
-  lua_pushinteger(L, s->alpha_opt.t);
-  lua_setfield(L, -2, "alpha_t");
-  setnum(L, "log_alpha", s->log_alpha);
-  setnum(L, "alpha_m", s->alpha_m);
-  setnum(L, "alpha_v", s->alpha_v);
-  lua_pushinteger(L, s->updates);
-  lua_setfield(L, -2, "updates");
-  char hex[4 * 16 + 1];
-  for (int i = 0; i < 4; i++)
-    snprintf(hex + 16 * i, 17, "%016llx", (unsigned long long)s->rng.s[i]);
-  lua_pushstring(L, hex);
-  lua_setfield(L, -2, "rng");
-  return 1;
-}
-
-/* agent:load_state(t) -> agent, or nil, message when t does not fit this agent */
-static int sac_loadstate(lua_State *L) {
-  mbSac *s = checksac(L, 1);
-  luaL_checktype(L, 2, LUA_TTABLE);
-  int64_t npi = (int64_t)s->npi, nq2 = 2 * (int64_t)s->nq;
-  const struct { const char *k; float *p; int64_t n; } arrs[] = {
-    {"pi", s->pi_p, npi}, {"pi_m", s->pi_m, npi}, {"pi_v", s->pi_v, npi},
-    {"q", s->q_p, nq2}, {"q_target", s->q_targ, nq2}, {"q_m", s->q_m, nq2},
-    {"q_v", s->q_v, nq2}};
-  const size_t na = sizeof arrs / sizeof arrs[0];
-  const char *ints[] = {"pi_t", "q_t", "alpha_t", "updates"};
-  const char *nums[] = {"log_alpha", "alpha_m", "alpha_v"};
-  char err[256] = "";
-  /* the state's own agent config (obs, act, hidden), when present, against this agent's:
-     a mismatch names both shapes */
-  lua_getfield(L, 2, "config");
-  if (lua_istable(L, -1)) {
-    char have[96], got[96];
-    int n = 0, same = 1;
-    lua_getfield(L, -1, "obs");
-    lua_getfield(L, -2, "act");
-    lua_getfield(L, -3, "hidden");
-    lua_Integer so = lua_tointeger(L, -3), sa = lua_tointeger(L, -2);
-    same = so == s->cfg.obs && sa == s->cfg.act;
-    n = snprintf(got, sizeof got, "obs %lld, act %lld, hidden {", (long long)so, (long long)sa);
-    lua_Integer nh = lua_istable(L, -1) ? (lua_Integer)lua_rawlen(L, -1) : 0;
-    if (nh != s->cfg.nhidden) same = 0;
-    for (lua_Integer i = 1; i <= nh && i <= 16 && n > 0 && n < (int)sizeof got; i++) {
-      lua_rawgeti(L, -1, i);
-      lua_Integer h = lua_tointeger(L, -1);
-      lua_pop(L, 1);
-      if (i > s->cfg.nhidden || h != s->cfg.hidden[i - 1]) same = 0;
-      n += snprintf(got + n, sizeof got - (size_t)n, i > 1 ? ",%lld" : "%lld", (long long)h);
-    }
-    if (n > 0 && n < (int)sizeof got - 1) { got[n] = '}'; got[n + 1] = 0; }
-    lua_pop(L, 3);
-    if (!same) {
-      n = snprintf(have, sizeof have, "obs %d, act %d, hidden {", s->cfg.obs, s->cfg.act);
-      for (int i = 0; i < s->cfg.nhidden && n > 0 && n < (int)sizeof have; i++)
-        n += snprintf(have + n, sizeof have - (size_t)n, i ? ",%d" : "%d", s->cfg.hidden[i]);
-      if (n > 0 && n < (int)sizeof have - 1) { have[n] = '}'; have[n + 1] = 0; }
-      snprintf(err, sizeof err, "sac:load_state: the state is of an agent with %s, this agent "
-               "has %s", got, have);
-    }
-  }
-  lua_pop(L, 1);
-  /* check everything first, so a bad table leaves the agent unchanged */
-  for (size_t i = 0; !err[0] && i < na; i++) {
-    lua_getfield(L, 2, arrs[i].k);
-    mbTensor *t = mbL_testtensor(L, -1);
-    if (!t || !t->storage)
-      snprintf(err, sizeof err, "sac:load_state: %s must be a tensor", arrs[i].k);
-    else if (!mbt_isContiguous(t) || mbt_numel(t) != arrs[i].n) {
-      char got[160];
-      snprintf(err, sizeof err, "sac:load_state: %s must be a contiguous tensor of %lld floats, "
-               "got %s", arrs[i].k, (long long)arrs[i].n, mbt_shapeStr(t, got, sizeof got));
-    }
-    lua_pop(L, 1);
-  }
-  for (size_t i = 0; !err[0] && i < 4; i++) {
-    lua_getfield(L, 2, ints[i]);
-    if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 0)
-      snprintf(err, sizeof err, "sac:load_state: %s must be a non-negative integer", ints[i]);
-    lua_pop(L, 1);
-  }
-  for (size_t i = 0; !err[0] && i < 3; i++) {
-    lua_getfield(L, 2, nums[i]);
-    if (!lua_isnumber(L, -1))
-      snprintf(err, sizeof err, "sac:load_state: %s must be a number", nums[i]);
-    lua_pop(L, 1);
-  }
-  uint64_t w[4] = {0, 0, 0, 0};
-  if (!err[0]) {
-    lua_getfield(L, 2, "rng");
-    size_t len = 0;
-    const char *hex = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
-    int ok = hex && len == 64;
-    for (int i = 0; ok && i < 4; i++) {
-      char part[17], *end;
-      memcpy(part, hex + 16 * i, 16);
-      part[16] = 0;
-      w[i] = strtoull(part, &end, 16);
-      if (*end) ok = 0;
-    }
-    if (ok && !(w[0] | w[1] | w[2] | w[3])) ok = 0;
-    lua_pop(L, 1);
-    if (!ok) snprintf(err, sizeof err, "sac:load_state: rng must be 64 hex digits (a nonzero state)");
-  }
-  if (err[0]) {
-    lua_pushnil(L);
-    lua_pushstring(L, err);
-    return 2;
-  }
-  for (size_t i = 0; i < na; i++) {
-    lua_getfield(L, 2, arrs[i].k);
-    memcpy(arrs[i].p, mbt_data(mbL_testtensor(L, -1)), sizeof(float) * (size_t)arrs[i].n);
-    lua_pop(L, 1);
-  }
-  lua_Integer iv[4];
-  for (int i = 0; i < 4; i++) {
-    lua_getfield(L, 2, ints[i]);
-    iv[i] = lua_tointeger(L, -1);
-    lua_pop(L, 1);
-  }
-  s->pi_opt.t = iv[0];
-  s->q_opt.t = iv[1];
-  s->alpha_opt.t = iv[2];
-  s->updates = iv[3];
-  float fv[3];
-  for (int i = 0; i < 3; i++) {
-    lua_getfield(L, 2, nums[i]);
-    fv[i] = (float)lua_tonumber(L, -1);
-    lua_pop(L, 1);
-  }
-  s->log_alpha = fv[0];
-  s->alpha_m = fv[1];
-  s->alpha_v = fv[2];
-  memcpy(s->rng.s, w, sizeof w);
-  lua_settop(L, 1);
-  return 1;
-}
+/* agent:state() -> {config (agent:config()), layout, pi, pi_m, pi_v, pi_t, q, q_target, q_m,
+   q_v, q_t, log_alpha, alpha_m, alpha_v, alpha_t, rng, updates}: copies, safe to keep;
+   agent:load_state(t) raises when t does not fit (the agent is then unchanged) */
+static void *checksacobj(lua_State *L, int idx) { return checksac(L, idx); }
+static int sacblocks(mbStateBlock *b, void *s) { return mbr_sacStateBlocks(b, s); }
+static mbLStateType STATE = {"sac", "agent", checksacobj, sacblocks, NULL, sac_config, 0};
 
 /* Small queries ------------------------------------------------------------------------- */
 
@@ -653,13 +405,16 @@ static int sac_tostring(lua_State *L) {
 
 static const luaL_Reg funcs[] = {{"new", sac_new}, {NULL, NULL}};
 static const luaL_Reg meth[] = {
-  {"update", sac_update}, {"update_mixed", sac_updatemixed}, {"act", sac_act}, {"state", sac_state},
-  {"load_state", sac_loadstate}, {"config", sac_config}, {"alpha", sac_alpha},
+  {"update", sac_update}, {"update_mixed", sac_updatemixed}, {"act", sac_act}, {"config", sac_config}, {"alpha", sac_alpha},
   {"updates", sac_updates}, {"flops", sac_flops}, {"close", sac_gc}, {NULL, NULL}};
 static const luaL_Reg metameth[] = {
   {"__index", NULL}, {"__gc", sac_gc}, {"__close", sac_gc}, {"__tostring", sac_tostring},
   {NULL, NULL}};
 
 int luaopen_mbpo_sac(lua_State *L) {
-  return mbL_newmodule(L, MBL_SAC, meth, metameth, funcs);
+  mbL_newmodule(L, MBL_SAC, meth, metameth, funcs);
+  mbL_setstate(L, MBL_SAC, &STATE);
+  mbL_pushfields(L, mbr_sacFields);
+  lua_setfield(L, -2, "fields");
+  return 1;
 }

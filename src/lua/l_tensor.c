@@ -1228,6 +1228,15 @@ static void setpair(lua_State *L, const char *name, lua_CFunction f, int op, int
   }
 }
 
+/* A tensor indexed by a number (t[1]) would read nil from the methods table and go on silently:
+   the methods table's own __index turns that into an error naming the accessors. */
+static int t_badindex(lua_State *L) {
+  if (lua_type(L, 2) == LUA_TNUMBER)
+    return luaL_error(L, "tensor[%s]: a tensor is not indexed with []; use t:get(i [, j]), "
+                      "t:set(i, [j,] v) or t:to_table()", lua_tostring(L, 2));
+  return 0;
+}
+
 /* Builds the metatable (metamethods, __index = the methods table), the methods (the arrays
    above plus the closures of each operation, plain and `_`), and the module table (funcs
    plus every method), and creates the default generator once per Lua state. */
@@ -1260,6 +1269,10 @@ int luaopen_mbpo_tensor(lua_State *L) {
   setpair(L, "clamp", t_clamp, 0, 1);
   setpair(L, "masked_fill", t_maskedfill, 0, 1);
   setpair(L, "addmm", t_addmm, 0, 1);
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, t_badindex);
+  lua_setfield(L, -2, "__index");
+  lua_setmetatable(L, -2);
   lua_pushvalue(L, -1);
   lua_setfield(L, -3, "__index");
   /* the module: its functions plus every method as a function (T.exp(x) = x:exp()) */

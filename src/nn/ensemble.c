@@ -95,32 +95,21 @@ struct mbEnsWork {
 
 /* Config and layout ------------------------------------------------------------------------ */
 
+const mbField mbn_ensFields[] = {MB_ENS_FIELDS(mbEnsembleConfig) MB_F_END};
+const mbField mbn_fitFields[] = {MB_FIT_FIELDS(mbFitOptions) MB_F_END};
+
 void mbn_ensDefaults(mbEnsembleConfig *c, int inputs, int outputs) {
-  /* per-layer weight decay of the reference's 4 x 200 network, input layer first */
-  static const float wd[5] = {2.5e-5f, 5e-5f, 7.5e-5f, 7.5e-5f, 1e-4f};
   memset(c, 0, sizeof *c);
+  mbu_fieldDefaults(c, mbn_ensFields);
   c->inputs = inputs;
   c->outputs = outputs;
-  c->members = 7;
-  c->elites = 5;
-  c->nhidden = 4;
-  for (int i = 0; i < 4; i++) c->hidden[i] = 200;
-  c->act = MB_ACT_SWISH;
-  for (int i = 0; i < 5; i++) c->weight_decay[i] = wd[i];
-  c->lr = 1e-3f;
-  c->seed = 0;
-  c->bounds = MB_BOUNDS_LEARNED;
-  c->max_logvar = 0.5f;
-  c->min_logvar = -10.0f;
-  c->bound_penalty = 0.01f;
-  c->prediction = MB_PRED_SAMPLE;
-  c->bootstrap = MB_BOOT_REPLACE;
-  c->holdout_ratio = 0.2f;
-  c->holdout_cap = 5000;
-  c->snapshot = MB_SNAP_MEMBER;
-  c->batch = 256;
-  c->patience = 5;
-  c->improvement = 0.01f;
+}
+
+void mbn_ensDefaultDecay(mbEnsembleConfig *c) {
+  const mbField *f = mbu_fieldFind(mbn_ensFields, "weight_decay");
+  int last = f->ndefs - 1;
+  for (int l = 0; l < c->nhidden; l++) c->weight_decay[l] = (float)f->defs[l < last ? l : last - 1];
+  c->weight_decay[c->nhidden] = (float)f->defs[last];
 }
 
 /* MB_OK, or MB_ERR with a message naming the field and its value */
@@ -1158,4 +1147,36 @@ int mbn_ensFit(mbFitResult *res, mbEnsemble *e, const float *x, const float *y, 
   res->train_loss = w->train_loss;
   res->holdout_curve = w->curve;
   return status;
+}
+
+/* State descriptor ------------------------------------------------------------------------- */
+
+int mbn_ensStateBlocks(mbStateBlock *b, mbEnsemble *e) {
+  const mbEnsembleConfig *c = &e->cfg;
+  mbStateBlock *p = b, *fmt = p;
+  p = mbu_block(p, "format", MB_STR, MB_ST_CHECK, NULL, 0, 0, 0);
+  snprintf(fmt->text, MB_STATE_TEXT, "mbpo.ensemble/1");
+  /* "inputs=5 outputs=5 members=3 elites=2 hidden=16,16 activation=swish" */
+  mbStateBlock *lay = p;
+  p = mbu_block(p, "layout", MB_STR, MB_ST_CHECK, NULL, 0, 0, 0);
+  int k = snprintf(lay->text, MB_STATE_TEXT, "inputs=%d outputs=%d members=%d elites=%d hidden=",
+                   c->inputs, c->outputs, c->members, c->elites);
+  for (int i = 0; i < c->nhidden && k > 0 && k < MB_STATE_TEXT; i++)
+    k += snprintf(lay->text + k, (size_t)(MB_STATE_TEXT - k), i ? ",%d" : "%d", c->hidden[i]);
+  if (k > 0 && k < MB_STATE_TEXT)
+    snprintf(lay->text + k, (size_t)(MB_STATE_TEXT - k), " activation=%s",
+             c->activation == MB_ACT_SWISH ? "swish" : "relu");
+  int64_t n = (int64_t)e->ntotal;
+  p = mbu_block(p, "params", MB_F32, 0, e->params, 1, n, 0);
+  p = mbu_block(p, "adam_m", MB_F32, 0, e->adam_m, 1, n, 0);
+  p = mbu_block(p, "adam_v", MB_F32, 0, e->adam_v, 1, n, 0);
+  p = mbu_block(p, "adam_t", MB_I64, 0, &e->adam.t, 0, 0, 0);
+  p = mbu_block(p, "input_mean", MB_F32, MB_ST_FINITE, e->in_mean, 1, c->inputs, 0);
+  p = mbu_block(p, "input_std", MB_F32, MB_ST_POSITIVE, e->in_std, 1, c->inputs, 0);
+  p = mbu_block(p, "elites", MB_I32, MB_ST_INDEX, e->elite, 1, c->elites, 0);
+  p[-1].bound = c->members;
+  p = mbu_block(p, "holdout_mse", MB_F32, 0, e->holdout_mse, 1, c->members, 0);
+  p = mbu_block(p, "fits", MB_I64, 0, &e->fits, 0, 0, 0);
+  p = mbr_rngBlocks(p, &e->rng);
+  return (int)(p - b);
 }

@@ -40,6 +40,8 @@ static int64_t slabFloats(int64_t width, int64_t capacity) {
   return capacity * width;
 }
 
+const mbField mbr_bufferFields[] = {MB_BUFFER_FIELDS(mbBuffer) MB_F_END};
+
 int mbr_bufferInit(mbBuffer *b, int64_t obs, int64_t act, int64_t capacity) {
   memset(b, 0, sizeof *b);
   if (obs < 1 || act < 0 || obs > (1 << 20) || act > (1 << 20))
@@ -224,4 +226,27 @@ int mbr_bufferLoad(mbBuffer *b, const float *data, int64_t size, int64_t next, i
   b->size = size;
   b->next = next;
   return MB_OK;
+}
+
+/* State descriptor ------------------------------------------------------------------------- */
+
+int mbr_bufferStateBlocks(mbStateBlock *b, mbBuffer *buf) {
+  mbStateBlock *p = b;
+  p = mbu_block(p, "obs", MB_I64, MB_ST_CHECK, &buf->obs, 0, 0, 0);
+  p = mbu_block(p, "act", MB_I64, MB_ST_CHECK, &buf->act, 0, 0, 0);
+  p = mbu_block(p, "capacity", MB_I64, 0, &buf->capacity, 0, 0, 0);
+  p = mbu_block(p, "size", MB_I64, 0, &buf->size, 0, 0, 0);
+  p = mbu_block(p, "next", MB_I64, 0, &buf->next, 0, 0, 0);
+  p = mbu_block(p, "data", MB_F32, MB_ST_ROWS, mbt_data(&buf->slab), 2, buf->size, buf->width);
+  p[-1].slab = &buf->slab;
+  return (int)(p - b);
+}
+
+int mbr_bufferSetState(mbBuffer *buf, const mbStateBlock *b) {
+  int64_t capacity = *(const int64_t *)b[2].data, size = *(const int64_t *)b[3].data;
+  int64_t next = *(const int64_t *)b[4].data;
+  if (b[5].shape[0] != size)
+    return mbu_error("data has %lld rows, size is %lld", (long long)b[5].shape[0],
+                     (long long)size);
+  return mbr_bufferLoad(buf, b[5].data, size, next, capacity);
 }

@@ -16,25 +16,19 @@
 #include "mbpo/core.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #define LOG_SQRT_2PI 0.91893853320467274f
 #define ACT_CHUNK 512   /* rows per task of a batched act */
 
+const mbField mbr_sacFields[] = {MB_SAC_FIELDS(mbSacConfig) MB_F_END};
+
 void mbr_sacDefaults(mbSacConfig *c, int obs, int act) {
   memset(c, 0, sizeof *c);
+  mbu_fieldDefaults(c, mbr_sacFields);
   c->obs = obs;
   c->act = act;
-  c->nhidden = 2;
-  c->hidden[0] = c->hidden[1] = 256;
-  c->actor_lr = c->critic_lr = c->alpha_lr = 3e-4f;
-  c->gamma = 0.99f;
-  c->tau = 5e-3f;
-  c->target_entropy = (float)-act;
-  c->init_alpha = 1.0f;
-  c->auto_alpha = 1;
-  c->batch = 256;
-  c->seed = 0;
 }
 
 /* softplus(x) = log(1 + e^x) without overflow */
@@ -640,4 +634,34 @@ double mbr_sacUpdateFlops(const mbSac *s, int B) {
      2 critic backwards with parameter gradients, B rows of critic input gradient in all,
      1 policy backward */
   return 2.0 * B * (2 * fp + 6 * fq + 2 * bq + dq + bp);
+}
+
+/* State descriptor ------------------------------------------------------------------------- */
+
+int mbr_sacStateBlocks(mbStateBlock *b, mbSac *s) {
+  mbStateBlock *p = b;
+  int64_t npi = (int64_t)s->npi, nq = (int64_t)s->nq;
+  /* the sizes a state must share with this agent, as one line: "obs 4, act 1, hidden {16,16}" */
+  mbStateBlock *lay = p;
+  p = mbu_block(p, "layout", MB_STR, MB_ST_CHECK, NULL, 0, 0, 0);
+  int k = snprintf(lay->text, MB_STATE_TEXT, "obs %d, act %d, hidden {", s->cfg.obs, s->cfg.act);
+  for (int i = 0; i < s->cfg.nhidden && k > 0 && k < MB_STATE_TEXT; i++)
+    k += snprintf(lay->text + k, (size_t)(MB_STATE_TEXT - k), i ? ",%d" : "%d", s->cfg.hidden[i]);
+  if (k > 0 && k < MB_STATE_TEXT - 1) strcat(lay->text, "}");
+  p = mbu_block(p, "pi", MB_F32, 0, s->pi_p, 1, npi, 0);
+  p = mbu_block(p, "pi_m", MB_F32, 0, s->pi_m, 1, npi, 0);
+  p = mbu_block(p, "pi_v", MB_F32, 0, s->pi_v, 1, npi, 0);
+  p = mbu_block(p, "q", MB_F32, 0, s->q_p, 2, 2, nq);
+  p = mbu_block(p, "q_target", MB_F32, 0, s->q_targ, 2, 2, nq);
+  p = mbu_block(p, "q_m", MB_F32, 0, s->q_m, 2, 2, nq);
+  p = mbu_block(p, "q_v", MB_F32, 0, s->q_v, 2, 2, nq);
+  p = mbu_block(p, "pi_t", MB_I64, 0, &s->pi_opt.t, 0, 0, 0);
+  p = mbu_block(p, "q_t", MB_I64, 0, &s->q_opt.t, 0, 0, 0);
+  p = mbu_block(p, "alpha_t", MB_I64, 0, &s->alpha_opt.t, 0, 0, 0);
+  p = mbu_block(p, "updates", MB_I64, 0, &s->updates, 0, 0, 0);
+  p = mbu_block(p, "log_alpha", MB_F32, 0, &s->log_alpha, 0, 0, 0);
+  p = mbu_block(p, "alpha_m", MB_F32, 0, &s->alpha_m, 0, 0, 0);
+  p = mbu_block(p, "alpha_v", MB_F32, 0, &s->alpha_v, 0, 0, 0);
+  p = mbr_rngBlocks(p, &s->rng);
+  return (int)(p - b);
 }

@@ -251,6 +251,9 @@ static mbEnv *new_env(mjModel *m, const mbsTask *task, const char *name, int fra
 }
 
 /* A built-in task: compile its embedded MJCF, then wrap it in an env. */
+const mbField mbs_envFields[] = {MB_ENV_FIELDS(mbEnvOptions) MB_F_END};
+const mbField mbs_mjcfFields[] = {MB_MJCF_FIELDS(mbEnvOptions) MB_F_END};
+
 mbEnv *mbs_make(const char *name, uint64_t seed) {
   const mbsTask *task = find_task(name);
   if (!task) {
@@ -591,25 +594,28 @@ void mbs_view(mbsView *v, const mbEnv *env, int before) {
   }
 }
 
-/* The exact-state blocks, in a fixed order; the pointers go straight into mjData. */
-int mbs_stateBlocks(mbsBlock *blocks, int max, mbEnv *env) {
+/* The state blocks, in a fixed order; the arrays point straight into mjData. */
+int mbs_stateBlocks(mbStateBlock *b, mbEnv *env) {
   const mjModel *m = env->m;
   mjData *d = env->d;
-  mbsBlock all[] = {
-    {"time", &d->time, 1},
-    {"qpos", d->qpos, m->nq},
-    {"qvel", d->qvel, m->nv},
-    {"act", d->act, m->na},
-    {"ctrl", d->ctrl, m->nu},
-    {"qacc_warmstart", d->qacc_warmstart, m->nv},
-    {"xpos", d->xpos, 3 * m->nbody},
-    {"xipos", d->xipos, 3 * m->nbody},
-    {"cfrc_ext", d->cfrc_ext, 6 * m->nbody},
-  };
-  int n = (int)(sizeof all / sizeof all[0]);
-  if (n > max) n = max;
-  for (int i = 0; i < n; i++) blocks[i] = all[i];
-  return n;
+  mbStateBlock *p = b, *name = p;
+  p = mbu_block(p, "name", MB_STR, MB_ST_CHECK, NULL, 0, 0, 0);
+  snprintf(name->text, MB_STATE_TEXT, "%s", mbs_name(env));
+  p = mbu_block(p, "steps", MB_I64, 0, &env->steps, 0, 0, 0);
+  p = mbu_block(p, "started", MB_BOOL, 0, &env->started, 0, 0, 0);
+  p = mbu_block(p, "done", MB_BOOL, 0, &env->done, 0, 0, 0);
+  p = mbr_rngBlocks(p, &env->rng);
+  p[-1].flags = 0;  /* as saved by every build so far: not checked for zero */
+  p = mbu_block(p, "time", MB_F64, 0, &d->time, 1, 1, 0);
+  p = mbu_block(p, "qpos", MB_F64, 0, d->qpos, 1, m->nq, 0);
+  p = mbu_block(p, "qvel", MB_F64, 0, d->qvel, 1, m->nv, 0);
+  p = mbu_block(p, "act", MB_F64, 0, d->act, 1, m->na, 0);
+  p = mbu_block(p, "ctrl", MB_F64, 0, d->ctrl, 1, m->nu, 0);
+  p = mbu_block(p, "qacc_warmstart", MB_F64, 0, d->qacc_warmstart, 1, m->nv, 0);
+  p = mbu_block(p, "xpos", MB_F64, 0, d->xpos, 1, 3 * m->nbody, 0);
+  p = mbu_block(p, "xipos", MB_F64, 0, d->xipos, 1, 3 * m->nbody, 0);
+  p = mbu_block(p, "cfrc_ext", MB_F64, 0, d->cfrc_ext, 1, 6 * m->nbody, 0);
+  return (int)(p - b);
 }
 
 /* Model-rollout termination ------------------------------------------------------------------ */

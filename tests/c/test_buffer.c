@@ -285,32 +285,37 @@ static void test_mixed(void) {
   mbr_bufferFree(&real);
 }
 
-/* state as the Lua layer saves it: slab rows [0, size) + size/next/capacity as I64 */
+/* state through the buffer's descriptor (as the Lua layer saves it): every block to a file,
+   read back, and restored into a buffer of another capacity through mbr_bufferSetState */
 static void roundtrip(mbBuffer *b, const char *path) {
+  mbStateBlock blk[MB_STATE_MAXBLOCKS], got[MB_STATE_MAXBLOCKS];
+  int n = mbr_bufferStateBlocks(blk, b);
+  CHECK(n == 6 && !strcmp(blk[5].name, "data") && blk[5].slab == &b->slab, "%d blocks", n);
   mbTensor data;
   mbt_view(&data, &b->slab);
   data.size[0] = b->size;
-  int64_t ints[3] = {b->size, b->next, b->capacity};
-  mbIoItem items[4] = {{.name = "data", .dtype = MB_F32, .tensor = &data},
-                       {.name = "size", .dtype = MB_I64, .ints = &ints[0]},
-                       {.name = "next", .dtype = MB_I64, .ints = &ints[1]},
-                       {.name = "capacity", .dtype = MB_I64, .ints = &ints[2]}};
-  CHECK(mbu_ioSave(path, items, 4, NULL, NULL, 0) == MB_OK, "save: %s", mbu_lasterror());
+  mbIoItem items[MB_STATE_MAXBLOCKS];
+  for (int i = 0; i < n; i++) {
+    mbIoItem it = {.name = blk[i].name, .dtype = blk[i].dtype, .data = blk[i].data};
+    if (blk[i].dtype == MB_F32) it.tensor = &data;
+    items[i] = it;
+  }
+  CHECK(mbu_ioSave(path, items, n, NULL, NULL, 0) == MB_OK, "save: %s", mbu_lasterror());
   mbt_release(&data);
   mbIoFile f;
   CHECK(mbu_ioLoad(&f, path) == MB_OK, "load: %s", mbu_lasterror());
   mbBuffer c;
   mbr_bufferInit(&c, b->obs, b->act, 3);   /* another capacity: load reallocates */
-  const float *d = NULL;
-  int64_t v[3] = {0};
+  CHECK(mbr_bufferStateBlocks(got, &c) == n, "block count");
   for (int i = 0; i < f.n; i++) {
-    const mbIoEntry *e = &f.entries[i];
-    if (!strcmp(e->name, "data")) d = mbt_data(&e->tensor);
-    if (!strcmp(e->name, "size")) v[0] = e->ints[0];
-    if (!strcmp(e->name, "next")) v[1] = e->ints[0];
-    if (!strcmp(e->name, "capacity")) v[2] = e->ints[0];
+    mbIoEntry *e = &f.entries[i];
+    for (int k = 0; k < n; k++) {
+      if (strcmp(e->name, got[k].name)) continue;
+      got[k].data = e->dtype == MB_F32 ? (void *)mbt_data(&e->tensor) : e->data;
+      got[k].shape[0] = e->ndim ? e->shape[0] : 0;
+    }
   }
-  CHECK(d && mbr_bufferLoad(&c, d, v[0], v[1], v[2]) == MB_OK, "load state: %s", mbu_lasterror());
+  CHECK(mbr_bufferSetState(&c, got) == MB_OK, "set state: %s", mbu_lasterror());
   mbu_ioFree(&f);
   CHECK(c.size == b->size && c.next == b->next && c.capacity == b->capacity &&
         !memcmp(mbt_data(&c.slab), mbt_data(&b->slab), (size_t)(b->size * b->width) * 4),

@@ -637,12 +637,12 @@ static void test_state_and_resume(void) {
       if (term || trunc) mbs_reset(obs, a, 1.0);
     }
     /* copy the exact state into b (a different env instance) */
-    mbsBlock ba[16], bb[16];
-    int nba = mbs_stateBlocks(ba, 16, a), nbb = mbs_stateBlocks(bb, 16, b);
-    CHECK(nba == nbb && nba >= 9, "%s: %d state blocks", name, nba);
-    for (int i = 0; i < nba; i++) memcpy(bb[i].data, ba[i].data, sizeof(double) * (size_t)ba[i].n);
-    *mbs_rng(b) = *mbs_rng(a);
-    mbs_setProgress(b, mbs_steps(a), mbs_started(a), mbs_done(a));
+    mbStateBlock ba[MB_STATE_MAXBLOCKS], bb[MB_STATE_MAXBLOCKS];
+    int nba = mbs_stateBlocks(ba, a), nbb = mbs_stateBlocks(bb, b);
+    CHECK(nba == nbb && nba >= 14, "%s: %d state blocks", name, nba);
+    for (int i = 0; i < nba; i++)
+      if (!(ba[i].flags & MB_ST_CHECK))
+        memcpy(bb[i].data, ba[i].data, (size_t)(mbu_blockNumel(&ba[i]) * mbu_dtypeSize(ba[i].dtype)));
     mbRng g2 = g;
     int same = 1;
     for (int t = 0; t < 80; t++) {

@@ -102,7 +102,9 @@ static void test_roundtrip(void) {
   CHECK(!mbt_isContiguous(&tr) && !mbt_isContiguous(&nar), "views should be strided");
 
   int64_t counters[3] = {-5, 0, (int64_t)1 << 40}, step = 123456789012345;
-  mbIoItem items[7] = {
+  double dbl[3] = {0.1, -0.0, 1e-310};
+  uint64_t words[4] = {0, ~(uint64_t)0, (uint64_t)1 << 63, 0x5d9189e203382fccULL};
+  mbIoItem items[9] = {
     {.name = "a", .dtype = MB_F32, .tensor = &a},
     {.name = "scalar", .dtype = MB_F32, .tensor = &s},
     {.name = "empty", .dtype = MB_F32, .tensor = &z},
@@ -110,14 +112,21 @@ static void test_roundtrip(void) {
     {.name = "narrow", .dtype = MB_F32, .tensor = &nar},
     {.name = "counters", .dtype = MB_I64, .ints = counters, .ndim = 1, .shape = {3}},
     {.name = "step", .dtype = MB_I64, .ints = &step, .ndim = 0},
+    {.name = "doubles", .dtype = MB_F64, .data = dbl, .ndim = 2, .shape = {3, 1}},
+    {.name = "words", .dtype = MB_U64, .data = words, .ndim = 1, .shape = {4}},
   };
   const char *keys[2] = {"format", "note"}, *values[2] = {"pt", "line\nbreak \"q\" \xc3\xa9"};
   const char *path = tmppath("rt.safetensors");
-  CHECK(mbu_ioSave(path, items, 7, keys, values, 2) == MB_OK, "save: %s", mbu_lasterror());
+  CHECK(mbu_ioSave(path, items, 9, keys, values, 2) == MB_OK, "save: %s", mbu_lasterror());
 
   mbIoFile f;
   CHECK(mbu_ioLoad(&f, path) == MB_OK, "load: %s", mbu_lasterror());
-  CHECK(f.n == 7, "entries %d", f.n);
+  CHECK(f.n == 9, "entries %d", f.n);
+  const mbIoEntry *d = findEntry(&f, "doubles"), *w = findEntry(&f, "words");
+  CHECK(d && d->dtype == MB_F64 && d->ndim == 2 && d->shape[0] == 3 && d->shape[1] == 1 &&
+        !memcmp(d->data, dbl, sizeof dbl), "F64 doubles differ");
+  CHECK(w && w->dtype == MB_U64 && w->ndim == 1 && w->shape[0] == 4 &&
+        !memcmp(w->data, words, sizeof words), "U64 words differ");
   CHECK(sameTensor(findEntry(&f, "a"), &a), "a differs");
   CHECK(sameTensor(findEntry(&f, "scalar"), &s), "scalar differs");
   CHECK(sameTensor(findEntry(&f, "empty"), &z), "empty differs");
@@ -133,7 +142,7 @@ static void test_roundtrip(void) {
     CHECK(k >= 0 && !strcmp(f.values[i], values[k]), "metadata %s", f.keys[i]);
   }
   /* entries come back in data order, which is the order they were written */
-  CHECK(!strcmp(f.entries[0].name, "a") && !strcmp(f.entries[6].name, "step"), "order");
+  CHECK(!strcmp(f.entries[0].name, "a") && !strcmp(f.entries[8].name, "words"), "order");
   mbu_ioFree(&f);
   CHECK(f.n == 0 && f.entries == NULL, "free must zero the file");
   /* no temporary file is left behind */

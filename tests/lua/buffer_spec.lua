@@ -202,8 +202,12 @@ describe("buffer", function()
 
   it("rejects bad arguments with clear messages", function()
     local buf = B.new{obs = 2, act = 1, capacity = 4}
-    raises(function() B.new{obs = 2, act = 1} end, "'capacity' must be an integer, got nil")
-    raises(function() B.new{obs = 0, act = 1, capacity = 4} end, "bad widths obs=0")
+    raises(function() B.new{obs = 2, act = 1} end,
+      "Buffer.new: capacity is required (an integer >= 1)")
+    raises(function() B.new{obs = 2, act = 1, capacity = 10, cap = 3} end,
+      "Buffer.new: unknown option 'cap' (nearest: obs, act, capacity)")
+    raises(function() B.new{obs = 0, act = 1, capacity = 10} end,
+      "Buffer.new: obs must be an integer in [1, 1048576], got 0")
     raises(function() buf:add({1}, {1}, 0, {1, 2}, 0) end, "obs must have 2 numbers, got 1")
     raises(function() buf:add({1, 2}, {"x"}, 0, {1, 2}, 0) end, "act[1] must be a number")
     raises(function() buf:add({1, 2}, 5, 0, {1, 2}, 0) end, "act must be a tensor or a table")
@@ -217,9 +221,13 @@ describe("buffer", function()
            "obs must be a contiguous [N x 2] tensor, got [2 x 3]")
     raises(function() buf:rows(2, 5) end, "rows 2..6 outside 1..1")
     raises(function() buf:load_state({obs = 3, act = 1, size = 0, next = 0, capacity = 4}) end,
-           "state has obs=3 act=1, buffer has obs=2 act=1")
+           "buf:load_state: obs is the integer 3 in the state, 2 in this buffer")
     raises(function() buf:load_state({obs = 2, act = 1, size = 2, next = 1, capacity = 4,
-                                      data = buf:batch(2).obs}) end, "data must be a contiguous [2 x 7]")
+                                      data = buf:batch(2).obs}) end,
+           "buf:load_state: data is F32 [2 x 2] in the state, F32 [N x 7] in this buffer")
+    raises(function() buf:load_state({obs = 2, act = 1, size = 2, next = 2, capacity = 4,
+                                      data = buf:state().data}) end,
+           "buf:load_state: data has 1 rows, size is 2")
     raises(function()
       buf:load_state({obs = 2, act = 1, size = 1, next = 3, capacity = 4, data = buf:state().data})
     end, "inconsistent")

@@ -76,9 +76,36 @@ local function transplant(run, other, name)
   remanifest(run)
 end
 
+-- an array of 64-bit words or doubles as builds before F64 and U64 stored it: 16 hex digits a
+-- value (IEEE-754 bits for doubles)
+local function oldhex(a)
+  local t = {}
+  for i = 1, #a do
+    t[i] = string.format("%016x", a:dtype() == "F64" and
+      string.unpack("<i8", string.pack("<d", a[i])) or a[i])
+  end
+  return table.concat(t)
+end
+
+local other_task -- a run of the tiny config on Hopper (made in describe)
+
 -- the setups a case may name: each changes the copy of the run (or the scratch directory)
 -- before the command; the snapshots are taken after it
 local setups = {
+  old_format = function(run) -- the agent as an older build wrote it: no layout, rng as hex text
+    rewrite_part(run, "agent", function(t) t.layout = nil; t.rng = oldhex(t.rng); return t end)
+  end,
+  old_env = function(run) -- the env's doubles and words as hex text
+    rewrite_part(run, "loop", function(t)
+      for k, v in pairs(t.env) do if type(v) == "userdata" then t.env[k] = oldhex(v) end end
+      return t
+    end)
+  end,
+  other_task = function(run)
+    checkpoint.rmtree(run .. "/checkpoint")
+    assert(sh(string.format("cp -a %s %s", shq(other_task .. "/checkpoint"), shq(run .. "/checkpoint"))) == 0)
+  end,
+  other_task_env = function(run) transplant(run, other_task, "loop") end,
   other_checkpoint = function(run, tmp, other)
     checkpoint.rmtree(run .. "/checkpoint")
     assert(sh(string.format("cp -a %s %s", shq(other .. "/checkpoint"), shq(run .. "/checkpoint"))) == 0)
@@ -154,6 +181,10 @@ describe("catalogue", function()
   assert(rc == 0, out)
   rc, out = sh(string.format("cd %s && %s run %s epochs=1 sac.hidden=8,8 model.hidden=8,8 " ..
     "--out %s", shq(root), shq(exe), shq(tiny), shq(other)))
+  assert(rc == 0, out)
+  other_task = base .. "/hopper"
+  rc, out = sh(string.format("cd %s && %s run %s epochs=1 env=Hopper --out %s", shq(root),
+    shq(exe), shq(tiny), shq(other_task)))
   assert(rc == 0, out)
 
   it("has at least 80 cases, each with a command, an exit code and a pattern", function()

@@ -66,6 +66,10 @@ local function tree()
     keys = {[-3] = "minus", [0] = "zero", [1] = "one", [1000000] = "large", name = "str"},
     empty = {},
     nested = {a = {b = {c = {d = 4}}}},
+    -- generator words and simulation doubles: stored as U64 and F64 arrays, compared by bits
+    arrays = {words = io_.array("U64", {0x5d9189e203382fcc, -1, 0, math.mininteger}),
+              doubles = io_.array("F64", {0.1, -0.0, 1e-310, math.huge, 0 / 0}),
+              ints = io_.array("I64", {1, 2}), none = io_.array("F64", {})},
   }
 end
 
@@ -82,6 +86,23 @@ describe("save_tree and load_tree", function()
     eq(back.ints[5], 4611686018427387905, "2^62 + 1")
     eq(back.strings.num, "123", "a string of digits stays a string")
     eq(back.agent.wt:get(1, 2), 4.0, "transposed view")
+  end)
+
+  it("restore: a load_state that raises becomes nil and one line naming the part", function()
+    local G = require "mbpo.rng"
+    local g, words = G.new(3), G.new(3):state()
+    g:uniform()
+    eq(ck.restore("rng explore", g, words), true, "a state that fits")
+    eq(g:state(), words, "restored")
+    local ok, msg = ck.restore("rng explore", g, io_.array("U64", {1, 2}))
+    eq(ok, nil)
+    eq(msg, "the checkpoint's rng explore does not fit this run: rng:load_state: rng is U64 [2] " ..
+      "in the state, U64 [4] in this generator")
+    ok, msg = ck.restore("rng explore", g, nil)
+    eq(msg, "the checkpoint's rng explore is missing")
+    ok, msg = ck.restore("agent", {load_state = function() error("bad\nline") end}, {})
+    eq(msg, "the checkpoint's agent does not fit this run: bad\\x0aline", "one line, escaped")
+    eq(g:state(), words, "a refused state leaves the object as it was")
   end)
 
   it("writes the same bytes for the same tree", function()

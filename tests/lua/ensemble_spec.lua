@@ -2,6 +2,7 @@
 -- differences via load_state), predict, step (elites only, determinism, mean mode), fit's
 -- report, state round trips (bit-identical predictions and next epoch), and error messages.
 -- The numerics are checked in depth by tests/c/test_ensemble.c; this spec checks the Lua face.
+local io_ = require "mbpo.io"
 local Ensemble = require "mbpo.ensemble"
 local NN = require "mbpo.nn"
 local G = require "mbpo.rng"
@@ -220,13 +221,13 @@ describe("ensemble", function()
     eq(sa.format, "mbpo.ensemble/1", "format")
     eq(type(sa.adam_t), "number", "adam_t")
     check(sa.adam_t > 0 and math.type(sa.adam_t) == "integer", "adam_t %s", tostring(sa.adam_t))
-    eq(#sa.rng, 64, "rng hex")
+    eq(tostring(sa.rng), "mbpo.Array U64 [4]", "rng words")
   end)
 
   it("reaches the section 6 variants through options", function()
     local x, y = dataset(G.new(6), 200)
     for _, opts in ipairs({{bounds = "fixed"}, {bootstrap = "none"}, {bootstrap = "permutation"},
-                           {snapshot = "ensemble"}, {prediction = "mean"}, {holdout_cap = false},
+                           {snapshot = "ensemble"}, {prediction = "mean"}, {holdout_cap = 0},
                            {activation = "relu"}}) do
       local ens = small(2, opts)
       local r = ens:fit(x, y, {max_epochs = 2})
@@ -285,27 +286,27 @@ describe("ensemble", function()
   end)
 
   it("rejects bad input with clear messages", function()
-    raises(function() Ensemble.new{inputs = 5} end, "inputs and outputs are required")
+    raises(function() Ensemble.new{inputs = 5} end, "Ensemble.new: outputs is required (an integer in [1, 65536])")
     local function new(extra)
       local o = {inputs = 5, outputs = 4}
       for k, v in pairs(extra) do o[k] = v end
       return Ensemble.new(o)
     end
-    raises(function() new{member = 3} end, "unknown option 'member'")
+    raises(function() new{member = 3} end, "Ensemble.new: unknown option 'member' (nearest: members, seed, elites)")
     raises(function() new{elites = 9} end, "Ensemble.new: elites = 9 out of range")
     raises(function() Ensemble.new{inputs = 5, outputs = 4, bootstrap = "yes"} end,
-      "bootstrap must be one of replace, permutation, none, got yes")
+      "Ensemble.new: bootstrap must be one of replace, permutation, none, got 'yes'")
     raises(function() new{hidden = {8}, weight_decay = {1e-4}} end,
-      "weight_decay has 1 values, expected 2")
+      "Ensemble.new: weight_decay must be a list of 2 numbers, got 1 values")
     raises(function() Ensemble.new{inputs = 5, outputs = 4, hidden = {8, 0}} end,
-      "hidden layer 2 has width 0")
-    raises(function() Ensemble.new{inputs = 5, outputs = 4, lr = "fast"} end, "lr must be a number")
+      "Ensemble.new: hidden[2] must be an integer in [1, 65536], got 0")
+    raises(function() Ensemble.new{inputs = 5, outputs = 4, lr = "fast"} end, "Ensemble.new: lr must be a number > 0, got 'fast'")
     local ens = small(1)
     local g = G.new(1)
     local x, y = dataset(g, 20)
     raises(function() ens:fit(x, T(randmat(g, 19, 4, 1))) end,
       "ens:fit: targets must be a contiguous [20 x 4] tensor, got [19 x 4]")
-    raises(function() ens:fit(x, y, {epochs = 3}) end, "unknown option 'epochs'")
+    raises(function() ens:fit(x, y, {epochs = 3}) end, "ens:fit: unknown option 'epochs' (nearest: max_epochs, batch, max_seconds)")
     raises(function() ens:fit(T(randmat(g, 4, 5, 1)), T(randmat(g, 4, 4, 1))) end,
       "training would never stop")
     raises(function() ens:predict(T(randmat(g, 3, 4, 1))) end,
@@ -316,20 +317,25 @@ describe("ensemble", function()
       "mbpo.Rng expected")
     local o3, a3 = T(randmat(g, 3, 3, 1)), T(randmat(g, 3, 2, 1))
     raises(function() ens:step(o3, a3, g, {prediction = "mode"}) end,
-      "prediction must be one of sample, mean")
+      "ens:step: prediction must be one of sample, mean, got 'mode'")
     raises(function() ens:train_step(T{randmat(g, 2, 5, 1)}, T{randmat(g, 2, 4, 1)}) end,
       "inputs must be a contiguous [4 x N x 5] tensor, got [1 x 2 x 5]")
     local st = ens:state()
     raises(function() small(1, {hidden = {12, 13}}):load_state(st) end,
-      "the state is of an ensemble")
+      "ens:load_state: layout is 'inputs=5 outputs=4 members=4 elites=3 hidden=12,12 " ..
+      "activation=swish' in the state, 'inputs=5 outputs=4 members=4 elites=3 hidden=12,13 " ..
+      "activation=swish' in this ensemble")
     st.rng = "xyz"
-    raises(function() ens:load_state(st) end, "state.rng must be 64 hex digits")
+    raises(function() ens:load_state(st) end, "rng is 'xyz' in the state, U64 [4] in this ensemble")
     st = ens:state()
     st.params = T{1, 2, 3}
-    raises(function() ens:load_state(st) end, "state.params must be a contiguous")
+    raises(function() ens:load_state(st) end, "params is F32 [3] in the state, F32 [")
     st = ens:state()
-    st.elites = T{1, 2, 7}
-    raises(function() ens:load_state(st) end, "state.elites[3] = 7.0 is not a member number")
+    st.elites = io_.array("I64", {1, 2, 7})
+    raises(function() ens:load_state(st) end, "ens:load_state: elites[3] = 7 is not in 1..4")
+    st = ens:state()
+    st.input_std = T{1, 1, 0, 1, 1}
+    raises(function() ens:load_state(st) end, "input_std[3] = 0 is not a positive number")
     local closed
     do
       local c <close> = small(1)

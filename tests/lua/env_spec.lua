@@ -2,6 +2,7 @@
 -- step results, the golden trace through Lua, exact checkpoint round trips, set_state,
 -- the termination functions, from_mjcf with Lua task tables and its error messages,
 -- MuJoCo errors as Lua errors, and evaluate.
+local io_ = require "mbpo.io"
 local E = require "mbpo.env"
 local G = require "mbpo.rng"
 local T = require "mbpo.tensor"
@@ -14,14 +15,17 @@ end
 
 local root = MBPO_ROOT or "."
 
--- the doubles of a hex string from env:state() (16 hex digits of IEEE-754 bits each)
-local function doubles(hex)
+-- the doubles of an F64 array from env:state()
+local function doubles(a)
+  eq(a:dtype(), "F64", "env state arrays are doubles")
+  return a:totable()
+end
+
+-- every bit of an F64 array, as text
+local function exact(a)
   local t = {}
-  for i = 1, #hex, 16 do
-    local bits = tonumber(hex:sub(i, i + 15), 16)
-    t[#t + 1] = string.unpack("<d", string.pack("<i8", bits))
-  end
-  return t
+  for i = 1, #a do t[i] = string.format("%a", a[i]) end
+  return table.concat(t, " ")
 end
 
 local function sine_action(n, t)
@@ -64,7 +68,7 @@ describe("env", function()
       end
     end
     raises(function() E.make("Pong") end, "unknown task 'Pong'")
-    raises(function() E.make("Hopper", {max_steps = 0}) end, "max_steps must be >= 1")
+    raises(function() E.make("Hopper", {max_steps = 0}) end, "E.make: max_steps must be an integer >= 1, got 0")
     eq(E.make("Hopper", {max_steps = 7}).max_steps, 7, "max_steps option")
   end)
 
@@ -144,13 +148,13 @@ describe("env", function()
           local u = {}
           for i = 1, env.act_dim do u[i] = g:uniform(-1, 1) end
           local _, r, term, trunc = env:step(u)
-          if log then log[#log + 1] = string.format("%a", r) .. env:state().qpos end
+          if log then log[#log + 1] = string.format("%a ", r) .. exact(env:state().qpos) end
           if term or trunc then env:reset() end
         end
       end
       run(a, 12)
       local s, gs = a:state(), g:state()
-      eq(#s.rng, 64, "rng hex digits")
+      eq(tostring(s.rng), "mbpo.Array U64 [4]", "rng words")
       eq(s.name, name, "state name")
       local l1, l2 = {}, {}
       run(a, 40, l1)
@@ -166,12 +170,18 @@ describe("env", function()
     env:reset()
     local s = env:state()
     raises(function() E.make("Walker2d"):load_state(s) end,
-           "state of 'Hopper', this env is 'Walker2d'")
-    s.qpos = s.qpos:sub(17)
-    raises(function() env:load_state(s) end, "qpos has 5 values, Hopper has 6")
+           "env:load_state: name is 'Hopper' in the state, 'Walker2d' in this env")
+    s.qpos = io_.array("F64", {1, 2, 3, 4, 5})
+    raises(function() env:load_state(s) end,
+           "env:load_state: qpos is F64 [5] in the state, F64 [6] in this env")
     s = env:state()
     s.rng = "xyz"
-    raises(function() env:load_state(s) end, "rng must be 64 hex digits")
+    raises(function() env:load_state(s) end, "rng is 'xyz' in the state, U64 [4] in this env")
+    -- a state of an older build stored doubles as hex text: one line says so
+    s = env:state()
+    s.qvel = string.rep("0", 16 * 6)
+    raises(function() env:load_state(s) end, "env:load_state: qvel is hex text: the state was " ..
+           "written by an older mbpo, which stored doubles as hex strings (this one stores F64 numbers)")
   end)
 
   it("gets and sets qpos/qvel like Gym's set_state", function()
@@ -509,7 +519,7 @@ describe("env from_mjcf", function()
     raises(function() env:step({0, 0}) end, "task.reward:")
     t = without("x")
     t.frame_skip = 0
-    raises(function() E.from_mjcf(xml, t) end, "task.frame_skip must be >= 1")
+    raises(function() E.from_mjcf(xml, t) end, "from_mjcf: task: frame_skip must be an integer in [1, 100000], got 0")
   end)
 
   it("turns a MuJoCo error inside mj_step into a Lua error", function()

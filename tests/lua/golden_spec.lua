@@ -21,15 +21,28 @@ local tiny = root .. "/tests/lua/data/tiny.lua"
 local gold = root .. "/tests/data/golden"
 local record = os.getenv("MBPO_GOLDEN_RECORD") == "1"
 
--- digests of every leaf of a checkpoint: "part.dotted.name<TAB>digest" lines, sorted
+-- digests of every leaf of a checkpoint: "part.dotted.name<TAB>digest" lines, sorted.
+-- Entries whose representation changed since the recording map back to the recorded text, so
+-- equal digests mean equal values: a U64 or F64 array (generator words, simulation doubles)
+-- to the hex string older builds stored (16 hex digits of each word or IEEE-754 double); an
+-- I64 array (elite member numbers) to the digest of the float32 tensor of its values.
 local function digests(run_dir)
   local parts = assert(ckpt.load(run_dir))
   local tmp = os.tmpname()
-  local tensor_mt = getmetatable(T.zeros(1))
+  local tensor_mt, array_mt = getmetatable(T.zeros(1)), getmetatable(io_.array("U64", {1}))
   local lines = {}
   local function walk(prefix, v)
     local tv = type(v)
-    if tv == "table" then
+    if tv == "userdata" and getmetatable(v) == array_mt and v:dtype() ~= "I64" then
+      local hex = {}
+      for i = 1, #v do
+        local w = v:dtype() == "F64" and string.unpack("<i8", string.pack("<d", v[i])) or v[i]
+        hex[i] = string.format("%016x", w)
+      end
+      lines[#lines + 1] = prefix .. "\t" .. table.concat(hex)
+    elseif tv == "userdata" and getmetatable(v) == array_mt then
+      walk(prefix, T.tensor(v:totable()))
+    elseif tv == "table" then
       for k, x in pairs(v) do walk(prefix .. "." .. tostring(k), x) end
     elseif tv == "userdata" and getmetatable(v) == tensor_mt then
       assert(io_.save(tmp, {x = v:contiguous()}))

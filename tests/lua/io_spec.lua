@@ -128,6 +128,32 @@ describe("io", function()
     eq(readall(path()), first, "identical saves give identical files")
   end)
 
+  it("writes and reads F64 and U64 arrays bit for bit (doubles and generator words)", function()
+    local ds = {1.5, -0.0, 1 / 0, -1 / 0, 2 ^ -1074, 0.1, 1e308}
+    local ws = {0, -1, math.mininteger, math.maxinteger, 0x5d9189e203382fcc}
+    assert(io_.save(path(), {d = io_.array("F64", ds), w = io_.array("U64", ws),
+                             nan = io_.array("F64", {0 / 0})}))
+    local h = hand_read(path())
+    eq(h.d.dtype, "F64", "doubles are stored as F64")
+    eq(h.w.dtype, "U64", "words are stored as U64")
+    same_list(h.d.shape, {#ds}, "F64 shape")
+    for i, v in ipairs(ds) do  -- the bytes are the IEEE-754 doubles (read as int64 bits)
+      eq(h.d.values[i], string.unpack("<i8", string.pack("<d", v)), "F64 bits " .. i)
+    end
+    same_list(h.w.values, ws, "U64 words (as int64 bits)")
+    local t = assert(io_.load(path()))
+    eq(tostring(t.d), "mbpo.Array F64 [7]", "loaded as an mbpo.Array")
+    eq(t.d:dtype(), "F64", "dtype")
+    eq(#t.w, #ws, "length")
+    for i, v in ipairs(ds) do eq(string.pack("<d", t.d[i]), string.pack("<d", v), "double " .. i) end
+    same_list(t.w:totable(), ws, "words")
+    check(t.nan[1] ~= t.nan[1], "NaN survives")
+    check(t.w == io_.array("U64", ws) and t.w ~= io_.array("U64", {1}), "== compares values")
+    eq(t.d[0], nil, "outside 1..n: nil")
+    raises(function() io_.array("U64", {1.5}) end, "io.array: value 1 must be an integer")
+    raises(function() io_.array("F32", {1}) end, "invalid option 'F32'")
+  end)
+
   it("loads files from another writer, going by the offsets", function()
     hand_file(path(), {{"b", "F32", {2, 2}, {1, 2, 3, 4}}, {"a", "I64", {}, {-9}},
                        {"c", "I64", {3}, {7, 8, 9}}, {"e", "F32", {0, 4}, {}},

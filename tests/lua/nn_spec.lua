@@ -183,7 +183,15 @@ describe("nn.mlp", function()
     net:forward(T{{1, 2, 3}})
     raises(function() net:backward(T{{1, 2}, {3, 4}}) end, "dy must be a contiguous [1 x 2] tensor")
     local other = NN.mlp{sizes = {3, 5, 2}}
-    raises(function() net:load_state(other:state()) end, "state.params must be a contiguous [26]")
-    raises(function() net:load_state({}) end, "adam_t must be an integer")
+    raises(function() net:load_state(other:state()) end,
+      "mlp:load_state: sizes is I64 [3] in the state, I64 [3] in this network")
+    local st = net:state()
+    st.params = Tensor.zeros(5)
+    raises(function() net:load_state(st) end,
+      "mlp:load_state: params is F32 [5] in the state, F32 [26] in this network")
+    st = net:state()
+    st.adam_t = nil
+    raises(function() net:load_state(st) end,
+      "mlp:load_state: the state has no adam_t (an integer in this network)")
   end)
 end)

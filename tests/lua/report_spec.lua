@@ -17,6 +17,26 @@ describe("report", function()
     eq(text, committed, "results/README.md is stale: run mbpo report results -o results/README.md")
   end)
 
+  it("every committed run's config.lua still resolves (the page's commands run again)", function()
+    local n = 0
+    for task in lfs.dir(root .. "/results") do
+      local td = root .. "/results/" .. task
+      if not task:match("^%.") and lfs.attributes(td, "mode") == "directory" then
+        for seed in lfs.dir(td) do
+          local f = td .. "/" .. seed .. "/config.lua"
+          if seed:match("^seed%d+$") and lfs.attributes(f, "mode") then
+            local ok, res = require("mbpo.config").load_sandboxed(f)
+            check(ok, f .. ": " .. tostring(res))
+            local cfg, err = require("mbpo.run").resolve(res, {}, {})
+            check(cfg ~= nil, f .. ": " .. tostring(err))
+            n = n + 1
+          end
+        end
+      end
+    end
+    check(n >= 10, "found " .. n .. " committed runs")
+  end)
+
   it("computes the table from progress.csv", function()
     local d = tmpdir()
     local cols = "epoch,env_steps,eval_return,time_epoch\n"

@@ -1,4 +1,5 @@
 -- mbpo.rng: seeding, state round trips, ranges and argument errors
+local io_ = require "mbpo.io"
 local G = require "mbpo.rng"
 
 describe("rng", function()
@@ -6,6 +7,7 @@ describe("rng", function()
     local a, b = G.new(11), G.new(11)
     for _ = 1, 10 do eq(a:uniform(), b:uniform(), "same seed") end
     local s = a:state()
+    eq(tostring(s), "mbpo.Array U64 [4]", "the state: four generator words")
     local xs = {}
     for i = 1, 20 do xs[i] = a:normal() end
     a:set_state(s)
@@ -42,8 +44,15 @@ describe("rng", function()
 
   it("rejects bad input with clear messages", function()
     local g = G.new(1)
-    raises(function() g:set_state("xyz") end, "expected 64 hex digits")
-    raises(function() g:set_state(string.rep("0", 64)) end, "all-zero state")
+    raises(function() g:set_state("xyz") end,
+      "rng:load_state: rng is 'xyz' in the state, U64 [4] in this generator")
+    raises(function() g:set_state(io_.array("U64", {1, 2, 3})) end,
+      "rng is U64 [3] in the state, U64 [4] in this generator")
+    raises(function() g:set_state(io_.array("U64", {0, 0, 0, 0})) end, "rng is all zero")
+    -- a state of an older build (64 hex digits): one line naming the format difference
+    raises(function() g:set_state(string.rep("0", 63) .. "1") end,
+      "rng is hex text: the state was written by an older mbpo, which stored generator " ..
+      "words as hex strings (this one stores U64 numbers)")
     raises(function() g:integer(5, 1) end, "empty range [5, 1]")
     raises(function() G.new("abc") end, "number expected")
     raises(function() g.uniform(nil) end, "mbpo.Rng expected")

@@ -35,7 +35,7 @@ describe("SAC.new", function()
     local c = a:config()
     eq(c.obs, 11); eq(c.act, 3); eq(#c.hidden, 2); eq(c.hidden[1], 256)
     near(c.actor_lr, 3e-4, 1e-6); near(c.gamma, 0.99, 1e-6); near(c.tau, 5e-3, 1e-6)
-    eq(c.target_entropy, -3); eq(c.auto_alpha, true); eq(c.batch, 256)
+    eq(c.target_entropy, SAC.fields.target_entropy.default); eq(c.auto_alpha, true); eq(c.batch, 256)
     near(a:alpha(), 1, 1e-7)
     eq(a:updates(), 0)
     check(tostring(a):find("mbpo.Sac", 1, true), "tostring: %s", tostring(a))
@@ -43,8 +43,8 @@ describe("SAC.new", function()
 
   it("takes a precision: fp32 (default) or bf16, kept in its config", function()
     eq(small():config().precision, "fp32")
-    raises(function() small{precision = "fp16"} end, 'precision must be "fp32" or "bf16", got fp16')
-    raises(function() small{precision = 16} end, 'precision must be "fp32" or "bf16", got number')
+    raises(function() small{precision = "fp16"} end, "SAC.new: precision must be one of fp32, bf16, got 'fp16'")
+    raises(function() small{precision = 16} end, 'SAC.new: precision must be one of fp32, bf16, got 16')
     local ok, a = pcall(small, {precision = "bf16"})
     if not ok then -- a CPU without native bf16 refuses in one line
       check(tostring(a):find("use precision=fp32", 1, true), "message: %s", tostring(a))
@@ -56,14 +56,22 @@ describe("SAC.new", function()
   end)
 
   it("rejects bad configurations with the values in the message", function()
-    raises(SAC.new, "obs and act are required", {act = 2})
-    raises(SAC.new, "unknown option 'hiden'", {obs = 3, act = 1, hiden = {8}})
-    raises(SAC.new, "hidden has 0 layers", {obs = 3, act = 1, hidden = {}})
-    raises(SAC.new, "hidden[2] must be a width", {obs = 3, act = 1, hidden = {8, -1}})
-    raises(SAC.new, "gamma must be in [0, 1], got 1.5", {obs = 3, act = 1, gamma = 1.5})
-    raises(SAC.new, "init_alpha must be positive", {obs = 3, act = 1, init_alpha = 0})
-    raises(SAC.new, "auto_alpha must be a boolean", {obs = 3, act = 1, auto_alpha = 1})
-    raises(SAC.new, "lr must be a number", {obs = 3, act = 1, lr = "fast"})
+    raises(SAC.new, "SAC.new: obs is required (an integer in [1, 1048576])", {act = 2})
+    raises(SAC.new, "SAC.new: unknown option 'hiden' (nearest: hidden, seed, obs)",
+      {obs = 3, act = 1, hiden = {8}})
+    raises(SAC.new, "SAC.new: hidden must be a list of 1 to 7 integers, got 0 values",
+      {obs = 3, act = 1, hidden = {}})
+    raises(SAC.new, "SAC.new: hidden[2] must be an integer in [1, 65536], got -1",
+      {obs = 3, act = 1, hidden = {8, -1}})
+    raises(SAC.new, "SAC.new: gamma must be a number in [0, 1], got 1.5",
+      {obs = 3, act = 1, gamma = 1.5})
+    raises(SAC.new, "SAC.new: init_alpha must be a number > 0, got 0",
+      {obs = 3, act = 1, init_alpha = 0})
+    raises(SAC.new, "SAC.new: auto_alpha must be true or false, got 1",
+      {obs = 3, act = 1, auto_alpha = 1})
+    raises(SAC.new, "SAC.new: lr must be a number > 0, got 'fast'", {obs = 3, act = 1, lr = "fast"})
+    raises(SAC.new, "SAC.new: batch must be an integer in [1, 16777216], got 2.5",
+      {obs = 3, act = 1, batch = 2.5})
     raises(SAC.new, "table expected", 3)
   end)
 end)
@@ -324,7 +332,7 @@ describe("agent:state", function()
     for i = 1, 3 do a:update(batches[i]) end
     local st = a:state()
     eq(st.updates, 3); eq(st.pi_t, 3); eq(st.q_t, 3); eq(st.alpha_t, 3)
-    eq(#st.rng, 64)
+    eq(tostring(st.rng), "mbpo.Array U64 [4]")
     eq(st.q:size(1), 2)
     local b = SAC.new(st.config)
     check(rawequal(b:load_state(st), b), "load_state returns the agent")
@@ -338,28 +346,28 @@ describe("agent:state", function()
     eq(a:alpha(), b:alpha())
   end)
 
-  it("returns nil and a message for a state that does not fit, leaving the agent as it was", function()
+  it("raises one line for a state that does not fit, leaving the agent as it was", function()
     local a = small()
     local o = {0.3, 0.1, -0.4}
     local before = a:act(o, {deterministic = true})
     local other = SAC.new{obs = 3, act = 2, hidden = {8}}:state()
-    local ok, msg = a:load_state(other)
-    eq(ok, nil)
-    check(msg:find("the state is of an agent with obs 3, act 2, hidden {8}, this agent has " ..
-      "obs 3, act 2, hidden {16,16}", 1, true), "message: %s", msg)
-    other.config = nil -- without its config, the sizes of the arrays are checked
-    ok, msg = a:load_state(other)
-    eq(ok, nil)
-    check(msg:find("pi must be a contiguous tensor of", 1, true), "message: %s", msg)
+    raises(function() a:load_state(other) end, "sac:load_state: layout is 'obs 3, act 2, " ..
+      "hidden {8}' in the state, 'obs 3, act 2, hidden {16,16}' in this agent")
+    other.layout = nil -- without its layout: the first missing block is named
+    raises(function() a:load_state(other) end,
+      "sac:load_state: the state has no layout ('obs 3, act 2, hidden {16,16}' in this agent)")
+    other.layout = a:state().layout -- the shapes of the arrays are checked: both named
+    raises(function() a:load_state(other) end, "sac:load_state: pi is F32 [" ..
+      other.pi:size(1) .. "] in the state, F32 [" .. a:state().pi:size(1) .. "] in this agent")
     local st = a:state()
     st.rng = "zz"
-    ok, msg = a:load_state(st)
-    eq(ok, nil)
-    check(msg:find("rng must be 64 hex digits", 1, true), "message: %s", msg)
+    raises(function() a:load_state(st) end, "rng is 'zz' in the state, U64 [4] in this agent")
     st = small{seed = 99}:state()
     st.q_t = -1
-    ok, msg = a:load_state(st)
-    check(ok == nil and msg:find("q_t must be a non-negative integer", 1, true), "message: %s", tostring(msg))
+    raises(function() a:load_state(st) end, "sac:load_state: q_t is -1: a count must be >= 0")
+    st = small{seed = 99}:state()
+    st.log_alpha = "x"
+    raises(function() a:load_state(st) end, "log_alpha is 'x' in the state, a number in this agent")
     local after = a:act(o, {deterministic = true})
     eq(after[1], before[1]); eq(after[2], before[2])
     raises(function() a:load_state(3) end, "table expected")

@@ -480,6 +480,10 @@ describe("tensor printing and lifetime", function()
     raises(function() T.tensor{{1, "a"}} end, "tensor: expected a number at [1][2], got string")
     raises(function() T.tensor("x") end, "table, number or mbpo.Tensor expected")
     raises(function() T.randn(2, "b") end, "number expected")
+    local x = T.tensor{5, 6}
+    raises(function() return x[1] end, "tensor[1]: a tensor is not indexed with []; use t:get")
+    eq(x.no_such_method, nil, "an unknown name still reads nil (duck typing)")
+    eq(x:get(2), 6, "get")
   end)
 
   it("exposes every method as a module function too", function()

@@ -1,0 +1,59 @@
+/* State descriptors (include/mbpo/state.h): the small helpers every object's descriptor
+   uses, and the descriptor of a generator. */
+#include "mbpo/state.h"
+
+#include <stdio.h>
+#include <string.h>
+
+mbStateBlock *mbu_block(mbStateBlock *b, const char *name, int dtype, int flags, void *data,
+                        int ndim, int64_t d0, int64_t d1) {
+  memset(b, 0, sizeof *b);
+  b->name = name;
+  b->dtype = dtype;
+  b->flags = flags;
+  b->data = data;
+  b->ndim = ndim;
+  b->shape[0] = d0;
+  b->shape[1] = d1;
+  return b + 1;
+}
+
+int64_t mbu_blockNumel(const mbStateBlock *b) {
+  int64_t n = 1;
+  for (int d = 0; d < b->ndim; d++) n *= b->shape[d];
+  return n;
+}
+
+int mbu_dtypeSize(int dtype) {
+  switch (dtype) {
+  case MB_F32: case MB_I32: case MB_BOOL: return 4;
+  case MB_STR: return 1;
+  default: return 8;
+  }
+}
+
+const char *mbu_dtypeName(int dtype) {
+  static const char *const names[] = {"?", "F32", "I64", "F64", "U64", "I64", "bool", "string"};
+  return dtype >= MB_F32 && dtype <= MB_STR ? names[dtype] : names[0];
+}
+
+const char *mbu_blockShape(char *buf, int n, const mbStateBlock *b) {
+  if (b->ndim == 0) snprintf(buf, (size_t)n, "[]");
+  else if (b->ndim == 1) snprintf(buf, (size_t)n, "[%lld]", (long long)b->shape[0]);
+  else snprintf(buf, (size_t)n, "[%lld x %lld]", (long long)b->shape[0], (long long)b->shape[1]);
+  return buf;
+}
+
+mbStateBlock *mbr_rngBlocks(mbStateBlock *b, mbRng *g) {
+  return mbu_block(b, "rng", MB_U64, MB_ST_NONZERO, g->s, 1, 4, 0);
+}
+
+mbStateBlock *mbn_adamBlocks(mbStateBlock *b, mbAdam *a, float *m, float *v, int64_t n) {
+  b = mbu_block(b, "adam_m", MB_F32, 0, m, 1, n, 0);
+  b = mbu_block(b, "adam_v", MB_F32, 0, v, 1, n, 0);
+  b = mbu_block(b, "adam_t", MB_I64, 0, &a->t, 0, 0, 0);
+  b = mbu_block(b, "lr", MB_F32, MB_ST_OPTIONAL, &a->lr, 0, 0, 0);
+  b = mbu_block(b, "beta1", MB_F32, MB_ST_OPTIONAL, &a->beta1, 0, 0, 0);
+  b = mbu_block(b, "beta2", MB_F32, MB_ST_OPTIONAL, &a->beta2, 0, 0, 0);
+  return mbu_block(b, "eps", MB_F32, MB_ST_OPTIONAL, &a->eps, 0, 0, 0);
+}

@@ -1,0 +1,424 @@
+/* The one generic state / load_state pair of the bindings (see l_mbpo.h), and mbpo.Array,
+   the Lua value of F64, U64 and I64 arrays. Every object's state is declared once, in the
+   core, as named typed blocks (include/mbpo/state.h); this file is the only code that turns
+   blocks into Lua values and back. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "lua/l_mbpo.h"
+
+/* mbpo.Array ------------------------------------------------------------------------------- */
+
+mbLArray *mbL_testarray(lua_State *L, int idx) { return luaL_testudata(L, idx, MBL_ARRAY); }
+
+static mbLArray *checkarray(lua_State *L, int idx) { return luaL_checkudata(L, idx, MBL_ARRAY); }
+
+/* a[i] as a Lua number (F64) or integer (U64 words keep their bits) */
+static void pushelem(lua_State *L, const mbLArray *a, int64_t i) {
+  if (a->dtype == MB_F64) {
+    double d;
+    memcpy(&d, &a->data[i], sizeof d);
+    lua_pushnumber(L, d);
+  } else
+    lua_pushinteger(L, (lua_Integer)a->data[i]);
+}
+
+/* "F64 [3 x 2]" */
+static const char *arrayshape(char *buf, size_t n, int dtype, int ndim, const int64_t *shape) {
+  int k = snprintf(buf, n, "%s [", mbu_dtypeName(dtype));
+  for (int d = 0; d < ndim && k > 0 && (size_t)k < n; d++)
+    k += shape[d] < 0 ? snprintf(buf + k, n - (size_t)k, d ? " x N" : "N") :
+         snprintf(buf + k, n - (size_t)k, d ? " x %lld" : "%lld", (long long)shape[d]);
+  if (k > 0 && (size_t)k < n - 1) strcat(buf, "]");
+  return buf;
+}
+
+static int arr_index(lua_State *L) {
+  mbLArray *a = checkarray(L, 1);
+  if (lua_type(L, 2) == LUA_TNUMBER) {
+    lua_Integer i = luaL_checkinteger(L, 2);
+    if (i < 1 || i > a->n) lua_pushnil(L);
+    else pushelem(L, a, i - 1);
+    return 1;
+  }
+  lua_pushvalue(L, 2);
+  lua_rawget(L, lua_upvalueindex(1));  /* the method table */
+  return 1;
+}
+
+static int arr_len(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)checkarray(L, 1)->n);
+  return 1;
+}
+
+static int arr_dtype(lua_State *L) {
+  lua_pushstring(L, mbu_dtypeName(checkarray(L, 1)->dtype));
+  return 1;
+}
+
+static int arr_totable(lua_State *L) {
+  mbLArray *a = checkarray(L, 1);
+  lua_createtable(L, a->n < (1 << 24) ? (int)a->n : 0, 0);
+  for (int64_t i = 0; i < a->n; i++) {
+    pushelem(L, a, i);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  return 1;
+}
+
+/* equal dtype, shape and bits */
+static int arr_eq(lua_State *L) {
+  mbLArray *a = mbL_testarray(L, 1), *b = mbL_testarray(L, 2);
+  int same = a && b && a->dtype == b->dtype && a->ndim == b->ndim && a->n == b->n &&
+             !memcmp(a->shape, b->shape, sizeof(int64_t) * (size_t)a->ndim) &&
+             !memcmp(a->data, b->data, sizeof(uint64_t) * (size_t)a->n);
+  lua_pushboolean(L, same);
+  return 1;
+}
+
+static int arr_tostring(lua_State *L) {
+  mbLArray *a = checkarray(L, 1);
+  char buf[160];
+  lua_pushfstring(L, "mbpo.Array %s", arrayshape(buf, sizeof buf, a->dtype, a->ndim, a->shape));
+  return 1;
+}
+
+mbLArray *mbL_newarray(lua_State *L, int dtype, int ndim, const int64_t *shape) {
+  int64_t n = 1;
+  for (int d = 0; d < ndim; d++) {
+    if (shape[d] < 0 || (shape[d] > 0 && n > ((int64_t)1 << 40) / shape[d]))
+      luaL_error(L, "mbpo.Array: bad shape");
+    n *= shape[d];
+  }
+  mbLArray *a = lua_newuserdatauv(L, sizeof(mbLArray) + sizeof(uint64_t) * (size_t)n, 0);
+  memset(a, 0, sizeof(mbLArray) + sizeof(uint64_t) * (size_t)n);
+  a->dtype = dtype;
+  a->ndim = ndim;
+  a->n = n;
+  for (int d = 0; d < ndim; d++) a->shape[d] = shape[d];
+  if (luaL_newmetatable(L, MBL_ARRAY)) {  /* made on first use: any module may push one */
+    static const luaL_Reg meth[] = {{"dtype", arr_dtype}, {"totable", arr_totable},
+      {NULL, NULL}};
+    static const luaL_Reg metameth[] = {{"__len", arr_len}, {"__eq", arr_eq},
+      {"__tostring", arr_tostring}, {NULL, NULL}};
+    luaL_setfuncs(L, metameth, 0);
+    luaL_newlib(L, meth);
+    lua_pushcclosure(L, arr_index, 1);
+    lua_setfield(L, -2, "__index");
+  }
+  lua_setmetatable(L, -2);
+  return a;
+}
+
+/* io.array(dtype, values): a 1-d array of a table of numbers (U64 and I64: integers) */
+int mbL_arraynew(lua_State *L) {
+  static const char *const names[] = {"F64", "U64", "I64", NULL};
+  static const int dtypes[] = {MB_F64, MB_U64, MB_I64};
+  int dtype = dtypes[luaL_checkoption(L, 1, NULL, names)];
+  luaL_checktype(L, 2, LUA_TTABLE);
+  int64_t n = (int64_t)luaL_len(L, 2);
+  mbLArray *a = mbL_newarray(L, dtype, 1, &n);
+  for (int64_t i = 0; i < n; i++) {
+    lua_geti(L, 2, (lua_Integer)i + 1);
+    int isint;
+    lua_Integer v = lua_tointegerx(L, -1, &isint);
+    double d = luaL_checknumber(L, -1);
+    if (dtype != MB_F64 && !isint)
+      return luaL_error(L, "io.array: value %d must be an integer", (int)i + 1);
+    if (dtype == MB_F64) memcpy(&a->data[i], &d, sizeof d);
+    else a->data[i] = (uint64_t)v;
+    lua_pop(L, 1);
+  }
+  return 1;
+}
+
+/* state() ----------------------------------------------------------------------------------- */
+
+/* pushes the Lua value of block b */
+static void pushblock(lua_State *L, const mbStateBlock *b) {
+  const void *p = b->data;
+  if (b->ndim == 0) {
+    switch (b->dtype) {
+    case MB_F32: lua_pushnumber(L, *(const float *)p); return;
+    case MB_F64: lua_pushnumber(L, *(const double *)p); return;
+    case MB_I32: lua_pushinteger(L, *(const int *)p); return;
+    case MB_BOOL: lua_pushboolean(L, *(const int *)p); return;
+    case MB_STR: lua_pushstring(L, b->text); return;
+    default: lua_pushinteger(L, (lua_Integer)*(const int64_t *)p); return;
+    }
+  }
+  int64_t n = mbu_blockNumel(b);
+  if (b->dtype == MB_F32 && b->slab) {  /* a view of the slab's first rows: no copy */
+    mbTensor *t = mbL_pushview(L, b->slab);
+    t->size[0] = b->shape[0];
+  } else if (b->dtype == MB_F32) {
+    mbTensor *t = mbL_newtensor(L, b->ndim, b->shape);
+    if (n) memcpy(mbt_data(t), p, sizeof(float) * (size_t)n);
+  } else if (b->dtype == MB_I32) {
+    mbLArray *a = mbL_newarray(L, MB_I64, b->ndim, b->shape);
+    int add = b->flags & MB_ST_INDEX ? 1 : 0;
+    for (int64_t i = 0; i < n; i++) a->data[i] = (uint64_t)(int64_t)(((const int *)p)[i] + add);
+  } else {
+    mbLArray *a = mbL_newarray(L, b->dtype, b->ndim, b->shape);
+    if (n) memcpy(a->data, p, sizeof(uint64_t) * (size_t)n);
+  }
+}
+
+int mbL_state(lua_State *L, const mbLStateType *ty) {
+  void *obj = ty->check(L, 1);
+  mbStateBlock b[MB_STATE_MAXBLOCKS];
+  int n = ty->blocks(b, obj);
+  if (ty->bare) {
+    pushblock(L, &b[0]);
+    return 1;
+  }
+  lua_createtable(L, 0, n + 1);
+  if (ty->config) {
+    lua_pushcfunction(L, ty->config);
+    lua_pushvalue(L, 1);
+    lua_call(L, 1, 1);
+    lua_setfield(L, -2, "config");
+  }
+  for (int i = 0; i < n; i++) {
+    pushblock(L, &b[i]);
+    lua_setfield(L, -2, b[i].name);
+  }
+  return 1;
+}
+
+/* load_state() ------------------------------------------------------------------------------ */
+
+/* what the value at idx is, for messages: "F32 [2 x 300]", "a string", ... */
+static const char *describe(lua_State *L, int idx, char *buf, size_t n) {
+  mbTensor *t = mbL_testtensor(L, idx);
+  mbLArray *a = mbL_testarray(L, idx);
+  if (t && t->storage && !mbt_isContiguous(t)) {
+    arrayshape(buf, n - 12, MB_F32, t->ndim, t->size);
+    return strcat(buf, " (strided)");
+  }
+  if (t && t->storage) return arrayshape(buf, n, MB_F32, t->ndim, t->size);
+  if (a) return arrayshape(buf, n, a->dtype, a->ndim, a->shape);
+  if (lua_isinteger(L, idx)) snprintf(buf, n, "the integer %lld", (long long)lua_tointeger(L, idx));
+  else if (lua_type(L, idx) == LUA_TNUMBER) snprintf(buf, n, "the number %g", lua_tonumber(L, idx));
+  else if (lua_type(L, idx) == LUA_TSTRING) snprintf(buf, n, "'%.150s'", lua_tostring(L, idx));
+  else snprintf(buf, n, "a %s", luaL_typename(L, idx));
+  return buf;
+}
+
+/* what block b wants: "F32 [386]", "an integer", "a boolean", "'obs 4, ...'" */
+static const char *wanted(const mbStateBlock *b, char *buf, size_t n) {
+  if (b->ndim > 0) {  /* a free first dimension shows as N */
+    int64_t shape[2] = {b->flags & MB_ST_ROWS ? -1 : b->shape[0], b->shape[1]};
+    return arrayshape(buf, n, b->dtype == MB_I32 ? MB_I64 : b->dtype, b->ndim, shape);
+  }
+  switch (b->dtype) {
+  case MB_F32: case MB_F64: snprintf(buf, n, "a number"); break;
+  case MB_BOOL: snprintf(buf, n, "a boolean"); break;
+  case MB_STR: snprintf(buf, n, "'%.150s'", b->text); break;
+  default:
+    if (b->flags & MB_ST_CHECK) snprintf(buf, n, "%lld", (long long)*(const int64_t *)b->data);
+    else snprintf(buf, n, "an integer");
+  }
+  return buf;
+}
+
+/* an older build's hex text where an F64 or U64 array belongs */
+static int hextext(lua_State *L, int idx, const mbStateBlock *b) {
+  if ((b->dtype != MB_F64 && b->dtype != MB_U64) || lua_type(L, idx) != LUA_TSTRING) return 0;
+  size_t len;
+  const char *s = lua_tolstring(L, idx, &len);
+  return len % 16 == 0 && strspn(s, "0123456789abcdef") == len;
+}
+
+/* reads the value at the top into staged s (data into scratch or the value's own memory);
+   0 when it does not fit (the caller names both shapes) */
+static int stage(lua_State *L, mbStateBlock *s, unsigned char **scratch) {
+  int64_t n = mbu_blockNumel(s);
+  if (s->ndim == 0) {
+    void *p = *scratch;
+    *scratch += 8;
+    s->data = p;
+    switch (s->dtype) {
+    case MB_STR: {
+      if (lua_type(L, -1) != LUA_TSTRING) return 0;
+      return strcmp(lua_tostring(L, -1), s->text) == 0;
+    }
+    case MB_BOOL:
+      if (!lua_isboolean(L, -1)) return 0;
+      *(int *)p = lua_toboolean(L, -1);
+      return 1;
+    case MB_F32: case MB_F64:
+      if (lua_type(L, -1) != LUA_TNUMBER) return 0;
+      if (s->dtype == MB_F32) *(float *)p = (float)lua_tonumber(L, -1);
+      else *(double *)p = lua_tonumber(L, -1);
+      return 1;
+    default: {
+      if (!lua_isinteger(L, -1)) return 0;
+      lua_Integer v = lua_tointeger(L, -1);
+      if (s->dtype == MB_I32) {
+        if (v < -2147483647 || v > 2147483647) return 0;
+        *(int *)p = (int)v;
+      } else
+        *(int64_t *)p = (int64_t)v;
+      return 1;
+    }
+    }
+  }
+  /* arrays: the same shape (the first dimension free for MB_ST_ROWS) */
+  const int64_t *shape;
+  int ndim;
+  mbTensor *t = mbL_testtensor(L, -1);
+  mbLArray *a = mbL_testarray(L, -1);
+  if (s->dtype == MB_F32) {
+    if (!t || !t->storage || !mbt_isContiguous(t)) return 0;
+    shape = t->size;
+    ndim = t->ndim;
+  } else {
+    if (!a || a->dtype != (s->dtype == MB_I32 ? MB_I64 : s->dtype)) return 0;
+    shape = a->shape;
+    ndim = a->ndim;
+  }
+  if (ndim != s->ndim) return 0;
+  for (int d = 0; d < ndim; d++)
+    if (shape[d] != s->shape[d] && !(d == 0 && (s->flags & MB_ST_ROWS))) return 0;
+  s->shape[0] = shape[0];
+  n = mbu_blockNumel(s);
+  if (s->dtype == MB_F32) s->data = mbt_data(t);
+  else if (s->dtype != MB_I32) s->data = a->data;
+  else {  /* I64 values into ints (1-based indices back to 0-based) */
+    int *p = (int *)(void *)*scratch;
+    *scratch += ((size_t)n * sizeof(int) + 7) & ~(size_t)7;
+    int sub = s->flags & MB_ST_INDEX ? 1 : 0;
+    for (int64_t i = 0; i < n; i++) {
+      int64_t v = (int64_t)a->data[i] - sub;
+      if (v < -2147483647 || v > 2147483647) return 0;
+      p[i] = (int)v;
+    }
+    s->data = p;
+  }
+  return 1;
+}
+
+/* the value rules of a staged block: NULL, or what is wrong */
+static const char *badvalue(const mbStateBlock *s, char *buf, size_t bn) {
+  int64_t n = mbu_blockNumel(s);
+  if ((s->flags & MB_ST_NONZERO) && s->dtype == MB_U64) {
+    uint64_t any = 0;
+    for (int64_t i = 0; i < n; i++) any |= ((const uint64_t *)s->data)[i];
+    if (!any) return "is all zero";
+  }
+  for (int64_t i = 0; i < n && s->dtype == MB_F32; i++) {
+    float v = ((const float *)s->data)[i];
+    if (((s->flags & MB_ST_FINITE) && !isfinite(v)) ||
+        ((s->flags & MB_ST_POSITIVE) && !(v > 0 && isfinite(v)))) {
+      snprintf(buf, bn, "[%lld] = %g is not a %s number", (long long)i + 1, (double)v,
+               s->flags & MB_ST_POSITIVE ? "positive" : "finite");
+      return buf;
+    }
+  }
+  if (s->dtype == MB_I64 && s->ndim == 0 && !(s->flags & MB_ST_CHECK) &&
+      *(const int64_t *)s->data < 0) {
+    snprintf(buf, bn, "is %lld: a count must be >= 0", (long long)*(const int64_t *)s->data);
+    return buf;
+  }
+  for (int64_t i = 0; i < n && (s->flags & MB_ST_INDEX); i++) {
+    int v = ((const int *)s->data)[i];
+    if (v < 0 || v >= s->bound) {
+      snprintf(buf, bn, "[%lld] = %d is not in 1..%lld", (long long)i + 1, v + 1,
+               (long long)s->bound);
+      return buf;
+    }
+  }
+  return NULL;
+}
+
+/* 8 bytes per scalar plus the ints of I32 arrays */
+static size_t scratchbytes(const mbStateBlock *b, int n) {
+  size_t bytes = 8;
+  for (int i = 0; i < n; i++)
+    bytes += b[i].ndim == 0 ? 8 : b[i].dtype == MB_I32 ?
+      (((size_t)mbu_blockNumel(&b[i]) * sizeof(int) + 7) & ~(size_t)7) : 0;
+  return bytes;
+}
+
+int mbL_loadstate(lua_State *L, const mbLStateType *ty) {
+  void *obj = ty->check(L, 1);
+  if (ty->bare) {  /* the value itself: wrap it as {[name] = value} */
+    lua_settop(L, 2);
+    lua_createtable(L, 0, 1);
+    lua_insert(L, 2);
+    mbStateBlock b[1];
+    ty->blocks(b, obj);
+    lua_setfield(L, 2, b[0].name);
+  }
+  luaL_checktype(L, 2, LUA_TTABLE);
+  const char *F = ty->fname;
+  mbStateBlock b[MB_STATE_MAXBLOCKS], s[MB_STATE_MAXBLOCKS];
+  int n = ty->blocks(b, obj);
+  memcpy(s, b, sizeof(mbStateBlock) * (size_t)n);
+  unsigned char *scratch = lua_newuserdatauv(L, scratchbytes(b, n), 0);
+  int top = lua_gettop(L);
+  char want[200], got[200];
+  /* a state written before F64 and U64 existed: say so, before any other difference */
+  for (int i = 0; i < n; i++) {
+    lua_getfield(L, 2, b[i].name);
+    if (hextext(L, -1, &b[i]))
+      return luaL_error(L, "%s:load_state: %s is hex text: the state was written by an older "
+                        "mbpo, which stored %s as hex strings (this one stores %s numbers)",
+                        F, b[i].name, b[i].dtype == MB_F64 ? "doubles" : "generator words",
+                        mbu_dtypeName(b[i].dtype));
+    lua_settop(L, top);
+  }
+  /* every block checked and staged before anything is written */
+  for (int i = 0; i < n; i++) {
+    lua_getfield(L, 2, b[i].name);  /* stays referenced by the state table after the pop */
+    if (lua_isnil(L, -1)) {
+      if (b[i].flags & MB_ST_OPTIONAL) { s[i].data = b[i].data; lua_settop(L, top); continue; }
+      return luaL_error(L, "%s:load_state: the state has no %s (%s in this %s)", F, b[i].name,
+                        wanted(&b[i], want, sizeof want), ty->what);
+    }
+    int fits = stage(L, &s[i], &scratch);
+    if (fits && (b[i].flags & MB_ST_CHECK) && b[i].dtype != MB_STR && mbu_blockNumel(&b[i]))
+      fits = !memcmp(s[i].data, b[i].data, (size_t)(mbu_blockNumel(&b[i]) *
+                                                    mbu_dtypeSize(b[i].dtype)));
+    if (!fits)
+      return luaL_error(L, "%s:load_state: %s is %s in the state, %s in this %s", F, b[i].name,
+                        describe(L, -1, got, sizeof got), wanted(&b[i], want, sizeof want),
+                        ty->what);
+    const char *bad = badvalue(&s[i], got, sizeof got);
+    if (bad) return luaL_error(L, "%s:load_state: %s%s%s", F, b[i].name, *bad == '[' ? "" : " ",
+                               bad);
+    lua_settop(L, top);
+  }
+  if (ty->set) {
+    if (ty->set(obj, s) < 0) return luaL_error(L, "%s:load_state: %s", F, mbu_lasterror());
+  } else
+    for (int i = 0; i < n; i++) {
+      size_t bytes = (size_t)(mbu_blockNumel(&b[i]) * mbu_dtypeSize(b[i].dtype));
+      if (!(b[i].flags & MB_ST_CHECK) && s[i].data != b[i].data && bytes)
+        memmove(b[i].data, s[i].data, bytes);
+    }
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* Registration ------------------------------------------------------------------------------ */
+
+static int statefn(lua_State *L) { return mbL_state(L, lua_touserdata(L, lua_upvalueindex(1))); }
+static int loadfn(lua_State *L) { return mbL_loadstate(L, lua_touserdata(L, lua_upvalueindex(1))); }
+
+void mbL_setstate(lua_State *L, const char *tname, mbLStateType *ty) {
+  luaL_getmetatable(L, tname);
+  if (lua_getfield(L, -1, "__index") != LUA_TTABLE) {  /* an __index function: its methods */
+    lua_pop(L, 1);
+    lua_getfield(L, -1, "methods");
+  }
+  lua_pushlightuserdata(L, ty);
+  lua_pushcclosure(L, statefn, 1);
+  lua_setfield(L, -2, "state");
+  lua_pushlightuserdata(L, ty);
+  lua_pushcclosure(L, loadfn, 1);
+  lua_setfield(L, -2, "load_state");
+  lua_pop(L, 2);
+}

@@ -1,0 +1,155 @@
+/* Tests of the state descriptors (include/mbpo/state.h, src/core/state.c and each object's
+   own): a descriptor is complete when copying its blocks from one object into another of the
+   same layout, built from another seed, makes the second continue bit for bit as the first;
+   the identity blocks say the layout in words. The env's descriptor is tested the same way in
+   test_env.c, the buffer's through a file in test_buffer.c. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "mbpo/core.h"
+#include "mbpo/ensemble.h"
+#include "mbpo/sac.h"
+#include "mbpo/state.h"
+#include "test.h"
+
+/* copies every block that is not an identity check from src's blocks to dst's */
+static void copyblocks(mbStateBlock *dst, const mbStateBlock *src, int n) {
+  for (int i = 0; i < n; i++) {
+    CHECK(!strcmp(dst[i].name, src[i].name) && dst[i].dtype == src[i].dtype, "block %d", i);
+    if (src[i].flags & MB_ST_CHECK) continue;
+    memcpy(dst[i].data, src[i].data, (size_t)(mbu_blockNumel(&src[i]) * mbu_dtypeSize(src[i].dtype)));
+  }
+}
+
+/* names distinct; data present for every block but text */
+static void wellformed(const mbStateBlock *b, int n, const char *what) {
+  CHECK(n > 0 && n <= MB_STATE_MAXBLOCKS, "%s: %d blocks", what, n);
+  for (int i = 0; i < n; i++) {
+    CHECK(b[i].name && (b[i].dtype == MB_STR) == (b[i].data == NULL), "%s: block %d", what, i);
+    CHECK(b[i].dtype != MB_STR || (b[i].flags & MB_ST_CHECK), "%s: text %s not a check", what,
+          b[i].name);
+    for (int j = 0; j < i; j++) CHECK(strcmp(b[i].name, b[j].name), "%s: two %s", what, b[i].name);
+  }
+}
+
+static void agent(mbSac *s, uint64_t seed) {
+  mbSacConfig c;
+  mbr_sacDefaults(&c, 3, 2);
+  c.nhidden = 2;
+  c.hidden[0] = 8;
+  c.hidden[1] = 6;
+  c.batch = 5;
+  c.seed = seed;
+  CHECK(mbr_sacInit(s, &c) == MB_OK, "init: %s", mbu_lasterror());
+}
+
+static void updates(mbSac *s, mbRng *g, int n) {
+  enum { B = 5 };
+  float obs[B * 3], act[B * 2], rew[B], obs2[B * 3], done[B];
+  for (int k = 0; k < n; k++) {
+    mbr_uniformFill(obs, g, B * 3, -1, 1);
+    mbr_uniformFill(act, g, B * 2, -1, 1);
+    mbr_uniformFill(rew, g, B, -1, 1);
+    mbr_uniformFill(obs2, g, B * 3, -1, 1);
+    for (int i = 0; i < B; i++) done[i] = (float)(i == 2);
+    CHECK(mbr_sacUpdate(s, NULL, obs, act, rew, obs2, done, B) == MB_OK, "update");
+  }
+}
+
+static void test_sac_complete(void) {
+  mbSac a, b;
+  agent(&a, 1);
+  agent(&b, 2);
+  mbRng g, h;
+  mbr_seed(&g, 7, 0);
+  updates(&a, &g, 3);
+  mbStateBlock ba[MB_STATE_MAXBLOCKS], bb[MB_STATE_MAXBLOCKS];
+  int na = mbr_sacStateBlocks(ba, &a), nb = mbr_sacStateBlocks(bb, &b);
+  wellformed(ba, na, "sac");
+  CHECK(na == nb, "%d and %d blocks", na, nb);
+  CHECK(!strcmp(ba[0].name, "layout") && !strcmp(ba[0].text, "obs 3, act 2, hidden {8,6}"),
+        "layout '%s'", ba[0].text);
+  copyblocks(bb, ba, na);
+  h = g;
+  updates(&a, &g, 4);
+  updates(&b, &h, 4);
+  CHECK(!memcmp(a.pi_p, b.pi_p, sizeof(float) * a.npi) &&
+        !memcmp(a.q_p, b.q_p, sizeof(float) * 2 * a.nq) &&
+        !memcmp(a.q_targ, b.q_targ, sizeof(float) * 2 * a.nq) && a.log_alpha == b.log_alpha &&
+        !memcmp(&a.rng, &b.rng, sizeof a.rng) && a.updates == 7 && b.updates == 7,
+        "the agent given a's blocks diverges from a");
+  mbr_sacFree(&a);
+  mbr_sacFree(&b);
+}
+
+static void test_ensemble_complete(void) {
+  mbEnsembleConfig c;
+  mbn_ensDefaults(&c, 5, 4);
+  c.members = 3;
+  c.elites = 2;
+  c.nhidden = 2;
+  c.hidden[0] = c.hidden[1] = 8;
+  mbEnsemble *a = NULL, *b = NULL;
+  c.seed = 1;
+  CHECK(mbn_ensCreate(&a, &c) == MB_OK, "create: %s", mbu_lasterror());
+  c.seed = 2;
+  CHECK(mbn_ensCreate(&b, &c) == MB_OK, "create: %s", mbu_lasterror());
+  if (!a || !b) return;
+  enum { N = 60 };
+  float x[N * 5], y[N * 4];
+  mbRng g;
+  mbr_seed(&g, 3, 0);
+  mbr_uniformFill(x, &g, N * 5, -1, 1);
+  for (int i = 0; i < N; i++)
+    for (int j = 0; j < 4; j++) y[i * 4 + j] = x[i * 5 + j] * x[i * 5 + 4] + 0.1f * (float)j;
+  mbFitOptions o;
+  mbn_fitDefaults(&o, a);
+  o.max_epochs = 2;
+  mbFitResult r;
+  CHECK(mbn_ensFit(&r, a, x, y, N, &o) == MB_OK, "fit: %s", mbu_lasterror());
+  mbStateBlock ba[MB_STATE_MAXBLOCKS], bb[MB_STATE_MAXBLOCKS];
+  int na = mbn_ensStateBlocks(ba, a), nb = mbn_ensStateBlocks(bb, b);
+  wellformed(ba, na, "ensemble");
+  CHECK(na == nb, "%d and %d blocks", na, nb);
+  CHECK(!strcmp(ba[1].text, "inputs=5 outputs=4 members=3 elites=2 hidden=8,8 activation=swish"),
+        "layout '%s'", ba[1].text);
+  copyblocks(bb, ba, na);
+  /* a model step reads the elites and the standardiser, which the next fit recomputes */
+  float na_[N * 3], ra[N], nb_[N * 3], rb[N];
+  mbRng s1, s2;
+  mbr_seed(&s1, 9, 0);
+  s2 = s1;
+  CHECK(mbn_ensStep(na_, ra, NULL, a, x, x + 3 * N, N, &s1, MB_PRED_SAMPLE) == MB_OK &&
+        mbn_ensStep(nb_, rb, NULL, b, x, x + 3 * N, N, &s2, MB_PRED_SAMPLE) == MB_OK, "step");
+  CHECK(!memcmp(na_, nb_, sizeof na_) && !memcmp(ra, rb, sizeof ra),
+        "a model step of the ensemble given a's blocks differs from a's");
+  CHECK(mbn_ensFit(&r, a, x, y, N, &o) == MB_OK && mbn_ensFit(&r, b, x, y, N, &o) == MB_OK,
+        "fit: %s", mbu_lasterror());
+  CHECK(!memcmp(a->params, b->params, sizeof(float) * a->ntotal) &&
+        !memcmp(a->adam_v, b->adam_v, sizeof(float) * a->ntotal) &&
+        !memcmp(a->elite, b->elite, sizeof(int) * (size_t)c.elites) &&
+        !memcmp(&a->rng, &b->rng, sizeof a->rng) && a->fits == 2 && b->fits == 2,
+        "the ensemble given a's blocks diverges from a");
+  mbn_ensFree(a);
+  mbn_ensFree(b);
+}
+
+static void test_helpers(void) {
+  mbStateBlock b[2];
+  int64_t w[6] = {0};
+  mbu_block(b, "q", MB_F64, 0, w, 2, 2, 3);
+  char s[32];
+  CHECK(mbu_blockNumel(b) == 6 && !strcmp(mbu_blockShape(s, sizeof s, b), "[2 x 3]"), "%s", s);
+  mbRng g;
+  CHECK(mbr_rngBlocks(b + 1, &g) == b + 2 && b[1].dtype == MB_U64 && b[1].shape[0] == 4 &&
+        b[1].data == g.s && (b[1].flags & MB_ST_NONZERO), "rng block");
+  CHECK(!strcmp(mbu_dtypeName(MB_U64), "U64") && !strcmp(mbu_dtypeName(MB_I32), "I64") &&
+        mbu_dtypeSize(MB_I32) == 4 && mbu_dtypeSize(MB_F64) == 8, "dtypes");
+}
+
+int main(void) {
+  RUN(test_helpers);
+  RUN(test_sac_complete);
+  RUN(test_ensemble_complete);
+  return TEST_REPORT();
+}
