@@ -198,11 +198,6 @@ int mbt_addmm(mbTensor *c, const mbTensor *a, const mbTensor *b, float beta, flo
 /* c = a @ b, with c initialised as [M x N] (messages say "matmul"). */
 int mbt_matmul(mbTensor *c, const mbTensor *a, const mbTensor *b);
 
-/* Seconds per direct cblas_sgemm call C[m x n] = A @ B on fresh aligned operands, A [m x k]
-   (stored [k x m] when transa), B [k x n] (stored [n x k] when transb), averaged over reps
-   calls after one warm-up call; negative when out of memory (for benchmarks). */
-double mbt_benchSgemm(int m, int n, int k, int transa, int transb, int reps);
-
 /* Indexing (tensor_index.c) --------------------------------------------------------------- */
 
 /* idx[i] = t's i-th value (row-major) - base, checking that each value is an integer in

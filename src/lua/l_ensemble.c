@@ -17,8 +17,7 @@
      precision = "fp32"|"bf16" (bf16: the members' matrix products, training and inference,
      take bf16 operands with fp32 accumulation; everything else stays fp32).
    Methods: fit, predict, step, evaluate, train_step, loss_grad, elites, holdout_mse,
-   parameters, bounds, info, flops, state, load_state (and _bench_train_step, _bench_step for
-   mbpo bench). Unknown option names raise, so a misspelt key in a config is not ignored.
+   parameters, bounds, info, flops, state, load_state. Unknown option names raise, so a misspelt key in a config is not ignored.
    Core errors raise "ens:METHOD: message"; a fit interrupted by SIGINT/SIGTERM raises
    "interrupted" (with each member's best weights restored). */
 #include <inttypes.h>
@@ -348,58 +347,6 @@ static int ens_flops(lua_State *L) {
   return 2;
 }
 
-/* ens:_bench_train_step(reps [, B = batch]) -> seconds per step: reps training steps on one
-   fixed random minibatch, timed inside C (for mbpo bench) */
-static int ens_benchtrain(lua_State *L) {
-  mbEnsemble *e = checkens(L, 1);
-  lua_Integer reps = luaL_checkinteger(L, 2), B = luaL_optinteger(L, 3, e->cfg.batch);
-  luaL_argcheck(L, reps >= 1 && reps <= 1000000, 2, "reps out of range");
-  luaL_argcheck(L, B >= 1 && B <= 65536, 3, "B out of range");
-  size_t nx = (size_t)e->cfg.members * B * e->cfg.inputs;
-  size_t ny = (size_t)e->cfg.members * B * e->cfg.outputs;
-  float *x = lua_newuserdatauv(L, (nx + ny) * sizeof(float), 0), *y = x + nx;
-  mbRng g;
-  mbr_seed(&g, 12345, 0);
-  mbr_normalFill(x, &g, nx + ny);
-  double t0 = mbu_clock();
-  for (lua_Integer i = 0; i < reps; i++) {
-    if (mbu_interrupted) return luaL_error(L, "interrupted");
-    MBL_CHECK(L, mbn_ensTrainStep(NULL, e, x, y, (int)B));
-  }
-  lua_pushnumber(L, (mbu_clock() - t0) / (double)reps);
-  return 1;
-}
-
-/* ens:_bench_step(rows, reps) -> seconds per model step over rows random rows (sample mode),
-   timed inside C; the inputs are drawn once */
-static int ens_benchstep(lua_State *L) {
-  mbEnsemble *e = checkens(L, 1);
-  lua_Integer N = luaL_checkinteger(L, 2), reps = luaL_checkinteger(L, 3);
-  luaL_argcheck(L, N >= 1 && N <= (1 << 24), 2, "rows out of range");
-  luaL_argcheck(L, reps >= 1 && reps <= 100000, 3, "reps out of range");
-  int od = e->cfg.outputs - 1, ad = e->cfg.inputs - od;
-  if (od < 1 || ad < 0) return luaL_error(L, "ens:_bench_step: not a dynamics model");
-  size_t n = (size_t)N * (2 * od + ad + 1);
-  float *obs = lua_newuserdatauv(L, n * sizeof(float), 0);
-  float *act = obs + (size_t)N * od, *next = act + (size_t)N * ad, *rew = next + (size_t)N * od;
-  mbRng g;
-  mbr_seed(&g, 12345, 0);
-  mbr_normalFill(obs, &g, (size_t)N * (od + ad));
-  double t0 = mbu_clock();
-  for (lua_Integer i = 0; i < reps; i++) {
-    if (mbu_interrupted) return luaL_error(L, "interrupted");
-    MBL_CHECK(L, mbn_ensStep(next, rew, NULL, e, obs, act, N, &g, MB_PRED_SAMPLE));
-  }
-  lua_pushnumber(L, (mbu_clock() - t0) / (double)reps);
-  return 1;
-}
-
-/* Ensemble._blas() -> OpenBLAS's kernel family and configuration (for benchmark reports) */
-static int ens_blas(lua_State *L) {
-  lua_pushstring(L, mbn_blasCore());
-  return 1;
-}
-
 /* State --------------------------------------------------------------------------------------- */
 
 /* ens:state() -> {format, layout, params, adam_m, adam_v (tensors [slab]), adam_t,
@@ -419,13 +366,12 @@ static int ens_tostring(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg funcs[] = {{"new", ens_new}, {"_blas", ens_blas}, {NULL, NULL}};
+static const luaL_Reg funcs[] = {{"new", ens_new}, {NULL, NULL}};
 static const luaL_Reg meth[] = {
   {"fit", ens_fit}, {"train_step", ens_trainstep}, {"loss_grad", ens_lossgrad},
   {"predict", ens_predict}, {"evaluate", ens_evaluate}, {"step", ens_step},
   {"elites", ens_elites}, {"holdout_mse", ens_holdoutmse}, {"parameters", ens_parameters},
-  {"bounds", ens_bounds}, {"info", ens_info}, {"flops", ens_flops},
-  {"_bench_train_step", ens_benchtrain}, {"_bench_step", ens_benchstep}, {NULL, NULL}};
+  {"bounds", ens_bounds}, {"info", ens_info}, {"flops", ens_flops}, {NULL, NULL}};
 static const luaL_Reg metameth[] = {
   {"__index", NULL}, {"__gc", ens_gc}, {"__close", ens_gc}, {"__tostring", ens_tostring},
   {NULL, NULL}};

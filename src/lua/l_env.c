@@ -929,21 +929,9 @@ static int e_evaluate(lua_State *L) {
   return 2;
 }
 
-/* E.bench_raw(name, nsteps, episode_len) -> seconds of the raw MuJoCo loop (mbpo bench env) */
-static int e_benchraw(lua_State *L) {
-  const char *name = luaL_checkstring(L, 1);
-  lua_Integer nsteps = luaL_checkinteger(L, 2);
-  lua_Integer len = luaL_checkinteger(L, 3);
-  luaL_argcheck(L, len >= 1 && len <= INT32_MAX, 3, "episode_len must be >= 1");
-  double s;
-  ECHECK(L, mbs_benchRaw(&s, name, nsteps, (int)len));
-  lua_pushnumber(L, s);
-  return 1;
-}
-
 static const luaL_Reg funcs[] = {
   {"make", e_make}, {"from_mjcf", e_frommjcf}, {"termination", e_termination},
-  {"evaluate", e_evaluate}, {"tasks", e_tasks}, {"bench_raw", e_benchraw}, {NULL, NULL}};
+  {"evaluate", e_evaluate}, {"tasks", e_tasks}, {NULL, NULL}};
 static const luaL_Reg meth[] = {
   {"reset", m_reset}, {"step", m_step}, {"get_state", m_getstate}, {"set_state", m_setstate}, {"termination", m_termination},
   {"termination_fn", m_termfn}, {"seed", m_seed}, {"ctrl_range", m_ctrlrange},

@@ -16,11 +16,29 @@
 #define MBL_TENSOR "mbpo.Tensor"
 #define MBL_RNG    "mbpo.Rng"
 
+/* The binding helpers (l_aux.c, lauxlib's twin) ========================================== */
+
 /* Raises the core's last error message as a Lua error (never returns). */
 int mbL_coreerror(lua_State *L);
 
 /* call a core function returning MB_OK / MB_ERR; raise its message on failure */
 #define MBL_CHECK(L, call) do { if ((call) < 0) mbL_coreerror(L); } while (0)
+
+/* Raises a printf-formatted message (%lld, %g: lua_pushfstring knows neither) with the
+   caller's position (never returns). */
+int mbL_errorf(lua_State *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Pushes nil and the core's last error message (an expected failure); returns 2. */
+int mbL_pushfail(lua_State *L);
+
+/* The userdata tname at idx, whose first member is a pointer that is NULL once closed;
+   raises "bad argument #idx to 'f' (WHAT has been closed)" when it is. */
+void *mbL_checkopen(lua_State *L, int idx, const char *tname, const char *what);
+
+/* Lua lists of n values: numbers, floats, ints (plus base: 1 for 0-based indices). */
+void mbL_pushnumbers(lua_State *L, const double *v, int n);
+void mbL_pushfloats(lua_State *L, const float *v, int n);
+void mbL_pushints(lua_State *L, const int *v, int n, int base);
 
 /* Tensor userdata -------------------------------------------------------------------- */
 
@@ -119,10 +137,15 @@ int mbL_arraynew(lua_State *L);
 
 /* Module openers (one per l_*.c) --------------------------------------------------- */
 
-/* The common shape of an opener: creates the metatable tname holding metameth, with
-   __index a table of meth; pushes the module table of funcs with _VERSION. Returns 1. */
+/* The common shape of an opener: creates the metatable tname (unless NULL) holding metameth,
+   with __index a table of meth; pushes the module table of funcs with _VERSION. Returns 1. */
 int mbL_newmodule(lua_State *L, const char *tname, const luaL_Reg *meth,
                   const luaL_Reg *metameth, const luaL_Reg *funcs);
+/* A class whose objects also have fields: the metatable tname holds metameth, `methods`
+   (the table of meth) and an __index that looks up methods first (raw), then calls
+   getfield(L) with the object at 1 and the key at 2. */
+void mbL_newclass(lua_State *L, const char *tname, const luaL_Reg *meth,
+                  const luaL_Reg *metameth, lua_CFunction getfield);
 
 int luaopen_mbpo_core(lua_State *L);
 int luaopen_mbpo_tensor(lua_State *L);

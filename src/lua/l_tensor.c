@@ -41,16 +41,6 @@
 
 /* Shared helpers (l_mbpo.h) ------------------------------------------------------------- */
 
-int mbL_coreerror(lua_State *L) { return luaL_error(L, "%s", mbu_lasterror()); }
-
-mbTensor *mbL_testtensor(lua_State *L, int idx) { return luaL_testudata(L, idx, MBL_TENSOR); }
-
-mbTensor *mbL_checktensor(lua_State *L, int idx) {
-  mbTensor *t = luaL_checkudata(L, idx, MBL_TENSOR);
-  if (!t->storage) luaL_argerror(L, idx, "tensor has been closed");
-  return t;
-}
-
 /* a userdata in a safe (empty) state before it acquires memory, as liolib's newprefile */
 static mbTensor *newud(lua_State *L) {
   mbTensor *t = lua_newuserdatauv(L, sizeof(mbTensor), 0);
@@ -86,55 +76,7 @@ mbTensor *mbL_pushview(lua_State *L, const mbTensor *src) {
   return t;
 }
 
-float *mbL_checkshape(lua_State *L, int idx, const char *fname, const char *argname,
-                      int ndim, const int64_t *size) {
-  mbTensor *t = mbL_testtensor(L, idx);
-  if (!t || !t->storage)
-    luaL_error(L, "%s: %s must be a tensor, got %s", fname, argname, luaL_typename(L, idx));
-  int ok = t->ndim == ndim && mbt_isContiguous(t);
-  for (int i = 0; ok && i < ndim; i++)
-    if (size[i] >= 0 && t->size[i] != size[i]) ok = 0;
-  if (!ok) {
-    char want[160], got[160];
-    size_t k = 0;
-    k += (size_t)snprintf(want + k, sizeof want - k, "[");
-    for (int i = 0; i < ndim && k < sizeof want; i++) {
-      if (size[i] >= 0)
-        k += (size_t)snprintf(want + k, sizeof want - k, i ? " x %lld" : "%lld",
-                              (long long)size[i]);
-      else
-        k += (size_t)snprintf(want + k, sizeof want - k, i ? " x N" : "N");
-    }
-    if (k < sizeof want) snprintf(want + k, sizeof want - k, "]");
-    mbt_shapeStr(t, got, sizeof got);
-    luaL_error(L, "%s: %s must be a contiguous %s tensor, got %s%s", fname, argname, want, got,
-               mbt_isContiguous(t) ? "" : " (not contiguous)");
-  }
-  return mbt_data(t);
-}
-
-float *mbL_checkmatrix(lua_State *L, int idx, const char *fname, const char *argname,
-                       int64_t rows, int64_t cols) {
-  int64_t size[2] = {rows, cols};
-  return mbL_checkshape(L, idx, fname, argname, 2, size);
-}
-
 /* Local helpers -------------------------------------------------------------------------- */
-
-/* raises a printf-formatted error with the caller's position (lua_pushfstring knows no
-   %lld or %g) */
-static int errorf(lua_State *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int errorf(lua_State *L, const char *fmt, ...) {
-  char buf[512];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(buf, sizeof buf, fmt, ap);
-  va_end(ap);
-  luaL_where(L, 1);
-  lua_pushstring(L, buf);
-  lua_concat(L, 2);
-  return lua_error(L);
-}
 
 /* shape strings for messages; two per call site at most */
 #define SHAPE(t, buf) mbt_shapeStr((t), (buf), sizeof (buf))
@@ -147,8 +89,8 @@ static int checkdim(lua_State *L, const mbTensor *t, int arg, const char *fname,
   int n = t->ndim + extra;
   lua_Integer d0 = d < 0 ? d + n : d - 1;
   if (d0 < 0 || d0 >= n)
-    errorf(L, "%s: dimension %lld out of range [1, %d] for %s", fname, (long long)d, n,
-           SHAPE(t, s));
+    mbL_errorf(L, "%s: dimension %lld out of range [1, %d] for %s", fname, (long long)d, n,
+               SHAPE(t, s));
   return (int)d0;
 }
 
@@ -160,24 +102,24 @@ static int getsizes(lua_State *L, int first, int last, int64_t *size, const char
   if (first <= last && lua_istable(L, first)) {
     lua_Integer len = luaL_len(L, first);
     if (len > MB_MAXDIM)
-      errorf(L, "%s: %lld dimensions (at most %d)", fname, (long long)len, MB_MAXDIM);
+      mbL_errorf(L, "%s: %lld dimensions (at most %d)", fname, (long long)len, MB_MAXDIM);
     for (int i = 0; i < (int)len; i++) {
       lua_geti(L, first, i + 1);
       int isint;
       lua_Integer v = lua_tointegerx(L, -1, &isint);
       if (!isint)
-        errorf(L, "%s: size %d is not an integer (%s)", fname, i + 1, luaL_typename(L, -1));
+        mbL_errorf(L, "%s: size %d is not an integer (%s)", fname, i + 1, luaL_typename(L, -1));
       size[n++] = v;
       lua_pop(L, 1);
     }
   } else {
     if (last - first + 1 > MB_MAXDIM)
-      errorf(L, "%s: %d dimensions (at most %d)", fname, last - first + 1, MB_MAXDIM);
+      mbL_errorf(L, "%s: %d dimensions (at most %d)", fname, last - first + 1, MB_MAXDIM);
     for (int i = first; i <= last; i++) size[n++] = luaL_checkinteger(L, i);
   }
   for (int i = 0; i < n; i++)
     if (size[i] < 0 && !(allowneg && size[i] == -1))
-      errorf(L, "%s: negative size %lld", fname, (long long)size[i]);
+      mbL_errorf(L, "%s: negative size %lld", fname, (long long)size[i]);
   return n;
 }
 
@@ -233,10 +175,10 @@ static int64_t *checkindices(lua_State *L, int arg, int64_t limit, int64_t *n, c
     int isint;
     lua_Integer v = lua_tointegerx(L, -1, &isint);
     if (!isint)
-      errorf(L, "%s: index %lld of the table is not an integer (%s)", fname, (long long)(i + 1),
-             lua_type(L, -1) == LUA_TNUMBER ? "fractional" : luaL_typename(L, -1));
+      mbL_errorf(L, "%s: index %lld of the table is not an integer (%s)", fname, (long long)(i + 1),
+                 lua_type(L, -1) == LUA_TNUMBER ? "fractional" : luaL_typename(L, -1));
     if (v < 1 || v > limit)
-      errorf(L, "%s: index %lld out of range [1, %lld]", fname, (long long)v, (long long)limit);
+      mbL_errorf(L, "%s: index %lld out of range [1, %lld]", fname, (long long)v, (long long)limit);
     idx[i] = v - 1;
     lua_pop(L, 1);
   }
@@ -293,9 +235,10 @@ static int t_arange(lua_State *L) {
     stop = luaL_checknumber(L, 2);
     step = luaL_optnumber(L, 3, 1);
   }
-  if (step == 0 || step != step) return errorf(L, "arange: step must be nonzero, got %g", step);
+  if (step == 0 || step != step) return mbL_errorf(L, "arange: step must be nonzero, got %g", step);
   double count = ceil((stop - start) / step);
-  if (!(count < 1e12)) return errorf(L, "arange: [%g, %g) by %g is too long", start, stop, step);
+  if (!(count < 1e12))
+    return mbL_errorf(L, "arange: [%g, %g) by %g is too long", start, stop, step);
   int64_t n = count > 0 ? (int64_t)count : 0;
   MBL_CHECK(L, mbt_arange(newempty(L, 1, &n), start, step));
   return 1;
@@ -306,7 +249,7 @@ static int tableshape(lua_State *L, int arg, int64_t *size) {
   int n = 0;
   lua_pushvalue(L, arg);
   while (lua_istable(L, -1)) {
-    if (n == MB_MAXDIM) errorf(L, "tensor: nested table deeper than %d", MB_MAXDIM);
+    if (n == MB_MAXDIM) mbL_errorf(L, "tensor: nested table deeper than %d", MB_MAXDIM);
     size[n++] = (int64_t)lua_rawlen(L, -1);
     if (size[n - 1] == 0) break;
     lua_rawgeti(L, -1, 1);
@@ -326,8 +269,8 @@ static void fillfrom(lua_State *L, const mbTensor *t, int dim, float **data, int
     size_t k = 0;
     for (int d = 0; d < dim && k < sizeof pos; d++)
       k += (size_t)snprintf(pos + k, sizeof pos - k, "[%lld]", (long long)path[d]);
-    errorf(L, "tensor: ragged nested table, %s has %lld elements, expected %lld",
-           dim ? pos : "the outer table", (long long)len, (long long)t->size[dim]);
+    mbL_errorf(L, "tensor: ragged nested table, %s has %lld elements, expected %lld",
+               dim ? pos : "the outer table", (long long)len, (long long)t->size[dim]);
   }
   for (int64_t i = 1; i <= len; i++) {
     path[dim] = i;
@@ -348,8 +291,8 @@ static void fillfrom(lua_State *L, const mbTensor *t, int dim, float **data, int
       size_t k = 0;
       for (int d = 0; d <= dim && k < sizeof pos; d++)
         k += (size_t)snprintf(pos + k, sizeof pos - k, "[%lld]", (long long)path[d]);
-      errorf(L, "tensor: expected a %s at %s, got %s", dim + 1 < t->ndim ? "table" : "number",
-             pos, luaL_typename(L, -1));
+      mbL_errorf(L, "tensor: expected a %s at %s, got %s", dim + 1 < t->ndim ? "table" : "number",
+                 pos, luaL_typename(L, -1));
     }
   }
 }
@@ -492,7 +435,7 @@ static int t_iscontiguous(lua_State *L) {
 /* #x = x:size(1) */
 static int t_len(lua_State *L) {
   mbTensor *t = mbL_checktensor(L, 1);
-  if (t->ndim == 0) return errorf(L, "#: a 0-d tensor has no length");
+  if (t->ndim == 0) return mbL_errorf(L, "#: a 0-d tensor has no length");
   lua_pushinteger(L, t->size[0]);
   return 1;
 }
@@ -501,13 +444,13 @@ static int t_len(lua_State *L) {
 static float *element(lua_State *L, mbTensor *t, int first, int count, const char *fname) {
   char s[160];
   if (count != t->ndim)
-    errorf(L, "%s: %d indices for a %d-d tensor %s", fname, count, t->ndim, SHAPE(t, s));
+    mbL_errorf(L, "%s: %d indices for a %d-d tensor %s", fname, count, t->ndim, SHAPE(t, s));
   int64_t idx[MB_MAXDIM];
   for (int d = 0; d < count; d++) {
     lua_Integer i = luaL_checkinteger(L, first + d);
     if (i < 1 || i > t->size[d])
-      errorf(L, "%s: index %lld out of range [1, %lld] in dimension %d of %s", fname,
-             (long long)i, (long long)t->size[d], d + 1, SHAPE(t, s));
+      mbL_errorf(L, "%s: index %lld out of range [1, %lld] in dimension %d of %s", fname,
+                 (long long)i, (long long)t->size[d], d + 1, SHAPE(t, s));
     idx[d] = i - 1;
   }
   return mbt_ptr(t, idx);
@@ -524,7 +467,7 @@ static int t_get(lua_State *L) {
 static int t_set(lua_State *L) {
   mbTensor *t = mbL_checktensor(L, 1);
   int top = lua_gettop(L);
-  if (top < 2) return errorf(L, "set: expected indices and a value");
+  if (top < 2) return mbL_errorf(L, "set: expected indices and a value");
   float v = (float)luaL_checknumber(L, top);
   *element(L, t, 2, top - 2, "set") = v;
   lua_settop(L, 1);
@@ -535,7 +478,8 @@ static int t_set(lua_State *L) {
 static int t_item(lua_State *L) {
   char s[160];
   mbTensor *t = mbL_checktensor(L, 1);
-  if (mbt_numel(t) != 1) return errorf(L, "item: %s tensor does not have one element", SHAPE(t, s));
+  if (mbt_numel(t) != 1)
+    return mbL_errorf(L, "item: %s tensor does not have one element", SHAPE(t, s));
   int64_t idx[MB_MAXDIM] = {0};
   lua_pushnumber(L, *mbt_ptr(t, idx));
   return 1;
@@ -571,9 +515,9 @@ static int t_narrow(lua_State *L) {
   int d = checkdim(L, t, 2, "narrow", 0);
   lua_Integer start = luaL_checkinteger(L, 3), len = luaL_checkinteger(L, 4);
   if (len < 0 || start < 1 || start > t->size[d] + 1 || len > t->size[d] - (start - 1))
-    return errorf(L, "narrow: elements %lld to %lld out of range [1, %lld] in dimension %d of %s",
-                  (long long)start, (long long)(start + len - 1), (long long)t->size[d], d + 1,
-                  SHAPE(t, s));
+    return mbL_errorf(L, "narrow: elements %lld to %lld out of range [1, %lld] in dimension %d "
+                      "of %s", (long long)start, (long long)(start + len - 1),
+                      (long long)t->size[d], d + 1, SHAPE(t, s));
   MBL_CHECK(L, mbt_narrow(newud(L), t, d, start - 1, len));
   return 1;
 }
@@ -585,8 +529,8 @@ static int t_select(lua_State *L) {
   int d = checkdim(L, t, 2, "select", 0);
   lua_Integer i = luaL_checkinteger(L, 3);
   if (i < 1 || i > t->size[d])
-    return errorf(L, "select: index %lld out of range [1, %lld] in dimension %d of %s",
-                  (long long)i, (long long)t->size[d], d + 1, SHAPE(t, s));
+    return mbL_errorf(L, "select: index %lld out of range [1, %lld] in dimension %d of %s",
+                      (long long)i, (long long)t->size[d], d + 1, SHAPE(t, s));
   MBL_CHECK(L, mbt_select(newud(L), t, d, i - 1));
   return 1;
 }
@@ -603,7 +547,7 @@ static int t_transpose(lua_State *L) {
 static int t_t(lua_State *L) {
   char s[160];
   mbTensor *t = mbL_checktensor(L, 1);
-  if (t->ndim != 2) return errorf(L, "t: expected a 2-d tensor, got %s", SHAPE(t, s));
+  if (t->ndim != 2) return mbL_errorf(L, "t: expected a 2-d tensor, got %s", SHAPE(t, s));
   MBL_CHECK(L, mbt_transpose(newud(L), t, 0, 1));
   return 1;
 }
@@ -839,9 +783,9 @@ static int t_reduce(lua_State *L) {
 static void checkmm(lua_State *L, const mbTensor *a, const mbTensor *b, const char *fname) {
   char s1[160], s2[160];
   if (a->ndim != 2 || b->ndim != 2)
-    errorf(L, "%s: expected 2-d tensors, got %s @ %s", fname, SHAPE(a, s1), SHAPE(b, s2));
+    mbL_errorf(L, "%s: expected 2-d tensors, got %s @ %s", fname, SHAPE(a, s1), SHAPE(b, s2));
   if (a->size[1] != b->size[0])
-    errorf(L, "%s: size mismatch, %s @ %s", fname, SHAPE(a, s1), SHAPE(b, s2));
+    mbL_errorf(L, "%s: size mismatch, %s @ %s", fname, SHAPE(a, s1), SHAPE(b, s2));
 }
 
 /* a:matmul(b) -> new [M x N] = a @ b */
@@ -905,8 +849,8 @@ static int t_indexcopy(lua_State *L) {
   int ok = src->ndim == t->ndim && src->size[d] == n;
   for (int k = 0; ok && k < t->ndim; k++) ok = k == d || src->size[k] == t->size[k];
   if (!ok)
-    return errorf(L, "index_copy_: source %s does not fit %lld slices of %s along dimension %d",
-                  SHAPE(src, s1), (long long)n, SHAPE(t, s2), d + 1);
+    return mbL_errorf(L, "index_copy_: source %s does not fit %lld slices of %s along dimension %d",
+                      SHAPE(src, s1), (long long)n, SHAPE(t, s2), d + 1);
   MBL_CHECK(L, mbt_indexCopy(t, d, idx, n, src));
   lua_settop(L, 1);
   return 1;
@@ -921,8 +865,8 @@ static int t_gather(lua_State *L) {
   int ok = index->ndim == t->ndim;
   for (int k = 0; ok && k < t->ndim; k++) ok = k == d || index->size[k] <= t->size[k];
   if (!ok)
-    return errorf(L, "gather: index %s does not fit %s along dimension %d", SHAPE(index, s1),
-                  SHAPE(t, s2), d + 1);
+    return mbL_errorf(L, "gather: index %s does not fit %s along dimension %d", SHAPE(index, s1),
+                      SHAPE(t, s2), d + 1);
   int64_t n;
   int64_t *idx = checkindices(L, 3, t->size[d], &n, "gather");
   MBL_CHECK(L, mbt_gather(newempty(L, index->ndim, index->size), t, d, idx));
@@ -946,8 +890,8 @@ static int t_scatter(lua_State *L) {
   int ok = mbt_sameShape(index, src) && index->ndim == t->ndim;
   for (int k = 0; ok && k < t->ndim; k++) ok = k == d || index->size[k] <= t->size[k];
   if (!ok)
-    return errorf(L, "scatter_: index %s and source %s must have one shape that fits %s",
-                  SHAPE(index, s1), SHAPE(src, s2), SHAPE(t, s3));
+    return mbL_errorf(L, "scatter_: index %s and source %s must have one shape that fits %s",
+                      SHAPE(index, s1), SHAPE(src, s2), SHAPE(t, s3));
   int64_t n;
   int64_t *idx = checkindices(L, 3, t->size[d], &n, "scatter_");
   MBL_CHECK(L, mbt_scatter(t, d, idx, src));
@@ -969,14 +913,14 @@ static int t_maskedselect(lua_State *L) {
 static const mbTensor **checklist(lua_State *L, int arg, int *n, const char *fname) {
   luaL_checktype(L, arg, LUA_TTABLE);
   lua_Integer len = luaL_len(L, arg);
-  if (len < 1 || len > (1 << 24)) errorf(L, "%s: expected a nonempty list of tensors", fname);
+  if (len < 1 || len > (1 << 24)) mbL_errorf(L, "%s: expected a nonempty list of tensors", fname);
   const mbTensor **list = lua_newuserdatauv(L, (size_t)len * sizeof *list, 0);
   for (lua_Integer i = 1; i <= len; i++) {
     lua_geti(L, arg, i);
     mbTensor *t = mbL_testtensor(L, -1);
     if (!t || !t->storage)
-      errorf(L, "%s: element %lld of the list is a %s, not a tensor", fname, (long long)i,
-             t ? "closed tensor" : luaL_typename(L, -1));
+      mbL_errorf(L, "%s: element %lld of the list is a %s, not a tensor", fname, (long long)i,
+                 t ? "closed tensor" : luaL_typename(L, -1));
     list[i - 1] = t;
     lua_pop(L, 1); /* the list table keeps it alive */
   }
@@ -1139,36 +1083,6 @@ static int t_tostring(lua_State *L) {
   return 1;
 }
 
-/* Benchmark hook --------------------------------------------------------------------------- */
-
-/* T._bench_sgemm(m, n, k, transa, transb, reps [, rounds]) -> median seconds per direct
-   cblas_sgemm call over rounds (mean over reps calls each), and the list of round times */
-static int t_benchsgemm(lua_State *L) {
-  lua_Integer m = luaL_checkinteger(L, 1), n = luaL_checkinteger(L, 2), k = luaL_checkinteger(L, 3);
-  int ta = lua_toboolean(L, 4), tb = lua_toboolean(L, 5);
-  lua_Integer reps = luaL_checkinteger(L, 6), rounds = luaL_optinteger(L, 7, 5);
-  luaL_argcheck(L, m >= 1 && n >= 1 && k >= 1 && m <= 1 << 20 && n <= 1 << 20 && k <= 1 << 20,
-                1, "sizes out of range [1, 2^20]");
-  luaL_argcheck(L, reps >= 1 && rounds >= 1 && rounds <= 99, 6, "reps and rounds must be >= 1");
-  double sec[99];
-  lua_createtable(L, (int)rounds, 0);
-  for (int r = 0; r < rounds; r++) {
-    sec[r] = mbt_benchSgemm((int)m, (int)n, (int)k, ta, tb, (int)reps);
-    if (sec[r] < 0) return mbL_coreerror(L);
-    lua_pushnumber(L, sec[r]);
-    lua_rawseti(L, -2, r + 1);
-  }
-  /* median by insertion sort */
-  for (int i = 1; i < rounds; i++)
-    for (int j = i; j > 0 && sec[j - 1] > sec[j]; j--) {
-      double x = sec[j]; sec[j] = sec[j - 1]; sec[j - 1] = x;
-    }
-  double med = rounds % 2 ? sec[rounds / 2] : 0.5 * (sec[rounds / 2 - 1] + sec[rounds / 2]);
-  lua_pushnumber(L, med);
-  lua_insert(L, -2);
-  return 2;
-}
-
 /* Registration ----------------------------------------------------------------------------- */
 
 static const luaL_Reg funcs[] = {
@@ -1176,7 +1090,7 @@ static const luaL_Reg funcs[] = {
   {"arange", t_arange}, {"tensor", t_tensor}, {"new", t_tensor}, {"rand", t_rand},
   {"randn", t_randn}, {"randint", t_randint}, {"manual_seed", t_manualseed},
   {"default_generator", t_defaultrng}, {"is_tensor", t_istensor}, {"where", t_where},
-  {"mm", t_mm}, {"cat", t_cat}, {"stack", t_stack}, {"_bench_sgemm", t_benchsgemm},
+  {"mm", t_mm}, {"cat", t_cat}, {"stack", t_stack},
   {NULL, NULL}};
 
 static const luaL_Reg meth[] = {
