@@ -198,6 +198,15 @@ int mbt_addmm(mbTensor *c, const mbTensor *a, const mbTensor *b, float beta, flo
 /* c = a @ b, with c initialised as [M x N] (messages say "matmul"). */
 int mbt_matmul(mbTensor *c, const mbTensor *a, const mbTensor *b);
 
+/* Printing (tensor_print.c) ---------------------------------------------------------------- */
+
+/* t as text, as Torch prints it: the values (2-d slices of larger tensors under
+   "(i,j,.,.) =" headers, past 1000 elements only the first and last three entries of each
+   dimension with "..." between; integers when every shown value is one, else "%.4f" or
+   "%.4e" by magnitude, right-aligned to one width), then "[mbpo.Tensor of size 2x3]" (or
+   "[mbpo.Tensor with no dimension]"). A new string for mbu_free, or NULL (out of memory). */
+char *mbt_format(const mbTensor *t);
+
 /* Indexing (tensor_index.c) --------------------------------------------------------------- */
 
 /* idx[i] = t's i-th value (row-major) - base, checking that each value is an integer in
