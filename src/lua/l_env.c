@@ -188,46 +188,28 @@ static int bodyaccess(lua_State *L, const LView *lw, const mbsView *v, const dou
   return w;
 }
 
-static int v_qpos(lua_State *L) {
-  mbsView v;
-  checkview(L, 1, &v);
-  return vecaccess(L, v.qpos, v.nq, "qpos");
-}
+/* the arrays of a view: v:name([i]) for vectors (length at `count`), v:name([body [, k]]) for
+   per-body arrays of `width` values */
+static const struct { const char *name; size_t data, count; int width; } ARRAYS[] = {
+  {"qpos", offsetof(mbsView, qpos), offsetof(mbsView, nq), 0},
+  {"qvel", offsetof(mbsView, qvel), offsetof(mbsView, nv), 0},
+  {"ctrl", offsetof(mbsView, ctrl), offsetof(mbsView, nu), 0},
+  {"xpos", offsetof(mbsView, xpos), 0, 3}, {"xipos", offsetof(mbsView, xipos), 0, 3},
+  {"cfrc_ext", offsetof(mbsView, cfrc_ext), 0, 6}, {"body_mass", offsetof(mbsView, body_mass), 0, 1}};
+/* the integer fields of a view */
+static const struct { const char *name; size_t offset; } COUNTS[] = {
+  {"nq", offsetof(mbsView, nq)}, {"nv", offsetof(mbsView, nv)}, {"nu", offsetof(mbsView, nu)},
+  {"nbody", offsetof(mbsView, nbody)}};
 
-static int v_qvel(lua_State *L) {
-  mbsView v;
-  checkview(L, 1, &v);
-  return vecaccess(L, v.qvel, v.nv, "qvel");
-}
-
-static int v_ctrl(lua_State *L) {
-  mbsView v;
-  checkview(L, 1, &v);
-  return vecaccess(L, v.ctrl, v.nu, "ctrl");
-}
-
-static int v_xpos(lua_State *L) {
+/* the accessor of ARRAYS[upvalue 1] */
+static int v_array(lua_State *L) {
   mbsView v;
   LView *w = checkview(L, 1, &v);
-  return bodyaccess(L, w, &v, v.xpos, 3);
-}
-
-static int v_xipos(lua_State *L) {
-  mbsView v;
-  LView *w = checkview(L, 1, &v);
-  return bodyaccess(L, w, &v, v.xipos, 3);
-}
-
-static int v_cfrcext(lua_State *L) {
-  mbsView v;
-  LView *w = checkview(L, 1, &v);
-  return bodyaccess(L, w, &v, v.cfrc_ext, 6);
-}
-
-static int v_mass(lua_State *L) {
-  mbsView v;
-  LView *w = checkview(L, 1, &v);
-  return bodyaccess(L, w, &v, v.body_mass, 1);
+  int a = (int)lua_tointeger(L, lua_upvalueindex(1));
+  const double *x = *(const double *const *)((const char *)&v + ARRAYS[a].data);
+  if (ARRAYS[a].width)
+    return bodyaccess(L, w, &v, x, ARRAYS[a].width);
+  return vecaccess(L, x, *(const int *)((const char *)&v + ARRAYS[a].count), ARRAYS[a].name);
 }
 
 /* v:com() -> x, y, z of the whole-body centre of mass (from xipos and the body masses) */
@@ -250,20 +232,17 @@ static int v_time(lua_State *L) {
   return 1;
 }
 
-static int v_index(lua_State *L) {
+/* the fields nq, nv, nu, nbody (the methods are found first) */
+static int v_field(lua_State *L) {
   mbsView v;
   const char *k = luaL_checkstring(L, 2);
-  if (luaL_getmetafield(L, 1, "methods") != LUA_TNIL) {
-    lua_getfield(L, -1, k);
-    if (!lua_isnil(L, -1)) return 1;
-    lua_pop(L, 2);
-  }
   checkview(L, 1, &v);
-  if (strcmp(k, "nq") == 0) lua_pushinteger(L, v.nq);
-  else if (strcmp(k, "nv") == 0) lua_pushinteger(L, v.nv);
-  else if (strcmp(k, "nu") == 0) lua_pushinteger(L, v.nu);
-  else if (strcmp(k, "nbody") == 0) lua_pushinteger(L, v.nbody);
-  else lua_pushnil(L);
+  for (size_t i = 0; i < sizeof COUNTS / sizeof COUNTS[0]; i++)
+    if (strcmp(k, COUNTS[i].name) == 0) {
+      lua_pushinteger(L, *(const int *)((const char *)&v + COUNTS[i].offset));
+      return 1;
+    }
+  lua_pushnil(L);
   return 1;
 }
 
@@ -274,12 +253,8 @@ static int v_tostring(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg viewmeth[] = {
-  {"qpos", v_qpos}, {"qvel", v_qvel}, {"ctrl", v_ctrl}, {"xpos", v_xpos}, {"xipos", v_xipos},
-  {"cfrc_ext", v_cfrcext}, {"body_mass", v_mass}, {"com", v_com}, {"time", v_time},
-  {NULL, NULL}};
-static const luaL_Reg viewmetameth[] = {
-  {"__index", v_index}, {"__tostring", v_tostring}, {NULL, NULL}};
+static const luaL_Reg viewmeth[] = {{"com", v_com}, {"time", v_time}, {NULL, NULL}};
+static const luaL_Reg viewmetameth[] = {{"__tostring", v_tostring}, {NULL, NULL}};
 
 /* sets the validity of both views of the env at idx */
 static void setviews(lua_State *L, int idx, int valid) {
@@ -373,34 +348,29 @@ static void attachviews(lua_State *L, mbEnv *env) {
   lua_setiuservalue(L, -2, UV_RNG);
 }
 
-/* integer field of the table at idx, or def */
-static lua_Integer optfieldint(lua_State *L, int idx, const char *field, lua_Integer def) {
-  lua_Integer v = def;
-  if (lua_istable(L, idx)) {
-    lua_getfield(L, idx, field);
-    if (!lua_isnil(L, -1)) {
-      if (!lua_isinteger(L, -1))
-        luaL_error(L, "%s must be an integer, got %s", field, luaL_typename(L, -1));
-      v = lua_tointeger(L, -1);
-    }
-    lua_pop(L, 1);
-  }
-  return v;
-}
+/* the options of env:reset and E.evaluate (max_steps: E.evaluate only) */
+typedef struct EpisodeOpts {
+  uint64_t seed;
+  double noise_scale;
+  int max_steps;
+} EpisodeOpts;
+#define EPISODE_FIELDS(S) \
+  MB_F_U64(S, seed, NAN, "reseeds the env's generator (E.evaluate: once, before the first " \
+           "episode)") \
+  MB_F_DOUBLE(S, noise_scale, 0, 1, 0, HUGE_VAL, "scale of the reset noise")
+static const mbField RESET_FIELDS[] = {EPISODE_FIELDS(EpisodeOpts) MB_F_END};
+static const mbField EVAL_FIELDS[] = {EPISODE_FIELDS(EpisodeOpts)
+  MB_F_INT(EpisodeOpts, max_steps, INT32_MAX, 0, INT32_MAX, "steps of an episode at most")
+  MB_F_END};
 
-/* number field of the table at idx, or def */
-static double optfieldnum(lua_State *L, int idx, const char *field, double def) {
-  double v = def;
-  if (lua_istable(L, idx)) {
-    lua_getfield(L, idx, field);
-    if (!lua_isnil(L, -1)) {
-      if (!lua_isnumber(L, -1))
-        luaL_error(L, "%s must be a number, got %s", field, luaL_typename(L, -1));
-      v = lua_tonumber(L, -1);
-    }
-    lua_pop(L, 1);
-  }
-  return v;
+/* reads the options at idx (nil: none) into o; reseeds env (unless NULL) when a seed is
+   given */
+static void episodeopts(lua_State *L, int idx, const char *F, const mbField *fields,
+                        EpisodeOpts *o, mbEnv *env) {
+  memset(o, 0, sizeof *o);
+  mbu_fieldDefaults(o, fields);
+  if (lua_isnoneornil(L, idx)) return;
+  if (mbL_readfields(L, idx, F, fields, o, NULL) & 1 && env) mbr_seed(mbs_rng(env), o->seed, 0);
 }
 
 /* E.make(name [, opts]): opts are the keys of MB_ENV_FIELDS (include/mbpo/env.h) */
@@ -466,11 +436,7 @@ static int e_frommjcf(lua_State *L) {
   int envidx = lua_gettop(L);
   e->env = mbs_fromFile(path, (int)fs, seed);
   flushwarnings(L);
-  if (!e->env) {
-    lua_pushnil(L);
-    lua_pushstring(L, mbu_lasterror());
-    return 2;
-  }
+  if (!e->env) return mbL_pushfail(L);
   mbL_extmem(L, MBL_ENV_BYTES);
   mbs_setMaxSteps(e->env, (int)max_steps);
   mbs_setResetNoise(e->env, noise);
@@ -591,18 +557,9 @@ static int e_termination(lua_State *L) {
 /* env:reset([{seed =, noise_scale =}]) -> obs */
 static int m_reset(lua_State *L) {
   mbEnv *env = checkenv(L, 1);
-  if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
-  double scale = optfieldnum(L, 2, "noise_scale", 1.0);
-  if (!(scale >= 0) || !isfinite(scale))
-    return luaL_error(L, "env:reset: noise_scale must be finite and >= 0, got %f", scale);
-  if (lua_istable(L, 2)) {
-    lua_getfield(L, 2, "seed");
-    if (!lua_isnil(L, -1)) {
-      if (!lua_isinteger(L, -1)) return luaL_error(L, "env:reset: seed must be an integer");
-      mbr_seed(mbs_rng(env), (uint64_t)lua_tointeger(L, -1), 0);
-    }
-    lua_pop(L, 1);
-  }
+  EpisodeOpts o;
+  episodeopts(L, 2, "env:reset", RESET_FIELDS, &o, env);
+  double scale = o.noise_scale;
   if (!mbs_isCustom(env)) {
     int64_t n = mbs_obsDim(env);
     mbTensor *obs = mbL_newtensor(L, 1, &n);
@@ -674,11 +631,7 @@ static int m_step(lua_State *L) {
   mbsView v;
   mbs_view(&v, env, 0);
   pushview(L, 1, 0);
-  lua_createtable(L, v.nu, 0);                /* the ctrl written */
-  for (int i = 0; i < v.nu; i++) {
-    lua_pushnumber(L, v.ctrl[i]);
-    lua_rawseti(L, -2, i + 1);
-  }
+  mbL_pushnumbers(L, v.ctrl, v.nu);           /* the ctrl written */
   pushview(L, 1, 1);
   callback(L, 1, "reward", 3, 1);             /* reward(view, ctrl, before) */
   int isnum;
@@ -786,13 +739,8 @@ static int m_ctrlrange(lua_State *L) {
   int n = mbs_actDim(env);
   double *lo = scratch(L, n), *hi = scratch(L, n);
   mbs_ctrlRange(lo, hi, env);
-  for (int k = 0; k < 2; k++) {
-    lua_createtable(L, n, 0);
-    for (int i = 0; i < n; i++) {
-      lua_pushnumber(L, k ? hi[i] : lo[i]);
-      lua_rawseti(L, -2, i + 1);
-    }
-  }
+  mbL_pushnumbers(L, lo, n);
+  mbL_pushnumbers(L, hi, n);
   return 2;
 }
 
@@ -837,13 +785,9 @@ static int m_tostring(lua_State *L) {
   return 1;
 }
 
-/* fields: obs_dim act_dim dt timestep frame_skip max_steps name steps nq nv nbody custom;
-   everything else from the method table */
-static int m_index(lua_State *L) {
-  /* upvalue 1: the method table (a raw lookup: this runs on every env:step call) */
-  lua_pushvalue(L, 2);
-  if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1;
-  lua_pop(L, 1);
+/* fields: obs_dim act_dim dt timestep frame_skip max_steps name steps nq nv nbody custom
+   (the methods are found first) */
+static int m_field(lua_State *L) {
   const char *k = luaL_checkstring(L, 2);
   mbEnv *env = checkenv(L, 1);
   if (strcmp(k, "obs_dim") == 0) lua_pushinteger(L, mbs_obsDim(env));
@@ -869,7 +813,7 @@ static int m_index(lua_State *L) {
    until terminated, truncated (env.max_steps) or opts.max_steps steps. opts.seed reseeds the
    env's generator once, before the first episode. */
 static int e_evaluate(lua_State *L) {
-  checkenv(L, 1);
+  mbEnv *env = checkenv(L, 1);
   luaL_checkany(L, 2);
   lua_Integer n = 0;
   {
@@ -882,9 +826,9 @@ static int e_evaluate(lua_State *L) {
                         MBL_MAX_EPISODES, v);
     }
   }
-  if (!lua_isnoneornil(L, 4)) luaL_checktype(L, 4, LUA_TTABLE);
-  lua_Integer cap = optfieldint(L, 4, "max_steps", INT32_MAX);
-  double scale = optfieldnum(L, 4, "noise_scale", 1.0);
+  EpisodeOpts o;
+  episodeopts(L, 4, "env.evaluate", EVAL_FIELDS, &o, n > 0 ? env : NULL);
+  lua_Integer cap = o.max_steps;
   lua_settop(L, 4);
   int prealloc = n < 1024 ? (int)n : 1024;  /* grows as episodes end */
   lua_createtable(L, prealloc, 0);  /* 5: returns */
@@ -892,16 +836,12 @@ static int e_evaluate(lua_State *L) {
   /* the env's own reset/step functions are called directly (works for custom envs too);
      the stack holds env, policy, n, opts, returns, lengths, then the current obs */
   for (lua_Integer ep = 1; ep <= n; ep++) {
-    /* obs = env:reset{noise_scale =, seed = (first episode only)} */
+    /* obs = env:reset{noise_scale =} (the seed was applied above) */
     lua_pushcfunction(L, m_reset);
     lua_pushvalue(L, 1);
-    lua_createtable(L, 0, 2);
-    lua_pushnumber(L, scale);
+    lua_createtable(L, 0, 1);
+    lua_pushnumber(L, o.noise_scale);
     lua_setfield(L, -2, "noise_scale");
-    if (ep == 1 && lua_istable(L, 4)) {
-      lua_getfield(L, 4, "seed");
-      lua_setfield(L, -2, "seed");
-    }
     lua_call(L, 2, 1);            /* 7: obs */
     double ret = 0;
     lua_Integer len = 0;
@@ -933,11 +873,11 @@ static const luaL_Reg funcs[] = {
   {"make", e_make}, {"from_mjcf", e_frommjcf}, {"termination", e_termination},
   {"evaluate", e_evaluate}, {"tasks", e_tasks}, {NULL, NULL}};
 static const luaL_Reg meth[] = {
-  {"reset", m_reset}, {"step", m_step}, {"get_state", m_getstate}, {"set_state", m_setstate}, {"termination", m_termination},
-  {"termination_fn", m_termfn}, {"seed", m_seed}, {"ctrl_range", m_ctrlrange},
+  {"reset", m_reset}, {"step", m_step}, {"get_state", m_getstate}, {"set_state", m_setstate},
+  {"termination", m_termination}, {"termination_fn", m_termfn}, {"seed", m_seed}, {"ctrl_range", m_ctrlrange},
   {"close", m_close}, {NULL, NULL}};
 static const luaL_Reg metameth[] = {
-  {"__index", NULL}, {"__gc", m_gc}, {"__close", m_close}, {"__tostring", m_tostring},
+  {"__gc", m_gc}, {"__close", m_close}, {"__tostring", m_tostring},
   {NULL, NULL}};
 
 int luaopen_mbpo_env(lua_State *L) {
@@ -945,23 +885,18 @@ int luaopen_mbpo_env(lua_State *L) {
   luaL_requiref(L, "mbpo.tensor", luaopen_mbpo_tensor, 0);
   luaL_requiref(L, "mbpo.rng", luaopen_mbpo_rng, 0);
   lua_pop(L, 2);
-  luaL_newmetatable(L, MBL_ENV);
-  luaL_setfuncs(L, metameth, 0);
-  luaL_newlib(L, meth);
-  lua_pushvalue(L, -1);
-  lua_setfield(L, -3, "methods");
-  lua_pushcclosure(L, m_index, 1);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  mbL_newclass(L, MBL_ENV, meth, metameth, m_field);
   mbL_setstate(L, MBL_ENV, &STATE);
-  luaL_newmetatable(L, MBL_VIEW);
-  luaL_setfuncs(L, viewmetameth, 0);
-  luaL_newlib(L, viewmeth);
-  lua_setfield(L, -2, "methods");
-  lua_pop(L, 1);
-  luaL_newlib(L, funcs);
-  lua_pushliteral(L, MB_VERSION);
-  lua_setfield(L, -2, "_VERSION");
+  mbL_newclass(L, MBL_VIEW, viewmeth, viewmetameth, v_field);
+  luaL_getmetatable(L, MBL_VIEW);
+  lua_getfield(L, -1, "methods");
+  for (size_t a = 0; a < sizeof ARRAYS / sizeof ARRAYS[0]; a++) {
+    lua_pushinteger(L, (lua_Integer)a);
+    lua_pushcclosure(L, v_array, 1);
+    lua_setfield(L, -2, ARRAYS[a].name);
+  }
+  lua_pop(L, 2);
+  mbL_newmodule(L, NULL, NULL, NULL, funcs);
   mbL_pushfields(L, mbs_envFields);
   lua_setfield(L, -2, "fields");
   mbL_pushfields(L, mbs_mjcfFields);

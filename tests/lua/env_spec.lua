@@ -230,8 +230,12 @@ describe("env", function()
     env:reset{noise_scale = 1}
     q = doubles(env:state().qpos)
     check(q[1] ~= 0 and math.abs(q[1]) <= 0.005, "noise within U(-0.005, 0.005): %g", q[1])
-    raises(function() env:reset{noise_scale = -1} end, "noise_scale must be finite and >= 0")
+    raises(function() env:reset{noise_scale = -1} end,
+      "env:reset: noise_scale must be a number >= 0, got -1")
     raises(function() env:reset{seed = 1.5} end, "seed must be an integer")
+    raises(function() env:reset{sead = 1} end, "env:reset: unknown option 'sead' (nearest: seed")
+    raises(function() E.evaluate(env, function() end, 1, {max_step = 1}) end,
+      "env.evaluate: unknown option 'max_step' (nearest: max_steps")
   end)
 
   it("evaluates MBPO's termination functions on rows", function()
