@@ -17,7 +17,8 @@
      precision = "fp32"|"bf16" (bf16: the members' matrix products, training and inference,
      take bf16 operands with fp32 accumulation; everything else stays fp32).
    Methods: fit, predict, step, evaluate, train_step, loss_grad, elites, holdout_mse,
-   parameters, bounds, info, flops, state, load_state. Unknown option names raise, so a misspelt key in a config is not ignored.
+   parameters, bounds, info, flops, state, load_state. Unknown option names raise, so a
+   misspelt key in a config is not ignored.
    Core errors raise "ens:METHOD: message"; a fit interrupted by SIGINT/SIGTERM raises
    "interrupted" (with each member's best weights restored). */
 #include <inttypes.h>
@@ -38,9 +39,7 @@ typedef struct lens {
 
 /* the ensemble at idx, or a Lua error (wrong type, or closed) */
 static mbEnsemble *checkens(lua_State *L, int idx) {
-  lens *u = luaL_checkudata(L, idx, MBL_ENSEMBLE);
-  if (!u->e) luaL_argerror(L, idx, "ensemble has been closed");
-  return u->e;
+  return ((lens *)mbL_checkopen(L, idx, MBL_ENSEMBLE, "ensemble"))->e;
 }
 
 /* __gc and __close */
@@ -87,31 +86,9 @@ static int ens_new(lua_State *L) {
 /* rows of the (already checked) matrix at idx */
 static int64_t rows_of(lua_State *L, int idx) { return mbL_checktensor(L, idx)->size[0]; }
 
-/* Lua arrays of numbers */
-
-static void pushnumbers(lua_State *L, const double *v, int n) {
-  lua_createtable(L, n, 0);
-  for (int i = 0; i < n; i++) {
-    lua_pushnumber(L, v[i]);
-    lua_rawseti(L, -2, i + 1);
-  }
-}
-
-static void pushfloats(lua_State *L, const float *v, int n) {
-  lua_createtable(L, n, 0);
-  for (int i = 0; i < n; i++) {
-    lua_pushnumber(L, v[i]);
-    lua_rawseti(L, -2, i + 1);
-  }
-}
-
 /* the elites as 1-based member numbers */
 static void pushelites(lua_State *L, const mbEnsemble *e) {
-  lua_createtable(L, e->cfg.elites, 0);
-  for (int k = 0; k < e->cfg.elites; k++) {
-    lua_pushinteger(L, e->elite[k] + 1);
-    lua_rawseti(L, -2, k + 1);
-  }
+  mbL_pushints(L, e->elite, e->cfg.elites, 1);
 }
 
 /* ens:fit(inputs [N x in], targets [N x out] [, opts]) -> {epochs, train_loss = {..},
@@ -138,11 +115,11 @@ static int ens_fit(lua_State *L) {
   const int M = e->cfg.members;
   lua_createtable(L, 0, 10);
   lua_pushinteger(L, r.epochs); lua_setfield(L, -2, "epochs");
-  pushnumbers(L, r.train_loss, r.epochs); lua_setfield(L, -2, "train_loss");
-  pushfloats(L, e->holdout_mse, M); lua_setfield(L, -2, "holdout_mse");
+  mbL_pushnumbers(L, r.train_loss, r.epochs); lua_setfield(L, -2, "train_loss");
+  mbL_pushfloats(L, e->holdout_mse, M); lua_setfield(L, -2, "holdout_mse");
   lua_createtable(L, r.epochs, 0);
   for (int k = 0; k < r.epochs; k++) {
-    pushnumbers(L, r.holdout_curve + (size_t)k * M, M);
+    mbL_pushnumbers(L, r.holdout_curve + (size_t)k * M, M);
     lua_rawseti(L, -2, k + 1);
   }
   lua_setfield(L, -2, "holdout_curve");
@@ -221,7 +198,7 @@ static int ens_evaluate(lua_State *L) {
   const float *y = mbL_checkmatrix(L, 3, "ens:evaluate", "targets", N, e->cfg.outputs);
   float mse[MB_ENS_MAXMEMBERS];
   if (mbn_ensEvaluate(mse, e, x, y, N) < 0) return coreerror(L, "ens:evaluate");
-  pushfloats(L, mse, e->cfg.members);
+  mbL_pushfloats(L, mse, e->cfg.members);
   return 1;
 }
 
@@ -299,7 +276,7 @@ static int ens_elites(lua_State *L) {
 /* ens:holdout_mse() -> {per member} after the last fit (NaN before) */
 static int ens_holdoutmse(lua_State *L) {
   mbEnsemble *e = checkens(L, 1);
-  pushfloats(L, e->holdout_mse, e->cfg.members);
+  mbL_pushfloats(L, e->holdout_mse, e->cfg.members);
   return 1;
 }
 
