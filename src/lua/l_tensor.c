@@ -78,6 +78,11 @@ mbTensor *mbL_pushview(lua_State *L, const mbTensor *src) {
 
 /* Local helpers -------------------------------------------------------------------------- */
 
+/* Functions registered as closures (setpair): upvalue 1 the core operation or the variant,
+   upvalue 2 true for the `_` (in place) form. */
+#define OPCODE(L) ((int)lua_tointeger(L, lua_upvalueindex(1)))
+#define INPLACE(L) lua_toboolean(L, lua_upvalueindex(2))
+
 /* shape strings for messages; two per call site at most */
 #define SHAPE(t, buf) mbt_shapeStr((t), (buf), sizeof (buf))
 
@@ -156,6 +161,14 @@ static mbRng *optrng(lua_State *L, int arg) {
   return g;
 }
 
+/* an optional trailing generator: the one at *top (which is then dropped from the arguments)
+   or the default one */
+static mbRng *trailingrng(lua_State *L, int *top) {
+  mbRng *g = optrng(L, *top);
+  if (*top >= 1 && mbL_testrng(L, *top)) (*top)--;
+  return g;
+}
+
 /* integer indices (1-based in Lua, 0-based out) from a tensor or a table of integers at arg,
    each in [1, limit]; returns a temporary buffer kept alive on the stack, count in *n */
 static int64_t *checkindices(lua_State *L, int arg, int64_t limit, int64_t *n, const char *fname) {
@@ -194,35 +207,37 @@ static int t_gc(lua_State *L) {
 
 /* Creation ------------------------------------------------------------------------------- */
 
-/* T.zeros(sizes) / T.ones / T.empty: sizes as integers or one table */
-static int t_zeros(lua_State *L) {
+/* T.zeros(SIZES), T.ones, T.empty, T.full(SIZES, v), T.rand(SIZES [, g]) uniform [0, 1),
+   T.randn normal, T.randint(lo, hi, SIZES [, g]) with both ends included: one function, the
+   kind (CREATORS) in upvalue 1 */
+enum { C_ZEROS, C_ONES, C_EMPTY, C_FULL, C_RAND, C_RANDN, C_RANDINT, C_COUNT };
+static const char *const CREATORS[C_COUNT] = {"zeros", "ones", "empty", "full", "rand", "randn",
+                                              "randint"};
+static int t_create(lua_State *L) {
+  int kind = OPCODE(L), top = lua_gettop(L);
+  mbRng *g = kind >= C_RAND ? trailingrng(L, &top) : NULL;
+  float v = kind == C_ONES ? 1.0f : 0.0f;
+  if (kind == C_FULL) {
+    v = (float)luaL_checknumber(L, top > 0 ? top : 1);
+    top--;
+  }
   int64_t size[MB_MAXDIM];
-  int n = getsizes(L, 1, lua_gettop(L), size, "zeros", 0);
-  mbL_newtensor(L, n, size);
-  return 1;
-}
-
-static int t_ones(lua_State *L) {
-  int64_t size[MB_MAXDIM];
-  int n = getsizes(L, 1, lua_gettop(L), size, "ones", 0);
-  mbt_fill(newempty(L, n, size), 1.0f);
-  return 1;
-}
-
-static int t_empty(lua_State *L) {
-  int64_t size[MB_MAXDIM];
-  int n = getsizes(L, 1, lua_gettop(L), size, "empty", 0);
-  newempty(L, n, size);
-  return 1;
-}
-
-/* T.full(sizes, value) */
-static int t_full(lua_State *L) {
-  int64_t size[MB_MAXDIM];
-  int top = lua_gettop(L);
-  float v = (float)luaL_checknumber(L, top > 0 ? top : 1);
-  int n = getsizes(L, 1, top - 1, size, "full", 0);
-  mbt_fill(newempty(L, n, size), v);
+  int n = getsizes(L, kind == C_RANDINT ? 3 : 1, top, size, CREATORS[kind], 0);
+  if (kind == C_ZEROS) {
+    mbL_newtensor(L, n, size);
+    return 1;
+  }
+  if (kind == C_RANDINT) {
+    lua_Integer lo = luaL_checkinteger(L, 1), hi = luaL_checkinteger(L, 2);
+    MBL_CHECK(L, mbt_randint(newempty(L, n, size), g, lo, hi));
+  } else if (kind == C_RANDN) {
+    MBL_CHECK(L, mbt_normal(newempty(L, n, size), g, 0, 1));
+  } else if (kind == C_RAND) {
+    MBL_CHECK(L, mbt_uniform(newempty(L, n, size), g, 0, 1));
+  } else {
+    mbTensor *t = newempty(L, n, size);
+    if (kind != C_EMPTY) mbt_fill(t, v);
+  }
   return 1;
 }
 
@@ -321,29 +336,6 @@ static int t_tensor(lua_State *L) {
   return 1;
 }
 
-/* T.rand(sizes [, g]) uniform [0, 1); T.randn normal; T.randint(lo, hi, sizes [, g]) with
-   both ends included */
-static int randcommon(lua_State *L, int kind) {
-  static const char *const names[] = {"rand", "randn", "randint"};
-  int top = lua_gettop(L), first = kind == 2 ? 3 : 1;
-  mbRng *g = optrng(L, top);
-  if (top >= 1 && mbL_testrng(L, top)) top--;
-  int64_t size[MB_MAXDIM];
-  int n = getsizes(L, first, top, size, names[kind], 0);
-  if (kind == 2) {
-    lua_Integer lo = luaL_checkinteger(L, 1), hi = luaL_checkinteger(L, 2);
-    MBL_CHECK(L, mbt_randint(newempty(L, n, size), g, lo, hi));
-  } else if (kind == 1) {
-    MBL_CHECK(L, mbt_normal(newempty(L, n, size), g, 0, 1));
-  } else {
-    MBL_CHECK(L, mbt_uniform(newempty(L, n, size), g, 0, 1));
-  }
-  return 1;
-}
-static int t_rand(lua_State *L) { return randcommon(L, 0); }
-static int t_randn(lua_State *L) { return randcommon(L, 1); }
-static int t_randint(lua_State *L) { return randcommon(L, 2); }
-
 /* T.manual_seed(n): reseeds the default generator */
 static int t_manualseed(lua_State *L) {
   lua_Integer seed = luaL_checkinteger(L, 1);
@@ -357,25 +349,14 @@ static int t_defaultrng(lua_State *L) {
   return 1;
 }
 
-/* x:uniform_([lo, hi] [, g]) and x:normal_([mean, std] [, g]) */
-static int t_uniform_(lua_State *L) {
+/* x:uniform_([lo, hi] [, g]) and x:normal_([mean, std] [, g]) (OPCODE 1) */
+static int t_random_(lua_State *L) {
   mbTensor *t = mbL_checktensor(L, 1);
   int top = lua_gettop(L);
-  mbRng *g = optrng(L, top);
-  if (top >= 1 && mbL_testrng(L, top)) top--;
-  double lo = top >= 2 ? luaL_checknumber(L, 2) : 0, hi = top >= 3 ? luaL_checknumber(L, 3) : 1;
-  MBL_CHECK(L, mbt_uniform(t, g, (float)lo, (float)hi));
-  lua_settop(L, 1);
-  return 1;
-}
-
-static int t_normal_(lua_State *L) {
-  mbTensor *t = mbL_checktensor(L, 1);
-  int top = lua_gettop(L);
-  mbRng *g = optrng(L, top);
-  if (top >= 1 && mbL_testrng(L, top)) top--;
-  double mean = top >= 2 ? luaL_checknumber(L, 2) : 0, std = top >= 3 ? luaL_checknumber(L, 3) : 1;
-  MBL_CHECK(L, mbt_normal(t, g, (float)mean, (float)std));
+  mbRng *g = trailingrng(L, &top);
+  float a = top >= 2 ? (float)luaL_checknumber(L, 2) : 0;
+  float b = top >= 3 ? (float)luaL_checknumber(L, 3) : 1;
+  MBL_CHECK(L, OPCODE(L) ? mbt_normal(t, g, a, b) : mbt_uniform(t, g, a, b));
   lua_settop(L, 1);
   return 1;
 }
@@ -387,31 +368,17 @@ static int t_istensor(lua_State *L) {
 
 /* Geometry and elements -------------------------------------------------------------------- */
 
-/* x:size() -> {sizes}; x:size(d) -> integer */
-static int t_size(lua_State *L) {
+/* x:size() -> {sizes}; x:size(d) -> integer; x:stride likewise (OPCODE 1), in elements */
+static int t_geometry(lua_State *L) {
   mbTensor *t = mbL_checktensor(L, 1);
+  const int64_t *v = OPCODE(L) ? t->stride : t->size;
   if (!lua_isnoneornil(L, 2)) {
-    lua_pushinteger(L, t->size[checkdim(L, t, 2, "size", 0)]);
+    lua_pushinteger(L, v[checkdim(L, t, 2, OPCODE(L) ? "stride" : "size", 0)]);
     return 1;
   }
   lua_createtable(L, t->ndim, 0);
   for (int i = 0; i < t->ndim; i++) {
-    lua_pushinteger(L, t->size[i]);
-    lua_rawseti(L, -2, i + 1);
-  }
-  return 1;
-}
-
-/* x:stride() -> {strides}; x:stride(d) -> integer (in elements) */
-static int t_stride(lua_State *L) {
-  mbTensor *t = mbL_checktensor(L, 1);
-  if (!lua_isnoneornil(L, 2)) {
-    lua_pushinteger(L, t->stride[checkdim(L, t, 2, "stride", 0)]);
-    return 1;
-  }
-  lua_createtable(L, t->ndim, 0);
-  for (int i = 0; i < t->ndim; i++) {
-    lua_pushinteger(L, t->stride[i]);
+    lua_pushinteger(L, v[i]);
     lua_rawseti(L, -2, i + 1);
   }
   return 1;
@@ -630,8 +597,6 @@ static int t_zero_(lua_State *L) {
 /* Elementwise ------------------------------------------------------------------------------
    Registered as closures: upvalue 1 the core operation, upvalue 2 true for the `_` variant. */
 
-#define OPCODE(L) ((int)lua_tointeger(L, lua_upvalueindex(1)))
-#define INPLACE(L) lua_toboolean(L, lua_upvalueindex(2))
 
 /* x:exp() / x:exp_() and the other operations of one tensor */
 static int t_unary(lua_State *L) {
@@ -684,12 +649,6 @@ static int t_arith(lua_State *L) {
   int64_t size[MB_MAXDIM];
   MBL_CHECK(L, mbt_broadcastShape(&nd, size, t, b, mbt_binaryName(op)));
   MBL_CHECK(L, mbt_binary(newempty(L, nd, size), t, b, op));
-  return 1;
-}
-
-static int t_unm(lua_State *L) {
-  mbTensor *t = mbL_checktensor(L, 1);
-  MBL_CHECK(L, mbt_unary(newempty(L, t->ndim, t->size), t, MB_NEG));
   return 1;
 }
 
@@ -928,26 +887,16 @@ static const mbTensor **checklist(lua_State *L, int arg, int *n, const char *fna
   return list;
 }
 
-/* T.cat(list [, dim]) (dim default 1) */
-static int t_cat(lua_State *L) {
-  int n;
+/* T.cat(list [, dim]) and T.stack(list [, dim]) (OPCODE 1; dim up to ndim + 1), dim
+   default 1 */
+static int t_join(lua_State *L) {
+  int n, stack = OPCODE(L);
+  const char *fname = stack ? "stack" : "cat";
   lua_settop(L, 2); /* the list buffer goes above the arguments */
-  const mbTensor **list = checklist(L, 1, &n, "cat");
-  int d = lua_isnoneornil(L, 2) ? 0 : checkdim(L, list[0], 2, "cat", 0);
+  const mbTensor **list = checklist(L, 1, &n, fname);
+  int d = lua_isnoneornil(L, 2) ? 0 : checkdim(L, list[0], 2, fname, stack);
   mbTensor *r = newud(L);
-  MBL_CHECK(L, mbt_cat(r, list, n, d));
-  gchint(L, r);
-  return 1;
-}
-
-/* T.stack(list [, dim]) (dim default 1; up to ndim + 1) */
-static int t_stack(lua_State *L) {
-  int n;
-  lua_settop(L, 2); /* the list buffer goes above the arguments */
-  const mbTensor **list = checklist(L, 1, &n, "stack");
-  int d = lua_isnoneornil(L, 2) ? 0 : checkdim(L, list[0], 2, "stack", 1);
-  mbTensor *r = newud(L);
-  MBL_CHECK(L, mbt_stack(r, list, n, d));
+  MBL_CHECK(L, stack ? mbt_stack(r, list, n, d) : mbt_cat(r, list, n, d));
   gchint(L, r);
   return 1;
 }
@@ -969,28 +918,25 @@ static int t_tostring(lua_State *L) {
 /* Registration ----------------------------------------------------------------------------- */
 
 static const luaL_Reg funcs[] = {
-  {"zeros", t_zeros}, {"ones", t_ones}, {"empty", t_empty}, {"full", t_full},
-  {"arange", t_arange}, {"tensor", t_tensor}, {"new", t_tensor}, {"rand", t_rand},
-  {"randn", t_randn}, {"randint", t_randint}, {"manual_seed", t_manualseed},
-  {"default_generator", t_defaultrng}, {"is_tensor", t_istensor}, {"where", t_where},
-  {"mm", t_mm}, {"cat", t_cat}, {"stack", t_stack},
-  {NULL, NULL}};
+  {"arange", t_arange}, {"tensor", t_tensor}, {"new", t_tensor},
+  {"manual_seed", t_manualseed}, {"default_generator", t_defaultrng},
+  {"is_tensor", t_istensor}, {"where", t_where}, {"mm", t_mm}, {NULL, NULL}};
 
 static const luaL_Reg meth[] = {
-  {"size", t_size}, {"stride", t_stride}, {"dim", t_dim}, {"numel", t_numel},
+  {"dim", t_dim}, {"numel", t_numel},
   {"is_contiguous", t_iscontiguous}, {"get", t_get}, {"set", t_set}, {"item", t_item},
   {"to_table", t_totable}, {"narrow", t_narrow}, {"select", t_select},
   {"transpose", t_transpose}, {"t", t_t}, {"view", t_view}, {"reshape", t_reshape},
   {"contiguous", t_contiguous}, {"squeeze", t_squeeze}, {"unsqueeze", t_unsqueeze},
   {"clone", t_clone}, {"copy_", t_copy_}, {"fill_", t_fill_}, {"zero_", t_zero_},
-  {"uniform_", t_uniform_}, {"normal_", t_normal_}, {"matmul", t_matmul},
+  {"matmul", t_matmul},
   {"index_select", t_indexselect}, {"index_copy_", t_indexcopy}, {"gather", t_gather},
   {"scatter_", t_scatter}, {"masked_select", t_maskedselect}, {"close", t_gc},
   {NULL, NULL}};
 
 static const luaL_Reg metameth[] = {
   {"__index", NULL}, {"__gc", t_gc}, {"__close", t_gc}, {"__tostring", t_tostring},
-  {"__len", t_len}, {"__unm", t_unm}, {NULL, NULL}};
+  {"__len", t_len}, {NULL, NULL}};
 
 /* operations registered as closures over their core code (see t_unary, t_binary) */
 static const struct { const char *name; int op; } unops[] = {
@@ -1054,6 +1000,7 @@ int luaopen_mbpo_tensor(lua_State *L) {
   luaL_setfuncs(L, metameth, 0);
   for (size_t i = 0; i < sizeof arith / sizeof arith[0]; i++)
     setpair(L, arith[i].name, t_arith, arith[i].op, 0);
+  setpair(L, "__unm", t_unary, MB_NEG, 0);
   /* methods */
   luaL_newlibtable(L, meth);
   luaL_setfuncs(L, meth, 0);
@@ -1066,6 +1013,10 @@ int luaopen_mbpo_tensor(lua_State *L) {
   setpair(L, "clamp", t_clamp, 0, 1);
   setpair(L, "masked_fill", t_maskedfill, 0, 1);
   setpair(L, "addmm", t_addmm, 0, 1);
+  for (int k = 0; k < 2; k++) {
+    setpair(L, k ? "stride" : "size", t_geometry, k, 0);
+    setpair(L, k ? "normal_" : "uniform_", t_random_, k, 0);
+  }
   lua_createtable(L, 0, 1);
   lua_pushcfunction(L, t_badindex);
   lua_setfield(L, -2, "__index");
@@ -1074,6 +1025,8 @@ int luaopen_mbpo_tensor(lua_State *L) {
   lua_setfield(L, -3, "__index");
   /* the module: its functions plus every method as a function (T.exp(x) = x:exp()) */
   luaL_newlib(L, funcs);
+  for (int k = 0; k < C_COUNT; k++) setpair(L, CREATORS[k], t_create, k, 0);
+  for (int k = 0; k < 2; k++) setpair(L, k ? "stack" : "cat", t_join, k, 0);
   lua_pushnil(L);
   while (lua_next(L, -3)) {
     lua_pushvalue(L, -2);
