@@ -9,7 +9,6 @@
      env:termination(next_obs [, opts]) -> done     env:termination_fn([opts]) -> f
      E.termination(name [, {two_sided = true}]) -> f, f(next_obs [N x obs_dim]) -> [N] 0/1
      E.from_mjcf(path, task [, {seed =}]) -> env | nil, message
-     E.evaluate(env, policy, n_episodes [, opts]) -> returns, lengths
    Actions are the policy's u in [-1, 1] (an mbpo.Tensor or a Lua array); the env maps them
    to each actuator's ctrlrange. Custom task tables are described above e_frommjcf. */
 #include <inttypes.h>
@@ -34,8 +33,6 @@ typedef struct LEnv {
   int busy;                /* > 0 while one of its task callbacks runs: close is refused */
 } LEnv;
 
-/* the largest episode count of E.evaluate (and mbpo eval --episodes) */
-#define MBL_MAX_EPISODES 1000000
 /* what the collector is told an env holds (mjModel + mjData with its arena: a few MiB) */
 #define MBL_ENV_BYTES ((size_t)4 << 20)
 
@@ -348,30 +345,15 @@ static void attachviews(lua_State *L, mbEnv *env) {
   lua_setiuservalue(L, -2, UV_RNG);
 }
 
-/* the options of env:reset and E.evaluate (max_steps: E.evaluate only) */
-typedef struct EpisodeOpts {
+/* the options of env:reset */
+typedef struct ResetOpts {
   uint64_t seed;
   double noise_scale;
-  int max_steps;
-} EpisodeOpts;
-#define EPISODE_FIELDS(S) \
-  MB_F_U64(S, seed, NAN, "reseeds the env's generator (E.evaluate: once, before the first " \
-           "episode)") \
-  MB_F_DOUBLE(S, noise_scale, 0, 1, 0, HUGE_VAL, "scale of the reset noise")
-static const mbField RESET_FIELDS[] = {EPISODE_FIELDS(EpisodeOpts) MB_F_END};
-static const mbField EVAL_FIELDS[] = {EPISODE_FIELDS(EpisodeOpts)
-  MB_F_INT(EpisodeOpts, max_steps, INT32_MAX, 0, INT32_MAX, "steps of an episode at most")
+} ResetOpts;
+static const mbField RESET_FIELDS[] = {
+  MB_F_U64(ResetOpts, seed, NAN, "reseeds the env's generator first")
+  MB_F_DOUBLE(ResetOpts, noise_scale, 0, 1, 0, HUGE_VAL, "scale of the reset noise")
   MB_F_END};
-
-/* reads the options at idx (nil: none) into o; reseeds env (unless NULL) when a seed is
-   given */
-static void episodeopts(lua_State *L, int idx, const char *F, const mbField *fields,
-                        EpisodeOpts *o, mbEnv *env) {
-  memset(o, 0, sizeof *o);
-  mbu_fieldDefaults(o, fields);
-  if (lua_isnoneornil(L, idx)) return;
-  if (mbL_readfields(L, idx, F, fields, o, NULL) & 1 && env) mbr_seed(mbs_rng(env), o->seed, 0);
-}
 
 /* E.make(name [, opts]): opts are the keys of MB_ENV_FIELDS (include/mbpo/env.h) */
 static int e_make(lua_State *L) {
@@ -557,8 +539,9 @@ static int e_termination(lua_State *L) {
 /* env:reset([{seed =, noise_scale =}]) -> obs */
 static int m_reset(lua_State *L) {
   mbEnv *env = checkenv(L, 1);
-  EpisodeOpts o;
-  episodeopts(L, 2, "env:reset", RESET_FIELDS, &o, env);
+  ResetOpts o = {0, 1.0};
+  if (!lua_isnoneornil(L, 2) && mbL_readfields(L, 2, "env:reset", RESET_FIELDS, &o, NULL) & 1)
+    mbr_seed(mbs_rng(env), o.seed, 0);
   double scale = o.noise_scale;
   if (!mbs_isCustom(env)) {
     int64_t n = mbs_obsDim(env);
@@ -806,72 +789,9 @@ static int m_field(lua_State *L) {
   return 1;
 }
 
-/* Evaluation ----------------------------------------------------------------------------- */
-
-/* E.evaluate(env, policy, n_episodes [, {seed =, noise_scale =, max_steps =}]) ->
-   returns, lengths (Lua arrays). policy(obs) -> action (tensor or table); each episode runs
-   until terminated, truncated (env.max_steps) or opts.max_steps steps. opts.seed reseeds the
-   env's generator once, before the first episode. */
-static int e_evaluate(lua_State *L) {
-  mbEnv *env = checkenv(L, 1);
-  luaL_checkany(L, 2);
-  lua_Integer n = 0;
-  {
-    int isint = 0;
-    if (lua_type(L, 3) == LUA_TNUMBER) n = lua_tointegerx(L, 3, &isint);
-    if (!isint || n < 0 || n > MBL_MAX_EPISODES) {
-      lua_pushvalue(L, 3);
-      const char *v = luaL_tolstring(L, -1, NULL);
-      return luaL_error(L, "env.evaluate: n_episodes must be an integer in [0, %d], got %s",
-                        MBL_MAX_EPISODES, v);
-    }
-  }
-  EpisodeOpts o;
-  episodeopts(L, 4, "env.evaluate", EVAL_FIELDS, &o, n > 0 ? env : NULL);
-  lua_Integer cap = o.max_steps;
-  lua_settop(L, 4);
-  int prealloc = n < 1024 ? (int)n : 1024;  /* grows as episodes end */
-  lua_createtable(L, prealloc, 0);  /* 5: returns */
-  lua_createtable(L, prealloc, 0);  /* 6: lengths */
-  /* the env's own reset/step functions are called directly (works for custom envs too);
-     the stack holds env, policy, n, opts, returns, lengths, then the current obs */
-  for (lua_Integer ep = 1; ep <= n; ep++) {
-    /* obs = env:reset{noise_scale =} (the seed was applied above) */
-    lua_pushcfunction(L, m_reset);
-    lua_pushvalue(L, 1);
-    lua_createtable(L, 0, 1);
-    lua_pushnumber(L, o.noise_scale);
-    lua_setfield(L, -2, "noise_scale");
-    lua_call(L, 2, 1);            /* 7: obs */
-    double ret = 0;
-    lua_Integer len = 0;
-    for (;;) {
-      lua_pushvalue(L, 2);
-      lua_pushvalue(L, 7);
-      lua_call(L, 1, 1);          /* 8: action */
-      lua_pushcfunction(L, m_step);
-      lua_pushvalue(L, 1);
-      lua_pushvalue(L, 8);
-      lua_call(L, 2, 4);          /* 9..12: obs, r, term, trunc */
-      ret += lua_tonumber(L, 10);
-      len++;
-      int end = lua_toboolean(L, 11) || lua_toboolean(L, 12) || len >= cap;
-      lua_copy(L, 9, 7);
-      lua_settop(L, 7);
-      if (end) break;
-    }
-    lua_pop(L, 1);
-    lua_pushnumber(L, ret);
-    lua_rawseti(L, 5, ep);
-    lua_pushinteger(L, len);
-    lua_rawseti(L, 6, ep);
-  }
-  return 2;
-}
-
 static const luaL_Reg funcs[] = {
   {"make", e_make}, {"from_mjcf", e_frommjcf}, {"termination", e_termination},
-  {"evaluate", e_evaluate}, {"tasks", e_tasks}, {NULL, NULL}};
+  {"tasks", e_tasks}, {NULL, NULL}};
 static const luaL_Reg meth[] = {
   {"reset", m_reset}, {"step", m_step}, {"get_state", m_getstate}, {"set_state", m_setstate},
   {"termination", m_termination}, {"termination_fn", m_termfn}, {"seed", m_seed}, {"ctrl_range", m_ctrlrange},
