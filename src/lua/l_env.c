@@ -13,6 +13,7 @@
    to each actuator's ctrlrange. Custom task tables are described above e_frommjcf. */
 #include <inttypes.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -192,7 +193,8 @@ static const struct { const char *name; size_t data, count; int width; } ARRAYS[
   {"qvel", offsetof(mbsView, qvel), offsetof(mbsView, nv), 0},
   {"ctrl", offsetof(mbsView, ctrl), offsetof(mbsView, nu), 0},
   {"xpos", offsetof(mbsView, xpos), 0, 3}, {"xipos", offsetof(mbsView, xipos), 0, 3},
-  {"cfrc_ext", offsetof(mbsView, cfrc_ext), 0, 6}, {"body_mass", offsetof(mbsView, body_mass), 0, 1}};
+  {"cfrc_ext", offsetof(mbsView, cfrc_ext), 0, 6},
+  {"body_mass", offsetof(mbsView, body_mass), 0, 1}};
 /* the integer fields of a view */
 static const struct { const char *name; size_t offset; } COUNTS[] = {
   {"nq", offsetof(mbsView, nq)}, {"nv", offsetof(mbsView, nv)}, {"nu", offsetof(mbsView, nu)},
@@ -389,21 +391,15 @@ static int e_frommjcf(lua_State *L) {
   if (!lua_istable(L, 2))
     return luaL_error(L, "from_mjcf: task must be a table of functions (observation, reward, "
                       "terminated), got %s", luaL_typename(L, 2));
-  /* the task table is checked completely before the model is loaded */
-  const char *need[] = {"observation", "reward", "terminated"};
-  for (int i = 0; i < 3; i++) {
-    lua_getfield(L, 2, need[i]);
-    if (!lua_isfunction(L, -1))
-      return luaL_error(L, "from_mjcf: task.%s must be a function, got %s", need[i],
-                        luaL_typename(L, -1));
-    lua_pop(L, 1);
-  }
-  const char *optional[] = {"reset", "termination"};
-  for (int i = 0; i < 2; i++) {
-    lua_getfield(L, 2, optional[i]);
-    if (!lua_isnil(L, -1) && !lua_isfunction(L, -1))
-      return luaL_error(L, "from_mjcf: task.%s must be a function or nil, got %s", optional[i],
-                        luaL_typename(L, -1));
+  /* the task table is checked completely before the model is loaded (the first three
+     functions are required) */
+  static const char *const fns[] = {"observation", "reward", "terminated", "reset",
+                                    "termination"};
+  for (int i = 0; i < 5; i++) {
+    lua_getfield(L, 2, fns[i]);
+    if (!lua_isfunction(L, -1) && (i < 3 || !lua_isnil(L, -1)))
+      return luaL_error(L, "from_mjcf: task.%s must be a function%s, got %s", fns[i],
+                        i < 3 ? "" : " or nil", luaL_typename(L, -1));
     lua_pop(L, 1);
   }
   /* the task's settings (MB_MJCF_FIELDS), and the options' seed over the task's */
@@ -794,8 +790,8 @@ static const luaL_Reg funcs[] = {
   {"tasks", e_tasks}, {NULL, NULL}};
 static const luaL_Reg meth[] = {
   {"reset", m_reset}, {"step", m_step}, {"get_state", m_getstate}, {"set_state", m_setstate},
-  {"termination", m_termination}, {"termination_fn", m_termfn}, {"seed", m_seed}, {"ctrl_range", m_ctrlrange},
-  {"close", m_close}, {NULL, NULL}};
+  {"termination", m_termination}, {"termination_fn", m_termfn}, {"seed", m_seed},
+  {"ctrl_range", m_ctrlrange}, {"close", m_close}, {NULL, NULL}};
 static const luaL_Reg metameth[] = {
   {"__gc", m_gc}, {"__close", m_close}, {"__tostring", m_tostring},
   {NULL, NULL}};

@@ -159,11 +159,7 @@ static int io_save(lua_State *L) {
       lua_pop(L, 1);
     }
   }
-  if (mbu_ioSave(path, items, n, keys, values, nmeta) < 0) {
-    luaL_pushfail(L);
-    lua_pushstring(L, mbu_lasterror());
-    return 2;
-  }
+  if (mbu_ioSave(path, items, n, keys, values, nmeta) < 0) return mbL_pushfail(L);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -189,11 +185,7 @@ static int io_load(lua_State *L) {
   mbIoFile *f = lua_newuserdatauv(L, sizeof(mbIoFile), 0);  /* safe empty state first */
   memset(f, 0, sizeof *f);
   luaL_setmetatable(L, IOFILE);
-  if (mbu_ioLoad(f, path) < 0) {
-    luaL_pushfail(L);
-    lua_pushstring(L, mbu_lasterror());
-    return 2;
-  }
+  if (mbu_ioLoad(f, path) < 0) return mbL_pushfail(L);
   lua_createtable(L, 0, f->n);
   for (int i = 0; i < f->n; i++) {
     mbIoEntry *e = &f->entries[i];
@@ -397,11 +389,7 @@ static int io_writetext(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   size_t len;
   const char *s = luaL_checklstring(L, 2, &len);
-  if (mbu_ioWriteText(path, s, len) < 0) {
-    luaL_pushfail(L);
-    lua_pushstring(L, mbu_lasterror());
-    return 2;
-  }
+  if (mbu_ioWriteText(path, s, len) < 0) return mbL_pushfail(L);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -410,11 +398,7 @@ static int io_writetext(lua_State *L) {
 static int io_checksum(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   uint64_t h;
-  if (mbu_ioChecksum(&h, path) < 0) {
-    luaL_pushfail(L);
-    lua_pushstring(L, mbu_lasterror());
-    return 2;
-  }
+  if (mbu_ioChecksum(&h, path) < 0) return mbL_pushfail(L);
   char hex[17];
   snprintf(hex, sizeof hex, "%016llx", (unsigned long long)h);
   lua_pushstring(L, hex);
@@ -422,9 +406,9 @@ static int io_checksum(lua_State *L) {
 }
 
 static const luaL_Reg funcs[] = {
-  {"save", io_save}, {"load", io_load}, {"write_text", io_writetext}, {"checksum", io_checksum}, {"json_encode", io_jsonencode},
-  {"array", mbL_arraynew},
-  {"json_decode", io_jsondecode}, {NULL, NULL}};
+  {"save", io_save}, {"load", io_load}, {"write_text", io_writetext},
+  {"checksum", io_checksum}, {"json_encode", io_jsonencode}, {"json_decode", io_jsondecode},
+  {"array", mbL_arraynew}, {NULL, NULL}};
 
 int luaopen_mbpo_io(lua_State *L) {
   /* tensors we push need their metatable even when the script never required mbpo.tensor */
@@ -438,8 +422,5 @@ int luaopen_mbpo_io(lua_State *L) {
   lua_pushcfunction(L, jsontree_gc);
   lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
-  luaL_newlib(L, funcs);
-  lua_pushliteral(L, MB_VERSION);
-  lua_setfield(L, -2, "_VERSION");
-  return 1;
+  return mbL_newmodule(L, NULL, NULL, NULL, funcs);
 }
