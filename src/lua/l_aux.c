@@ -32,8 +32,9 @@ int mbL_pushfail(lua_State *L) {
 /* Userdata -------------------------------------------------------------------------------- */
 
 void *mbL_checkopen(lua_State *L, int idx, const char *tname, const char *what) {
-  void **u = luaL_checkudata(L, idx, tname);
-  if (!*u) luaL_argerror(L, idx, lua_pushfstring(L, "%s has been closed", what));
+  void *u = luaL_checkudata(L, idx, tname), *first;
+  memcpy(&first, u, sizeof first);  /* the object pointer (or a tensor's storage) */
+  if (!first) luaL_argerror(L, idx, lua_pushfstring(L, "%s has been closed", what));
   return u;
 }
 

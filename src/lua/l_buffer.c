@@ -30,10 +30,9 @@ typedef struct LBuffer {
 } LBuffer;
 
 
+/* the buffer at idx, or a Lua error (wrong type, or closed: its slab has no storage) */
 static mbBuffer *checkbuf(lua_State *L, int idx) {
-  LBuffer *u = luaL_checkudata(L, idx, MBL_BUFFER);
-  if (!u->b.slab.storage) luaL_argerror(L, idx, "buffer has been closed");
-  return &u->b;
+  return &((LBuffer *)mbL_checkopen(L, idx, MBL_BUFFER, "buffer"))->b;
 }
 
 mbBuffer *mbL_checkbuffer(lua_State *L, int idx) { return checkbuf(L, idx); }

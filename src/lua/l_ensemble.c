@@ -146,15 +146,18 @@ static int minibatch(lua_State *L, mbEnsemble *e, const char *F, const float **x
 
 /* ens:train_step(inputs [members x B x in], targets [members x B x out]) -> loss: one Adam
    step on these minibatches (raw inputs: the current standardiser applies) */
-static int ens_trainstep(lua_State *L) {
+typedef int (*lossfn)(double *loss, mbEnsemble *e, const float *x, const float *y, int B);
+static int lossstep(lua_State *L, const char *F, lossfn fn) {
   mbEnsemble *e = checkens(L, 1);
   const float *x, *y;
-  int B = minibatch(L, e, "ens:train_step", &x, &y);
+  int B = minibatch(L, e, F, &x, &y);
   double loss;
-  if (mbn_ensTrainStep(&loss, e, x, y, B) < 0) return coreerror(L, "ens:train_step");
+  if (fn(&loss, e, x, y, B) < 0) return coreerror(L, F);
   lua_pushnumber(L, loss);
   return 1;
 }
+
+static int ens_trainstep(lua_State *L) { return lossstep(L, "ens:train_step", mbn_ensTrainStep); }
 
 /* a new 1-d tensor holding a copy of src[n] */
 static void pushslab(lua_State *L, const float *src, size_t n) {
@@ -165,12 +168,8 @@ static void pushslab(lua_State *L, const float *src, size_t n) {
 
 /* ens:loss_grad(inputs, targets) -> loss, gradient [slab size] (no update) */
 static int ens_lossgrad(lua_State *L) {
+  lossstep(L, "ens:loss_grad", mbn_ensLossGrad);
   mbEnsemble *e = checkens(L, 1);
-  const float *x, *y;
-  int B = minibatch(L, e, "ens:loss_grad", &x, &y);
-  double loss;
-  if (mbn_ensLossGrad(&loss, e, x, y, B) < 0) return coreerror(L, "ens:loss_grad");
-  lua_pushnumber(L, loss);
   pushslab(L, e->grads, e->ntotal);
   return 2;
 }

@@ -31,8 +31,9 @@ int mbL_errorf(lua_State *L, const char *fmt, ...) __attribute__((format(printf,
 /* Pushes nil and the core's last error message (an expected failure); returns 2. */
 int mbL_pushfail(lua_State *L);
 
-/* The userdata tname at idx, whose first member is a pointer that is NULL once closed;
-   raises "bad argument #idx to 'f' (WHAT has been closed)" when it is. */
+/* The userdata tname at idx, whose first member is a pointer that is NULL once closed (an
+   object pointer, or a tensor whose storage is the pointer); raises "bad argument #idx to
+   'f' (WHAT has been closed)" when it is. */
 void *mbL_checkopen(lua_State *L, int idx, const char *tname, const char *what);
 
 /* Lua lists of n values: numbers, floats, ints (plus base: 1 for 0-based indices). */

@@ -22,8 +22,8 @@
 /* the userdata: the descriptor and its four slabs as tensors (so parameters() and gradients()
    can hand out views), plus what backward needs from the last forward */
 typedef struct lmlp {
+  mbTensor p, g, m, v;   /* [nparams] slabs (storage NULL until built; p first: checkmlp) */
   mbMlp net;
-  mbTensor p, g, m, v;   /* [nparams] slabs (storage NULL until built) */
   mbAdam adam;
   int B;                 /* rows of the last forward (0: none yet) */
   float *ws, *x, *scratch;   /* forward workspace, copy of the last input, backward scratch */
@@ -32,9 +32,7 @@ typedef struct lmlp {
 
 /* the network at idx, or a Lua error (wrong type, or closed) */
 static lmlp *checkmlp(lua_State *L, int idx) {
-  lmlp *n = luaL_checkudata(L, idx, MBL_MLP);
-  if (!n->p.storage) luaL_argerror(L, idx, "network has been closed");
-  return n;
+  return mbL_checkopen(L, idx, MBL_MLP, "network");
 }
 
 /* __gc and __close */
@@ -228,9 +226,7 @@ typedef struct ladam {
 } ladam;
 
 static ladam *checkadam(lua_State *L, int idx) {
-  ladam *a = luaL_checkudata(L, idx, MBL_ADAM);
-  if (!a->p.storage) luaL_argerror(L, idx, "optimiser has been closed");
-  return a;
+  return mbL_checkopen(L, idx, MBL_ADAM, "optimiser");
 }
 
 static int adam_gc(lua_State *L) {

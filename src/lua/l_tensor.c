@@ -611,6 +611,15 @@ static int t_unary(lua_State *L) {
   return 1;
 }
 
+/* t op b into a new tensor of their broadcast shape */
+static int binarynew(lua_State *L, const mbTensor *t, const mbTensor *b, mbBinaryOp op) {
+  int nd;
+  int64_t size[MB_MAXDIM];
+  MBL_CHECK(L, mbt_broadcastShape(&nd, size, t, b, mbt_binaryName(op)));
+  MBL_CHECK(L, mbt_binary(newempty(L, nd, size), t, b, op));
+  return 1;
+}
+
 /* x:add(y) / x:add_(y), y a tensor (broadcast) or a number */
 static int t_binary(lua_State *L) {
   mbTensor *t = mbL_checktensor(L, 1), tmp;
@@ -623,11 +632,7 @@ static int t_binary(lua_State *L) {
     lua_settop(L, 1);
     return 1;
   }
-  int nd;
-  int64_t size[MB_MAXDIM];
-  MBL_CHECK(L, mbt_broadcastShape(&nd, size, t, b, mbt_binaryName(op)));
-  MBL_CHECK(L, mbt_binary(newempty(L, nd, size), t, b, op));
-  return 1;
+  return binarynew(L, t, b, op);
 }
 
 /* the arithmetic metamethods: either side may be a number */
@@ -644,12 +649,7 @@ static int t_arith(lua_State *L) {
   mbTensor *t = mbL_checktensor(L, ta), tmp;
   mbStorage st;
   float v;
-  const mbTensor *b = operand(L, tb, &tmp, &st, &v);
-  int nd;
-  int64_t size[MB_MAXDIM];
-  MBL_CHECK(L, mbt_broadcastShape(&nd, size, t, b, mbt_binaryName(op)));
-  MBL_CHECK(L, mbt_binary(newempty(L, nd, size), t, b, op));
-  return 1;
+  return binarynew(L, t, operand(L, tb, &tmp, &st, &v), op);
 }
 
 /* x:clamp(lo, hi) / x:clamp_(lo, hi); a nil bound is open */
