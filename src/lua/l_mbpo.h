@@ -1,6 +1,8 @@
-/* Shared helpers of the Lua bindings (src/lua/l_*.c): the only C that includes lua.h.
-   Tensors and generators cross the boundary as userdata; these functions check them and
-   build them, and turn core errors into Lua errors. */
+/* Shared helpers of the Lua bindings (src/lua/l_*.c): the only C that includes lua.h (with
+   src/bench/l_bench.c, the benchmarks' module). Tensors and generators cross the boundary as
+   userdata; these functions check them and build them, and turn core errors into Lua
+   errors. The generic ones live in l_aux.c (lauxlib's twin): a binding uses them rather than
+   writing its own check, list or error helper. */
 #ifndef MBPO_L_MBPO_H
 #define MBPO_L_MBPO_H
 

@@ -28,7 +28,8 @@
                 x:scatter_(d, index, src | v) x:masked_select(mask) T.cat(list [, d])
                 T.stack(list [, d])   (idx: tensor or table of 1-based integers)
 
-   The shared helpers mbL_* (declared in l_mbpo.h) are used by every other binding. */
+   mbL_newtensor and mbL_pushview (l_mbpo.h) are the other bindings' way to make tensors; the
+   argument checks of tensors are with the other binding helpers, in l_aux.c. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -39,7 +40,7 @@
 /* registry key of the module's default generator (an mbpo.Rng userdata) */
 #define DEFAULT_RNG "mbpo.tensor.rng"
 
-/* Shared helpers (l_mbpo.h) ------------------------------------------------------------- */
+/* Making tensor userdata (mbL_newtensor, mbL_pushview: l_mbpo.h) ----------------------------- */
 
 /* a userdata in a safe (empty) state before it acquires memory, as liolib's newprefile */
 static mbTensor *newud(lua_State *L) {
