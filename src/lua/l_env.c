@@ -584,19 +584,14 @@ static int m_step(lua_State *L) {
   double ubuf[64];
   double *u = n <= 64 ? ubuf : scratch(L, n);
   readaction(L, 2, env, u);
+  int64_t d = mbs_obsDim(env);
+  float *out = lua_isnoneornil(L, 3) ? NULL : mbL_checkshape(L, 3, "env:step", "obs_out", 1, &d);
+  double r;
+  int term, trunc;
   if (!mbs_isCustom(env)) {
-    /* built-in: one C call; the obs goes to a new tensor or into obs_out */
-    float *obs;
-    if (lua_isnoneornil(L, 3)) {
-      int64_t d = mbs_obsDim(env);
-      obs = mbt_data(mbL_newtensor(L, 1, &d));
-    } else {
-      int64_t size[1] = {mbs_obsDim(env)};
-      obs = mbL_checkshape(L, 3, "env:step", "obs_out", 1, size);
-      lua_pushvalue(L, 3);
-    }
-    double r;
-    int term, trunc;
+    /* built-in: one C call; the obs goes into obs_out or a new tensor */
+    if (out) lua_pushvalue(L, 3);
+    float *obs = out ? out : mbt_data(mbL_newtensor(L, 1, &d));
     ECHECK(L, mbs_step(obs, &r, &term, &trunc, env, u));
     lua_pushnumber(L, r);
     lua_pushboolean(L, term);
@@ -614,7 +609,7 @@ static int m_step(lua_State *L) {
   pushview(L, 1, 1);
   callback(L, 1, "reward", 3, 1);             /* reward(view, ctrl, before) */
   int isnum;
-  double r = lua_tonumberx(L, -1, &isnum);
+  r = lua_tonumberx(L, -1, &isnum);
   if (!isnum)
     return luaL_error(L, "task.reward must return a number, got %s", luaL_typename(L, -1));
   lua_pop(L, 1);
@@ -622,13 +617,11 @@ static int m_step(lua_State *L) {
   callback(L, 1, "terminated", 1, 1);
   if (!lua_isboolean(L, -1) && !lua_isnil(L, -1))
     return luaL_error(L, "task.terminated must return a boolean, got %s", luaL_typename(L, -1));
-  int term = lua_toboolean(L, -1);
+  term = lua_toboolean(L, -1);
   lua_pop(L, 1);
-  int trunc = mbs_endStep(env, term);
-  if (!lua_isnoneornil(L, 3)) {               /* copy into obs_out when given */
-    int64_t size[1] = {mbs_obsDim(env)};
-    float *out = mbL_checkshape(L, 3, "env:step", "obs_out", 1, size);
-    memcpy(out, mbt_data(mbL_checktensor(L, top + 1)), sizeof(float) * (size_t)size[0]);
+  trunc = mbs_endStep(env, term);
+  if (out) {                                  /* copied into obs_out when given */
+    memcpy(out, mbt_data(mbL_checktensor(L, top + 1)), sizeof(float) * (size_t)d);
     lua_pushvalue(L, 3);
     lua_replace(L, top + 1);
   }
