@@ -162,8 +162,7 @@ static int ens_trainstep(lua_State *L) { return lossstep(L, "ens:train_step", mb
 /* a new 1-d tensor holding a copy of src[n] */
 static void pushslab(lua_State *L, const float *src, size_t n) {
   int64_t size = (int64_t)n;
-  mbTensor *t = mbL_newtensor(L, 1, &size);
-  memcpy(mbt_data(t), src, n * sizeof(float));
+  mbL_newcopy(L, src, 1, &size);
 }
 
 /* ens:loss_grad(inputs, targets) -> loss, gradient [slab size] (no update) */

@@ -51,6 +51,8 @@ mbTensor *mbL_checktensor(lua_State *L, int idx);
 mbTensor *mbL_testtensor(lua_State *L, int idx);
 /* Pushes a new contiguous zero tensor of the given shape and returns it. */
 mbTensor *mbL_newtensor(lua_State *L, int ndim, const int64_t *size);
+/* Pushes a new contiguous tensor of the given shape holding a copy of src's values. */
+mbTensor *mbL_newcopy(lua_State *L, const float *src, int ndim, const int64_t *size);
 /* Pushes a new userdata that views src (shares its storage) and returns it. */
 mbTensor *mbL_pushview(lua_State *L, const mbTensor *src);
 

@@ -129,8 +129,7 @@ static int mlp_forward(lua_State *L) {
   const float *y = mbn_mlpForward(n->ws, m, mbt_data(&n->p), n->x, (int)B);
   n->B = (int)B;
   int64_t size[2] = {B, m->sizes[m->nlayers]};
-  mbTensor *out = mbL_newtensor(L, 2, size);
-  memcpy(mbt_data(out), y, sizeof(float) * (size_t)(B * size[1]));
+  mbL_newcopy(L, y, 2, size);
   return 1;
 }
 

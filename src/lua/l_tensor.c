@@ -63,6 +63,13 @@ mbTensor *mbL_newtensor(lua_State *L, int ndim, const int64_t *size) {
   return t;
 }
 
+mbTensor *mbL_newcopy(lua_State *L, const float *src, int ndim, const int64_t *size) {
+  mbTensor *t = mbL_newtensor(L, ndim, size);
+  int64_t n = mbt_numel(t);
+  if (n) memcpy(mbt_data(t), src, sizeof(float) * (size_t)n);
+  return t;
+}
+
 /* as mbL_newtensor with the values left uninitialised (outputs written in full) */
 static mbTensor *newempty(lua_State *L, int ndim, const int64_t *size) {
   mbTensor *t = newud(L);
