@@ -34,7 +34,7 @@ endif
 endif
 
 CORE_SRC := $(sort $(wildcard src/core/*.c src/nn/*.c src/rl/*.c src/sim/*.c))
-LUA_SRC  := $(sort $(wildcard src/lua/*.c))
+LUA_SRC  := $(sort $(wildcard src/lua/*.c src/bench/*.c))
 XML_SRC  := $(sort $(wildcard src/sim/*.xml))
 XML_GEN  := $(BUILD)/gen/models.c
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o) $(if $(XML_SRC),$(BUILD)/gen/models.o)

@@ -1,11 +1,12 @@
 -- Example: bring your own robot. Loads examples/custom_mjcf/arm2d.xml with the Lua task
 -- table of examples/custom_mjcf/task.lua (observation, reward, termination and reset written
--- in Lua, no C), then runs episodes of a uniform-random policy through mbpo.env.evaluate
+-- in Lua, no C), then runs episodes of a uniform-random policy through mbpo.evaluate
 -- and prints their returns.
 --   mbpo examples/custom_mjcf.lua [episodes]
 -- To train MBPO on it: mbpo run examples/custom_mjcf_train.lua
 local E = require "mbpo.env"
 local G = require "mbpo.rng"
+local evaluate = require "mbpo.evaluate"
 
 local here = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
 local dir = here .. "/custom_mjcf"
@@ -23,7 +24,7 @@ local function random_policy(obs)
   return u
 end
 
-local returns, lengths = E.evaluate(env, random_policy, episodes, {seed = 1})
+local returns, lengths = evaluate.episodes(env, random_policy, episodes, {seed = 1})
 local sum = 0
 for i = 1, #returns do
   print(string.format("episode %2d: return %9.3f over %d steps", i, returns[i], lengths[i]))

@@ -166,12 +166,4 @@ int mbs_termination(float *done, const char *name, const float *next_obs, int64_
    valid until the next call. */
 const char *mbs_nextWarning(void);
 
-/* Benchmark ----------------------------------------------------------------------------------- */
-
-/* Raw MuJoCo loop on a built-in task's model, no env layer: nsteps env steps of
-   frame_skip mj_step calls (+ mj_rnePostConstraint where the task needs it) with the ctrl
-   of the sine action u_t[i] = 0.5 sin(0.1 t + i), restarting from qpos0 (mj_resetData +
-   mj_forward) every episode_len steps; process CPU seconds (as Lua's os.clock) in *seconds. */
-int mbs_benchRaw(double *seconds, const char *name, int64_t nsteps, int episode_len);
-
 #endif

@@ -198,10 +198,14 @@ int mbt_addmm(mbTensor *c, const mbTensor *a, const mbTensor *b, float beta, flo
 /* c = a @ b, with c initialised as [M x N] (messages say "matmul"). */
 int mbt_matmul(mbTensor *c, const mbTensor *a, const mbTensor *b);
 
-/* Seconds per direct cblas_sgemm call C[m x n] = A @ B on fresh aligned operands, A [m x k]
-   (stored [k x m] when transa), B [k x n] (stored [n x k] when transb), averaged over reps
-   calls after one warm-up call; negative when out of memory (for benchmarks). */
-double mbt_benchSgemm(int m, int n, int k, int transa, int transb, int reps);
+/* Printing (tensor_print.c) ---------------------------------------------------------------- */
+
+/* t as text, as Torch prints it: the values (2-d slices of larger tensors under
+   "(i,j,.,.) =" headers, past 1000 elements only the first and last three entries of each
+   dimension with "..." between; integers when every shown value is one, else "%.4f" or
+   "%.4e" by magnitude, right-aligned to one width), then "[mbpo.Tensor of size 2x3]" (or
+   "[mbpo.Tensor with no dimension]"). A new string for mbu_free, or NULL (out of memory). */
+char *mbt_format(const mbTensor *t);
 
 /* Indexing (tensor_index.c) --------------------------------------------------------------- */
 

@@ -116,31 +116,3 @@ int mbt_addmm(mbTensor *c, const mbTensor *a, const mbTensor *b, float beta, flo
 int mbt_matmul(mbTensor *c, const mbTensor *a, const mbTensor *b) {
   return addmm(c, a, b, 0.0f, 1.0f, "matmul");
 }
-
-double mbt_benchSgemm(int m, int n, int k, int transa, int transb, int reps) {
-  size_t na = (size_t)m * (size_t)k, nb = (size_t)k * (size_t)n, nc = (size_t)m * (size_t)n;
-  float *a = mbu_alignedAlloc(na * sizeof(float)), *b = mbu_alignedAlloc(nb * sizeof(float));
-  float *c = mbu_alignedAlloc(nc * sizeof(float));
-  double sec = -1;
-  if (reps < 1) reps = 1;
-  if (a && b && c) {
-    mbRng g;
-    mbr_seed(&g, 1, 0);
-    mbr_uniformFill(a, &g, na, -1, 1);
-    mbr_uniformFill(b, &g, nb, -1, 1);
-    int lda = transa ? m : k, ldb = transb ? k : n;
-    lda = lda > 1 ? lda : 1;
-    ldb = ldb > 1 ? ldb : 1;
-    int ldc = n > 1 ? n : 1;
-    for (int r = -1; r < reps; r++) {
-      if (r == 0) sec = mbu_clock();
-      cblas_sgemm(CblasRowMajor, flag(transa), flag(transb), m, n, k, 1.0f, a, lda, b, ldb,
-                  0.0f, c, ldc);
-    }
-    sec = (mbu_clock() - sec) / reps;
-  }
-  mbu_free(a);
-  mbu_free(b);
-  mbu_free(c);
-  return sec;
-}

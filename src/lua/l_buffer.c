@@ -15,6 +15,7 @@
      B.sample_mixed(real, model, n, real_ratio, rng [, batch]) -> batch, nreal
    A batch's reward and done are [n] tensors. A batch passed in is filled in place (its
    tensors must be contiguous with exactly n rows), so a reused batch allocates nothing. */
+#include <stddef.h>
 #include <string.h>
 
 #include "lua/l_mbpo.h"
@@ -29,10 +30,9 @@ typedef struct LBuffer {
 } LBuffer;
 
 
+/* the buffer at idx, or a Lua error (wrong type, or closed: its slab has no storage) */
 static mbBuffer *checkbuf(lua_State *L, int idx) {
-  LBuffer *u = luaL_checkudata(L, idx, MBL_BUFFER);
-  if (!u->b.slab.storage) luaL_argerror(L, idx, "buffer has been closed");
-  return &u->b;
+  return &((LBuffer *)mbL_checkopen(L, idx, MBL_BUFFER, "buffer"))->b;
 }
 
 mbBuffer *mbL_checkbuffer(lua_State *L, int idx) { return checkbuf(L, idx); }
@@ -132,15 +132,23 @@ static int b_addbatch(lua_State *L) {
   return 1;
 }
 
+/* the tensors of a batch: key, message name, its data in mbBatch, and its shape: [n x obs]
+   (1), [n x act] (2) or [n] (0; [n x 1] is accepted too) */
+static const struct { const char *key, *arg; size_t off; int kind; } BATCH[5] = {
+  {"obs", "batch.obs", offsetof(mbBatch, obs), 1},
+  {"act", "batch.act", offsetof(mbBatch, act), 2},
+  {"reward", "batch.reward", offsetof(mbBatch, reward), 0},
+  {"next_obs", "batch.next_obs", offsetof(mbBatch, next_obs), 1},
+  {"done", "batch.done", offsetof(mbBatch, done), 0}};
+
 /* pushes a new batch table of n zero rows for widths obs, act */
 static void newbatch(lua_State *L, int64_t n, int64_t obs, int64_t act) {
   lua_createtable(L, 0, 5);
-  int64_t so[2] = {n, obs}, sa[2] = {n, act}, s1[1] = {n};
-  mbL_newtensor(L, 2, so); lua_setfield(L, -2, "obs");
-  mbL_newtensor(L, 2, sa); lua_setfield(L, -2, "act");
-  mbL_newtensor(L, 1, s1); lua_setfield(L, -2, "reward");
-  mbL_newtensor(L, 2, so); lua_setfield(L, -2, "next_obs");
-  mbL_newtensor(L, 1, s1); lua_setfield(L, -2, "done");
+  for (int k = 0; k < 5; k++) {
+    int64_t size[2] = {n, BATCH[k].kind == 1 ? obs : act};
+    mbL_newtensor(L, BATCH[k].kind ? 2 : 1, size);
+    lua_setfield(L, -2, BATCH[k].key);
+  }
 }
 
 /* the batch table at idx (or a new one pushed when idx is none/nil, moved to idx's place
@@ -155,16 +163,12 @@ static int getbatch(lua_State *L, int idx, mbBatch *out, int64_t n, int64_t obs,
     lua_pushvalue(L, idx);
     idx = lua_gettop(L);
   }
-  lua_getfield(L, idx, "obs");
-  out->obs = mbL_checkmatrix(L, -1, fname, "batch.obs", n, obs);
-  lua_getfield(L, idx, "act");
-  out->act = mbL_checkmatrix(L, -1, fname, "batch.act", n, act);
-  lua_getfield(L, idx, "reward");
-  out->reward = checkcolumn(L, -1, fname, "batch.reward", n);
-  lua_getfield(L, idx, "next_obs");
-  out->next_obs = mbL_checkmatrix(L, -1, fname, "batch.next_obs", n, obs);
-  lua_getfield(L, idx, "done");
-  out->done = checkcolumn(L, -1, fname, "batch.done", n);
+  for (int k = 0; k < 5; k++) {
+    lua_getfield(L, idx, BATCH[k].key);
+    *(float **)((char *)out + BATCH[k].off) = BATCH[k].kind ?
+      mbL_checkmatrix(L, -1, fname, BATCH[k].arg, n, BATCH[k].kind == 1 ? obs : act) :
+      checkcolumn(L, -1, fname, BATCH[k].arg, n);
+  }
   lua_pop(L, 5);  /* the tensors stay alive in the batch table, left on top */
   return idx;
 }

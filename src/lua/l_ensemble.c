@@ -17,8 +17,8 @@
      precision = "fp32"|"bf16" (bf16: the members' matrix products, training and inference,
      take bf16 operands with fp32 accumulation; everything else stays fp32).
    Methods: fit, predict, step, evaluate, train_step, loss_grad, elites, holdout_mse,
-   parameters, bounds, info, flops, state, load_state (and _bench_train_step, _bench_step for
-   mbpo bench). Unknown option names raise, so a misspelt key in a config is not ignored.
+   parameters, bounds, info, flops, state, load_state. Unknown option names raise, so a
+   misspelt key in a config is not ignored.
    Core errors raise "ens:METHOD: message"; a fit interrupted by SIGINT/SIGTERM raises
    "interrupted" (with each member's best weights restored). */
 #include <inttypes.h>
@@ -39,9 +39,7 @@ typedef struct lens {
 
 /* the ensemble at idx, or a Lua error (wrong type, or closed) */
 static mbEnsemble *checkens(lua_State *L, int idx) {
-  lens *u = luaL_checkudata(L, idx, MBL_ENSEMBLE);
-  if (!u->e) luaL_argerror(L, idx, "ensemble has been closed");
-  return u->e;
+  return ((lens *)mbL_checkopen(L, idx, MBL_ENSEMBLE, "ensemble"))->e;
 }
 
 /* __gc and __close */
@@ -88,31 +86,9 @@ static int ens_new(lua_State *L) {
 /* rows of the (already checked) matrix at idx */
 static int64_t rows_of(lua_State *L, int idx) { return mbL_checktensor(L, idx)->size[0]; }
 
-/* Lua arrays of numbers */
-
-static void pushnumbers(lua_State *L, const double *v, int n) {
-  lua_createtable(L, n, 0);
-  for (int i = 0; i < n; i++) {
-    lua_pushnumber(L, v[i]);
-    lua_rawseti(L, -2, i + 1);
-  }
-}
-
-static void pushfloats(lua_State *L, const float *v, int n) {
-  lua_createtable(L, n, 0);
-  for (int i = 0; i < n; i++) {
-    lua_pushnumber(L, v[i]);
-    lua_rawseti(L, -2, i + 1);
-  }
-}
-
 /* the elites as 1-based member numbers */
 static void pushelites(lua_State *L, const mbEnsemble *e) {
-  lua_createtable(L, e->cfg.elites, 0);
-  for (int k = 0; k < e->cfg.elites; k++) {
-    lua_pushinteger(L, e->elite[k] + 1);
-    lua_rawseti(L, -2, k + 1);
-  }
+  mbL_pushints(L, e->elite, e->cfg.elites, 1);
 }
 
 /* ens:fit(inputs [N x in], targets [N x out] [, opts]) -> {epochs, train_loss = {..},
@@ -139,11 +115,11 @@ static int ens_fit(lua_State *L) {
   const int M = e->cfg.members;
   lua_createtable(L, 0, 10);
   lua_pushinteger(L, r.epochs); lua_setfield(L, -2, "epochs");
-  pushnumbers(L, r.train_loss, r.epochs); lua_setfield(L, -2, "train_loss");
-  pushfloats(L, e->holdout_mse, M); lua_setfield(L, -2, "holdout_mse");
+  mbL_pushnumbers(L, r.train_loss, r.epochs); lua_setfield(L, -2, "train_loss");
+  mbL_pushfloats(L, e->holdout_mse, M); lua_setfield(L, -2, "holdout_mse");
   lua_createtable(L, r.epochs, 0);
   for (int k = 0; k < r.epochs; k++) {
-    pushnumbers(L, r.holdout_curve + (size_t)k * M, M);
+    mbL_pushnumbers(L, r.holdout_curve + (size_t)k * M, M);
     lua_rawseti(L, -2, k + 1);
   }
   lua_setfield(L, -2, "holdout_curve");
@@ -170,31 +146,29 @@ static int minibatch(lua_State *L, mbEnsemble *e, const char *F, const float **x
 
 /* ens:train_step(inputs [members x B x in], targets [members x B x out]) -> loss: one Adam
    step on these minibatches (raw inputs: the current standardiser applies) */
-static int ens_trainstep(lua_State *L) {
+typedef int (*lossfn)(double *loss, mbEnsemble *e, const float *x, const float *y, int B);
+static int lossstep(lua_State *L, const char *F, lossfn fn) {
   mbEnsemble *e = checkens(L, 1);
   const float *x, *y;
-  int B = minibatch(L, e, "ens:train_step", &x, &y);
+  int B = minibatch(L, e, F, &x, &y);
   double loss;
-  if (mbn_ensTrainStep(&loss, e, x, y, B) < 0) return coreerror(L, "ens:train_step");
+  if (fn(&loss, e, x, y, B) < 0) return coreerror(L, F);
   lua_pushnumber(L, loss);
   return 1;
 }
 
+static int ens_trainstep(lua_State *L) { return lossstep(L, "ens:train_step", mbn_ensTrainStep); }
+
 /* a new 1-d tensor holding a copy of src[n] */
 static void pushslab(lua_State *L, const float *src, size_t n) {
   int64_t size = (int64_t)n;
-  mbTensor *t = mbL_newtensor(L, 1, &size);
-  memcpy(mbt_data(t), src, n * sizeof(float));
+  mbL_newcopy(L, src, 1, &size);
 }
 
 /* ens:loss_grad(inputs, targets) -> loss, gradient [slab size] (no update) */
 static int ens_lossgrad(lua_State *L) {
+  lossstep(L, "ens:loss_grad", mbn_ensLossGrad);
   mbEnsemble *e = checkens(L, 1);
-  const float *x, *y;
-  int B = minibatch(L, e, "ens:loss_grad", &x, &y);
-  double loss;
-  if (mbn_ensLossGrad(&loss, e, x, y, B) < 0) return coreerror(L, "ens:loss_grad");
-  lua_pushnumber(L, loss);
   pushslab(L, e->grads, e->ntotal);
   return 2;
 }
@@ -222,7 +196,7 @@ static int ens_evaluate(lua_State *L) {
   const float *y = mbL_checkmatrix(L, 3, "ens:evaluate", "targets", N, e->cfg.outputs);
   float mse[MB_ENS_MAXMEMBERS];
   if (mbn_ensEvaluate(mse, e, x, y, N) < 0) return coreerror(L, "ens:evaluate");
-  pushfloats(L, mse, e->cfg.members);
+  mbL_pushfloats(L, mse, e->cfg.members);
   return 1;
 }
 
@@ -300,7 +274,7 @@ static int ens_elites(lua_State *L) {
 /* ens:holdout_mse() -> {per member} after the last fit (NaN before) */
 static int ens_holdoutmse(lua_State *L) {
   mbEnsemble *e = checkens(L, 1);
-  pushfloats(L, e->holdout_mse, e->cfg.members);
+  mbL_pushfloats(L, e->holdout_mse, e->cfg.members);
   return 1;
 }
 
@@ -348,58 +322,6 @@ static int ens_flops(lua_State *L) {
   return 2;
 }
 
-/* ens:_bench_train_step(reps [, B = batch]) -> seconds per step: reps training steps on one
-   fixed random minibatch, timed inside C (for mbpo bench) */
-static int ens_benchtrain(lua_State *L) {
-  mbEnsemble *e = checkens(L, 1);
-  lua_Integer reps = luaL_checkinteger(L, 2), B = luaL_optinteger(L, 3, e->cfg.batch);
-  luaL_argcheck(L, reps >= 1 && reps <= 1000000, 2, "reps out of range");
-  luaL_argcheck(L, B >= 1 && B <= 65536, 3, "B out of range");
-  size_t nx = (size_t)e->cfg.members * B * e->cfg.inputs;
-  size_t ny = (size_t)e->cfg.members * B * e->cfg.outputs;
-  float *x = lua_newuserdatauv(L, (nx + ny) * sizeof(float), 0), *y = x + nx;
-  mbRng g;
-  mbr_seed(&g, 12345, 0);
-  mbr_normalFill(x, &g, nx + ny);
-  double t0 = mbu_clock();
-  for (lua_Integer i = 0; i < reps; i++) {
-    if (mbu_interrupted) return luaL_error(L, "interrupted");
-    MBL_CHECK(L, mbn_ensTrainStep(NULL, e, x, y, (int)B));
-  }
-  lua_pushnumber(L, (mbu_clock() - t0) / (double)reps);
-  return 1;
-}
-
-/* ens:_bench_step(rows, reps) -> seconds per model step over rows random rows (sample mode),
-   timed inside C; the inputs are drawn once */
-static int ens_benchstep(lua_State *L) {
-  mbEnsemble *e = checkens(L, 1);
-  lua_Integer N = luaL_checkinteger(L, 2), reps = luaL_checkinteger(L, 3);
-  luaL_argcheck(L, N >= 1 && N <= (1 << 24), 2, "rows out of range");
-  luaL_argcheck(L, reps >= 1 && reps <= 100000, 3, "reps out of range");
-  int od = e->cfg.outputs - 1, ad = e->cfg.inputs - od;
-  if (od < 1 || ad < 0) return luaL_error(L, "ens:_bench_step: not a dynamics model");
-  size_t n = (size_t)N * (2 * od + ad + 1);
-  float *obs = lua_newuserdatauv(L, n * sizeof(float), 0);
-  float *act = obs + (size_t)N * od, *next = act + (size_t)N * ad, *rew = next + (size_t)N * od;
-  mbRng g;
-  mbr_seed(&g, 12345, 0);
-  mbr_normalFill(obs, &g, (size_t)N * (od + ad));
-  double t0 = mbu_clock();
-  for (lua_Integer i = 0; i < reps; i++) {
-    if (mbu_interrupted) return luaL_error(L, "interrupted");
-    MBL_CHECK(L, mbn_ensStep(next, rew, NULL, e, obs, act, N, &g, MB_PRED_SAMPLE));
-  }
-  lua_pushnumber(L, (mbu_clock() - t0) / (double)reps);
-  return 1;
-}
-
-/* Ensemble._blas() -> OpenBLAS's kernel family and configuration (for benchmark reports) */
-static int ens_blas(lua_State *L) {
-  lua_pushstring(L, mbn_blasCore());
-  return 1;
-}
-
 /* State --------------------------------------------------------------------------------------- */
 
 /* ens:state() -> {format, layout, params, adam_m, adam_v (tensors [slab]), adam_t,
@@ -419,13 +341,12 @@ static int ens_tostring(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg funcs[] = {{"new", ens_new}, {"_blas", ens_blas}, {NULL, NULL}};
+static const luaL_Reg funcs[] = {{"new", ens_new}, {NULL, NULL}};
 static const luaL_Reg meth[] = {
   {"fit", ens_fit}, {"train_step", ens_trainstep}, {"loss_grad", ens_lossgrad},
   {"predict", ens_predict}, {"evaluate", ens_evaluate}, {"step", ens_step},
   {"elites", ens_elites}, {"holdout_mse", ens_holdoutmse}, {"parameters", ens_parameters},
-  {"bounds", ens_bounds}, {"info", ens_info}, {"flops", ens_flops},
-  {"_bench_train_step", ens_benchtrain}, {"_bench_step", ens_benchstep}, {NULL, NULL}};
+  {"bounds", ens_bounds}, {"info", ens_info}, {"flops", ens_flops}, {NULL, NULL}};
 static const luaL_Reg metameth[] = {
   {"__index", NULL}, {"__gc", ens_gc}, {"__close", ens_gc}, {"__tostring", ens_tostring},
   {NULL, NULL}};

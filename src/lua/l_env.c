@@ -9,11 +9,11 @@
      env:termination(next_obs [, opts]) -> done     env:termination_fn([opts]) -> f
      E.termination(name [, {two_sided = true}]) -> f, f(next_obs [N x obs_dim]) -> [N] 0/1
      E.from_mjcf(path, task [, {seed =}]) -> env | nil, message
-     E.evaluate(env, policy, n_episodes [, opts]) -> returns, lengths
    Actions are the policy's u in [-1, 1] (an mbpo.Tensor or a Lua array); the env maps them
    to each actuator's ctrlrange. Custom task tables are described above e_frommjcf. */
 #include <inttypes.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,8 +34,6 @@ typedef struct LEnv {
   int busy;                /* > 0 while one of its task callbacks runs: close is refused */
 } LEnv;
 
-/* the largest episode count of E.evaluate (and mbpo eval --episodes) */
-#define MBL_MAX_EPISODES 1000000
 /* what the collector is told an env holds (mjModel + mjData with its arena: a few MiB) */
 #define MBL_ENV_BYTES ((size_t)4 << 20)
 
@@ -188,46 +186,29 @@ static int bodyaccess(lua_State *L, const LView *lw, const mbsView *v, const dou
   return w;
 }
 
-static int v_qpos(lua_State *L) {
-  mbsView v;
-  checkview(L, 1, &v);
-  return vecaccess(L, v.qpos, v.nq, "qpos");
-}
+/* the arrays of a view: v:name([i]) for vectors (length at `count`), v:name([body [, k]]) for
+   per-body arrays of `width` values */
+static const struct { const char *name; size_t data, count; int width; } ARRAYS[] = {
+  {"qpos", offsetof(mbsView, qpos), offsetof(mbsView, nq), 0},
+  {"qvel", offsetof(mbsView, qvel), offsetof(mbsView, nv), 0},
+  {"ctrl", offsetof(mbsView, ctrl), offsetof(mbsView, nu), 0},
+  {"xpos", offsetof(mbsView, xpos), 0, 3}, {"xipos", offsetof(mbsView, xipos), 0, 3},
+  {"cfrc_ext", offsetof(mbsView, cfrc_ext), 0, 6},
+  {"body_mass", offsetof(mbsView, body_mass), 0, 1}};
+/* the integer fields of a view */
+static const struct { const char *name; size_t offset; } COUNTS[] = {
+  {"nq", offsetof(mbsView, nq)}, {"nv", offsetof(mbsView, nv)}, {"nu", offsetof(mbsView, nu)},
+  {"nbody", offsetof(mbsView, nbody)}};
 
-static int v_qvel(lua_State *L) {
-  mbsView v;
-  checkview(L, 1, &v);
-  return vecaccess(L, v.qvel, v.nv, "qvel");
-}
-
-static int v_ctrl(lua_State *L) {
-  mbsView v;
-  checkview(L, 1, &v);
-  return vecaccess(L, v.ctrl, v.nu, "ctrl");
-}
-
-static int v_xpos(lua_State *L) {
+/* the accessor of ARRAYS[upvalue 1] */
+static int v_array(lua_State *L) {
   mbsView v;
   LView *w = checkview(L, 1, &v);
-  return bodyaccess(L, w, &v, v.xpos, 3);
-}
-
-static int v_xipos(lua_State *L) {
-  mbsView v;
-  LView *w = checkview(L, 1, &v);
-  return bodyaccess(L, w, &v, v.xipos, 3);
-}
-
-static int v_cfrcext(lua_State *L) {
-  mbsView v;
-  LView *w = checkview(L, 1, &v);
-  return bodyaccess(L, w, &v, v.cfrc_ext, 6);
-}
-
-static int v_mass(lua_State *L) {
-  mbsView v;
-  LView *w = checkview(L, 1, &v);
-  return bodyaccess(L, w, &v, v.body_mass, 1);
+  int a = (int)lua_tointeger(L, lua_upvalueindex(1));
+  const double *x = *(const double *const *)((const char *)&v + ARRAYS[a].data);
+  if (ARRAYS[a].width)
+    return bodyaccess(L, w, &v, x, ARRAYS[a].width);
+  return vecaccess(L, x, *(const int *)((const char *)&v + ARRAYS[a].count), ARRAYS[a].name);
 }
 
 /* v:com() -> x, y, z of the whole-body centre of mass (from xipos and the body masses) */
@@ -250,20 +231,17 @@ static int v_time(lua_State *L) {
   return 1;
 }
 
-static int v_index(lua_State *L) {
+/* the fields nq, nv, nu, nbody (the methods are found first) */
+static int v_field(lua_State *L) {
   mbsView v;
   const char *k = luaL_checkstring(L, 2);
-  if (luaL_getmetafield(L, 1, "methods") != LUA_TNIL) {
-    lua_getfield(L, -1, k);
-    if (!lua_isnil(L, -1)) return 1;
-    lua_pop(L, 2);
-  }
   checkview(L, 1, &v);
-  if (strcmp(k, "nq") == 0) lua_pushinteger(L, v.nq);
-  else if (strcmp(k, "nv") == 0) lua_pushinteger(L, v.nv);
-  else if (strcmp(k, "nu") == 0) lua_pushinteger(L, v.nu);
-  else if (strcmp(k, "nbody") == 0) lua_pushinteger(L, v.nbody);
-  else lua_pushnil(L);
+  for (size_t i = 0; i < sizeof COUNTS / sizeof COUNTS[0]; i++)
+    if (strcmp(k, COUNTS[i].name) == 0) {
+      lua_pushinteger(L, *(const int *)((const char *)&v + COUNTS[i].offset));
+      return 1;
+    }
+  lua_pushnil(L);
   return 1;
 }
 
@@ -274,12 +252,8 @@ static int v_tostring(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg viewmeth[] = {
-  {"qpos", v_qpos}, {"qvel", v_qvel}, {"ctrl", v_ctrl}, {"xpos", v_xpos}, {"xipos", v_xipos},
-  {"cfrc_ext", v_cfrcext}, {"body_mass", v_mass}, {"com", v_com}, {"time", v_time},
-  {NULL, NULL}};
-static const luaL_Reg viewmetameth[] = {
-  {"__index", v_index}, {"__tostring", v_tostring}, {NULL, NULL}};
+static const luaL_Reg viewmeth[] = {{"com", v_com}, {"time", v_time}, {NULL, NULL}};
+static const luaL_Reg viewmetameth[] = {{"__tostring", v_tostring}, {NULL, NULL}};
 
 /* sets the validity of both views of the env at idx */
 static void setviews(lua_State *L, int idx, int valid) {
@@ -373,35 +347,15 @@ static void attachviews(lua_State *L, mbEnv *env) {
   lua_setiuservalue(L, -2, UV_RNG);
 }
 
-/* integer field of the table at idx, or def */
-static lua_Integer optfieldint(lua_State *L, int idx, const char *field, lua_Integer def) {
-  lua_Integer v = def;
-  if (lua_istable(L, idx)) {
-    lua_getfield(L, idx, field);
-    if (!lua_isnil(L, -1)) {
-      if (!lua_isinteger(L, -1))
-        luaL_error(L, "%s must be an integer, got %s", field, luaL_typename(L, -1));
-      v = lua_tointeger(L, -1);
-    }
-    lua_pop(L, 1);
-  }
-  return v;
-}
-
-/* number field of the table at idx, or def */
-static double optfieldnum(lua_State *L, int idx, const char *field, double def) {
-  double v = def;
-  if (lua_istable(L, idx)) {
-    lua_getfield(L, idx, field);
-    if (!lua_isnil(L, -1)) {
-      if (!lua_isnumber(L, -1))
-        luaL_error(L, "%s must be a number, got %s", field, luaL_typename(L, -1));
-      v = lua_tonumber(L, -1);
-    }
-    lua_pop(L, 1);
-  }
-  return v;
-}
+/* the options of env:reset */
+typedef struct ResetOpts {
+  uint64_t seed;
+  double noise_scale;
+} ResetOpts;
+static const mbField RESET_FIELDS[] = {
+  MB_F_U64(ResetOpts, seed, NAN, "reseeds the env's generator first")
+  MB_F_DOUBLE(ResetOpts, noise_scale, 0, 1, 0, HUGE_VAL, "scale of the reset noise")
+  MB_F_END};
 
 /* E.make(name [, opts]): opts are the keys of MB_ENV_FIELDS (include/mbpo/env.h) */
 static int e_make(lua_State *L) {
@@ -437,21 +391,15 @@ static int e_frommjcf(lua_State *L) {
   if (!lua_istable(L, 2))
     return luaL_error(L, "from_mjcf: task must be a table of functions (observation, reward, "
                       "terminated), got %s", luaL_typename(L, 2));
-  /* the task table is checked completely before the model is loaded */
-  const char *need[] = {"observation", "reward", "terminated"};
-  for (int i = 0; i < 3; i++) {
-    lua_getfield(L, 2, need[i]);
-    if (!lua_isfunction(L, -1))
-      return luaL_error(L, "from_mjcf: task.%s must be a function, got %s", need[i],
-                        luaL_typename(L, -1));
-    lua_pop(L, 1);
-  }
-  const char *optional[] = {"reset", "termination"};
-  for (int i = 0; i < 2; i++) {
-    lua_getfield(L, 2, optional[i]);
-    if (!lua_isnil(L, -1) && !lua_isfunction(L, -1))
-      return luaL_error(L, "from_mjcf: task.%s must be a function or nil, got %s", optional[i],
-                        luaL_typename(L, -1));
+  /* the task table is checked completely before the model is loaded (the first three
+     functions are required) */
+  static const char *const fns[] = {"observation", "reward", "terminated", "reset",
+                                    "termination"};
+  for (int i = 0; i < 5; i++) {
+    lua_getfield(L, 2, fns[i]);
+    if (!lua_isfunction(L, -1) && (i < 3 || !lua_isnil(L, -1)))
+      return luaL_error(L, "from_mjcf: task.%s must be a function%s, got %s", fns[i],
+                        i < 3 ? "" : " or nil", luaL_typename(L, -1));
     lua_pop(L, 1);
   }
   /* the task's settings (MB_MJCF_FIELDS), and the options' seed over the task's */
@@ -466,11 +414,7 @@ static int e_frommjcf(lua_State *L) {
   int envidx = lua_gettop(L);
   e->env = mbs_fromFile(path, (int)fs, seed);
   flushwarnings(L);
-  if (!e->env) {
-    lua_pushnil(L);
-    lua_pushstring(L, mbu_lasterror());
-    return 2;
-  }
+  if (!e->env) return mbL_pushfail(L);
   mbL_extmem(L, MBL_ENV_BYTES);
   mbs_setMaxSteps(e->env, (int)max_steps);
   mbs_setResetNoise(e->env, noise);
@@ -591,18 +535,10 @@ static int e_termination(lua_State *L) {
 /* env:reset([{seed =, noise_scale =}]) -> obs */
 static int m_reset(lua_State *L) {
   mbEnv *env = checkenv(L, 1);
-  if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
-  double scale = optfieldnum(L, 2, "noise_scale", 1.0);
-  if (!(scale >= 0) || !isfinite(scale))
-    return luaL_error(L, "env:reset: noise_scale must be finite and >= 0, got %f", scale);
-  if (lua_istable(L, 2)) {
-    lua_getfield(L, 2, "seed");
-    if (!lua_isnil(L, -1)) {
-      if (!lua_isinteger(L, -1)) return luaL_error(L, "env:reset: seed must be an integer");
-      mbr_seed(mbs_rng(env), (uint64_t)lua_tointeger(L, -1), 0);
-    }
-    lua_pop(L, 1);
-  }
+  ResetOpts o = {0, 1.0};
+  if (!lua_isnoneornil(L, 2) && mbL_readfields(L, 2, "env:reset", RESET_FIELDS, &o, NULL) & 1)
+    mbr_seed(mbs_rng(env), o.seed, 0);
+  double scale = o.noise_scale;
   if (!mbs_isCustom(env)) {
     int64_t n = mbs_obsDim(env);
     mbTensor *obs = mbL_newtensor(L, 1, &n);
@@ -648,19 +584,14 @@ static int m_step(lua_State *L) {
   double ubuf[64];
   double *u = n <= 64 ? ubuf : scratch(L, n);
   readaction(L, 2, env, u);
+  int64_t d = mbs_obsDim(env);
+  float *out = lua_isnoneornil(L, 3) ? NULL : mbL_checkshape(L, 3, "env:step", "obs_out", 1, &d);
+  double r;
+  int term, trunc;
   if (!mbs_isCustom(env)) {
-    /* built-in: one C call; the obs goes to a new tensor or into obs_out */
-    float *obs;
-    if (lua_isnoneornil(L, 3)) {
-      int64_t d = mbs_obsDim(env);
-      obs = mbt_data(mbL_newtensor(L, 1, &d));
-    } else {
-      int64_t size[1] = {mbs_obsDim(env)};
-      obs = mbL_checkshape(L, 3, "env:step", "obs_out", 1, size);
-      lua_pushvalue(L, 3);
-    }
-    double r;
-    int term, trunc;
+    /* built-in: one C call; the obs goes into obs_out or a new tensor */
+    if (out) lua_pushvalue(L, 3);
+    float *obs = out ? out : mbt_data(mbL_newtensor(L, 1, &d));
     ECHECK(L, mbs_step(obs, &r, &term, &trunc, env, u));
     lua_pushnumber(L, r);
     lua_pushboolean(L, term);
@@ -674,15 +605,11 @@ static int m_step(lua_State *L) {
   mbsView v;
   mbs_view(&v, env, 0);
   pushview(L, 1, 0);
-  lua_createtable(L, v.nu, 0);                /* the ctrl written */
-  for (int i = 0; i < v.nu; i++) {
-    lua_pushnumber(L, v.ctrl[i]);
-    lua_rawseti(L, -2, i + 1);
-  }
+  mbL_pushnumbers(L, v.ctrl, v.nu);           /* the ctrl written */
   pushview(L, 1, 1);
   callback(L, 1, "reward", 3, 1);             /* reward(view, ctrl, before) */
   int isnum;
-  double r = lua_tonumberx(L, -1, &isnum);
+  r = lua_tonumberx(L, -1, &isnum);
   if (!isnum)
     return luaL_error(L, "task.reward must return a number, got %s", luaL_typename(L, -1));
   lua_pop(L, 1);
@@ -690,13 +617,11 @@ static int m_step(lua_State *L) {
   callback(L, 1, "terminated", 1, 1);
   if (!lua_isboolean(L, -1) && !lua_isnil(L, -1))
     return luaL_error(L, "task.terminated must return a boolean, got %s", luaL_typename(L, -1));
-  int term = lua_toboolean(L, -1);
+  term = lua_toboolean(L, -1);
   lua_pop(L, 1);
-  int trunc = mbs_endStep(env, term);
-  if (!lua_isnoneornil(L, 3)) {               /* copy into obs_out when given */
-    int64_t size[1] = {mbs_obsDim(env)};
-    float *out = mbL_checkshape(L, 3, "env:step", "obs_out", 1, size);
-    memcpy(out, mbt_data(mbL_checktensor(L, top + 1)), sizeof(float) * (size_t)size[0]);
+  trunc = mbs_endStep(env, term);
+  if (out) {                                  /* copied into obs_out when given */
+    memcpy(out, mbt_data(mbL_checktensor(L, top + 1)), sizeof(float) * (size_t)d);
     lua_pushvalue(L, 3);
     lua_replace(L, top + 1);
   }
@@ -786,13 +711,8 @@ static int m_ctrlrange(lua_State *L) {
   int n = mbs_actDim(env);
   double *lo = scratch(L, n), *hi = scratch(L, n);
   mbs_ctrlRange(lo, hi, env);
-  for (int k = 0; k < 2; k++) {
-    lua_createtable(L, n, 0);
-    for (int i = 0; i < n; i++) {
-      lua_pushnumber(L, k ? hi[i] : lo[i]);
-      lua_rawseti(L, -2, i + 1);
-    }
-  }
+  mbL_pushnumbers(L, lo, n);
+  mbL_pushnumbers(L, hi, n);
   return 2;
 }
 
@@ -837,13 +757,9 @@ static int m_tostring(lua_State *L) {
   return 1;
 }
 
-/* fields: obs_dim act_dim dt timestep frame_skip max_steps name steps nq nv nbody custom;
-   everything else from the method table */
-static int m_index(lua_State *L) {
-  /* upvalue 1: the method table (a raw lookup: this runs on every env:step call) */
-  lua_pushvalue(L, 2);
-  if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1;
-  lua_pop(L, 1);
+/* fields: obs_dim act_dim dt timestep frame_skip max_steps name steps nq nv nbody custom
+   (the methods are found first) */
+static int m_field(lua_State *L) {
   const char *k = luaL_checkstring(L, 2);
   mbEnv *env = checkenv(L, 1);
   if (strcmp(k, "obs_dim") == 0) lua_pushinteger(L, mbs_obsDim(env));
@@ -862,94 +778,15 @@ static int m_index(lua_State *L) {
   return 1;
 }
 
-/* Evaluation ----------------------------------------------------------------------------- */
-
-/* E.evaluate(env, policy, n_episodes [, {seed =, noise_scale =, max_steps =}]) ->
-   returns, lengths (Lua arrays). policy(obs) -> action (tensor or table); each episode runs
-   until terminated, truncated (env.max_steps) or opts.max_steps steps. opts.seed reseeds the
-   env's generator once, before the first episode. */
-static int e_evaluate(lua_State *L) {
-  checkenv(L, 1);
-  luaL_checkany(L, 2);
-  lua_Integer n = 0;
-  {
-    int isint = 0;
-    if (lua_type(L, 3) == LUA_TNUMBER) n = lua_tointegerx(L, 3, &isint);
-    if (!isint || n < 0 || n > MBL_MAX_EPISODES) {
-      lua_pushvalue(L, 3);
-      const char *v = luaL_tolstring(L, -1, NULL);
-      return luaL_error(L, "env.evaluate: n_episodes must be an integer in [0, %d], got %s",
-                        MBL_MAX_EPISODES, v);
-    }
-  }
-  if (!lua_isnoneornil(L, 4)) luaL_checktype(L, 4, LUA_TTABLE);
-  lua_Integer cap = optfieldint(L, 4, "max_steps", INT32_MAX);
-  double scale = optfieldnum(L, 4, "noise_scale", 1.0);
-  lua_settop(L, 4);
-  int prealloc = n < 1024 ? (int)n : 1024;  /* grows as episodes end */
-  lua_createtable(L, prealloc, 0);  /* 5: returns */
-  lua_createtable(L, prealloc, 0);  /* 6: lengths */
-  /* the env's own reset/step functions are called directly (works for custom envs too);
-     the stack holds env, policy, n, opts, returns, lengths, then the current obs */
-  for (lua_Integer ep = 1; ep <= n; ep++) {
-    /* obs = env:reset{noise_scale =, seed = (first episode only)} */
-    lua_pushcfunction(L, m_reset);
-    lua_pushvalue(L, 1);
-    lua_createtable(L, 0, 2);
-    lua_pushnumber(L, scale);
-    lua_setfield(L, -2, "noise_scale");
-    if (ep == 1 && lua_istable(L, 4)) {
-      lua_getfield(L, 4, "seed");
-      lua_setfield(L, -2, "seed");
-    }
-    lua_call(L, 2, 1);            /* 7: obs */
-    double ret = 0;
-    lua_Integer len = 0;
-    for (;;) {
-      lua_pushvalue(L, 2);
-      lua_pushvalue(L, 7);
-      lua_call(L, 1, 1);          /* 8: action */
-      lua_pushcfunction(L, m_step);
-      lua_pushvalue(L, 1);
-      lua_pushvalue(L, 8);
-      lua_call(L, 2, 4);          /* 9..12: obs, r, term, trunc */
-      ret += lua_tonumber(L, 10);
-      len++;
-      int end = lua_toboolean(L, 11) || lua_toboolean(L, 12) || len >= cap;
-      lua_copy(L, 9, 7);
-      lua_settop(L, 7);
-      if (end) break;
-    }
-    lua_pop(L, 1);
-    lua_pushnumber(L, ret);
-    lua_rawseti(L, 5, ep);
-    lua_pushinteger(L, len);
-    lua_rawseti(L, 6, ep);
-  }
-  return 2;
-}
-
-/* E.bench_raw(name, nsteps, episode_len) -> seconds of the raw MuJoCo loop (mbpo bench env) */
-static int e_benchraw(lua_State *L) {
-  const char *name = luaL_checkstring(L, 1);
-  lua_Integer nsteps = luaL_checkinteger(L, 2);
-  lua_Integer len = luaL_checkinteger(L, 3);
-  luaL_argcheck(L, len >= 1 && len <= INT32_MAX, 3, "episode_len must be >= 1");
-  double s;
-  ECHECK(L, mbs_benchRaw(&s, name, nsteps, (int)len));
-  lua_pushnumber(L, s);
-  return 1;
-}
-
 static const luaL_Reg funcs[] = {
   {"make", e_make}, {"from_mjcf", e_frommjcf}, {"termination", e_termination},
-  {"evaluate", e_evaluate}, {"tasks", e_tasks}, {"bench_raw", e_benchraw}, {NULL, NULL}};
+  {"tasks", e_tasks}, {NULL, NULL}};
 static const luaL_Reg meth[] = {
-  {"reset", m_reset}, {"step", m_step}, {"get_state", m_getstate}, {"set_state", m_setstate}, {"termination", m_termination},
-  {"termination_fn", m_termfn}, {"seed", m_seed}, {"ctrl_range", m_ctrlrange},
-  {"close", m_close}, {NULL, NULL}};
+  {"reset", m_reset}, {"step", m_step}, {"get_state", m_getstate}, {"set_state", m_setstate},
+  {"termination", m_termination}, {"termination_fn", m_termfn}, {"seed", m_seed},
+  {"ctrl_range", m_ctrlrange}, {"close", m_close}, {NULL, NULL}};
 static const luaL_Reg metameth[] = {
-  {"__index", NULL}, {"__gc", m_gc}, {"__close", m_close}, {"__tostring", m_tostring},
+  {"__gc", m_gc}, {"__close", m_close}, {"__tostring", m_tostring},
   {NULL, NULL}};
 
 int luaopen_mbpo_env(lua_State *L) {
@@ -957,23 +794,18 @@ int luaopen_mbpo_env(lua_State *L) {
   luaL_requiref(L, "mbpo.tensor", luaopen_mbpo_tensor, 0);
   luaL_requiref(L, "mbpo.rng", luaopen_mbpo_rng, 0);
   lua_pop(L, 2);
-  luaL_newmetatable(L, MBL_ENV);
-  luaL_setfuncs(L, metameth, 0);
-  luaL_newlib(L, meth);
-  lua_pushvalue(L, -1);
-  lua_setfield(L, -3, "methods");
-  lua_pushcclosure(L, m_index, 1);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  mbL_newclass(L, MBL_ENV, meth, metameth, m_field);
   mbL_setstate(L, MBL_ENV, &STATE);
-  luaL_newmetatable(L, MBL_VIEW);
-  luaL_setfuncs(L, viewmetameth, 0);
-  luaL_newlib(L, viewmeth);
-  lua_setfield(L, -2, "methods");
-  lua_pop(L, 1);
-  luaL_newlib(L, funcs);
-  lua_pushliteral(L, MB_VERSION);
-  lua_setfield(L, -2, "_VERSION");
+  mbL_newclass(L, MBL_VIEW, viewmeth, viewmetameth, v_field);
+  luaL_getmetatable(L, MBL_VIEW);
+  lua_getfield(L, -1, "methods");
+  for (size_t a = 0; a < sizeof ARRAYS / sizeof ARRAYS[0]; a++) {
+    lua_pushinteger(L, (lua_Integer)a);
+    lua_pushcclosure(L, v_array, 1);
+    lua_setfield(L, -2, ARRAYS[a].name);
+  }
+  lua_pop(L, 2);
+  mbL_newmodule(L, NULL, NULL, NULL, funcs);
   mbL_pushfields(L, mbs_envFields);
   lua_setfield(L, -2, "fields");
   mbL_pushfields(L, mbs_mjcfFields);

@@ -5,28 +5,13 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "bench/bench.h"
 #include "lua/l_mbpo.h"
 
 #include <lfs.h>
 
 volatile sig_atomic_t mbL_signal = 0;
 volatile sig_atomic_t mbL_deferInterrupts = 0;
-
-#define MBL_EXTMEM_COLLECT ((size_t)128 << 20)
-
-/* bytes reported since the last full collection (one Lua state per thread) */
-static _Thread_local size_t extmem_since = 0;
-
-void mbL_extmem(lua_State *L, size_t bytes) {
-  extmem_since += bytes;
-  if (extmem_since >= MBL_EXTMEM_COLLECT) {
-    extmem_since = 0;
-    lua_gc(L, LUA_GCCOLLECT);
-  } else if (bytes >= ((size_t)64 << 10)) {
-    size_t kb = bytes >> 10;
-    lua_gc(L, LUA_GCSTEP, kb < ((size_t)1 << 30) ? (int)kb : 1 << 30);
-  }
-}
 
 /* core.threads() -> n */
 static int c_threads(lua_State *L) {
@@ -97,22 +82,6 @@ static int c_ncpu(lua_State *L) {
   return 1;
 }
 
-int mbL_newmodule(lua_State *L, const char *tname, const luaL_Reg *meth,
-                  const luaL_Reg *metameth, const luaL_Reg *funcs) {
-  luaL_newmetatable(L, tname);
-  luaL_setfuncs(L, metameth, 0);
-  lua_newtable(L);  /* (luaL_newlib's size hint needs an array, not a pointer) */
-  luaL_setfuncs(L, meth, 0);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
-  luaL_checkversion(L);
-  lua_newtable(L);
-  luaL_setfuncs(L, funcs, 0);
-  lua_pushliteral(L, MB_VERSION);
-  lua_setfield(L, -2, "_VERSION");
-  return 1;
-}
-
 static const luaL_Reg corefuncs[] = {
   {"threads", c_threads}, {"set_threads", c_setthreads}, {"clock", c_clock},
   {"interrupted", c_interrupted}, {"defer_interrupts", c_deferinterrupts},
@@ -139,6 +108,7 @@ void mbL_preload(lua_State *L) {
     {"mbpo.env", luaopen_mbpo_env},
     {"mbpo.io", luaopen_mbpo_io},
     {"mbpo.render", luaopen_mbpo_render},
+    {"mbpo.bench.native", luaopen_mbpo_bench_native},
   };
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
   for (size_t i = 0; i < sizeof mods / sizeof mods[0]; i++) {

@@ -48,8 +48,9 @@ static const char *checkkey(lua_State *L, int idx, const char *fname, const char
 
 /* io.save ---------------------------------------------------------------------------- */
 
-/* fills it from the value at the top of the stack (F32 tensor, integer or integer array);
-   I64 values go into a new userdata left on the stack (it keeps them alive) */
+/* fills it from the value at the top of the stack (F32 tensor, mbpo.Array, integer or list of
+   integers); an integer or a list becomes a new I64 mbpo.Array left on the stack (it keeps
+   the values alive; nil is pushed otherwise) */
 static void checkitem(lua_State *L, mbIoItem *it) {
   mbTensor *t = mbL_testtensor(L, -1);
   if (t) {
@@ -61,43 +62,34 @@ static void checkitem(lua_State *L, mbIoItem *it) {
   }
   mbLArray *a = mbL_testarray(L, -1);
   if (a) {
-    it->dtype = a->dtype;
-    it->data = a->data;
-    it->ndim = a->ndim;
-    memcpy(it->shape, a->shape, sizeof(int64_t) * (size_t)a->ndim);
     lua_pushnil(L);
-    return;
-  }
-  it->dtype = MB_I64;
-  if (lua_type(L, -1) == LUA_TNUMBER) {
-    lua_Integer v;
+  } else if (lua_type(L, -1) == LUA_TNUMBER) {  /* an integer: a new I64 array of shape [] */
     int isint;
-    v = lua_tointegerx(L, -1, &isint);
+    lua_Integer v = lua_tointegerx(L, -1, &isint);
     if (!isint) luaL_error(L, "io.save: '%s' must be an integer, got %f", it->name,
                            (double)lua_tonumber(L, -1));
-    int64_t *p = lua_newuserdatauv(L, sizeof(int64_t), 0);
-    *p = (int64_t)v;
-    it->ints = p;
-    it->ndim = 0;
-    return;
+    a = mbL_newarray(L, MB_I64, 0, NULL);
+    a->data[0] = (uint64_t)v;
+  } else {  /* a list of integers: a new I64 array of shape [n] */
+    if (!lua_istable(L, -1))
+      luaL_error(L, "io.save: '%s' must be a tensor, an integer or an array of integers, got %s",
+                 it->name, luaL_typename(L, -1));
+    int64_t n = (int64_t)lua_rawlen(L, -1);
+    a = mbL_newarray(L, MB_I64, 1, &n);
+    for (lua_Integer i = 1; i <= n; i++) {
+      int isint;
+      lua_rawgeti(L, -2, i);
+      lua_Integer v = lua_tointegerx(L, -1, &isint);
+      if (!isint) luaL_error(L, "io.save: '%s'[%d] must be an integer, got %s", it->name, (int)i,
+                             luaL_typename(L, -1));
+      lua_pop(L, 1);
+      a->data[i - 1] = (uint64_t)v;
+    }
   }
-  if (!lua_istable(L, -1))
-    luaL_error(L, "io.save: '%s' must be a tensor, an integer or an array of integers, got %s",
-               it->name, luaL_typename(L, -1));
-  lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
-  int64_t *p = lua_newuserdatauv(L, (size_t)(n ? n : 1) * sizeof(int64_t), 0);
-  for (lua_Integer i = 1; i <= n; i++) {
-    int isint;
-    lua_rawgeti(L, -2, i);
-    lua_Integer v = lua_tointegerx(L, -1, &isint);
-    if (!isint) luaL_error(L, "io.save: '%s'[%d] must be an integer, got %s", it->name, (int)i,
-                           luaL_typename(L, -1));
-    lua_pop(L, 1);
-    p[i - 1] = (int64_t)v;
-  }
-  it->ints = p;
-  it->ndim = 1;
-  it->shape[0] = (int64_t)n;
+  it->dtype = a->dtype;
+  it->data = a->data;
+  it->ndim = a->ndim;
+  memcpy(it->shape, a->shape, sizeof(int64_t) * (size_t)a->ndim);
 }
 
 /* io.save(path, tensors [, metadata]) -> true | nil, message */
@@ -159,11 +151,7 @@ static int io_save(lua_State *L) {
       lua_pop(L, 1);
     }
   }
-  if (mbu_ioSave(path, items, n, keys, values, nmeta) < 0) {
-    luaL_pushfail(L);
-    lua_pushstring(L, mbu_lasterror());
-    return 2;
-  }
+  if (mbu_ioSave(path, items, n, keys, values, nmeta) < 0) return mbL_pushfail(L);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -189,11 +177,7 @@ static int io_load(lua_State *L) {
   mbIoFile *f = lua_newuserdatauv(L, sizeof(mbIoFile), 0);  /* safe empty state first */
   memset(f, 0, sizeof *f);
   luaL_setmetatable(L, IOFILE);
-  if (mbu_ioLoad(f, path) < 0) {
-    luaL_pushfail(L);
-    lua_pushstring(L, mbu_lasterror());
-    return 2;
-  }
+  if (mbu_ioLoad(f, path) < 0) return mbL_pushfail(L);
   lua_createtable(L, 0, f->n);
   for (int i = 0; i < f->n; i++) {
     mbIoEntry *e = &f->entries[i];
@@ -397,11 +381,7 @@ static int io_writetext(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   size_t len;
   const char *s = luaL_checklstring(L, 2, &len);
-  if (mbu_ioWriteText(path, s, len) < 0) {
-    luaL_pushfail(L);
-    lua_pushstring(L, mbu_lasterror());
-    return 2;
-  }
+  if (mbu_ioWriteText(path, s, len) < 0) return mbL_pushfail(L);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -410,11 +390,7 @@ static int io_writetext(lua_State *L) {
 static int io_checksum(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   uint64_t h;
-  if (mbu_ioChecksum(&h, path) < 0) {
-    luaL_pushfail(L);
-    lua_pushstring(L, mbu_lasterror());
-    return 2;
-  }
+  if (mbu_ioChecksum(&h, path) < 0) return mbL_pushfail(L);
   char hex[17];
   snprintf(hex, sizeof hex, "%016llx", (unsigned long long)h);
   lua_pushstring(L, hex);
@@ -422,9 +398,9 @@ static int io_checksum(lua_State *L) {
 }
 
 static const luaL_Reg funcs[] = {
-  {"save", io_save}, {"load", io_load}, {"write_text", io_writetext}, {"checksum", io_checksum}, {"json_encode", io_jsonencode},
-  {"array", mbL_arraynew},
-  {"json_decode", io_jsondecode}, {NULL, NULL}};
+  {"save", io_save}, {"load", io_load}, {"write_text", io_writetext},
+  {"checksum", io_checksum}, {"json_encode", io_jsonencode}, {"json_decode", io_jsondecode},
+  {"array", mbL_arraynew}, {NULL, NULL}};
 
 int luaopen_mbpo_io(lua_State *L) {
   /* tensors we push need their metatable even when the script never required mbpo.tensor */
@@ -438,8 +414,5 @@ int luaopen_mbpo_io(lua_State *L) {
   lua_pushcfunction(L, jsontree_gc);
   lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
-  luaL_newlib(L, funcs);
-  lua_pushliteral(L, MB_VERSION);
-  lua_setfield(L, -2, "_VERSION");
-  return 1;
+  return mbL_newmodule(L, NULL, NULL, NULL, funcs);
 }

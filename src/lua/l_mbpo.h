@@ -1,6 +1,8 @@
-/* Shared helpers of the Lua bindings (src/lua/l_*.c): the only C that includes lua.h.
-   Tensors and generators cross the boundary as userdata; these functions check them and
-   build them, and turn core errors into Lua errors. */
+/* Shared helpers of the Lua bindings (src/lua/l_*.c): the only C that includes lua.h (with
+   src/bench/l_bench.c, the benchmarks' module). Tensors and generators cross the boundary as
+   userdata; these functions check them and build them, and turn core errors into Lua
+   errors. The generic ones live in l_aux.c (lauxlib's twin): a binding uses them rather than
+   writing its own check, list or error helper. */
 #ifndef MBPO_L_MBPO_H
 #define MBPO_L_MBPO_H
 
@@ -16,11 +18,30 @@
 #define MBL_TENSOR "mbpo.Tensor"
 #define MBL_RNG    "mbpo.Rng"
 
+/* The binding helpers (l_aux.c, lauxlib's twin) ========================================== */
+
 /* Raises the core's last error message as a Lua error (never returns). */
 int mbL_coreerror(lua_State *L);
 
 /* call a core function returning MB_OK / MB_ERR; raise its message on failure */
 #define MBL_CHECK(L, call) do { if ((call) < 0) mbL_coreerror(L); } while (0)
+
+/* Raises a printf-formatted message (%lld, %g: lua_pushfstring knows neither) with the
+   caller's position (never returns). */
+int mbL_errorf(lua_State *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Pushes nil and the core's last error message (an expected failure); returns 2. */
+int mbL_pushfail(lua_State *L);
+
+/* The userdata tname at idx, whose first member is a pointer that is NULL once closed (an
+   object pointer, or a tensor whose storage is the pointer); raises "bad argument #idx to
+   'f' (WHAT has been closed)" when it is. */
+void *mbL_checkopen(lua_State *L, int idx, const char *tname, const char *what);
+
+/* Lua lists of n values: numbers, floats, ints (plus base: 1 for 0-based indices). */
+void mbL_pushnumbers(lua_State *L, const double *v, int n);
+void mbL_pushfloats(lua_State *L, const float *v, int n);
+void mbL_pushints(lua_State *L, const int *v, int n, int base);
 
 /* Tensor userdata -------------------------------------------------------------------- */
 
@@ -30,6 +51,8 @@ mbTensor *mbL_checktensor(lua_State *L, int idx);
 mbTensor *mbL_testtensor(lua_State *L, int idx);
 /* Pushes a new contiguous zero tensor of the given shape and returns it. */
 mbTensor *mbL_newtensor(lua_State *L, int ndim, const int64_t *size);
+/* Pushes a new contiguous tensor of the given shape holding a copy of src's values. */
+mbTensor *mbL_newcopy(lua_State *L, const float *src, int ndim, const int64_t *size);
 /* Pushes a new userdata that views src (shares its storage) and returns it. */
 mbTensor *mbL_pushview(lua_State *L, const mbTensor *src);
 
@@ -119,10 +142,15 @@ int mbL_arraynew(lua_State *L);
 
 /* Module openers (one per l_*.c) --------------------------------------------------- */
 
-/* The common shape of an opener: creates the metatable tname holding metameth, with
-   __index a table of meth; pushes the module table of funcs with _VERSION. Returns 1. */
+/* The common shape of an opener: creates the metatable tname (unless NULL) holding metameth,
+   with __index a table of meth; pushes the module table of funcs with _VERSION. Returns 1. */
 int mbL_newmodule(lua_State *L, const char *tname, const luaL_Reg *meth,
                   const luaL_Reg *metameth, const luaL_Reg *funcs);
+/* A class whose objects also have fields: the metatable tname holds metameth, `methods`
+   (the table of meth) and an __index that looks up methods first (raw), then calls
+   getfield(L) with the object at 1 and the key at 2. */
+void mbL_newclass(lua_State *L, const char *tname, const luaL_Reg *meth,
+                  const luaL_Reg *metameth, lua_CFunction getfield);
 
 int luaopen_mbpo_core(lua_State *L);
 int luaopen_mbpo_tensor(lua_State *L);

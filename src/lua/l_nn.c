@@ -22,8 +22,8 @@
 /* the userdata: the descriptor and its four slabs as tensors (so parameters() and gradients()
    can hand out views), plus what backward needs from the last forward */
 typedef struct lmlp {
+  mbTensor p, g, m, v;   /* [nparams] slabs (storage NULL until built; p first: checkmlp) */
   mbMlp net;
-  mbTensor p, g, m, v;   /* [nparams] slabs (storage NULL until built) */
   mbAdam adam;
   int B;                 /* rows of the last forward (0: none yet) */
   float *ws, *x, *scratch;   /* forward workspace, copy of the last input, backward scratch */
@@ -32,9 +32,7 @@ typedef struct lmlp {
 
 /* the network at idx, or a Lua error (wrong type, or closed) */
 static lmlp *checkmlp(lua_State *L, int idx) {
-  lmlp *n = luaL_checkudata(L, idx, MBL_MLP);
-  if (!n->p.storage) luaL_argerror(L, idx, "network has been closed");
-  return n;
+  return mbL_checkopen(L, idx, MBL_MLP, "network");
 }
 
 /* __gc and __close */
@@ -47,15 +45,36 @@ static int mlp_gc(lua_State *L) {
   return 0;
 }
 
-/* a float field of table idx, or def */
-static double optfield(lua_State *L, int idx, const char *k, double def) {
-  double v = def;
-  if (lua_getfield(L, idx, k) != LUA_TNIL) {
-    if (!lua_isnumber(L, -1)) luaL_error(L, "%s must be a number, got %s", k, luaL_typename(L, -1));
-    v = lua_tonumber(L, -1);
-  }
-  lua_pop(L, 1);
-  return v;
+/* The options of NN.mlp and of the Adam steps (net:adam_step, NN.adam, opt:step) */
+typedef struct MlpOpts {
+  int sizes[MB_MLP_MAXLAYERS + 1], nsizes;
+  int activation, init;   /* mbActivation; 0 uniform, 1 truncnormal */
+  uint64_t seed;
+  float lr;
+} MlpOpts;
+static const mbField MLP_FIELDS[] = {
+  MB_F_LIST(MlpOpts, sizes, MB_FIELD_INTS, MB_F_REQUIRED, nsizes, MB_MLP_MAXLAYERS + 1, 1,
+            1 << 24, "widths: inputs, hidden layers, outputs", 0)
+  MB_F_ENUM(MlpOpts, activation, MB_ACT_RELU, "relu|swish", "hidden activation")
+  MB_F_ENUM(MlpOpts, init, 0, "uniform|truncnormal", "initial weights")
+  MB_F_U64(MlpOpts, seed, 0, "seed of the initial weights")
+  MB_F_FLOAT(MlpOpts, lr, 0, 1e-3, 0, HUGE_VAL, "Adam step size")
+  MB_F_END};
+
+typedef struct AdamOpts { mbAdam adam; float weight_decay; } AdamOpts;
+#define ADAM_ROW(nm, member, l, h, fl, dc) {.name = #nm, .type = MB_FIELD_FLOAT, .flags = (fl), \
+  .offset = offsetof(AdamOpts, member), .n = 1, .def = NAN, .lo = (l), .hi = (h), .doc = (dc)},
+static const mbField ADAM_FIELDS[] = {
+  ADAM_ROW(lr, adam.lr, 0, HUGE_VAL, 0, "step size")
+  ADAM_ROW(beta1, adam.beta1, 0, 1, MB_F_OPEN_HI, "decay of the first moment")
+  ADAM_ROW(beta2, adam.beta2, 0, 1, MB_F_OPEN_HI, "decay of the second moment")
+  ADAM_ROW(eps, adam.eps, 0, HUGE_VAL, 0, "added to the root of the second moment")
+  ADAM_ROW(weight_decay, weight_decay, 0, HUGE_VAL, 0, "g + weight_decay * p")
+  MB_F_END};
+
+/* reads the Adam options at idx (none: nil) over the settings in o; F names the caller */
+static void adamopts(lua_State *L, int idx, const char *F, AdamOpts *o) {
+  if (!lua_isnoneornil(L, idx)) mbL_readfields(L, idx, F, ADAM_FIELDS, o, NULL);
 }
 
 /* grows *buf to n floats */
@@ -71,52 +90,27 @@ static void grow(lua_State *L, float **buf, size_t *cap, size_t n) {
 /* NN.mlp{sizes = {in, h..., out}, activation = "relu"|"swish", seed = 0,
           init = "uniform"|"truncnormal", lr = 1e-3} */
 static int nn_mlp(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  int sizes[MB_MLP_MAXLAYERS + 1], n;
-  if (lua_getfield(L, 1, "sizes") != LUA_TTABLE)
-    return luaL_error(L, "NN.mlp: sizes must be a table of widths");
-  n = (int)luaL_len(L, -1);
-  if (n < 2 || n > MB_MLP_MAXLAYERS + 1)
+  MlpOpts o;
+  mbu_fieldDefaults(&o, MLP_FIELDS);
+  mbL_readfields(L, 1, "NN.mlp", MLP_FIELDS, &o, NULL);
+  int n = o.nsizes;
+  if (n < 2)
     return luaL_error(L, "NN.mlp: %d sizes (expected 2..%d)", n, MB_MLP_MAXLAYERS + 1);
-  for (int i = 0; i < n; i++) {
-    lua_geti(L, -1, i + 1);
-    if (!lua_isinteger(L, -1)) return luaL_error(L, "NN.mlp: sizes[%d] is not an integer", i + 1);
-    sizes[i] = (int)lua_tointeger(L, -1);
-    lua_pop(L, 1);
-  }
-  lua_pop(L, 1);
-  mbActivation act = MB_ACT_RELU;
-  lua_getfield(L, 1, "activation");
-  const char *a = luaL_optstring(L, -1, "relu");
-  if (strcmp(a, "relu") == 0) act = MB_ACT_RELU;
-  else if (strcmp(a, "swish") == 0) act = MB_ACT_SWISH;
-  else return luaL_error(L, "NN.mlp: unknown activation '%s' (relu, swish)", a);
-  lua_pop(L, 1);
-  lua_getfield(L, 1, "init");
-  const char *init = luaL_optstring(L, -1, "uniform");
-  int trunc = strcmp(init, "truncnormal") == 0;
-  if (!trunc && strcmp(init, "uniform") != 0)
-    return luaL_error(L, "NN.mlp: unknown init '%s' (uniform, truncnormal)", init);
-  lua_pop(L, 1);
-  lua_getfield(L, 1, "seed");
-  lua_Integer seed = lua_isnil(L, -1) ? 0 : luaL_checkinteger(L, -1);
-  lua_pop(L, 1);
-  double lr = optfield(L, 1, "lr", 1e-3);
   /* the userdata in a safe empty state first: __gc copes with any failure below */
   lmlp *net = lua_newuserdatauv(L, sizeof(lmlp), 0);
   memset(net, 0, sizeof *net);
   luaL_setmetatable(L, MBL_MLP);
-  MBL_CHECK(L, mbn_mlpInit(&net->net, n - 1, sizes, act));
+  MBL_CHECK(L, mbn_mlpInit(&net->net, n - 1, o.sizes, (mbActivation)o.activation));
   int64_t np = (int64_t)net->net.nparams;
   MBL_CHECK(L, mbt_init(&net->p, 1, &np));
   MBL_CHECK(L, mbt_init(&net->g, 1, &np));
   MBL_CHECK(L, mbt_init(&net->m, 1, &np));
   MBL_CHECK(L, mbt_init(&net->v, 1, &np));
   mbRng g;
-  mbr_seed(&g, (uint64_t)seed, 0);
-  if (trunc) mbn_mlpInitTruncNormal(mbt_data(&net->p), &net->net, &g);
+  mbr_seed(&g, o.seed, 0);
+  if (o.init == 1) mbn_mlpInitTruncNormal(mbt_data(&net->p), &net->net, &g);
   else mbn_mlpInitUniform(mbt_data(&net->p), &net->net, &g);
-  mbn_adamDefaults(&net->adam, (float)lr);
+  mbn_adamDefaults(&net->adam, o.lr);
   return 1;
 }
 
@@ -135,8 +129,7 @@ static int mlp_forward(lua_State *L) {
   const float *y = mbn_mlpForward(n->ws, m, mbt_data(&n->p), n->x, (int)B);
   n->B = (int)B;
   int64_t size[2] = {B, m->sizes[m->nlayers]};
-  mbTensor *out = mbL_newtensor(L, 2, size);
-  memcpy(mbt_data(out), y, sizeof(float) * (size_t)(B * size[1]));
+  mbL_newcopy(L, y, 2, size);
   return 1;
 }
 
@@ -166,15 +159,10 @@ static int mlp_zerograd(lua_State *L) {
    parameter, then one Adam step; the options given persist */
 static int mlp_adamstep(lua_State *L) {
   lmlp *n = checkmlp(L, 1);
-  float wd = 0.0f;
-  if (!lua_isnoneornil(L, 2)) {
-    luaL_checktype(L, 2, LUA_TTABLE);
-    n->adam.lr = (float)optfield(L, 2, "lr", n->adam.lr);
-    n->adam.beta1 = (float)optfield(L, 2, "beta1", n->adam.beta1);
-    n->adam.beta2 = (float)optfield(L, 2, "beta2", n->adam.beta2);
-    n->adam.eps = (float)optfield(L, 2, "eps", n->adam.eps);
-    wd = (float)optfield(L, 2, "weight_decay", 0.0);
-  }
+  AdamOpts o = {n->adam, 0.0f};
+  adamopts(L, 2, "mlp:adam_step", &o);
+  n->adam = o.adam;
+  float wd = o.weight_decay;
   float *p = mbt_data(&n->p), *g = mbt_data(&n->g);
   if (wd != 0.0f) mbn_addDecay(g, p, wd, n->net.nparams);
   mbn_adamStep(p, mbt_data(&n->m), mbt_data(&n->v), g, n->net.nparams, &n->adam);
@@ -189,11 +177,7 @@ static int mlp_gradients(lua_State *L) { mbL_pushview(L, &checkmlp(L, 1)->g); re
 /* net:sizes() -> {in, h..., out} */
 static int mlp_sizes(lua_State *L) {
   lmlp *n = checkmlp(L, 1);
-  lua_createtable(L, n->net.nlayers + 1, 0);
-  for (int i = 0; i <= n->net.nlayers; i++) {
-    lua_pushinteger(L, n->net.sizes[i]);
-    lua_rawseti(L, -2, i + 1);
-  }
+  mbL_pushints(L, n->net.sizes, n->net.nlayers + 1, 0);
   return 1;
 }
 
@@ -241,26 +225,13 @@ typedef struct ladam {
 } ladam;
 
 static ladam *checkadam(lua_State *L, int idx) {
-  ladam *a = luaL_checkudata(L, idx, MBL_ADAM);
-  if (!a->p.storage) luaL_argerror(L, idx, "optimiser has been closed");
-  return a;
+  return mbL_checkopen(L, idx, MBL_ADAM, "optimiser");
 }
 
 static int adam_gc(lua_State *L) {
   ladam *a = luaL_checkudata(L, 1, MBL_ADAM);
   mbt_release(&a->p); mbt_release(&a->m); mbt_release(&a->v);
   return 0;
-}
-
-/* reads lr, beta1, beta2, eps, weight_decay from the table at idx (when present) */
-static void adamopts(lua_State *L, int idx, ladam *a) {
-  if (lua_isnoneornil(L, idx)) return;
-  luaL_checktype(L, idx, LUA_TTABLE);
-  a->adam.lr = (float)optfield(L, idx, "lr", a->adam.lr);
-  a->adam.beta1 = (float)optfield(L, idx, "beta1", a->adam.beta1);
-  a->adam.beta2 = (float)optfield(L, idx, "beta2", a->adam.beta2);
-  a->adam.eps = (float)optfield(L, idx, "eps", a->adam.eps);
-  a->wd = (float)optfield(L, idx, "weight_decay", a->wd);
 }
 
 /* NN.adam(params [, {lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0}]):
@@ -276,8 +247,11 @@ static int nn_adam(lua_State *L) {
   MBL_CHECK(L, mbt_init(&a->m, 1, &n));
   MBL_CHECK(L, mbt_init(&a->v, 1, &n));
   mbt_view(&a->p, p);
-  mbn_adamDefaults(&a->adam, 1e-3f);
-  adamopts(L, 2, a);
+  AdamOpts o = {{0}, 0.0f};
+  mbn_adamDefaults(&o.adam, 1e-3f);
+  adamopts(L, 2, "NN.adam", &o);
+  a->adam = o.adam;
+  a->wd = o.weight_decay;
   return 1;
 }
 
@@ -291,7 +265,10 @@ static int adam_step(lua_State *L) {
     return luaL_error(L, "adam:step: the gradient must be a contiguous tensor of %I elements, "
                       "got %s", (LUAI_UACINT)n, mbt_shapeStr(g, shape, sizeof shape));
   }
-  adamopts(L, 3, a);
+  AdamOpts o = {a->adam, a->wd};
+  adamopts(L, 3, "adam:step", &o);
+  a->adam = o.adam;
+  a->wd = o.weight_decay;
   float *p = mbt_data(&a->p), *gd = mbt_data(g);
   /* the decay goes into the caller's gradient tensor as well (g + wd * p), as mbn_addDecay */
   if (a->wd != 0.0f) mbn_addDecay(gd, p, a->wd, (size_t)n);

@@ -29,43 +29,29 @@ static LRenderer *checklr(lua_State *L, int idx) {
 }
 
 static mbRenderer *checkrenderer(lua_State *L, int idx) {
-  LRenderer *lr = checklr(L, idx);
-  if (!lr->r) luaL_error(L, "mbpo.Renderer: the renderer has been closed");
-  return lr->r;
+  return ((LRenderer *)mbL_checkopen(L, idx, MBL_RENDERER, "renderer"))->r;
 }
 
 static LVideo *checklv(lua_State *L, int idx) {
   return luaL_checkudata(L, idx, MBL_VIDEO);
 }
 
-static mbVideo *checkvideo(lua_State *L, int idx) {
-  LVideo *lv = checklv(L, idx);
-  if (!lv->v) luaL_error(L, "mbpo.Video: the video has been closed");
-  return lv->v;
-}
-
-/* an integer field of the options table at idx in [lo, hi], or def when absent */
-static int optsize(lua_State *L, int idx, const char *field, int def, int lo, int hi) {
-  if (lua_isnoneornil(L, idx)) return def;
-  lua_getfield(L, idx, field);
-  int isint = 0;
-  lua_Integer v = lua_tointegerx(L, -1, &isint);
-  int absent = lua_isnil(L, -1);
-  lua_pop(L, 1);
-  if (absent) return def;
-  if (!isint || v < lo || v > hi)
-    return luaL_error(L, "render.new: %s must be an integer in [%d, %d]", field, lo, hi);
-  return (int)v;
-}
+/* the options of R.new (camera: a string, read apart) */
+typedef struct RenderOpts { int width, height; } RenderOpts;
+static const mbField RENDER_FIELDS[] = {
+  MB_F_INT(RenderOpts, width, 480, MBV_MIN_SIZE, MBV_MAX_SIZE, "frame width in pixels")
+  MB_F_INT(RenderOpts, height, 480, MBV_MIN_SIZE, MBV_MAX_SIZE, "frame height in pixels")
+  MB_F_END};
+static const char *const RENDER_EXTRA[] = {"camera", NULL};
 
 /* R.new(env [, {width =, height =, camera =}]) -> renderer | nil, message */
 static int r_new(lua_State *L) {
   mbEnv *env = mbL_checkenv(L, 1);
-  if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
-  int w = optsize(L, 2, "width", 480, MBV_MIN_SIZE, MBV_MAX_SIZE);
-  int h = optsize(L, 2, "height", 480, MBV_MIN_SIZE, MBV_MAX_SIZE);
+  RenderOpts o;
+  mbu_fieldDefaults(&o, RENDER_FIELDS);
   const char *camera = NULL;
   if (!lua_isnoneornil(L, 2)) {
+    mbL_readfields(L, 2, "render.new", RENDER_FIELDS, &o, RENDER_EXTRA);
     lua_getfield(L, 2, "camera");
     if (!lua_isnil(L, -1) && !lua_isstring(L, -1))
       return luaL_error(L, "render.new: camera must be a string, got %s", luaL_typename(L, -1));
@@ -78,13 +64,9 @@ static int r_new(lua_State *L) {
   luaL_setmetatable(L, MBL_RENDERER);
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, -2, 1);
-  lr->r = mbv_newRenderer(env, w, h, camera);
-  if (!lr->r) {
-    luaL_pushfail(L);
-    lua_pushstring(L, mbu_lasterror());
-    return 2;
-  }
-  mbL_extmem(L, (size_t)w * (size_t)h * 6);
+  lr->r = mbv_newRenderer(env, o.width, o.height, camera);
+  if (!lr->r) return mbL_pushfail(L);
+  mbL_extmem(L, (size_t)o.width * (size_t)o.height * 6);
   return 1;
 }
 
@@ -123,11 +105,8 @@ static int m_rtostring(lua_State *L) {
   return 1;
 }
 
-/* fields width, height; methods from the upvalue table */
-static int m_rindex(lua_State *L) {
-  lua_pushvalue(L, 2);
-  if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1;
-  lua_pop(L, 1);
+/* fields width, height (the methods are found first) */
+static int m_rfield(lua_State *L) {
   const char *k = luaL_checkstring(L, 2);
   mbRenderer *r = checkrenderer(L, 1);
   if (strcmp(k, "width") == 0) lua_pushinteger(L, mbv_width(r));
@@ -152,18 +131,13 @@ static int r_open(lua_State *L) {
   lv->height = (int)h;
   luaL_setmetatable(L, MBL_VIDEO);
   lv->v = mbv_open(path, (int)w, (int)h, (int)fps);
-  if (!lv->v) {
-    luaL_pushfail(L);
-    lua_pushstring(L, mbu_lasterror());
-    return 2;
-  }
+  if (!lv->v) return mbL_pushfail(L);
   return 1;
 }
 
 /* v:write(renderer | rgb string) -> v; the frame must have the video's size */
 static int m_write(lua_State *L) {
-  LVideo *lv = checklv(L, 1);
-  mbVideo *v = checkvideo(L, 1);
+  LVideo *lv = mbL_checkopen(L, 1, MBL_VIDEO, "video");
   const uint8_t *rgb;
   LRenderer *lr = luaL_testudata(L, 2, MBL_RENDERER);
   if (lr) {
@@ -180,7 +154,7 @@ static int m_write(lua_State *L) {
       return luaL_error(L, "video:write: a %dx%d frame has %d bytes, got %d", lv->width,
                         lv->height, (int)want, (int)n);
   }
-  MBL_CHECK(L, mbv_write(v, rgb));
+  MBL_CHECK(L, mbv_write(lv->v, rgb));
   lua_settop(L, 1);
   return 1;
 }
@@ -191,11 +165,7 @@ static int m_vclose(lua_State *L) {
   if (!lv->v) { lua_pushboolean(L, 1); return 1; }
   int rc = mbv_close(lv->v);
   lv->v = NULL;
-  if (rc < 0) {
-    luaL_pushfail(L);
-    lua_pushstring(L, mbu_lasterror());
-    return 2;
-  }
+  if (rc < 0) return mbL_pushfail(L);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -216,11 +186,8 @@ static int m_vtostring(lua_State *L) {
   return 1;
 }
 
-/* fields frames, width, height; methods from the upvalue table */
-static int m_vindex(lua_State *L) {
-  lua_pushvalue(L, 2);
-  if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1;
-  lua_pop(L, 1);
+/* fields frames, width, height (the methods are found first) */
+static int m_vfield(lua_State *L) {
   const char *k = luaL_checkstring(L, 2);
   LVideo *lv = checklv(L, 1);
   if (strcmp(k, "frames") == 0) lua_pushinteger(L, lv->v ? (lua_Integer)mbv_frames(lv->v) : 0);
@@ -234,32 +201,17 @@ static const luaL_Reg funcs[] = {{"new", r_new}, {"open", r_open}, {NULL, NULL}}
 static const luaL_Reg rmeth[] = {
   {"render", m_render}, {"pixels", m_pixels}, {"close", m_rclose}, {NULL, NULL}};
 static const luaL_Reg rmetameth[] = {
-  {"__index", NULL}, {"__gc", m_rclose}, {"__close", m_rclose}, {"__tostring", m_rtostring},
+  {"__gc", m_rclose}, {"__close", m_rclose}, {"__tostring", m_rtostring},
   {NULL, NULL}};
 static const luaL_Reg vmeth[] = {{"write", m_write}, {"close", m_vclose}, {NULL, NULL}};
 static const luaL_Reg vmetameth[] = {
-  {"__index", NULL}, {"__gc", m_vgc}, {"__close", m_vgc}, {"__tostring", m_vtostring},
+  {"__gc", m_vgc}, {"__close", m_vgc}, {"__tostring", m_vtostring},
   {NULL, NULL}};
-
-/* a metatable whose __index is a closure over its method table (fields read in C) */
-static void newclass(lua_State *L, const char *tname, const luaL_Reg *metameth,
-                     const luaL_Reg *meth, lua_CFunction index) {
-  luaL_newmetatable(L, tname);
-  luaL_setfuncs(L, metameth, 0);
-  lua_newtable(L);
-  luaL_setfuncs(L, meth, 0);
-  lua_pushcclosure(L, index, 1);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
-}
 
 int luaopen_mbpo_render(lua_State *L) {
   luaL_requiref(L, "mbpo.env", luaopen_mbpo_env, 0);
   lua_pop(L, 1);
-  newclass(L, MBL_RENDERER, rmetameth, rmeth, m_rindex);
-  newclass(L, MBL_VIDEO, vmetameth, vmeth, m_vindex);
-  luaL_newlib(L, funcs);
-  lua_pushliteral(L, MB_VERSION);
-  lua_setfield(L, -2, "_VERSION");
-  return 1;
+  mbL_newclass(L, MBL_RENDERER, rmeth, rmetameth, m_rfield);
+  mbL_newclass(L, MBL_VIDEO, vmeth, vmetameth, m_vfield);
+  return mbL_newmodule(L, NULL, NULL, NULL, funcs);
 }

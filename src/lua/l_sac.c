@@ -58,6 +58,7 @@ typedef struct SacUd {
   int live;      /* 1 once mbr_sacInit succeeded */
 } SacUd;
 
+/* the agent at idx, or a Lua error (wrong type, or closed) */
 static mbSac *checksac(lua_State *L, int idx) {
   SacUd *u = luaL_checkudata(L, idx, MBL_SAC);
   if (!u->live) luaL_argerror(L, idx, "agent has been closed");
@@ -308,19 +309,11 @@ static int sac_act(lua_State *L) {
     lua_getfield(L, 3, "out");
   } else if (obs.table) { /* a Lua table shaped like the input */
     if (obs.flat) {
-      lua_createtable(L, A, 0);
-      for (int j = 0; j < A; j++) {
-        lua_pushnumber(L, dst[j]);
-        lua_rawseti(L, -2, j + 1);
-      }
+      mbL_pushfloats(L, dst, A);
     } else {
       lua_createtable(L, obs.n, 0);
       for (int i = 0; i < obs.n; i++) {
-        lua_createtable(L, A, 0);
-        for (int j = 0; j < A; j++) {
-          lua_pushnumber(L, dst[(size_t)i * A + j]);
-          lua_rawseti(L, -2, j + 1);
-        }
+        mbL_pushfloats(L, dst + (size_t)i * A, A);
         lua_rawseti(L, -2, i + 1);
       }
     }
@@ -330,33 +323,12 @@ static int sac_act(lua_State *L) {
 
 /* State ----------------------------------------------------------------------------------- */
 
+/* the rows of the config (MB_SAC_FIELDS) but the shorthand lr, which the three rates give */
 static void pushconfig(lua_State *L, const mbSacConfig *c) {
   lua_createtable(L, 0, 14);
-  lua_pushinteger(L, c->obs);
-  lua_setfield(L, -2, "obs");
-  lua_pushinteger(L, c->act);
-  lua_setfield(L, -2, "act");
-  lua_createtable(L, c->nhidden, 0);
-  for (int i = 0; i < c->nhidden; i++) {
-    lua_pushinteger(L, c->hidden[i]);
-    lua_rawseti(L, -2, i + 1);
-  }
-  lua_setfield(L, -2, "hidden");
-  setnum(L, "actor_lr", c->actor_lr);
-  setnum(L, "critic_lr", c->critic_lr);
-  setnum(L, "alpha_lr", c->alpha_lr);
-  setnum(L, "gamma", c->gamma);
-  setnum(L, "tau", c->tau);
-  setnum(L, "target_entropy", c->target_entropy);
-  setnum(L, "init_alpha", c->init_alpha);
-  lua_pushboolean(L, c->auto_alpha);
-  lua_setfield(L, -2, "auto_alpha");
-  lua_pushstring(L, c->prec == MB_BF16 ? "bf16" : "fp32");
-  lua_setfield(L, -2, "precision");
-  lua_pushinteger(L, c->batch);
-  lua_setfield(L, -2, "batch");
-  lua_pushinteger(L, (lua_Integer)c->seed);
-  lua_setfield(L, -2, "seed");
+  mbL_pushstruct(L, mbr_sacFields, c);
+  lua_pushnil(L);
+  lua_setfield(L, -2, "lr");
 }
 
 /* agent:config() -> the table SAC.new would take to build the same agent */

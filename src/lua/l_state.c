@@ -153,8 +153,7 @@ static void pushblock(lua_State *L, const mbStateBlock *b) {
     mbTensor *t = mbL_pushview(L, b->slab);
     t->size[0] = b->shape[0];
   } else if (b->dtype == MB_F32) {
-    mbTensor *t = mbL_newtensor(L, b->ndim, b->shape);
-    if (n) memcpy(mbt_data(t), p, sizeof(float) * (size_t)n);
+    mbL_newcopy(L, p, b->ndim, b->shape);
   } else if (b->dtype == MB_I32) {
     mbLArray *a = mbL_newarray(L, MB_I64, b->ndim, b->shape);
     int add = b->flags & MB_ST_INDEX ? 1 : 0;

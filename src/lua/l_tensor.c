@@ -28,7 +28,8 @@
                 x:scatter_(d, index, src | v) x:masked_select(mask) T.cat(list [, d])
                 T.stack(list [, d])   (idx: tensor or table of 1-based integers)
 
-   The shared helpers mbL_* (declared in l_mbpo.h) are used by every other binding. */
+   mbL_newtensor and mbL_pushview (l_mbpo.h) are the other bindings' way to make tensors; the
+   argument checks of tensors are with the other binding helpers, in l_aux.c. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -39,17 +40,7 @@
 /* registry key of the module's default generator (an mbpo.Rng userdata) */
 #define DEFAULT_RNG "mbpo.tensor.rng"
 
-/* Shared helpers (l_mbpo.h) ------------------------------------------------------------- */
-
-int mbL_coreerror(lua_State *L) { return luaL_error(L, "%s", mbu_lasterror()); }
-
-mbTensor *mbL_testtensor(lua_State *L, int idx) { return luaL_testudata(L, idx, MBL_TENSOR); }
-
-mbTensor *mbL_checktensor(lua_State *L, int idx) {
-  mbTensor *t = luaL_checkudata(L, idx, MBL_TENSOR);
-  if (!t->storage) luaL_argerror(L, idx, "tensor has been closed");
-  return t;
-}
+/* Making tensor userdata (mbL_newtensor, mbL_pushview: l_mbpo.h) ----------------------------- */
 
 /* a userdata in a safe (empty) state before it acquires memory, as liolib's newprefile */
 static mbTensor *newud(lua_State *L) {
@@ -72,6 +63,13 @@ mbTensor *mbL_newtensor(lua_State *L, int ndim, const int64_t *size) {
   return t;
 }
 
+mbTensor *mbL_newcopy(lua_State *L, const float *src, int ndim, const int64_t *size) {
+  mbTensor *t = mbL_newtensor(L, ndim, size);
+  int64_t n = mbt_numel(t);
+  if (n) memcpy(mbt_data(t), src, sizeof(float) * (size_t)n);
+  return t;
+}
+
 /* as mbL_newtensor with the values left uninitialised (outputs written in full) */
 static mbTensor *newempty(lua_State *L, int ndim, const int64_t *size) {
   mbTensor *t = newud(L);
@@ -86,55 +84,12 @@ mbTensor *mbL_pushview(lua_State *L, const mbTensor *src) {
   return t;
 }
 
-float *mbL_checkshape(lua_State *L, int idx, const char *fname, const char *argname,
-                      int ndim, const int64_t *size) {
-  mbTensor *t = mbL_testtensor(L, idx);
-  if (!t || !t->storage)
-    luaL_error(L, "%s: %s must be a tensor, got %s", fname, argname, luaL_typename(L, idx));
-  int ok = t->ndim == ndim && mbt_isContiguous(t);
-  for (int i = 0; ok && i < ndim; i++)
-    if (size[i] >= 0 && t->size[i] != size[i]) ok = 0;
-  if (!ok) {
-    char want[160], got[160];
-    size_t k = 0;
-    k += (size_t)snprintf(want + k, sizeof want - k, "[");
-    for (int i = 0; i < ndim && k < sizeof want; i++) {
-      if (size[i] >= 0)
-        k += (size_t)snprintf(want + k, sizeof want - k, i ? " x %lld" : "%lld",
-                              (long long)size[i]);
-      else
-        k += (size_t)snprintf(want + k, sizeof want - k, i ? " x N" : "N");
-    }
-    if (k < sizeof want) snprintf(want + k, sizeof want - k, "]");
-    mbt_shapeStr(t, got, sizeof got);
-    luaL_error(L, "%s: %s must be a contiguous %s tensor, got %s%s", fname, argname, want, got,
-               mbt_isContiguous(t) ? "" : " (not contiguous)");
-  }
-  return mbt_data(t);
-}
-
-float *mbL_checkmatrix(lua_State *L, int idx, const char *fname, const char *argname,
-                       int64_t rows, int64_t cols) {
-  int64_t size[2] = {rows, cols};
-  return mbL_checkshape(L, idx, fname, argname, 2, size);
-}
-
 /* Local helpers -------------------------------------------------------------------------- */
 
-/* raises a printf-formatted error with the caller's position (lua_pushfstring knows no
-   %lld or %g) */
-static int errorf(lua_State *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int errorf(lua_State *L, const char *fmt, ...) {
-  char buf[512];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(buf, sizeof buf, fmt, ap);
-  va_end(ap);
-  luaL_where(L, 1);
-  lua_pushstring(L, buf);
-  lua_concat(L, 2);
-  return lua_error(L);
-}
+/* Functions registered as closures (setpair): upvalue 1 the core operation or the variant,
+   upvalue 2 true for the `_` (in place) form. */
+#define OPCODE(L) ((int)lua_tointeger(L, lua_upvalueindex(1)))
+#define INPLACE(L) lua_toboolean(L, lua_upvalueindex(2))
 
 /* shape strings for messages; two per call site at most */
 #define SHAPE(t, buf) mbt_shapeStr((t), (buf), sizeof (buf))
@@ -147,8 +102,8 @@ static int checkdim(lua_State *L, const mbTensor *t, int arg, const char *fname,
   int n = t->ndim + extra;
   lua_Integer d0 = d < 0 ? d + n : d - 1;
   if (d0 < 0 || d0 >= n)
-    errorf(L, "%s: dimension %lld out of range [1, %d] for %s", fname, (long long)d, n,
-           SHAPE(t, s));
+    mbL_errorf(L, "%s: dimension %lld out of range [1, %d] for %s", fname, (long long)d, n,
+               SHAPE(t, s));
   return (int)d0;
 }
 
@@ -160,24 +115,24 @@ static int getsizes(lua_State *L, int first, int last, int64_t *size, const char
   if (first <= last && lua_istable(L, first)) {
     lua_Integer len = luaL_len(L, first);
     if (len > MB_MAXDIM)
-      errorf(L, "%s: %lld dimensions (at most %d)", fname, (long long)len, MB_MAXDIM);
+      mbL_errorf(L, "%s: %lld dimensions (at most %d)", fname, (long long)len, MB_MAXDIM);
     for (int i = 0; i < (int)len; i++) {
       lua_geti(L, first, i + 1);
       int isint;
       lua_Integer v = lua_tointegerx(L, -1, &isint);
       if (!isint)
-        errorf(L, "%s: size %d is not an integer (%s)", fname, i + 1, luaL_typename(L, -1));
+        mbL_errorf(L, "%s: size %d is not an integer (%s)", fname, i + 1, luaL_typename(L, -1));
       size[n++] = v;
       lua_pop(L, 1);
     }
   } else {
     if (last - first + 1 > MB_MAXDIM)
-      errorf(L, "%s: %d dimensions (at most %d)", fname, last - first + 1, MB_MAXDIM);
+      mbL_errorf(L, "%s: %d dimensions (at most %d)", fname, last - first + 1, MB_MAXDIM);
     for (int i = first; i <= last; i++) size[n++] = luaL_checkinteger(L, i);
   }
   for (int i = 0; i < n; i++)
     if (size[i] < 0 && !(allowneg && size[i] == -1))
-      errorf(L, "%s: negative size %lld", fname, (long long)size[i]);
+      mbL_errorf(L, "%s: negative size %lld", fname, (long long)size[i]);
   return n;
 }
 
@@ -214,6 +169,14 @@ static mbRng *optrng(lua_State *L, int arg) {
   return g;
 }
 
+/* an optional trailing generator: the one at *top (which is then dropped from the arguments)
+   or the default one */
+static mbRng *trailingrng(lua_State *L, int *top) {
+  mbRng *g = optrng(L, *top);
+  if (*top >= 1 && mbL_testrng(L, *top)) (*top)--;
+  return g;
+}
+
 /* integer indices (1-based in Lua, 0-based out) from a tensor or a table of integers at arg,
    each in [1, limit]; returns a temporary buffer kept alive on the stack, count in *n */
 static int64_t *checkindices(lua_State *L, int arg, int64_t limit, int64_t *n, const char *fname) {
@@ -233,10 +196,10 @@ static int64_t *checkindices(lua_State *L, int arg, int64_t limit, int64_t *n, c
     int isint;
     lua_Integer v = lua_tointegerx(L, -1, &isint);
     if (!isint)
-      errorf(L, "%s: index %lld of the table is not an integer (%s)", fname, (long long)(i + 1),
-             lua_type(L, -1) == LUA_TNUMBER ? "fractional" : luaL_typename(L, -1));
+      mbL_errorf(L, "%s: index %lld of the table is not an integer (%s)", fname, (long long)(i + 1),
+                 lua_type(L, -1) == LUA_TNUMBER ? "fractional" : luaL_typename(L, -1));
     if (v < 1 || v > limit)
-      errorf(L, "%s: index %lld out of range [1, %lld]", fname, (long long)v, (long long)limit);
+      mbL_errorf(L, "%s: index %lld out of range [1, %lld]", fname, (long long)v, (long long)limit);
     idx[i] = v - 1;
     lua_pop(L, 1);
   }
@@ -252,35 +215,37 @@ static int t_gc(lua_State *L) {
 
 /* Creation ------------------------------------------------------------------------------- */
 
-/* T.zeros(sizes) / T.ones / T.empty: sizes as integers or one table */
-static int t_zeros(lua_State *L) {
+/* T.zeros(SIZES), T.ones, T.empty, T.full(SIZES, v), T.rand(SIZES [, g]) uniform [0, 1),
+   T.randn normal, T.randint(lo, hi, SIZES [, g]) with both ends included: one function, the
+   kind (CREATORS) in upvalue 1 */
+enum { C_ZEROS, C_ONES, C_EMPTY, C_FULL, C_RAND, C_RANDN, C_RANDINT, C_COUNT };
+static const char *const CREATORS[C_COUNT] = {"zeros", "ones", "empty", "full", "rand", "randn",
+                                              "randint"};
+static int t_create(lua_State *L) {
+  int kind = OPCODE(L), top = lua_gettop(L);
+  mbRng *g = kind >= C_RAND ? trailingrng(L, &top) : NULL;
+  float v = kind == C_ONES ? 1.0f : 0.0f;
+  if (kind == C_FULL) {
+    v = (float)luaL_checknumber(L, top > 0 ? top : 1);
+    top--;
+  }
   int64_t size[MB_MAXDIM];
-  int n = getsizes(L, 1, lua_gettop(L), size, "zeros", 0);
-  mbL_newtensor(L, n, size);
-  return 1;
-}
-
-static int t_ones(lua_State *L) {
-  int64_t size[MB_MAXDIM];
-  int n = getsizes(L, 1, lua_gettop(L), size, "ones", 0);
-  mbt_fill(newempty(L, n, size), 1.0f);
-  return 1;
-}
-
-static int t_empty(lua_State *L) {
-  int64_t size[MB_MAXDIM];
-  int n = getsizes(L, 1, lua_gettop(L), size, "empty", 0);
-  newempty(L, n, size);
-  return 1;
-}
-
-/* T.full(sizes, value) */
-static int t_full(lua_State *L) {
-  int64_t size[MB_MAXDIM];
-  int top = lua_gettop(L);
-  float v = (float)luaL_checknumber(L, top > 0 ? top : 1);
-  int n = getsizes(L, 1, top - 1, size, "full", 0);
-  mbt_fill(newempty(L, n, size), v);
+  int n = getsizes(L, kind == C_RANDINT ? 3 : 1, top, size, CREATORS[kind], 0);
+  if (kind == C_ZEROS) {
+    mbL_newtensor(L, n, size);
+    return 1;
+  }
+  if (kind == C_RANDINT) {
+    lua_Integer lo = luaL_checkinteger(L, 1), hi = luaL_checkinteger(L, 2);
+    MBL_CHECK(L, mbt_randint(newempty(L, n, size), g, lo, hi));
+  } else if (kind == C_RANDN) {
+    MBL_CHECK(L, mbt_normal(newempty(L, n, size), g, 0, 1));
+  } else if (kind == C_RAND) {
+    MBL_CHECK(L, mbt_uniform(newempty(L, n, size), g, 0, 1));
+  } else {
+    mbTensor *t = newempty(L, n, size);
+    if (kind != C_EMPTY) mbt_fill(t, v);
+  }
   return 1;
 }
 
@@ -293,9 +258,10 @@ static int t_arange(lua_State *L) {
     stop = luaL_checknumber(L, 2);
     step = luaL_optnumber(L, 3, 1);
   }
-  if (step == 0 || step != step) return errorf(L, "arange: step must be nonzero, got %g", step);
+  if (step == 0 || step != step) return mbL_errorf(L, "arange: step must be nonzero, got %g", step);
   double count = ceil((stop - start) / step);
-  if (!(count < 1e12)) return errorf(L, "arange: [%g, %g) by %g is too long", start, stop, step);
+  if (!(count < 1e12))
+    return mbL_errorf(L, "arange: [%g, %g) by %g is too long", start, stop, step);
   int64_t n = count > 0 ? (int64_t)count : 0;
   MBL_CHECK(L, mbt_arange(newempty(L, 1, &n), start, step));
   return 1;
@@ -306,7 +272,7 @@ static int tableshape(lua_State *L, int arg, int64_t *size) {
   int n = 0;
   lua_pushvalue(L, arg);
   while (lua_istable(L, -1)) {
-    if (n == MB_MAXDIM) errorf(L, "tensor: nested table deeper than %d", MB_MAXDIM);
+    if (n == MB_MAXDIM) mbL_errorf(L, "tensor: nested table deeper than %d", MB_MAXDIM);
     size[n++] = (int64_t)lua_rawlen(L, -1);
     if (size[n - 1] == 0) break;
     lua_rawgeti(L, -1, 1);
@@ -326,8 +292,8 @@ static void fillfrom(lua_State *L, const mbTensor *t, int dim, float **data, int
     size_t k = 0;
     for (int d = 0; d < dim && k < sizeof pos; d++)
       k += (size_t)snprintf(pos + k, sizeof pos - k, "[%lld]", (long long)path[d]);
-    errorf(L, "tensor: ragged nested table, %s has %lld elements, expected %lld",
-           dim ? pos : "the outer table", (long long)len, (long long)t->size[dim]);
+    mbL_errorf(L, "tensor: ragged nested table, %s has %lld elements, expected %lld",
+               dim ? pos : "the outer table", (long long)len, (long long)t->size[dim]);
   }
   for (int64_t i = 1; i <= len; i++) {
     path[dim] = i;
@@ -348,8 +314,8 @@ static void fillfrom(lua_State *L, const mbTensor *t, int dim, float **data, int
       size_t k = 0;
       for (int d = 0; d <= dim && k < sizeof pos; d++)
         k += (size_t)snprintf(pos + k, sizeof pos - k, "[%lld]", (long long)path[d]);
-      errorf(L, "tensor: expected a %s at %s, got %s", dim + 1 < t->ndim ? "table" : "number",
-             pos, luaL_typename(L, -1));
+      mbL_errorf(L, "tensor: expected a %s at %s, got %s", dim + 1 < t->ndim ? "table" : "number",
+                 pos, luaL_typename(L, -1));
     }
   }
 }
@@ -378,29 +344,6 @@ static int t_tensor(lua_State *L) {
   return 1;
 }
 
-/* T.rand(sizes [, g]) uniform [0, 1); T.randn normal; T.randint(lo, hi, sizes [, g]) with
-   both ends included */
-static int randcommon(lua_State *L, int kind) {
-  static const char *const names[] = {"rand", "randn", "randint"};
-  int top = lua_gettop(L), first = kind == 2 ? 3 : 1;
-  mbRng *g = optrng(L, top);
-  if (top >= 1 && mbL_testrng(L, top)) top--;
-  int64_t size[MB_MAXDIM];
-  int n = getsizes(L, first, top, size, names[kind], 0);
-  if (kind == 2) {
-    lua_Integer lo = luaL_checkinteger(L, 1), hi = luaL_checkinteger(L, 2);
-    MBL_CHECK(L, mbt_randint(newempty(L, n, size), g, lo, hi));
-  } else if (kind == 1) {
-    MBL_CHECK(L, mbt_normal(newempty(L, n, size), g, 0, 1));
-  } else {
-    MBL_CHECK(L, mbt_uniform(newempty(L, n, size), g, 0, 1));
-  }
-  return 1;
-}
-static int t_rand(lua_State *L) { return randcommon(L, 0); }
-static int t_randn(lua_State *L) { return randcommon(L, 1); }
-static int t_randint(lua_State *L) { return randcommon(L, 2); }
-
 /* T.manual_seed(n): reseeds the default generator */
 static int t_manualseed(lua_State *L) {
   lua_Integer seed = luaL_checkinteger(L, 1);
@@ -414,25 +357,14 @@ static int t_defaultrng(lua_State *L) {
   return 1;
 }
 
-/* x:uniform_([lo, hi] [, g]) and x:normal_([mean, std] [, g]) */
-static int t_uniform_(lua_State *L) {
+/* x:uniform_([lo, hi] [, g]) and x:normal_([mean, std] [, g]) (OPCODE 1) */
+static int t_random_(lua_State *L) {
   mbTensor *t = mbL_checktensor(L, 1);
   int top = lua_gettop(L);
-  mbRng *g = optrng(L, top);
-  if (top >= 1 && mbL_testrng(L, top)) top--;
-  double lo = top >= 2 ? luaL_checknumber(L, 2) : 0, hi = top >= 3 ? luaL_checknumber(L, 3) : 1;
-  MBL_CHECK(L, mbt_uniform(t, g, (float)lo, (float)hi));
-  lua_settop(L, 1);
-  return 1;
-}
-
-static int t_normal_(lua_State *L) {
-  mbTensor *t = mbL_checktensor(L, 1);
-  int top = lua_gettop(L);
-  mbRng *g = optrng(L, top);
-  if (top >= 1 && mbL_testrng(L, top)) top--;
-  double mean = top >= 2 ? luaL_checknumber(L, 2) : 0, std = top >= 3 ? luaL_checknumber(L, 3) : 1;
-  MBL_CHECK(L, mbt_normal(t, g, (float)mean, (float)std));
+  mbRng *g = trailingrng(L, &top);
+  float a = top >= 2 ? (float)luaL_checknumber(L, 2) : 0;
+  float b = top >= 3 ? (float)luaL_checknumber(L, 3) : 1;
+  MBL_CHECK(L, OPCODE(L) ? mbt_normal(t, g, a, b) : mbt_uniform(t, g, a, b));
   lua_settop(L, 1);
   return 1;
 }
@@ -444,31 +376,17 @@ static int t_istensor(lua_State *L) {
 
 /* Geometry and elements -------------------------------------------------------------------- */
 
-/* x:size() -> {sizes}; x:size(d) -> integer */
-static int t_size(lua_State *L) {
+/* x:size() -> {sizes}; x:size(d) -> integer; x:stride likewise (OPCODE 1), in elements */
+static int t_geometry(lua_State *L) {
   mbTensor *t = mbL_checktensor(L, 1);
+  const int64_t *v = OPCODE(L) ? t->stride : t->size;
   if (!lua_isnoneornil(L, 2)) {
-    lua_pushinteger(L, t->size[checkdim(L, t, 2, "size", 0)]);
+    lua_pushinteger(L, v[checkdim(L, t, 2, OPCODE(L) ? "stride" : "size", 0)]);
     return 1;
   }
   lua_createtable(L, t->ndim, 0);
   for (int i = 0; i < t->ndim; i++) {
-    lua_pushinteger(L, t->size[i]);
-    lua_rawseti(L, -2, i + 1);
-  }
-  return 1;
-}
-
-/* x:stride() -> {strides}; x:stride(d) -> integer (in elements) */
-static int t_stride(lua_State *L) {
-  mbTensor *t = mbL_checktensor(L, 1);
-  if (!lua_isnoneornil(L, 2)) {
-    lua_pushinteger(L, t->stride[checkdim(L, t, 2, "stride", 0)]);
-    return 1;
-  }
-  lua_createtable(L, t->ndim, 0);
-  for (int i = 0; i < t->ndim; i++) {
-    lua_pushinteger(L, t->stride[i]);
+    lua_pushinteger(L, v[i]);
     lua_rawseti(L, -2, i + 1);
   }
   return 1;
@@ -492,7 +410,7 @@ static int t_iscontiguous(lua_State *L) {
 /* #x = x:size(1) */
 static int t_len(lua_State *L) {
   mbTensor *t = mbL_checktensor(L, 1);
-  if (t->ndim == 0) return errorf(L, "#: a 0-d tensor has no length");
+  if (t->ndim == 0) return mbL_errorf(L, "#: a 0-d tensor has no length");
   lua_pushinteger(L, t->size[0]);
   return 1;
 }
@@ -501,13 +419,13 @@ static int t_len(lua_State *L) {
 static float *element(lua_State *L, mbTensor *t, int first, int count, const char *fname) {
   char s[160];
   if (count != t->ndim)
-    errorf(L, "%s: %d indices for a %d-d tensor %s", fname, count, t->ndim, SHAPE(t, s));
+    mbL_errorf(L, "%s: %d indices for a %d-d tensor %s", fname, count, t->ndim, SHAPE(t, s));
   int64_t idx[MB_MAXDIM];
   for (int d = 0; d < count; d++) {
     lua_Integer i = luaL_checkinteger(L, first + d);
     if (i < 1 || i > t->size[d])
-      errorf(L, "%s: index %lld out of range [1, %lld] in dimension %d of %s", fname,
-             (long long)i, (long long)t->size[d], d + 1, SHAPE(t, s));
+      mbL_errorf(L, "%s: index %lld out of range [1, %lld] in dimension %d of %s", fname,
+                 (long long)i, (long long)t->size[d], d + 1, SHAPE(t, s));
     idx[d] = i - 1;
   }
   return mbt_ptr(t, idx);
@@ -524,7 +442,7 @@ static int t_get(lua_State *L) {
 static int t_set(lua_State *L) {
   mbTensor *t = mbL_checktensor(L, 1);
   int top = lua_gettop(L);
-  if (top < 2) return errorf(L, "set: expected indices and a value");
+  if (top < 2) return mbL_errorf(L, "set: expected indices and a value");
   float v = (float)luaL_checknumber(L, top);
   *element(L, t, 2, top - 2, "set") = v;
   lua_settop(L, 1);
@@ -535,7 +453,8 @@ static int t_set(lua_State *L) {
 static int t_item(lua_State *L) {
   char s[160];
   mbTensor *t = mbL_checktensor(L, 1);
-  if (mbt_numel(t) != 1) return errorf(L, "item: %s tensor does not have one element", SHAPE(t, s));
+  if (mbt_numel(t) != 1)
+    return mbL_errorf(L, "item: %s tensor does not have one element", SHAPE(t, s));
   int64_t idx[MB_MAXDIM] = {0};
   lua_pushnumber(L, *mbt_ptr(t, idx));
   return 1;
@@ -571,9 +490,9 @@ static int t_narrow(lua_State *L) {
   int d = checkdim(L, t, 2, "narrow", 0);
   lua_Integer start = luaL_checkinteger(L, 3), len = luaL_checkinteger(L, 4);
   if (len < 0 || start < 1 || start > t->size[d] + 1 || len > t->size[d] - (start - 1))
-    return errorf(L, "narrow: elements %lld to %lld out of range [1, %lld] in dimension %d of %s",
-                  (long long)start, (long long)(start + len - 1), (long long)t->size[d], d + 1,
-                  SHAPE(t, s));
+    return mbL_errorf(L, "narrow: elements %lld to %lld out of range [1, %lld] in dimension %d "
+                      "of %s", (long long)start, (long long)(start + len - 1),
+                      (long long)t->size[d], d + 1, SHAPE(t, s));
   MBL_CHECK(L, mbt_narrow(newud(L), t, d, start - 1, len));
   return 1;
 }
@@ -585,8 +504,8 @@ static int t_select(lua_State *L) {
   int d = checkdim(L, t, 2, "select", 0);
   lua_Integer i = luaL_checkinteger(L, 3);
   if (i < 1 || i > t->size[d])
-    return errorf(L, "select: index %lld out of range [1, %lld] in dimension %d of %s",
-                  (long long)i, (long long)t->size[d], d + 1, SHAPE(t, s));
+    return mbL_errorf(L, "select: index %lld out of range [1, %lld] in dimension %d of %s",
+                      (long long)i, (long long)t->size[d], d + 1, SHAPE(t, s));
   MBL_CHECK(L, mbt_select(newud(L), t, d, i - 1));
   return 1;
 }
@@ -603,7 +522,7 @@ static int t_transpose(lua_State *L) {
 static int t_t(lua_State *L) {
   char s[160];
   mbTensor *t = mbL_checktensor(L, 1);
-  if (t->ndim != 2) return errorf(L, "t: expected a 2-d tensor, got %s", SHAPE(t, s));
+  if (t->ndim != 2) return mbL_errorf(L, "t: expected a 2-d tensor, got %s", SHAPE(t, s));
   MBL_CHECK(L, mbt_transpose(newud(L), t, 0, 1));
   return 1;
 }
@@ -686,8 +605,6 @@ static int t_zero_(lua_State *L) {
 /* Elementwise ------------------------------------------------------------------------------
    Registered as closures: upvalue 1 the core operation, upvalue 2 true for the `_` variant. */
 
-#define OPCODE(L) ((int)lua_tointeger(L, lua_upvalueindex(1)))
-#define INPLACE(L) lua_toboolean(L, lua_upvalueindex(2))
 
 /* x:exp() / x:exp_() and the other operations of one tensor */
 static int t_unary(lua_State *L) {
@@ -699,6 +616,15 @@ static int t_unary(lua_State *L) {
   } else {
     MBL_CHECK(L, mbt_unary(newempty(L, t->ndim, t->size), t, op));
   }
+  return 1;
+}
+
+/* t op b into a new tensor of their broadcast shape */
+static int binarynew(lua_State *L, const mbTensor *t, const mbTensor *b, mbBinaryOp op) {
+  int nd;
+  int64_t size[MB_MAXDIM];
+  MBL_CHECK(L, mbt_broadcastShape(&nd, size, t, b, mbt_binaryName(op)));
+  MBL_CHECK(L, mbt_binary(newempty(L, nd, size), t, b, op));
   return 1;
 }
 
@@ -714,11 +640,7 @@ static int t_binary(lua_State *L) {
     lua_settop(L, 1);
     return 1;
   }
-  int nd;
-  int64_t size[MB_MAXDIM];
-  MBL_CHECK(L, mbt_broadcastShape(&nd, size, t, b, mbt_binaryName(op)));
-  MBL_CHECK(L, mbt_binary(newempty(L, nd, size), t, b, op));
-  return 1;
+  return binarynew(L, t, b, op);
 }
 
 /* the arithmetic metamethods: either side may be a number */
@@ -735,18 +657,7 @@ static int t_arith(lua_State *L) {
   mbTensor *t = mbL_checktensor(L, ta), tmp;
   mbStorage st;
   float v;
-  const mbTensor *b = operand(L, tb, &tmp, &st, &v);
-  int nd;
-  int64_t size[MB_MAXDIM];
-  MBL_CHECK(L, mbt_broadcastShape(&nd, size, t, b, mbt_binaryName(op)));
-  MBL_CHECK(L, mbt_binary(newempty(L, nd, size), t, b, op));
-  return 1;
-}
-
-static int t_unm(lua_State *L) {
-  mbTensor *t = mbL_checktensor(L, 1);
-  MBL_CHECK(L, mbt_unary(newempty(L, t->ndim, t->size), t, MB_NEG));
-  return 1;
+  return binarynew(L, t, operand(L, tb, &tmp, &st, &v), op);
 }
 
 /* x:clamp(lo, hi) / x:clamp_(lo, hi); a nil bound is open */
@@ -839,9 +750,9 @@ static int t_reduce(lua_State *L) {
 static void checkmm(lua_State *L, const mbTensor *a, const mbTensor *b, const char *fname) {
   char s1[160], s2[160];
   if (a->ndim != 2 || b->ndim != 2)
-    errorf(L, "%s: expected 2-d tensors, got %s @ %s", fname, SHAPE(a, s1), SHAPE(b, s2));
+    mbL_errorf(L, "%s: expected 2-d tensors, got %s @ %s", fname, SHAPE(a, s1), SHAPE(b, s2));
   if (a->size[1] != b->size[0])
-    errorf(L, "%s: size mismatch, %s @ %s", fname, SHAPE(a, s1), SHAPE(b, s2));
+    mbL_errorf(L, "%s: size mismatch, %s @ %s", fname, SHAPE(a, s1), SHAPE(b, s2));
 }
 
 /* a:matmul(b) -> new [M x N] = a @ b */
@@ -905,8 +816,8 @@ static int t_indexcopy(lua_State *L) {
   int ok = src->ndim == t->ndim && src->size[d] == n;
   for (int k = 0; ok && k < t->ndim; k++) ok = k == d || src->size[k] == t->size[k];
   if (!ok)
-    return errorf(L, "index_copy_: source %s does not fit %lld slices of %s along dimension %d",
-                  SHAPE(src, s1), (long long)n, SHAPE(t, s2), d + 1);
+    return mbL_errorf(L, "index_copy_: source %s does not fit %lld slices of %s along dimension %d",
+                      SHAPE(src, s1), (long long)n, SHAPE(t, s2), d + 1);
   MBL_CHECK(L, mbt_indexCopy(t, d, idx, n, src));
   lua_settop(L, 1);
   return 1;
@@ -921,8 +832,8 @@ static int t_gather(lua_State *L) {
   int ok = index->ndim == t->ndim;
   for (int k = 0; ok && k < t->ndim; k++) ok = k == d || index->size[k] <= t->size[k];
   if (!ok)
-    return errorf(L, "gather: index %s does not fit %s along dimension %d", SHAPE(index, s1),
-                  SHAPE(t, s2), d + 1);
+    return mbL_errorf(L, "gather: index %s does not fit %s along dimension %d", SHAPE(index, s1),
+                      SHAPE(t, s2), d + 1);
   int64_t n;
   int64_t *idx = checkindices(L, 3, t->size[d], &n, "gather");
   MBL_CHECK(L, mbt_gather(newempty(L, index->ndim, index->size), t, d, idx));
@@ -946,8 +857,8 @@ static int t_scatter(lua_State *L) {
   int ok = mbt_sameShape(index, src) && index->ndim == t->ndim;
   for (int k = 0; ok && k < t->ndim; k++) ok = k == d || index->size[k] <= t->size[k];
   if (!ok)
-    return errorf(L, "scatter_: index %s and source %s must have one shape that fits %s",
-                  SHAPE(index, s1), SHAPE(src, s2), SHAPE(t, s3));
+    return mbL_errorf(L, "scatter_: index %s and source %s must have one shape that fits %s",
+                      SHAPE(index, s1), SHAPE(src, s2), SHAPE(t, s3));
   int64_t n;
   int64_t *idx = checkindices(L, 3, t->size[d], &n, "scatter_");
   MBL_CHECK(L, mbt_scatter(t, d, idx, src));
@@ -969,14 +880,14 @@ static int t_maskedselect(lua_State *L) {
 static const mbTensor **checklist(lua_State *L, int arg, int *n, const char *fname) {
   luaL_checktype(L, arg, LUA_TTABLE);
   lua_Integer len = luaL_len(L, arg);
-  if (len < 1 || len > (1 << 24)) errorf(L, "%s: expected a nonempty list of tensors", fname);
+  if (len < 1 || len > (1 << 24)) mbL_errorf(L, "%s: expected a nonempty list of tensors", fname);
   const mbTensor **list = lua_newuserdatauv(L, (size_t)len * sizeof *list, 0);
   for (lua_Integer i = 1; i <= len; i++) {
     lua_geti(L, arg, i);
     mbTensor *t = mbL_testtensor(L, -1);
     if (!t || !t->storage)
-      errorf(L, "%s: element %lld of the list is a %s, not a tensor", fname, (long long)i,
-             t ? "closed tensor" : luaL_typename(L, -1));
+      mbL_errorf(L, "%s: element %lld of the list is a %s, not a tensor", fname, (long long)i,
+                 t ? "closed tensor" : luaL_typename(L, -1));
     list[i - 1] = t;
     lua_pop(L, 1); /* the list table keeps it alive */
   }
@@ -984,216 +895,56 @@ static const mbTensor **checklist(lua_State *L, int arg, int *n, const char *fna
   return list;
 }
 
-/* T.cat(list [, dim]) (dim default 1) */
-static int t_cat(lua_State *L) {
-  int n;
+/* T.cat(list [, dim]) and T.stack(list [, dim]) (OPCODE 1; dim up to ndim + 1), dim
+   default 1 */
+static int t_join(lua_State *L) {
+  int n, stack = OPCODE(L);
+  const char *fname = stack ? "stack" : "cat";
   lua_settop(L, 2); /* the list buffer goes above the arguments */
-  const mbTensor **list = checklist(L, 1, &n, "cat");
-  int d = lua_isnoneornil(L, 2) ? 0 : checkdim(L, list[0], 2, "cat", 0);
+  const mbTensor **list = checklist(L, 1, &n, fname);
+  int d = lua_isnoneornil(L, 2) ? 0 : checkdim(L, list[0], 2, fname, stack);
   mbTensor *r = newud(L);
-  MBL_CHECK(L, mbt_cat(r, list, n, d));
+  MBL_CHECK(L, stack ? mbt_stack(r, list, n, d) : mbt_cat(r, list, n, d));
   gchint(L, r);
   return 1;
 }
 
-/* T.stack(list [, dim]) (dim default 1; up to ndim + 1) */
-static int t_stack(lua_State *L) {
-  int n;
-  lua_settop(L, 2); /* the list buffer goes above the arguments */
-  const mbTensor **list = checklist(L, 1, &n, "stack");
-  int d = lua_isnoneornil(L, 2) ? 0 : checkdim(L, list[0], 2, "stack", 1);
-  mbTensor *r = newud(L);
-  MBL_CHECK(L, mbt_stack(r, list, n, d));
-  gchint(L, r);
-  return 1;
-}
-
-/* Printing ---------------------------------------------------------------------------------
-   Like Torch: the values (2-d slices of larger tensors under "(i,j,.,.) =" headers) and a
-   last line "[mbpo.Tensor of size 2x3]". Past 1000 elements only the first and last three
-   entries of each dimension are shown, with "..." between. One number format for all:
-   integers when every shown value is one, else fixed or exponent by magnitude. */
-
-#define EDGE 3
-
-typedef struct printer {
-  const mbTensor *t;
-  int summarize;
-  int pass;           /* 0 gather the format, 1 measure the width, 2 write */
-  double maxabs;
-  int allint;
-  int mode;           /* 0 fixed, 1 integer, 2 exponent */
-  int width;
-  luaL_Buffer *b;
-} printer;
-
-static void fmtval(const printer *p, char *buf, size_t n, float v) {
-  if (v != v) snprintf(buf, n, "nan"); /* not "-nan" for a NaN with its sign bit set */
-  else if (p->mode == 1) snprintf(buf, n, "%.0f", (double)v);
-  else if (p->mode == 2) snprintf(buf, n, "%.4e", (double)v);
-  else snprintf(buf, n, "%.4f", (double)v);
-}
-
-static void putval(printer *p, float v) {
-  char buf[64];
-  if (p->pass == 0) {
-    if (isfinite(v)) {
-      if (fabsf(v) > p->maxabs) p->maxabs = fabsf(v);
-      if (v != floorf(v)) p->allint = 0;
-    }
-    return;
-  }
-  fmtval(p, buf, sizeof buf, v);
-  int len = (int)strlen(buf);
-  if (p->pass == 1) {
-    if (len > p->width) p->width = len;
-    return;
-  }
-  for (int i = len; i < p->width + 1; i++) luaL_addchar(p->b, ' ');
-  luaL_addstring(p->b, buf);
-}
-
-static void putstr(printer *p, const char *s) {
-  if (p->pass == 2) luaL_addstring(p->b, s);
-}
-
-/* one row (the last dimension) from offset off */
-static void printrow(printer *p, int64_t off) {
-  const mbTensor *t = p->t;
-  int last = t->ndim - 1;
-  int64_t size = t->size[last], all = p->summarize && size > 2 * EDGE ? 2 * EDGE + 1 : size;
-  for (int64_t k = 0; k < all; k++) {
-    int64_t i = k;
-    if (p->summarize && size > 2 * EDGE) {
-      if (k == EDGE) { putstr(p, " ..."); continue; }
-      i = k < EDGE ? k : size - (2 * EDGE + 1 - k);
-    }
-    putval(p, t->storage->data[off + i * t->stride[last]]);
-  }
-  putstr(p, "\n");
-}
-
-/* the dimensions from dim on, at offset off; idx holds the 1-based leading indices */
-static void printdims(printer *p, int dim, int64_t off, int64_t *idx) {
-  const mbTensor *t = p->t;
-  if (dim == t->ndim - 1) {
-    printrow(p, off);
-    return;
-  }
-  int64_t size = t->size[dim], all = p->summarize && size > 2 * EDGE ? 2 * EDGE + 1 : size;
-  for (int64_t k = 0; k < all; k++) {
-    int64_t i = k;
-    if (p->summarize && size > 2 * EDGE) {
-      if (k == EDGE) { putstr(p, dim == t->ndim - 2 ? " ...\n" : "...\n\n"); continue; }
-      i = k < EDGE ? k : size - (2 * EDGE + 1 - k);
-    }
-    idx[dim] = i + 1;
-    if (dim == t->ndim - 3 && p->pass == 2) { /* a 2-d slice header */
-      luaL_addchar(p->b, '(');
-      for (int d = 0; d <= dim; d++) {
-        char num[32];
-        snprintf(num, sizeof num, "%lld,", (long long)idx[d]);
-        luaL_addstring(p->b, num);
-      }
-      luaL_addstring(p->b, ".,.) =\n");
-    }
-    printdims(p, dim + 1, off + i * t->stride[dim], idx);
-    if (dim == t->ndim - 3 && p->pass == 2) luaL_addchar(p->b, '\n');
-  }
-}
-
+/* tostring(x): mbt_format's text */
 static int t_tostring(lua_State *L) {
   mbTensor *t = luaL_checkudata(L, 1, MBL_TENSOR);
   if (!t->storage) {
     lua_pushliteral(L, "mbpo.Tensor (closed)");
     return 1;
   }
-  luaL_Buffer b;
-  luaL_buffinit(L, &b);
-  int64_t n = mbt_numel(t), idx[MB_MAXDIM] = {0};
-  printer p = {t, n > 1000, 0, 0, 1, 0, 1, &b};
-  for (p.pass = 0; p.pass < 3 && n > 0; p.pass++) {
-    if (p.pass == 1) {
-      if (p.allint && p.maxabs < 1e9) p.mode = 1;
-      else if (p.maxabs >= 1e5 || (p.maxabs > 0 && p.maxabs < 1e-3)) p.mode = 2;
-    }
-    if (t->ndim == 0) {
-      putval(&p, mbt_data(t)[0]);
-      putstr(&p, "\n");
-    } else {
-      printdims(&p, 0, t->offset, idx);
-    }
-  }
-  if (t->ndim == 0) {
-    luaL_addstring(&b, "[mbpo.Tensor with no dimension]");
-  } else {
-    luaL_addstring(&b, "[mbpo.Tensor of size ");
-    for (int d = 0; d < t->ndim; d++) {
-      char num[32];
-      snprintf(num, sizeof num, d ? "x%lld" : "%lld", (long long)t->size[d]);
-      luaL_addstring(&b, num);
-    }
-    luaL_addchar(&b, ']');
-  }
-  luaL_pushresult(&b);
+  char *s = mbt_format(t);
+  if (!s) return mbL_coreerror(L);
+  lua_pushstring(L, s);
+  mbu_free(s);
   return 1;
-}
-
-/* Benchmark hook --------------------------------------------------------------------------- */
-
-/* T._bench_sgemm(m, n, k, transa, transb, reps [, rounds]) -> median seconds per direct
-   cblas_sgemm call over rounds (mean over reps calls each), and the list of round times */
-static int t_benchsgemm(lua_State *L) {
-  lua_Integer m = luaL_checkinteger(L, 1), n = luaL_checkinteger(L, 2), k = luaL_checkinteger(L, 3);
-  int ta = lua_toboolean(L, 4), tb = lua_toboolean(L, 5);
-  lua_Integer reps = luaL_checkinteger(L, 6), rounds = luaL_optinteger(L, 7, 5);
-  luaL_argcheck(L, m >= 1 && n >= 1 && k >= 1 && m <= 1 << 20 && n <= 1 << 20 && k <= 1 << 20,
-                1, "sizes out of range [1, 2^20]");
-  luaL_argcheck(L, reps >= 1 && rounds >= 1 && rounds <= 99, 6, "reps and rounds must be >= 1");
-  double sec[99];
-  lua_createtable(L, (int)rounds, 0);
-  for (int r = 0; r < rounds; r++) {
-    sec[r] = mbt_benchSgemm((int)m, (int)n, (int)k, ta, tb, (int)reps);
-    if (sec[r] < 0) return mbL_coreerror(L);
-    lua_pushnumber(L, sec[r]);
-    lua_rawseti(L, -2, r + 1);
-  }
-  /* median by insertion sort */
-  for (int i = 1; i < rounds; i++)
-    for (int j = i; j > 0 && sec[j - 1] > sec[j]; j--) {
-      double x = sec[j]; sec[j] = sec[j - 1]; sec[j - 1] = x;
-    }
-  double med = rounds % 2 ? sec[rounds / 2] : 0.5 * (sec[rounds / 2 - 1] + sec[rounds / 2]);
-  lua_pushnumber(L, med);
-  lua_insert(L, -2);
-  return 2;
 }
 
 /* Registration ----------------------------------------------------------------------------- */
 
 static const luaL_Reg funcs[] = {
-  {"zeros", t_zeros}, {"ones", t_ones}, {"empty", t_empty}, {"full", t_full},
-  {"arange", t_arange}, {"tensor", t_tensor}, {"new", t_tensor}, {"rand", t_rand},
-  {"randn", t_randn}, {"randint", t_randint}, {"manual_seed", t_manualseed},
-  {"default_generator", t_defaultrng}, {"is_tensor", t_istensor}, {"where", t_where},
-  {"mm", t_mm}, {"cat", t_cat}, {"stack", t_stack}, {"_bench_sgemm", t_benchsgemm},
-  {NULL, NULL}};
+  {"arange", t_arange}, {"tensor", t_tensor}, {"new", t_tensor},
+  {"manual_seed", t_manualseed}, {"default_generator", t_defaultrng},
+  {"is_tensor", t_istensor}, {"where", t_where}, {"mm", t_mm}, {NULL, NULL}};
 
 static const luaL_Reg meth[] = {
-  {"size", t_size}, {"stride", t_stride}, {"dim", t_dim}, {"numel", t_numel},
+  {"dim", t_dim}, {"numel", t_numel},
   {"is_contiguous", t_iscontiguous}, {"get", t_get}, {"set", t_set}, {"item", t_item},
   {"to_table", t_totable}, {"narrow", t_narrow}, {"select", t_select},
   {"transpose", t_transpose}, {"t", t_t}, {"view", t_view}, {"reshape", t_reshape},
   {"contiguous", t_contiguous}, {"squeeze", t_squeeze}, {"unsqueeze", t_unsqueeze},
   {"clone", t_clone}, {"copy_", t_copy_}, {"fill_", t_fill_}, {"zero_", t_zero_},
-  {"uniform_", t_uniform_}, {"normal_", t_normal_}, {"matmul", t_matmul},
+  {"matmul", t_matmul},
   {"index_select", t_indexselect}, {"index_copy_", t_indexcopy}, {"gather", t_gather},
   {"scatter_", t_scatter}, {"masked_select", t_maskedselect}, {"close", t_gc},
   {NULL, NULL}};
 
 static const luaL_Reg metameth[] = {
   {"__index", NULL}, {"__gc", t_gc}, {"__close", t_gc}, {"__tostring", t_tostring},
-  {"__len", t_len}, {"__unm", t_unm}, {NULL, NULL}};
+  {"__len", t_len}, {NULL, NULL}};
 
 /* operations registered as closures over their core code (see t_unary, t_binary) */
 static const struct { const char *name; int op; } unops[] = {
@@ -1257,6 +1008,7 @@ int luaopen_mbpo_tensor(lua_State *L) {
   luaL_setfuncs(L, metameth, 0);
   for (size_t i = 0; i < sizeof arith / sizeof arith[0]; i++)
     setpair(L, arith[i].name, t_arith, arith[i].op, 0);
+  setpair(L, "__unm", t_unary, MB_NEG, 0);
   /* methods */
   luaL_newlibtable(L, meth);
   luaL_setfuncs(L, meth, 0);
@@ -1269,6 +1021,10 @@ int luaopen_mbpo_tensor(lua_State *L) {
   setpair(L, "clamp", t_clamp, 0, 1);
   setpair(L, "masked_fill", t_maskedfill, 0, 1);
   setpair(L, "addmm", t_addmm, 0, 1);
+  for (int k = 0; k < 2; k++) {
+    setpair(L, k ? "stride" : "size", t_geometry, k, 0);
+    setpair(L, k ? "normal_" : "uniform_", t_random_, k, 0);
+  }
   lua_createtable(L, 0, 1);
   lua_pushcfunction(L, t_badindex);
   lua_setfield(L, -2, "__index");
@@ -1277,6 +1033,8 @@ int luaopen_mbpo_tensor(lua_State *L) {
   lua_setfield(L, -3, "__index");
   /* the module: its functions plus every method as a function (T.exp(x) = x:exp()) */
   luaL_newlib(L, funcs);
+  for (int k = 0; k < C_COUNT; k++) setpair(L, CREATORS[k], t_create, k, 0);
+  for (int k = 0; k < 2; k++) setpair(L, k ? "stack" : "cat", t_join, k, 0);
   lua_pushnil(L);
   while (lua_next(L, -3)) {
     lua_pushvalue(L, -2);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench/bench.h"
 #include "sim/task.h"
 
 /* generated from the src/sim XML files by tools/bin2c (build/gen/models.c) */

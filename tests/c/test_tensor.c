@@ -542,6 +542,43 @@ static void test_random_fills(void) {
   mbt_release(&v);
 }
 
+/* Printing --------------------------------------------------------------------------------- */
+
+/* mbt_format of a tensor holding vals (row-major) in the given shape, optionally transposed
+   (dims 0 and 1), against the text written out by hand */
+static void check_format(int ndim, const int64_t *size, const float *vals, int transpose,
+                         const char *want) {
+  mbTensor t, v;
+  mbt_init(&t, ndim, size);
+  for (int64_t i = 0; i < mbt_numel(&t); i++) t.storage->data[i] = vals ? vals[i] : (float)i;
+  if (transpose) mbt_transpose(&v, &t, 0, 1);
+  else mbt_view(&v, &t);
+  char *got = mbt_format(&v);
+  CHECK(got && strcmp(got, want) == 0, "format:\n%s\nexpected:\n%s", got ? got : "(null)",
+        want);
+  mbu_free(got);
+  mbt_release(&v);
+  mbt_release(&t);
+}
+
+static void test_format(void) {
+  const int64_t s23[2] = {2, 3}, s212[3] = {2, 1, 2}, s2[1] = {2}, s2000[1] = {2000};
+  check_format(2, s23, (const float[]){1, 2, 3, 4, 5.5f, 6}, 0,
+               " 1.0000 2.0000 3.0000\n 4.0000 5.5000 6.0000\n[mbpo.Tensor of size 2x3]");
+  /* integers, one width for all (the widest, "-10"), a header per 2-d slice */
+  check_format(3, s212, (const float[]){1, 2, 3, -10}, 0,
+               "(1,.,.) =\n   1   2\n\n(2,.,.) =\n   3 -10\n\n[mbpo.Tensor of size 2x1x2]");
+  /* a strided view prints in its own order */
+  check_format(2, s23, NULL, 1, " 0 3\n 1 4\n 2 5\n[mbpo.Tensor of size 3x2]");
+  check_format(1, s2, (const float[]){1e6f, 0.5f}, 0,
+               " 1.0000e+06 5.0000e-01\n[mbpo.Tensor of size 2]");
+  check_format(1, s2, (const float[]){NAN, -INFINITY}, 0, "  nan -inf\n[mbpo.Tensor of size 2]");
+  /* past 1000 elements: the first and last three */
+  check_format(1, s2000, NULL, 0,
+               "    0    1    2 ... 1997 1998 1999\n[mbpo.Tensor of size 2000]");
+  check_format(0, NULL, (const float[]){3}, 0, " 3\n[mbpo.Tensor with no dimension]");
+}
+
 int main(void) {
   mbr_seed(&rng, 2024, 0);
   RUN(test_views_write_through);
@@ -552,5 +589,6 @@ int main(void) {
   RUN(test_matmul_alias_and_errors);
   RUN(test_indexing);
   RUN(test_random_fills);
+  RUN(test_format);
   return TEST_REPORT();
 }

@@ -1,9 +1,10 @@
 -- mbpo.env: the binding of the six tasks and of custom MJCF models: names, spaces, reset and
 -- step results, the golden trace through Lua, exact checkpoint round trips, set_state,
 -- the termination functions, from_mjcf with Lua task tables and its error messages,
--- MuJoCo errors as Lua errors, and evaluate.
+-- MuJoCo errors as Lua errors, and the evaluation episodes of mbpo.evaluate.
 local io_ = require "mbpo.io"
 local E = require "mbpo.env"
+local evaluate = require "mbpo.evaluate"
 local G = require "mbpo.rng"
 local T = require "mbpo.tensor"
 
@@ -230,8 +231,12 @@ describe("env", function()
     env:reset{noise_scale = 1}
     q = doubles(env:state().qpos)
     check(q[1] ~= 0 and math.abs(q[1]) <= 0.005, "noise within U(-0.005, 0.005): %g", q[1])
-    raises(function() env:reset{noise_scale = -1} end, "noise_scale must be finite and >= 0")
+    raises(function() env:reset{noise_scale = -1} end,
+      "env:reset: noise_scale must be a number >= 0, got -1")
     raises(function() env:reset{seed = 1.5} end, "seed must be an integer")
+    raises(function() env:reset{sead = 1} end, "env:reset: unknown option 'sead' (nearest: seed")
+    raises(function() evaluate.episodes(env, function() end, 1, {max_step = 1}) end,
+      "evaluate.episodes: unknown option 'max_step'")
   end)
 
   it("evaluates MBPO's termination functions on rows", function()
@@ -312,7 +317,7 @@ describe("env", function()
       eq(obs:numel(), 4, "policy sees the obs tensor")
       return {0.0}
     end
-    local ret, len = E.evaluate(env, policy, 4, {seed = 3})
+    local ret, len = evaluate.episodes(env, policy, 4, {seed = 3})
     eq(#ret, 4, "returns")
     eq(#len, 4, "lengths")
     local total = 0
@@ -322,12 +327,12 @@ describe("env", function()
       total = total + len[i]
     end
     eq(calls, total, "one policy call per step")
-    local ret2 = E.evaluate(env, policy, 4, {seed = 3})
+    local ret2 = evaluate.episodes(env, policy, 4, {seed = 3})
     for i = 1, 4 do eq(ret2[i], ret[i], "seeded evaluation is reproducible") end
-    local _, capped = E.evaluate(E.make("HalfCheetah"), function() return {0, 0, 0, 0, 0, 0} end,
-                                 1, {max_steps = 10})
+    local _, capped = evaluate.episodes(E.make("HalfCheetah"),
+      function() return {0, 0, 0, 0, 0, 0} end, 1, {max_steps = 10})
     eq(capped[1], 10, "opts.max_steps caps an episode")
-    raises(function() E.evaluate(env, function() return {1, 2} end, 1) end,
+    raises(function() evaluate.episodes(env, function() return {1, 2} end, 1) end,
            "action has 2 values, InvertedPendulum expects 1")
   end)
 
@@ -335,12 +340,13 @@ describe("env", function()
     local env = E.make("InvertedPendulum")
     local p = function() return {0} end
     for _, n in ipairs({1.5e9, 3e9, 1000001, -1, 1.5, 0 / 0, math.huge, "2", true}) do
-      raises(function() E.evaluate(env, p, n) end,
-             "env.evaluate: n_episodes must be an integer in [0, 1000000], got " .. tostring(n))
+      raises(function() evaluate.episodes(env, p, n) end,
+             "evaluate.episodes: n_episodes must be an integer in [0, 1000000], got "
+             .. tostring(n))
     end
-    local ret = E.evaluate(env, p, 0)
+    local ret = evaluate.episodes(env, p, 0)
     eq(#ret, 0, "zero episodes: empty returns")
-    ret = E.evaluate(env, p, 2.0)
+    ret = evaluate.episodes(env, p, 2.0)
     eq(#ret, 2, "an integral float is accepted")
   end)
 end)

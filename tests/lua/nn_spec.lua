@@ -172,9 +172,14 @@ describe("nn.mlp", function()
 
   it("rejects bad input with clear messages", function()
     raises(function() NN.mlp{sizes = {3}} end, "1 sizes")
-    raises(function() NN.mlp{sizes = {3, 0}} end, "layer size 0")
-    raises(function() NN.mlp{sizes = {3, 2}, activation = "tanh"} end, "unknown activation 'tanh'")
-    raises(function() NN.mlp{} end, "sizes must be a table")
+    raises(function() NN.mlp{sizes = {3, 0}} end,
+      "NN.mlp: sizes[2] must be an integer in [1, 16777216], got 0")
+    raises(function() NN.mlp{sizes = {3, 2}, activation = "tanh"} end,
+      "NN.mlp: activation must be one of relu, swish, got 'tanh'")
+    raises(function() NN.mlp{} end, "NN.mlp: sizes is required")
+    raises(function() NN.mlp{sizes = {3, 2}, sed = 1} end, "NN.mlp: unknown option 'sed'")
+    raises(function() NN.adam(Tensor.zeros(3), {beta1 = 1}) end,
+      "NN.adam: beta1 must be a number in [0, 1), got 1")
     local net = NN.mlp{sizes = {3, 4, 2}}
     raises(function() net:backward(T{{1, 2}}) end, "call forward first")
     raises(function() net:forward(T{{1, 2, 3, 4}}) end,

@@ -14,6 +14,7 @@
 local bench = require "mbpo.bench"
 local core = require "mbpo.core"
 local Ensemble = require "mbpo.ensemble"
+local native = require "mbpo.bench.native"
 
 local ROWS = 100000
 local SHAPES = {{name = "Hopper", obs = 11, act = 3}, {name = "Ant", obs = 27, act = 8}}
@@ -31,8 +32,8 @@ local function measure_ours(ens, threads)
   end
   for _, th in ipairs(threads) do
     core.set_threads(th)
-    train[th] = median_of(function() return ens:_bench_train_step(20) end)
-    step[th] = median_of(function() return ens:_bench_step(ROWS, 2) end)
+    train[th] = median_of(function() return native.ens_train_step(ens, 20) end)
+    step[th] = median_of(function() return native.ens_step(ens, ROWS, 2) end)
   end
   core.set_threads(saved)
   return train, step
@@ -50,7 +51,7 @@ local function gf(flops, s) return string.format("%.1f", flops / s / 1e9) end
 local function run(opts)
   local threads = opts.threads or {1, 2}
   local rounds = tonumber(os.getenv("MBPO_BENCH_ROUNDS") or "") or opts.rounds or 2
-  io.write("OpenBLAS: ", Ensemble._blas(), "; ", core.ncpu(), " cpus; ", rounds, " rounds\n")
+  io.write("OpenBLAS: ", native.blas(), "; ", core.ncpu(), " cpus; ", rounds, " rounds\n")
   local worst = math.huge
   local rows, summaries = {}, {}
   local precs = opts.precisions or require("mbpo.bench.sac").precisions({})

@@ -1,6 +1,6 @@
 -- mbpo bench env: env steps per second of each task through the Lua API (env:step with a
 -- Lua-table action, a new obs tensor per step) against a raw MuJoCo loop in C on the same
--- model in the same run (E.bench_raw: ctrl written, frame_skip mj_step calls,
+-- model in the same run (mbpo.bench.native env_raw: ctrl written, frame_skip mj_step calls,
 -- mj_rnePostConstraint where the task needs it). Both loops replay the same deterministic
 -- episode (no reset noise, u_t[i] = 0.5 sin(0.1 t + i)) and restart it at the same step, so
 -- MuJoCo does identical work; the difference is our env layer (action checks and mapping,
@@ -9,6 +9,7 @@
 -- shared machine wall time mostly measures the neighbours.
 local E = require "mbpo.env"
 local T = require "mbpo.tensor"
+local native = require "mbpo.bench.native"
 
 local M = {description = "env steps/s per task: Lua API vs raw MuJoCo loop in C (same model)"}
 
@@ -50,13 +51,13 @@ function M.run(opts)
     local L, acts = episode(env)
     -- size the rounds from a short raw run
     local probe = math.max(L, 200)
-    local s = E.bench_raw(name, probe, L)
+    local s = native.env_raw(name, probe, L)
     local nsteps = math.max(L, math.floor(target / math.max(s, 1e-9) * probe))
     local out = T.zeros(env.obs_dim)
     local raw, lua, luaout = {}, {}, {}
     lua_loop(env, acts, L, math.min(nsteps, 2000))  -- warm-up
     for r = 1, rounds do  -- interleaved so machine noise hits all three alike
-      raw[r] = E.bench_raw(name, nsteps, L)
+      raw[r] = native.env_raw(name, nsteps, L)
       lua[r] = lua_loop(env, acts, L, nsteps)
       luaout[r] = lua_loop(env, acts, L, nsteps, out)
     end

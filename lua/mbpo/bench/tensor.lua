@@ -5,6 +5,7 @@
 -- 100k-row rollout split in 7). Figures are medians over rounds (bench.time, one round at a
 -- time, alternating with the direct call).
 local T = require "mbpo.tensor"
+local native = require "mbpo.bench.native"
 local core = require "mbpo.core"
 local bench = require "mbpo.bench"
 
@@ -50,7 +51,7 @@ local function measure(s)
   local lua_t, direct_t = {}, {}
   for r = 1, ROUNDS do
     lua_t[r] = bench.time(function() T.mm(out, a, b) end, reps, 1)
-    direct_t[r] = T._bench_sgemm(m, n, k, ta, tb, reps, 1)
+    direct_t[r] = native.sgemm(m, n, k, ta, tb, reps, 1)
   end
   return flop / bench.median(lua_t) * 1e-9, flop / bench.median(direct_t) * 1e-9
 end
