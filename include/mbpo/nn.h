@@ -142,7 +142,30 @@ float *mbn_mlpOutput(float *ws, const mbMlp *m, int B);
 void mbn_mlpBackward(float *dx, float *g, float *scratch, const mbMlp *m, const float *p,
                      const float *x, const float *ws, const float *dy, int B);
 
-/* Fused kernels (src/nn/ens_kernels.c; AVX2 when compiled for it) ------------------------ */
+/* Instruction-set path of the elementwise kernels (src/nn/isa.c) ---------------------------
+   The product is built for x86-64-v3 (AVX2 + FMA); the kernels of ens_kernels.c, kernels.c
+   and sac_kernels.c also carry AVX-512 variants (function target attributes), taken at run
+   time when the CPU has AVX-512F/BW/DQ/VL. Both paths do the same operations per element in
+   the same order (the same FMA contractions, the reductions in the AVX2 lane layout), so the
+   results are bit-identical whichever runs. MBPO_ISA=avx2 forces the AVX2 path. */
+typedef enum mbIsa { MB_ISA_AVX2 = 0, MB_ISA_AVX512 = 1 } mbIsa;
+
+/* the path taken now: MBPO_ISA's choice on the first call, else the best this CPU has */
+mbIsa mbn_isa(void);
+/* 1 when this build and CPU can take path isa */
+int mbn_isaSupported(mbIsa isa);
+/* "avx512", "avx2" ("scalar" for the AVX2 path of a build without AVX2) */
+const char *mbn_isaName(mbIsa isa);
+/* takes path isa from now on (all threads); MB_ERR when not supported */
+int mbn_setIsa(mbIsa isa);
+/* applies MBPO_ISA (unset or "auto": the best; "avx2"; "avx512"): MB_ERR with a one-line
+   message for another value, or avx512 on a CPU without it */
+int mbn_isaFromEnv(void);
+
+/* x[n] = (src[n] - mean[n]) * inv_std[n]: one row of the standardiser */
+void mbn_standardize(float *x, const float *src, const float *mean, const float *inv_std, int n);
+
+/* Fused kernels (src/nn/ens_kernels.c; AVX2 when compiled for it, AVX-512 at run time) ----- */
 
 /* h[n] = z * sigmoid(z) and, when s is not NULL, s[n] = sigmoid(z); h may alias z */
 void mbn_swishForwardSig(float *h, float *s, const float *z, size_t n);

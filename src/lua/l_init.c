@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "lua/l_mbpo.h"
+#include "mbpo/nn.h"
 
 #include <lfs.h>
 
@@ -40,6 +41,12 @@ static int c_setthreads(lua_State *L) {
   luaL_argcheck(L, n >= 1 && n <= 256, 1, "thread count out of range [1, 256]");
   mbu_setThreads((int)n);
   return 0;
+}
+
+/* core.isa() -> the elementwise kernels' instruction-set path, "avx512" or "avx2" */
+static int c_isa(lua_State *L) {
+  lua_pushstring(L, mbn_isaName(mbn_isa()));
+  return 1;
 }
 
 /* core.clock() -> monotonic seconds */
@@ -101,7 +108,7 @@ static const luaL_Reg corefuncs[] = {
   {"threads", c_threads}, {"set_threads", c_setthreads}, {"clock", c_clock},
   {"interrupted", c_interrupted}, {"defer_interrupts", c_deferinterrupts},
   {"isatty", c_isatty}, {"getpid", c_getpid},
-  {"ncpu", c_ncpu}, {NULL, NULL}};
+  {"ncpu", c_ncpu}, {"isa", c_isa}, {NULL, NULL}};
 
 int luaopen_mbpo_core(lua_State *L) {
   luaL_newlib(L, corefuncs);
