@@ -52,6 +52,10 @@ $(BUILD)/%.o: %.c
 $(BUILD)/tools/bin2c: tools/bin2c.c
 	@mkdir -p $(dir $@)
 	$(CC) -O1 -Wall -Wextra $< -o $@
+# fp32 GEMM at the call sites' shapes, OpenBLAS against oneDNN (issue 10; not part of the build)
+$(BUILD)/tools/gemm_fp32: tools/gemm_fp32.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $< -o $@ $(ALL_LDLIBS)
 $(XML_GEN): $(XML_SRC) $(BUILD)/tools/bin2c
 	@mkdir -p $(dir $@)
 	$(BUILD)/tools/bin2c $(XML_SRC) > $@
