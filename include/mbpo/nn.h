@@ -30,6 +30,12 @@ int mbn_gemm(mbPrecision prec, int ta, int tb, int M, int N, int K, float alpha,
 /* x rounded to the nearest bfloat16 (ties to even), as the bf16 products round operands. */
 float mbn_bf16Round(float x);
 
+/* The fp32 product of mbn_gemm on oneDNN (src/nn/gemm_f32.c) for the shapes where it is the
+   faster: returns 1 when it computed C, 0 when the shape (or MBPO_GEMM_F32=blas) leaves it to
+   sgemm, MB_ERR when oneDNN failed. */
+int mbn_gemmF32Dnnl(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                    const float *B, int ldb, float beta, float *C, int ldc);
+
 /* MB_OK when bf16 products run natively here (oneDNN picks an AVX512-BF16 or AMX kernel);
    else MB_ERR with a one-line message. impl [n] receives oneDNN's kernel name. */
 int mbn_bf16Check(char *impl, size_t n);
