@@ -35,6 +35,10 @@ float mbn_bf16Round(float x);
    sgemm, MB_ERR when oneDNN failed. */
 int mbn_gemmF32Dnnl(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                     const float *B, int ldb, float beta, float *C, int ldc);
+/* Turns that path on or off for every thread (tests and benchmarks; call it between
+   products), and reports whether it is on. */
+void mbn_gemmF32Use(int on);
+int mbn_gemmF32InUse(void);
 
 /* MB_OK when bf16 products run natively here (oneDNN picks an AVX512-BF16 or AMX kernel);
    else MB_ERR with a one-line message. impl [n] receives oneDNN's kernel name. */

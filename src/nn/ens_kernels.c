@@ -27,9 +27,9 @@ MB_T512 static size_t swish_fwd16(float *h, float *s, const float *z, size_t n) 
   size_t i = 0;
   for (; i + 8 <= n; i += 16) {
     __mmask16 k = i + 16 <= n ? (__mmask16)0xffff : (__mmask16)0xff;
-    __m512 zi = _mm512_maskz_loadu_ps(k, z + i), si = mb_sigmoid16(zi);
-    if (s) _mm512_mask_storeu_ps(s + i, k, si);
-    _mm512_mask_storeu_ps(h + i, k, _mm512_mul_ps(zi, si));
+    __m512 zi = mb_ld16(z + i, k), si = mb_sigmoid16(zi);
+    if (s) mb_st16(s + i, k, si);
+    mb_st16(h + i, k, _mm512_mul_ps(zi, si));
     if (k != 0xffff) { i += 8; break; }
   }
   return i;
@@ -64,9 +64,9 @@ MB_T512 static size_t swish_bwd16(float *dz, const float *dh, const float *h, co
   size_t i = 0;
   for (; i + 8 <= n; i += 16) {
     __mmask16 k = i + 16 <= n ? (__mmask16)0xffff : (__mmask16)0xff;
-    __m512 si = _mm512_maskz_loadu_ps(k, s + i), hi = _mm512_maskz_loadu_ps(k, h + i);
+    __m512 si = mb_ld16(s + i, k), hi = mb_ld16(h + i, k);
     __m512 d = _mm512_fmadd_ps(hi, _mm512_sub_ps(one, si), si);
-    _mm512_mask_storeu_ps(dz + i, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, dh + i), d));
+    mb_st16(dz + i, k, _mm512_mul_ps(mb_ld16(dh + i, k), d));
     if (k != 0xffff) { i += 8; break; }
   }
   return i;
@@ -101,10 +101,10 @@ MB_T512 static int bias_swish16(float *hr, float *sr, const float *b, int n) {
   int j = 0;
   for (; j + 8 <= n; j += 16) {
     __mmask16 k = j + 16 <= n ? (__mmask16)0xffff : (__mmask16)0xff;
-    __m512 z = _mm512_add_ps(_mm512_maskz_loadu_ps(k, hr + j), _mm512_maskz_loadu_ps(k, b + j));
+    __m512 z = _mm512_add_ps(mb_ld16(hr + j, k), mb_ld16(b + j, k));
     __m512 sg = mb_sigmoid16(z);
-    if (sr) _mm512_mask_storeu_ps(sr + j, k, sg);
-    _mm512_mask_storeu_ps(hr + j, k, _mm512_mul_ps(z, sg));
+    if (sr) mb_st16(sr + j, k, sg);
+    mb_st16(hr + j, k, _mm512_mul_ps(z, sg));
     if (k != 0xffff) { j += 8; break; }
   }
   return j;
@@ -117,10 +117,10 @@ MB_T512 static void bias_rows16(float *h, const float *b, int B, int n, int op) 
     float *hr = h + (size_t)r * n;
     for (int j = 0; j < n; j += 16) {
       __mmask16 k = mb_mask16(n - j);
-      __m512 z = _mm512_add_ps(_mm512_maskz_loadu_ps(k, hr + j), _mm512_maskz_loadu_ps(k, b + j));
+      __m512 z = _mm512_add_ps(mb_ld16(hr + j, k), mb_ld16(b + j, k));
       /* z > 0 ? z : 0, as the scalar code (max would keep a NaN differently) */
       if (op == 0) z = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(z, zero, _CMP_GT_OQ), z);
-      _mm512_mask_storeu_ps(hr + j, k, z);
+      mb_st16(hr + j, k, z);
     }
   }
 }
@@ -185,8 +185,8 @@ MB_T512 static void standardize16(float *x, const float *src, const float *mean,
                                   const float *inv_std, int n) {
   for (int j = 0; j < n; j += 16) {
     __mmask16 k = mb_mask16(n - j);
-    __m512 d = _mm512_sub_ps(_mm512_maskz_loadu_ps(k, src + j), _mm512_maskz_loadu_ps(k, mean + j));
-    _mm512_mask_storeu_ps(x + j, k, _mm512_mul_ps(d, _mm512_maskz_loadu_ps(k, inv_std + j)));
+    __m512 d = _mm512_sub_ps(mb_ld16(src + j, k), mb_ld16(mean + j, k));
+    mb_st16(x + j, k, _mm512_mul_ps(d, mb_ld16(inv_std + j, k)));
   }
 }
 #endif
@@ -222,16 +222,30 @@ void mbn_linearBackwardRows(float *dW, const float *dy, const float *x, int B, i
 }
 
 #ifdef MB_SIMD16
-/* the column sums of mbn_biasGrad, 16 columns at a time (each column's sum in row order) */
+/* the column sums of mbn_biasGrad: blocks of 64 columns summed over the rows in registers
+   (then 16 at a time), each column 0 + row 0 + row 1 + ... as on the AVX2 path */
 MB_T512 static void bias_grad16(float *restrict d, const float *restrict dy, int B, int out,
                                 int nc) {
-  for (int r = 0; r < B; r++) {
-    const float *restrict row = dy + (size_t)r * out;
-    for (int j = 0; j < nc; j += 16) {
-      __mmask16 k = mb_mask16(nc - j);
-      _mm512_mask_storeu_ps(d + j, k, _mm512_add_ps(_mm512_maskz_loadu_ps(k, d + j),
-                                                    _mm512_maskz_loadu_ps(k, row + j)));
+  int j = 0;
+  for (; j + 64 <= nc; j += 64) {
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    for (int r = 0; r < B; r++) {
+      const float *row = dy + (size_t)r * out + j;
+      s0 = _mm512_add_ps(s0, _mm512_loadu_ps(row));
+      s1 = _mm512_add_ps(s1, _mm512_loadu_ps(row + 16));
+      s2 = _mm512_add_ps(s2, _mm512_loadu_ps(row + 32));
+      s3 = _mm512_add_ps(s3, _mm512_loadu_ps(row + 48));
     }
+    _mm512_storeu_ps(d + j, s0);
+    _mm512_storeu_ps(d + j + 16, s1);
+    _mm512_storeu_ps(d + j + 32, s2);
+    _mm512_storeu_ps(d + j + 48, s3);
+  }
+  for (; j < nc; j += 16) {
+    __mmask16 k = mb_mask16(nc - j);
+    __m512 s0 = _mm512_setzero_ps();
+    for (int r = 0; r < B; r++) s0 = _mm512_add_ps(s0, mb_ld16(dy + (size_t)r * out + j, k));
+    mb_st16(d + j, k, s0);
   }
 }
 #endif
@@ -278,19 +292,18 @@ MB_T512 static size_t adam_decay16(float *p, float *m, float *v, float *g, float
   for (; i + 8 <= n; i += 16) {
     int full = i + 16 <= n;
     __mmask16 k = full ? (__mmask16)0xffff : (__mmask16)0xff;
-    __m512 pi = _mm512_maskz_loadu_ps(k, p + i);
-    __m512 gi = _mm512_fmadd_ps(vwd, pi, _mm512_maskz_loadu_ps(k, g + i));
+    __m512 pi = mb_ld16(p + i, k);
+    __m512 gi = _mm512_fmadd_ps(vwd, pi, mb_ld16(g + i, k));
     acc = _mm256_fmadd_ps(mb_lo8(pi), mb_lo8(pi), acc);
     if (full) acc = _mm256_fmadd_ps(mb_hi8(pi), mb_hi8(pi), acc);
-    __m512 mi = _mm512_fmadd_ps(vb1, _mm512_maskz_loadu_ps(k, m + i), _mm512_mul_ps(va1, gi));
-    __m512 vi = _mm512_fmadd_ps(vb2, _mm512_maskz_loadu_ps(k, v + i),
+    __m512 mi = _mm512_fmadd_ps(vb1, mb_ld16(m + i, k), _mm512_mul_ps(va1, gi));
+    __m512 vi = _mm512_fmadd_ps(vb2, mb_ld16(v + i, k),
                                 _mm512_mul_ps(_mm512_mul_ps(va2, gi), gi));
     __m512 den = _mm512_fmadd_ps(_mm512_sqrt_ps(vi), vrc2, veps);
-    _mm512_mask_storeu_ps(g + i, k, gi);
-    _mm512_mask_storeu_ps(m + i, k, mi);
-    _mm512_mask_storeu_ps(v + i, k, vi);
-    _mm512_mask_storeu_ps(p + i, k,
-                          _mm512_sub_ps(pi, _mm512_div_ps(_mm512_mul_ps(vstep, mi), den)));
+    mb_st16(g + i, k, gi);
+    mb_st16(m + i, k, mi);
+    mb_st16(v + i, k, vi);
+    mb_st16(p + i, k, _mm512_sub_ps(pi, _mm512_div_ps(_mm512_mul_ps(vstep, mi), den)));
     if (!full) { i += 8; break; }
   }
   float lanes[8];
@@ -434,15 +447,15 @@ MB_T512 static void gauss_rows16(float *y, const float *out, const float *eps,
     if (sample && !e) { memcpy(dst, mu, sizeof(float) * (size_t)D); continue; }
     for (int j = 0; j < D; j += 16) {
       __mmask16 k = mb_mask16(D - j);
-      __m512 mx = _mm512_maskz_loadu_ps(k, maxlv + j), mn = _mm512_maskz_loadu_ps(k, minlv + j);
-      __m512 rw = _mm512_maskz_loadu_ps(k, raw + j);
+      __m512 mx = mb_ld16(maxlv + j, k), mn = mb_ld16(minlv + j, k);
+      __m512 rw = mb_ld16(raw + j, k);
       __m512 l1 = _mm512_sub_ps(mx, mb_softplus16(_mm512_sub_ps(mx, rw)));
       __m512 lv = _mm512_add_ps(mn, mb_softplus16(_mm512_sub_ps(l1, mn)));
       if (sample) {
         __m512 sd = mb_exp16(_mm512_mul_ps(_mm512_set1_ps(0.5f), lv));
-        lv = _mm512_fmadd_ps(sd, _mm512_maskz_loadu_ps(k, e + j), _mm512_maskz_loadu_ps(k, mu + j));
+        lv = _mm512_fmadd_ps(sd, mb_ld16(e + j, k), mb_ld16(mu + j, k));
       }
-      _mm512_mask_storeu_ps(dst + j, k, lv);
+      mb_st16(dst + j, k, lv);
     }
   }
 }
@@ -521,13 +534,13 @@ MB_T512 static double gauss_nll16(float *dout, float *dmax, float *dmin, const f
     __m256 acc = _mm256_setzero_ps();
     for (int j = 0; j < D; j += 16) {
       __mmask16 k = mb_mask16(D - j);
-      __m512 mx = _mm512_maskz_loadu_ps(k, maxlv + j), mn = _mm512_maskz_loadu_ps(k, minlv + j);
-      __m512 a = _mm512_sub_ps(mx, _mm512_maskz_loadu_ps(k, raw + j));
+      __m512 mx = mb_ld16(maxlv + j, k), mn = mb_ld16(minlv + j, k);
+      __m512 a = _mm512_sub_ps(mx, mb_ld16(raw + j, k));
       __m512 l1 = _mm512_sub_ps(mx, mb_softplus16(a));
       __m512 b = _mm512_sub_ps(l1, mn);
       __m512 lv = _mm512_add_ps(mn, mb_softplus16(b));
       __m512 iv = mb_exp16(_mm512_sub_ps(zero, lv));
-      __m512 d = _mm512_sub_ps(_mm512_maskz_loadu_ps(k, mu + j), _mm512_maskz_loadu_ps(k, yr + j));
+      __m512 d = _mm512_sub_ps(mb_ld16(mu + j, k), mb_ld16(yr + j, k));
       __m512 q = _mm512_mul_ps(_mm512_mul_ps(d, d), iv);
       __m512 term = _mm512_maskz_mov_ps(k, _mm512_add_ps(q, lv));   /* live lanes */
       acc = _mm256_add_ps(acc, mb_lo8(term));
@@ -537,12 +550,12 @@ MB_T512 static double gauss_nll16(float *dout, float *dmax, float *dmin, const f
       __m512 gmu = _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(2.0f), vs), _mm512_mul_ps(d, iv));
       __m512 glv = _mm512_mul_ps(vs, _mm512_sub_ps(one, q));
       __m512 gl1 = _mm512_mul_ps(glv, s2);
-      _mm512_mask_storeu_ps(dmu + j, k, gmu);
-      _mm512_mask_storeu_ps(draw + j, k, _mm512_mul_ps(gl1, s1));
-      __m512 gmx = _mm512_fmadd_ps(gl1, _mm512_sub_ps(one, s1), _mm512_maskz_loadu_ps(k, dmax + j));
-      __m512 gmn = _mm512_fmadd_ps(glv, _mm512_sub_ps(one, s2), _mm512_maskz_loadu_ps(k, dmin + j));
-      _mm512_mask_storeu_ps(dmax + j, k, gmx);
-      _mm512_mask_storeu_ps(dmin + j, k, gmn);
+      mb_st16(dmu + j, k, gmu);
+      mb_st16(draw + j, k, _mm512_mul_ps(gl1, s1));
+      __m512 gmx = _mm512_fmadd_ps(gl1, _mm512_sub_ps(one, s1), mb_ld16(dmax + j, k));
+      __m512 gmn = _mm512_fmadd_ps(glv, _mm512_sub_ps(one, s2), mb_ld16(dmin + j, k));
+      mb_st16(dmax + j, k, gmx);
+      mb_st16(dmin + j, k, gmn);
     }
     float lanes[8];
     _mm256_storeu_ps(lanes, acc);

@@ -217,6 +217,16 @@ static inline __mmask16 mb_mask16(int k) {
   return k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (k < 0 ? 0 : k)) - 1u);
 }
 
+/* loads and stores of the first lanes of k: full vectors without a mask (masked stores are
+   slow on some CPUs, Zen 4 among them), masked ones for row tails */
+MB_T512 static inline __m512 mb_ld16(const float *p, __mmask16 k) {
+  return k == (__mmask16)0xffff ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(k, p);
+}
+MB_T512 static inline void mb_st16(float *p, __mmask16 k, __m512 v) {
+  if (k == (__mmask16)0xffff) _mm512_storeu_ps(p, v);
+  else _mm512_mask_storeu_ps(p, k, v);
+}
+
 /* 16-lane exp: mb_exp8's steps */
 MB_T512 static inline __m512 mb_exp16(__m512 x) {
   x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(MB_EXP_LO)), _mm512_set1_ps(MB_EXP_HI));

@@ -46,14 +46,29 @@ static struct {
 static _Thread_local F32State *f32_tls;
 
 /* 1: the shapes below go to oneDNN unless MBPO_GEMM_F32=blas; 0: only with MBPO_GEMM_F32=dnnl */
-#define F32_DNNL_DEFAULT 0
+#define F32_DNNL_DEFAULT 1
 
 static void f32_init(void) {
   const char *v = getenv("MBPO_GEMM_F32");
-  int want = F32_DNNL_DEFAULT;
+  /* measured on AVX-512 CPUs only (oneDNN's brg:avx512_core): elsewhere sgemm by default.
+     The CPU decides, not MBPO_ISA, so that both ISA paths give the same bits. */
+  __builtin_cpu_init();
+  int want = F32_DNNL_DEFAULT && __builtin_cpu_supports("avx512f");
   if (v && strcmp(v, "blas") == 0) want = 0;
   if (v && strcmp(v, "dnnl") == 0) want = 1;
   if (want) f32.on = dnnl_engine_create(&f32.engine, dnnl_cpu, 0) == dnnl_success;
+}
+
+void mbn_gemmF32Use(int on) {
+  pthread_once(&f32.once, f32_init);
+  if (on && !f32.engine && dnnl_engine_create(&f32.engine, dnnl_cpu, 0) != dnnl_success)
+    f32.engine = NULL;
+  f32.on = on && f32.engine;
+}
+
+int mbn_gemmF32InUse(void) {
+  pthread_once(&f32.once, f32_init);
+  return f32.on;
 }
 
 static F32State *f32_state(void) {
@@ -126,8 +141,11 @@ static int f32_create(F32Prim *p, int ta, int tb, int M, int N, int K, int lda, 
 
 int mbn_gemmF32Dnnl(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                     const float *B, int ldb, float beta, float *C, int ldc) {
-  /* the shapes measured faster: wide in N and K, a fixed row count, plain alpha and beta */
-  if (M < 64 || M % 32 != 0 || N < 128 || K < 128 || alpha != 1.0f ||
+  /* the shapes measured more than 10% faster (tools/gemm_fp32, Zen 4): A not transposed
+     (forward products and dx = dy W^T; the weight gradients x^T dy gained 7-9% and stay on
+     sgemm), 64..256 rows in steps of 32 (512-row model-step items gained 9%), wide in N and
+     K (the first and last layers are slower on oneDNN), plain alpha and beta */
+  if (ta || M < 64 || M > 256 || M % 32 != 0 || N < 128 || K < 128 || alpha != 1.0f ||
       (beta != 0.0f && beta != 1.0f))
     return 0;
   pthread_once(&f32.once, f32_init);

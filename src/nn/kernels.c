@@ -52,10 +52,10 @@ MB_T512 static void relu16(float *y, const float *x, const float *g, size_t n) {
   const __m512 zero = _mm512_setzero_ps();
   for (size_t i = 0; i < n; i += 16) {
     __mmask16 k = mb_mask16(n - i < 16 ? (int)(n - i) : 16);
-    __m512 xi = _mm512_maskz_loadu_ps(k, x + i);
+    __m512 xi = mb_ld16(x + i, k);
     __mmask16 pos = _mm512_cmp_ps_mask(xi, zero, _CMP_GT_OQ);
-    __m512 v = g ? _mm512_maskz_loadu_ps(k, g + i) : xi;
-    _mm512_mask_storeu_ps(y + i, k, _mm512_maskz_mov_ps(pos, v));
+    __m512 v = g ? mb_ld16(g + i, k) : xi;
+    mb_st16(y + i, k, _mm512_maskz_mov_ps(pos, v));
   }
 }
 
@@ -67,17 +67,17 @@ MB_T512 static void adam16(float *p, float *m, float *v, const float *g, size_t 
   const __m512 vstep = _mm512_set1_ps(step), vrc2 = _mm512_set1_ps(rc2), veps = _mm512_set1_ps(eps);
   for (size_t i = 0; i < n; i += 16) {
     __mmask16 k = mb_mask16(n - i < 16 ? (int)(n - i) : 16);
-    __m512 gi = _mm512_maskz_loadu_ps(k, g + i);
-    __m512 mi = _mm512_add_ps(_mm512_mul_ps(vb1, _mm512_maskz_loadu_ps(k, m + i)),
+    __m512 gi = mb_ld16(g + i, k);
+    __m512 mi = _mm512_add_ps(_mm512_mul_ps(vb1, mb_ld16(m + i, k)),
                               _mm512_mul_ps(vo1, gi));
-    __m512 vi = _mm512_add_ps(_mm512_mul_ps(vb2, _mm512_maskz_loadu_ps(k, v + i)),
+    __m512 vi = _mm512_add_ps(_mm512_mul_ps(vb2, mb_ld16(v + i, k)),
                               _mm512_mul_ps(_mm512_mul_ps(vo2, gi), gi));
-    _mm512_mask_storeu_ps(m + i, k, mi);
-    _mm512_mask_storeu_ps(v + i, k, vi);
+    mb_st16(m + i, k, mi);
+    mb_st16(v + i, k, vi);
     __m512 den = _mm512_add_ps(_mm512_mul_ps(_mm512_sqrt_ps(vi), vrc2), veps);
-    __m512 pi = _mm512_sub_ps(_mm512_maskz_loadu_ps(k, p + i),
+    __m512 pi = _mm512_sub_ps(mb_ld16(p + i, k),
                               _mm512_div_ps(_mm512_mul_ps(vstep, mi), den));
-    _mm512_mask_storeu_ps(p + i, k, pi);
+    mb_st16(p + i, k, pi);
   }
 }
 
@@ -86,9 +86,9 @@ MB_T512 static void polyak16(float *dst, const float *src, float keep, float tau
   const __m512 vk = _mm512_set1_ps(keep), vt = _mm512_set1_ps(tau);
   for (size_t i = 0; i < n; i += 16) {
     __mmask16 k = mb_mask16(n - i < 16 ? (int)(n - i) : 16);
-    __m512 d = _mm512_add_ps(_mm512_mul_ps(vk, _mm512_maskz_loadu_ps(k, dst + i)),
-                             _mm512_mul_ps(vt, _mm512_maskz_loadu_ps(k, src + i)));
-    _mm512_mask_storeu_ps(dst + i, k, d);
+    __m512 d = _mm512_add_ps(_mm512_mul_ps(vk, mb_ld16(dst + i, k)),
+                             _mm512_mul_ps(vt, mb_ld16(src + i, k)));
+    mb_st16(dst + i, k, d);
   }
 }
 #endif

@@ -1,6 +1,6 @@
 /* The fp32 products mbn_gemm sends to oneDNN (src/nn/gemm_f32.c, forced on here with
-   MBPO_GEMM_F32=dnnl): every transpose, leading dimensions wider than the matrices, beta 0
-   and 1, against a double reference; the shapes it leaves to sgemm still computed; and the
+   MBPO_GEMM_F32=dnnl): B transposed or not, leading dimensions wider than the matrices, beta
+   0 and 1, against a double reference; the shapes it leaves to sgemm still computed; and the
    same call twice (a cached primitive) gives the same bits. */
 #include "test.h"
 
@@ -65,8 +65,10 @@ static void test_dnnl_shapes(void) {
   for (int ta = 0; ta < 2; ta++)
     for (int tb = 0; tb < 2; tb++)
       for (int beta = 0; beta < 2; beta++) {
-        check_shape(ta, tb, 128, 200, 256, (float)beta, 0, 1);
-        check_shape(ta, tb, 64, 136, 128, (float)beta, 5, 1);
+        /* A transposed (weight gradients) stays on sgemm */
+        check_shape(ta, tb, 128, 200, 256, (float)beta, 0, !ta);
+        check_shape(ta, tb, 64, 136, 128, (float)beta, 5, !ta);
+        check_shape(ta, tb, 256, 256, 256, (float)beta, 3, !ta);
       }
 }
 
@@ -74,7 +76,8 @@ static void test_left_to_sgemm(void) {
   check_shape(0, 0, 100, 200, 200, 0.0f, 0, 0);   /* rows not a multiple of 32 */
   check_shape(0, 0, 256, 256, 14, 1.0f, 0, 0);    /* narrow first layer */
   check_shape(0, 0, 256, 1, 256, 1.0f, 0, 0);     /* one-unit output */
-  check_shape(1, 0, 32, 256, 256, 1.0f, 0, 0);    /* too few rows */
+  check_shape(0, 0, 32, 256, 256, 1.0f, 0, 0);    /* too few rows */
+  check_shape(0, 0, 512, 200, 200, 0.0f, 0, 0);   /* too many rows (model-step items) */
   check_shape(0, 1, 128, 256, 256, 0.5f, 0, 0);   /* beta other than 0 and 1 */
 }
 

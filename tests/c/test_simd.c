@@ -334,27 +334,30 @@ static void test_ensemble_paths(void) {
   free(params[1]);
 }
 
-/* whole SAC updates and a stochastic act, bit for bit on both paths */
+/* whole SAC updates and a stochastic act, bit for bit on both paths and at 1 and 2 threads;
+   256-wide networks and 128 rows, so the products oneDNN takes in fp32 (src/nn/gemm_f32.c)
+   are among them where the CPU has AVX-512 */
 static void test_sac_paths(void) {
-  if (!have512) return;
-  enum { O = 11, A = 3, B = 37 };
+  enum { O = 11, A = 3, B = 128, RUNS = 3 };
   static float obs[B * O], act[B * A], rew[B], obs2[B * O], done[B];
   fill(obs, sizeof obs / sizeof obs[0], 40, -2.0f, 2.0f);
   fill(act, sizeof act / sizeof act[0], 41, -1.0f, 1.0f);
   fill(rew, B, 42, -1.0f, 1.0f);
   fill(obs2, sizeof obs2 / sizeof obs2[0], 43, -2.0f, 2.0f);
   for (int i = 0; i < B; i++) done[i] = i % 9 == 0;
-  float *state[2] = {NULL, NULL}, a[2][B * A];
+  float *state[RUNS] = {NULL, NULL, NULL}, a[RUNS][B * A];
   size_t n = 0;
-  for (int p = 0; p < 2; p++) {
-    use(p ? MB_ISA_AVX512 : MB_ISA_AVX2);
+  int threads = mbu_threads();
+  for (int p = 0; p < RUNS; p++) {
+    /* avx2 at 1 thread, then the best path at 1 and 2 threads */
+    use(p && have512 ? MB_ISA_AVX512 : MB_ISA_AVX2);
+    mbu_setThreads(p == 2 ? 2 : 1);
     mbSacConfig c;
     mbr_sacDefaults(&c, O, A);
-    c.hidden[0] = c.hidden[1] = 72;
     c.seed = 3;
     mbSac s;
     CHECK(mbr_sacInit(&s, &c) == MB_OK, "init: %s", mbu_lasterror());
-    for (int k = 0; k < 4; k++)
+    for (int k = 0; k < 3; k++)
       CHECK(mbr_sacUpdate(&s, NULL, obs, act, rew, obs2, done, B) == MB_OK, "update");
     mbRng g;
     mbr_seed(&g, 4, 0);
@@ -370,11 +373,14 @@ static void test_sac_paths(void) {
     }
     mbr_sacFree(&s);
   }
-  CHECK(state[0] && state[1] && memcmp(state[0], state[1], n * sizeof(float)) == 0,
-        "SAC parameters differ between paths");
-  CHECK(memcmp(a[0], a[1], sizeof a[0]) == 0, "SAC actions differ between paths");
-  free(state[0]);
-  free(state[1]);
+  mbu_setThreads(threads);
+  for (int p = 1; p < RUNS; p++) {
+    CHECK(state[0] && state[p] && memcmp(state[0], state[p], n * sizeof(float)) == 0,
+          "SAC parameters differ (run %d: %s, %d threads)", p, have512 ? "avx512" : "avx2",
+          p == 2 ? 2 : 1);
+    CHECK(memcmp(a[0], a[p], sizeof a[0]) == 0, "SAC actions differ (run %d)", p);
+  }
+  for (int p = 0; p < RUNS; p++) free(state[p]);
 }
 
 int main(void) {
