@@ -318,13 +318,15 @@ static void test_ensemble_paths(void) {
     for (int s = 0; s < 3; s++) CHECK(mbn_ensTrainStep(&loss[p][s], e, x, y, B) == MB_OK, "step");
     mbRng g;
     mbr_seed(&g, 9, 0);
-    CHECK(mbn_ensStep(nx[p], rw[p], NULL, e, obs, act, N, &g, MB_PRED_SAMPLE) == MB_OK, "model step");
+    CHECK(mbn_ensStep(nx[p], rw[p], NULL, e, obs, act, N, &g, MB_PRED_SAMPLE) == MB_OK,
+          "model step");
     np = e->ntotal;
     params[p] = malloc(np * sizeof(float));
     if (params[p]) memcpy(params[p], e->params, np * sizeof(float));
     mbn_ensFree(e);
   }
-  CHECK(loss[0][2] < loss[0][0], "training did not lower the loss: %g -> %g", loss[0][0], loss[0][2]);
+  CHECK(loss[0][2] < loss[0][0], "training did not lower the loss: %g -> %g", loss[0][0],
+        loss[0][2]);
   CHECK(memcmp(loss[0], loss[1], sizeof loss[0]) == 0, "ensemble losses differ between paths");
   CHECK(params[0] && params[1] && memcmp(params[0], params[1], np * sizeof(float)) == 0,
         "ensemble parameters differ between paths");
