@@ -52,6 +52,16 @@ $(BUILD)/%.o: %.c
 $(BUILD)/tools/bin2c: tools/bin2c.c
 	@mkdir -p $(dir $@)
 	$(CC) -O1 -Wall -Wextra $< -o $@
+# fp32 GEMM at the call sites' shapes, OpenBLAS against oneDNN (issue 10; not part of the build)
+$(BUILD)/tools/gemm_fp32: tools/gemm_fp32.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $< -o $@ $(ALL_LDLIBS)
+# the elementwise kernels on the AVX2 and AVX-512 paths, and the whole kernels over both
+# switches (ISA path, fp32 GEMM library), in-process A/B (not part of the build)
+TOOLS_CORE := $(BUILD)/tools/simd_kernels $(BUILD)/tools/ab_kernels
+$(TOOLS_CORE): $(BUILD)/tools/%: tools/%.c $(BUILD)/libmbpocore.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $< -o $@ $(BUILD)/libmbpocore.a $(ALL_LDLIBS)
 $(XML_GEN): $(XML_SRC) $(BUILD)/tools/bin2c
 	@mkdir -p $(dir $@)
 	$(BUILD)/tools/bin2c $(XML_SRC) > $@

@@ -17,6 +17,7 @@
 #include <lualib.h>
 
 #include "lua/l_mbpo.h"
+#include "mbpo/nn.h"
 
 static lua_State *globalL = NULL;
 
@@ -144,6 +145,11 @@ int main(int argc, char **argv) {
   long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
   if (t && atoi(t) > 0) mbu_setThreads(atoi(t));
   else mbu_setThreads(ncpu < 1 ? 1 : ncpu > 8 ? 8 : (int)ncpu);
+  /* the kernels' instruction-set path: MBPO_ISA (avx2, avx512, auto), else the best here */
+  if (mbn_isaFromEnv() < 0) {
+    fprintf(stderr, "mbpo: %s\n", mbu_lasterror());
+    return 2;
+  }
   lua_State *L = luaL_newstate();
   if (!L) {
     fprintf(stderr, "mbpo: cannot create the Lua state (out of memory)\n");

@@ -16,6 +16,19 @@ for t in "$build"/tests/test_*; do
   [ $rc -eq 0 ] || { printf '%s\n' "$out" | grep -v '^[0-9]* passed' | sed 's/^/    /'; status=1; }
   sum "$out"
 done
+# the forced AVX2 path (MBPO_ISA=avx2) where the default is AVX-512: the numerical C tests and
+# the golden run again (the bits must be the same on both paths)
+for t in test_nn test_ensemble test_sac test_simd; do
+  [ -x "$build/tests/$t" ] || continue
+  out=$(MBPO_ISA=avx2 "$build/tests/$t" 2>&1); rc=$?
+  printf '%s (MBPO_ISA=avx2): %s\n' "$t" "$(printf '%s\n' "$out" | tail -n 1)"
+  [ $rc -eq 0 ] || { printf '%s\n' "$out" | grep -v '^[0-9]* passed' | sed 's/^/    /'; status=1; }
+  sum "$out"
+done
+out=$(MBPO_ISA=avx2 "$build"/mbpo test tests/lua/golden_spec.lua 2>&1); rc=$?
+printf 'golden_spec.lua (MBPO_ISA=avx2): %s\n' "$(printf '%s\n' "$out" | tail -n 1)"
+[ $rc -eq 0 ] || { printf '%s\n' "$out" | sed 's/^/    /'; status=1; }
+sum "$out"
 out=$("$build"/mbpo test 2>&1); rc=$?
 printf '%s\n' "$out"
 [ $rc -eq 0 ] || status=1

@@ -30,6 +30,16 @@ int mbn_gemm(mbPrecision prec, int ta, int tb, int M, int N, int K, float alpha,
 /* x rounded to the nearest bfloat16 (ties to even), as the bf16 products round operands. */
 float mbn_bf16Round(float x);
 
+/* The fp32 product of mbn_gemm on oneDNN (src/nn/gemm_f32.c) for the shapes where it is the
+   faster: returns 1 when it computed C, 0 when the shape (or MBPO_GEMM_F32=blas) leaves it to
+   sgemm, MB_ERR when oneDNN failed. */
+int mbn_gemmF32Dnnl(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                    const float *B, int ldb, float beta, float *C, int ldc);
+/* Turns that path on or off for every thread (tests and benchmarks; call it between
+   products), and reports whether it is on. */
+void mbn_gemmF32Use(int on);
+int mbn_gemmF32InUse(void);
+
 /* MB_OK when bf16 products run natively here (oneDNN picks an AVX512-BF16 or AMX kernel);
    else MB_ERR with a one-line message. impl [n] receives oneDNN's kernel name. */
 int mbn_bf16Check(char *impl, size_t n);
@@ -154,7 +164,30 @@ float *mbn_mlpOutput(float *ws, const mbMlp *m, int B);
 void mbn_mlpBackward(float *dx, float *g, float *scratch, const mbMlp *m, const float *p,
                      const float *x, const float *ws, const float *dy, int B);
 
-/* Fused kernels (src/nn/ens_kernels.c; AVX2 when compiled for it) ------------------------ */
+/* Instruction-set path of the elementwise kernels (src/nn/isa.c) ---------------------------
+   The product is built for x86-64-v3 (AVX2 + FMA); the kernels of ens_kernels.c, kernels.c
+   and sac_kernels.c also carry AVX-512 variants (function target attributes), taken at run
+   time when the CPU has AVX-512F/BW/DQ/VL. Both paths do the same operations per element in
+   the same order (the same FMA contractions, the reductions in the AVX2 lane layout), so the
+   results are bit-identical whichever runs. MBPO_ISA=avx2 forces the AVX2 path. */
+typedef enum mbIsa { MB_ISA_AVX2 = 0, MB_ISA_AVX512 = 1 } mbIsa;
+
+/* the path taken now: MBPO_ISA's choice on the first call, else the best this CPU has */
+mbIsa mbn_isa(void);
+/* 1 when this build and CPU can take path isa */
+int mbn_isaSupported(mbIsa isa);
+/* "avx512", "avx2" ("scalar" for the AVX2 path of a build without AVX2) */
+const char *mbn_isaName(mbIsa isa);
+/* takes path isa from now on (all threads); MB_ERR when not supported */
+int mbn_setIsa(mbIsa isa);
+/* applies MBPO_ISA (unset or "auto": the best; "avx2"; "avx512"): MB_ERR with a one-line
+   message for another value, or avx512 on a CPU without it */
+int mbn_isaFromEnv(void);
+
+/* x[n] = (src[n] - mean[n]) * inv_std[n]: one row of the standardiser */
+void mbn_standardize(float *x, const float *src, const float *mean, const float *inv_std, int n);
+
+/* Fused kernels (src/nn/ens_kernels.c; AVX2 when compiled for it, AVX-512 at run time) ----- */
 
 /* h[n] = z * sigmoid(z) and, when s is not NULL, s[n] = sigmoid(z); h may alias z */
 void mbn_swishForwardSig(float *h, float *s, const float *z, size_t n);

@@ -203,6 +203,8 @@ function M.main(args)
       list[#list + 1] = n
     end
   end
+  -- the elementwise kernels' instruction-set path (MBPO_ISA=avx2 forces AVX2)
+  io.write("kernels: ", core.isa and core.isa() or "avx2", " path, ", core.threads(), " threads\n")
   for _, n in ipairs(list) do
     local b = require("mbpo.bench." .. n)
     io.write("== bench ", n, ": ", b.description or "", "\n")

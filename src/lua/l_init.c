@@ -7,6 +7,7 @@
 
 #include "bench/bench.h"
 #include "lua/l_mbpo.h"
+#include "mbpo/nn.h"
 
 #include <lfs.h>
 
@@ -40,6 +41,12 @@ static int c_poolstats(lua_State *L) {
     lua_pushnumber(L, f[i].v);
     lua_setfield(L, -2, f[i].k);
   }
+  return 1;
+}
+
+/* core.isa() -> the elementwise kernels' instruction-set path, "avx512" or "avx2" */
+static int c_isa(lua_State *L) {
+  lua_pushstring(L, mbn_isaName(mbn_isa()));
   return 1;
 }
 
@@ -86,7 +93,7 @@ static const luaL_Reg corefuncs[] = {
   {"threads", c_threads}, {"set_threads", c_setthreads}, {"clock", c_clock},
   {"interrupted", c_interrupted}, {"defer_interrupts", c_deferinterrupts},
   {"isatty", c_isatty}, {"getpid", c_getpid},
-  {"ncpu", c_ncpu}, {"pool_stats", c_poolstats}, {NULL, NULL}};
+  {"ncpu", c_ncpu}, {"pool_stats", c_poolstats}, {"isa", c_isa}, {NULL, NULL}};
 
 int luaopen_mbpo_core(lua_State *L) {
   luaL_newlib(L, corefuncs);

@@ -2,7 +2,11 @@
    blocks of the linear weight gradient, Adam fused with weight decay, and the Gaussian head
    with soft log-variance bounds (loss, gradient, bounded log-variance, sampling).
    Each kernel has an AVX2 path (8 lanes, masked tails) and a scalar path with the same
-   polynomials (ens_simd.h); neither allocates. */
+   polynomials (ens_simd.h); neither allocates. With AVX2 each also has an AVX-512 variant
+   (the *16 functions, taken when mbn_isa() says so) giving the same bits: every element goes
+   through the same operations as on the AVX2 path, including which elements an 8-lane step
+   covers and which the scalar tail (the vector sigmoid and the FMAs differ from the scalar
+   code in the last bit), and sums keep the AVX2 lane layout and order. */
 #include "mbpo/nn.h"
 
 #include <math.h>
@@ -16,9 +20,28 @@
    The forward keeps s = sigmoid(z) so that the backward needs no exponential:
    d(z s)/dz = s + z s (1 - s) = s + h (1 - s) with h = z s. */
 
+#ifdef MB_SIMD16
+/* 16 lanes, then one 8-lane piece where the AVX2 path has one (a masked 16-lane step); the
+   scalar tail is the same code */
+MB_T512 static size_t swish_fwd16(float *h, float *s, const float *z, size_t n) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 16) {
+    __mmask16 k = i + 16 <= n ? (__mmask16)0xffff : (__mmask16)0xff;
+    __m512 zi = mb_ld16(z + i, k), si = mb_sigmoid16(zi);
+    if (s) mb_st16(s + i, k, si);
+    mb_st16(h + i, k, _mm512_mul_ps(zi, si));
+    if (k != 0xffff) { i += 8; break; }
+  }
+  return i;
+}
+#endif
+
 void mbn_swishForwardSig(float *h, float *s, const float *z, size_t n) {
   /* 8 lanes at a time, then the scalar tail with the same polynomials */
   size_t i = 0;
+#ifdef MB_SIMD16
+  if (mb_use512()) i = swish_fwd16(h, s, z, n);
+#endif
 #ifdef MB_SIMD8
   for (; i + 8 <= n; i += 8) {
     __m256 zi = _mm256_loadu_ps(z + i), si = mb_sigmoid8(zi);
@@ -34,9 +57,28 @@ void mbn_swishForwardSig(float *h, float *s, const float *z, size_t n) {
 }
 
 /* dz = dh (s + h (1 - s)); every element read before its slot is written, so dz may alias */
+#ifdef MB_SIMD16
+MB_T512 static size_t swish_bwd16(float *dz, const float *dh, const float *h, const float *s,
+                                  size_t n) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 16) {
+    __mmask16 k = i + 16 <= n ? (__mmask16)0xffff : (__mmask16)0xff;
+    __m512 si = mb_ld16(s + i, k), hi = mb_ld16(h + i, k);
+    __m512 d = _mm512_fmadd_ps(hi, _mm512_sub_ps(one, si), si);
+    mb_st16(dz + i, k, _mm512_mul_ps(mb_ld16(dh + i, k), d));
+    if (k != 0xffff) { i += 8; break; }
+  }
+  return i;
+}
+#endif
+
 void mbn_swishBackwardSig(float *dz, const float *dh, const float *h, const float *s, size_t n) {
   /* d(z s)/dz = s + z s (1 - s) = s + h (1 - s) */
   size_t i = 0;
+#ifdef MB_SIMD16
+  if (mb_use512()) i = swish_bwd16(dz, dh, h, s, n);
+#endif
 #ifdef MB_SIMD8
   const __m256 one = _mm256_set1_ps(1.0f);
   for (; i + 8 <= n; i += 8) {
@@ -52,11 +94,49 @@ void mbn_swishBackwardSig(float *dz, const float *dh, const float *h, const floa
    A linear layer computed as y = x @ W (sgemm with beta = 0) and then this pass costs one sweep
    over y; broadcasting the bias into y first and running sgemm with beta = 1 costs two. */
 
+#ifdef MB_SIMD16
+/* one row of mbn_biasSwishSig: 16 lanes, the AVX2 path's last 8-lane piece masked; returns
+   where the scalar tail starts */
+MB_T512 static int bias_swish16(float *hr, float *sr, const float *b, int n) {
+  int j = 0;
+  for (; j + 8 <= n; j += 16) {
+    __mmask16 k = j + 16 <= n ? (__mmask16)0xffff : (__mmask16)0xff;
+    __m512 z = _mm512_add_ps(mb_ld16(hr + j, k), mb_ld16(b + j, k));
+    __m512 sg = mb_sigmoid16(z);
+    if (sr) mb_st16(sr + j, k, sg);
+    mb_st16(hr + j, k, _mm512_mul_ps(z, sg));
+    if (k != 0xffff) { j += 8; break; }
+  }
+  return j;
+}
+
+/* rows of mbn_biasRelu (op 0) or mbn_addBias (op 1), masked tails */
+MB_T512 static void bias_rows16(float *h, const float *b, int B, int n, int op) {
+  const __m512 zero = _mm512_setzero_ps();
+  for (int r = 0; r < B; r++) {
+    float *hr = h + (size_t)r * n;
+    for (int j = 0; j < n; j += 16) {
+      __mmask16 k = mb_mask16(n - j);
+      __m512 z = _mm512_add_ps(mb_ld16(hr + j, k), mb_ld16(b + j, k));
+      /* z > 0 ? z : 0, as the scalar code (max would keep a NaN differently) */
+      if (op == 0) z = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(z, zero, _CMP_GT_OQ), z);
+      mb_st16(hr + j, k, z);
+    }
+  }
+}
+#endif
+
 /* per row: z = h + b, s = sigmoid(z), h = z s */
 void mbn_biasSwishSig(float *h, float *s, const float *b, int B, int n) {
+#ifdef MB_SIMD16
+  const int wide = mb_use512();
+#endif
   for (int r = 0; r < B; r++) {
     float *hr = h + (size_t)r * n, *sr = s ? s + (size_t)r * n : NULL;
     int j = 0;
+#ifdef MB_SIMD16
+    if (wide) j = bias_swish16(hr, sr, b, n);
+#endif
 #ifdef MB_SIMD8
     for (; j + 8 <= n; j += 8) {
       __m256 z = _mm256_add_ps(_mm256_loadu_ps(hr + j), _mm256_loadu_ps(b + j));
@@ -75,6 +155,9 @@ void mbn_biasSwishSig(float *h, float *s, const float *b, int B, int n) {
 
 /* per row: h = max(h + b, 0) (plain loops: the compiler vectorises them) */
 void mbn_biasRelu(float *h, const float *b, int B, int n) {
+#ifdef MB_SIMD16
+  if (mb_use512()) { bias_rows16(h, b, B, n, 0); return; }
+#endif
   for (int r = 0; r < B; r++) {
     float *hr = h + (size_t)r * n;
     for (int j = 0; j < n; j++) {
@@ -86,10 +169,33 @@ void mbn_biasRelu(float *h, const float *b, int B, int n) {
 
 /* per row: y += b */
 void mbn_addBias(float *y, const float *b, int B, int n) {
+#ifdef MB_SIMD16
+  if (mb_use512()) { bias_rows16(y, b, B, n, 1); return; }
+#endif
   for (int r = 0; r < B; r++) {
     float *yr = y + (size_t)r * n;
     for (int j = 0; j < n; j++) yr[j] += b[j];
   }
+}
+
+/* Standardisation --------------------------------------------------------------------------- */
+
+#ifdef MB_SIMD16
+MB_T512 static void standardize16(float *x, const float *src, const float *mean,
+                                  const float *inv_std, int n) {
+  for (int j = 0; j < n; j += 16) {
+    __mmask16 k = mb_mask16(n - j);
+    __m512 d = _mm512_sub_ps(mb_ld16(src + j, k), mb_ld16(mean + j, k));
+    mb_st16(x + j, k, _mm512_mul_ps(d, mb_ld16(inv_std + j, k)));
+  }
+}
+#endif
+
+void mbn_standardize(float *x, const float *src, const float *mean, const float *inv_std, int n) {
+#ifdef MB_SIMD16
+  if (mb_use512()) { standardize16(x, src, mean, inv_std, n); return; }
+#endif
+  for (int k = 0; k < n; k++) x[k] = (src[k] - mean[k]) * inv_std[k];
 }
 
 /* Linear, a block of weight rows ----------------------------------------------------------
@@ -115,12 +221,44 @@ void mbn_linearBackwardRows(float *dW, const float *dy, const float *x, int B, i
   mbn_linearBackwardRowsP(MB_FP32, dW, dy, x, B, in, out, k0, k1);
 }
 
+#ifdef MB_SIMD16
+/* the column sums of mbn_biasGrad: blocks of 64 columns summed over the rows in registers
+   (then 16 at a time), each column 0 + row 0 + row 1 + ... as on the AVX2 path */
+MB_T512 static void bias_grad16(float *restrict d, const float *restrict dy, int B, int out,
+                                int nc) {
+  int j = 0;
+  for (; j + 64 <= nc; j += 64) {
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    for (int r = 0; r < B; r++) {
+      const float *row = dy + (size_t)r * out + j;
+      s0 = _mm512_add_ps(s0, _mm512_loadu_ps(row));
+      s1 = _mm512_add_ps(s1, _mm512_loadu_ps(row + 16));
+      s2 = _mm512_add_ps(s2, _mm512_loadu_ps(row + 32));
+      s3 = _mm512_add_ps(s3, _mm512_loadu_ps(row + 48));
+    }
+    _mm512_storeu_ps(d + j, s0);
+    _mm512_storeu_ps(d + j + 16, s1);
+    _mm512_storeu_ps(d + j + 32, s2);
+    _mm512_storeu_ps(d + j + 48, s3);
+  }
+  for (; j < nc; j += 16) {
+    __mmask16 k = mb_mask16(nc - j);
+    __m512 s0 = _mm512_setzero_ps();
+    for (int r = 0; r < B; r++) s0 = _mm512_add_ps(s0, mb_ld16(dy + (size_t)r * out + j, k));
+    mb_st16(d + j, k, s0);
+  }
+}
+#endif
+
 /* db[c0:c1] = column sums of dy, rows in order (restrict: the two never overlap) */
 void mbn_biasGrad(float *db, const float *dy, int B, int out, int c0, int c1) {
   int nc = c1 - c0;
   if (nc <= 0) return;
   float *restrict d = db + c0;
   memset(d, 0, sizeof(float) * (size_t)nc);
+#ifdef MB_SIMD16
+  if (mb_use512()) { bias_grad16(d, dy + c0, B, out, nc); return; }
+#endif
   for (int r = 0; r < B; r++) {
     const float *restrict row = dy + (size_t)r * out + c0;
     int j = 0;
@@ -137,6 +275,44 @@ void mbn_biasGrad(float *db, const float *dy, int B, int out, int c0, int c1) {
    denominator), with the decay gradient wd * p added first and the decay term of the loss
    returned, so one pass over p, m, v, g does all three. */
 
+#ifdef MB_SIMD16
+/* The vector part of mbn_adamDecayUpdate on the AVX-512 path: the elements the AVX2 path
+   covers with 8 lanes (n rounded down to 8), the same FMAs; sum(p^2) accumulated in the AVX2
+   layout (lane l of 8 takes elements l, l + 8, l + 16, ... in order: per 16 elements, the
+   low half then the high half into one 8-lane accumulator). Returns the elements done. */
+MB_T512 static size_t adam_decay16(float *p, float *m, float *v, float *g, float wd, size_t n,
+                                   float b1, float b2, float step, float rc2, float eps,
+                                   double *sq) {
+  const __m512 vb1 = _mm512_set1_ps(b1), vb2 = _mm512_set1_ps(b2);
+  const __m512 va1 = _mm512_set1_ps(1.0f - b1), va2 = _mm512_set1_ps(1.0f - b2);
+  const __m512 vwd = _mm512_set1_ps(wd), vstep = _mm512_set1_ps(step);
+  const __m512 vrc2 = _mm512_set1_ps(rc2), veps = _mm512_set1_ps(eps);
+  __m256 acc = _mm256_setzero_ps();
+  size_t i = 0;
+  for (; i + 8 <= n; i += 16) {
+    int full = i + 16 <= n;
+    __mmask16 k = full ? (__mmask16)0xffff : (__mmask16)0xff;
+    __m512 pi = mb_ld16(p + i, k);
+    __m512 gi = _mm512_fmadd_ps(vwd, pi, mb_ld16(g + i, k));
+    acc = _mm256_fmadd_ps(mb_lo8(pi), mb_lo8(pi), acc);
+    if (full) acc = _mm256_fmadd_ps(mb_hi8(pi), mb_hi8(pi), acc);
+    __m512 mi = _mm512_fmadd_ps(vb1, mb_ld16(m + i, k), _mm512_mul_ps(va1, gi));
+    __m512 vi = _mm512_fmadd_ps(vb2, mb_ld16(v + i, k),
+                                _mm512_mul_ps(_mm512_mul_ps(va2, gi), gi));
+    __m512 den = _mm512_fmadd_ps(_mm512_sqrt_ps(vi), vrc2, veps);
+    mb_st16(g + i, k, gi);
+    mb_st16(m + i, k, mi);
+    mb_st16(v + i, k, vi);
+    mb_st16(p + i, k, _mm512_sub_ps(pi, _mm512_div_ps(_mm512_mul_ps(vstep, mi), den)));
+    if (!full) { i += 8; break; }
+  }
+  float lanes[8];
+  _mm256_storeu_ps(lanes, acc);
+  for (int l = 0; l < 8; l++) *sq += lanes[l];
+  return i;
+}
+#endif
+
 /* g += wd p; m, v moments; p -= lr / c1 * m / (sqrt(v / c2) + eps); returns wd sum(p^2) / 2 */
 double mbn_adamDecayUpdate(float *p, float *m, float *v, float *g, float wd, size_t n,
                            const mbAdam *opt) {
@@ -147,6 +323,12 @@ double mbn_adamDecayUpdate(float *p, float *m, float *v, float *g, float wd, siz
   const float step = opt->lr / c1, rc2 = 1.0f / sqrtf(c2), eps = opt->eps;
   double sq = 0.0;  /* sum(p^2) before the update: 8 float lanes, then double */
   size_t i = 0;
+#ifdef MB_SIMD16
+  if (mb_use512()) {
+    i = adam_decay16(p, m, v, g, wd, n, b1, b2, step, rc2, eps, &sq);
+    goto tail;
+  }
+#endif
 #ifdef MB_SIMD8
   const __m256 vb1 = _mm256_set1_ps(b1), vb2 = _mm256_set1_ps(b2);
   const __m256 va1 = _mm256_set1_ps(1.0f - b1), va2 = _mm256_set1_ps(1.0f - b2);
@@ -169,6 +351,9 @@ double mbn_adamDecayUpdate(float *p, float *m, float *v, float *g, float wd, siz
   float lanes[8];
   _mm256_storeu_ps(lanes, acc);
   for (int k = 0; k < 8; k++) sq += lanes[k];
+#endif
+#ifdef MB_SIMD16
+tail:
 #endif
   for (; i < n; i++) {
     float pi = p[i], gi = g[i] + wd * pi;
@@ -196,9 +381,33 @@ static inline void draw_ut(mbRng *g, float *u, float *t) {
   *t = (float)((x >> 16) & 0xffffff) * 0x1.0p-24f;
 }
 
+#ifdef MB_SIMD16
+/* 32 values (two rounds of the AVX2 path: 16 pairs, cosines then sines of each 8) per step;
+   returns the values done */
+MB_T512 static size_t gauss_noise16(float *out, mbRng *g, size_t n) {
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    float u[16], t[16];
+    for (int k = 0; k < 16; k++) draw_ut(g, &u[k], &t[k]);
+    __m512 r = _mm512_sqrt_ps(_mm512_mul_ps(_mm512_set1_ps(-2.0f), mb_log16(_mm512_loadu_ps(u))));
+    __m512 sn, cs;
+    mb_sincos2pi16(_mm512_loadu_ps(t), &sn, &cs);
+    __m512 c = _mm512_mul_ps(r, cs), s = _mm512_mul_ps(r, sn);
+    _mm256_storeu_ps(out + i, mb_lo8(c));
+    _mm256_storeu_ps(out + i + 8, mb_lo8(s));
+    _mm256_storeu_ps(out + i + 16, mb_hi8(c));
+    _mm256_storeu_ps(out + i + 24, mb_hi8(s));
+  }
+  return i;
+}
+#endif
+
 /* 16 values (8 pairs) per vector round; an odd tail uses half of a last pair */
 void mbn_gaussNoise(float *out, mbRng *g, size_t n) {
   size_t i = 0;
+#ifdef MB_SIMD16
+  if (mb_use512()) i = gauss_noise16(out, g, n);
+#endif
 #ifdef MB_SIMD8
   for (; i + 16 <= n; i += 16) {
     float u[8], t[8];
@@ -226,9 +435,38 @@ void mbn_gaussNoise(float *out, mbRng *g, size_t n) {
    D is small (12 for Hopper, 28 for Ant): rows are processed in 8-lane pieces with masked
    loads and stores for the last piece, so no lane reads or writes past the row. */
 
+#ifdef MB_SIMD16
+/* mbn_gaussLogvar (eps == NULL, sample 0) or mbn_gaussSample (sample 1) in 16-lane pieces */
+MB_T512 static void gauss_rows16(float *y, const float *out, const float *eps,
+                                 const float *maxlv, const float *minlv, int B, int D,
+                                 int sample) {
+  for (int r = 0; r < B; r++) {
+    const float *mu = out + (size_t)r * 2 * D, *raw = mu + D;
+    const float *e = eps ? eps + (size_t)r * D : NULL;
+    float *dst = y + (size_t)r * D;
+    if (sample && !e) { memcpy(dst, mu, sizeof(float) * (size_t)D); continue; }
+    for (int j = 0; j < D; j += 16) {
+      __mmask16 k = mb_mask16(D - j);
+      __m512 mx = mb_ld16(maxlv + j, k), mn = mb_ld16(minlv + j, k);
+      __m512 rw = mb_ld16(raw + j, k);
+      __m512 l1 = _mm512_sub_ps(mx, mb_softplus16(_mm512_sub_ps(mx, rw)));
+      __m512 lv = _mm512_add_ps(mn, mb_softplus16(_mm512_sub_ps(l1, mn)));
+      if (sample) {
+        __m512 sd = mb_exp16(_mm512_mul_ps(_mm512_set1_ps(0.5f), lv));
+        lv = _mm512_fmadd_ps(sd, mb_ld16(e + j, k), mb_ld16(mu + j, k));
+      }
+      mb_st16(dst + j, k, lv);
+    }
+  }
+}
+#endif
+
 /* the bounded log-variance of every row (predict's second output) */
 void mbn_gaussLogvar(float *lv, const float *out, const float *maxlv, const float *minlv,
                      int B, int D) {
+#ifdef MB_SIMD16
+  if (mb_use512()) { gauss_rows16(lv, out, NULL, maxlv, minlv, B, D, 0); return; }
+#endif
   for (int r = 0; r < B; r++) {
     const float *raw = out + (size_t)r * 2 * D + D;
     float *dst = lv + (size_t)r * D;
@@ -252,6 +490,9 @@ void mbn_gaussLogvar(float *lv, const float *out, const float *maxlv, const floa
 /* mean + exp(lv / 2) eps per element; the mean alone without noise */
 void mbn_gaussSample(float *y, const float *out, const float *eps, const float *maxlv,
                      const float *minlv, int B, int D) {
+#ifdef MB_SIMD16
+  if (mb_use512()) { gauss_rows16(y, out, eps, maxlv, minlv, B, D, 1); return; }
+#endif
   for (int r = 0; r < B; r++) {
     const float *mu = out + (size_t)r * 2 * D, *raw = mu + D;
     const float *e = eps ? eps + (size_t)r * D : NULL;
@@ -278,8 +519,57 @@ void mbn_gaussSample(float *y, const float *out, const float *eps, const float *
   }
 }
 
+#ifdef MB_SIMD16
+/* mbn_gaussNll in 16-lane pieces; each row's loss terms summed in the AVX2 layout (8 lanes,
+   pieces of 8 in order, lanes into double in order) */
+MB_T512 static double gauss_nll16(float *dout, float *dmax, float *dmin, const float *out,
+                                  const float *y, const float *maxlv, const float *minlv, int B,
+                                  int D, float scale) {
+  const __m512 one = _mm512_set1_ps(1.0f), vs = _mm512_set1_ps(scale);
+  const __m512 zero = _mm512_setzero_ps();
+  double total = 0.0;
+  for (int r = 0; r < B; r++) {
+    const float *mu = out + (size_t)r * 2 * D, *raw = mu + D, *yr = y + (size_t)r * D;
+    float *dmu = dout ? dout + (size_t)r * 2 * D : NULL, *draw = dmu ? dmu + D : NULL;
+    __m256 acc = _mm256_setzero_ps();
+    for (int j = 0; j < D; j += 16) {
+      __mmask16 k = mb_mask16(D - j);
+      __m512 mx = mb_ld16(maxlv + j, k), mn = mb_ld16(minlv + j, k);
+      __m512 a = _mm512_sub_ps(mx, mb_ld16(raw + j, k));
+      __m512 l1 = _mm512_sub_ps(mx, mb_softplus16(a));
+      __m512 b = _mm512_sub_ps(l1, mn);
+      __m512 lv = _mm512_add_ps(mn, mb_softplus16(b));
+      __m512 iv = mb_exp16(_mm512_sub_ps(zero, lv));
+      __m512 d = _mm512_sub_ps(mb_ld16(mu + j, k), mb_ld16(yr + j, k));
+      __m512 q = _mm512_mul_ps(_mm512_mul_ps(d, d), iv);
+      __m512 term = _mm512_maskz_mov_ps(k, _mm512_add_ps(q, lv));   /* live lanes */
+      acc = _mm256_add_ps(acc, mb_lo8(term));
+      if (j + 8 < D) acc = _mm256_add_ps(acc, mb_hi8(term));
+      if (!dout) continue;
+      __m512 s1 = mb_sigmoid16(a), s2 = mb_sigmoid16(b);
+      __m512 gmu = _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(2.0f), vs), _mm512_mul_ps(d, iv));
+      __m512 glv = _mm512_mul_ps(vs, _mm512_sub_ps(one, q));
+      __m512 gl1 = _mm512_mul_ps(glv, s2);
+      mb_st16(dmu + j, k, gmu);
+      mb_st16(draw + j, k, _mm512_mul_ps(gl1, s1));
+      __m512 gmx = _mm512_fmadd_ps(gl1, _mm512_sub_ps(one, s1), mb_ld16(dmax + j, k));
+      __m512 gmn = _mm512_fmadd_ps(glv, _mm512_sub_ps(one, s2), mb_ld16(dmin + j, k));
+      mb_st16(dmax + j, k, gmx);
+      mb_st16(dmin + j, k, gmn);
+    }
+    float lanes[8];
+    _mm256_storeu_ps(lanes, acc);
+    for (int l = 0; l < 8; l++) total += lanes[l];
+  }
+  return total * (double)scale;
+}
+#endif
+
 double mbn_gaussNll(float *dout, float *dmax, float *dmin, const float *out, const float *y,
                     const float *maxlv, const float *minlv, int B, int D, float scale) {
+#ifdef MB_SIMD16
+  if (mb_use512()) return gauss_nll16(dout, dmax, dmin, out, y, maxlv, minlv, B, D, scale);
+#endif
   /* per element: loss = scale ((mu - y)^2 exp(-lv) + lv);
      d/dmu = 2 scale (mu - y) exp(-lv), d/dlv = scale (1 - (mu - y)^2 exp(-lv));
      lv1 = max - softplus(a), a = max - raw:  dlv1/draw = sigmoid(a), dlv1/dmax = 1 - sigmoid(a)

@@ -1,7 +1,11 @@
 /* Private vector math for the fused network kernels (src/nn/ens_kernels.c): exp and log as
    Cephes-style polynomials, in AVX2+FMA lanes of 8 floats when the compiler targets them
    (the default build, -march=x86-64-v3) and as scalar code with the same polynomials
-   otherwise (the sanitizer build). Relative error about 2 ulp over the float range. */
+   otherwise (a build without AVX2). Relative error about 2 ulp over the float range.
+   With AVX2, 16-lane AVX-512 versions for the run-time AVX-512 path (MB_SIMD16, functions
+   with the target attribute MB_T512): the same operations per lane, so the same bits as the
+   8-lane ones (the sigmoid's reciprocal estimate is taken per 8-lane half with the AVX
+   instruction, whose result the AVX-512 rcp14 would not reproduce). */
 #ifndef MBPO_ENS_SIMD_H
 #define MBPO_ENS_SIMD_H
 
@@ -11,6 +15,10 @@
 #if defined(__AVX2__) && defined(__FMA__)
 #define MB_SIMD8 1
 #include <immintrin.h>
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define MB_SIMD16 1
+#define MB_T512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
+#endif
 #endif
 
 /* exp: x = n ln2 + r with |r| <= ln2/2, exp(r) by a degree-6 polynomial, 2^n by exponent bits */
@@ -203,6 +211,127 @@ static inline void mb_sincos2pi8(__m256 t, __m256 *sn, __m256 *cs) {
 static inline __m256i mb_mask8(int k) {
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(k), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
+#ifdef MB_SIMD16
+/* first k (0..16) lanes */
+static inline __mmask16 mb_mask16(int k) {
+  return k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (k < 0 ? 0 : k)) - 1u);
+}
+
+/* loads and stores of the first lanes of k: full vectors without a mask (masked stores are
+   slow on some CPUs, Zen 4 among them), masked ones for row tails */
+MB_T512 static inline __m512 mb_ld16(const float *p, __mmask16 k) {
+  return k == (__mmask16)0xffff ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(k, p);
+}
+MB_T512 static inline void mb_st16(float *p, __mmask16 k, __m512 v) {
+  if (k == (__mmask16)0xffff) _mm512_storeu_ps(p, v);
+  else _mm512_mask_storeu_ps(p, k, v);
+}
+
+/* 16-lane exp: mb_exp8's steps */
+MB_T512 static inline __m512 mb_exp16(__m512 x) {
+  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(MB_EXP_LO)), _mm512_set1_ps(MB_EXP_HI));
+  __m512 fn = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(MB_LOG2E)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(fn, _mm512_set1_ps(MB_LN2_HI), x);
+  r = _mm512_fnmadd_ps(fn, _mm512_set1_ps(MB_LN2_LO), r);
+  __m512 p = _mm512_set1_ps(MB_EXP_P0);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(MB_EXP_P1));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(MB_EXP_P2));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(MB_EXP_P3));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(MB_EXP_P4));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(MB_EXP_P5));
+  p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  __m512i n = _mm512_add_epi32(_mm512_cvtps_epi32(fn), _mm512_set1_epi32(127));
+  return _mm512_mul_ps(p, _mm512_castsi512_ps(_mm512_slli_epi32(n, 23)));
+}
+
+/* 16-lane log: mb_log8's steps, the masks as AVX-512 mask registers (e - 0 and m + 0 of the
+   8-lane version are exact, so skipping them changes nothing) */
+MB_T512 static inline __m512 mb_log16(__m512 x) {
+  __m512i bits = _mm512_castps_si512(x);
+  __m512 e = _mm512_cvtepi32_ps(_mm512_sub_epi32(
+      _mm512_and_si512(_mm512_srli_epi32(bits, 23), _mm512_set1_epi32(0xff)),
+      _mm512_set1_epi32(126)));
+  bits = _mm512_or_si512(_mm512_and_si512(bits, _mm512_set1_epi32((int)0x807fffff)),
+                         _mm512_set1_epi32(0x3f000000));
+  __m512 m = _mm512_castsi512_ps(bits);
+  __mmask16 small = _mm512_cmp_ps_mask(m, _mm512_set1_ps(MB_SQRTHF), _CMP_LT_OQ);
+  e = _mm512_mask_sub_ps(e, small, e, _mm512_set1_ps(1.0f));
+  m = _mm512_sub_ps(_mm512_mask_add_ps(m, small, m, m), _mm512_set1_ps(1.0f));
+  __m512 z = _mm512_mul_ps(m, m);
+  __m512 y = _mm512_set1_ps(MB_LOG_P0);
+  y = _mm512_fmadd_ps(y, m, _mm512_set1_ps(MB_LOG_P1));
+  y = _mm512_fmadd_ps(y, m, _mm512_set1_ps(MB_LOG_P2));
+  y = _mm512_fmadd_ps(y, m, _mm512_set1_ps(MB_LOG_P3));
+  y = _mm512_fmadd_ps(y, m, _mm512_set1_ps(MB_LOG_P4));
+  y = _mm512_fmadd_ps(y, m, _mm512_set1_ps(MB_LOG_P5));
+  y = _mm512_fmadd_ps(y, m, _mm512_set1_ps(MB_LOG_P6));
+  y = _mm512_fmadd_ps(y, m, _mm512_set1_ps(MB_LOG_P7));
+  y = _mm512_fmadd_ps(y, m, _mm512_set1_ps(MB_LOG_P8));
+  y = _mm512_mul_ps(_mm512_mul_ps(y, m), z);
+  y = _mm512_fmadd_ps(e, _mm512_set1_ps(MB_LN2_LO), y);
+  y = _mm512_fnmadd_ps(_mm512_set1_ps(0.5f), z, y);
+  return _mm512_fmadd_ps(e, _mm512_set1_ps(MB_LN2_HI), _mm512_add_ps(m, y));
+}
+
+/* 16-lane softplus as mb_softplus8 */
+MB_T512 static inline __m512 mb_softplus16(__m512 x) {
+  const __m512 one = _mm512_set1_ps(1.0f), zero = _mm512_setzero_ps();
+  __m512 a = _mm512_andnot_ps(_mm512_set1_ps(-0.0f), x);
+  __m512 u = mb_exp16(_mm512_sub_ps(zero, a));
+  __m512 w = _mm512_add_ps(one, u), d = _mm512_sub_ps(w, one);
+  __m512 l = _mm512_mul_ps(mb_log16(w), _mm512_div_ps(u, _mm512_max_ps(d, _mm512_set1_ps(1e-30f))));
+  l = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(d, zero, _CMP_EQ_OQ), l, u);
+  return _mm512_add_ps(_mm512_max_ps(x, zero), l);
+}
+
+/* the AVX reciprocal estimate of each 8-lane half (what mb_sigmoid8 sees) */
+MB_T512 static inline __m512 mb_rcp16(__m512 d) {
+  __m256 lo = _mm256_rcp_ps(_mm512_castps512_ps256(d));
+  __m256 hi = _mm256_rcp_ps(_mm512_extractf32x8_ps(d, 1));
+  return _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1);
+}
+
+/* 16-lane sigmoid as mb_sigmoid8 */
+MB_T512 static inline __m512 mb_sigmoid16(__m512 x) {
+  __m512 d = _mm512_add_ps(_mm512_set1_ps(1.0f), mb_exp16(_mm512_sub_ps(_mm512_setzero_ps(), x)));
+  __m512 r = mb_rcp16(d);
+  return _mm512_mul_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(2.0f)));
+}
+
+/* 16-lane sin and cos of 2 pi t as mb_sincos2pi8 */
+MB_T512 static inline void mb_sincos2pi16(__m512 t, __m512 *sn, __m512 *cs) {
+  __m512 j = _mm512_roundscale_ps(_mm512_mul_ps(t, _mm512_set1_ps(4.0f)),
+                                  _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 a = _mm512_mul_ps(_mm512_fnmadd_ps(j, _mm512_set1_ps(0.25f), t),
+                           _mm512_set1_ps(6.28318530717958648f));
+  __m512 a2 = _mm512_mul_ps(a, a);
+  __m512 s = _mm512_fmadd_ps(a2, _mm512_set1_ps(-1.9515295891e-4f),
+                             _mm512_set1_ps(8.3321608736e-3f));
+  s = _mm512_fmadd_ps(s, a2, _mm512_set1_ps(-1.6666654611e-1f));
+  s = _mm512_fmadd_ps(_mm512_mul_ps(s, a2), a, a);
+  __m512 c = _mm512_fmadd_ps(a2, _mm512_set1_ps(2.443315711809948e-5f),
+                             _mm512_set1_ps(-1.388731625493765e-3f));
+  c = _mm512_fmadd_ps(c, a2, _mm512_set1_ps(4.166664568298827e-2f));
+  c = _mm512_fmadd_ps(_mm512_mul_ps(c, a2), a2,
+                      _mm512_fnmadd_ps(_mm512_set1_ps(0.5f), a2, _mm512_set1_ps(1.0f)));
+  __m512i q = _mm512_and_si512(_mm512_cvtps_epi32(j), _mm512_set1_epi32(3));
+  __mmask16 swap = _mm512_test_epi32_mask(q, _mm512_set1_epi32(1));            /* odd j */
+  __m512 sgn_s = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_srli_epi32(q, 1), 31));
+  __m512 sgn_c = _mm512_castsi512_ps(_mm512_slli_epi32(
+      _mm512_xor_si512(q, _mm512_srli_epi32(q, 1)), 31));
+  __m512 s2 = _mm512_mask_blend_ps(swap, s, c), c2 = _mm512_mask_blend_ps(swap, c, s);
+  *sn = _mm512_xor_ps(s2, sgn_s);
+  *cs = _mm512_xor_ps(c2, sgn_c);
+}
+
+/* lanes 0..7 and 8..15 */
+MB_T512 static inline __m256 mb_lo8(__m512 x) { return _mm512_castps512_ps256(x); }
+MB_T512 static inline __m256 mb_hi8(__m512 x) { return _mm512_extractf32x8_ps(x, 1); }
+
+/* the kernels take the AVX-512 path */
+static inline int mb_use512(void) { return mbn_isa() == MB_ISA_AVX512; }
+#endif
 #endif
 
 #endif

@@ -494,7 +494,7 @@ static void train_rows_task(void *vctx, int t, int worker) {
   for (int i = 0; i < n; i++) {
     const float *src = c->x + (size_t)idx[i] * in;
     float *dst = X + (size_t)i * in;
-    for (int k = 0; k < in; k++) dst[k] = (src[k] - e->in_mean[k]) * w->inv_std[k];
+    mbn_standardize(dst, src, e->in_mean, w->inv_std, in);
     memcpy(Y + (size_t)i * D, c->y + (size_t)idx[i] * D, sizeof(float) * (size_t)D);
   }
   /* forward: y = x @ W without bias into the layer's buffer, then bias and activation in
@@ -676,7 +676,7 @@ static void gather_inputs(mbEnsemble *e, float *dst, const float *src, const int
     int64_t r = rows ? rows[begin + i] : begin + i;
     const float *s = src + (size_t)r * in;
     float *d = dst + (size_t)i * in;
-    for (int k = 0; k < in; k++) d[k] = (s[k] - mean[k]) * istd[k];
+    mbn_standardize(d, s, mean, istd, in);
   }
 }
 
@@ -828,8 +828,8 @@ static void gather_obs_act(mbEnsemble *e, float *dst, const stepctx *c, const in
     int64_t r = rows ? rows[begin + i] : begin + i;
     const float *o = c->obs + (size_t)r * od, *a = c->act + (size_t)r * ad;
     float *d = dst + (size_t)i * in;
-    for (int k = 0; k < od; k++) d[k] = (o[k] - mean[k]) * istd[k];
-    for (int k = 0; k < ad; k++) d[od + k] = (a[k] - mean[od + k]) * istd[od + k];
+    mbn_standardize(d, o, mean, istd, od);
+    mbn_standardize(d + od, a, mean + od, istd + od, ad);
   }
 }
 

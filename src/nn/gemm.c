@@ -333,6 +333,10 @@ int mbn_gemm(mbPrecision prec, int ta, int tb, int M, int N, int K, float alpha,
         memcpy(C + (size_t)i * ldc, out + (size_t)i * N, sizeof(float) * (size_t)N);
     return MB_OK;
   }
+  if (prec == MB_FP32) {  /* oneDNN fp32 where it is the faster (src/nn/gemm_f32.c) */
+    int r = mbn_gemmF32Dnnl(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    if (r != 0) return r < 0 ? MB_ERR : MB_OK;
+  }
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M,
               N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   return MB_OK;

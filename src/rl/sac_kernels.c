@@ -5,7 +5,9 @@
    elementwise passes around them are here, written so the compiler vectorises them
    (restrict pointers, the vectoriser on for this file, AVX for Adam's square root). The arithmetic of each
    element is the same as the scalar kernels of src/nn (no reassociation, no contraction
-   under -std=c11), so results do not depend on the vector width. */
+   under -std=c11), so results do not depend on the vector width. Each pass is written once
+   as an always-inline body and compiled twice: for the AVX2 build and, with AVX-512 enabled by
+   a target attribute (ens_simd.h), for the run-time AVX-512 path. */
 #pragma GCC optimize("O3")
 
 #include "mbpo/sac.h"
@@ -14,6 +16,23 @@
 #include <string.h>
 #ifdef __AVX__
 #include <immintrin.h>
+#endif
+
+#include "nn/ens_simd.h"
+
+#define INLINE static inline __attribute__((always_inline))
+
+/* NAME(args) runs NAME##_body on the AVX-512 path (a clone with the target attribute) or the
+   build's own; CALL is the argument list */
+#ifdef MB_SIMD16
+#define TWO_PATHS(NAME, PARAMS, CALL)                                                        \
+  MB_T512 static void NAME##_512 PARAMS { NAME##_body CALL; }                               \
+  static void NAME PARAMS {                                                                  \
+    if (mb_use512()) NAME##_512 CALL;                                                        \
+    else NAME##_body CALL;                                                                   \
+  }
+#else
+#define TWO_PATHS(NAME, PARAMS, CALL) static void NAME PARAMS { NAME##_body CALL; }
 #endif
 
 size_t mbn_reluMlpWorkspace(const mbMlp *m, int B) {
@@ -44,9 +63,10 @@ float *mbn_reluMlpOutput(float *ws, const mbMlp *m, int B) {
 }
 
 /* y[n] = max(y, 0) in place */
-static void relu_inplace(float *restrict y, size_t n) {
+INLINE void relu_inplace_body(float *restrict y, size_t n) {
   for (size_t i = 0; i < n; i++) y[i] = y[i] > 0.0f ? y[i] : 0.0f;
 }
+TWO_PATHS(relu_inplace, (float *restrict y, size_t n), (y, n))
 
 float *mbn_reluMlpForward(float *ws, const mbMlp *m, const float *p, const float *x, int B) {
   const float *in = x;
@@ -63,8 +83,8 @@ float *mbn_reluMlpForward(float *ws, const mbMlp *m, const float *p, const float
 }
 
 /* d[B x n] *= (h > 0) and db[n] += column sums of the masked d */
-static void relu_back_colsum(float *restrict d, float *restrict db, const float *restrict h,
-                             int B, int n) {
+INLINE void relu_back_colsum_body(float *restrict d, float *restrict db,
+                                  const float *restrict h, int B, int n) {
   for (int r = 0; r < B; r++) {
     float *restrict dr = d + (size_t)r * n;
     const float *restrict hr = h + (size_t)r * n;
@@ -75,14 +95,17 @@ static void relu_back_colsum(float *restrict d, float *restrict db, const float 
     }
   }
 }
+TWO_PATHS(relu_back_colsum, (float *restrict d, float *restrict db, const float *restrict h,
+                             int B, int n), (d, db, h, B, n))
 
 /* db[n] += column sums of d[B x n] */
-static void colsum(float *restrict db, const float *restrict d, int B, int n) {
+INLINE void colsum_body(float *restrict db, const float *restrict d, int B, int n) {
   for (int r = 0; r < B; r++) {
     const float *restrict dr = d + (size_t)r * n;
     for (int j = 0; j < n; j++) db[j] += dr[j];
   }
 }
+TWO_PATHS(colsum, (float *restrict db, const float *restrict d, int B, int n), (db, d, B, n))
 
 void mbn_reluMlpBackward(float *dx, float *g, float *scratch, const mbMlp *m, const float *p,
                          const float *x, const float *ws, const float *dy, int B) {
@@ -104,14 +127,26 @@ void mbn_reluMlpBackward(float *dx, float *g, float *scratch, const mbMlp *m, co
 }
 
 /* d[i, :] = (h[idx[i], :] > 0) ? d[i, :] : 0 for i < n, rows of width w */
-static void relu_mask_rows(float *restrict d, const float *restrict h, const int *idx, int n,
-                           int w) {
+INLINE void relu_mask_rows_body(float *restrict d, const float *restrict h, const int *idx,
+                                int n, int w) {
   for (int i = 0; i < n; i++) {
     const float *restrict hr = h + (size_t)idx[i] * w;
     float *restrict dr = d + (size_t)i * w;
     for (int j = 0; j < w; j++) dr[j] = hr[j] > 0.0f ? dr[j] : 0.0f;
   }
 }
+TWO_PATHS(relu_mask_rows, (float *restrict d, const float *restrict h, const int *idx, int n,
+                           int w), (d, h, idx, n, w))
+
+/* d[i, :] = dy * W[:] for i < n, rows of width w */
+INLINE void bcast_rows_body(float *restrict d, const float *restrict W, float dy, int n, int w) {
+  for (int i = 0; i < n; i++) {
+    float *restrict di = d + (size_t)i * w;
+    for (int j = 0; j < w; j++) di[j] = dy * W[j];
+  }
+}
+TWO_PATHS(bcast_rows, (float *restrict d, const float *restrict W, float dy, int n, int w),
+          (d, W, dy, n, w))
 
 void mbn_reluMlpInputGradRows(float *dx, float *bufA, float *bufB, const mbMlp *m,
                               const float *p, const float *ws, int B, const int *idx, int n,
@@ -119,11 +154,7 @@ void mbn_reluMlpInputGradRows(float *dx, float *bufA, float *bufB, const mbMlp *
   int L = m->nlayers;
   /* last layer (one output): dh = dy * W[:, 0] on every selected row, then the ReLU mask */
   int wl = m->sizes[L - 1];
-  const float *restrict Wl = p + m->woff[L - 1];
-  for (int i = 0; i < n; i++) {
-    float *restrict d = bufA + (size_t)i * wl;
-    for (int j = 0; j < wl; j++) d[j] = dy * Wl[j];
-  }
+  bcast_rows(bufA, p + m->woff[L - 1], dy, n, wl);
   relu_mask_rows(bufA, ws + layer_off(m, B, L - 1), idx, n, wl);
   /* hidden layers down to layer 1, then the rows c0.. of layer 0's weights */
   for (int l = L - 1; l >= 1; l--) {
@@ -151,6 +182,8 @@ void mbn_adamPolyak(float *restrict p, float *restrict mom, float *restrict vel,
   const float step = opt->lr / c1, rc2 = 1.0f / sqrtf(c2), eps = opt->eps;
   const float keep = 1.0f - tau, omb1 = 1.0f - b1, omb2 = 1.0f - b2;
   size_t i = 0;
+  /* one loop for both paths: a 16-lane version measured 0.8x of this one on Zen 4
+     (tools/simd_kernels), so the AVX-512 path runs the 8-lane loop too */
 #ifdef __AVX__
   /* 8 lanes with the scalar loop's operations in the same order (sqrt and div are correctly
      rounded, so every lane gives the scalar result) */
