@@ -209,10 +209,10 @@ local function build_learners(cfg, obs_dim, act_dim)
   local ens = build("model", Ensemble.new, {inputs = obs_dim + act_dim, outputs = obs_dim + 1,
     members = m.members, elites = m.elites, hidden = m.hidden, activation = m.activation,
     weight_decay = m.weight_decay, lr = m.lr, seed = cfg.seed * 1000 + 13,
-    bounds = m.learned_bounds and "learned" or "fixed", bootstrap = m.bootstrap,
+    bounds = m.bounds, bootstrap = m.bootstrap,
     snapshot = m.snapshot, batch = m.batch, patience = m.patience,
     holdout_ratio = m.holdout_ratio, holdout_cap = m.holdout_cap,
-    prediction = cfg.rollout.mean_prediction and "mean" or "sample", precision = cfg.precision})
+    prediction = cfg.rollout.prediction, precision = cfg.precision})
   return agent, ens
 end
 

@@ -148,8 +148,13 @@ end
 
 -- resolves a script's config: defaults <- script table <- overrides
 function M.resolve(script_cfg, flat, order)
-  local train = require "mbpo.train"
-  local cfg, err = config.merge(train.defaults, script_cfg, train.defaults)
+  local train, schema = require "mbpo.train", require "mbpo.schema"
+  -- keys renamed since older builds (model.learned_bounds -> model.bounds ...), exactly
+  local up, uerr = schema.upgrade(script_cfg)
+  if not up then return nil, uerr end
+  flat, order = schema.upgrade_overrides(flat, order)
+  if not flat then return nil, order end
+  local cfg, err = config.merge(train.defaults, up, train.defaults)
   if not cfg then return nil, err end
   cfg, err = config.apply_overrides(cfg, train.defaults, flat, order)
   if not cfg then return nil, err end
@@ -246,6 +251,11 @@ end
 function M.main(args)
   local o, err = parse_args(args)
   if not o then return require("mbpo.cli").usage("run: " .. err) end
+  -- overrides by a renamed key (model.learned_bounds=false) become the new key's, so that a
+  -- --resume checks and records them under the name config.lua holds
+  local flat, order = require("mbpo.schema").upgrade_overrides(o.flat, o.order)
+  if not flat then return die(order) end
+  o.flat, o.order = flat, order
   local p
   if o.resume then p = prepare_resume(o) else p = prepare_new(o, args) end
   if type(p) ~= "table" then return p end

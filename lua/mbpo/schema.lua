@@ -153,8 +153,7 @@ M.settings = {
   {"model.holdout_ratio", core = E.holdout_ratio}, {"model.holdout_cap", core = E.holdout_cap},
   {"model.patience", core = E.patience}, {"model.max_epochs", core = F.max_epochs},
   {"model.max_seconds", core = F.max_seconds},
-  {"model.learned_bounds", true, boolean, "learned log-variance bounds (false: fixed; " ..
-    "Ensemble.new bounds)"},
+  {"model.bounds", core = E.bounds},
   {"model.bootstrap", core = E.bootstrap}, {"model.snapshot", core = E.snapshot},
   {"rollout.batch", 100000, int(1), "start states per rollout"},
   {"rollout.schedule", {20, 150, 1, 15}, function(v)
@@ -170,8 +169,7 @@ M.settings = {
   {"rollout.fn", "mbpo.rollout", lua_source, "the rollout scheme: a Lua file or module " ..
     "returning a function like mbpo.rollout.run (examples/mopo_rollout.lua)"},
   {"rollout.keep_terminated", false, boolean, "terminated rows continue (masked variant)"},
-  {"rollout.mean_prediction", false, boolean, "the elites' mean instead of a sample " ..
-    "(Ensemble.new prediction)"},
+  {"rollout.prediction", core = E.prediction},
   {"rollout.two_sided", false, boolean, "Hopper: two-sided state bound in the termination"},
   {"sac.hidden", core = S.hidden}, {"sac.lr", core = S.lr}, {"sac.gamma", core = S.gamma},
   {"sac.tau", core = S.tau}, {"sac.target_entropy", core = S.target_entropy},
@@ -196,6 +194,89 @@ M.settings = {
 -- key -> checker of every setting
 M.fields = {}
 for _, r in ipairs(M.settings) do M.fields[r[1]] = r.core and from_field(r.core) or r[3] end
+
+-- Keys renamed to their constructor's names: old key -> {new key, old value -> new value}.
+-- The configs of older builds (committed results, run directories, scripts) use the old
+-- names; M.upgrade and M.upgrade_overrides translate them exactly on load.
+M.renamed = {
+  ["model.learned_bounds"] = {"model.bounds", function(b) return b and "learned" or "fixed" end},
+  ["rollout.mean_prediction"] = {"rollout.prediction",
+    function(b) return b and "mean" or "sample" end},
+}
+
+local function renamed_keys()
+  local keys = {}
+  for k in pairs(M.renamed) do keys[#keys + 1] = k end
+  table.sort(keys)
+  return keys
+end
+
+-- a copy of a script's or config.lua's table with every old key replaced by its new one
+-- (the rest shared): cfg | nil, one line when an old key is not a boolean, or when the table
+-- sets both the old and the new key to different values
+function M.upgrade(cfg)
+  if type(cfg) ~= "table" then return cfg end
+  local out = cfg
+  for _, old in ipairs(renamed_keys()) do
+    local new, conv = M.renamed[old][1], M.renamed[old][2]
+    local sect, oname = old:match("^([^%.]+)%.(.+)$")
+    local nname = new:match("%.(.+)$")
+    local node = out[sect]
+    if type(node) == "table" and node[oname] ~= nil then
+      local v = node[oname]
+      if type(v) ~= "boolean" then
+        return nil, string.format("config key '%s' expects a boolean, got a %s (%s)", old,
+          type(v), tostring(v))
+      end
+      local nv = conv(v)
+      if node[nname] ~= nil and node[nname] ~= nv then
+        return nil, string.format("config sets both '%s' = %s (the old name of '%s', " ..
+          "meaning %s) and '%s' = %s; keep one", old, tostring(v), new, string.format("%q", nv),
+          new, show(node[nname]))
+      end
+      if out == cfg then
+        out = {}
+        for k, x in pairs(cfg) do out[k] = x end
+      end
+      local copy = {}
+      for k, x in pairs(node) do copy[k] = x end
+      copy[oname], copy[nname] = nil, nv
+      out[sect] = copy
+    end
+  end
+  return out
+end
+
+-- command-line overrides {[key] = text} applied in `order`, with every old key replaced by
+-- its new one: flat, order (new tables) | nil, one line (an old key's text is not a boolean,
+-- or the old and the new key are both given with different meanings)
+function M.upgrade_overrides(flat, order)
+  local f, o, given = {}, {}, {}
+  for _, key in ipairs(order) do
+    local r, text = M.renamed[key], flat[key]
+    local new, value = key, text
+    if r then
+      local l = text:lower()
+      local b
+      if l == "true" or l == "1" or l == "yes" or l == "on" then b = true
+      elseif l == "false" or l == "0" or l == "no" or l == "off" then b = false
+      else
+        return nil, string.format("config key '%s' expects true or false, got '%s'", key, text)
+      end
+      new, value = r[1], r[2](b)
+    end
+    local prev = given[new]
+    if prev and f[new] ~= value then
+      local old, other = r and key or prev, r and prev or key
+      return nil, string.format("overrides set both %s=%s and %s=%s: '%s' is the old name " ..
+        "of '%s' (%s=%s means %s=%s); keep one", old, flat[old], other, flat[other], old, new,
+        old, flat[old], new, r and value or f[new])
+    end
+    if not prev then o[#o + 1] = new end
+    given[new], f[new] = key, value
+  end
+  return f, o
+end
 
 -- the nested defaults table of the settings (a fresh copy each call)
 function M.defaults()

@@ -298,7 +298,7 @@ local function load_model(cfg, where, env)
   local ok, ens = pcall(require("mbpo.ensemble").new, {inputs = env.obs_dim + env.act_dim,
     outputs = env.obs_dim + 1, members = m.members, elites = m.elites, hidden = m.hidden,
     activation = m.activation, weight_decay = m.weight_decay, lr = m.lr,
-    bounds = m.learned_bounds and "learned" or "fixed", bootstrap = m.bootstrap,
+    bounds = m.bounds, bootstrap = m.bootstrap,
     snapshot = m.snapshot, batch = m.batch, patience = m.patience,
     holdout_ratio = m.holdout_ratio, holdout_cap = m.holdout_cap, prediction = "mean"})
   if not ok then return nil, tostring(ens) end

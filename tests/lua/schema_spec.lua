@@ -169,6 +169,101 @@ describe("schema", function()
     os.remove(xml)
   end)
 
+  -- model.learned_bounds / rollout.mean_prediction (booleans) of older builds are now the
+  -- constructor's model.bounds / rollout.prediction (enums)
+  it("translates the old names of renamed keys exactly, in tables and overrides", function()
+    local run = require "mbpo.run"
+    local tiny = MBPO_ROOT .. "/tests/lua/data/tiny.lua"
+    local function resolve(set, flat, order)
+      local c = dofile(tiny)
+      for k, v in pairs(set) do
+        local sect, name = k:match("^(%a+)%.(.+)$")
+        c[sect][name] = v
+      end
+      local cfg, err = run.resolve(c, flat or {}, order or {})
+      return cfg, err, c
+    end
+    for _, case in ipairs({{true, "learned", false, "sample"}, {false, "fixed", true, "mean"}}) do
+      local old, err, given = resolve({["model.learned_bounds"] = case[1],
+        ["rollout.mean_prediction"] = case[3]})
+      check(old, tostring(err))
+      local new = assert(resolve({["model.bounds"] = case[2], ["rollout.prediction"] = case[4]}))
+      eq(old.model.bounds, case[2])
+      eq(old.rollout.prediction, case[4])
+      eq(old.model.learned_bounds, nil)
+      eq(old.rollout.mean_prediction, nil)
+      eq(config.to_lua(old), config.to_lua(new), "old-name config resolves as the new-name one")
+      eq(given.model.learned_bounds, case[1], "the script's own table is left as it was")
+      -- both names with the same meaning: accepted
+      eq(config.to_lua(assert(resolve({["model.learned_bounds"] = case[1],
+        ["model.bounds"] = case[2]}))), config.to_lua(assert(resolve({["model.bounds"] = case[2]}))))
+      -- command-line overrides, any boolean spelling
+      local flat = {["model.learned_bounds"] = case[1] and "yes" or "OFF",
+        ["rollout.mean_prediction"] = tostring(case[3])}
+      local o = assert(resolve({}, flat, {"model.learned_bounds", "rollout.mean_prediction"}))
+      local n = assert(resolve({}, {["model.bounds"] = case[2], ["rollout.prediction"] = case[4]},
+        {"model.bounds", "rollout.prediction"}))
+      eq(config.to_lua(o), config.to_lua(n), "old-name overrides resolve as the new-name ones")
+    end
+    -- defaults unchanged: learned bounds, sampled steps
+    local d = assert(resolve({}))
+    eq(d.model.bounds, "learned")
+    eq(d.rollout.prediction, "sample")
+  end)
+
+  it("refuses in one line a config setting an old and a new name to different values", function()
+    local run = require "mbpo.run"
+    local c = dofile(MBPO_ROOT .. "/tests/lua/data/tiny.lua")
+    c.model.learned_bounds, c.model.bounds = true, "fixed"
+    local cfg, err = run.resolve(c, {}, {})
+    eq(cfg, nil)
+    eq(err, "config sets both 'model.learned_bounds' = true (the old name of 'model.bounds', " ..
+      "meaning \"learned\") and 'model.bounds' = fixed; keep one")
+    c = dofile(MBPO_ROOT .. "/tests/lua/data/tiny.lua")
+    c.rollout.mean_prediction, c.rollout.prediction = false, "mean"
+    cfg, err = run.resolve(c, {}, {})
+    check(err and err:find("'rollout.mean_prediction' = false (the old name of " ..
+      "'rollout.prediction', meaning \"sample\")", 1, true), tostring(err))
+    c = dofile(MBPO_ROOT .. "/tests/lua/data/tiny.lua")
+    c.model.learned_bounds = "fixed"
+    cfg, err = run.resolve(c, {}, {})
+    eq(err, "config key 'model.learned_bounds' expects a boolean, got a string (fixed)")
+    -- overrides, in either order
+    c = dofile(MBPO_ROOT .. "/tests/lua/data/tiny.lua")
+    local flat = {["model.learned_bounds"] = "false", ["model.bounds"] = "learned"}
+    for _, order in ipairs({{"model.learned_bounds", "model.bounds"},
+        {"model.bounds", "model.learned_bounds"}}) do
+      cfg, err = run.resolve(c, flat, order)
+      eq(err, "overrides set both model.learned_bounds=false and model.bounds=learned: " ..
+        "'model.learned_bounds' is the old name of 'model.bounds' (model.learned_bounds=false " ..
+        "means model.bounds=fixed); keep one")
+    end
+    cfg, err = run.resolve(c, {["rollout.mean_prediction"] = "maybe"}, {"rollout.mean_prediction"})
+    eq(err, "config key 'rollout.mean_prediction' expects true or false, got 'maybe'")
+    check(not err:find("\n"), "one line")
+  end)
+
+  it("resolves a committed run's old-name config.lua as its new-name rewrite", function()
+    local f = MBPO_ROOT .. "/results/hopper/seed1/config.lua"
+    local text = assert(io.open(f)):read("a")
+    check(text:find("learned_bounds = true", 1, true) and
+      text:find("mean_prediction = false", 1, true), "an old-name config: " .. f)
+    local newtext = text:gsub("learned_bounds = true", "bounds = \"learned\"")
+      :gsub("mean_prediction = false", "prediction = \"sample\"")
+    local tmp = os.tmpname()
+    local h = assert(io.open(tmp, "w"))
+    h:write(newtext)
+    h:close()
+    local run = require "mbpo.run"
+    local _, a = assert(config.load_sandboxed(f))
+    local _, b = assert(config.load_sandboxed(tmp))
+    os.remove(tmp)
+    local ra, rb = assert(run.resolve(a, {}, {})), assert(run.resolve(b, {}, {}))
+    eq(config.to_lua(ra), config.to_lua(rb))
+    eq(ra.model.bounds, "learned")
+    eq(ra.rollout.prediction, "sample")
+  end)
+
   it("suggests the nearest valid names for an unknown key", function()
     local function first(key) return config.closest(train.defaults, key):match("^'([^']+)'") end
     eq(first("epoch"), "epochs")
