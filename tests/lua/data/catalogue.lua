@@ -130,6 +130,14 @@ return {
     rc = 1, msg = "'model%.max_epochs' must be an integer >= 0, got %-1"},
   {name = "model.learned_bounds=maybe", args = {"run", T, "model.learned_bounds=maybe", "--out",
     "$TMP/o"}, rc = 1, msg = "'model%.learned_bounds' expects true or false, got 'maybe'"},
+  {name = "model.bounds=maybe", args = {"run", T, "model.bounds=maybe", "--out", "$TMP/o"},
+    rc = 1, msg = "'model%.bounds' must be one of learned, fixed, got maybe"},
+  {name = "rollout.prediction=median", args = {"run", T, "rollout.prediction=median", "--out",
+    "$TMP/o"}, rc = 1, msg = "'rollout%.prediction' must be one of sample, mean, got median"},
+  {name = "old and new name of a key disagree", args = {"run", T, "rollout.mean_prediction=true",
+    "rollout.prediction=sample", "--out", "$TMP/o"}, rc = 1, msg = "overrides set both " ..
+    "rollout%.mean_prediction=true and rollout%.prediction=sample: 'rollout%.mean_prediction' " ..
+    "is the old name of 'rollout%.prediction'"},
   {name = "rollout.batch=0", args = {"run", T, "rollout.batch=0", "--out", "$TMP/o"}, rc = 1,
     msg = "'rollout%.batch' must be an integer >= 1, got 0"},
   {name = "schedule of two numbers", args = {"run", T, "rollout.schedule=1,2", "--out", "$TMP/o"},
@@ -255,6 +263,13 @@ return {
     rc = 1, msg = "cannot resume with model%.hidden={8,8}: the run was made with model%.hidden = {16,16}"},
   {name = "resume changing the task", args = {"run", "--resume", "$RUN", "env=Hopper"}, rc = 1,
     msg = "cannot resume with env=Hopper: the run was made with env = InvertedPendulum"},
+  {name = "resume changing model.bounds by its old name", args = {"run", "--resume", "$RUN",
+    "model.learned_bounds=false"}, rc = 1,
+    msg = "cannot resume with model%.bounds=fixed: the run was made with model%.bounds = learned"},
+  {name = "resume of a config.lua setting an old and a new name apart", args = {"run",
+    "--resume", "$RUN"}, rc = 1, config = "return {model = {learned_bounds = false, " ..
+    "bounds = 'learned'}}\n", msg = "config sets both 'model%.learned_bounds' = false %(the " ..
+    "old name of 'model%.bounds', meaning \"fixed\"%) and 'model%.bounds' = learned; keep one"},
   {name = "resume changing a capacity", args = {"run", "--resume", "$RUN", "rollout.batch=10"},
     rc = 1, msg = "cannot resume with rollout%.batch=10.*= 200"},
   {name = "resume changing epoch_length", args = {"run", "--resume", "$RUN", "epoch_length=30"},
