@@ -263,23 +263,28 @@ describe("catalogue", function()
     -- a config.lua of an older build (model.learned_bounds, rollout.mean_prediction) resumes,
     -- and is written back under the new names
     local new_text = read(run .. "/config.lua")
-    local old_text, n1 = new_text:gsub('\n    bounds = "learned",\n', "\n    learned_bounds = true,\n")
+    local old_text, n1 = new_text:gsub('\n    bounds = "learned",\n',
+      "\n    learned_bounds = true,\n")
     local n2
-    old_text, n2 = old_text:gsub('\n    prediction = "sample",\n', "\n    mean_prediction = false,\n")
+    old_text, n2 = old_text:gsub('\n    prediction = "sample",\n',
+      "\n    mean_prediction = false,\n")
     eq(n1 + n2, 2, "the old names written in:\n" .. old_text)
     write(run .. "/config.lua", old_text)
-    code, text = sh(string.format("%s run --resume %s epochs=3 eval.episodes=1", shq(exe), shq(run)))
+    code, text = sh(string.format("%s run --resume %s epochs=3 eval.episodes=1", shq(exe),
+      shq(run)))
     eq(code, 0, text)
     _, rows = require("mbpo.log").read_csv(run .. "/progress.csv")
     eq(#rows, 3, "epochs of the run resumed from an old-name config.lua")
     cfg_text = read(run .. "/config.lua")
     check(cfg_text:find('\n    bounds = "learned",\n', 1, true) and
       cfg_text:find('\n    prediction = "sample",\n', 1, true) and
-      not cfg_text:find("learned_bounds", 1, true) and not cfg_text:find("mean_prediction", 1, true),
+      not cfg_text:find("learned_bounds", 1, true) and
+      not cfg_text:find("mean_prediction", 1, true),
       "config.lua rewritten under the new names:\n%s", cfg_text)
     -- and the refused override changed nothing
     local before = snapshot(run)
-    code, text = sh(string.format("%s run --resume %s epochs=4 rollout.batch=7", shq(exe), shq(run)))
+    code, text = sh(string.format("%s run --resume %s epochs=4 rollout.batch=7", shq(exe),
+      shq(run)))
     eq(code, 1, text)
     check(text:find("cannot resume with rollout.batch=7", 1, true), text)
     check(not diff(before, snapshot(run)), "run directory changed by a refused resume")
