@@ -38,10 +38,8 @@
 
 /* one calling thread's state: reachable from the global list (no leak at exit) */
 typedef struct ThreadState {
-  struct ThreadState *next;
-  dnnl_stream_t stream;
+  mbnMatmulThread h;        /* stream, cache use, list link */
   mbnMatmul cache[CACHE_SLOTS];
-  int ncache, evict;
   uint16_t *abuf, *bbuf;
   size_t acap, bcap;
   float *cbuf;              /* padded result rows */
@@ -53,7 +51,7 @@ static struct {
   dnnl_engine_t engine;
   int ok;                    /* engine created */
   pthread_mutex_t mu;
-  ThreadState *threads;
+  mbnMatmulThread *threads;
 } g = {PTHREAD_ONCE_INIT, NULL, 0, PTHREAD_MUTEX_INITIALIZER, NULL};
 
 static _Thread_local ThreadState *tls;
@@ -72,18 +70,8 @@ static ThreadState *thread_state(void) {
   if (tls) return tls;
   pthread_once(&g.once, init_engine);
   if (!g.ok) return NULL;
-  ThreadState *t = calloc(1, sizeof *t);
-  if (!t) return NULL;
-  if (mbn_matmulThreadStart(&t->stream, g.engine) < 0) {
-    free(t);
-    return NULL;
-  }
-  pthread_mutex_lock(&g.mu);
-  t->next = g.threads;
-  g.threads = t;
-  pthread_mutex_unlock(&g.mu);
-  tls = t;
-  return t;
+  tls = mbn_matmulThreadNew(sizeof *tls, g.engine, &g.mu, &g.threads);
+  return tls;
 }
 
 /* fp32 -> bf16, round to nearest even; a NaN stays a (quiet) NaN. Branch-free so that the
@@ -229,10 +217,20 @@ mbnMatmul *mbn_matmulLookup(mbnMatmul *cache, int cap, int *n, int *evict, dnnl_
   return p;
 }
 
-int mbn_matmulThreadStart(dnnl_stream_t *st, dnnl_engine_t e) {
-  if (dnnl_stream_create(st, e, dnnl_stream_default_flags) != dnnl_success) return -1;
+void *mbn_matmulThreadNew(size_t size, dnnl_engine_t e, pthread_mutex_t *mu,
+                          mbnMatmulThread **list) {
+  mbnMatmulThread *t = calloc(1, size);
+  if (!t) return NULL;
+  if (dnnl_stream_create(&t->stream, e, dnnl_stream_default_flags) != dnnl_success) {
+    free(t);
+    return NULL;
+  }
   omp_set_num_threads(1);   /* this thread's OpenMP ICV: oneDNN runs inside it */
-  return 0;
+  pthread_mutex_lock(mu);
+  t->next = *list;
+  *list = t;
+  pthread_mutex_unlock(mu);
+  return t;
 }
 
 int mbn_matmulRun(mbnMatmul *p, dnnl_stream_t st, const void *a, const void *b, float *c) {
@@ -333,11 +331,11 @@ int mbn_gemm(mbPrecision prec, int ta, int tb, int M, int N, int K, float alpha,
     }
     /* the packed operands: A [Mp x K] or [K x Mp], B [K x N] or [N x K], dense */
     mbnMatmulShape sh = {dnnl_bf16, ta, tb, Mp, N, K, ta ? Mp : K, tb ? K : N, ldo, alpha, beta};
-    mbnMatmul *p = mbn_matmulLookup(t->cache, CACHE_SLOTS, &t->ncache, &t->evict, g.engine, &sh);
+    mbnMatmul *p = mbn_matmulLookup(t->cache, CACHE_SLOTS, &t->h.n, &t->h.evict, g.engine, &sh);
     if (!p)
       return mbu_error("gemm: oneDNN has no bf16 matmul for [%d x %d] @ [%d x %d] on this CPU",
                        M, K, K, N);
-    if (mbn_matmulRun(p, t->stream, t->abuf, bsrc, out) < 0)
+    if (mbn_matmulRun(p, t->h.stream, t->abuf, bsrc, out) < 0)
       return mbu_error("gemm: oneDNN matmul failed for [%d x %d] @ [%d x %d]", M, K, K, N);
     if (out != C)
       for (int i = 0; i < M; i++)

@@ -16,16 +16,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <omp.h>
 #include <oneapi/dnnl/dnnl.h>
 
 #define F32_SLOTS 48
 
 typedef struct F32State {
-  struct F32State *next;
-  dnnl_stream_t stream;
+  mbnMatmulThread h;        /* stream, cache use, list link */
   mbnMatmul cache[F32_SLOTS];
-  int n, evict;
 } F32State;
 
 static struct {
@@ -33,7 +30,7 @@ static struct {
   dnnl_engine_t engine;
   int on;                     /* engine created and not turned off by MBPO_GEMM_F32=blas */
   pthread_mutex_t mu;
-  F32State *threads;
+  mbnMatmulThread *threads;
 } f32 = {PTHREAD_ONCE_INIT, NULL, 0, PTHREAD_MUTEX_INITIALIZER, NULL};
 
 static _Thread_local F32State *f32_tls;
@@ -66,18 +63,8 @@ int mbn_gemmF32InUse(void) {
 
 static F32State *f32_state(void) {
   if (f32_tls) return f32_tls;
-  F32State *t = calloc(1, sizeof *t);
-  if (!t) return NULL;
-  if (mbn_matmulThreadStart(&t->stream, f32.engine) < 0) {
-    free(t);
-    return NULL;
-  }
-  pthread_mutex_lock(&f32.mu);
-  t->next = f32.threads;
-  f32.threads = t;
-  pthread_mutex_unlock(&f32.mu);
-  f32_tls = t;
-  return t;
+  f32_tls = mbn_matmulThreadNew(sizeof *f32_tls, f32.engine, &f32.mu, &f32.threads);
+  return f32_tls;
 }
 
 int mbn_gemmF32Dnnl(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
@@ -94,9 +81,9 @@ int mbn_gemmF32Dnnl(int ta, int tb, int M, int N, int K, float alpha, const floa
   F32State *t = f32_state();
   if (!t) return 0;
   mbnMatmulShape sh = {dnnl_f32, ta, tb, M, N, K, lda, ldb, ldc, alpha, beta};
-  mbnMatmul *p = mbn_matmulLookup(t->cache, F32_SLOTS, &t->n, &t->evict, f32.engine, &sh);
+  mbnMatmul *p = mbn_matmulLookup(t->cache, F32_SLOTS, &t->h.n, &t->h.evict, f32.engine, &sh);
   if (!p) return 0;  /* no implementation: sgemm computes it */
-  if (mbn_matmulRun(p, t->stream, A, B, C) < 0)
+  if (mbn_matmulRun(p, t->h.stream, A, B, C) < 0)
     return mbu_error("gemm: oneDNN fp32 matmul failed for [%d x %d] @ [%d x %d]", M, K, K, N);
   return 1;
 }

@@ -6,6 +6,7 @@
 #ifndef MBPO_NN_MATMUL_H
 #define MBPO_NN_MATMUL_H
 
+#include <pthread.h>
 #include <stddef.h>
 
 #include <oneapi/dnnl/dnnl.h>
@@ -36,10 +37,19 @@ void mbn_matmulDestroy(mbnMatmul *p);
 mbnMatmul *mbn_matmulLookup(mbnMatmul *cache, int cap, int *n, int *evict, dnnl_engine_t e,
                             const mbnMatmulShape *s);
 
-/* prepares the calling thread for mbn_matmulRun: creates its stream *st on engine e and sets
-   its OpenMP thread count to 1 (oneDNN runs inside it, so no OpenMP team is started): 0, or
-   -1 (no stream) */
-int mbn_matmulThreadStart(dnnl_stream_t *st, dnnl_engine_t e);
+/* what every calling thread's state starts with */
+typedef struct mbnMatmulThread {
+  struct mbnMatmulThread *next;   /* the owner's list of states (reachable: no leak at exit) */
+  dnnl_stream_t stream;
+  int n, evict;                   /* the owner's cache: slots in use, the next to reuse */
+} mbnMatmulThread;
+
+/* a zeroed state of size bytes (a struct that starts with an mbnMatmulThread) for the calling
+   thread: its stream on engine e, its OpenMP thread count set to 1 (oneDNN runs inside it, so
+   no OpenMP team is started), linked into *list under mu; NULL when out of memory or no
+   stream */
+void *mbn_matmulThreadNew(size_t size, dnnl_engine_t e, pthread_mutex_t *mu,
+                          mbnMatmulThread **list);
 
 /* runs p on stream st with the given operands (A and B are only read): 0, or -1 */
 int mbn_matmulRun(mbnMatmul *p, dnnl_stream_t st, const void *a, const void *b, float *c);
