@@ -9,6 +9,8 @@
    OpenMP team is ever started, nothing spins beside OpenBLAS and the pool, and a product
    computed by one thread gives the same bits whatever the thread count.
    Primitives are created once per shape and thread and reused (a small per-thread cache).
+   The primitive, its cache and the per-thread set-up (src/nn/matmul.h) are defined here and
+   serve the fp32 oneDNN path (src/nn/gemm_f32.c) too.
    Row counts that vary from call to call (the critic rows that gave the minimum, the rows
    of a model step routed to one elite) are padded with zero rows up to a multiple of
    ROWPAD, so that a handful of shapes serve them all instead of a new primitive (and a new
