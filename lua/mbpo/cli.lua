@@ -104,8 +104,10 @@ function commands.eval(args)
   while i <= #args do
     if args[i] == "--episodes" then
       episodes = math.tointeger(tonumber(args[i + 1] or ""))
-      if not episodes or episodes < 1 or episodes > 1000000 then
-        return usage("eval: --episodes needs an integer in [1, 1000000], got " .. tostring(args[i + 1]))
+      local max = require("mbpo.evaluate").MAX_EPISODES
+      if not episodes or episodes < 1 or episodes > max then
+        return usage(string.format("eval: --episodes needs an integer in [1, %d], got %s", max,
+                                   tostring(args[i + 1])))
       end
       i = i + 2
     elseif args[i]:match("^%-%-") then return usage("eval: unknown option '" .. args[i] .. "'")

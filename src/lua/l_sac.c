@@ -128,7 +128,8 @@ static Rows getrows(lua_State *L, int idx, const char *fname, const char *arg, i
   if (len > 0) lua_pop(L, 1);
   if (nested) r.n = (int)len;
   else if (vector) {
-    if (len != cols) luaL_error(L, "%s: %s has %d numbers, expected %d", fname, arg, (int)len, cols);
+    if (len != cols)
+      luaL_error(L, "%s: %s has %d numbers, expected %d", fname, arg, (int)len, cols);
     r.n = 1;
     r.flat = 1;
   } else if (cols == 1) {
@@ -240,7 +241,8 @@ static int sac_updatemixed(lua_State *L) {
   double ratio = luaL_checknumber(L, 5);
   mbRng *g = mbL_checkrng(L, 6);
   luaL_checktype(L, 7, LUA_TTABLE);
-  if (n < 0 || n > (1 << 30)) luaL_error(L, "sac:update_mixed: n must be in 0..2^30, got %d", (int)n);
+  if (n < 0 || n > (1 << 30))
+    luaL_error(L, "sac:update_mixed: n must be in 0..2^30, got %d", (int)n);
   double sums[10];
   for (int i = 0; i < 10; i++) {
     lua_getfield(L, 7, sumkeys[i]);
@@ -377,7 +379,8 @@ static int sac_tostring(lua_State *L) {
 
 static const luaL_Reg funcs[] = {{"new", sac_new}, {NULL, NULL}};
 static const luaL_Reg meth[] = {
-  {"update", sac_update}, {"update_mixed", sac_updatemixed}, {"act", sac_act}, {"config", sac_config}, {"alpha", sac_alpha},
+  {"update", sac_update}, {"update_mixed", sac_updatemixed}, {"act", sac_act},
+  {"config", sac_config}, {"alpha", sac_alpha},
   {"updates", sac_updates}, {"flops", sac_flops}, {"close", sac_gc}, {NULL, NULL}};
 static const luaL_Reg metameth[] = {
   {"__index", NULL}, {"__gc", sac_gc}, {"__close", sac_gc}, {"__tostring", sac_tostring},

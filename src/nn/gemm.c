@@ -9,6 +9,8 @@
    OpenMP team is ever started, nothing spins beside OpenBLAS and the pool, and a product
    computed by one thread gives the same bits whatever the thread count.
    Primitives are created once per shape and thread and reused (a small per-thread cache).
+   The primitive, its cache and the per-thread set-up (src/nn/matmul.h) are defined here and
+   serve the fp32 oneDNN path (src/nn/gemm_f32.c) too.
    Row counts that vary from call to call (the critic rows that gave the minimum, the rows
    of a model step routed to one elite) are padded with zero rows up to a multiple of
    ROWPAD, so that a handful of shapes serve them all instead of a new primitive (and a new
@@ -18,6 +20,7 @@
    (the same bits as packing it again). */
 #include "mbpo/nn.h"
 #include "mbpo/core.h"
+#include "nn/matmul.h"
 
 #include <pthread.h>
 #include <stdint.h>
@@ -35,19 +38,10 @@
 #define CACHE_SLOTS 96
 #define ROWPAD 32
 
-typedef struct Prim {
-  int ta, tb, M, N, K, ldc;
-  float alpha, beta;
-  dnnl_primitive_t prim;
-  dnnl_memory_t a, b, c;
-} Prim;
-
 /* one calling thread's state: reachable from the global list (no leak at exit) */
 typedef struct ThreadState {
-  struct ThreadState *next;
-  dnnl_stream_t stream;
-  Prim cache[CACHE_SLOTS];
-  int ncache, evict;
+  mbnMatmulThread h;        /* stream, cache use, list link */
+  mbnMatmul cache[CACHE_SLOTS];
   uint16_t *abuf, *bbuf;
   size_t acap, bcap;
   float *cbuf;              /* padded result rows */
@@ -59,7 +53,7 @@ static struct {
   dnnl_engine_t engine;
   int ok;                    /* engine created */
   pthread_mutex_t mu;
-  ThreadState *threads;
+  mbnMatmulThread *threads;
 } g = {PTHREAD_ONCE_INIT, NULL, 0, PTHREAD_MUTEX_INITIALIZER, NULL};
 
 static _Thread_local ThreadState *tls;
@@ -78,19 +72,8 @@ static ThreadState *thread_state(void) {
   if (tls) return tls;
   pthread_once(&g.once, init_engine);
   if (!g.ok) return NULL;
-  ThreadState *t = calloc(1, sizeof *t);
-  if (!t) return NULL;
-  if (dnnl_stream_create(&t->stream, g.engine, dnnl_stream_default_flags) != dnnl_success) {
-    free(t);
-    return NULL;
-  }
-  omp_set_num_threads(1);   /* this thread's OpenMP ICV: oneDNN runs inside it */
-  pthread_mutex_lock(&g.mu);
-  t->next = g.threads;
-  g.threads = t;
-  pthread_mutex_unlock(&g.mu);
-  tls = t;
-  return t;
+  tls = mbn_matmulThreadNew(sizeof *tls, g.engine, &g.mu, &g.threads);
+  return tls;
 }
 
 /* fp32 -> bf16, round to nearest even; a NaN stays a (quiet) NaN. Branch-free so that the
@@ -153,7 +136,7 @@ static int grow(uint16_t **buf, size_t *cap, size_t n) {
   return 0;
 }
 
-static void destroy(Prim *p) {
+void mbn_matmulDestroy(mbnMatmul *p) {
   if (p->prim) dnnl_primitive_destroy(p->prim);
   if (p->a) dnnl_memory_destroy(p->a);
   if (p->b) dnnl_memory_destroy(p->b);
@@ -161,18 +144,17 @@ static void destroy(Prim *p) {
   memset(p, 0, sizeof *p);
 }
 
-/* creates the matmul of A [M x K] (stored [K x M] when ta), B [K x N] ([N x K] when tb), both
-   packed bf16, into C fp32 [M x N] with leading dimension ldc; alpha as an output scale and
-   beta as a sum post-op. Returns 0, or -1 when oneDNN has no implementation. impl [nimpl]
-   receives the implementation's name when not NULL. */
-static int create(Prim *p, int ta, int tb, int M, int N, int K, int ldc, float alpha,
-                  float beta, char *impl, size_t nimpl) {
+int mbn_matmulCreate(mbnMatmul *p, dnnl_engine_t e, const mbnMatmulShape *s, char *impl,
+                     size_t nimpl) {
   memset(p, 0, sizeof *p);
+  int ta = s->ta, tb = s->tb;
+  float alpha = s->alpha, beta = s->beta;
   dnnl_memory_desc_t amd, bmd, cmd;
-  dnnl_dims_t ad = {M, K}, bd = {K, N}, cd = {M, N};
-  dnnl_dims_t as = {ta ? 1 : K, ta ? M : 1}, bs = {tb ? 1 : N, tb ? K : 1}, cs = {ldc, 1};
-  if (dnnl_memory_desc_init_by_strides(&amd, 2, ad, dnnl_bf16, as) != dnnl_success ||
-      dnnl_memory_desc_init_by_strides(&bmd, 2, bd, dnnl_bf16, bs) != dnnl_success ||
+  dnnl_dims_t ad = {s->M, s->K}, bd = {s->K, s->N}, cd = {s->M, s->N};
+  dnnl_dims_t as = {ta ? 1 : s->lda, ta ? s->lda : 1}, bs = {tb ? 1 : s->ldb, tb ? s->ldb : 1};
+  dnnl_dims_t cs = {s->ldc, 1};
+  if (dnnl_memory_desc_init_by_strides(&amd, 2, ad, s->dt, as) != dnnl_success ||
+      dnnl_memory_desc_init_by_strides(&bmd, 2, bd, s->dt, bs) != dnnl_success ||
       dnnl_memory_desc_init_by_strides(&cmd, 2, cd, dnnl_f32, cs) != dnnl_success)
     return -1;
   dnnl_matmul_desc_t md;
@@ -180,7 +162,8 @@ static int create(Prim *p, int ta, int tb, int M, int N, int K, int ldc, float a
   dnnl_primitive_attr_t attr;
   if (dnnl_primitive_attr_create(&attr) != dnnl_success) return -1;
   int bad = 0;
-  if (alpha != 1.0f) bad |= dnnl_primitive_attr_set_output_scales(attr, 1, 0, &alpha) != dnnl_success;
+  if (alpha != 1.0f)
+    bad |= dnnl_primitive_attr_set_output_scales(attr, 1, 0, &alpha) != dnnl_success;
   if (beta != 0.0f) {
     dnnl_post_ops_t po;
     bad |= dnnl_post_ops_create(&po) != dnnl_success;
@@ -191,45 +174,77 @@ static int create(Prim *p, int ta, int tb, int M, int N, int K, int ldc, float a
     }
   }
   dnnl_primitive_desc_t pd = NULL;
-  if (!bad) bad = dnnl_primitive_desc_create(&pd, &md, attr, g.engine, NULL) != dnnl_success;
+  if (!bad) bad = dnnl_primitive_desc_create(&pd, &md, attr, e, NULL) != dnnl_success;
   dnnl_primitive_attr_destroy(attr);
   if (bad) return -1;
   if (impl && nimpl) {
-    const char *s = NULL;
-    dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &s);
-    snprintf(impl, nimpl, "%s", s ? s : "?");
+    const char *name = NULL;
+    dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &name);
+    snprintf(impl, nimpl, "%s", name ? name : "?");
   }
   bad = dnnl_primitive_create(&p->prim, pd) != dnnl_success;
   dnnl_primitive_desc_destroy(pd);
-  if (!bad) bad |= dnnl_memory_create(&p->a, &amd, g.engine, DNNL_MEMORY_NONE) != dnnl_success;
-  if (!bad) bad |= dnnl_memory_create(&p->b, &bmd, g.engine, DNNL_MEMORY_NONE) != dnnl_success;
-  if (!bad) bad |= dnnl_memory_create(&p->c, &cmd, g.engine, DNNL_MEMORY_NONE) != dnnl_success;
+  if (!bad) bad |= dnnl_memory_create(&p->a, &amd, e, DNNL_MEMORY_NONE) != dnnl_success;
+  if (!bad) bad |= dnnl_memory_create(&p->b, &bmd, e, DNNL_MEMORY_NONE) != dnnl_success;
+  if (!bad) bad |= dnnl_memory_create(&p->c, &cmd, e, DNNL_MEMORY_NONE) != dnnl_success;
   if (bad) {
-    destroy(p);
+    mbn_matmulDestroy(p);
     return -1;
   }
-  p->ta = ta; p->tb = tb; p->M = M; p->N = N; p->K = K; p->ldc = ldc;
-  p->alpha = alpha; p->beta = beta;
+  p->s = *s;
   return 0;
 }
 
-static Prim *lookup(ThreadState *t, int ta, int tb, int M, int N, int K, int ldc, float alpha,
-                    float beta) {
-  for (int i = 0; i < t->ncache; i++) {
-    Prim *p = &t->cache[i];
-    if (p->ta == ta && p->tb == tb && p->M == M && p->N == N && p->K == K && p->ldc == ldc &&
-        p->alpha == alpha && p->beta == beta)
-      return p;
-  }
-  Prim *p;
-  if (t->ncache < CACHE_SLOTS) p = &t->cache[t->ncache++];
+static int same_shape(const mbnMatmulShape *x, const mbnMatmulShape *y) {
+  return x->dt == y->dt && x->ta == y->ta && x->tb == y->tb && x->M == y->M && x->N == y->N &&
+         x->K == y->K && x->lda == y->lda && x->ldb == y->ldb && x->ldc == y->ldc &&
+         x->alpha == y->alpha && x->beta == y->beta;
+}
+
+mbnMatmul *mbn_matmulLookup(mbnMatmul *cache, int cap, int *n, int *evict, dnnl_engine_t e,
+                            const mbnMatmulShape *s) {
+  for (int i = 0; i < *n; i++)
+    if (same_shape(&cache[i].s, s)) return &cache[i];
+  mbnMatmul *p;
+  if (*n < cap) p = &cache[(*n)++];
   else {  /* round-robin eviction: shapes in use are far fewer than the slots */
-    p = &t->cache[t->evict];
-    t->evict = (t->evict + 1) % CACHE_SLOTS;
-    destroy(p);
+    p = &cache[*evict];
+    *evict = (*evict + 1) % cap;
+    mbn_matmulDestroy(p);
   }
-  if (create(p, ta, tb, M, N, K, ldc, alpha, beta, NULL, 0) < 0) return NULL;
+  if (mbn_matmulCreate(p, e, s, NULL, 0) < 0) {
+    p->s.M = -1;  /* never matches: the slot is reused */
+    return NULL;
+  }
   return p;
+}
+
+void *mbn_matmulThreadNew(size_t size, dnnl_engine_t e, pthread_mutex_t *mu,
+                          mbnMatmulThread **list) {
+  mbnMatmulThread *t = calloc(1, size);
+  if (!t) return NULL;
+  if (dnnl_stream_create(&t->stream, e, dnnl_stream_default_flags) != dnnl_success) {
+    free(t);
+    return NULL;
+  }
+  omp_set_num_threads(1);   /* this thread's OpenMP ICV: oneDNN runs inside it */
+  pthread_mutex_lock(mu);
+  t->next = *list;
+  *list = t;
+  pthread_mutex_unlock(mu);
+  return t;
+}
+
+int mbn_matmulRun(mbnMatmul *p, dnnl_stream_t st, const void *a, const void *b, float *c) {
+  dnnl_memory_set_data_handle(p->a, (void *)(uintptr_t)a);  /* read only */
+  dnnl_memory_set_data_handle(p->b, (void *)(uintptr_t)b);  /* read only */
+  dnnl_memory_set_data_handle(p->c, c);
+  dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, p->a}, {DNNL_ARG_WEIGHTS, p->b},
+                             {DNNL_ARG_DST, p->c}};
+  if (dnnl_primitive_execute(p->prim, st, 3, args) != dnnl_success ||
+      dnnl_stream_wait(st) != dnnl_success)
+    return -1;
+  return 0;
 }
 
 void mbn_bf16Image(uint16_t *img, const float *src, size_t n) {
@@ -316,17 +331,13 @@ int mbn_gemm(mbPrecision prec, int ta, int tb, int M, int N, int K, float alpha,
         for (int i = 0; i < M; i++)
           memcpy(out + (size_t)i * N, C + (size_t)i * ldc, sizeof(float) * (size_t)N);
     }
-    Prim *p = lookup(t, ta, tb, Mp, N, K, ldo, alpha, beta);
+    /* the packed operands: A [Mp x K] or [K x Mp], B [K x N] or [N x K], dense */
+    mbnMatmulShape sh = {dnnl_bf16, ta, tb, Mp, N, K, ta ? Mp : K, tb ? K : N, ldo, alpha, beta};
+    mbnMatmul *p = mbn_matmulLookup(t->cache, CACHE_SLOTS, &t->h.n, &t->h.evict, g.engine, &sh);
     if (!p)
       return mbu_error("gemm: oneDNN has no bf16 matmul for [%d x %d] @ [%d x %d] on this CPU",
                        M, K, K, N);
-    dnnl_memory_set_data_handle(p->a, t->abuf);
-    dnnl_memory_set_data_handle(p->b, (void *)(uintptr_t)bsrc);  /* read only */
-    dnnl_memory_set_data_handle(p->c, out);
-    dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, p->a}, {DNNL_ARG_WEIGHTS, p->b},
-                               {DNNL_ARG_DST, p->c}};
-    if (dnnl_primitive_execute(p->prim, t->stream, 3, args) != dnnl_success ||
-        dnnl_stream_wait(t->stream) != dnnl_success)
+    if (mbn_matmulRun(p, t->h.stream, t->abuf, bsrc, out) < 0)
       return mbu_error("gemm: oneDNN matmul failed for [%d x %d] @ [%d x %d]", M, K, K, N);
     if (out != C)
       for (int i = 0; i < M; i++)
@@ -346,11 +357,12 @@ int mbn_bf16Check(char *impl, size_t n) {
   pthread_once(&g.once, init_engine);
   omp_set_num_threads(1);   /* creating the probe starts no OpenMP team either */
   if (!g.ok) return mbu_error("precision bf16: oneDNN found no CPU engine");
-  Prim p;
+  mbnMatmul p;
   char name[128] = "?";
-  if (create(&p, 0, 0, 256, 256, 256, 256, 1.0f, 0.0f, name, sizeof name) < 0)
+  mbnMatmulShape sh = {dnnl_bf16, 0, 0, 256, 256, 256, 256, 256, 256, 1.0f, 0.0f};
+  if (mbn_matmulCreate(&p, g.engine, &sh, name, sizeof name) < 0)
     return mbu_error("precision bf16: oneDNN has no bf16 matmul on this CPU; use precision=fp32");
-  destroy(&p);
+  mbn_matmulDestroy(&p);
   if (impl && n) snprintf(impl, n, "%s", name);
   if (!strstr(name, "bf16"))
     return mbu_error("precision bf16 needs a CPU with AVX512-BF16 or AMX (oneDNN would use "

@@ -69,7 +69,8 @@ describe("env", function()
       end
     end
     raises(function() E.make("Pong") end, "unknown task 'Pong'")
-    raises(function() E.make("Hopper", {max_steps = 0}) end, "E.make: max_steps must be an integer >= 1, got 0")
+    raises(function() E.make("Hopper", {max_steps = 0}) end,
+           "E.make: max_steps must be an integer >= 1, got 0")
     eq(E.make("Hopper", {max_steps = 7}).max_steps, 7, "max_steps option")
   end)
 
@@ -182,7 +183,8 @@ describe("env", function()
     s = env:state()
     s.qvel = string.rep("0", 16 * 6)
     raises(function() env:load_state(s) end, "env:load_state: qvel is hex text: the state was " ..
-           "written by an older mbpo, which stored doubles as hex strings (this one stores F64 numbers)")
+           "written by an older mbpo, which stored doubles as hex strings " ..
+           "(this one stores F64 numbers)")
   end)
 
   it("gets and sets qpos/qvel like Gym's set_state", function()
@@ -525,7 +527,8 @@ describe("env from_mjcf", function()
     raises(function() env:step({0, 0}) end, "task.reward:")
     t = without("x")
     t.frame_skip = 0
-    raises(function() E.from_mjcf(xml, t) end, "from_mjcf: task: frame_skip must be an integer in [1, 100000], got 0")
+    raises(function() E.from_mjcf(xml, t) end,
+           "from_mjcf: task: frame_skip must be an integer in [1, 100000], got 0")
   end)
 
   it("turns a MuJoCo error inside mj_step into a Lua error", function()
