@@ -4,10 +4,12 @@
    Operands are used in place (strides in the memory descriptors), beta = 1 is a sum post-op,
    and one primitive per shape and thread is created once and reused (src/nn/matmul.h, the
    same code as the bf16 path's). Like the bf16 path each call runs with one OpenMP thread,
-   so the product of one call is computed by one thread whatever MBPO_THREADS is. Rows counts that vary from call to call are left to sgemm (only
-   multiples of 32 take this path), so the shapes stay few.
+   so the product of one call is computed by one thread whatever MBPO_THREADS is. Row counts
+   that vary from call to call are left to sgemm (only multiples of 32 take this path), so the
+   shapes stay few.
    MBPO_GEMM_F32=blas keeps every fp32 product on sgemm, MBPO_GEMM_F32=dnnl sends these
-   shapes to oneDNN (the bits differ between the two); F32_DNNL_DEFAULT is the default. */
+   shapes to oneDNN (the bits may differ between the two: on Zen 4 they were found equal in
+   every product checked, which nothing promises); F32_DNNL_DEFAULT is the default. */
 #include "mbpo/nn.h"
 #include "mbpo/core.h"
 #include "nn/matmul.h"
