@@ -56,16 +56,6 @@ local function enum(...)
     return "one of " .. table.concat(set, ", ")
   end
 end
--- a list of 1..maxn integers in [lo, hi] (layer widths)
-local function int_list(lo, hi, maxn)
-  return function(v)
-    if type(v) ~= "table" or #v == 0 then return "a non-empty list of integers" end
-    if #v > maxn then return "a list of at most " .. maxn .. " integers" end
-    for _, x in ipairs(v) do
-      if int(lo, hi)(x) then return "a list of integers in [" .. lo .. ", " .. hi .. "]" end
-    end
-  end
-end
 -- "path/or.module": an existing Lua file or a module on package.path (mbpo.harness.load)
 local function lua_source(v)
   if type(v) ~= "string" then return "a Lua file or module name (a string)" end
