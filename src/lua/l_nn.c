@@ -139,7 +139,7 @@ static int mlp_backward(lua_State *L) {
   const mbMlp *m = &n->net;
   if (n->B == 0) return luaL_error(L, "mlp:backward: call forward first");
   const float *dy = mbL_checkmatrix(L, 2, "mlp:backward", "dy", n->B, m->sizes[m->nlayers]);
-  grow(L, &n->scratch, &n->scap, mbn_mlpGradScratch(m, n->B));
+  grow(L, &n->scratch, &n->scap, mbn_mlpScratch(m, n->B));
   int64_t size[2] = {n->B, m->sizes[0]};
   mbTensor *dx = mbL_newtensor(L, 2, size);
   mbn_mlpBackward(mbt_data(dx), mbt_data(&n->g), n->scratch, m, mbt_data(&n->p), n->x, n->ws,

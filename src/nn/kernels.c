@@ -1,9 +1,8 @@
 /* Network kernels: linear forward/backward on sgemm, activations, Adam, Polyak, init.
    ReLU, Adam and Polyak have AVX-512 variants for the run-time AVX-512 path (ens_simd.h),
    with the scalar loop's operations in the same order per element (no contraction under
-   -std=c11; sqrt and division are correctly rounded), so the same bits. Swish here calls
-   libm's expf, which has no vector form with the same results: it stays scalar (the fused
-   swish of ens_kernels.c is the one on the hot paths). */
+   -std=c11; sqrt and division are correctly rounded), so the same bits. Swish is the fused
+   kernel of ens_kernels.c. */
 #include "mbpo/nn.h"
 
 #include <math.h>
@@ -105,17 +104,6 @@ void mbn_reluBackward(float *dx, const float *dy, const float *y, size_t n) {
   if (mb_use512()) { relu16(dx, y, dy, n); return; }
 #endif
   for (size_t i = 0; i < n; i++) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
-}
-
-void mbn_swishForward(float *y, const float *x, size_t n) {
-  for (size_t i = 0; i < n; i++) y[i] = x[i] / (1.0f + expf(-x[i]));
-}
-
-void mbn_swishBackward(float *dx, const float *dy, const float *x, size_t n) {
-  for (size_t i = 0; i < n; i++) {
-    float s = 1.0f / (1.0f + expf(-x[i]));
-    dx[i] = dy[i] * (s + x[i] * s * (1.0f - s));
-  }
 }
 
 void mbn_adamDefaults(mbAdam *opt, float lr) {

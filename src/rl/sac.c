@@ -213,9 +213,9 @@ static size_t layout(Work *w, const mbSac *s, char *base, int B) {
   w->B = B;
   w->r0[0] = 0; w->n[0] = h0;
   w->r0[1] = h0; w->n[1] = B - h0;
-  size_t wq = mbn_reluMlpWorkspace(&s->q, B), wp = mbn_reluMlpWorkspace(&s->pi, B);
-  size_t wph = mbn_reluMlpWorkspace(&s->pi, h0);
-  size_t sq = mbn_reluMlpScratch(&s->q, B), sp = mbn_reluMlpScratch(&s->pi, h0);
+  size_t wq = mbn_mlpWorkspace(&s->q, B), wp = mbn_mlpWorkspace(&s->pi, B);
+  size_t wph = mbn_mlpWorkspace(&s->pi, h0);
+  size_t sq = mbn_mlpScratch(&s->q, B), sp = mbn_mlpScratch(&s->pi, h0);
   size_t wide = (size_t)(widest(&s->q) > widest(&s->pi) ? widest(&s->q) : widest(&s->pi));
   w->xq = carve(&c, F * B * inq);
   w->x2 = carve(&c, F * B * inq);
@@ -317,21 +317,21 @@ static void sec1(void *vctx, int k) {
     }
   }
   if (k == 0) { /* a' ~ pi(s') into x2's action columns, then both target critics */
-    const float *o = mbn_reluMlpForward(w->wsP2, &s->pi, s->pi_p, c->obs2, B);
+    const float *o = mbn_mlpForward(w->wsP2, &s->pi, s->pi_p, c->obs2, B);
     pi_head(w->x2 + O, inq, NULL, w->logp2, o, w->eps2, B, A);
     for (int j = 0; j < 2; j++)
-      mbn_reluMlpForward(w->wsT[j], &s->q, s->q_targ + (size_t)j * s->nq, w->x2, B);
+      mbn_mlpForward(w->wsT[j], &s->q, s->q_targ + (size_t)j * s->nq, w->x2, B);
   } else { /* a~ ~ pi(s) into xn, one forward per row half (the halves of section 3), then
               both critics on the batch's (s, a) */
     for (int h = 0; h < 2; h++) {
       int r0 = w->r0[h], n = w->n[h];
       if (n == 0) continue;
-      const float *o = mbn_reluMlpForward(w->wsPa[h], &s->pi, s->pi_p, c->obs + (size_t)r0 * O, n);
+      const float *o = mbn_mlpForward(w->wsPa[h], &s->pi, s->pi_p, c->obs + (size_t)r0 * O, n);
       pi_head(w->xn + (size_t)r0 * inq + O, inq, w->se + (size_t)r0 * A, w->logp + r0, o,
               w->eps + (size_t)r0 * A, n, A);
     }
     for (int j = 0; j < 2; j++)
-      mbn_reluMlpForward(w->wsQ[j], &s->q, s->q_p + (size_t)j * s->nq, w->xq, B);
+      mbn_mlpForward(w->wsQ[j], &s->q, s->q_p + (size_t)j * s->nq, w->xq, B);
   }
 }
 
@@ -341,8 +341,8 @@ static void sec2(void *vctx, int k) {
   Work *w = &c->w;
   int B = w->B;
   size_t nq = s->nq;
-  const float *t1 = mbn_reluMlpOutput(w->wsT[0], &s->q, B), *t2 = mbn_reluMlpOutput(w->wsT[1], &s->q, B);
-  const float *qk = mbn_reluMlpOutput(w->wsQ[k], &s->q, B);
+  const float *t1 = mbn_mlpOutput(w->wsT[0], &s->q, B), *t2 = mbn_mlpOutput(w->wsT[1], &s->q, B);
+  const float *qk = mbn_mlpOutput(w->wsQ[k], &s->q, B);
   const float gamma = s->cfg.gamma, alpha = c->alpha, scale = 2.0f / (float)B;
   double loss = 0, qsum = 0, ysum = 0;
   for (int i = 0; i < B; i++) {
@@ -358,13 +358,13 @@ static void sec2(void *vctx, int k) {
   c->part[k][P_YSUM] = ysum;
   float *p = s->q_p + k * nq, *g = s->q_g + k * nq;
   memset(g, 0, sizeof(float) * nq);
-  mbn_reluMlpBackward(NULL, g, w->scr[k], &s->q, p, w->xq, w->wsQ[k], w->dq[k], B);
+  mbn_mlpBackward(NULL, g, w->scr[k], &s->q, p, w->xq, w->wsQ[k], w->dq[k], B);
   if (c->apply) {
     mbn_adamPolyak(p, s->q_m + k * nq, s->q_v + k * nq, g, s->q_targ + k * nq, s->cfg.tau, nq,
                    &s->q_opt);
     if (c->images) mbn_bf16Image(s->img + line(s->npi) + k * nq, p, nq);
   }
-  mbn_reluMlpForward(w->wsN[k], &s->q, p, w->xn, B);
+  mbn_mlpForward(w->wsN[k], &s->q, p, w->xn, B);
 }
 
 static void sec3(void *vctx, int k) {
@@ -375,7 +375,7 @@ static void sec3(void *vctx, int k) {
   float *g = k == 0 ? s->pi_g : w->gpi1;
   memset(g, 0, sizeof(float) * s->npi);
   if (n == 0) return;
-  const float *qa = mbn_reluMlpOutput(w->wsN[0], &s->q, B), *qb = mbn_reluMlpOutput(w->wsN[1], &s->q, B);
+  const float *qa = mbn_mlpOutput(w->wsN[0], &s->q, B), *qb = mbn_mlpOutput(w->wsN[1], &s->q, B);
   /* min(Q1, Q2) per row: critic 1 rows from the front of idx, critic 2 rows from the back */
   int *idx = w->idx[k], n1 = 0, n2 = 0;
   double minq = 0, lps = 0;
@@ -392,7 +392,7 @@ static void sec3(void *vctx, int k) {
     int m = pass == 0 ? n1 : n2;
     const int *rows = pass == 0 ? idx : idx + n1;
     if (m == 0) continue;
-    mbn_reluMlpInputGradRows(w->ga[k], w->dzA[k], w->dzB[k], &s->q, s->q_p + (size_t)pass * s->nq,
+    mbn_mlpInputGradRows(w->ga[k], w->dzA[k], w->dzB[k], &s->q, s->q_p + (size_t)pass * s->nq,
                              w->wsN[pass], B, rows, m, dy, O, A);
     for (int i = 0; i < m; i++)
       memcpy(w->dA[k] + (size_t)(rows[i] - r0) * A, w->ga[k] + (size_t)i * A, sizeof(float) * A);
@@ -400,7 +400,7 @@ static void sec3(void *vctx, int k) {
   /* through tanh and the reparameterisation: d/du = (1 - a^2) dA + (alpha/B) 2a;
      d/dmean = d/du; d/dlogstd = d/du * std eps - alpha/B (0 where the clip is active) */
   const float ab = c->alpha / (float)B;
-  const float *o = mbn_reluMlpOutput(w->wsPa[k], &s->pi, n);
+  const float *o = mbn_mlpOutput(w->wsPa[k], &s->pi, n);
   for (int i = 0; i < n; i++) {
     const float *a = w->xn + (size_t)(r0 + i) * inq + O, *se = w->se + (size_t)(r0 + i) * A;
     const float *raw = o + (size_t)i * 2 * A + A, *dA = w->dA[k] + (size_t)i * A;
@@ -411,7 +411,7 @@ static void sec3(void *vctx, int k) {
       dl[j] = raw[j] >= MB_SAC_LOGSTD_MIN && raw[j] <= MB_SAC_LOGSTD_MAX ? du * se[j] - ab : 0.0f;
     }
   }
-  mbn_reluMlpBackward(NULL, g, w->scr[k], &s->pi, s->pi_p, c->obs + (size_t)r0 * O, w->wsPa[k],
+  mbn_mlpBackward(NULL, g, w->scr[k], &s->pi, s->pi_p, c->obs + (size_t)r0 * O, w->wsPa[k],
                   w->dout[k], n);
 }
 
@@ -572,7 +572,7 @@ static void act_task(void *vctx, int t) {
   float *ws = s->act_ws + (size_t)t * c->wsf;
   for (int ch = t; ch < c->nchunks; ch += c->ntasks) {
     int r0 = ch * ACT_CHUNK, n = c->N - r0 < ACT_CHUNK ? c->N - r0 : ACT_CHUNK;
-    const float *o = mbn_reluMlpForward(ws, &s->pi, s->pi_p, c->obs + (size_t)r0 * O, n);
+    const float *o = mbn_mlpForward(ws, &s->pi, s->pi_p, c->obs + (size_t)r0 * O, n);
     float *a = c->out + (size_t)r0 * A;
     for (int i = 0; i < n; i++) {
       const float *mean = o + (size_t)i * 2 * A, *raw = mean + A;
@@ -593,10 +593,10 @@ int mbr_sacAct(mbSac *s, float *out, const float *obs, int N, int deterministic,
   int nchunks = (N + ACT_CHUNK - 1) / ACT_CHUNK, T = mbu_threads();
   if (T > nchunks) T = nchunks;
   if (T < 1) T = 1;
-  size_t wsf = line(mbn_reluMlpWorkspace(&s->pi, N < ACT_CHUNK ? N : ACT_CHUNK));
+  size_t wsf = line(mbn_mlpWorkspace(&s->pi, N < ACT_CHUNK ? N : ACT_CHUNK));
   if (!s->act_ws || T > s->act_nthreads || wsf > s->act_ws_floats) {
     /* grow to at least one full chunk per thread, so later calls do not reallocate */
-    size_t full = line(mbn_reluMlpWorkspace(&s->pi, ACT_CHUNK));
+    size_t full = line(mbn_mlpWorkspace(&s->pi, ACT_CHUNK));
     int nt = T > s->act_nthreads ? T : s->act_nthreads;
     float *ws = mbu_alignedAlloc(sizeof(float) * full * (size_t)nt);
     if (!ws) return MB_ERR;

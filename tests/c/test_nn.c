@@ -1,5 +1,5 @@
-/* Tests of src/nn/kernels.c and src/nn/mlp.c against naive double-precision references
-   and finite differences. */
+/* Tests of src/nn/kernels.c and src/nn/mlp.c (the MLP SAC trains and mbpo.nn runs) against
+   naive double-precision references and finite differences. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,7 +43,7 @@ static void check_mlp(mbActivation act) {
   float *p = malloc(sizeof(float) * np), *g = calloc(np, sizeof(float));
   float *x = malloc(sizeof(float) * B * 5), *r = malloc(sizeof(float) * B * 3);
   float *ws = malloc(sizeof(float) * mbn_mlpWorkspace(&m, B));
-  float *sc = malloc(sizeof(float) * mbn_mlpGradScratch(&m, B));
+  float *sc = malloc(sizeof(float) * mbn_mlpScratch(&m, B));
   float *dx = malloc(sizeof(float) * B * 5);
   randfill(p, np, 0.8f);
   randfill(x, (size_t)B * 5, 1.0f);

@@ -1,5 +1,6 @@
-/* Tests of src/rl/sac.c and src/rl/sac_kernels.c: the losses and gradients of one update
-   against an independent double-precision reference (naive loops, central differences), the
+/* Tests of src/rl/sac.c and the MLP it trains (src/nn/mlp.c): the losses and gradients of
+   one update against an independent double-precision reference (naive loops, central
+   differences: the whole critic and actor gradients through the shared MLP), the
    order of the update's steps, acting, determinism across thread counts, configuration
    errors, non-finite batches. */
 #include <stdlib.h>
@@ -392,38 +393,6 @@ static void test_saturated(void) {
   mbr_sacFree(&s);
 }
 
-/* the update's ReLU MLP kernels against the shared mbMlp forward/backward of src/nn */
-static void test_relu_mlp(void) {
-  int sizes[4] = {7, 12, 9, 5}, B = 11;
-  mbMlp m;
-  CHECK(mbn_mlpInit(&m, 3, sizes, MB_ACT_RELU) == MB_OK, "init");
-  size_t np = m.nparams;
-  float *p = malloc(sizeof(float) * np), *x = malloc(sizeof(float) * B * 7);
-  float *dy = malloc(sizeof(float) * B * 5);
-  float *g1 = calloc(np, sizeof(float)), *g2 = calloc(np, sizeof(float));
-  float *dx1 = malloc(sizeof(float) * B * 7), *dx2 = malloc(sizeof(float) * B * 7);
-  float *ws1 = malloc(sizeof(float) * mbn_mlpWorkspace(&m, B));
-  float *ws2 = malloc(sizeof(float) * mbn_reluMlpWorkspace(&m, B));
-  float *sc1 = malloc(sizeof(float) * mbn_mlpGradScratch(&m, B));
-  float *sc2 = malloc(sizeof(float) * mbn_reluMlpScratch(&m, B));
-  randfill(p, np, 0.6f);
-  randfill(x, (size_t)B * 7, 1.0f);
-  randfill(dy, (size_t)B * 5, 1.0f);
-  const float *y1 = mbn_mlpForward(ws1, &m, p, x, B), *y2 = mbn_reluMlpForward(ws2, &m, p, x, B);
-  CHECK(y2 == mbn_reluMlpOutput(ws2, &m, B), "output pointer");
-  double e = 0;
-  for (int i = 0; i < B * 5; i++) e = fmax(e, fabs(y1[i] - y2[i]));
-  CHECK(e < 1e-6, "forward differs by %g", e);
-  mbn_mlpBackward(dx1, g1, sc1, &m, p, x, ws1, dy, B);
-  mbn_reluMlpBackward(dx2, g2, sc2, &m, p, x, ws2, dy, B);
-  e = 0;
-  for (size_t i = 0; i < np; i++) e = fmax(e, fabs(g1[i] - g2[i]));
-  for (int i = 0; i < B * 7; i++) e = fmax(e, fabs(dx1[i] - dx2[i]));
-  CHECK(e < 1e-5, "backward differs by %g", e);
-  free(p); free(x); free(dy); free(g1); free(g2); free(dx1); free(dx2);
-  free(ws1); free(ws2); free(sc1); free(sc2);
-}
-
 /* Acting ---------------------------------------------------------------------------------- */
 
 static void test_act(void) {
@@ -672,7 +641,6 @@ static void test_flops(void) {
 int main(void) {
   mbr_seed(&rng, 2024, 7);
   RUN(test_logtanh);
-  RUN(test_relu_mlp);
   RUN(test_gradients);
   RUN(test_gradients_clipped);
   RUN(test_update_order);
