@@ -86,24 +86,26 @@ void mbn_reluBackward(float *dx, const float *dy, const float *y, size_t n);
 
 typedef struct mbAdam {
   float lr, beta1, beta2, eps;  /* defaults 1e-3, 0.9, 0.999, 1e-8 (mbn_adamDefaults) */
-  int64_t t;                    /* steps taken; mbn_adamStep increments it */
+  int64_t t;                    /* steps taken: the caller increments it once per step */
+  int contract;                 /* arithmetic of mbn_adam: 0 (default) separate multiplies and
+                                   adds; 1 FMAs in the vector lanes (the ensemble's) */
 } mbAdam;
 
 void mbn_adamDefaults(mbAdam *opt, float lr);
 
-/* One Adam step on a slab: t += 1; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
-   p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps).  p, m, v, g: [n] */
-void mbn_adamStep(float *p, float *m, float *v, const float *g, size_t n, mbAdam *opt);
-
-/* As mbn_adamStep but without incrementing opt->t (for several slabs sharing one step
-   count: increment opt->t once yourself, then call this per slab). */
-void mbn_adamUpdate(float *p, float *m, float *v, const float *g, size_t n, const mbAdam *opt);
+/* One Adam update at step opt->t (not incremented: increment it once per step, then update
+   the slab in one call or in parts) of p, m, v [n] from g [n]:
+     g += wd * p (written back when wd is not 0; always with contract);
+     m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
+     p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps);
+     targ[n] = (1 - tau) targ + tau p when targ is not NULL (Polyak averaging of a target).
+   Returns wd * sum(p^2) / 2 before the update, the decay term of the loss. The AVX2 and
+   AVX-512 paths give the same bits (src/nn/kernels.c says how, for each arithmetic). */
+double mbn_adam(float *p, float *m, float *v, float *g, size_t n, const mbAdam *opt, float wd,
+                float *targ, float tau);
 
 /* g[n] += wd * p[n]: the gradient of the loss term wd * sum(p^2) / 2 */
 void mbn_addDecay(float *g, const float *p, float wd, size_t n);
-
-/* dst[n] = (1 - tau) dst + tau src  (Polyak averaging of target networks) */
-void mbn_polyak(float *dst, const float *src, float tau, size_t n);
 
 /* Initialisers --------------------------------------------------------------------------- */
 
@@ -217,12 +219,6 @@ void mbn_linearBackwardRowsP(mbPrecision prec, float *dW, const float *dy, const
 
 /* The bias gradient of columns [c0, c1), overwritten: db[out][c0:c1] = sum_rows dy[:, c0:c1] */
 void mbn_biasGrad(float *db, const float *dy, int B, int out, int c0, int c1);
-
-/* Adam fused with weight decay on a slab p, m, v, g [n]: g += wd * p (written back), then the
-   update of mbn_adamUpdate (opt->t not incremented). Returns wd * sum(p^2) / 2 before the
-   update, the value of the decay term of the loss. */
-double mbn_adamDecayUpdate(float *p, float *m, float *v, float *g, float wd, size_t n,
-                           const mbAdam *opt);
 
 /* out[n] = standard normal noise: Box-Muller in float from one 64-bit draw of g per pair
    (24-bit uniforms, so |z| < 5.8), vectorised; for sampling model predictions */

@@ -166,13 +166,6 @@ int mbr_sacAct(mbSac *s, float *out, const float *obs, int N, int deterministic,
 /* Multiply-add FLOPs (2 per multiply-add) of the matrix products one update of B rows does. */
 double mbr_sacUpdateFlops(const mbSac *s, int B);
 
-/* Kernel of the update (src/rl/sac_kernels.c) ---------------------------------------- */
-
-/* One Adam update of p, m, v [n] from g [n] at step opt->t (not incremented), arithmetic as
-   mbn_adamUpdate; then targ[n] = (1 - tau) targ + tau p when targ is not NULL. */
-void mbn_adamPolyak(float *p, float *m, float *v, const float *g, float *targ, float tau,
-                    size_t n, const mbAdam *opt);
-
 /* Numerically stable log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)), finite for all u. */
 float mbr_logOneMinusTanh2(float u);
 

@@ -162,10 +162,9 @@ static int mlp_adamstep(lua_State *L) {
   AdamOpts o = {n->adam, 0.0f};
   adamopts(L, 2, "mlp:adam_step", &o);
   n->adam = o.adam;
-  float wd = o.weight_decay;
-  float *p = mbt_data(&n->p), *g = mbt_data(&n->g);
-  if (wd != 0.0f) mbn_addDecay(g, p, wd, n->net.nparams);
-  mbn_adamStep(p, mbt_data(&n->m), mbt_data(&n->v), g, n->net.nparams, &n->adam);
+  n->adam.t++;
+  mbn_adam(mbt_data(&n->p), mbt_data(&n->m), mbt_data(&n->v), mbt_data(&n->g), n->net.nparams,
+           &n->adam, o.weight_decay, NULL, 0.0f);
   lua_settop(L, 1);
   return 1;
 }
@@ -269,10 +268,10 @@ static int adam_step(lua_State *L) {
   adamopts(L, 3, "adam:step", &o);
   a->adam = o.adam;
   a->wd = o.weight_decay;
-  float *p = mbt_data(&a->p), *gd = mbt_data(g);
-  /* the decay goes into the caller's gradient tensor as well (g + wd * p), as mbn_addDecay */
-  if (a->wd != 0.0f) mbn_addDecay(gd, p, a->wd, (size_t)n);
-  mbn_adamStep(p, mbt_data(&a->m), mbt_data(&a->v), gd, (size_t)n, &a->adam);
+  /* the decay goes into the caller's gradient tensor as well (g + wd * p) */
+  a->adam.t++;
+  mbn_adam(mbt_data(&a->p), mbt_data(&a->m), mbt_data(&a->v), mbt_data(g), (size_t)n, &a->adam,
+           a->wd, NULL, 0.0f);
   lua_settop(L, 1);
   return 1;
 }

@@ -242,6 +242,7 @@ int mbn_ensCreate(mbEnsemble **out, const mbEnsembleConfig *c) {
   for (int i = 0; i < c->elites; i++) e->elite[i] = i;
   for (int m = 0; m < c->members; m++) e->holdout_mse[m] = NAN;
   mbn_adamDefaults(&e->adam, c->lr);
+  e->adam.contract = 1;  /* the FMA arithmetic of its recorded runs (mbn_adam) */
   *out = e;
   return MB_OK;
 }
@@ -567,8 +568,8 @@ static void train_weights_task(void *vctx, int t, int worker) {
     /* decay on weights only (wd * W, the gradient of wd * sum(W^2) / 2), none on biases */
     float wd = e->cfg.weight_decay[l];
     if (c->update) {
-      if (nw) decay += mbn_adamDecayUpdate(P + wo, Mm + wo, V + wo, G + wo, wd, nw, &e->adam);
-      if (nb) mbn_adamDecayUpdate(P + bo, Mm + bo, V + bo, G + bo, 0.0f, nb, &e->adam);
+      if (nw) decay += mbn_adam(P + wo, Mm + wo, V + wo, G + wo, nw, &e->adam, wd, NULL, 0);
+      if (nb) mbn_adam(P + bo, Mm + bo, V + bo, G + bo, nb, &e->adam, 0.0f, NULL, 0);
     } else {
       double sq = 0;
       for (size_t j = 0; j < nw; j++) sq += (double)P[wo + j] * P[wo + j];
@@ -614,9 +615,8 @@ static int train_step(double *loss, mbEnsemble *e, const float *x, const float *
       penalty += (double)cfg->bound_penalty * ((double)e->max_logvar[j] - e->min_logvar[j]);
     }
     if (update)
-      mbn_adamDecayUpdate(e->max_logvar, e->adam_m + (size_t)M * e->nparams,
-                          e->adam_v + (size_t)M * e->nparams, gmax, 0.0f, 2 * (size_t)D,
-                          &e->adam);
+      mbn_adam(e->max_logvar, e->adam_m + (size_t)M * e->nparams,
+               e->adam_v + (size_t)M * e->nparams, gmax, 2 * (size_t)D, &e->adam, 0.0f, NULL, 0);
   } else {
     memset(gmax, 0, 2 * (size_t)D * sizeof(float));
   }

@@ -360,8 +360,8 @@ static void sec2(void *vctx, int k) {
   memset(g, 0, sizeof(float) * nq);
   mbn_mlpBackward(NULL, g, w->scr[k], &s->q, p, w->xq, w->wsQ[k], w->dq[k], B);
   if (c->apply) {
-    mbn_adamPolyak(p, s->q_m + k * nq, s->q_v + k * nq, g, s->q_targ + k * nq, s->cfg.tau, nq,
-                   &s->q_opt);
+    mbn_adam(p, s->q_m + k * nq, s->q_v + k * nq, g, nq, &s->q_opt, 0.0f, s->q_targ + k * nq,
+             s->cfg.tau);
     if (c->images) mbn_bf16Image(s->img + line(s->npi) + k * nq, p, nq);
   }
   mbn_mlpForward(w->wsN[k], &s->q, p, w->xn, B);
@@ -425,8 +425,8 @@ static void sec4(void *vctx, int k) {
   const float *g1 = c->w.gpi1;
   for (size_t i = lo; i < hi; i++) g[i] += g1[i];
   if (c->apply) {
-    mbn_adamPolyak(s->pi_p + lo, s->pi_m + lo, s->pi_v + lo, g + lo, NULL, 0.0f, hi - lo,
-                   &s->pi_opt);
+    mbn_adam(s->pi_p + lo, s->pi_m + lo, s->pi_v + lo, g + lo, hi - lo, &s->pi_opt, 0.0f, NULL,
+             0.0f);
     if (c->images) mbn_bf16Image(s->img + lo, s->pi_p + lo, hi - lo);
   }
 }
@@ -462,8 +462,11 @@ static int run_update(mbSac *s, mbSacStats *st, const float *obs, const float *a
   double mlogp = (c.part[0][P_LOGP] + c.part[1][P_LOGP]) / B;
   float te = s->cfg.target_entropy, la = s->log_alpha;
   s->alpha_g = -(float)(mlogp + te);
-  if (apply && s->cfg.auto_alpha)
-    mbn_adamStep(&s->log_alpha, &s->alpha_m, &s->alpha_v, &s->alpha_g, 1, &s->alpha_opt);
+  if (apply && s->cfg.auto_alpha) {
+    s->alpha_opt.t++;
+    mbn_adam(&s->log_alpha, &s->alpha_m, &s->alpha_v, &s->alpha_g, 1, &s->alpha_opt, 0.0f, NULL,
+             0.0f);
+  }
   if (apply) s->updates++;
   if (st) {
     double minq = (c.part[0][P_MINQ] + c.part[1][P_MINQ]) / B;

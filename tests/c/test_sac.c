@@ -294,8 +294,8 @@ static void test_gradients_clipped(void) {
 }
 
 /* One update = critic step, then the actor step through the updated critics, then the
-   temperature step with the actor step's log-probabilities, then Polyak: rebuilt from
-   mbr_sacGradients and the shared Adam/Polyak kernels it must match bit for bit. */
+   temperature step with the actor step's log-probabilities; Polyak with the critic step:
+   rebuilt from mbr_sacGradients and the shared Adam (mbn_adam) it must match bit for bit. */
 static void test_update_order(void) {
   mbSac x, y;
   small_agent(&x, 4, 2, 16, 16, 21);
@@ -311,16 +311,18 @@ static void test_update_order(void) {
     mbr_normalFill(b.eps, &g, (size_t)B * 2);
     mbSacStats sx, sy;
     CHECK(mbr_sacUpdate(&x, &sx, b.obs, b.act, b.rew, b.obs2, b.done, B) == MB_OK, "update");
-    /* y: critic gradient, Adam on the critics */
+    /* y: critic gradient, Adam on the critics and Polyak of their targets */
     mbr_sacGradients(&y, &sy, b.obs, b.act, b.rew, b.obs2, b.done, b.eps2, b.eps, B);
-    mbn_adamStep(y.q_p, y.q_m, y.q_v, y.q_g, 2 * y.nq, &y.q_opt);
-    /* actor gradient with the updated critics, Adam on the policy, temperature, Polyak */
+    y.q_opt.t++;
+    mbn_adam(y.q_p, y.q_m, y.q_v, y.q_g, 2 * y.nq, &y.q_opt, 0.0f, y.q_targ, y.cfg.tau);
+    /* actor gradient with the updated critics, Adam on the policy, temperature */
     float la = y.log_alpha;
     mbr_sacGradients(&y, &sy, b.obs, b.act, b.rew, b.obs2, b.done, b.eps2, b.eps, B);
-    mbn_adamStep(y.pi_p, y.pi_m, y.pi_v, y.pi_g, y.npi, &y.pi_opt);
+    y.pi_opt.t++;
+    mbn_adam(y.pi_p, y.pi_m, y.pi_v, y.pi_g, y.npi, &y.pi_opt, 0.0f, NULL, 0.0f);
     CHECK(y.log_alpha == la, "gradients changed log_alpha");
-    mbn_adamStep(&y.log_alpha, &y.alpha_m, &y.alpha_v, &y.alpha_g, 1, &y.alpha_opt);
-    mbn_polyak(y.q_targ, y.q_p, y.cfg.tau, 2 * y.nq);
+    y.alpha_opt.t++;
+    mbn_adam(&y.log_alpha, &y.alpha_m, &y.alpha_v, &y.alpha_g, 1, &y.alpha_opt, 0.0f, NULL, 0.0f);
     CHECK(memcmp(x.q_p, y.q_p, sizeof(float) * 2 * x.nq) == 0, "critics differ at step %d", step);
     CHECK(memcmp(x.q_targ, y.q_targ, sizeof(float) * 2 * x.nq) == 0, "targets differ at step %d", step);
     CHECK(memcmp(x.pi_p, y.pi_p, sizeof(float) * x.npi) == 0, "policy differs at step %d", step);
