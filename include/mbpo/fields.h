@@ -91,4 +91,15 @@ const mbField *mbu_fieldFind(const mbField *fields, const char *name);
 /* The enum name of value v of an MB_FIELD_ENUM row into buf ("" when out of range). */
 const char *mbu_fieldEnumName(const mbField *f, int v, char *buf, size_t size);
 
+/* What a value of row f must be, into buf: "an integer in [1, 64]", "a number > 0",
+   "one of fp32, bf16", "true or false". */
+const char *mbu_fieldRange(const mbField *f, char *buf, size_t size);
+
+/* MB_OK when every setting of obj is a value of its row (numbers finite and in range, bools
+   0 or 1, enums named, list lengths in range; U64 rows take anything; a shorthand row that
+   sets several fields is checked through those fields' own rows), else MB_ERR with the
+   message of the bindings' reader (mbu_error): "WHO: gamma must be a number in [0, 1],
+   got 1.5", "WHO: hidden[2] must be an integer in [1, 65536], got 0". */
+int mbu_fieldCheck(const void *obj, const mbField *fields, const char *who);
+
 #endif

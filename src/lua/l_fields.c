@@ -16,35 +16,6 @@
 static const char *const TYPES[] = {"integer", "integer", "integer", "number", "number",
   "boolean", "string", "list of integers", "list of numbers"};
 
-/* a bound as text: integers without a fraction, others as %g */
-static int bound(char *b, size_t n, double v) {
-  return snprintf(b, n, v == floor(v) && fabs(v) < 1e15 ? "%.0f" : "%g", v);
-}
-
-/* "an integer in [1, 64]", "a number > 0", "one of fp32, bf16": what a value of f must be */
-static const char *rangetext(const mbField *f, char *b, size_t n) {
-  int isint = f->type == MB_FIELD_INT || f->type == MB_FIELD_I64 || f->type == MB_FIELD_INTS;
-  const char *what = isint ? "an integer" : "a number";
-  char lo[32], hi[32];
-  bound(lo, sizeof lo, f->lo);
-  bound(hi, sizeof hi, f->hi);
-  int hashi = f->hi < (isint ? 2147483647.0 : HUGE_VAL), haslo = f->lo > -HUGE_VAL;
-  if (f->type == MB_FIELD_BOOL) snprintf(b, n, "true or false");
-  else if (f->type == MB_FIELD_ENUM) {   /* "one of a, b" from "a|b" */
-    size_t k = (size_t)snprintf(b, n, "one of ");
-    for (const char *c = f->names; *c && k + 3 < n; c++)
-      if (*c == '|') { b[k++] = ','; b[k++] = ' '; } else b[k++] = *c;
-    b[k] = 0;
-  } else if (f->type == MB_FIELD_U64) snprintf(b, n, "an integer");
-  else if (haslo && hashi)
-    snprintf(b, n, "%s in %c%s, %s%c", what, f->flags & MB_F_OPEN_LO ? '(' : '[', lo, hi,
-             f->flags & MB_F_OPEN_HI ? ')' : ']');
-  else if (haslo) snprintf(b, n, "%s %s %s", what, f->flags & MB_F_OPEN_LO ? ">" : ">=", lo);
-  else if (hashi) snprintf(b, n, "%s %s %s", what, f->flags & MB_F_OPEN_HI ? "<" : "<=", hi);
-  else snprintf(b, n, isint ? "an integer" : "a finite number");
-  return b;
-}
-
 /* the value at idx as the message shows it: 1.5, 'abc', true, a table */
 static const char *shown(lua_State *L, int idx) {
   switch (lua_type(L, idx)) {
@@ -60,7 +31,7 @@ static int bad(lua_State *L, const char *F, const mbField *f, int i, int idx) {
   idx = lua_absindex(L, idx);
   if (i > 0) snprintf(key, sizeof key, "%s[%d]", f->name, i);
   else snprintf(key, sizeof key, "%s", f->name);
-  return luaL_error(L, "%s: %s must be %s, got %s", F, key, rangetext(f, what, sizeof what),
+  return luaL_error(L, "%s: %s must be %s, got %s", F, key, mbu_fieldRange(f, what, sizeof what),
                     shown(L, idx));
 }
 
@@ -150,7 +121,7 @@ uint64_t mbL_readfields(lua_State *L, int idx, const char *F, const mbField *fie
     char what[160];
     if (lua_getfield(L, idx, f->name) == LUA_TNIL) {
       if (f->flags & MB_F_REQUIRED)
-        luaL_error(L, "%s: %s is required (%s)", F, f->name, rangetext(f, what, sizeof what));
+        luaL_error(L, "%s: %s is required (%s)", F, f->name, mbu_fieldRange(f, what, sizeof what));
       lua_pop(L, 1);
       continue;
     }
@@ -225,7 +196,7 @@ void mbL_pushfields(lua_State *L, const mbField *fields) {
     lua_pushstring(L, f->name); lua_setfield(L, -2, "name");
     lua_pushstring(L, TYPES[f->type]); lua_setfield(L, -2, "type");
     lua_pushstring(L, f->doc); lua_setfield(L, -2, "doc");
-    lua_pushstring(L, rangetext(f, what, sizeof what)); lua_setfield(L, -2, "range");
+    lua_pushstring(L, mbu_fieldRange(f, what, sizeof what)); lua_setfield(L, -2, "range");
     if (f->type == MB_FIELD_INTS || f->type == MB_FIELD_FLOATS) {
       lua_createtable(L, f->ndefs, 0);
       for (int i = 0; i < f->ndefs; i++) {

@@ -40,33 +40,9 @@ float mbr_logOneMinusTanh2(float u) {
 
 /* Construction ---------------------------------------------------------------------- */
 
+/* the ranges of MB_SAC_FIELDS, then whether bf16 runs here */
 static int check_config(const mbSacConfig *c) {
-  if (c->obs < 1 || c->obs > (1 << 20) || c->act < 1 || c->act > (1 << 20))
-    return mbu_error("sac: obs and act must be in 1..%d, got obs=%d act=%d", 1 << 20, c->obs,
-                     c->act);
-  if (c->nhidden < 1 || c->nhidden > MB_SAC_MAXHIDDEN)
-    return mbu_error("sac: %d hidden layers (expected 1..%d)", c->nhidden, MB_SAC_MAXHIDDEN);
-  for (int l = 0; l < c->nhidden; l++)
-    if (c->hidden[l] < 1 || c->hidden[l] > (1 << 16))
-      return mbu_error("sac: hidden layer %d has width %d (expected 1..%d)", l + 1,
-                       c->hidden[l], 1 << 16);
-  if (!(c->actor_lr > 0) || !(c->critic_lr > 0) || !(c->alpha_lr > 0) ||
-      !isfinite(c->actor_lr) || !isfinite(c->critic_lr) || !isfinite(c->alpha_lr))
-    return mbu_error("sac: learning rates must be positive and finite, got %g %g %g",
-                     (double)c->actor_lr, (double)c->critic_lr, (double)c->alpha_lr);
-  if (!(c->gamma >= 0 && c->gamma <= 1))
-    return mbu_error("sac: gamma must be in [0, 1], got %g", (double)c->gamma);
-  if (!(c->tau >= 0 && c->tau <= 1))
-    return mbu_error("sac: tau must be in [0, 1], got %g", (double)c->tau);
-  if (!(c->init_alpha > 0) || !isfinite(c->init_alpha))
-    return mbu_error("sac: init_alpha must be positive and finite, got %g",
-                     (double)c->init_alpha);
-  if (!isfinite(c->target_entropy))
-    return mbu_error("sac: target_entropy must be finite, got %g", (double)c->target_entropy);
-  if (c->batch < 1 || c->batch > (1 << 24))
-    return mbu_error("sac: batch must be in 1..%d, got %d", 1 << 24, c->batch);
-  if (c->prec != MB_FP32 && c->prec != MB_BF16)
-    return mbu_error("sac: unknown precision %d", (int)c->prec);
+  if (mbu_fieldCheck(c, mbr_sacFields, "sac") < 0) return MB_ERR;
   if (c->prec == MB_BF16 && mbn_bf16Check(NULL, 0) < 0) return MB_ERR;
   return MB_OK;
 }

@@ -566,9 +566,18 @@ static void test_bf16_gradients(void) {
 
 static void test_config_errors(void) {
   struct { const char *what, *msg; } cases[] = {
-    {"obs", "obs and act"}, {"act", "obs and act"}, {"nhidden", "hidden layers"},
-    {"width", "width"}, {"lr", "learning rates"}, {"gamma", "gamma"}, {"tau", "tau"},
-    {"alpha", "init_alpha"}, {"batch", "batch"}, {"entropy", "target_entropy"}};
+    /* the message of the bindings' option reader, from the same field table */
+    {"obs", "sac: obs must be an integer in [1, 1048576], got 0"},
+    {"act", "sac: act must be an integer in [1, 1048576], got -1"},
+    {"nhidden", "sac: hidden must be a list of 1 to 7 integers, got 0 values"},
+    {"width", "sac: hidden[2] must be an integer in [1, 65536], got 0"},
+    {"lr", "sac: critic_lr must be a number > 0, got -0.001"},
+    {"gamma", "sac: gamma must be a number in [0, 1], got 1.5"},
+    {"tau", "sac: tau must be a number in (0, 1], got nan"},
+    {"alpha", "sac: init_alpha must be a number > 0, got 0"},
+    {"batch", "sac: batch must be an integer in [1, 16777216], got 0"},
+    {"entropy", "sac: target_entropy must be a finite number, got inf"},
+    {"precision", "sac: precision must be one of fp32, bf16, got 5"}};
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     mbSacConfig c;
     mbr_sacDefaults(&c, 4, 2);
@@ -583,10 +592,11 @@ static void test_config_errors(void) {
       case 7: c.init_alpha = 0; break;
       case 8: c.batch = 0; break;
       case 9: c.target_entropy = INFINITY; break;
+      case 10: c.precision = (mbPrecision)5; break;
     }
     mbSac s;
     CHECK(mbr_sacInit(&s, &c) == MB_ERR, "bad %s accepted", cases[i].what);
-    CHECK(strstr(mbu_lasterror(), cases[i].msg) != NULL, "bad %s: message '%s'", cases[i].what,
+    CHECK(strcmp(mbu_lasterror(), cases[i].msg) == 0, "bad %s: message '%s'", cases[i].what,
           mbu_lasterror());
     mbr_sacFree(&s); /* safe after a failed init */
   }
