@@ -197,10 +197,10 @@ double mbn_adam(float *p, float *m, float *v, float *g, size_t n, const mbAdam *
   const float c1 = (float)(1.0 - pow(b1, (double)opt->t));
   const float c2 = (float)(1.0 - pow(b2, (double)opt->t));
   const float step = opt->lr / c1, rc2 = 1.0f / sqrtf(c2), eps = opt->eps, keep = 1.0f - tau;
-  const int fma = opt->contract;
+  const int fused = opt->contract;
   double sq = 0.0;  /* sum(p^2) before the update */
   size_t i = 0;
-  if (fma) {
+  if (fused) {
 #ifdef MB_SIMD16
     if (mb_use512()) i = adam_fma16(p, m, v, g, wd, n, b1, b2, step, rc2, eps, &sq);
     else
@@ -222,7 +222,7 @@ double mbn_adam(float *p, float *m, float *v, float *g, size_t n, const mbAdam *
   }
   for (; i < n; i++) {
     float pi = p[i], gi = g[i];
-    if (fma) {
+    if (fused) {
       gi += wd * pi;
       sq += (double)pi * pi;
       g[i] = gi;
