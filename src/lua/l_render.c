@@ -209,7 +209,7 @@ static const luaL_Reg vmetameth[] = {
   {NULL, NULL}};
 
 int luaopen_mbpo_render(lua_State *L) {
-  luaL_requiref(L, "mbpo.env", luaopen_mbpo_env, 0);
+  luaL_requiref(L, "mbpo.env.native", luaopen_mbpo_env, 0);
   lua_pop(L, 1);
   mbL_newclass(L, MBL_RENDERER, rmeth, rmetameth, m_rfield);
   mbL_newclass(L, MBL_VIDEO, vmeth, vmetameth, m_vfield);
