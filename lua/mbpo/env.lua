@@ -142,17 +142,17 @@ end
 
 -- env:reset: the task's reset rule sees qpos0 and draws from the env's generator
 function Runner:reset(env, noise_scale)
-  local qpos, qvel
+  local qpos, qvel, g
   if self.task.reset ~= nil then
-    local g = N.rng(env)
+    g = N.rng(env)
     qpos, qvel = self:call("reset", self.view, g, noise_scale)
-    N.rng(env, g)
   end
-  native(N.reset_to, env, qpos, qvel, noise_scale)
+  native(N.reset_to, env, qpos, qvel, noise_scale, g)
   return self:observe(env)
 end
 
--- env:step, once the physics stepped: the task's rules on views of the result
+-- env:step, once the physics stepped: the task's rules on views of the result (l_env.c then
+-- ends the step with the verdict)
 function Runner:step(env, _, obs_out)
   local obs = self:observe(env)
   local r = self:call("reward", self.view, N.sim(env, false, "ctrl"):totable(), self.before)
@@ -162,9 +162,8 @@ function Runner:step(env, _, obs_out)
   if term ~= nil and type(term) ~= "boolean" then
     fail(0, "task.terminated must return a boolean, got %s", type(term))
   end
-  local trunc = N.end_step(env, term)
   if obs_out then obs = obs_out:copy_(obs) end
-  return obs, reward * 1.0, term == true, trunc
+  return obs, reward * 1.0, term == true
 end
 
 function Runner:termination(env, next_obs)

@@ -153,7 +153,7 @@ static int forward(lua_State *L, const char *name, int where) {
 
 /* custom: N.load(path, task, opts, newrunner) -> env | nil, message: a model's physics with
    the task table's settings (MB_MJCF_FIELDS) and opts' over them; newrunner(env) makes its
-   task runner, and one observation of qpos0 (no noise, no draws) fixes obs_dim */
+   task runner, and the observation of qpos0 (as loaded) fixes obs_dim */
 static int e_load(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   mbEnvOptions o;
@@ -172,11 +172,6 @@ static int e_load(lua_State *L) {
   lua_pushvalue(L, 1);
   lua_call(L, 1, 1);
   lua_setiuservalue(L, 1, 1);
-  mbRng saved = *mbs_rng(e->env);
-  ECHECK(L, mbs_resetData(e->env));
-  ECHECK(L, mbs_resetTo(e->env, NULL, NULL, 0.0));
-  *mbs_rng(e->env) = saved;
-  mbs_setProgress(e->env, 0, 0, 0);
   lua_settop(L, 1);
   forward(L, "observe", 1);
   lua_settop(L, 1);
@@ -228,10 +223,12 @@ static int e_observation(lua_State *L) {
   return 1;
 }
 
-/* custom: N.reset_to(env, qpos, qvel, noise_scale): the episode starts from the task's reset
-   (either may be nil: qpos0 / 0 plus the default noise times noise_scale) */
+/* custom: N.reset_to(env, qpos, qvel, noise_scale [, g]): the episode starts from the task's
+   reset (either may be nil: qpos0 / 0 plus the default noise times noise_scale); g, the
+   generator the task's reset drew from, becomes the env's */
 static int e_resetto(lua_State *L) {
   mbEnv *env = checkenv(L, 1);
+  if (!lua_isnoneornil(L, 5)) *mbs_rng(env) = *mbL_checkrng(L, 5);
   double *q = lua_isnoneornil(L, 2) ? NULL :
               readvec(L, 2, "task.reset", "qpos", NULL, mbs_nq(env), mbs_name(env));
   double *v = lua_isnoneornil(L, 3) ? NULL :
@@ -240,21 +237,11 @@ static int e_resetto(lua_State *L) {
   return 0;
 }
 
-/* custom: N.rng(env) -> a copy of the env's generator; N.rng(env, g): it becomes g */
+/* custom: N.rng(env) -> a copy of the env's generator (mbpo.Rng) */
 static int e_rng(lua_State *L) {
   mbRng *r = mbs_rng(checkenv(L, 1));
-  if (!lua_isnoneornil(L, 2)) {
-    *r = *mbL_checkrng(L, 2);
-    return 0;
-  }
   *(mbRng *)lua_newuserdatauv(L, sizeof(mbRng), 0) = *r;
   luaL_setmetatable(L, MBL_RNG);
-  return 1;
-}
-
-/* custom: N.end_step(env, terminated) -> truncated: the step ends with the task's verdict */
-static int e_endstep(lua_State *L) {
-  lua_pushboolean(L, mbs_endStep(checkenv(L, 1), lua_toboolean(L, 2)));
   return 1;
 }
 
@@ -374,9 +361,8 @@ static void pushtermfn(lua_State *L, const char *canon, int flags) {
 
 /* E.termination(name [, {two_sided = true}]) -> f */
 static int e_termination(lua_State *L) {
-  const char *name = luaL_checkstring(L, 1);
-  const char *canon = mbs_canonicalName(name);
-  if (!canon) return luaL_error(L, "termination: unknown task '%s'", name);
+  const char *canon = mbs_canonicalName(luaL_checkstring(L, 1));
+  if (!canon) return luaL_error(L, "termination: unknown task '%s'", lua_tostring(L, 1));
   pushtermfn(L, canon, flagsfrom(L, 2));
   return 1;
 }
@@ -410,7 +396,9 @@ static int m_step(lua_State *L) {
   if (mbs_isCustom(env)) {  /* the physics here, the task's rules in its runner */
     ECHECK(L, mbs_simulate(env, u));
     lua_settop(L, 3);
-    return forward(L, "step", 1);
+    int n = forward(L, "step", 1);   /* obs, reward, terminated */
+    lua_pushboolean(L, mbs_endStep(env, lua_toboolean(L, -1)));
+    return n + 1;
   }
   if (out) lua_pushvalue(L, 3);
   double r;
@@ -502,12 +490,7 @@ static int m_close(lua_State *L) {
 /* __gc: the userdata is on the stack of a running callback's caller, so busy cannot be set
    here when Lua collects it; an explicit __gc call during a callback is a no-op */
 static int m_gc(lua_State *L) {
-  LEnv *e = checklenv(L, 1);
-  if (e->busy == 0) {
-    mbs_free(e->env);
-    e->env = NULL;
-  }
-  return 0;
+  return checklenv(L, 1)->busy == 0 ? m_close(L) : 0;
 }
 
 static int m_tostring(lua_State *L) {
@@ -541,7 +524,7 @@ static int m_field(lua_State *L) {
 static const luaL_Reg funcs[] = {
   {"make", e_make}, {"termination", e_termination}, {"tasks", e_tasks}, {"load", e_load},
   {"sim", e_sim}, {"body", e_body}, {"observation", e_observation}, {"reset_to", e_resetto},
-  {"rng", e_rng}, {"end_step", e_endstep}, {NULL, NULL}};
+  {"rng", e_rng}, {NULL, NULL}};
 static const luaL_Reg meth[] = {
   {"reset", m_reset}, {"step", m_step}, {"get_state", m_getstate}, {"set_state", m_setstate},
   {"termination", m_termination}, {"termination_fn", m_termfn}, {"seed", m_seed},
