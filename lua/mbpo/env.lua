@@ -19,6 +19,7 @@
 -- body_mass(..), com(), time() and the fields nq, nv, nu, nbody (indices 1-based; bodies by
 -- name or index, 1 = world); it is only valid during the callback it is passed to.
 local N = require "mbpo.env.native"
+local G = require "mbpo.rng"
 local T = require "mbpo.tensor"
 
 local M = {make = N.make, termination = N.termination, tasks = N.tasks, fields = N.fields,
@@ -144,7 +145,7 @@ end
 function Runner:reset(env, noise_scale)
   local qpos, qvel, g
   if self.task.reset ~= nil then
-    g = N.rng(env)
+    g = G.new(0):set_state(env:state().rng)   -- a copy of the env's generator
     qpos, qvel = self:call("reset", self.view, g, noise_scale)
   end
   native(N.reset_to, env, qpos, qvel, noise_scale, g)

@@ -109,17 +109,6 @@ static double *readvec(lua_State *L, int idx, const char *fname, const char *wha
   return out;
 }
 
-/* checks an action: length act_dim, every element finite (out: as readvec) */
-static double *readaction(lua_State *L, int idx, mbEnv *env, double *out) {
-  int n = mbs_actDim(env);
-  double *u = readvec(L, idx, "env:step", "action", out, n, mbs_name(env));
-  for (int i = 0; i < n; i++)
-    if (!isfinite(u[i]))
-      luaL_error(L, "env:step: action[%d] is %s (%s)", i + 1, isnan(u[i]) ? "NaN" : "infinite",
-                 mbs_name(env));
-  return u;
-}
-
 /* builds the userdata around a new mbEnv (safe empty state first; user value: the runner) */
 static LEnv *newlenv(lua_State *L) {
   LEnv *e = lua_newuserdatauv(L, sizeof(LEnv), 1);
@@ -237,20 +226,9 @@ static int e_resetto(lua_State *L) {
   return 0;
 }
 
-/* custom: N.rng(env) -> a copy of the env's generator (mbpo.Rng) */
-static int e_rng(lua_State *L) {
-  mbRng *r = mbs_rng(checkenv(L, 1));
-  *(mbRng *)lua_newuserdatauv(L, sizeof(mbRng), 0) = *r;
-  luaL_setmetatable(L, MBL_RNG);
-  return 1;
-}
-
 /* Module functions --------------------------------------------------------------------------- */
 /* the options of env:reset */
-typedef struct ResetOpts {
-  uint64_t seed;
-  double noise_scale;
-} ResetOpts;
+typedef struct ResetOpts { uint64_t seed; double noise_scale; } ResetOpts;
 static const mbField RESET_FIELDS[] = {
   MB_F_U64(ResetOpts, seed, NAN, "reseeds the env's generator first")
   MB_F_DOUBLE(ResetOpts, noise_scale, 0, 1, 0, HUGE_VAL, "scale of the reset noise")
@@ -283,15 +261,14 @@ static int e_tasks(lua_State *L) {
 
 /* Termination functions ------------------------------------------------------------------ */
 
+/* the flags of opts {two_sided = true} at idx (nil: none) */
 static int flagsfrom(lua_State *L, int idx) {
-  int flags = 0;
-  if (lua_istable(L, idx)) {
-    lua_getfield(L, idx, "two_sided");
-    if (lua_toboolean(L, -1)) flags |= MBS_TWO_SIDED;
-    lua_pop(L, 1);
-  } else if (!lua_isnoneornil(L, idx)) {
+  if (lua_isnoneornil(L, idx)) return 0;
+  if (!lua_istable(L, idx))
     luaL_error(L, "termination: opts must be a table, got %s", luaL_typename(L, idx));
-  }
+  lua_getfield(L, idx, "two_sided");
+  int flags = lua_toboolean(L, -1) ? MBS_TWO_SIDED : 0;
+  lua_pop(L, 1);
   return flags;
 }
 
@@ -302,44 +279,32 @@ static int evaltermination(lua_State *L, const char *name, int flags, int idx) {
   char fname[96];
   snprintf(fname, sizeof fname, "termination(%s)", name);
   mbTensor *t = mbL_testtensor(L, idx);
-  if (t) {
-    /* a tensor: one row [obs_dim] or a batch [N x obs_dim], answered as a tensor [N] */
-    int64_t n;
-    const float *x;
-    if (t->storage && t->ndim == 1) {
-      int64_t size[1] = {d};
-      x = mbL_checkshape(L, idx, fname, "next_obs", 1, size);
-      n = 1;
-    } else {
-      x = mbL_checkmatrix(L, idx, fname, "next_obs", -1, d);
-      n = t->size[0];
+  int64_t n = 1, size[2] = {-1, d};
+  float *x;
+  if (t && t->storage && t->ndim == 1) {  /* one row */
+    x = mbL_checkshape(L, idx, fname, "next_obs", 1, &size[1]);
+  } else if (t) {                          /* a batch */
+    x = mbL_checkshape(L, idx, fname, "next_obs", 2, size);
+    n = t->size[0];
+  } else if (lua_istable(L, idx)) {        /* rows, packed as a tensor holds them */
+    n = luaL_len(L, idx);
+    x = lua_newuserdatauv(L, sizeof(float) * (size_t)(n > 0 ? n : 1) * (size_t)d, 0);
+    double *row = scratch(L, d);
+    for (int64_t r = 0; r < n; r++) {
+      char what[48];
+      snprintf(what, sizeof what, "row %d", (int)r + 1);
+      lua_geti(L, idx, r + 1);
+      readvec(L, lua_gettop(L), fname, what, row, d, name);
+      lua_pop(L, 1);
+      for (int k = 0; k < d; k++) x[r * d + k] = (float)row[k];
     }
-    mbTensor *out = mbL_newtensor(L, 1, &n);
-    MBL_CHECK(L, mbs_termination(mbt_data(out), name, x, n, d, flags));
-    return 1;
-  }
-  if (!lua_istable(L, idx))
+  } else {
     return luaL_error(L, "%s: next_obs must be an mbpo.Tensor [N x %d] or a table of rows, got %s",
                       fname, d, luaL_typename(L, idx));
-  /* a table of rows: packed into float rows (as a tensor would hold them) */
-  lua_Integer n = luaL_len(L, idx);
-  float *x = lua_newuserdatauv(L, sizeof(float) * (size_t)(n > 0 ? n : 1) * (size_t)d, 0);
-  float *done = lua_newuserdatauv(L, sizeof(float) * (size_t)(n > 0 ? n : 1), 0);
-  double *row = scratch(L, d);
-  for (lua_Integer r = 0; r < n; r++) {
-    lua_geti(L, idx, r + 1);
-    char what[48];
-    snprintf(what, sizeof what, "row %d", (int)r + 1);
-    readvec(L, lua_gettop(L), fname, what, row, d, name);
-    lua_pop(L, 1);
-    for (int k = 0; k < d; k++) x[r * d + k] = (float)row[k];
   }
+  float *done = mbt_data(mbL_newtensor(L, 1, &n));
   MBL_CHECK(L, mbs_termination(done, name, x, n, d, flags));
-  lua_createtable(L, (int)n, 0);
-  for (lua_Integer r = 0; r < n; r++) {
-    lua_pushnumber(L, done[r]);
-    lua_rawseti(L, -2, r + 1);
-  }
+  if (!t) mbL_pushfloats(L, done, (int)n);
   return 1;
 }
 
@@ -389,16 +354,21 @@ static int m_reset(lua_State *L) {
 /* env:step(action [, obs_out]) -> obs, reward, terminated, truncated */
 static int m_step(lua_State *L) {
   mbEnv *env = checkenv(L, 1);
+  int n = mbs_actDim(env);
   double ubuf[64];
-  double *u = readaction(L, 2, env, mbs_actDim(env) <= 64 ? ubuf : NULL);
+  double *u = readvec(L, 2, "env:step", "action", n <= 64 ? ubuf : NULL, n, mbs_name(env));
+  for (int i = 0; i < n; i++)   /* every element finite */
+    if (!isfinite(u[i]))
+      luaL_error(L, "env:step: action[%d] is %s (%s)", i + 1, isnan(u[i]) ? "NaN" : "infinite",
+                 mbs_name(env));
   int64_t d = mbs_obsDim(env);
   float *out = lua_isnoneornil(L, 3) ? NULL : mbL_checkshape(L, 3, "env:step", "obs_out", 1, &d);
   if (mbs_isCustom(env)) {  /* the physics here, the task's rules in its runner */
     ECHECK(L, mbs_simulate(env, u));
     lua_settop(L, 3);
-    int n = forward(L, "step", 1);   /* obs, reward, terminated */
+    forward(L, "step", 1);         /* obs, reward, terminated */
     lua_pushboolean(L, mbs_endStep(env, lua_toboolean(L, -1)));
-    return n + 1;
+    return 4;
   }
   if (out) lua_pushvalue(L, 3);
   double r;
@@ -523,8 +493,7 @@ static int m_field(lua_State *L) {
 
 static const luaL_Reg funcs[] = {
   {"make", e_make}, {"termination", e_termination}, {"tasks", e_tasks}, {"load", e_load},
-  {"sim", e_sim}, {"body", e_body}, {"observation", e_observation}, {"reset_to", e_resetto},
-  {"rng", e_rng}, {NULL, NULL}};
+  {"sim", e_sim}, {"body", e_body}, {"observation", e_observation}, {"reset_to", e_resetto}, {NULL, NULL}};
 static const luaL_Reg meth[] = {
   {"reset", m_reset}, {"step", m_step}, {"get_state", m_getstate}, {"set_state", m_setstate},
   {"termination", m_termination}, {"termination_fn", m_termfn}, {"seed", m_seed},
