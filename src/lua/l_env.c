@@ -50,15 +50,12 @@ static LEnv *checklenv(lua_State *L, int idx) {
   return luaL_checkudata(L, idx, MBL_ENV);
 }
 
-static mbEnv *checkenv(lua_State *L, int idx) {
+mbEnv *mbL_checkenv(lua_State *L, int idx) {
   LEnv *e = checklenv(L, idx);
   if (!e->env) luaL_error(L, "mbpo.Env: the env has been closed");
   return e->env;
 }
-
-mbEnv *mbL_checkenv(lua_State *L, int idx) {
-  return checkenv(L, idx);
-}
+#define checkenv mbL_checkenv
 
 /* pushes a new [n] tensor holding x (float32) */
 static void pushvec(lua_State *L, const double *x, int n) {
@@ -317,18 +314,14 @@ static int termclosure(lua_State *L) {
   return evaltermination(L, name, flags, idx);
 }
 
-/* pushes the termination closure of a built-in task */
-static void pushtermfn(lua_State *L, const char *canon, int flags) {
-  lua_pushstring(L, canon);
-  lua_pushinteger(L, flags);
-  lua_pushcclosure(L, termclosure, 2);
-}
-
 /* E.termination(name [, {two_sided = true}]) -> f */
 static int e_termination(lua_State *L) {
   const char *canon = mbs_canonicalName(luaL_checkstring(L, 1));
   if (!canon) return luaL_error(L, "termination: unknown task '%s'", lua_tostring(L, 1));
-  pushtermfn(L, canon, flagsfrom(L, 2));
+  int flags = flagsfrom(L, 2);
+  lua_pushstring(L, canon);
+  lua_pushinteger(L, flags);
+  lua_pushcclosure(L, termclosure, 2);
   return 1;
 }
 
@@ -418,13 +411,14 @@ static int m_termination(lua_State *L) {
   return evaltermination(L, mbs_name(env), flagsfrom(L, 3), 2);
 }
 
-/* env:termination_fn([opts]) -> f (the task's model-rollout termination function), or
-   nil, message for a custom task without task.termination */
+/* env:termination_fn([opts]) -> f (the task's model-rollout termination function: that of
+   E.termination), or nil, message for a custom task without task.termination */
 static int m_termfn(lua_State *L) {
   mbEnv *env = checkenv(L, 1);
   if (mbs_isCustom(env)) return forward(L, "termination_fn", 0);
-  pushtermfn(L, mbs_name(env), flagsfrom(L, 2));
-  return 1;
+  lua_pushstring(L, mbs_name(env));
+  lua_replace(L, 1);
+  return e_termination(L);
 }
 
 /* env:seed(s): reseeds the env's generator */
