@@ -1,12 +1,24 @@
 -- mbpo.env: the six MuJoCo tasks MBPO is measured on, and custom MJCF models whose task rules
--- are written in Lua. E.make, E.termination, E.tasks, E.fields and E.task_fields are the C
--- module's (mbpo.env.native, src/lua/l_env.c, which documents the env's methods). This file
--- adds E.from_mjcf: a custom env is the same mbpo.Env userdata, whose physics runs in C and
--- whose reset, step, set_state and termination call its task runner below (with the env
--- marked busy, so a task callback cannot close it).
+-- are written in Lua. The envs, E.make, E.termination and E.tasks are the C module's
+-- (mbpo.env.native, src/lua/l_env.c); this file adds E.from_mjcf and its task runner.
+--   local E = require "mbpo.env"
+--   local env = E.make("Hopper" [, {seed =, max_steps =}])   -- also "Hopper-v2", "hopper"
+--   local obs = env:reset{seed =, noise_scale =}               -- mbpo.Tensor [obs_dim]
+--   local obs, r, terminated, truncated = env:step(action [, obs_out])
+--   env.obs_dim  env.act_dim  env.dt  env.timestep  env.frame_skip  env.max_steps  env.name
+--   env.steps  env.nq  env.nv  env.nbody  env.custom       env:seed(s)  env:ctrl_range()
+--   env:get_state() -> qpos, qvel, steps     env:set_state(qpos, qvel) -> obs
+--   env:state() -> table (exact, for checkpoints)   env:load_state(t)   env:close()
+--   env:termination(next_obs [, opts]) -> done     env:termination_fn([opts]) -> f
+--   E.termination(name [, {two_sided = true}]) -> f, f(next_obs [N x obs_dim]) -> [N] 0/1
+--   E.tasks() -> names    E.fields, E.task_fields: the options of E.make and of a task table
+-- Actions are the policy's u in [-1, 1] (an mbpo.Tensor or a Lua array); the env maps them
+-- to each actuator's ctrlrange.
 --
 -- E.from_mjcf(path, task [, {seed =}]) -> env, or nil + message when the model does not load.
--- task: a table of functions
+-- The env is an mbpo.Env like the others: its physics runs in C, and its reset, step,
+-- set_state and termination call its task runner below (with the env marked busy, so a task
+-- callback cannot close it). task: a table of functions
 --   observation(view) -> obs (mbpo.Tensor or table of numbers; its length fixes obs_dim)
 --   reward(view, action, before) -> number; action = the ctrl values written (a table),
 --     before = a view of the state at the start of the step

@@ -1,19 +1,8 @@
-/* mbpo.env.native: the C half of mbpo.env (lua/mbpo/env.lua), the Lua face of src/sim (the
-   six MuJoCo tasks and user MJCF models).
-     local E = require "mbpo.env"
-     local env = E.make("Hopper" [, {seed =, max_steps =}])   -- also "Hopper-v2", "hopper"
-     local obs = env:reset{seed =, noise_scale =}               -- mbpo.Tensor [obs_dim]
-     local obs, r, terminated, truncated = env:step(action [, obs_out])
-     env.obs_dim  env.act_dim  env.dt  env.max_steps  env.name  env.steps
-     env:get_state() -> qpos, qvel, steps     env:set_state(qpos, qvel) -> obs
-     env:state() -> table (exact, for checkpoints)   env:load_state(t)
-     env:termination(next_obs [, opts]) -> done     env:termination_fn([opts]) -> f
-     E.termination(name [, {two_sided = true}]) -> f, f(next_obs [N x obs_dim]) -> [N] 0/1
-     E.from_mjcf(path, task [, {seed =}]) -> env | nil, message   (lua/mbpo/env.lua)
-   Actions are the policy's u in [-1, 1] (an mbpo.Tensor or a Lua array); the env maps them
-   to each actuator's ctrlrange. A custom env (E.from_mjcf) is the same userdata: its physics
-   runs here, and its reset, step, set_state and termination call its task runner (written
-   in Lua, user value 1), which applies the task's rules through the "custom" functions. */
+/* mbpo.env.native: the C half of mbpo.env, the Lua face of src/sim (lua/mbpo/env.lua, the
+   module scripts require, documents the API). The class mbpo.Env, E.make, E.termination and
+   E.tasks live here. A custom env (E.from_mjcf) is the same userdata: its physics runs here,
+   and its reset, step, set_state and termination call its task runner (written in Lua, user
+   value 1), which applies the task's rules through the functions marked "custom". */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -71,31 +60,23 @@ static double *scratch(lua_State *L, int n) {
 }
 
 /* reads n numbers from a tensor (any shape with n elements, contiguous) or a Lua array at
-   idx (absolute) into out, or into a new scratch buffer when out is NULL; raises naming
-   fname/what on a wrong length or a non-number. Non-finite values are passed through
+   idx (absolute; raw reads) into out, or into a new scratch buffer when out is NULL; raises
+   naming fname/what on a wrong length or a non-number. Non-finite values are passed through
    (callers decide). */
 static double *readvec(lua_State *L, int idx, const char *fname, const char *what,
                        double *out, int n, const char *owner) {
   if (!out) out = scratch(L, n);
   mbTensor *t = mbL_testtensor(L, idx);
-  if (t) {
-    /* any shape with n elements: [n], [1 x n], ... */
-    if (!t->storage) luaL_error(L, "%s: %s is a closed tensor", fname, what);
-    int64_t k = mbt_numel(t);
-    if (k != n)
-      luaL_error(L, "%s: %s has %d values, %s expects %d", fname, what, (int)k, owner, n);
-    if (!mbt_isContiguous(t)) luaL_error(L, "%s: %s must be a contiguous tensor", fname, what);
-    const float *p = mbt_data(t);
-    for (int i = 0; i < n; i++) out[i] = p[i];
-    return out;
-  }
-  /* a Lua array: raw reads (no metamethods), each element must be a number */
-  if (!lua_istable(L, idx))
+  if (t && !t->storage) luaL_error(L, "%s: %s is a closed tensor", fname, what);
+  if (!t && !lua_istable(L, idx))
     luaL_error(L, "%s: %s must be an mbpo.Tensor or a table of numbers, got %s", fname, what,
                luaL_typename(L, idx));
-  lua_Integer k = (lua_Integer)lua_rawlen(L, idx);
+  int64_t k = t ? mbt_numel(t) : (int64_t)lua_rawlen(L, idx);
   if (k != n) luaL_error(L, "%s: %s has %d values, %s expects %d", fname, what, (int)k, owner, n);
+  if (t && !mbt_isContiguous(t)) luaL_error(L, "%s: %s must be a contiguous tensor", fname, what);
+  const float *p = t ? mbt_data(t) : NULL;
   for (int i = 0; i < n; i++) {
+    if (p) { out[i] = p[i]; continue; }
     lua_rawgeti(L, idx, i + 1);
     int isnum;
     out[i] = lua_tonumberx(L, -1, &isnum);
