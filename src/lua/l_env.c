@@ -35,16 +35,11 @@ static void flushwarnings(lua_State *L) {
 #define ECHECK(L, call) do { int rc_ = (call); flushwarnings(L); \
     if (rc_ < 0) mbL_coreerror(L); } while (0)
 
-static LEnv *checklenv(lua_State *L, int idx) {
-  return luaL_checkudata(L, idx, MBL_ENV);
-}
-
 mbEnv *mbL_checkenv(lua_State *L, int idx) {
-  LEnv *e = checklenv(L, idx);
+  LEnv *e = luaL_checkudata(L, idx, MBL_ENV);
   if (!e->env) luaL_error(L, "mbpo.Env: the env has been closed");
   return e->env;
 }
-#define checkenv mbL_checkenv
 
 /* pushes a new [n] tensor holding x (float32) */
 static void pushvec(lua_State *L, const double *x, int n) {
@@ -87,15 +82,6 @@ static double *readvec(lua_State *L, int idx, const char *fname, const char *wha
   return out;
 }
 
-/* builds the userdata around a new mbEnv (safe empty state first; user value: the runner) */
-static LEnv *newlenv(lua_State *L) {
-  LEnv *e = lua_newuserdatauv(L, sizeof(LEnv), 1);
-  e->env = NULL;
-  e->busy = 0;
-  luaL_setmetatable(L, MBL_ENV);
-  return e;
-}
-
 /* Custom envs ----------------------------------------------------------------------------- */
 
 /* a custom env's env:NAME(args) (the env at 1): runner:NAME(env, args) of its task runner,
@@ -103,7 +89,7 @@ static LEnv *newlenv(lua_State *L) {
    it still uses the simulation); returns the runner's results. where: an error message gets
    the position of the method's caller, as the method's own luaL_error would */
 static int forward(lua_State *L, const char *name, int where) {
-  LEnv *e = checklenv(L, 1);
+  LEnv *e = luaL_checkudata(L, 1, MBL_ENV);
   int base = lua_gettop(L);
   lua_getiuservalue(L, 1, 1);
   lua_getfield(L, -1, name);
@@ -118,21 +104,26 @@ static int forward(lua_State *L, const char *name, int where) {
   return lua_gettop(L) - base;
 }
 
-/* custom: N.load(path, task, opts, newrunner) -> env | nil, message: a model's physics with
+/* E.make(name [, opts]) -> env (opts: the keys of MB_ENV_FIELDS, include/mbpo/env.h), and
+   custom: N.load(path, task, opts, newrunner) -> env | nil, message, a model's physics with
    the task table's settings (MB_MJCF_FIELDS) and opts' over them; newrunner(env) makes its
-   task runner, and the observation of qpos0 (as loaded) fixes obs_dim */
-static int e_load(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+   task runner (user value 1), and the observation of qpos0 (as loaded) fixes obs_dim */
+static int newenv(lua_State *L, int custom) {
+  const char *name = luaL_checkstring(L, 1);
   mbEnvOptions o;
   mbu_fieldDefaults(&o, mbs_mjcfFields);
-  mbL_readfields(L, 2, "from_mjcf: task", mbs_mjcfFields, &o, mbL_anykey);
-  if (lua_istable(L, 3)) mbL_readfields(L, 3, "from_mjcf", mbs_envFields, &o, NULL);
-  LEnv *e = newlenv(L);
-  e->env = mbs_fromFile(path, o.frame_skip, o.seed);
+  if (custom) mbL_readfields(L, 2, "from_mjcf: task", mbs_mjcfFields, &o, mbL_anykey);
+  if (custom ? lua_istable(L, 3) : !lua_isnoneornil(L, 2))
+    mbL_readfields(L, 2 + custom, custom ? "from_mjcf" : "E.make", mbs_envFields, &o, NULL);
+  LEnv *e = lua_newuserdatauv(L, sizeof(LEnv), 1);  /* a safe empty state first */
+  *e = (LEnv){NULL, 0};
+  luaL_setmetatable(L, MBL_ENV);
+  e->env = custom ? mbs_fromFile(name, o.frame_skip, o.seed) : mbs_make(name, o.seed);
   flushwarnings(L);
-  if (!e->env) return mbL_pushfail(L);
+  if (!e->env) return custom ? mbL_pushfail(L) : mbL_coreerror(L);
   mbL_extmem(L, MBL_ENV_BYTES);
   mbs_setMaxSteps(e->env, o.max_steps);
+  if (!custom) return 1;
   mbs_setResetNoise(e->env, o.reset_noise);
   lua_replace(L, 1);                 /* env, task, opts, newrunner */
   lua_settop(L, 4);
@@ -144,6 +135,8 @@ static int e_load(lua_State *L) {
   lua_settop(L, 1);
   return 1;
 }
+static int e_make(lua_State *L) { return newenv(L, 0); }
+static int e_load(lua_State *L) { return newenv(L, 1); }
 
 /* custom: N.sim(env, before, name) -> a copy of the simulation's array name (mbsView: qpos,
    qvel, ctrl [n], xpos, xipos [nbody * 3], cfrc_ext [nbody * 6], body_mass [nbody]) as an
@@ -152,7 +145,7 @@ static int e_sim(lua_State *L) {
   static const char *const names[] = {"qpos", "qvel", "ctrl", "xpos", "xipos", "cfrc_ext",
                                       "body_mass", "time", NULL};
   mbsView v;
-  mbs_view(&v, checkenv(L, 1), lua_toboolean(L, 2));
+  mbs_view(&v, mbL_checkenv(L, 1), lua_toboolean(L, 2));
   int i = luaL_checkoption(L, 3, NULL, names);
   const double *x[] = {v.qpos, v.qvel, v.ctrl, v.xpos, v.xipos, v.cfrc_ext, v.body_mass};
   const int64_t n[] = {v.nq, v.nv, v.nu, 3 * v.nbody, 3 * v.nbody, 6 * v.nbody, v.nbody};
@@ -166,7 +159,7 @@ static int e_sim(lua_State *L) {
 
 /* custom: N.body(env, name) -> the 1-based index of the body (1 = world), or nil */
 static int e_body(lua_State *L) {
-  int id = mbs_bodyId(checkenv(L, 1), luaL_checkstring(L, 2));
+  int id = mbs_bodyId(mbL_checkenv(L, 1), luaL_checkstring(L, 2));
   if (id < 0) return 0;
   lua_pushinteger(L, id + 1);
   return 1;
@@ -175,7 +168,7 @@ static int e_body(lua_State *L) {
 /* custom: N.observation(env, obs) -> a new tensor [obs_dim] of task.observation's result (a
    tensor or a table of numbers); the first one fixes obs_dim */
 static int e_observation(lua_State *L) {
-  mbEnv *env = checkenv(L, 1);
+  mbEnv *env = mbL_checkenv(L, 1);
   mbTensor *t = mbL_testtensor(L, 2);
   int n = mbs_obsDim(env);
   int k = t && t->storage ? (int)mbt_numel(t) : lua_istable(L, 2) ? (int)luaL_len(L, 2) : -1;
@@ -194,7 +187,7 @@ static int e_observation(lua_State *L) {
    reset (either may be nil: qpos0 / 0 plus the default noise times noise_scale); g, the
    generator the task's reset drew from, becomes the env's */
 static int e_resetto(lua_State *L) {
-  mbEnv *env = checkenv(L, 1);
+  mbEnv *env = mbL_checkenv(L, 1);
   if (!lua_isnoneornil(L, 5)) *mbs_rng(env) = *mbL_checkrng(L, 5);
   double *q = lua_isnoneornil(L, 2) ? NULL :
               readvec(L, 2, "task.reset", "qpos", NULL, mbs_nq(env), mbs_name(env));
@@ -211,21 +204,6 @@ static const mbField RESET_FIELDS[] = {
   MB_F_U64(ResetOpts, seed, NAN, "reseeds the env's generator first")
   MB_F_DOUBLE(ResetOpts, noise_scale, 0, 1, 0, HUGE_VAL, "scale of the reset noise")
   MB_F_END};
-
-/* E.make(name [, opts]): opts are the keys of MB_ENV_FIELDS (include/mbpo/env.h) */
-static int e_make(lua_State *L) {
-  const char *name = luaL_checkstring(L, 1);
-  mbEnvOptions o;
-  mbu_fieldDefaults(&o, mbs_mjcfFields);
-  if (!lua_isnoneornil(L, 2)) mbL_readfields(L, 2, "E.make", mbs_envFields, &o, NULL);
-  LEnv *e = newlenv(L);
-  e->env = mbs_make(name, o.seed);
-  flushwarnings(L);
-  if (!e->env) return mbL_coreerror(L);
-  mbL_extmem(L, MBL_ENV_BYTES);
-  mbs_setMaxSteps(e->env, o.max_steps);
-  return 1;
-}
 
 /* E.tasks() -> {"InvertedPendulum", "Hopper", ...} */
 static int e_tasks(lua_State *L) {
@@ -310,7 +288,7 @@ static int e_termination(lua_State *L) {
 
 /* env:reset([{seed =, noise_scale =}]) -> obs */
 static int m_reset(lua_State *L) {
-  mbEnv *env = checkenv(L, 1);
+  mbEnv *env = mbL_checkenv(L, 1);
   ResetOpts o = {0, 1.0};
   if (!lua_isnoneornil(L, 2) && mbL_readfields(L, 2, "env:reset", RESET_FIELDS, &o, NULL) & 1)
     mbr_seed(mbs_rng(env), o.seed, 0);
@@ -327,7 +305,7 @@ static int m_reset(lua_State *L) {
 
 /* env:step(action [, obs_out]) -> obs, reward, terminated, truncated */
 static int m_step(lua_State *L) {
-  mbEnv *env = checkenv(L, 1);
+  mbEnv *env = mbL_checkenv(L, 1);
   int n = mbs_actDim(env);
   double ubuf[64];
   double *u = readvec(L, 2, "env:step", "action", n <= 64 ? ubuf : NULL, n, mbs_name(env));
@@ -356,7 +334,7 @@ static int m_step(lua_State *L) {
 
 /* env:get_state() -> qpos [nq], qvel [nv] (float32 tensors), steps */
 static int m_getstate(lua_State *L) {
-  mbEnv *env = checkenv(L, 1);
+  mbEnv *env = mbL_checkenv(L, 1);
   mbsView v;
   mbs_view(&v, env, 0);
   pushvec(L, v.qpos, v.nq);
@@ -367,7 +345,7 @@ static int m_getstate(lua_State *L) {
 
 /* env:set_state(qpos, qvel) -> obs (tensors or tables; tables keep double precision) */
 static int m_setstate(lua_State *L) {
-  mbEnv *env = checkenv(L, 1);
+  mbEnv *env = mbL_checkenv(L, 1);
   double *qpos = readvec(L, 2, "env:set_state", "qpos", NULL, mbs_nq(env), mbs_name(env));
   double *qvel = readvec(L, 3, "env:set_state", "qvel", NULL, mbs_nv(env), mbs_name(env));
   int64_t d = mbs_obsDim(env);
@@ -381,13 +359,13 @@ static int m_setstate(lua_State *L) {
 /* env:state() -> {name, steps, started, done, rng (mbpo.Array U64 [4]), and mbpo.Array F64
    of time, qpos, qvel, act, ctrl, qacc_warmstart, xpos, xipos, cfrc_ext}: everything a
    bit-for-bit continuation needs; env:load_state(t): a state of an env of the same task */
-static void *checkenvobj(lua_State *L, int idx) { return checkenv(L, idx); }
+static void *checkenvobj(lua_State *L, int idx) { return mbL_checkenv(L, idx); }
 static int envblocks(mbStateBlock *b, void *env) { return mbs_stateBlocks(b, env); }
 static mbLStateType STATE = {"env", "env", checkenvobj, envblocks, NULL, NULL, 0};
 
 /* env:termination(next_obs [, opts]) -> done (a custom task: task.termination(next_obs)) */
 static int m_termination(lua_State *L) {
-  mbEnv *env = checkenv(L, 1);
+  mbEnv *env = mbL_checkenv(L, 1);
   if (mbs_isCustom(env)) return forward(L, "termination", 0);
   return evaltermination(L, mbs_name(env), flagsfrom(L, 3), 2);
 }
@@ -395,7 +373,7 @@ static int m_termination(lua_State *L) {
 /* env:termination_fn([opts]) -> f (the task's model-rollout termination function: that of
    E.termination), or nil, message for a custom task without task.termination */
 static int m_termfn(lua_State *L) {
-  mbEnv *env = checkenv(L, 1);
+  mbEnv *env = mbL_checkenv(L, 1);
   if (mbs_isCustom(env)) return forward(L, "termination_fn", 0);
   lua_pushstring(L, mbs_name(env));
   lua_replace(L, 1);
@@ -404,14 +382,14 @@ static int m_termfn(lua_State *L) {
 
 /* env:seed(s): reseeds the env's generator */
 static int m_seed(lua_State *L) {
-  mbEnv *env = checkenv(L, 1);
+  mbEnv *env = mbL_checkenv(L, 1);
   mbr_seed(mbs_rng(env), (uint64_t)luaL_checkinteger(L, 2), 0);
   return 0;
 }
 
 /* env:ctrl_range() -> lo, hi (tables of act_dim numbers; +-inf for unlimited actuators) */
 static int m_ctrlrange(lua_State *L) {
-  mbEnv *env = checkenv(L, 1);
+  mbEnv *env = mbL_checkenv(L, 1);
   int n = mbs_actDim(env);
   double *lo = scratch(L, 2 * n);
   mbs_ctrlRange(lo, lo + n, env);
@@ -423,7 +401,7 @@ static int m_ctrlrange(lua_State *L) {
 /* env:close() and __close: refused while its task runner runs (the step or reset that called
    a task callback still uses the simulation) */
 static int m_close(lua_State *L) {
-  LEnv *e = checklenv(L, 1);
+  LEnv *e = luaL_checkudata(L, 1, MBL_ENV);
   if (e->busy > 0)
     return luaL_error(L, "env:close: cannot close an env inside its own task callback "
                       "(close it after the step or reset returns)");
@@ -435,21 +413,22 @@ static int m_close(lua_State *L) {
 /* __gc: the userdata is on the stack of a running callback's caller, so busy cannot be set
    here when Lua collects it; an explicit __gc call during a callback is a no-op */
 static int m_gc(lua_State *L) {
-  return checklenv(L, 1)->busy == 0 ? m_close(L) : 0;
+  return ((LEnv *)luaL_checkudata(L, 1, MBL_ENV))->busy == 0 ? m_close(L) : 0;
 }
 
 static int m_tostring(lua_State *L) {
-  LEnv *e = checklenv(L, 1);
+  LEnv *e = luaL_checkudata(L, 1, MBL_ENV);
   if (!e->env) lua_pushliteral(L, "mbpo.Env (closed)");
   else lua_pushfstring(L, "mbpo.Env %s (obs %d, act %d, dt %f)", mbs_name(e->env),
                        mbs_obsDim(e->env), mbs_actDim(e->env), mbs_dt(e->env));
   return 1;
 }
+
 /* fields: obs_dim act_dim dt timestep frame_skip max_steps name steps nq nv nbody custom
    (the methods are found first) */
 static int m_field(lua_State *L) {
   const char *k = luaL_checkstring(L, 2);
-  mbEnv *env = checkenv(L, 1);
+  mbEnv *env = mbL_checkenv(L, 1);
   if (strcmp(k, "obs_dim") == 0) lua_pushinteger(L, mbs_obsDim(env));
   else if (strcmp(k, "act_dim") == 0) lua_pushinteger(L, mbs_actDim(env));
   else if (strcmp(k, "dt") == 0) lua_pushnumber(L, mbs_dt(env));
@@ -468,7 +447,8 @@ static int m_field(lua_State *L) {
 
 static const luaL_Reg funcs[] = {
   {"make", e_make}, {"termination", e_termination}, {"tasks", e_tasks}, {"load", e_load},
-  {"sim", e_sim}, {"body", e_body}, {"observation", e_observation}, {"reset_to", e_resetto}, {NULL, NULL}};
+  {"sim", e_sim}, {"body", e_body}, {"observation", e_observation}, {"reset_to", e_resetto},
+  {NULL, NULL}};
 static const luaL_Reg meth[] = {
   {"reset", m_reset}, {"step", m_step}, {"get_state", m_getstate}, {"set_state", m_setstate},
   {"termination", m_termination}, {"termination_fn", m_termfn}, {"seed", m_seed},
@@ -477,12 +457,9 @@ static const luaL_Reg metameth[] = {
   {"__gc", m_gc}, {"__close", m_close}, {"__tostring", m_tostring},
   {NULL, NULL}};
 
-
 int luaopen_mbpo_env(lua_State *L) {
-  /* the tensor and rng metatables must exist before we build userdata of those types */
-  luaL_requiref(L, "mbpo.tensor", luaopen_mbpo_tensor, 0);
-  luaL_requiref(L, "mbpo.rng", luaopen_mbpo_rng, 0);
-  lua_pop(L, 2);
+  luaL_requiref(L, "mbpo.tensor", luaopen_mbpo_tensor, 0);  /* before we make tensors */
+  lua_pop(L, 1);
   mbL_newclass(L, MBL_ENV, meth, metameth, m_field);
   mbL_setstate(L, MBL_ENV, &STATE);
   mbL_newmodule(L, NULL, NULL, NULL, funcs);
