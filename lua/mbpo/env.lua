@@ -132,6 +132,7 @@ end
 local Runner = {}
 Runner.__index = Runner
 
+-- the end of Runner:call: the views expire, an error is rewritten
 local function finish(R, name, ok, ...)
   R.view._valid, R.before._valid = false, false
   if not ok then
@@ -179,6 +180,8 @@ function Runner:step(env, _, obs_out)
   return obs, reward * 1.0, term == true
 end
 
+-- env:termination and env:termination_fn (forward passes their errors on as they are: those
+-- of task.termination, or this one, placed at the caller of the env's method)
 function Runner:termination(env, next_obs)
   if self.task.termination == nil then
     fail(3, "env:termination: custom task '%s' has no task.termination function", env.name)
