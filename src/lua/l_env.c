@@ -104,40 +104,6 @@ static int forward(lua_State *L, const char *name, int where) {
   return lua_gettop(L) - base;
 }
 
-/* E.make(name [, opts]) -> env (opts: the keys of MB_ENV_FIELDS, include/mbpo/env.h), and
-   custom: N.load(path, task, opts, newrunner) -> env | nil, message, a model's physics with
-   the task table's settings (MB_MJCF_FIELDS) and opts' over them; newrunner(env) makes its
-   task runner (user value 1), and the observation of qpos0 (as loaded) fixes obs_dim */
-static int newenv(lua_State *L, int custom) {
-  const char *name = luaL_checkstring(L, 1);
-  mbEnvOptions o;
-  mbu_fieldDefaults(&o, mbs_mjcfFields);
-  if (custom) mbL_readfields(L, 2, "from_mjcf: task", mbs_mjcfFields, &o, mbL_anykey);
-  if (custom ? lua_istable(L, 3) : !lua_isnoneornil(L, 2))
-    mbL_readfields(L, 2 + custom, custom ? "from_mjcf" : "E.make", mbs_envFields, &o, NULL);
-  LEnv *e = lua_newuserdatauv(L, sizeof(LEnv), 1);  /* a safe empty state first */
-  *e = (LEnv){NULL, 0};
-  luaL_setmetatable(L, MBL_ENV);
-  e->env = custom ? mbs_fromFile(name, o.frame_skip, o.seed) : mbs_make(name, o.seed);
-  flushwarnings(L);
-  if (!e->env) return custom ? mbL_pushfail(L) : mbL_coreerror(L);
-  mbL_extmem(L, MBL_ENV_BYTES);
-  mbs_setMaxSteps(e->env, o.max_steps);
-  if (!custom) return 1;
-  mbs_setResetNoise(e->env, o.reset_noise);
-  lua_replace(L, 1);                 /* env, task, opts, newrunner */
-  lua_settop(L, 4);
-  lua_pushvalue(L, 1);
-  lua_call(L, 1, 1);
-  lua_setiuservalue(L, 1, 1);
-  lua_settop(L, 1);
-  forward(L, "observe", 1);
-  lua_settop(L, 1);
-  return 1;
-}
-static int e_make(lua_State *L) { return newenv(L, 0); }
-static int e_load(lua_State *L) { return newenv(L, 1); }
-
 /* custom: N.sim(env, before, name) -> a copy of the simulation's array name (mbsView: qpos,
    qvel, ctrl [n], xpos, xipos [nbody * 3], cfrc_ext [nbody * 6], body_mass [nbody]) as an
    mbpo.Array F64, or the number time; before: the snapshot at the start of the step */
@@ -198,12 +164,40 @@ static int e_resetto(lua_State *L) {
 }
 
 /* Module functions --------------------------------------------------------------------------- */
-/* the options of env:reset */
-typedef struct ResetOpts { uint64_t seed; double noise_scale; } ResetOpts;
-static const mbField RESET_FIELDS[] = {
-  MB_F_U64(ResetOpts, seed, NAN, "reseeds the env's generator first")
-  MB_F_DOUBLE(ResetOpts, noise_scale, 0, 1, 0, HUGE_VAL, "scale of the reset noise")
-  MB_F_END};
+
+/* E.make(name [, opts]) -> env (opts: the keys of MB_ENV_FIELDS, include/mbpo/env.h), and
+   custom: N.load(path, task, opts, newrunner) -> env | nil, message, a model's physics with
+   the task table's settings (MB_MJCF_FIELDS) and opts' over them; newrunner(env) makes its
+   task runner (user value 1), and the observation of qpos0 (as loaded) fixes obs_dim */
+static int newenv(lua_State *L, int custom) {
+  const char *name = luaL_checkstring(L, 1);
+  mbEnvOptions o;
+  mbu_fieldDefaults(&o, mbs_mjcfFields);
+  if (custom) mbL_readfields(L, 2, "from_mjcf: task", mbs_mjcfFields, &o, mbL_anykey);
+  if (custom ? lua_istable(L, 3) : !lua_isnoneornil(L, 2))
+    mbL_readfields(L, 2 + custom, custom ? "from_mjcf" : "E.make", mbs_envFields, &o, NULL);
+  LEnv *e = lua_newuserdatauv(L, sizeof(LEnv), 1);  /* a safe empty state first */
+  *e = (LEnv){NULL, 0};
+  luaL_setmetatable(L, MBL_ENV);
+  e->env = custom ? mbs_fromFile(name, o.frame_skip, o.seed) : mbs_make(name, o.seed);
+  flushwarnings(L);
+  if (!e->env) return custom ? mbL_pushfail(L) : mbL_coreerror(L);
+  mbL_extmem(L, MBL_ENV_BYTES);
+  mbs_setMaxSteps(e->env, o.max_steps);
+  if (!custom) return 1;
+  mbs_setResetNoise(e->env, o.reset_noise);
+  lua_replace(L, 1);                 /* env, task, opts, newrunner */
+  lua_settop(L, 4);
+  lua_pushvalue(L, 1);
+  lua_call(L, 1, 1);
+  lua_setiuservalue(L, 1, 1);
+  lua_settop(L, 1);
+  forward(L, "observe", 1);
+  lua_settop(L, 1);
+  return 1;
+}
+static int e_make(lua_State *L) { return newenv(L, 0); }
+static int e_load(lua_State *L) { return newenv(L, 1); }
 
 /* E.tasks() -> {"InvertedPendulum", "Hopper", ...} */
 static int e_tasks(lua_State *L) {
@@ -285,6 +279,13 @@ static int e_termination(lua_State *L) {
 }
 
 /* Methods ------------------------------------------------------------------------------------ */
+
+/* the options of env:reset */
+typedef struct ResetOpts { uint64_t seed; double noise_scale; } ResetOpts;
+static const mbField RESET_FIELDS[] = {
+  MB_F_U64(ResetOpts, seed, NAN, "reseeds the env's generator first")
+  MB_F_DOUBLE(ResetOpts, noise_scale, 0, 1, 0, HUGE_VAL, "scale of the reset noise")
+  MB_F_END};
 
 /* env:reset([{seed =, noise_scale =}]) -> obs */
 static int m_reset(lua_State *L) {
