@@ -54,8 +54,8 @@ end
 -- Views ------------------------------------------------------------------------------------
 
 local View, methods = {}, {}
--- the arrays: a vector (its length's field name) or per body (the values per body)
-local ARRAYS = {qpos = "nq", qvel = "nv", ctrl = "nu", xpos = 3, xipos = 3, cfrc_ext = 6,
+-- the arrays: a vector (the env's field of its length) or per body (the values per body)
+local ARRAYS = {qpos = "nq", qvel = "nv", ctrl = "act_dim", xpos = 3, xipos = 3, cfrc_ext = 6,
                 body_mass = 1}
 -- the fields of a view: the env's fields of those names
 local COUNTS = {nq = "nq", nv = "nv", nu = "act_dim", nbody = "nbody"}
@@ -87,17 +87,17 @@ end
 -- v:NAME(body, k) -> number
 for name, w in pairs(ARRAYS) do
   methods[name] = function(v, i, k)
-    local a = N.sim(live(v, name), v._before, name)
+    local env, before = live(v, name), v._before
     if type(w) == "string" then
-      if i == nil then return T.tensor(a:totable()) end
-      return a[index(i, #a, "view:" .. name .. ": index")]
+      if i == nil then return T.tensor(N.sim(env, before, name):totable()) end
+      return N.sim(env, before, name, index(i, env[w], "view:" .. name .. ": index"))
     end
-    local nbody = #a // w
-    if i == nil then return T.tensor(a:totable()):view(nbody, w) end
-    local b = type(i) == "string" and (N.body(v._env, i) or fail(2, "view: no body named '%s'", i))
+    local nbody = env.nbody
+    if i == nil then return T.tensor(N.sim(env, before, name):totable()):view(nbody, w) end
+    local b = type(i) == "string" and (N.body(env, i) or fail(2, "view: no body named '%s'", i))
     b = b or index(i, nbody, "view: body index", " (1 is the world)")
-    if k == nil then return table.unpack(a:totable(), (b - 1) * w + 1, b * w) end
-    return a[(b - 1) * w + index(k, w, "view: component")]
+    if k == nil then return N.sim(env, before, name, (b - 1) * w + 1, w) end
+    return N.sim(env, before, name, (b - 1) * w + index(k, w, "view: component"))
   end
 end
 

@@ -104,23 +104,31 @@ static int forward(lua_State *L, const char *name, int where) {
   return lua_gettop(L) - base;
 }
 
-/* custom: N.sim(env, before, name) -> a copy of the simulation's array name (mbsView: qpos,
-   qvel, ctrl [n], xpos, xipos [nbody * 3], cfrc_ext [nbody * 6], body_mass [nbody]) as an
-   mbpo.Array F64, or the number time; before: the snapshot at the start of the step */
+/* custom: N.sim(env, before, name [, i [, count]]) -> a copy of the simulation's array name
+   (mbsView: qpos, qvel, ctrl [n], xpos, xipos [nbody * 3], cfrc_ext [nbody * 6], body_mass
+   [nbody]) as an mbpo.Array F64, or its count (1) numbers from the 1-based i, or the number
+   time; before: the snapshot at the start of the step */
 static int e_sim(lua_State *L) {
   static const char *const names[] = {"qpos", "qvel", "ctrl", "xpos", "xipos", "cfrc_ext",
                                       "body_mass", "time", NULL};
   mbsView v;
   mbs_view(&v, mbL_checkenv(L, 1), lua_toboolean(L, 2));
-  int i = luaL_checkoption(L, 3, NULL, names);
+  int a = luaL_checkoption(L, 3, NULL, names);
   const double *x[] = {v.qpos, v.qvel, v.ctrl, v.xpos, v.xipos, v.cfrc_ext, v.body_mass};
   const int64_t n[] = {v.nq, v.nv, v.nu, 3 * v.nbody, 3 * v.nbody, 6 * v.nbody, v.nbody};
-  if (i == 7) {
+  if (a == 7) {
     lua_pushnumber(L, v.time);
     return 1;
   }
-  memcpy(mbL_newarray(L, MB_F64, 1, &n[i])->data, x[i], sizeof(double) * (size_t)n[i]);
-  return 1;
+  if (lua_isnoneornil(L, 4)) {
+    memcpy(mbL_newarray(L, MB_F64, 1, &n[a])->data, x[a], sizeof(double) * (size_t)n[a]);
+    return 1;
+  }
+  lua_Integer i = luaL_checkinteger(L, 4), count = luaL_optinteger(L, 5, 1);
+  luaL_argcheck(L, i >= 1 && count >= 1 && count <= n[a] - i + 1, 4, "out of range");
+  luaL_checkstack(L, (int)count, "N.sim");
+  for (lua_Integer k = i - 1; k < i - 1 + count; k++) lua_pushnumber(L, x[a][k]);
+  return (int)count;
 }
 
 /* custom: N.body(env, name) -> the 1-based index of the body (1 = world), or nil */
