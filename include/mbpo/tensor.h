@@ -241,6 +241,15 @@ char *mbt_format(const mbTensor *t);
    [base, base + limit); the message names `name`, the value and the range. */
 int mbt_toIndex(int64_t *idx, const mbTensor *t, int64_t base, int64_t limit, const char *name);
 
+/* The shape checks of index_copy, gather and scatter (before any index is read), dim shown
+   counted from base as in mbt_argDim: src has t's shape but n at dim (index_copy); index has
+   t's rank and no larger sizes outside dim (gather), and src index's shape (scatter: src not
+   NULL). */
+int mbt_argIndexCopy(const mbTensor *t, int dim, int64_t n, const mbTensor *src, int base,
+                     const char *name);
+int mbt_argGather(const mbTensor *t, int dim, const mbTensor *index, const mbTensor *src,
+                  int base, const char *name);
+
 /* Initialises out with the slices idx[0..n) of src along dim (src's shape, size n at dim). */
 int mbt_indexSelect(mbTensor *out, const mbTensor *src, int dim, const int64_t *idx, int64_t n);
 

@@ -161,22 +161,18 @@ static const mbTensor *operand(lua_State *L, int arg, mbTensor *tmp, mbStorage *
   return tmp;
 }
 
-/* the generator at arg, or the module's default one */
-static mbRng *optrng(lua_State *L, int arg) {
-  mbRng *g = arg >= 1 ? mbL_testrng(L, arg) : NULL;
-  if (g) return g;
+/* an optional trailing generator: the one at *top (which is then dropped from the arguments)
+   or the module's default one */
+static mbRng *trailingrng(lua_State *L, int *top) {
+  mbRng *g = *top >= 1 ? mbL_testrng(L, *top) : NULL;
+  if (g) {
+    (*top)--;
+    return g;
+  }
   lua_getfield(L, LUA_REGISTRYINDEX, DEFAULT_RNG);
   g = mbL_testrng(L, -1);
   lua_pop(L, 1); /* the registry keeps it alive */
   if (!g) luaL_error(L, "mbpo.tensor: the default generator is missing");
-  return g;
-}
-
-/* an optional trailing generator: the one at *top (which is then dropped from the arguments)
-   or the default one */
-static mbRng *trailingrng(lua_State *L, int *top) {
-  mbRng *g = optrng(L, *top);
-  if (*top >= 1 && mbL_testrng(L, *top)) (*top)--;
   return g;
 }
 
@@ -323,7 +319,8 @@ static int t_generator(lua_State *L) {
     return 1;
   }
   lua_Integer seed = luaL_checkinteger(L, 1);
-  mbr_seed(optrng(L, 0), (uint64_t)seed, 0);
+  int none = 0;
+  mbr_seed(trailingrng(L, &none), (uint64_t)seed, 0);
   return 0;
 }
 
@@ -361,75 +358,64 @@ static void totable(lua_State *L, const mbTensor *t, int dim, int64_t off) {
 
 /* x:size() -> {sizes}, x:size(d) -> integer, x:stride likewise (in elements), x:dim(),
    x:numel(), x:is_contiguous(), #x (= x:size(1)), x:item() (the value of a one-element
-   tensor), x:to_table() (nested tables; a number for a 0-d tensor): one function over
-   OPCODE */
-enum { I_SIZE, I_STRIDE, I_DIM, I_NUMEL, I_CONTIGUOUS, I_LEN, I_ITEM, I_TOTABLE };
+   tensor), x:to_table() (nested tables; a number for a 0-d tensor), x:get(i, j, ...) and
+   x:set(i, j, ..., v) (one 1-based index per dimension), x:clone() (a contiguous copy),
+   x:copy_(src) (src broadcasts to x's shape), x:fill_(v), x:zero_(): one function over
+   OPCODE; the `_` forms and set return x */
+enum { I_SIZE, I_STRIDE, I_DIM, I_NUMEL, I_CONTIGUOUS, I_LEN, I_ITEM, I_TOTABLE, I_GET, I_SET,
+       I_CLONE, I_COPY, I_FILL, I_ZERO };
 static int t_info(lua_State *L) {
   mbTensor *t = mbL_checktensor(L, 1);
-  int op = OPCODE(L);
-  const int64_t *v = op == I_STRIDE ? t->stride : t->size, zero[MB_MAXDIM] = {0};
+  int op = OPCODE(L), count = lua_gettop(L) - 1 - (op == I_SET);
+  const char *fname = op == I_SET ? "set" : "get";
+  int64_t idx[MB_MAXDIM];
+  float v = 0;
   switch (op) {
   case I_SIZE: case I_STRIDE:
     if (!lua_isnoneornil(L, 2)) {
-      lua_pushinteger(L, v[checkdim(L, t, 2, op == I_STRIDE ? "stride" : "size", 0)]);
-      break;
+      int d = checkdim(L, t, 2, op == I_STRIDE ? "stride" : "size", 0);
+      lua_pushinteger(L, op == I_STRIDE ? t->stride[d] : t->size[d]);
+      return 1;
     }
     lua_createtable(L, t->ndim, 0);
     for (int i = 0; i < t->ndim; i++) {
-      lua_pushinteger(L, v[i]);
+      lua_pushinteger(L, op == I_STRIDE ? t->stride[i] : t->size[i]);
       lua_rawseti(L, -2, i + 1);
     }
-    break;
-  case I_DIM: lua_pushinteger(L, t->ndim); break;
-  case I_NUMEL: lua_pushinteger(L, mbt_numel(t)); break;
-  case I_CONTIGUOUS: lua_pushboolean(L, mbt_isContiguous(t)); break;
+    return 1;
+  case I_DIM: lua_pushinteger(L, t->ndim); return 1;
+  case I_NUMEL: lua_pushinteger(L, mbt_numel(t)); return 1;
+  case I_CONTIGUOUS: lua_pushboolean(L, mbt_isContiguous(t)); return 1;
   case I_LEN:
     if (t->ndim == 0) return mbL_errorf(L, "#: a 0-d tensor has no length");
     lua_pushinteger(L, t->size[0]);
-    break;
+    return 1;
   case I_ITEM:
     if (mbt_numel(t) != 1)
       return mbL_errorf(L, "item: %s tensor does not have one element", SHAPE(t));
-    lua_pushnumber(L, *mbt_ptr(t, zero));
-    break;
+    lua_pushnumber(L, mbt_data(t)[0]);
+    return 1;
   case I_TOTABLE:
     if (t->ndim == 0) lua_pushnumber(L, mbt_data(t)[0]);
     else totable(L, t, 0, t->offset);
-  }
-  return 1;
-}
-
-/* x:get(i, j, ...) -> number; x:set(i, j, ..., v) -> x (OPCODE 1); one 1-based index per
-   dimension */
-static int t_element(lua_State *L) {
-  mbTensor *t = mbL_checktensor(L, 1);
-  int set = OPCODE(L), count = lua_gettop(L) - 1 - set;
-  const char *fname = set ? "set" : "get";
-  if (count < 0) return mbL_errorf(L, "set: expected indices and a value");
-  float v = set ? (float)luaL_checknumber(L, count + 2) : 0;
-  if (count != t->ndim)
-    return mbL_errorf(L, "%s: %d indices for a %d-d tensor %s", fname, count, t->ndim, SHAPE(t));
-  int64_t idx[MB_MAXDIM];
-  for (int d = 0; d < count; d++) idx[d] = checkindex(L, t, d, d + 2, fname);
-  if (!set) {
-    lua_pushnumber(L, *mbt_ptr(t, idx));
     return 1;
-  }
-  *mbt_ptr(t, idx) = v;
-  lua_settop(L, 1);
-  return 1;
-}
-
-/* x:clone() (a contiguous copy), x:copy_(src) (src broadcasts to x's shape), x:fill_(v),
-   x:zero_(): one function over OPCODE */
-enum { F_CLONE, F_COPY, F_FILL, F_ZERO };
-static int t_fill(lua_State *L) {
-  mbTensor *t = mbL_checktensor(L, 1);
-  switch (OPCODE(L)) {
-  case F_CLONE: MBL_CHECK(L, mbt_copy(newempty(L, t->ndim, t->size), t)); return 1;
-  case F_COPY: MBL_CHECK(L, mbt_copy(t, mbL_checktensor(L, 2))); break;
-  case F_FILL: mbt_fill(t, (float)luaL_checknumber(L, 2)); break;
-  case F_ZERO: mbt_fill(t, 0.0f);
+  case I_GET: case I_SET:
+    if (count < 0) return mbL_errorf(L, "set: expected indices and a value");
+    if (op == I_SET) v = (float)luaL_checknumber(L, count + 2);
+    if (count != t->ndim)
+      return mbL_errorf(L, "%s: %d indices for a %d-d tensor %s", fname, count, t->ndim,
+                        SHAPE(t));
+    for (int d = 0; d < count; d++) idx[d] = checkindex(L, t, d, d + 2, fname);
+    if (op == I_GET) {
+      lua_pushnumber(L, *mbt_ptr(t, idx));
+      return 1;
+    }
+    *mbt_ptr(t, idx) = v;
+    break;
+  case I_CLONE: MBL_CHECK(L, mbt_copy(newempty(L, t->ndim, t->size), t)); return 1;
+  case I_COPY: MBL_CHECK(L, mbt_copy(t, mbL_checktensor(L, 2))); break;
+  case I_FILL: mbt_fill(t, (float)luaL_checknumber(L, 2)); break;
+  case I_ZERO: mbt_fill(t, 0.0f);
   }
   lua_settop(L, 1);
   return 1;
@@ -473,12 +459,11 @@ static int t_view(lua_State *L) {
     if (op == V_RESHAPE) gchint(L, r);
     break;
   case V_CONTIGUOUS:
-    if (mbt_isContiguous(t)) {
-      lua_settop(L, 1);
-      break;
+    if (mbt_isContiguous(t)) lua_settop(L, 1);
+    else {
+      MBL_CHECK(L, mbt_contiguous(r = newud(L), t));
+      gchint(L, r);
     }
-    MBL_CHECK(L, mbt_contiguous(r = newud(L), t));
-    gchint(L, r);
     break;
   case V_SQUEEZE: MBL_CHECK(L, mbt_squeeze(newud(L), t, lua_isnoneornil(L, 2) ? -1 : d)); break;
   case V_UNSQUEEZE: MBL_CHECK(L, mbt_unsqueeze(newud(L), t, d));
@@ -648,11 +633,7 @@ static int t_indexcopy(lua_State *L) {
   int d = checkdim(L, t, 2, "index_copy_", 0);
   mbTensor *src = mbL_checktensor(L, 4);
   int64_t n, *idx = checkindices(L, 3, t->size[d], &n, "index_copy_");
-  int ok = src->ndim == t->ndim && src->size[d] == n;
-  for (int k = 0; ok && k < t->ndim; k++) ok = k == d || src->size[k] == t->size[k];
-  if (!ok)
-    return mbL_errorf(L, "index_copy_: source %s does not fit %lld slices of %s along "
-                      "dimension %d", SHAPE(src), (long long)n, SHAPE(t), d + 1);
+  MBL_CHECK(L, mbt_argIndexCopy(t, d, n, src, 1, "index_copy_"));
   MBL_CHECK(L, mbt_indexCopy(t, d, idx, n, src));
   lua_settop(L, 1);
   return 1;
@@ -675,14 +656,7 @@ static int t_gather(lua_State *L) {
     mbt_fill(f, v);
     src = f;
   }
-  int ok = mbt_sameShape(index, src) && index->ndim == t->ndim;
-  for (int k = 0; ok && k < t->ndim; k++) ok = k == d || index->size[k] <= t->size[k];
-  if (!ok && scatter)
-    return mbL_errorf(L, "scatter_: index %s and source %s must have one shape that fits %s",
-                      SHAPE(index), SHAPE(src), SHAPE(t));
-  if (!ok)
-    return mbL_errorf(L, "gather: index %s does not fit %s along dimension %d", SHAPE(index),
-                      SHAPE(t), d + 1);
+  MBL_CHECK(L, mbt_argGather(t, d, index, scatter ? src : NULL, 1, fname));
   int64_t n, *idx = checkindices(L, 3, t->size[d], &n, fname);
   if (scatter) {
     MBL_CHECK(L, mbt_scatter(t, d, idx, src));
@@ -701,36 +675,29 @@ static int t_maskedselect(lua_State *L) {
   return 1;
 }
 
-/* the tensors of the list at arg into a temporary array kept on the stack (a userdata, so
-   an error while filling it leaks nothing); the list table keeps the tensors alive */
-static const mbTensor **checklist(lua_State *L, int arg, int *n, const char *fname) {
-  luaL_checktype(L, arg, LUA_TTABLE);
-  lua_Integer len = luaL_len(L, arg);
-  if (len < 1 || len > (1 << 24)) mbL_errorf(L, "%s: expected a nonempty list of tensors", fname);
-  const mbTensor **list = lua_newuserdatauv(L, (size_t)len * sizeof *list, 0);
-  for (lua_Integer i = 1; i <= len; i++) {
-    lua_geti(L, arg, i);
+/* T.cat(list [, dim]) and T.stack(list [, dim]) (OPCODE 1; dim up to ndim + 1), dim
+   default 1. The list's tensors go into a temporary array kept on the stack (a userdata, so
+   an error while filling it leaks nothing); the list table keeps the tensors alive. */
+static int t_join(lua_State *L) {
+  int stack = OPCODE(L);
+  const char *fname = stack ? "stack" : "cat";
+  lua_settop(L, 2); /* the array goes above the arguments */
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_Integer n = luaL_len(L, 1);
+  if (n < 1 || n > (1 << 24)) mbL_errorf(L, "%s: expected a nonempty list of tensors", fname);
+  const mbTensor **list = lua_newuserdatauv(L, (size_t)n * sizeof *list, 0);
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_geti(L, 1, i);
     mbTensor *t = mbL_testtensor(L, -1);
     if (!t || !t->storage)
       mbL_errorf(L, "%s: element %lld of the list is a %s, not a tensor", fname, (long long)i,
                  t ? "closed tensor" : luaL_typename(L, -1));
     list[i - 1] = t;
-    lua_pop(L, 1); /* the list table keeps it alive */
+    lua_pop(L, 1);
   }
-  *n = (int)len;
-  return list;
-}
-
-/* T.cat(list [, dim]) and T.stack(list [, dim]) (OPCODE 1; dim up to ndim + 1), dim
-   default 1 */
-static int t_join(lua_State *L) {
-  int n, stack = OPCODE(L);
-  const char *fname = stack ? "stack" : "cat";
-  lua_settop(L, 2); /* the list buffer goes above the arguments */
-  const mbTensor **list = checklist(L, 1, &n, fname);
   int d = lua_isnoneornil(L, 2) ? 0 : checkdim(L, list[0], 2, fname, stack);
   mbTensor *r = newud(L);
-  MBL_CHECK(L, stack ? mbt_stack(r, list, n, d) : mbt_cat(r, list, n, d));
+  MBL_CHECK(L, stack ? mbt_stack(r, list, (int)n, d) : mbt_cat(r, list, (int)n, d));
   gchint(L, r);
   return 1;
 }
@@ -755,8 +722,8 @@ static const struct { const char *name; lua_CFunction f; int op, to; } reg[] = {
   {"size", t_info, I_SIZE, M}, {"stride", t_info, I_STRIDE, M}, {"dim", t_info, I_DIM, M},
   {"numel", t_info, I_NUMEL, M}, {"is_contiguous", t_info, I_CONTIGUOUS, M},
   {"item", t_info, I_ITEM, M}, {"to_table", t_info, I_TOTABLE, M}, {"__len", t_info, I_LEN, X},
-  {"get", t_element, 0, M}, {"set", t_element, 1, M}, {"clone", t_fill, F_CLONE, M},
-  {"copy_", t_fill, F_COPY, M}, {"fill_", t_fill, F_FILL, M}, {"zero_", t_fill, F_ZERO, M},
+  {"get", t_info, I_GET, M}, {"set", t_info, I_SET, M}, {"clone", t_info, I_CLONE, M},
+  {"copy_", t_info, I_COPY, M}, {"fill_", t_info, I_FILL, M}, {"zero_", t_info, I_ZERO, M},
   {"uniform_", t_random_, 0, M}, {"normal_", t_random_, 1, M}, {"clamp", t_clamp, 0, P},
   {"masked_fill", t_maskedfill, 0, P}, {"matmul", t_matmul, 0, M}, {"mm", t_matmul, 1, F},
   {"addmm", t_addmm, 0, P}, {"index_select", t_indexselect, 0, M},
