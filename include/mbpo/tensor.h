@@ -164,6 +164,10 @@ int mbt_binaryScalar(mbTensor *out, const mbTensor *a, float s, mbBinaryOp op);
 /* Writes cond != 0 ? a : b into out; the three inputs broadcast to out's shape. */
 int mbt_where(mbTensor *out, const mbTensor *cond, const mbTensor *a, const mbTensor *b);
 
+/* Writes mask != 0 ? v : a into out, of a's shape (out may be a; mask broadcasts; messages
+   say "where"). */
+int mbt_maskedFill(mbTensor *out, const mbTensor *a, const mbTensor *mask, float v);
+
 /* Sets every element of t to v. */
 int mbt_fill(mbTensor *t, float v);
 

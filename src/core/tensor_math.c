@@ -346,6 +346,13 @@ int mbt_where(mbTensor *out, const mbTensor *cond, const mbTensor *a, const mbTe
   return MB_OK;
 }
 
+int mbt_maskedFill(mbTensor *out, const mbTensor *a, const mbTensor *mask, float v) {
+  mbStorage st;
+  mbTensor s;
+  scalar_tensor(&s, &st, &v);
+  return mbt_where(out, mask, &s, a);
+}
+
 /* Fills and copies ------------------------------------------------------------------------ */
 
 static void fill_run(void *ctx, float *const *p, const int64_t *st, int64_t n) {

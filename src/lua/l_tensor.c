@@ -55,25 +55,24 @@ static void gchint(lua_State *L, const mbTensor *t) {
   mbL_extmem(L, (size_t)mbt_numel(t) * sizeof(float));
 }
 
-mbTensor *mbL_newtensor(lua_State *L, int ndim, const int64_t *size) {
+/* a new tensor of the given shape on the stack: zero-filled, or with the values left
+   uninitialised (outputs written in full) */
+static mbTensor *newtensor(lua_State *L, int ndim, const int64_t *size, int zero) {
   mbTensor *t = newud(L);
-  MBL_CHECK(L, mbt_init(t, ndim, size));
+  MBL_CHECK(L, zero ? mbt_init(t, ndim, size) : mbt_empty(t, ndim, size));
   gchint(L, t);
   return t;
+}
+#define newempty(L, ndim, size) newtensor(L, ndim, size, 0)
+
+mbTensor *mbL_newtensor(lua_State *L, int ndim, const int64_t *size) {
+  return newtensor(L, ndim, size, 1);
 }
 
 mbTensor *mbL_newcopy(lua_State *L, const float *src, int ndim, const int64_t *size) {
-  mbTensor *t = mbL_newtensor(L, ndim, size);
+  mbTensor *t = newempty(L, ndim, size);
   int64_t n = mbt_numel(t);
   if (n) memcpy(mbt_data(t), src, sizeof(float) * (size_t)n);
-  return t;
-}
-
-/* as mbL_newtensor with the values left uninitialised (outputs written in full) */
-static mbTensor *newempty(lua_State *L, int ndim, const int64_t *size) {
-  mbTensor *t = newud(L);
-  MBL_CHECK(L, mbt_empty(t, ndim, size));
-  gchint(L, t);
   return t;
 }
 
@@ -143,21 +142,15 @@ static int getsizes(lua_State *L, int first, int last, int64_t *size, const char
   return (int)n;
 }
 
-/* a 0-d tensor over one float on the C stack (scalar operands; no allocation) */
-static void scalar(mbTensor *t, mbStorage *s, float *v) {
-  memset(t, 0, sizeof *t);
-  s->data = v;
-  s->size = 1;
-  s->refcount = 1;
-  t->storage = s;
-}
-
-/* operand at arg: a tensor, or a number placed in the caller's stack scalar */
+/* operand at arg: a tensor, or a number placed in the caller's 0-d tensor tmp over the
+   stack scalar v (no allocation) */
 static const mbTensor *operand(lua_State *L, int arg, mbTensor *tmp, mbStorage *st, float *v) {
   if (mbL_testtensor(L, arg)) return mbL_checktensor(L, arg);
   if (lua_type(L, arg) != LUA_TNUMBER) luaL_typeerror(L, arg, "number or mbpo.Tensor");
   *v = (float)lua_tonumber(L, arg);
-  scalar(tmp, st, v);
+  memset(tmp, 0, sizeof *tmp);
+  *st = (mbStorage){v, 1, 1};
+  tmp->storage = st;
   return tmp;
 }
 
@@ -543,11 +536,9 @@ static int t_where(lua_State *L) {
 
 /* x:masked_fill_(mask, v) / x:masked_fill(mask, v): v where mask ~= 0 (mask broadcasts) */
 static int t_maskedfill(lua_State *L) {
-  mbTensor *t = mbL_checktensor(L, 1), *m = mbL_checktensor(L, 2), tv;
-  mbStorage sv;
+  mbTensor *t = mbL_checktensor(L, 1), *m = mbL_checktensor(L, 2);
   float v = (float)luaL_checknumber(L, 3);
-  scalar(&tv, &sv, &v);
-  MBL_CHECK(L, mbt_where(output(L, t), m, &tv, t));
+  MBL_CHECK(L, mbt_maskedFill(output(L, t), t, m, v));
   return 1;
 }
 

@@ -661,7 +661,44 @@ static void test_argument_checks(void) {
   CHECK(mbt_arangeSize(&n, 0, 1, NAN) == MB_ERR, "NaN step must fail");
   check_error(mbt_arangeSize(&n, 0, 1e13, 1), "arange: [0, 1e+13) by 1 is too long", "too long");
   CHECK(mbt_arangeSize(&n, 0, INFINITY, 1) == MB_ERR, "infinite range must fail");
-  mbTensor *ts[] = {&t, &a, &b, &c, &v, &col};
+  /* the shapes of index_copy, gather and scatter against t [4 x 5] */
+  int64_t s25[2] = {2, 5}, s43[2] = {4, 3}, s63[2] = {6, 3};
+  mbTensor two, i43, i63;
+  mbt_init(&two, 2, s25);
+  mbt_init(&i43, 2, s43);
+  mbt_init(&i63, 2, s63);
+  CHECK(mbt_argIndexCopy(&t, 0, 2, &two, 1, "index_copy_") == MB_OK, "2 rows into [4 x 5]");
+  check_error(mbt_argIndexCopy(&t, 0, 3, &two, 1, "index_copy_"),
+              "index_copy_: source [2 x 5] does not fit 3 slices of [4 x 5] along dimension 1",
+              "2 rows for 3 indices");
+  check_error(mbt_argIndexCopy(&t, 1, 2, &two, 0, "index_copy"),
+              "index_copy: source [2 x 5] does not fit 2 slices of [4 x 5] along dimension 1",
+              "rows as columns, counted from 0");
+  CHECK(mbt_argGather(&t, 1, &i43, NULL, 1, "gather") == MB_OK, "gather [4 x 3] from [4 x 5]");
+  CHECK(mbt_argGather(&t, 0, &i63, NULL, 1, "gather") == MB_OK, "more rows along dim 0");
+  check_error(mbt_argGather(&t, 1, &i63, NULL, 1, "gather"),
+              "gather: index [6 x 3] does not fit [4 x 5] along dimension 2", "6 rows of 4");
+  check_error(mbt_argGather(&t, 1, &i63, NULL, 0, "gather"),
+              "gather: index [6 x 3] does not fit [4 x 5] along dimension 1", "counted from 0");
+  check_error(mbt_argGather(&t, 1, &r, NULL, 1, "gather"),
+              "gather: index [4] does not fit [4 x 5] along dimension 2", "another rank");
+  check_error(mbt_argGather(&t, 1, &i43, &v, 1, "scatter_"),
+              "scatter_: index [4 x 3] and source [1 x 3] must have one shape that fits [4 x 5]",
+              "scatter source of another shape");
+  CHECK(mbt_argGather(&t, 1, &i43, &i43, 1, "scatter_") == MB_OK, "scatter of one shape");
+  CHECK(mbt_argGather(&t, 2, &i43, NULL, 1, "gather") == MB_ERR, "a dimension beyond t fails");
+  /* masked fill: v where the mask (a broadcast row) is nonzero, in place */
+  mbt_fill(&v, 0);
+  *mbt_ptr(&v, (int64_t[]){0, 1}) = 1;
+  mbt_fill(&i43, 2);
+  CHECK(mbt_maskedFill(&i43, &i43, &v, -7) == MB_OK, "masked fill");
+  for (int row = 0; row < 4; row++)
+    for (int k = 0; k < 3; k++)
+      CHECK(at2(&i43, row, k) == (k == 1 ? -7.0f : 2.0f), "masked fill [%d][%d]", row, k);
+  check_error(mbt_maskedFill(&i43, &i43, &two, 1),
+              "where: shapes not broadcastable to [4 x 3]: condition [2 x 5], [] and [4 x 3]",
+              "a [2 x 5] mask on [4 x 3]");
+  mbTensor *ts[] = {&t, &a, &b, &c, &v, &col, &two, &i43, &i63};
   for (size_t k = 0; k < sizeof ts / sizeof ts[0]; k++) mbt_release(ts[k]);
 }
 
