@@ -125,16 +125,12 @@ static int getsizes(lua_State *L, int first, int last, int64_t *size, const char
   if (n > MB_MAXDIM)
     mbL_errorf(L, "%s: %lld dimensions (at most %d)", fname, (long long)n, MB_MAXDIM);
   for (int i = 0; i < (int)n; i++) {
-    if (!tab) {
-      size[i] = luaL_checkinteger(L, first + i);
-      continue;
-    }
-    int isint;
-    lua_geti(L, first, i + 1);
-    size[i] = lua_tointegerx(L, -1, &isint);
+    int isint = 1;
+    if (tab) lua_geti(L, first, i + 1);
+    size[i] = tab ? lua_tointegerx(L, -1, &isint) : luaL_checkinteger(L, first + i);
     if (!isint)
       mbL_errorf(L, "%s: size %d is not an integer (%s)", fname, i + 1, luaL_typename(L, -1));
-    lua_pop(L, 1);
+    if (tab) lua_pop(L, 1);
   }
   for (int i = 0; i < (int)n; i++)
     if (size[i] < 0 && !(allowneg && size[i] == -1))
@@ -158,10 +154,7 @@ static const mbTensor *operand(lua_State *L, int arg, mbTensor *tmp, mbStorage *
    or the module's default one */
 static mbRng *trailingrng(lua_State *L, int *top) {
   mbRng *g = *top >= 1 ? mbL_testrng(L, *top) : NULL;
-  if (g) {
-    (*top)--;
-    return g;
-  }
+  if (g) { (*top)--; return g; }
   lua_getfield(L, LUA_REGISTRYINDEX, DEFAULT_RNG);
   g = mbL_testrng(L, -1);
   lua_pop(L, 1); /* the registry keeps it alive */
@@ -234,21 +227,6 @@ static int t_arange(lua_State *L) {
   return 1;
 }
 
-/* shape of a nested table: descends through first elements */
-static int tableshape(lua_State *L, int arg, int64_t *size) {
-  int n = 0;
-  lua_pushvalue(L, arg);
-  while (lua_istable(L, -1)) {
-    if (n == MB_MAXDIM) mbL_errorf(L, "tensor: nested table deeper than %d", MB_MAXDIM);
-    size[n++] = (int64_t)lua_rawlen(L, -1);
-    if (size[n - 1] == 0) break;
-    lua_rawgeti(L, -1, 1);
-    lua_remove(L, -2);
-  }
-  lua_pop(L, 1);
-  return n;
-}
-
 /* the 1-based position path[0..n) as "[2][1]" for messages */
 static const char *pathstr(char *pos, size_t size, const int64_t *path, int n) {
   size_t k = 0;
@@ -295,7 +273,14 @@ static int t_tensor(lua_State *L) {
   }
   if (!lua_istable(L, 1)) return luaL_typeerror(L, 1, "table, number or mbpo.Tensor");
   int64_t size[MB_MAXDIM], path[MB_MAXDIM] = {0};
-  int n = tableshape(L, 1, size);
+  int n = 0;
+  /* the shape: the lengths of the first elements, down to a non-table */
+  for (lua_pushvalue(L, 1); lua_istable(L, -1); lua_remove(L, -2)) {
+    if (n == MB_MAXDIM) mbL_errorf(L, "tensor: nested table deeper than %d", MB_MAXDIM);
+    if ((size[n++] = (int64_t)lua_rawlen(L, -1)) == 0) break;
+    lua_rawgeti(L, -1, 1);
+  }
+  lua_pop(L, 1);
   mbTensor *t = newempty(L, n, size);
   float *data = mbt_data(t);
   lua_pushvalue(L, 1);
@@ -304,34 +289,17 @@ static int t_tensor(lua_State *L) {
   return 1;
 }
 
-/* T.manual_seed(n): reseeds the default generator; T.default_generator() -> the mbpo.Rng
-   used when none is given (for checkpoints) (OPCODE 1) */
-static int t_generator(lua_State *L) {
-  if (OPCODE(L)) {
-    lua_getfield(L, LUA_REGISTRYINDEX, DEFAULT_RNG);
-    return 1;
+/* T.manual_seed(n) reseeds the default generator; T.default_generator() -> the mbpo.Rng
+   used when none is given (for checkpoints); T.is_tensor(x): one function over OPCODE */
+static int t_module(lua_State *L) {
+  int none = 0, op = OPCODE(L);
+  if (op == 2) lua_pushboolean(L, mbL_testtensor(L, 1) != NULL);
+  else if (op == 1) lua_getfield(L, LUA_REGISTRYINDEX, DEFAULT_RNG);
+  else {
+    lua_Integer seed = luaL_checkinteger(L, 1);
+    mbr_seed(trailingrng(L, &none), (uint64_t)seed, 0);
   }
-  lua_Integer seed = luaL_checkinteger(L, 1);
-  int none = 0;
-  mbr_seed(trailingrng(L, &none), (uint64_t)seed, 0);
-  return 0;
-}
-
-static int t_istensor(lua_State *L) {
-  lua_pushboolean(L, mbL_testtensor(L, 1) != NULL);
-  return 1;
-}
-
-/* x:uniform_([lo, hi] [, g]) and x:normal_([mean, std] [, g]) (OPCODE 1) */
-static int t_random_(lua_State *L) {
-  mbTensor *t = mbL_checktensor(L, 1);
-  int top = lua_gettop(L);
-  mbRng *g = trailingrng(L, &top);
-  float a = top >= 2 ? (float)luaL_checknumber(L, 2) : 0;
-  float b = top >= 3 ? (float)luaL_checknumber(L, 3) : 1;
-  MBL_CHECK(L, OPCODE(L) ? mbt_normal(t, g, a, b) : mbt_uniform(t, g, a, b));
-  lua_settop(L, 1);
-  return 1;
+  return op != 0;
 }
 
 /* Geometry and elements -------------------------------------------------------------------- */
@@ -349,20 +317,18 @@ static void totable(lua_State *L, const mbTensor *t, int dim, int64_t off) {
   }
 }
 
-/* x:size() -> {sizes}, x:size(d) -> integer, x:stride likewise (in elements), x:dim(),
-   x:numel(), x:is_contiguous(), #x (= x:size(1)), x:item() (the value of a one-element
-   tensor), x:to_table() (nested tables; a number for a 0-d tensor), x:get(i, j, ...) and
-   x:set(i, j, ..., v) (one 1-based index per dimension), x:clone() (a contiguous copy),
-   x:copy_(src) (src broadcasts to x's shape), x:fill_(v), x:zero_(): one function over
-   OPCODE; the `_` forms and set return x */
+/* size, stride (in elements), dim, numel, is_contiguous, # (= size(1)), item, to_table, get,
+   set, clone (a contiguous copy), copy_ (src broadcasts), fill_, zero_, uniform_ and normal_:
+   one function over OPCODE; set and the `_` forms return x */
 enum { I_SIZE, I_STRIDE, I_DIM, I_NUMEL, I_CONTIGUOUS, I_LEN, I_ITEM, I_TOTABLE, I_GET, I_SET,
-       I_CLONE, I_COPY, I_FILL, I_ZERO };
+       I_CLONE, I_COPY, I_FILL, I_ZERO, I_UNIFORM, I_NORMAL };
 static int t_info(lua_State *L) {
   mbTensor *t = mbL_checktensor(L, 1);
-  int op = OPCODE(L), count = lua_gettop(L) - 1 - (op == I_SET);
+  int op = OPCODE(L), top = lua_gettop(L), count = top - 1 - (op == I_SET);
   const char *fname = op == I_SET ? "set" : "get";
   int64_t idx[MB_MAXDIM];
-  float v = 0;
+  float v = 0, a, b;
+  mbRng *g;
   switch (op) {
   case I_SIZE: case I_STRIDE:
     if (!lua_isnoneornil(L, 2)) {
@@ -408,18 +374,21 @@ static int t_info(lua_State *L) {
   case I_CLONE: MBL_CHECK(L, mbt_copy(newempty(L, t->ndim, t->size), t)); return 1;
   case I_COPY: MBL_CHECK(L, mbt_copy(t, mbL_checktensor(L, 2))); break;
   case I_FILL: mbt_fill(t, (float)luaL_checknumber(L, 2)); break;
-  case I_ZERO: mbt_fill(t, 0.0f);
+  case I_ZERO: mbt_fill(t, 0.0f); break;
+  case I_UNIFORM: case I_NORMAL: /* ([lo, hi] or [mean, std]) [, g] */
+    g = trailingrng(L, &top);
+    a = top >= 2 ? (float)luaL_checknumber(L, 2) : 0;
+    b = top >= 3 ? (float)luaL_checknumber(L, 3) : 1;
+    MBL_CHECK(L, op == I_NORMAL ? mbt_normal(t, g, a, b) : mbt_uniform(t, g, a, b));
   }
   lua_settop(L, 1);
   return 1;
 }
 
 /* Views ------------------------------------------------------------------------------------
-   x:narrow(dim, start, len) (elements start..start+len-1 of dim), x:select(dim, i) (slice i,
-   one dimension fewer), x:transpose(d1, d2), x:t() (2-d), x:view(SIZES) (contiguous x only;
-   one size may be -1), x:reshape(SIZES) (a view when x is contiguous, else a copy),
-   x:contiguous() (x itself when contiguous, else a copy), x:squeeze([dim]),
-   x:unsqueeze(dim): one function over OPCODE; all but the copies share x's storage. */
+   One function over OPCODE. narrow keeps elements start..start+len-1, select drops the
+   dimension, view needs a contiguous x (one size may be -1); reshape and contiguous copy a
+   non-contiguous x, the others always share its storage. */
 enum { V_NARROW, V_SELECT, V_TRANSPOSE, V_T, V_VIEW, V_RESHAPE, V_CONTIGUOUS, V_SQUEEZE,
        V_UNSQUEEZE, V_COUNT };
 static const char *const VIEWS[V_COUNT] = {"narrow", "select", "transpose", "t", "view",
@@ -453,10 +422,7 @@ static int t_view(lua_State *L) {
     break;
   case V_CONTIGUOUS:
     if (mbt_isContiguous(t)) lua_settop(L, 1);
-    else {
-      MBL_CHECK(L, mbt_contiguous(r = newud(L), t));
-      gchint(L, r);
-    }
+    else { MBL_CHECK(L, mbt_contiguous(r = newud(L), t)); gchint(L, r); }
     break;
   case V_SQUEEZE: MBL_CHECK(L, mbt_squeeze(newud(L), t, lua_isnoneornil(L, 2) ? -1 : d)); break;
   case V_UNSQUEEZE: MBL_CHECK(L, mbt_unsqueeze(newud(L), t, d));
@@ -572,10 +538,10 @@ static int t_reduce(lua_State *L) {
     return 1;
   }
   int d = checkdim(L, t, 2, mbt_reduceName(op), 0), keep = lua_toboolean(L, 3);
+  int two = op == MB_MAX || op == MB_MIN;  /* max and min return the indices too */
   reducedim(L, t, d, op, keep);
-  if (op != MB_MAX && op != MB_MIN) return 1;
-  reducedim(L, t, d, op == MB_MAX ? MB_ARGMAX : MB_ARGMIN, keep);
-  return 2;
+  if (two) reducedim(L, t, d, op == MB_MAX ? MB_ARGMAX : MB_ARGMIN, keep);
+  return 1 + two;
 }
 
 /* Linear algebra (the shapes are checked before anything is allocated) --------------------- */
@@ -607,54 +573,41 @@ static int t_addmm(lua_State *L) {
 
 /* Indexing --------------------------------------------------------------------------------- */
 
-/* x:index_select(dim, idx) -> the slices idx (tensor or table of 1-based indices) of dim */
-static int t_indexselect(lua_State *L) {
-  mbTensor *t = mbL_checktensor(L, 1);
-  int d = checkdim(L, t, 2, "index_select", 0);
-  int64_t n, *idx = checkindices(L, 3, t->size[d], &n, "index_select");
-  mbTensor *r = newud(L);
-  MBL_CHECK(L, mbt_indexSelect(r, t, d, idx, n));
-  gchint(L, r);
-  return 1;
-}
-
-/* x:index_copy_(dim, idx, src): slices idx of x along dim = the slices of src */
-static int t_indexcopy(lua_State *L) {
-  mbTensor *t = mbL_checktensor(L, 1);
-  int d = checkdim(L, t, 2, "index_copy_", 0);
-  mbTensor *src = mbL_checktensor(L, 4);
-  int64_t n, *idx = checkindices(L, 3, t->size[d], &n, "index_copy_");
-  MBL_CHECK(L, mbt_argIndexCopy(t, d, n, src, 1, "index_copy_"));
-  MBL_CHECK(L, mbt_indexCopy(t, d, idx, n, src));
-  lua_settop(L, 1);
-  return 1;
-}
-
-/* x:gather(dim, index) -> out[i][j] = x[i][index[i][j]] (dim 2), Torch's gather;
-   x:scatter_(dim, index, src) -> x[i][index[i][j]] = src[i][j] (dim 2), src a tensor of
-   index's shape or a number (OPCODE 1) */
-static int t_gather(lua_State *L) {
-  int scatter = OPCODE(L);
-  const char *fname = scatter ? "scatter_" : "gather";
-  mbTensor *t = mbL_checktensor(L, 1);
+/* x:index_select(dim, idx), x:index_copy_(dim, idx, src), x:gather(dim, index) and
+   x:scatter_(dim, index, src | v) (see the top of the file): one function over OPCODE */
+enum { X_SELECT, X_COPY, X_GATHER, X_SCATTER };
+static int t_index(lua_State *L) {
+  static const char *const names[] = {"index_select", "index_copy_", "gather", "scatter_"};
+  int op = OPCODE(L);
+  const char *fname = names[op];
+  mbTensor *t = mbL_checktensor(L, 1), tmp, *r;
   int d = checkdim(L, t, 2, fname, 0);
-  mbTensor *index = mbL_checktensor(L, 3), tmp;
+  mbTensor *index = op >= X_GATHER ? mbL_checktensor(L, 3) : t; /* t: not read */
   mbStorage st;
   float v;
-  const mbTensor *src = scatter ? operand(L, 4, &tmp, &st, &v) : index;
+  const mbTensor *src = op == X_COPY ? mbL_checktensor(L, 4)
+                        : op == X_SCATTER ? operand(L, 4, &tmp, &st, &v) : NULL;
   if (src == &tmp) { /* a number: a tensor of index's shape holding it */
-    mbTensor *f = newempty(L, index->ndim, index->size);
-    mbt_fill(f, v);
-    src = f;
+    mbt_fill(r = newempty(L, index->ndim, index->size), v);
+    src = r;
   }
-  MBL_CHECK(L, mbt_argGather(t, d, index, scatter ? src : NULL, 1, fname));
+  if (op >= X_GATHER) MBL_CHECK(L, mbt_argGather(t, d, index, src, 1, fname));
   int64_t n, *idx = checkindices(L, 3, t->size[d], &n, fname);
-  if (scatter) {
-    MBL_CHECK(L, mbt_scatter(t, d, idx, src));
-    lua_settop(L, 1);
-  } else {
+  switch (op) {
+  case X_SELECT:
+    MBL_CHECK(L, mbt_indexSelect(r = newud(L), t, d, idx, n));
+    gchint(L, r);
+    return 1;
+  case X_COPY:
+    MBL_CHECK(L, mbt_argIndexCopy(t, d, n, src, 1, fname));
+    MBL_CHECK(L, mbt_indexCopy(t, d, idx, n, src));
+    break;
+  case X_GATHER:
     MBL_CHECK(L, mbt_gather(newempty(L, index->ndim, index->size), t, d, idx));
+    return 1;
+  case X_SCATTER: MBL_CHECK(L, mbt_scatter(t, d, idx, src));
   }
+  lua_settop(L, 1);
   return 1;
 }
 
@@ -705,9 +658,9 @@ static int t_tostring(lua_State *L) {
 
 /* Registration -----------------------------------------------------------------------------
    Each entry is a closure over an OPCODE (setpair) that goes to the methods (M; the module
-   gets every method too, T.exp(x) = x:exp()), to the methods with its `_` form (P), to the
-   module only (F) or to the metatable (X). The elementwise operations and reductions are
-   added by loops over the core's operation names. */
+   gets every method too, as the same closure: T.exp(x) = x:exp()), to the methods with its
+   `_` form (P), to the module only (F) or to the metatable (X). The elementwise operations,
+   reductions, views and creators are added by loops over their names. */
 enum { M, P, F, X };
 static const struct { const char *name; lua_CFunction f; int op, to; } reg[] = {
   {"size", t_info, I_SIZE, M}, {"stride", t_info, I_STRIDE, M}, {"dim", t_info, I_DIM, M},
@@ -715,27 +668,29 @@ static const struct { const char *name; lua_CFunction f; int op, to; } reg[] = {
   {"item", t_info, I_ITEM, M}, {"to_table", t_info, I_TOTABLE, M}, {"__len", t_info, I_LEN, X},
   {"get", t_info, I_GET, M}, {"set", t_info, I_SET, M}, {"clone", t_info, I_CLONE, M},
   {"copy_", t_info, I_COPY, M}, {"fill_", t_info, I_FILL, M}, {"zero_", t_info, I_ZERO, M},
-  {"uniform_", t_random_, 0, M}, {"normal_", t_random_, 1, M}, {"clamp", t_clamp, 0, P},
+  {"uniform_", t_info, I_UNIFORM, M}, {"normal_", t_info, I_NORMAL, M}, {"clamp", t_clamp, 0, P},
   {"masked_fill", t_maskedfill, 0, P}, {"matmul", t_matmul, 0, M}, {"mm", t_matmul, 1, F},
-  {"addmm", t_addmm, 0, P}, {"index_select", t_indexselect, 0, M},
-  {"index_copy_", t_indexcopy, 0, M}, {"gather", t_gather, 0, M}, {"scatter_", t_gather, 1, M},
-  {"masked_select", t_maskedselect, 0, M}, {"close", t_gc, 0, M}, {"__gc", t_gc, 0, X},
-  {"__close", t_gc, 0, X}, {"__tostring", t_tostring, 0, X}, {"__unm", t_unary, MB_NEG, X},
+  {"addmm", t_addmm, 0, P}, {"index_select", t_index, X_SELECT, M},
+  {"index_copy_", t_index, X_COPY, M}, {"gather", t_index, X_GATHER, M},
+  {"scatter_", t_index, X_SCATTER, M}, {"masked_select", t_maskedselect, 0, M},
+  {"close", t_gc, 0, M}, {"__tostring", t_tostring, 0, X}, {"__unm", t_unary, MB_NEG, X},
   {"arange", t_arange, 0, F}, {"tensor", t_tensor, 0, F}, {"new", t_tensor, 0, F},
-  {"manual_seed", t_generator, 0, F}, {"default_generator", t_generator, 1, F},
+  {"manual_seed", t_module, 0, F}, {"default_generator", t_module, 1, F},
   {"where", t_where, 0, F}, {"cat", t_join, 0, F}, {"stack", t_join, 1, F},
-  {"is_tensor", t_istensor, 0, F}, {"__add", t_arith, MB_ADD, X}, {"__sub", t_arith, MB_SUB, X},
+  {"is_tensor", t_module, 2, F}, {"__add", t_arith, MB_ADD, X}, {"__sub", t_arith, MB_SUB, X},
   {"__mul", t_arith, MB_MUL, X}, {"__div", t_arith, MB_DIV, X}};
 
-/* sets t[name] (and t[name .. "_"], in place, when pair) of the table at tab to closures of
-   f over op */
-static void setpair(lua_State *L, int tab, const char *name, lua_CFunction f, int op, int pair) {
+/* sets t[name] (and t[name .. "_"], in place, when pair) of the table at tab, and of the one
+   at also unless that is 0, to closures of f over op */
+static void setpair(lua_State *L, int tab, int also, const char *name, lua_CFunction f, int op,
+                    int pair) {
   char buf[40];
   for (int inplace = 0; inplace <= pair; inplace++) {
     lua_pushinteger(L, op);
     lua_pushboolean(L, inplace);
     lua_pushcclosure(L, f, 2);
     snprintf(buf, sizeof buf, inplace ? "%s_" : "%s", name);
+    if (also) lua_pushvalue(L, -1), lua_setfield(L, also, buf);
     lua_setfield(L, tab, buf);
   }
 }
@@ -769,25 +724,25 @@ int luaopen_mbpo_tensor(lua_State *L) {
   lua_newtable(L);
   lua_newtable(L);
   for (size_t i = 0; i < sizeof reg / sizeof reg[0]; i++)
-    setpair(L, tab[reg[i].to], reg[i].name, reg[i].f, reg[i].op, reg[i].to == P);
-  for (int op = 0; op < MB_NUNARY; op++) setpair(L, meth, mbt_unaryName(op), t_unary, op, 1);
-  for (int op = 0; op <= MB_NE; op++) setpair(L, meth, mbt_binaryName(op), t_binary, op, 1);
-  for (int op = 0; op < MB_NREDUCE; op++) setpair(L, meth, mbt_reduceName(op), t_reduce, op, 0);
-  for (int k = 0; k < V_COUNT; k++) setpair(L, meth, VIEWS[k], t_view, k, 0);
-  for (int k = 0; k < C_COUNT; k++) setpair(L, mod, CREATORS[k], t_create, k, 0);
-  /* the methods table reads t[1] as an error; every method is also a module function */
+    setpair(L, tab[reg[i].to], reg[i].to <= P ? mod : 0, reg[i].name, reg[i].f, reg[i].op,
+            reg[i].to == P);
+  for (int op = 0; op < MB_NUNARY; op++) setpair(L, meth, mod, mbt_unaryName(op), t_unary, op, 1);
+  for (int op = 0; op <= MB_NE; op++) setpair(L, meth, mod, mbt_binaryName(op), t_binary, op, 1);
+  for (int op = 0; op < MB_NREDUCE; op++)
+    setpair(L, meth, mod, mbt_reduceName(op), t_reduce, op, 0);
+  for (int k = 0; k < V_COUNT; k++) setpair(L, meth, mod, VIEWS[k], t_view, k, 0);
+  for (int k = 0; k < C_COUNT; k++) setpair(L, mod, 0, CREATORS[k], t_create, k, 0);
+  /* the methods table reads t[1] as an error */
   lua_createtable(L, 0, 1);
   lua_pushcfunction(L, t_badindex);
   lua_setfield(L, -2, "__index");
   lua_setmetatable(L, meth);
   lua_pushvalue(L, meth);
   lua_setfield(L, mt, "__index");
-  lua_pushnil(L);
-  while (lua_next(L, meth)) {
-    lua_pushvalue(L, -2);
-    lua_insert(L, -2);
-    lua_rawset(L, mod);
-  }
+  lua_getfield(L, meth, "close"); /* __gc and __close share one function: close */
+  lua_pushvalue(L, -1);
+  lua_setfield(L, mt, "__gc");
+  lua_setfield(L, mt, "__close");
   lua_pushliteral(L, MB_VERSION);
   lua_setfield(L, mod, "_VERSION");
   return 1;

@@ -631,7 +631,7 @@ static void test_argument_checks(void) {
   check_error(mbt_argRange(&i, &t, 0, 1, -1, 1, "narrow"),
               "narrow: elements 1 to -1 out of range [1, 4] in dimension 1 of [4 x 5]", "len -1");
   check_error(mbt_argRange(&i, &t, 0, 7, 0, 1, "narrow"),
-              "narrow: elements 7 to 6 out of range [1, 4] in dimension 1 of [4 x 5]", "start past");
+              "narrow: elements 7 to 6 out of range [1, 4] in dimension 1 of [4 x 5]", "past end");
   CHECK(mbt_argRange(&i, &t, 0, INT64_MAX, INT64_MAX, 1, "narrow") == MB_ERR, "huge range fails");
   /* a @ b */
   CHECK(mbt_mmShape(size, &a, &c, "matmul") == MB_OK && size[0] == 256 && size[1] == 3,
