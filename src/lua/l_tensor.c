@@ -690,7 +690,7 @@ static void setpair(lua_State *L, int tab, int also, const char *name, lua_CFunc
     lua_pushboolean(L, inplace);
     lua_pushcclosure(L, f, 2);
     snprintf(buf, sizeof buf, inplace ? "%s_" : "%s", name);
-    if (also) lua_pushvalue(L, -1), lua_setfield(L, also, buf);
+    if (also) { lua_pushvalue(L, -1); lua_setfield(L, also, buf); }
     lua_setfield(L, tab, buf);
   }
 }
