@@ -10,6 +10,7 @@
 #ifndef MBPO_STATE_H
 #define MBPO_STATE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "mbpo/nn.h"
@@ -63,6 +64,18 @@ int mbu_dtypeSize(int dtype);
 const char *mbu_dtypeName(int dtype);
 /* "[2 x 385]" or "[]" into buf. */
 const char *mbu_blockShape(char *buf, int n, const mbStateBlock *b);
+/* "F64 [3 x N]" into buf: the dtype's name (none for dtype 0), then the sizes, a size < 0
+   as N. */
+const char *mbu_shapeText(char *buf, size_t n, int dtype, int ndim, const int64_t *shape);
+/* What block b takes, for messages, into buf: "F32 [N x 29]" (an array; the first dimension
+   N for MB_ST_ROWS; MB_I32 as I64), "a number", "a boolean", "'hopper'" (text), "11" (an
+   integer check), "an integer". */
+const char *mbu_blockWant(char *buf, size_t n, const mbStateBlock *b);
+/* The value rules of b's data: NULL when they hold, else what is wrong, into buf, as the
+   message goes on after the block's name: "is all zero" (MB_ST_NONZERO), "[3] = nan is not a
+   finite number" (MB_ST_FINITE, MB_ST_POSITIVE; 1-based), "is -1: a count must be >= 0" (an
+   I64 scalar that is not a check), "[2] = 9 is not in 1..7" (MB_ST_INDEX; shown 1-based). */
+const char *mbu_blockCheck(char *buf, size_t n, const mbStateBlock *b);
 
 /* The state of a generator: one block "rng", U64 [4], not all zero. */
 mbStateBlock *mbr_rngBlocks(mbStateBlock *b, mbRng *g);

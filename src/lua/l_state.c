@@ -2,7 +2,6 @@
    the Lua value of F64, U64 and I64 arrays. Every object's state is declared once, in the
    core, as named typed blocks (include/mbpo/state.h); this file is the only code that turns
    blocks into Lua values and back. */
-#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -22,16 +21,6 @@ static void pushelem(lua_State *L, const mbLArray *a, int64_t i) {
     lua_pushnumber(L, d);
   } else
     lua_pushinteger(L, (lua_Integer)a->data[i]);
-}
-
-/* "F64 [3 x 2]" */
-static const char *arrayshape(char *buf, size_t n, int dtype, int ndim, const int64_t *shape) {
-  int k = snprintf(buf, n, "%s [", mbu_dtypeName(dtype));
-  for (int d = 0; d < ndim && k > 0 && (size_t)k < n; d++)
-    k += shape[d] < 0 ? snprintf(buf + k, n - (size_t)k, d ? " x N" : "N") :
-         snprintf(buf + k, n - (size_t)k, d ? " x %lld" : "%lld", (long long)shape[d]);
-  if (k > 0 && (size_t)k < n - 1) strcat(buf, "]");
-  return buf;
 }
 
 static int arr_index(lua_State *L) {
@@ -80,7 +69,7 @@ static int arr_eq(lua_State *L) {
 static int arr_tostring(lua_State *L) {
   mbLArray *a = checkarray(L, 1);
   char buf[160];
-  lua_pushfstring(L, "mbpo.Array %s", arrayshape(buf, sizeof buf, a->dtype, a->ndim, a->shape));
+  lua_pushfstring(L, "mbpo.Array %s", mbu_shapeText(buf, sizeof buf, a->dtype, a->ndim, a->shape));
   return 1;
 }
 
@@ -193,32 +182,15 @@ static const char *describe(lua_State *L, int idx, char *buf, size_t n) {
   mbTensor *t = mbL_testtensor(L, idx);
   mbLArray *a = mbL_testarray(L, idx);
   if (t && t->storage && !mbt_isContiguous(t)) {
-    arrayshape(buf, n - 12, MB_F32, t->ndim, t->size);
+    mbu_shapeText(buf, n - 12, MB_F32, t->ndim, t->size);
     return strcat(buf, " (strided)");
   }
-  if (t && t->storage) return arrayshape(buf, n, MB_F32, t->ndim, t->size);
-  if (a) return arrayshape(buf, n, a->dtype, a->ndim, a->shape);
+  if (t && t->storage) return mbu_shapeText(buf, n, MB_F32, t->ndim, t->size);
+  if (a) return mbu_shapeText(buf, n, a->dtype, a->ndim, a->shape);
   if (lua_isinteger(L, idx)) snprintf(buf, n, "the integer %lld", (long long)lua_tointeger(L, idx));
   else if (lua_type(L, idx) == LUA_TNUMBER) snprintf(buf, n, "the number %g", lua_tonumber(L, idx));
   else if (lua_type(L, idx) == LUA_TSTRING) snprintf(buf, n, "'%.150s'", lua_tostring(L, idx));
   else snprintf(buf, n, "a %s", luaL_typename(L, idx));
-  return buf;
-}
-
-/* what block b wants: "F32 [386]", "an integer", "a boolean", "'obs 4, ...'" */
-static const char *wanted(const mbStateBlock *b, char *buf, size_t n) {
-  if (b->ndim > 0) {  /* a free first dimension shows as N */
-    int64_t shape[2] = {b->flags & MB_ST_ROWS ? -1 : b->shape[0], b->shape[1]};
-    return arrayshape(buf, n, b->dtype == MB_I32 ? MB_I64 : b->dtype, b->ndim, shape);
-  }
-  switch (b->dtype) {
-  case MB_F32: case MB_F64: snprintf(buf, n, "a number"); break;
-  case MB_BOOL: snprintf(buf, n, "a boolean"); break;
-  case MB_STR: snprintf(buf, n, "'%.150s'", b->text); break;
-  default:
-    if (b->flags & MB_ST_CHECK) snprintf(buf, n, "%lld", (long long)*(const int64_t *)b->data);
-    else snprintf(buf, n, "an integer");
-  }
   return buf;
 }
 
@@ -299,39 +271,6 @@ static int stage(lua_State *L, mbStateBlock *s, unsigned char **scratch) {
   return 1;
 }
 
-/* the value rules of a staged block: NULL, or what is wrong */
-static const char *badvalue(const mbStateBlock *s, char *buf, size_t bn) {
-  int64_t n = mbu_blockNumel(s);
-  if ((s->flags & MB_ST_NONZERO) && s->dtype == MB_U64) {
-    uint64_t any = 0;
-    for (int64_t i = 0; i < n; i++) any |= ((const uint64_t *)s->data)[i];
-    if (!any) return "is all zero";
-  }
-  for (int64_t i = 0; i < n && s->dtype == MB_F32; i++) {
-    float v = ((const float *)s->data)[i];
-    if (((s->flags & MB_ST_FINITE) && !isfinite(v)) ||
-        ((s->flags & MB_ST_POSITIVE) && !(v > 0 && isfinite(v)))) {
-      snprintf(buf, bn, "[%lld] = %g is not a %s number", (long long)i + 1, (double)v,
-               s->flags & MB_ST_POSITIVE ? "positive" : "finite");
-      return buf;
-    }
-  }
-  if (s->dtype == MB_I64 && s->ndim == 0 && !(s->flags & MB_ST_CHECK) &&
-      *(const int64_t *)s->data < 0) {
-    snprintf(buf, bn, "is %lld: a count must be >= 0", (long long)*(const int64_t *)s->data);
-    return buf;
-  }
-  for (int64_t i = 0; i < n && (s->flags & MB_ST_INDEX); i++) {
-    int v = ((const int *)s->data)[i];
-    if (v < 0 || v >= s->bound) {
-      snprintf(buf, bn, "[%lld] = %d is not in 1..%lld", (long long)i + 1, v + 1,
-               (long long)s->bound);
-      return buf;
-    }
-  }
-  return NULL;
-}
-
 /* 8 bytes per scalar plus the ints of I32 arrays */
 static size_t scratchbytes(const mbStateBlock *b, int n) {
   size_t bytes = 8;
@@ -375,7 +314,7 @@ int mbL_loadstate(lua_State *L, const mbLStateType *ty) {
     if (lua_isnil(L, -1)) {
       if (b[i].flags & MB_ST_OPTIONAL) { s[i].data = b[i].data; lua_settop(L, top); continue; }
       return luaL_error(L, "%s:load_state: the state has no %s (%s in this %s)", F, b[i].name,
-                        wanted(&b[i], want, sizeof want), ty->what);
+                        mbu_blockWant(want, sizeof want, &b[i]), ty->what);
     }
     int fits = stage(L, &s[i], &scratch);
     if (fits && (b[i].flags & MB_ST_CHECK) && b[i].dtype != MB_STR && mbu_blockNumel(&b[i]))
@@ -383,9 +322,9 @@ int mbL_loadstate(lua_State *L, const mbLStateType *ty) {
                                                     mbu_dtypeSize(b[i].dtype)));
     if (!fits)
       return luaL_error(L, "%s:load_state: %s is %s in the state, %s in this %s", F, b[i].name,
-                        describe(L, -1, got, sizeof got), wanted(&b[i], want, sizeof want),
+                        describe(L, -1, got, sizeof got), mbu_blockWant(want, sizeof want, &b[i]),
                         ty->what);
-    const char *bad = badvalue(&s[i], got, sizeof got);
+    const char *bad = mbu_blockCheck(got, sizeof got, &s[i]);
     if (bad) return luaL_error(L, "%s:load_state: %s%s%s", F, b[i].name, *bad == '[' ? "" : " ",
                                bad);
     lua_settop(L, top);

@@ -147,8 +147,62 @@ static void test_helpers(void) {
         mbu_dtypeSize(MB_I32) == 4 && mbu_dtypeSize(MB_F64) == 8, "dtypes");
 }
 
+/* the message texts of blocks: shapes, what a block takes, and each value rule failing */
+static void test_messages(void) {
+  char s[160];
+  int64_t shape[2] = {-1, 29}, one = 7;
+  CHECK(!strcmp(mbu_shapeText(s, sizeof s, MB_F64, 2, shape), "F64 [N x 29]"), "%s", s);
+  CHECK(!strcmp(mbu_shapeText(s, sizeof s, 0, 1, &one), "[7]"), "%s", s);
+  CHECK(!strcmp(mbu_shapeText(s, sizeof s, MB_U64, 0, NULL), "U64 []"), "%s", s);
+  CHECK(!strcmp(mbu_shapeText(s, 6, MB_F32, 2, shape), "F32 ["), "truncated: %s", s);
+  mbStateBlock b;
+  float f[3] = {1, 2, 0};
+  mbu_block(&b, "w", MB_F32, MB_ST_ROWS | MB_ST_FINITE, f, 2, 1, 3);
+  CHECK(!strcmp(mbu_blockWant(s, sizeof s, &b), "F32 [N x 3]"), "%s", s);
+  CHECK(mbu_blockCheck(s, sizeof s, &b) == NULL, "finite values pass");
+  b.flags = MB_ST_POSITIVE;
+  CHECK(!strcmp(mbu_blockWant(s, sizeof s, &b), "F32 [1 x 3]"), "%s", s);
+  const char *bad = mbu_blockCheck(s, sizeof s, &b);
+  CHECK(bad && !strcmp(bad, "[3] = 0 is not a positive number"), "%s", bad ? bad : "NULL");
+  f[2] = NAN;
+  b.flags = MB_ST_FINITE;
+  bad = mbu_blockCheck(s, sizeof s, &b);
+  CHECK(bad && strstr(bad, "[3] = ") && strstr(bad, "nan is not a finite number"), "%s",
+        bad ? bad : "NULL");
+  uint64_t w[4] = {0};
+  mbu_block(&b, "rng", MB_U64, MB_ST_NONZERO, w, 1, 4, 0);
+  bad = mbu_blockCheck(s, sizeof s, &b);
+  CHECK(bad && !strcmp(bad, "is all zero"), "%s", bad ? bad : "NULL");
+  w[3] = 1;
+  CHECK(mbu_blockCheck(s, sizeof s, &b) == NULL, "one word set");
+  int64_t count = -2, obs = 11;
+  mbu_block(&b, "size", MB_I64, 0, &count, 0, 0, 0);
+  bad = mbu_blockCheck(s, sizeof s, &b);
+  CHECK(bad && !strcmp(bad, "is -2: a count must be >= 0"), "%s", bad ? bad : "NULL");
+  CHECK(!strcmp(mbu_blockWant(s, sizeof s, &b), "an integer"), "%s", s);
+  mbu_block(&b, "obs", MB_I64, MB_ST_CHECK, &obs, 0, 0, 0);
+  CHECK(!strcmp(mbu_blockWant(s, sizeof s, &b), "11") && !mbu_blockCheck(s, sizeof s, &b),
+        "a check: %s", s);
+  int idx[3] = {0, 6, 7};
+  mbu_block(&b, "elites", MB_I32, MB_ST_INDEX, idx, 1, 3, 0);
+  b.bound = 7;
+  CHECK(!strcmp(mbu_blockWant(s, sizeof s, &b), "I64 [3]"), "%s", s);
+  bad = mbu_blockCheck(s, sizeof s, &b);
+  CHECK(bad && !strcmp(bad, "[3] = 8 is not in 1..7"), "%s", bad ? bad : "NULL");
+  idx[2] = 3;
+  CHECK(mbu_blockCheck(s, sizeof s, &b) == NULL, "indices in range");
+  mbu_block(&b, "task", MB_STR, MB_ST_CHECK, NULL, 0, 0, 0);
+  snprintf(b.text, sizeof b.text, "hopper");
+  CHECK(!strcmp(mbu_blockWant(s, sizeof s, &b), "'hopper'"), "%s", s);
+  mbu_block(&b, "on", MB_BOOL, 0, idx, 0, 0, 0);
+  CHECK(!strcmp(mbu_blockWant(s, sizeof s, &b), "a boolean"), "%s", s);
+  mbu_block(&b, "lr", MB_F64, 0, f, 0, 0, 0);
+  CHECK(!strcmp(mbu_blockWant(s, sizeof s, &b), "a number"), "%s", s);
+}
+
 int main(void) {
   RUN(test_helpers);
+  RUN(test_messages);
   RUN(test_sac_complete);
   RUN(test_ensemble_complete);
   return TEST_REPORT();
