@@ -5,7 +5,6 @@
      SAC.new: gamma must be a number in [0, 1], got 1.5
      SAC.new: hidden[2] must be an integer in [1, 65536], got -1
      SAC.new: obs is required (an integer in [1, 1048576]) */
-#include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -15,35 +14,6 @@
 
 static const char *const TYPES[] = {"integer", "integer", "integer", "number", "number",
   "boolean", "string", "list of integers", "list of numbers"};
-
-/* a bound as text: integers without a fraction, others as %g */
-static int bound(char *b, size_t n, double v) {
-  return snprintf(b, n, v == floor(v) && fabs(v) < 1e15 ? "%.0f" : "%g", v);
-}
-
-/* "an integer in [1, 64]", "a number > 0", "one of fp32, bf16": what a value of f must be */
-static const char *rangetext(const mbField *f, char *b, size_t n) {
-  int isint = f->type == MB_FIELD_INT || f->type == MB_FIELD_I64 || f->type == MB_FIELD_INTS;
-  const char *what = isint ? "an integer" : "a number";
-  char lo[32], hi[32];
-  bound(lo, sizeof lo, f->lo);
-  bound(hi, sizeof hi, f->hi);
-  int hashi = f->hi < (isint ? 2147483647.0 : HUGE_VAL), haslo = f->lo > -HUGE_VAL;
-  if (f->type == MB_FIELD_BOOL) snprintf(b, n, "true or false");
-  else if (f->type == MB_FIELD_ENUM) {   /* "one of a, b" from "a|b" */
-    size_t k = (size_t)snprintf(b, n, "one of ");
-    for (const char *c = f->names; *c && k + 3 < n; c++)
-      if (*c == '|') { b[k++] = ','; b[k++] = ' '; } else b[k++] = *c;
-    b[k] = 0;
-  } else if (f->type == MB_FIELD_U64) snprintf(b, n, "an integer");
-  else if (haslo && hashi)
-    snprintf(b, n, "%s in %c%s, %s%c", what, f->flags & MB_F_OPEN_LO ? '(' : '[', lo, hi,
-             f->flags & MB_F_OPEN_HI ? ')' : ']');
-  else if (haslo) snprintf(b, n, "%s %s %s", what, f->flags & MB_F_OPEN_LO ? ">" : ">=", lo);
-  else if (hashi) snprintf(b, n, "%s %s %s", what, f->flags & MB_F_OPEN_HI ? "<" : "<=", hi);
-  else snprintf(b, n, isint ? "an integer" : "a finite number");
-  return b;
-}
 
 /* the value at idx as the message shows it: 1.5, 'abc', true, a table */
 static const char *shown(lua_State *L, int idx) {
@@ -60,65 +30,27 @@ static int bad(lua_State *L, const char *F, const mbField *f, int i, int idx) {
   idx = lua_absindex(L, idx);
   if (i > 0) snprintf(key, sizeof key, "%s[%d]", f->name, i);
   else snprintf(key, sizeof key, "%s", f->name);
-  return luaL_error(L, "%s: %s must be %s, got %s", F, key, rangetext(f, what, sizeof what),
+  return luaL_error(L, "%s: %s must be %s, got %s", F, key, mbu_fieldRange(what, sizeof what, f),
                     shown(L, idx));
 }
 
 /* the number at idx checked against f's range (integers: integral, within int64) */
 static double checknum(lua_State *L, const char *F, const mbField *f, int i, int idx) {
-  int isint = f->type == MB_FIELD_INT || f->type == MB_FIELD_I64 || f->type == MB_FIELD_INTS ||
-              f->type == MB_FIELD_U64;
   if (lua_type(L, idx) != LUA_TNUMBER) bad(L, F, f, i, idx);
   double v = lua_tonumber(L, idx);
-  if (isint && !lua_isinteger(L, idx) && (v != floor(v) || fabs(v) >= 9.2e18)) bad(L, F, f, i, idx);
-  if (!isfinite(v) || v < f->lo || v > f->hi || ((f->flags & MB_F_OPEN_LO) && v == f->lo) ||
-      ((f->flags & MB_F_OPEN_HI) && v == f->hi))
+  if ((mbu_fieldIsInt(f) && !lua_isinteger(L, idx) && (v != floor(v) || fabs(v) >= 9.2e18)) ||
+      !mbu_fieldInRange(f, v))
     bad(L, F, f, i, idx);
   return v;
 }
 
-/* writes the value at idx (already checked) into element i of f in obj */
+/* writes the value at idx (already checked, as v) into element i of f in obj (integers
+   exactly) */
 static void store(lua_State *L, const mbField *f, void *obj, int i, int idx, double v) {
-  char *p = (char *)obj + f->offset;
-  switch (f->type) {
-    case MB_FIELD_INT: case MB_FIELD_ENUM: *(int *)p = (int)v; break;
-    case MB_FIELD_BOOL: *(int *)p = lua_toboolean(L, idx); break;
-    case MB_FIELD_I64: *(int64_t *)p = lua_isinteger(L, idx) ? lua_tointeger(L, idx) : (int64_t)v;
-      break;
-    case MB_FIELD_U64: *(uint64_t *)p = (uint64_t)(lua_isinteger(L, idx) ?
-      lua_tointeger(L, idx) : (lua_Integer)v); break;
-    case MB_FIELD_FLOAT: for (int k = 0; k < f->n; k++) ((float *)p)[k] = (float)v; break;
-    case MB_FIELD_DOUBLE: *(double *)p = v; break;
-    case MB_FIELD_INTS: ((int *)p)[i] = (int)v; break;
-    case MB_FIELD_FLOATS: ((float *)p)[i] = (float)v; break;
-  }
-}
-
-/* Levenshtein distance of two short names */
-static int distance(const char *a, const char *b) {
-  int la = (int)strlen(a), lb = (int)strlen(b), prev[64], cur[64];
-  if (la > 63 || lb > 63) return 64;
-  for (int j = 0; j <= lb; j++) prev[j] = j;
-  for (int i = 1; i <= la; i++) {
-    cur[0] = i;
-    for (int j = 1; j <= lb; j++) {
-      int c = prev[j - 1] + (a[i - 1] != b[j - 1]);
-      cur[j] = prev[j] + 1 < cur[j - 1] + 1 ? prev[j] + 1 : cur[j - 1] + 1;
-      if (c < cur[j]) cur[j] = c;
-    }
-    memcpy(prev, cur, sizeof(int) * (size_t)(lb + 1));
-  }
-  return prev[lb];
-}
-
-/* keeps name in near[] (the three nearest to k by distance d[], first wins ties) */
-static void nearest(const char *k, const char *name, const char *near[3], int d[3]) {
-  int x = distance(k, name), j = 3;
-  while (j > 0 && x < d[j - 1]) j--;
-  if (j == 3) return;
-  for (int m = 2; m > j; m--) { d[m] = d[m - 1]; near[m] = near[m - 1]; }
-  d[j] = x;
-  near[j] = name;
+  if ((f->type == MB_FIELD_I64 || f->type == MB_FIELD_U64) && lua_isinteger(L, idx))
+    *(int64_t *)(void *)((char *)obj + f->offset) = (int64_t)lua_tointeger(L, idx);
+  else
+    mbu_fieldSet(obj, f, i, v);
 }
 
 /* nil, or raises "F: unknown option 'k' (nearest: a, b, c)" for the key at -2 */
@@ -127,10 +59,8 @@ static void checkkey(lua_State *L, const char *F, const mbField *fields,
   const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
   if (k[0] && mbu_fieldFind(fields, k)) return;
   for (int i = 0; extra && extra[i]; i++) if (strcmp(k, extra[i]) == 0) return;
-  const char *near[3] = {NULL, NULL, NULL};
-  int d[3] = {INT_MAX, INT_MAX, INT_MAX};
-  for (const mbField *f = fields; f->name[0]; f++) nearest(k, f->name, near, d);
-  for (int i = 0; extra && extra[i]; i++) nearest(k, extra[i], near, d);
+  const char *near[3];
+  mbu_fieldNearest(near, k, fields, extra);
   luaL_error(L, "%s: unknown option %s (nearest: %s%s%s%s%s)", F, shown(L, -2), near[0],
              near[1] ? ", " : "", near[1] ? near[1] : "", near[2] ? ", " : "",
              near[2] ? near[2] : "");
@@ -150,7 +80,7 @@ uint64_t mbL_readfields(lua_State *L, int idx, const char *F, const mbField *fie
     char what[160];
     if (lua_getfield(L, idx, f->name) == LUA_TNIL) {
       if (f->flags & MB_F_REQUIRED)
-        luaL_error(L, "%s: %s is required (%s)", F, f->name, rangetext(f, what, sizeof what));
+        luaL_error(L, "%s: %s is required (%s)", F, f->name, mbu_fieldRange(what, sizeof what, f));
       lua_pop(L, 1);
       continue;
     }
@@ -176,7 +106,7 @@ uint64_t mbL_readfields(lua_State *L, int idx, const char *F, const mbField *fie
       if (!(f->flags & MB_F_LINKED)) *count = (int)n;
     } else if (f->type == MB_FIELD_BOOL) {
       if (!lua_isboolean(L, -1)) bad(L, F, f, 0, -1);
-      store(L, f, obj, 0, -1, 0);
+      store(L, f, obj, 0, -1, lua_toboolean(L, -1));
     } else if (f->type == MB_FIELD_ENUM) {
       int v = -1;
       if (lua_type(L, -1) == LUA_TSTRING) {
@@ -225,7 +155,7 @@ void mbL_pushfields(lua_State *L, const mbField *fields) {
     lua_pushstring(L, f->name); lua_setfield(L, -2, "name");
     lua_pushstring(L, TYPES[f->type]); lua_setfield(L, -2, "type");
     lua_pushstring(L, f->doc); lua_setfield(L, -2, "doc");
-    lua_pushstring(L, rangetext(f, what, sizeof what)); lua_setfield(L, -2, "range");
+    lua_pushstring(L, mbu_fieldRange(what, sizeof what, f)); lua_setfield(L, -2, "range");
     if (f->type == MB_FIELD_INTS || f->type == MB_FIELD_FLOATS) {
       lua_createtable(L, f->ndefs, 0);
       for (int i = 0; i < f->ndefs; i++) {
