@@ -77,6 +77,16 @@ const char *mbu_blockWant(char *buf, size_t n, const mbStateBlock *b);
    I64 scalar that is not a check), "[2] = 9 is not in 1..7" (MB_ST_INDEX; shown 1-based). */
 const char *mbu_blockCheck(char *buf, size_t n, const mbStateBlock *b);
 
+/* Loading a state: a value given for block s (from a state table) is described as a block v:
+   dtype, ndim, shape and data (an F32 tensor, an F64, U64 or I64 array; a scalar MB_I64,
+   MB_F64 or MB_BOOL (int) at data; MB_STR with data the NUL-terminated text). Takes v into
+   s: s->data points at v's data, or at a converted copy in *scratch (scalars; MB_I32 arrays,
+   1-based indices made 0-based), and s->shape[0] becomes v's (MB_ST_ROWS). Returns 1, or 0
+   when v does not fit: another type or shape, an MB_STR of other text, an MB_I32 out of int
+   range. *scratch advances by what it used: at most mbu_blockScratch(blocks, n) for all. */
+int mbu_blockTake(mbStateBlock *s, const mbStateBlock *v, unsigned char **scratch);
+size_t mbu_blockScratch(const mbStateBlock *b, int n);
+
 /* The state of a generator: one block "rng", U64 [4], not all zero. */
 mbStateBlock *mbr_rngBlocks(mbStateBlock *b, mbRng *g);
 

@@ -102,6 +102,60 @@ const char *mbu_blockCheck(char *buf, size_t n, const mbStateBlock *b) {
   return NULL;
 }
 
+/* an int64 into an int; 0 when out of range */
+static int toint(int *out, int64_t v) {
+  if (v < -2147483647 || v > 2147483647) return 0;
+  *out = (int)v;
+  return 1;
+}
+
+int mbu_blockTake(mbStateBlock *s, const mbStateBlock *v, unsigned char **scratch) {
+  if (s->ndim == 0) {  /* a scalar: converted into 8 bytes of scratch */
+    if (v->ndim != 0) return 0;
+    void *p = *scratch;
+    *scratch += 8;
+    s->data = p;
+    switch (s->dtype) {
+    case MB_STR: return v->dtype == MB_STR && strcmp(v->data, s->text) == 0;
+    case MB_BOOL: return v->dtype == MB_BOOL && (*(int *)p = *(const int *)v->data, 1);
+    case MB_F32: case MB_F64: {
+      if (v->dtype != MB_F64 && v->dtype != MB_I64) return 0;
+      double d = v->dtype == MB_F64 ? *(const double *)v->data : (double)*(const int64_t *)v->data;
+      if (s->dtype == MB_F32) *(float *)p = (float)d;
+      else *(double *)p = d;
+      return 1;
+    }
+    case MB_I32: return v->dtype == MB_I64 && toint(p, *(const int64_t *)v->data);
+    default:
+      if (v->dtype != MB_I64) return 0;
+      *(int64_t *)p = *(const int64_t *)v->data;
+      return 1;
+    }
+  }
+  /* arrays: the same dtype (MB_I32 as I64) and shape (the first dimension free for ROWS) */
+  if (v->dtype != (s->dtype == MB_I32 ? MB_I64 : s->dtype) || v->ndim != s->ndim) return 0;
+  for (int d = 0; d < s->ndim; d++)
+    if (v->shape[d] != s->shape[d] && !(d == 0 && (s->flags & MB_ST_ROWS))) return 0;
+  s->shape[0] = v->shape[0];
+  s->data = v->data;
+  if (s->dtype != MB_I32) return 1;
+  int64_t n = mbu_blockNumel(s);   /* I64 values into ints (1-based indices back to 0-based) */
+  int *p = (int *)(void *)*scratch, sub = s->flags & MB_ST_INDEX ? 1 : 0;
+  *scratch += ((size_t)n * sizeof(int) + 7) & ~(size_t)7;
+  for (int64_t i = 0; i < n; i++)
+    if (!toint(&p[i], ((const int64_t *)v->data)[i] - sub)) return 0;
+  s->data = p;
+  return 1;
+}
+
+size_t mbu_blockScratch(const mbStateBlock *b, int n) {
+  size_t bytes = 8;
+  for (int i = 0; i < n; i++)
+    bytes += b[i].ndim == 0 ? 8 : b[i].dtype == MB_I32 ?
+      (((size_t)mbu_blockNumel(&b[i]) * sizeof(int) + 7) & ~(size_t)7) : 0;
+  return bytes;
+}
+
 mbStateBlock *mbr_rngBlocks(mbStateBlock *b, mbRng *g) {
   return mbu_block(b, "rng", MB_U64, MB_ST_NONZERO, g->s, 1, 4, 0);
 }

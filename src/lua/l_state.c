@@ -202,82 +202,37 @@ static int hextext(lua_State *L, int idx, const mbStateBlock *b) {
   return len % 16 == 0 && strspn(s, "0123456789abcdef") == len;
 }
 
-/* reads the value at the top into staged s (data into scratch or the value's own memory);
-   0 when it does not fit (the caller names both shapes) */
+/* takes the value at the top into staged s (mbu_blockTake); 0 when it does not fit */
 static int stage(lua_State *L, mbStateBlock *s, unsigned char **scratch) {
-  int64_t n = mbu_blockNumel(s);
-  if (s->ndim == 0) {
-    void *p = *scratch;
-    *scratch += 8;
-    s->data = p;
-    switch (s->dtype) {
-    case MB_STR: {
-      if (lua_type(L, -1) != LUA_TSTRING) return 0;
-      return strcmp(lua_tostring(L, -1), s->text) == 0;
-    }
-    case MB_BOOL:
-      if (!lua_isboolean(L, -1)) return 0;
-      *(int *)p = lua_toboolean(L, -1);
-      return 1;
-    case MB_F32: case MB_F64:
-      if (lua_type(L, -1) != LUA_TNUMBER) return 0;
-      if (s->dtype == MB_F32) *(float *)p = (float)lua_tonumber(L, -1);
-      else *(double *)p = lua_tonumber(L, -1);
-      return 1;
-    default: {
-      if (!lua_isinteger(L, -1)) return 0;
-      lua_Integer v = lua_tointeger(L, -1);
-      if (s->dtype == MB_I32) {
-        if (v < -2147483647 || v > 2147483647) return 0;
-        *(int *)p = (int)v;
-      } else
-        *(int64_t *)p = (int64_t)v;
-      return 1;
-    }
-    }
-  }
-  /* arrays: the same shape (the first dimension free for MB_ST_ROWS) */
-  const int64_t *shape;
-  int ndim;
+  mbStateBlock v = {0};
+  int64_t i64;
+  double f64;
+  int b;
   mbTensor *t = mbL_testtensor(L, -1);
   mbLArray *a = mbL_testarray(L, -1);
-  if (s->dtype == MB_F32) {
-    if (!t || !t->storage || !mbt_isContiguous(t)) return 0;
-    shape = t->size;
-    ndim = t->ndim;
+  if (t && t->storage && mbt_isContiguous(t)) {  /* arrays of 1 or 2 dimensions fit blocks */
+    if (t->ndim < 1 || t->ndim > 2) return 0;
+    v = (mbStateBlock){.dtype = MB_F32, .ndim = t->ndim, .data = mbt_data(t)};
+    memcpy(v.shape, t->size, sizeof(int64_t) * (size_t)t->ndim);
+  } else if (a) {
+    if (a->ndim < 1 || a->ndim > 2) return 0;
+    v = (mbStateBlock){.dtype = a->dtype, .ndim = a->ndim, .data = a->data};
+    memcpy(v.shape, a->shape, sizeof(int64_t) * (size_t)a->ndim);
+  } else if (lua_isinteger(L, -1)) {
+    i64 = (int64_t)lua_tointeger(L, -1);
+    v = (mbStateBlock){.dtype = MB_I64, .data = &i64};
+  } else if (lua_type(L, -1) == LUA_TNUMBER) {
+    f64 = lua_tonumber(L, -1);
+    v = (mbStateBlock){.dtype = MB_F64, .data = &f64};
+  } else if (lua_isboolean(L, -1)) {
+    b = lua_toboolean(L, -1);
+    v = (mbStateBlock){.dtype = MB_BOOL, .data = &b};
+  } else if (lua_type(L, -1) == LUA_TSTRING) {
+    v = (mbStateBlock){.dtype = MB_STR, .data = (void *)(uintptr_t)lua_tostring(L, -1)};
   } else {
-    if (!a || a->dtype != (s->dtype == MB_I32 ? MB_I64 : s->dtype)) return 0;
-    shape = a->shape;
-    ndim = a->ndim;
+    v.dtype = -1;
   }
-  if (ndim != s->ndim) return 0;
-  for (int d = 0; d < ndim; d++)
-    if (shape[d] != s->shape[d] && !(d == 0 && (s->flags & MB_ST_ROWS))) return 0;
-  s->shape[0] = shape[0];
-  n = mbu_blockNumel(s);
-  if (s->dtype == MB_F32) s->data = mbt_data(t);
-  else if (s->dtype != MB_I32) s->data = a->data;
-  else {  /* I64 values into ints (1-based indices back to 0-based) */
-    int *p = (int *)(void *)*scratch;
-    *scratch += ((size_t)n * sizeof(int) + 7) & ~(size_t)7;
-    int sub = s->flags & MB_ST_INDEX ? 1 : 0;
-    for (int64_t i = 0; i < n; i++) {
-      int64_t v = (int64_t)a->data[i] - sub;
-      if (v < -2147483647 || v > 2147483647) return 0;
-      p[i] = (int)v;
-    }
-    s->data = p;
-  }
-  return 1;
-}
-
-/* 8 bytes per scalar plus the ints of I32 arrays */
-static size_t scratchbytes(const mbStateBlock *b, int n) {
-  size_t bytes = 8;
-  for (int i = 0; i < n; i++)
-    bytes += b[i].ndim == 0 ? 8 : b[i].dtype == MB_I32 ?
-      (((size_t)mbu_blockNumel(&b[i]) * sizeof(int) + 7) & ~(size_t)7) : 0;
-  return bytes;
+  return mbu_blockTake(s, &v, scratch);
 }
 
 int mbL_loadstate(lua_State *L, const mbLStateType *ty) {
@@ -295,7 +250,7 @@ int mbL_loadstate(lua_State *L, const mbLStateType *ty) {
   mbStateBlock b[MB_STATE_MAXBLOCKS], s[MB_STATE_MAXBLOCKS];
   int n = ty->blocks(b, obj);
   memcpy(s, b, sizeof(mbStateBlock) * (size_t)n);
-  unsigned char *scratch = lua_newuserdatauv(L, scratchbytes(b, n), 0);
+  unsigned char *scratch = lua_newuserdatauv(L, mbu_blockScratch(b, n), 0);
   int top = lua_gettop(L);
   char want[200], got[200];
   /* a state written before F64 and U64 existed: say so, before any other difference */

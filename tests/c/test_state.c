@@ -200,8 +200,66 @@ static void test_messages(void) {
   CHECK(!strcmp(mbu_blockWant(s, sizeof s, &b), "a number"), "%s", s);
 }
 
+/* values taken into blocks: conversions, shapes, the scratch used */
+static void test_take(void) {
+  unsigned char scratch[256], *sp = scratch;
+  mbStateBlock b[4], s;
+  float x = 0, w[6];
+  int64_t cnt = 0, i64 = 5, shape2[2] = {3, 2};
+  double f64 = 0.25;
+  int on = 1, elite[3];
+  mbu_block(&b[0], "x", MB_F32, 0, &x, 0, 0, 0);
+  mbu_block(&b[1], "n", MB_I64, 0, &cnt, 0, 0, 0);
+  mbu_block(&b[2], "w", MB_F32, MB_ST_ROWS, w, 2, 1, 2);
+  mbu_block(&b[3], "e", MB_I32, MB_ST_INDEX, elite, 1, 3, 0);
+  CHECK(mbu_blockScratch(b, 4) == 8 + 8 + 8 + 16, "scratch: %zu", mbu_blockScratch(b, 4));
+  mbStateBlock vi = {.dtype = MB_I64, .data = &i64}, vf = {.dtype = MB_F64, .data = &f64};
+  char hopper[] = "hopper", ant[] = "ant";
+  mbStateBlock vb = {.dtype = MB_BOOL, .data = &on}, vs = {.dtype = MB_STR, .data = hopper};
+  s = b[0];
+  CHECK(mbu_blockTake(&s, &vf, &sp) && *(float *)s.data == 0.25f && sp == scratch + 8, "F64");
+  s = b[0];
+  CHECK(mbu_blockTake(&s, &vi, &sp) && *(float *)s.data == 5.0f, "an integer for a float");
+  s = b[1];
+  CHECK(mbu_blockTake(&s, &vi, &sp) && *(int64_t *)s.data == 5, "I64");
+  s = b[1];
+  CHECK(!mbu_blockTake(&s, &vf, &sp) && !mbu_blockTake(&s, &vb, &sp), "a float is no count");
+  mbStateBlock task;
+  mbu_block(&task, "task", MB_STR, MB_ST_CHECK, NULL, 0, 0, 0);
+  snprintf(task.text, sizeof task.text, "hopper");
+  s = task;
+  CHECK(mbu_blockTake(&s, &vs, &sp), "same text");
+  vs.data = ant;
+  s = task;
+  CHECK(!mbu_blockTake(&s, &vs, &sp), "other text");
+  float data[6] = {1, 2, 3, 4, 5, 6};
+  mbStateBlock va = {.dtype = MB_F32, .ndim = 2, .shape = {3, 2}, .data = data};
+  s = b[2];
+  CHECK(mbu_blockTake(&s, &va, &sp) && s.data == data && s.shape[0] == 3, "rows are free");
+  va.shape[1] = 3;
+  s = b[2];
+  CHECK(!mbu_blockTake(&s, &va, &sp), "columns are not");
+  va = (mbStateBlock){.dtype = MB_F64, .ndim = 2, .shape = {shape2[0], shape2[1]}, .data = data};
+  s = b[2];
+  CHECK(!mbu_blockTake(&s, &va, &sp), "an F64 array for an F32 block");
+  int64_t idx[3] = {1, 7, 3};
+  mbStateBlock ve = {.dtype = MB_I64, .ndim = 1, .shape = {3}, .data = idx};
+  unsigned char *before = sp;
+  s = b[3];
+  CHECK(mbu_blockTake(&s, &ve, &sp) && ((int *)s.data)[0] == 0 && ((int *)s.data)[1] == 6 &&
+        ((int *)s.data)[2] == 2 && sp == before + 16, "1-based indices to 0-based ints");
+  idx[1] = (int64_t)1 << 40;
+  s = b[3];
+  CHECK(!mbu_blockTake(&s, &ve, &sp), "an index past int range");
+  s = b[2];
+  CHECK(!mbu_blockTake(&s, &ve, &sp), "a 1-d value for a 2-d block");
+  s = b[3];
+  CHECK(!mbu_blockTake(&s, &vi, &sp), "a scalar for an array");
+}
+
 int main(void) {
   RUN(test_helpers);
+  RUN(test_take);
   RUN(test_messages);
   RUN(test_sac_complete);
   RUN(test_ensemble_complete);
