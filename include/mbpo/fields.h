@@ -90,6 +90,8 @@ const mbField *mbu_fieldFind(const mbField *fields, const char *name);
 
 /* The enum name of value v of an MB_FIELD_ENUM row into buf ("" when out of range). */
 const char *mbu_fieldEnumName(const mbField *f, int v, char *buf, size_t size);
+/* The value of the enum name `name` of an MB_FIELD_ENUM row, or -1. */
+int mbu_fieldEnumValue(const mbField *f, const char *name);
 /* Writes the number v into field f of obj: element i of a list, else the scalar (all n
    consecutive floats of an MB_FIELD_FLOAT row). */
 void mbu_fieldSet(void *obj, const mbField *f, int i, double v);

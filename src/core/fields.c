@@ -49,6 +49,13 @@ const char *mbu_fieldEnumName(const mbField *f, int v, char *buf, size_t size) {
   return buf;
 }
 
+int mbu_fieldEnumValue(const mbField *f, const char *name) {
+  char buf[160];
+  for (int i = 0; mbu_fieldEnumName(f, i, buf, sizeof buf)[0]; i++)
+    if (strcmp(name, buf) == 0) return i;
+  return -1;
+}
+
 int mbu_fieldIsInt(const mbField *f) {
   return f->type == MB_FIELD_INT || f->type == MB_FIELD_I64 || f->type == MB_FIELD_INTS ||
          f->type == MB_FIELD_U64;

@@ -108,12 +108,7 @@ uint64_t mbL_readfields(lua_State *L, int idx, const char *F, const mbField *fie
       if (!lua_isboolean(L, -1)) bad(L, F, f, 0, -1);
       store(L, f, obj, 0, -1, lua_toboolean(L, -1));
     } else if (f->type == MB_FIELD_ENUM) {
-      int v = -1;
-      if (lua_type(L, -1) == LUA_TSTRING) {
-        const char *s = lua_tostring(L, -1);
-        for (int i = 0; v < 0 && mbu_fieldEnumName(f, i, what, sizeof what)[0]; i++)
-          if (strcmp(s, what) == 0) v = i;
-      }
+      int v = lua_type(L, -1) == LUA_TSTRING ? mbu_fieldEnumValue(f, lua_tostring(L, -1)) : -1;
       if (v < 0) bad(L, F, f, 0, -1);
       store(L, f, obj, 0, -1, v);
     } else {
