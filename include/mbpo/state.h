@@ -82,10 +82,14 @@ const char *mbu_blockCheck(char *buf, size_t n, const mbStateBlock *b);
    MB_F64 or MB_BOOL (int) at data; MB_STR with data the NUL-terminated text). Takes v into
    s: s->data points at v's data, or at a converted copy in *scratch (scalars; MB_I32 arrays,
    1-based indices made 0-based), and s->shape[0] becomes v's (MB_ST_ROWS). Returns 1, or 0
-   when v does not fit: another type or shape, an MB_STR of other text, an MB_I32 out of int
-   range. *scratch advances by what it used: at most mbu_blockScratch(blocks, n) for all. */
+   when v does not fit: another type or shape, an MB_I32 out of int range, an MB_ST_CHECK
+   block of another value than the one s held. *scratch advances by what it used: at most
+   mbu_blockScratch(blocks, n) for all. */
 int mbu_blockTake(mbStateBlock *s, const mbStateBlock *v, unsigned char **scratch);
 size_t mbu_blockScratch(const mbStateBlock *b, int n);
+/* Writes the values of the taken blocks s into the object's blocks b (n each; not the
+   MB_ST_CHECK ones): the default restore of a state. */
+void mbu_blockCopy(mbStateBlock *b, const mbStateBlock *s, int n);
 
 /* The state of a generator: one block "rng", U64 [4], not all zero. */
 mbStateBlock *mbr_rngBlocks(mbStateBlock *b, mbRng *g);

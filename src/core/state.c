@@ -109,7 +109,8 @@ static int toint(int *out, int64_t v) {
   return 1;
 }
 
-int mbu_blockTake(mbStateBlock *s, const mbStateBlock *v, unsigned char **scratch) {
+/* mbu_blockTake but the check of an identity's value */
+static int take(mbStateBlock *s, const mbStateBlock *v, unsigned char **scratch) {
   if (s->ndim == 0) {  /* a scalar: converted into 8 bytes of scratch */
     if (v->ndim != 0) return 0;
     void *p = *scratch;
@@ -146,6 +147,21 @@ int mbu_blockTake(mbStateBlock *s, const mbStateBlock *v, unsigned char **scratc
     if (!toint(&p[i], ((const int64_t *)v->data)[i] - sub)) return 0;
   s->data = p;
   return 1;
+}
+
+int mbu_blockTake(mbStateBlock *s, const mbStateBlock *v, unsigned char **scratch) {
+  const void *own = s->data;
+  if (!take(s, v, scratch)) return 0;
+  size_t bytes = (size_t)(mbu_blockNumel(s) * mbu_dtypeSize(s->dtype));
+  return !(s->flags & MB_ST_CHECK) || s->dtype == MB_STR || !bytes || !memcmp(s->data, own, bytes);
+}
+
+void mbu_blockCopy(mbStateBlock *b, const mbStateBlock *s, int n) {
+  for (int i = 0; i < n; i++) {
+    size_t bytes = (size_t)(mbu_blockNumel(&b[i]) * mbu_dtypeSize(b[i].dtype));
+    if (!(b[i].flags & MB_ST_CHECK) && s[i].data != b[i].data && bytes)
+      memmove(b[i].data, s[i].data, bytes);
+  }
 }
 
 size_t mbu_blockScratch(const mbStateBlock *b, int n) {

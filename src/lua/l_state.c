@@ -271,11 +271,7 @@ int mbL_loadstate(lua_State *L, const mbLStateType *ty) {
       return luaL_error(L, "%s:load_state: the state has no %s (%s in this %s)", F, b[i].name,
                         mbu_blockWant(want, sizeof want, &b[i]), ty->what);
     }
-    int fits = stage(L, &s[i], &scratch);
-    if (fits && (b[i].flags & MB_ST_CHECK) && b[i].dtype != MB_STR && mbu_blockNumel(&b[i]))
-      fits = !memcmp(s[i].data, b[i].data, (size_t)(mbu_blockNumel(&b[i]) *
-                                                    mbu_dtypeSize(b[i].dtype)));
-    if (!fits)
+    if (!stage(L, &s[i], &scratch))
       return luaL_error(L, "%s:load_state: %s is %s in the state, %s in this %s", F, b[i].name,
                         describe(L, -1, got, sizeof got), mbu_blockWant(want, sizeof want, &b[i]),
                         ty->what);
@@ -284,14 +280,8 @@ int mbL_loadstate(lua_State *L, const mbLStateType *ty) {
                                bad);
     lua_settop(L, top);
   }
-  if (ty->set) {
-    if (ty->set(obj, s) < 0) return luaL_error(L, "%s:load_state: %s", F, mbu_lasterror());
-  } else
-    for (int i = 0; i < n; i++) {
-      size_t bytes = (size_t)(mbu_blockNumel(&b[i]) * mbu_dtypeSize(b[i].dtype));
-      if (!(b[i].flags & MB_ST_CHECK) && s[i].data != b[i].data && bytes)
-        memmove(b[i].data, s[i].data, bytes);
-    }
+  if (!ty->set) mbu_blockCopy(b, s, n);
+  else if (ty->set(obj, s) < 0) return luaL_error(L, "%s:load_state: %s", F, mbu_lasterror());
   lua_settop(L, 1);
   return 1;
 }

@@ -255,6 +255,24 @@ static void test_take(void) {
   CHECK(!mbu_blockTake(&s, &ve, &sp), "a 1-d value for a 2-d block");
   s = b[3];
   CHECK(!mbu_blockTake(&s, &vi, &sp), "a scalar for an array");
+  /* an identity takes only its own value; a copy writes all but identities */
+  int64_t obs = 11, given = 11;
+  mbStateBlock id, vid = {.dtype = MB_I64, .data = &given};
+  mbu_block(&id, "obs", MB_I64, MB_ST_CHECK, &obs, 0, 0, 0);
+  s = id;
+  CHECK(mbu_blockTake(&s, &vid, &sp), "the same identity");
+  given = 12;
+  s = id;
+  CHECK(!mbu_blockTake(&s, &vid, &sp), "another identity");
+  mbStateBlock own[2], taken[2];
+  int64_t cnt2 = 1, newcnt = 9;
+  mbu_block(&own[0], "obs", MB_I64, MB_ST_CHECK, &obs, 0, 0, 0);
+  mbu_block(&own[1], "n", MB_I64, 0, &cnt2, 0, 0, 0);
+  memcpy(taken, own, sizeof own);
+  taken[0].data = &given;
+  taken[1].data = &newcnt;
+  mbu_blockCopy(own, taken, 2);
+  CHECK(obs == 11 && cnt2 == 9, "copied: obs %lld n %lld", (long long)obs, (long long)cnt2);
 }
 
 int main(void) {
