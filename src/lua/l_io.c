@@ -29,16 +29,28 @@ static int cmpstr(const void *a, const void *b) {
 }
 
 /* a string key of the table being traversed, checked for embedded NULs */
-static const char *checkkey(lua_State *L, int idx, const char *fname, const char *what) {
+static const char *checkkey(lua_State *L, int idx, const char *what) {
   if (lua_type(L, idx) != LUA_TSTRING)
-    luaL_error(L, "%s: %s must be strings, got %s", fname, what, luaL_typename(L, idx));
+    luaL_error(L, "io.save: %s must be strings, got %s", what, luaL_typename(L, idx));
   size_t len;
   const char *s = lua_tolstring(L, idx, &len);
-  if (strlen(s) != len) luaL_error(L, "%s: %s '%s' contains a NUL byte", fname, what, s);
+  if (strlen(s) != len) luaL_error(L, "io.save: %s '%s' contains a NUL byte", what, s);
   return s;
 }
 
 /* io.save ---------------------------------------------------------------------------- */
+
+/* the string keys of the table at t (none when t is 0), sorted, in a new userdata of room for
+   2n pointers (into the keys: alive while the table is unchanged); *n gets their count */
+static const char **sortedkeys(lua_State *L, int t, const char *what, int *n) {
+  *n = 0;
+  if (t) for (lua_pushnil(L); lua_next(L, t); lua_pop(L, 1)) (*n)++;
+  const char **keys = lua_newuserdatauv(L, (size_t)(*n ? *n : 1) * 2 * sizeof(char *), 0);
+  int k = 0;
+  if (t) for (lua_pushnil(L); lua_next(L, t); lua_pop(L, 1)) keys[k++] = checkkey(L, -2, what);
+  qsort(keys, (size_t)*n, sizeof(char *), cmpstr);
+  return keys;
+}
 
 /* fills it from the value at the top of the stack (F32 tensor, mbpo.Array, integer or list of
    integers); an integer or a list becomes a new I64 mbpo.Array left on the stack (it keeps
@@ -92,21 +104,15 @@ static int io_save(lua_State *L) {
   if (hasmeta) luaL_checktype(L, 3, LUA_TTABLE);
   lua_settop(L, 3);
 
-  /* names, sorted: pointers into the keys of table 2 (alive while it is unchanged) */
-  int n = 0;
-  for (lua_pushnil(L); lua_next(L, 2); lua_pop(L, 1)) n++;
-  const char **names = lua_newuserdatauv(L, (size_t)(n ? n : 1) * sizeof(char *), 0);  /* 4 */
-  int k = 0;
-  for (lua_pushnil(L); lua_next(L, 2); lua_pop(L, 1)) {
-    names[k] = checkkey(L, -2, "io.save", "tensor names");
-    if (!strcmp(names[k++], "__metadata__"))
+  int n, nmeta;
+  const char **names = sortedkeys(L, 2, "tensor names", &n);  /* 4 */
+  for (int i = 0; i < n; i++)
+    if (!strcmp(names[i], "__metadata__"))
       luaL_error(L, "io.save: the name '__metadata__' is reserved (pass metadata as argument 3)");
-  }
-  qsort(names, (size_t)n, sizeof(char *), cmpstr);
 
   /* items; I64 values live in userdata anchored in the table at 6 */
-  mbIoItem *items = lua_newuserdatauv(L, (size_t)(n ? n : 1) * sizeof(mbIoItem), 0);  /* 5 */
-  memset(items, 0, (size_t)(n ? n : 1) * sizeof(mbIoItem));
+  size_t bytes = (n > 0 ? (size_t)n : 1) * sizeof(mbIoItem);
+  mbIoItem *items = memset(lua_newuserdatauv(L, bytes, 0), 0, bytes);  /* 5 */
   lua_createtable(L, n, 0);  /* 6: anchors */
   for (int i = 0; i < n; i++) {
     items[i].name = names[i];
@@ -118,30 +124,19 @@ static int io_save(lua_State *L) {
   }
 
   /* metadata: keys sorted, values converted to strings anchored in table 8 */
-  int nmeta = 0;
-  if (hasmeta) for (lua_pushnil(L); lua_next(L, 3); lua_pop(L, 1)) nmeta++;
-  const char **keys = lua_newuserdatauv(L, (size_t)(nmeta ? nmeta : 1) * 2 * sizeof(char *), 0);
-  const char **values = keys + nmeta;   /* 7: both arrays in one block */
-  lua_createtable(L, nmeta, 0);         /* 8: string values */
-  k = 0;
-  if (hasmeta) {
-    for (lua_pushnil(L); lua_next(L, 3); lua_pop(L, 1))
-      keys[k++] = checkkey(L, -2, "io.save", "metadata keys");
-    qsort(keys, (size_t)nmeta, sizeof(char *), cmpstr);
-    for (int i = 0; i < nmeta; i++) {
-      lua_pushstring(L, keys[i]);
-      lua_rawget(L, 3);
-      int t = lua_type(L, -1);
-      if (t != LUA_TSTRING && t != LUA_TNUMBER)
-        luaL_error(L, "io.save: metadata '%s' must be a string or a number, got %s", keys[i],
-                   luaL_typename(L, -1));
-      size_t len;
-      values[i] = luaL_tolstring(L, -1, &len);  /* the new string stays alive in table 8 */
-      if (strlen(values[i]) != len)
-        luaL_error(L, "io.save: metadata '%s' contains a NUL byte", keys[i]);
-      lua_rawseti(L, 8, i + 1);
-      lua_pop(L, 1);
-    }
+  const char **keys = sortedkeys(L, hasmeta ? 3 : 0, "metadata keys", &nmeta);  /* 7 */
+  const char **values = keys + nmeta;
+  lua_createtable(L, nmeta, 0);  /* 8 */
+  for (int i = 0; i < nmeta; i++) {
+    lua_pushstring(L, keys[i]);
+    if (lua_rawget(L, 3) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER)
+      luaL_error(L, "io.save: metadata '%s' must be a string or a number, got %s", keys[i],
+                 luaL_typename(L, -1));
+    size_t len;
+    values[i] = luaL_tolstring(L, -1, &len);
+    if (strlen(values[i]) != len) luaL_error(L, "io.save: metadata '%s' contains a NUL byte", keys[i]);
+    lua_rawseti(L, 8, i + 1);
+    lua_pop(L, 1);
   }
   if (mbu_ioSave(path, items, n, keys, values, nmeta) < 0) return mbL_pushfail(L);
   lua_pushboolean(L, 1);
