@@ -71,28 +71,14 @@ float *mbL_checkmatrix(lua_State *L, int idx, const char *fname, const char *arg
 
 /* Lua lists ------------------------------------------------------------------------------- */
 
-void mbL_pushnumbers(lua_State *L, const double *v, int n) {
-  lua_createtable(L, n, 0);
-  for (int i = 0; i < n; i++) {
-    lua_pushnumber(L, v[i]);
-    lua_rawseti(L, -2, i + 1);
-  }
-}
+/* a new list of the n values push(i) leaves on the stack */
+#define PUSHLIST(push) do { lua_createtable(L, n, 0); \
+    for (int i = 0; i < n; i++) { push; lua_rawseti(L, -2, i + 1); } } while (0)
 
-void mbL_pushfloats(lua_State *L, const float *v, int n) {
-  lua_createtable(L, n, 0);
-  for (int i = 0; i < n; i++) {
-    lua_pushnumber(L, v[i]);
-    lua_rawseti(L, -2, i + 1);
-  }
-}
-
+void mbL_pushnumbers(lua_State *L, const double *v, int n) { PUSHLIST(lua_pushnumber(L, v[i])); }
+void mbL_pushfloats(lua_State *L, const float *v, int n) { PUSHLIST(lua_pushnumber(L, v[i])); }
 void mbL_pushints(lua_State *L, const int *v, int n, int base) {
-  lua_createtable(L, n, 0);
-  for (int i = 0; i < n; i++) {
-    lua_pushinteger(L, (lua_Integer)v[i] + base);
-    lua_rawseti(L, -2, i + 1);
-  }
+  PUSHLIST(lua_pushinteger(L, (lua_Integer)v[i] + base));
 }
 
 /* Modules and classes --------------------------------------------------------------------- */
