@@ -95,7 +95,9 @@ local function encode(v, depth, out)
 end
 
 function M.json_encode(...)
-  if select("#", ...) == 0 then error("bad argument #1 to 'mbpo.io.json_encode' (value expected)", 0) end
+  if select("#", ...) == 0 then
+    error("bad argument #1 to 'mbpo.io.json_encode' (value expected)", 0)
+  end
   local out = {}
   local err = encode((...), 0, out)
   if err then error("io.json_encode: " .. err, 0) end

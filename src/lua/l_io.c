@@ -134,7 +134,8 @@ static int io_save(lua_State *L) {
                  luaL_typename(L, -1));
     size_t len;
     values[i] = luaL_tolstring(L, -1, &len);
-    if (strlen(values[i]) != len) luaL_error(L, "io.save: metadata '%s' contains a NUL byte", keys[i]);
+    if (strlen(values[i]) != len)
+      luaL_error(L, "io.save: metadata '%s' contains a NUL byte", keys[i]);
     lua_rawseti(L, 8, i + 1);
     lua_pop(L, 1);
   }

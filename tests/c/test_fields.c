@@ -45,8 +45,9 @@ static void test_defaults_and_set(void) {
   mbu_fieldSet(&d, row("seed"), 0, -1);
   CHECK(d.scale[0] == 0.25f && d.scale[1] == 0.25f && d.hidden[1] == 64 && d.hidden[0] == 200 &&
         d.seed == UINT64_MAX, "set");
-  CHECK(mbu_fieldEnumValue(row("act"), "tanh") == 2 && mbu_fieldEnumValue(row("act"), "relu") == 0 &&
-        mbu_fieldEnumValue(row("act"), "rel") == -1, "enum values by name");
+  const mbField *act = row("act");
+  CHECK(mbu_fieldEnumValue(act, "tanh") == 2 && mbu_fieldEnumValue(act, "relu") == 0 &&
+        mbu_fieldEnumValue(act, "rel") == -1, "enum values by name");
   CHECK(mbu_fieldFind(FIELDS, "nope") == NULL && mbu_fieldIsInt(row("seed")) &&
         mbu_fieldIsInt(row("hidden")) && !mbu_fieldIsInt(row("lr")), "find, integer types");
 }
