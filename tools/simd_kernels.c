@@ -20,7 +20,7 @@ static double now(void) {
 
 enum { BIG = 1 << 20 };
 static float *a, *b, *c, *d, *e, *f;
-static mbAdam opt;
+static mbAdam opt, fused;
 
 static void k_bias_swish(void) { mbn_biasSwishSig(a, b, c, 128, 200); }
 static void k_swish_bwd(void) { mbn_swishBackwardSig(b, a, c, b, 128 * 200); }
@@ -34,9 +34,9 @@ static void k_noise(void) {
   mbr_seed(&g, 1, 2);
   mbn_gaussNoise(a, &g, 512 * 12);
 }
-static void k_adam_decay(void) { mbn_adamDecayUpdate(a, b, c, d, 1e-4f, 100 * 200, &opt); }
-static void k_adam_polyak(void) { mbn_adamPolyak(a, b, c, d, e, 5e-3f, 70000, &opt); }
-static void k_adam(void) { mbn_adamUpdate(a, b, c, d, 70000, &opt); }
+static void k_adam_decay(void) { mbn_adam(a, b, c, d, 100 * 200, &fused, 1e-4f, NULL, 0); }
+static void k_adam_polyak(void) { mbn_adam(a, b, c, d, 70000, &opt, 0, e, 5e-3f); }
+static void k_adam(void) { mbn_adam(a, b, c, d, 70000, &opt, 0, NULL, 0); }
 static void k_relu(void) { mbn_reluForward(a, b, 256 * 256); }
 static void k_standardize(void) {
   for (int r = 0; r < 512; r++) mbn_standardize(a + r * 14, b + r * 14, c, d, 14);
@@ -51,9 +51,9 @@ static const struct { const char *name; void (*fn)(void); } kernels[] = {
   {"gaussNll + grad 128 x 28", k_nll28},
   {"gaussSample 512 x 12", k_sample12},
   {"gaussNoise 512 x 12", k_noise},
-  {"adamDecayUpdate 20000", k_adam_decay},
-  {"adamPolyak 70000 (critic)", k_adam_polyak},
-  {"adamUpdate 70000", k_adam},
+  {"adam, FMA + decay 20000", k_adam_decay},
+  {"adam + Polyak 70000 (critic)", k_adam_polyak},
+  {"adam 70000", k_adam},
   {"reluForward 256 x 256", k_relu},
   {"standardize 512 rows x 14", k_standardize},
 };
@@ -73,6 +73,8 @@ int main(int argc, char **argv) {
   }
   mbn_adamDefaults(&opt, 1e-4f);
   opt.t = 10;
+  fused = opt;
+  fused.contract = 1;
   printf("elementwise kernels, us per call, best of %d alternating rounds\n", rounds);
   printf("%-32s %9s %9s %8s\n", "kernel", "avx2", "avx512", "speed-up");
   for (size_t k = 0; k < sizeof kernels / sizeof kernels[0]; k++) {

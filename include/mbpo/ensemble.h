@@ -200,9 +200,6 @@ double mbn_ensForwardFlops(const mbEnsemble *e);
 /* Bytes held in workspaces (they grow to the largest call seen and are then reused). */
 size_t mbn_ensWorkBytes(const mbEnsemble *e);
 
-/* OpenBLAS's kernel family and build configuration, e.g. "Haswell: OpenBLAS 0.3.21 ...". */
-const char *mbn_blasCore(void);
-
 /* State descriptor (include/mbpo/state.h): format and layout (identity checks), params,
    adam_m, adam_v [ntotal], adam_t, input_mean, input_std [inputs], elites (member indices,
    1-based in Lua), holdout_mse [members], fits and the generator. Returns the count. */

@@ -100,12 +100,20 @@ int mbu_fieldIsInt(const mbField *f);
 /* 1 when v is in f's range: finite, within [lo, hi], the open bounds excluded (that an
    integer field's value is integral is the caller's check). */
 int mbu_fieldInRange(const mbField *f, double v);
-/* What a value of f must be, into buf: "an integer in [1, 64]", "a number > 0", "one of
-   fp32, bf16", "true or false". */
-const char *mbu_fieldRange(char *buf, size_t n, const mbField *f);
 /* The (up to) three names of fields and extra (NULL-terminated, or NULL) nearest to key by
    edit distance, nearest first, the earlier row winning ties; unused slots are NULL. */
 void mbu_fieldNearest(const char *near[3], const char *key, const mbField *fields,
                       const char *const *extra);
+
+/* What a value of row f must be, into buf: "an integer in [1, 64]", "a number > 0",
+   "one of fp32, bf16", "true or false". */
+const char *mbu_fieldRange(const mbField *f, char *buf, size_t size);
+
+/* MB_OK when every setting of obj is a value of its row (numbers finite and in range, bools
+   0 or 1, enums named, list lengths in range; U64 rows take anything; a shorthand row that
+   sets several fields is checked through those fields' own rows), else MB_ERR with the
+   message of the bindings' reader (mbu_error): "WHO: gamma must be a number in [0, 1],
+   got 1.5", "WHO: hidden[2] must be an integer in [1, 65536], got 0". */
+int mbu_fieldCheck(const void *obj, const mbField *fields, const char *who);
 
 #endif

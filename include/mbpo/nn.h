@@ -81,33 +81,31 @@ void mbn_linearBackwardP(mbPrecision prec, float *dx, float *dW, float *db, cons
 void mbn_reluForward(float *y, const float *x, size_t n);
 /* dx = dy * (y > 0), from the forward output y */
 void mbn_reluBackward(float *dx, const float *dy, const float *y, size_t n);
-/* y = x * sigmoid(x) */
-void mbn_swishForward(float *y, const float *x, size_t n);
-/* dx = dy * (s + x s (1 - s)), s = sigmoid(x), from the forward input x */
-void mbn_swishBackward(float *dx, const float *dy, const float *x, size_t n);
 
 /* Optimisation --------------------------------------------------------------------------- */
 
 typedef struct mbAdam {
   float lr, beta1, beta2, eps;  /* defaults 1e-3, 0.9, 0.999, 1e-8 (mbn_adamDefaults) */
-  int64_t t;                    /* steps taken; mbn_adamStep increments it */
+  int64_t t;                    /* steps taken: the caller increments it once per step */
+  int contract;                 /* arithmetic of mbn_adam: 0 (default) separate multiplies and
+                                   adds; 1 FMAs in the vector lanes (the ensemble's) */
 } mbAdam;
 
 void mbn_adamDefaults(mbAdam *opt, float lr);
 
-/* One Adam step on a slab: t += 1; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
-   p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps).  p, m, v, g: [n] */
-void mbn_adamStep(float *p, float *m, float *v, const float *g, size_t n, mbAdam *opt);
-
-/* As mbn_adamStep but without incrementing opt->t (for several slabs sharing one step
-   count: increment opt->t once yourself, then call this per slab). */
-void mbn_adamUpdate(float *p, float *m, float *v, const float *g, size_t n, const mbAdam *opt);
+/* One Adam update at step opt->t (not incremented: increment it once per step, then update
+   the slab in one call or in parts) of p, m, v [n] from g [n]:
+     g += wd * p (written back when wd is not 0; always with contract);
+     m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
+     p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps);
+     targ[n] = (1 - tau) targ + tau p when targ is not NULL (Polyak averaging of a target).
+   Returns wd * sum(p^2) / 2 before the update, the decay term of the loss. The AVX2 and
+   AVX-512 paths give the same bits (src/nn/kernels.c says how, for each arithmetic). */
+double mbn_adam(float *p, float *m, float *v, float *g, size_t n, const mbAdam *opt, float wd,
+                float *targ, float tau);
 
 /* g[n] += wd * p[n]: the gradient of the loss term wd * sum(p^2) / 2 */
 void mbn_addDecay(float *g, const float *p, float wd, size_t n);
-
-/* dst[n] = (1 - tau) dst + tau src  (Polyak averaging of target networks) */
-void mbn_polyak(float *dst, const float *src, float tau, size_t n);
 
 /* Initialisers --------------------------------------------------------------------------- */
 
@@ -137,13 +135,6 @@ typedef struct mbMlp {
 /* Fills the descriptor; MB_ERR on a bad layer count or size. */
 int mbn_mlpInit(mbMlp *m, int nlayers, const int *sizes, mbActivation act);
 
-/* Floats of forward workspace for a batch of B rows: for each hidden layer its
-   pre-activation z and output h ([B x size] each), then the output [B x sizes[nlayers]]. */
-size_t mbn_mlpWorkspace(const mbMlp *m, int B);
-
-/* Floats of backward scratch for a batch of B rows (two [B x widest] buffers). */
-size_t mbn_mlpGradScratch(const mbMlp *m, int B);
-
 /* Initialises p[nparams]: weights truncated normal with std 1/(2 sqrt(fan_in)) (the MBPO
    reference model), biases 0. */
 void mbn_mlpInitTruncNormal(float *p, const mbMlp *m, mbRng *g);
@@ -151,22 +142,37 @@ void mbn_mlpInitTruncNormal(float *p, const mbMlp *m, mbRng *g);
 /* Initialises p[nparams] as PyTorch's nn.Linear default: W and b ~ U(+-1/sqrt(fan_in)). */
 void mbn_mlpInitUniform(float *p, const mbMlp *m, mbRng *g);
 
-/* Forward of x[B x sizes[0]] with parameters p; ws as mbn_mlpWorkspace. Returns the output
-   [B x sizes[nlayers]] (inside ws). */
-float *mbn_mlpForward(float *ws, const mbMlp *m, const float *p, const float *x, int B);
+/* Forward and backward (src/nn/mlp.c), SAC's networks and mbpo.nn's. The workspace of B rows
+   holds each layer's output, [B x sizes[1]], ..., [B x sizes[nlayers]] (the activation runs
+   in place), then for swish the sigmoid of each hidden layer. */
 
-/* Output of the last forward inside ws (same pointer mbn_mlpForward returned). */
+/* Floats of forward workspace for B rows. */
+size_t mbn_mlpWorkspace(const mbMlp *m, int B);
+/* Floats of backward scratch for B rows (two [B x widest hidden] buffers). */
+size_t mbn_mlpScratch(const mbMlp *m, int B);
+/* Output of layer l (1..nlayers; l = nlayers is the network output) inside ws [B x sizes[l]]. */
+float *mbn_mlpHidden(float *ws, const mbMlp *m, int B, int l);
+/* The network output inside ws [B x sizes[nlayers]]. */
 float *mbn_mlpOutput(float *ws, const mbMlp *m, int B);
-
-/* Backward after mbn_mlpForward(ws, m, p, x, B): given dy [B x out], accumulates
-   parameter gradients into g[nparams] (+=) and writes dx [B x sizes[0]] when dx is not NULL.
-   scratch as mbn_mlpGradScratch. */
+/* Forward of x [B x sizes[0]] with parameters p [nparams], products in m->prec; returns the
+   output inside ws. */
+float *mbn_mlpForward(float *ws, const mbMlp *m, const float *p, const float *x, int B);
+/* Backward after mbn_mlpForward(ws, m, p, x, B): given dy [B x out], g[nparams] += parameter
+   gradients; dx [B x sizes[0]] written (overwritten) when not NULL. scratch as
+   mbn_mlpScratch. */
 void mbn_mlpBackward(float *dx, float *g, float *scratch, const mbMlp *m, const float *p,
                      const float *x, const float *ws, const float *dy, int B);
+/* Input gradient of a one-output ReLU MLP with at least one hidden layer on selected rows,
+   restricted to input columns c0..c0+nc-1: dx[i, :] = dy * d out(x_r) / d x_r[c0:c0+nc] for
+   r = idx[i], i < n, from the forward workspace ws of B rows. No parameter gradients.
+   bufA, bufB: [n x widest hidden]. */
+void mbn_mlpInputGradRows(float *dx, float *bufA, float *bufB, const mbMlp *m, const float *p,
+                          const float *ws, int B, const int *idx, int n, float dy, int c0,
+                          int nc);
 
 /* Instruction-set path of the elementwise kernels (src/nn/isa.c) ---------------------------
    The product is built for x86-64-v3 (AVX2 + FMA); the kernels of ens_kernels.c, kernels.c
-   and sac_kernels.c also carry AVX-512 variants (function target attributes), taken at run
+   and mlp.c also carry AVX-512 variants (function target attributes), taken at run
    time when the CPU has AVX-512F/BW/DQ/VL. Both paths do the same operations per element in
    the same order (the same FMA contractions, the reductions in the AVX2 lane layout), so the
    results are bit-identical whichever runs. MBPO_ISA=avx2 forces the AVX2 path. */
@@ -213,12 +219,6 @@ void mbn_linearBackwardRowsP(mbPrecision prec, float *dW, const float *dy, const
 
 /* The bias gradient of columns [c0, c1), overwritten: db[out][c0:c1] = sum_rows dy[:, c0:c1] */
 void mbn_biasGrad(float *db, const float *dy, int B, int out, int c0, int c1);
-
-/* Adam fused with weight decay on a slab p, m, v, g [n]: g += wd * p (written back), then the
-   update of mbn_adamUpdate (opt->t not incremented). Returns wd * sum(p^2) / 2 before the
-   update, the value of the decay term of the loss. */
-double mbn_adamDecayUpdate(float *p, float *m, float *v, float *g, float wd, size_t n,
-                           const mbAdam *opt);
 
 /* out[n] = standard normal noise: Box-Muller in float from one 64-bit draw of g per pair
    (24-bit uniforms, so |z| < 5.8), vectorised; for sampling model predictions */

@@ -166,37 +166,6 @@ int mbr_sacAct(mbSac *s, float *out, const float *obs, int N, int deterministic,
 /* Multiply-add FLOPs (2 per multiply-add) of the matrix products one update of B rows does. */
 double mbr_sacUpdateFlops(const mbSac *s, int B);
 
-/* Kernels of the update (src/rl/sac_kernels.c) ------------------------------------------
-   A ReLU MLP over an mbMlp descriptor (act must be MB_ACT_RELU) whose workspace keeps only
-   each layer's output (the ReLU runs in place): [B x sizes[1]], ..., [B x sizes[nlayers]].
-   The matrix products are mbn_linearForward / mbn_linearBackward; the ReLU mask and the bias
-   gradient share one pass. */
-
-/* Floats of forward workspace for B rows. */
-size_t mbn_reluMlpWorkspace(const mbMlp *m, int B);
-/* Floats of backward scratch for B rows. */
-size_t mbn_reluMlpScratch(const mbMlp *m, int B);
-/* Output of layer l (1..nlayers; l = nlayers is the network output) inside ws [B x sizes[l]]. */
-float *mbn_reluMlpHidden(float *ws, const mbMlp *m, int B, int l);
-/* The network output inside ws [B x sizes[nlayers]]. */
-float *mbn_reluMlpOutput(float *ws, const mbMlp *m, int B);
-/* Forward of x [B x sizes[0]] with parameters p [nparams]; returns the output inside ws. */
-float *mbn_reluMlpForward(float *ws, const mbMlp *m, const float *p, const float *x, int B);
-/* Backward after mbn_reluMlpForward: given dy [B x out], g[nparams] += parameter gradients;
-   dx [B x sizes[0]] written when not NULL. scratch as mbn_reluMlpScratch. */
-void mbn_reluMlpBackward(float *dx, float *g, float *scratch, const mbMlp *m, const float *p,
-                         const float *x, const float *ws, const float *dy, int B);
-/* Input gradient of a one-output ReLU MLP on selected rows, restricted to input columns
-   c0..c0+nc-1: dx[i, :] = dy * d out(x_r) / d x_r[c0:c0+nc] for r = idx[i], i < n, from the
-   forward workspace ws of B rows. No parameter gradients. bufA, bufB: [n x widest hidden]. */
-void mbn_reluMlpInputGradRows(float *dx, float *bufA, float *bufB, const mbMlp *m,
-                              const float *p, const float *ws, int B, const int *idx, int n,
-                              float dy, int c0, int nc);
-/* One Adam update of p, m, v [n] from g [n] at step opt->t (not incremented), arithmetic as
-   mbn_adamUpdate; then targ[n] = (1 - tau) targ + tau p when targ is not NULL. */
-void mbn_adamPolyak(float *p, float *m, float *v, const float *g, float *targ, float tau,
-                    size_t n, const mbAdam *opt);
-
 /* Numerically stable log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)), finite for all u. */
 float mbr_logOneMinusTanh2(float u);
 

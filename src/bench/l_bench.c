@@ -129,9 +129,10 @@ static int b_ensstep(lua_State *L) {
   return 1;
 }
 
-/* blas() -> OpenBLAS's kernel family and configuration */
+/* blas() -> OpenBLAS's kernel family and build configuration, e.g. "Haswell: OpenBLAS
+   0.3.21 ..." */
 static int b_blas(lua_State *L) {
-  lua_pushstring(L, mbn_blasCore());
+  lua_pushfstring(L, "%s: %s", openblas_get_corename(), openblas_get_config());
   return 1;
 }
 

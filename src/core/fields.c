@@ -1,10 +1,13 @@
 /* mbpo field tables (include/mbpo/fields.h): the defaults of a table written into a struct,
-   and what the option reader of the bindings says and checks (ranges, nearest names). */
+   the range of a row as text, a struct checked against its table, and what the option reader
+   of the bindings checks and says (values set, ranges, nearest names). */
 #include <limits.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "mbpo/core.h"
 #include "mbpo/fields.h"
 
 void mbu_fieldSet(void *obj, const mbField *f, int i, double v) {
@@ -67,12 +70,12 @@ int mbu_fieldInRange(const mbField *f, double v) {
 }
 
 /* a bound as text: integers without a fraction, others as %g */
-static void bound(char *b, size_t n, double v) {
-  snprintf(b, n, v == floor(v) && fabs(v) < 1e15 ? "%.0f" : "%g", v);
+static int bound(char *b, size_t n, double v) {
+  return snprintf(b, n, v == floor(v) && fabs(v) < 1e15 ? "%.0f" : "%g", v);
 }
 
-const char *mbu_fieldRange(char *b, size_t n, const mbField *f) {
-  int isint = mbu_fieldIsInt(f);
+const char *mbu_fieldRange(const mbField *f, char *b, size_t n) {
+  int isint = f->type == MB_FIELD_INT || f->type == MB_FIELD_I64 || f->type == MB_FIELD_INTS;
   const char *what = isint ? "an integer" : "a number";
   char lo[32], hi[32];
   bound(lo, sizeof lo, f->lo);
@@ -92,6 +95,61 @@ const char *mbu_fieldRange(char *b, size_t n, const mbField *f) {
   else if (hashi) snprintf(b, n, "%s %s %s", what, f->flags & MB_F_OPEN_HI ? "<" : "<=", hi);
   else snprintf(b, n, isint ? "an integer" : "a finite number");
   return b;
+}
+
+/* element i of f's value in obj as a double */
+static double getnum(const void *obj, const mbField *f, int i) {
+  const char *p = (const char *)obj + f->offset;
+  switch (f->type) {
+    case MB_FIELD_INT: case MB_FIELD_BOOL: case MB_FIELD_ENUM: return *(const int *)p;
+    case MB_FIELD_I64: return (double)*(const int64_t *)p;
+    case MB_FIELD_U64: return 0;
+    case MB_FIELD_FLOAT: case MB_FIELD_FLOATS: return ((const float *)p)[i];
+    case MB_FIELD_DOUBLE: return *(const double *)p;
+    case MB_FIELD_INTS: return ((const int *)p)[i];
+  }
+  return 0;
+}
+
+/* 1 when v is a value of f (a number in its range, a bool, an enum index) */
+static int inrange(const mbField *f, double v) {
+  if (f->type == MB_FIELD_BOOL) return v == 0 || v == 1;
+  if (f->type == MB_FIELD_ENUM) {
+    char name[64];
+    return v >= 0 && v < 64 && mbu_fieldEnumName(f, (int)v, name, sizeof name)[0];
+  }
+  return mbu_fieldInRange(f, v);
+}
+
+int mbu_fieldCheck(const void *obj, const mbField *fields, const char *who) {
+  for (const mbField *f = fields; f->name[0]; f++) {
+    char what[160];
+    int list = f->type == MB_FIELD_INTS || f->type == MB_FIELD_FLOATS;
+    if (f->type == MB_FIELD_U64 || (!list && f->n > 1)) continue;
+    int n = 1;
+    if (list) {
+      n = *(const int *)((const char *)obj + f->count);
+      int lo = f->flags & MB_F_EMPTY ? 0 : 1;
+      if (f->flags & MB_F_LINKED) n++;  /* one more than the list it follows: checked there */
+      else if (n < lo || n > f->n)
+        return mbu_error("%s: %s must be a list of %d to %d %s, got %d values", who, f->name,
+                         lo, f->n, f->type == MB_FIELD_INTS ? "integers" : "numbers", n);
+    }
+    for (int i = 0; i < n; i++) {
+      double v = getnum(obj, f, i);
+      if (inrange(f, v)) continue;
+      char key[80];
+      if (list) snprintf(key, sizeof key, "%s[%d]", f->name, i + 1);
+      else snprintf(key, sizeof key, "%s", f->name);
+      /* the value as written: integers whole, floats to their 7 significant digits */
+      int isint = f->type != MB_FIELD_FLOAT && f->type != MB_FIELD_FLOATS &&
+                  f->type != MB_FIELD_DOUBLE;
+      return mbu_error(isint ? "%s: %s must be %s, got %.0f" : f->type == MB_FIELD_DOUBLE ?
+                       "%s: %s must be %s, got %.15g" : "%s: %s must be %s, got %.7g", who, key,
+                       mbu_fieldRange(f, what, sizeof what), v);
+    }
+  }
+  return MB_OK;
 }
 
 /* Levenshtein distance of two short names */

@@ -6,16 +6,9 @@
      local next_obs, reward = ens:step(obs, act, rng)   -- one random elite per row
      local t = ens:state(); fresh:load_state(t)         -- continue bit for bit
    Targets are [reward, next_obs - obs] rows (reward first). Member numbers are 1-based in Lua.
-   Options of Ensemble.new (defaults = the reference, specs/mbpo-algorithm.md section 2):
-     members = 7, elites = 5, hidden = {200, 200, 200, 200}, activation = "swish",
-     weight_decay = {2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4} (one per linear layer; for other
-     depths: 2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 7.5e-5... on hidden layers and 1e-4 on the output),
-     lr = 1e-3, seed = 0, bounds = "learned"|"fixed", max_logvar = 0.5, min_logvar = -10,
-     bound_penalty = 0.01, prediction = "sample"|"mean", bootstrap = "replace"|"permutation"|
-     "none", holdout_ratio = 0.2, holdout_cap = 5000 (0 or false: no cap),
-     snapshot = "member"|"ensemble", batch = 256, patience = 5, improvement = 0.01,
-     precision = "fp32"|"bf16" (bf16: the members' matrix products, training and inference,
-     take bf16 operands with fp32 accumulation; everything else stays fp32).
+   The options of Ensemble.new, their defaults (the reference, specs/mbpo-algorithm.md section
+   2), ranges and docs are the rows of MB_ENS_FIELDS (include/mbpo/ensemble.h), Ensemble.fields
+   in Lua; weight_decay, when not given, follows the default list for the depth of hidden.
    Methods: fit, predict, step, evaluate, train_step, loss_grad, elites, holdout_mse,
    parameters, bounds, info, flops, state, load_state. Unknown option names raise, so a
    misspelt key in a config is not ignored.

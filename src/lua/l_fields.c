@@ -30,7 +30,7 @@ static int bad(lua_State *L, const char *F, const mbField *f, int i, int idx) {
   idx = lua_absindex(L, idx);
   if (i > 0) snprintf(key, sizeof key, "%s[%d]", f->name, i);
   else snprintf(key, sizeof key, "%s", f->name);
-  return luaL_error(L, "%s: %s must be %s, got %s", F, key, mbu_fieldRange(what, sizeof what, f),
+  return luaL_error(L, "%s: %s must be %s, got %s", F, key, mbu_fieldRange(f, what, sizeof what),
                     shown(L, idx));
 }
 
@@ -80,7 +80,7 @@ uint64_t mbL_readfields(lua_State *L, int idx, const char *F, const mbField *fie
     char what[160];
     if (lua_getfield(L, idx, f->name) == LUA_TNIL) {
       if (f->flags & MB_F_REQUIRED)
-        luaL_error(L, "%s: %s is required (%s)", F, f->name, mbu_fieldRange(what, sizeof what, f));
+        luaL_error(L, "%s: %s is required (%s)", F, f->name, mbu_fieldRange(f, what, sizeof what));
       lua_pop(L, 1);
       continue;
     }
@@ -150,7 +150,7 @@ void mbL_pushfields(lua_State *L, const mbField *fields) {
     lua_pushstring(L, f->name); lua_setfield(L, -2, "name");
     lua_pushstring(L, TYPES[f->type]); lua_setfield(L, -2, "type");
     lua_pushstring(L, f->doc); lua_setfield(L, -2, "doc");
-    lua_pushstring(L, mbu_fieldRange(what, sizeof what, f)); lua_setfield(L, -2, "range");
+    lua_pushstring(L, mbu_fieldRange(f, what, sizeof what)); lua_setfield(L, -2, "range");
     if (f->type == MB_FIELD_INTS || f->type == MB_FIELD_FLOATS) {
       lua_createtable(L, f->ndefs, 0);
       for (int i = 0; i < f->ndefs; i++) {

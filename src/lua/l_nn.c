@@ -54,7 +54,7 @@ typedef struct MlpOpts {
 } MlpOpts;
 static const mbField MLP_FIELDS[] = {
   MB_F_LIST(MlpOpts, sizes, MB_FIELD_INTS, MB_F_REQUIRED, nsizes, MB_MLP_MAXLAYERS + 1, 1,
-            1 << 24, "widths: inputs, hidden layers, outputs", 0)
+            1 << 20, "widths: inputs, hidden layers, outputs (mbn_mlpInit's range)", 0)
   MB_F_ENUM(MlpOpts, activation, MB_ACT_RELU, "relu|swish", "hidden activation")
   MB_F_ENUM(MlpOpts, init, 0, "uniform|truncnormal", "initial weights")
   MB_F_U64(MlpOpts, seed, 0, "seed of the initial weights")
@@ -75,6 +75,19 @@ static const mbField ADAM_FIELDS[] = {
 /* reads the Adam options at idx (none: nil) over the settings in o; F names the caller */
 static void adamopts(lua_State *L, int idx, const char *F, AdamOpts *o) {
   if (!lua_isnoneornil(L, idx)) mbL_readfields(L, idx, F, ADAM_FIELDS, o, NULL);
+}
+
+/* net:adam_step and opt:step: the options at idx over *a and *wd (they persist there), then
+   one Adam step of p, m, v [n] from g (g + wd * p written back); leaves the object at 1 */
+static void adamstep(lua_State *L, int idx, const char *F, mbAdam *a, float *wd, float *p,
+                     float *m, float *v, float *g, size_t n) {
+  AdamOpts o = {*a, *wd};
+  adamopts(L, idx, F, &o);
+  *a = o.adam;
+  *wd = o.weight_decay;
+  a->t++;
+  mbn_adam(p, m, v, g, n, a, *wd, NULL, 0.0f);
+  lua_settop(L, 1);
 }
 
 /* grows *buf to n floats */
@@ -139,7 +152,7 @@ static int mlp_backward(lua_State *L) {
   const mbMlp *m = &n->net;
   if (n->B == 0) return luaL_error(L, "mlp:backward: call forward first");
   const float *dy = mbL_checkmatrix(L, 2, "mlp:backward", "dy", n->B, m->sizes[m->nlayers]);
-  grow(L, &n->scratch, &n->scap, mbn_mlpGradScratch(m, n->B));
+  grow(L, &n->scratch, &n->scap, mbn_mlpScratch(m, n->B));
   int64_t size[2] = {n->B, m->sizes[0]};
   mbTensor *dx = mbL_newtensor(L, 2, size);
   mbn_mlpBackward(mbt_data(dx), mbt_data(&n->g), n->scratch, m, mbt_data(&n->p), n->x, n->ws,
@@ -156,17 +169,13 @@ static int mlp_zerograd(lua_State *L) {
 }
 
 /* net:adam_step{lr =, weight_decay = 0, beta1 =, beta2 =, eps =}: g += wd * p on every
-   parameter, then one Adam step; the options given persist */
+   parameter, then one Adam step; the options given persist, but weight_decay (0 unless
+   given) */
 static int mlp_adamstep(lua_State *L) {
   lmlp *n = checkmlp(L, 1);
-  AdamOpts o = {n->adam, 0.0f};
-  adamopts(L, 2, "mlp:adam_step", &o);
-  n->adam = o.adam;
-  float wd = o.weight_decay;
-  float *p = mbt_data(&n->p), *g = mbt_data(&n->g);
-  if (wd != 0.0f) mbn_addDecay(g, p, wd, n->net.nparams);
-  mbn_adamStep(p, mbt_data(&n->m), mbt_data(&n->v), g, n->net.nparams, &n->adam);
-  lua_settop(L, 1);
+  float wd = 0.0f;
+  adamstep(L, 2, "mlp:adam_step", &n->adam, &wd, mbt_data(&n->p), mbt_data(&n->m),
+           mbt_data(&n->v), mbt_data(&n->g), n->net.nparams);
   return 1;
 }
 
@@ -202,16 +211,11 @@ static mbLStateType MLPSTATE = {"mlp", "network", checkmlpobj, mlpblocks, NULL, 
 static int mlp_tostring(lua_State *L) {
   lmlp *n = luaL_checkudata(L, 1, MBL_MLP);
   if (!n->p.storage) { lua_pushliteral(L, "mbpo.Mlp (closed)"); return 1; }
-  luaL_Buffer b;
-  luaL_buffinit(L, &b);
-  luaL_addstring(&b, "mbpo.Mlp [");
-  for (int i = 0; i <= n->net.nlayers; i++) {
-    if (i) luaL_addstring(&b, " -> ");
-    lua_pushinteger(L, n->net.sizes[i]);
-    luaL_addvalue(&b);
-  }
-  luaL_addstring(&b, n->net.act == MB_ACT_SWISH ? "] swish" : "] relu");
-  luaL_pushresult(&b);
+  lua_pushliteral(L, "mbpo.Mlp [");
+  for (int i = 0; i <= n->net.nlayers; i++)
+    lua_pushfstring(L, i ? " -> %d" : "%d", n->net.sizes[i]);
+  lua_pushstring(L, n->net.act == MB_ACT_SWISH ? "] swish" : "] relu");
+  lua_concat(L, n->net.nlayers + 3);
   return 1;
 }
 
@@ -265,15 +269,9 @@ static int adam_step(lua_State *L) {
     return luaL_error(L, "adam:step: the gradient must be a contiguous tensor of %I elements, "
                       "got %s", (LUAI_UACINT)n, mbt_shapeStr(g, shape, sizeof shape));
   }
-  AdamOpts o = {a->adam, a->wd};
-  adamopts(L, 3, "adam:step", &o);
-  a->adam = o.adam;
-  a->wd = o.weight_decay;
-  float *p = mbt_data(&a->p), *gd = mbt_data(g);
-  /* the decay goes into the caller's gradient tensor as well (g + wd * p), as mbn_addDecay */
-  if (a->wd != 0.0f) mbn_addDecay(gd, p, a->wd, (size_t)n);
-  mbn_adamStep(p, mbt_data(&a->m), mbt_data(&a->v), gd, (size_t)n, &a->adam);
-  lua_settop(L, 1);
+  /* the decay goes into the caller's gradient tensor as well (g + wd * p) */
+  adamstep(L, 3, "adam:step", &a->adam, &a->wd, mbt_data(&a->p), mbt_data(&a->m),
+           mbt_data(&a->v), mbt_data(g), (size_t)n);
   return 1;
 }
 
@@ -319,11 +317,7 @@ int luaopen_mbpo_nn(lua_State *L) {
   /* tensors cross this module's boundary: their metatable must exist */
   luaL_requiref(L, "mbpo.tensor", luaopen_mbpo_tensor, 0);
   lua_pop(L, 1);
-  luaL_newmetatable(L, MBL_ADAM);
-  luaL_setfuncs(L, adam_metameth, 0);
-  lua_newtable(L);
-  luaL_setfuncs(L, adam_meth, 0);
-  lua_setfield(L, -2, "__index");
+  mbL_newmodule(L, MBL_ADAM, adam_meth, adam_metameth, funcs);
   lua_pop(L, 1);
   mbL_newmodule(L, MBL_MLP, meth, metameth, funcs);
   mbL_setstate(L, MBL_MLP, &MLPSTATE);

@@ -97,7 +97,7 @@ typedef struct Rows {
   const float *data;
   int n;         /* rows */
   int flat;      /* 1: a 1-d tensor or a flat Lua table */
-  int table;     /* 1: came from a Lua table (copied into a userdata left on the stack) */
+  int table;     /* 1: came from a Lua table (copied into a tensor left on the stack) */
 } Rows;
 
 /* reads the argument at idx as rows of `cols` floats; want = required row count or -1.
@@ -107,75 +107,37 @@ static Rows getrows(lua_State *L, int idx, const char *fname, const char *arg, i
   Rows r = {NULL, 0, 0, 0};
   idx = lua_absindex(L, idx);
   mbTensor *t = mbL_testtensor(L, idx);
-  if (t && t->storage) {
-    if (t->ndim == 1 && mbt_isContiguous(t) && (vector ? t->size[0] == cols : cols == 1)) {
-      r.n = vector ? 1 : (int)t->size[0];
-      r.flat = 1;
-      r.data = mbt_data(t);
-    } else {
-      r.data = mbL_checkmatrix(L, idx, fname, arg, want >= 0 ? want : -1, cols);
-      r.n = (int)t->size[0];
-    }
-    if (want >= 0 && r.n != want)
-      luaL_error(L, "%s: %s has %d rows, expected %d", fname, arg, r.n, want);
-    return r;
+  if (!t) {
+    if (!lua_istable(L, idx))
+      luaL_error(L, "%s: %s must be a tensor or a table, got %s", fname, arg,
+                 luaL_typename(L, idx));
+    lua_pushfstring(L, "%s: %s", fname, arg);
+    t = mbL_tabletensor(L, idx, lua_tostring(L, -1));
+    lua_remove(L, -2);
+    idx = lua_gettop(L);  /* the copy */
+    r.table = 1;
   }
-  if (!lua_istable(L, idx))
-    luaL_error(L, "%s: %s must be a tensor or a table, got %s", fname, arg,
-               luaL_typename(L, idx));
-  lua_Integer len = luaL_len(L, idx);
-  int nested = len > 0 && lua_geti(L, idx, 1) == LUA_TTABLE;
-  if (len > 0) lua_pop(L, 1);
-  if (nested) r.n = (int)len;
-  else if (vector) {
-    if (len != cols)
-      luaL_error(L, "%s: %s has %d numbers, expected %d", fname, arg, (int)len, cols);
-    r.n = 1;
+  if (t->storage && t->ndim == 1 && mbt_isContiguous(t) && (vector || cols == 1)) {
+    if (vector && t->size[0] != cols)
+      luaL_error(L, "%s: %s has %d numbers, expected %d", fname, arg, (int)t->size[0], cols);
+    r.n = vector ? 1 : (int)t->size[0];
     r.flat = 1;
-  } else if (cols == 1) {
-    r.n = (int)len;
-    r.flat = 1;
-  } else
-    luaL_error(L, "%s: %s must be a table of rows", fname, arg);
+    r.data = mbt_data(t);
+  } else {
+    r.data = mbL_checkmatrix(L, idx, fname, arg, -1, cols);
+    r.n = (int)t->size[0];
+  }
   if (r.n < 1) luaL_error(L, "%s: %s is empty", fname, arg);
   if (want >= 0 && r.n != want)
     luaL_error(L, "%s: %s has %d rows, expected %d", fname, arg, r.n, want);
-  float *d = lua_newuserdatauv(L, sizeof(float) * (size_t)r.n * cols, 0);
-  for (int i = 0; i < r.n; i++) {
-    if (nested) {
-      if (lua_geti(L, idx, i + 1) != LUA_TTABLE)
-        luaL_error(L, "%s: %s[%d] must be a table of %d numbers", fname, arg, i + 1, cols);
-      if (luaL_len(L, -1) != cols)
-        luaL_error(L, "%s: %s[%d] has %d numbers, expected %d", fname, arg, i + 1,
-                   (int)luaL_len(L, -1), cols);
-      for (int j = 0; j < cols; j++) {
-        lua_geti(L, -1, j + 1);
-        if (!lua_isnumber(L, -1))
-          luaL_error(L, "%s: %s[%d][%d] is not a number", fname, arg, i + 1, j + 1);
-        d[(size_t)i * cols + j] = (float)lua_tonumber(L, -1);
-        lua_pop(L, 1);
-      }
-      lua_pop(L, 1);
-    } else
-      for (int j = 0; j < cols; j++) {
-        lua_geti(L, idx, (lua_Integer)i * cols + j + 1);
-        if (!lua_isnumber(L, -1))
-          luaL_error(L, "%s: %s[%d] is not a number", fname, arg, i * cols + j + 1);
-        d[(size_t)i * cols + j] = (float)lua_tonumber(L, -1);
-        lua_pop(L, 1);
-      }
-  }
-  r.data = d;
-  r.table = 1;
   return r;
 }
 
 /* Update -------------------------------------------------------------------------------- */
 
-static void setnum(lua_State *L, const char *k, double v) {
-  lua_pushnumber(L, v);
-  lua_setfield(L, -2, k);
-}
+/* the statistics of an update, in mbSacSums order */
+static const char *const statkeys[10] = {"q1_loss", "q2_loss", "critic_loss", "actor_loss",
+  "alpha_loss", "alpha", "q_mean", "q_pi", "target_mean", "entropy"};
 
 /* agent:update(batch [, stats]) or agent:update(obs, act, reward, next_obs, done [, stats]) */
 static int sac_update(lua_State *L) {
@@ -211,16 +173,12 @@ static int sac_update(lua_State *L) {
   lua_settop(L, top);
   if (lua_istable(L, statsidx)) lua_pushvalue(L, statsidx);
   else lua_createtable(L, 0, 10);
-  setnum(L, "q1_loss", st.q1_loss);
-  setnum(L, "q2_loss", st.q2_loss);
-  setnum(L, "critic_loss", st.q1_loss + st.q2_loss);
-  setnum(L, "actor_loss", st.actor_loss);
-  setnum(L, "alpha_loss", st.alpha_loss);
-  setnum(L, "alpha", st.alpha);
-  setnum(L, "q_mean", st.q_mean);
-  setnum(L, "q_pi", st.q_pi);
-  setnum(L, "target_mean", st.target_mean);
-  setnum(L, "entropy", st.entropy);
+  const double v[10] = {st.q1_loss, st.q2_loss, st.q1_loss + st.q2_loss, st.actor_loss,
+    st.alpha_loss, st.alpha, st.q_mean, st.q_pi, st.target_mean, st.entropy};
+  for (int i = 0; i < 10; i++) {
+    lua_pushnumber(L, v[i]);
+    lua_setfield(L, -2, statkeys[i]);
+  }
   return 1;
 }
 
@@ -231,9 +189,6 @@ static int sac_update(lua_State *L) {
    the sums are bit for bit those of the Lua loop of update + sample_mixed. Stops at the first
    update with a non-finite critic or actor loss and returns the finite count before it and
    that update's critic and actor loss. */
-static const char *const sumkeys[10] = {"q1_loss", "q2_loss", "critic_loss", "actor_loss",
-  "alpha_loss", "alpha", "q_mean", "q_pi", "target_mean", "entropy"};
-
 static int sac_updatemixed(lua_State *L) {
   mbSac *s = checksac(L, 1);
   mbBuffer *real = mbL_checkbuffer(L, 2), *model = mbL_checkbuffer(L, 3);
@@ -245,7 +200,7 @@ static int sac_updatemixed(lua_State *L) {
     luaL_error(L, "sac:update_mixed: n must be in 0..2^30, got %d", (int)n);
   double sums[10];
   for (int i = 0; i < 10; i++) {
-    lua_getfield(L, 7, sumkeys[i]);
+    lua_getfield(L, 7, statkeys[i]);
     sums[i] = luaL_optnumber(L, -1, 0.0);
     lua_pop(L, 1);
   }
@@ -259,7 +214,7 @@ static int sac_updatemixed(lua_State *L) {
   /* keys absent before and never added to stay absent, as in the Lua loop */
   for (int i = 0; i < 10 && done > 0; i++) {
     lua_pushnumber(L, out[i]);
-    lua_setfield(L, 7, sumkeys[i]);
+    lua_setfield(L, 7, statkeys[i]);
   }
   lua_pushinteger(L, done);
   if (done == n) return 1;

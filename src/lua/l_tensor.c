@@ -283,8 +283,9 @@ static int tableshape(lua_State *L, int arg, int64_t *size) {
 }
 
 /* fills data (row-major) from the nested table on top of the stack at depth dim; path holds
-   the 1-based position for messages */
-static void fillfrom(lua_State *L, const mbTensor *t, int dim, float **data, int64_t *path) {
+   the 1-based position for messages, which begin with who */
+static void fillfrom(lua_State *L, const mbTensor *t, int dim, float **data, int64_t *path,
+                     const char *who) {
   luaL_checkstack(L, 4, "tensor: nested table too deep");
   int64_t len = (int64_t)lua_rawlen(L, -1);
   if (len != t->size[dim]) {
@@ -292,7 +293,7 @@ static void fillfrom(lua_State *L, const mbTensor *t, int dim, float **data, int
     size_t k = 0;
     for (int d = 0; d < dim && k < sizeof pos; d++)
       k += (size_t)snprintf(pos + k, sizeof pos - k, "[%lld]", (long long)path[d]);
-    mbL_errorf(L, "tensor: ragged nested table, %s has %lld elements, expected %lld",
+    mbL_errorf(L, "%s: ragged nested table, %s has %lld elements, expected %lld", who,
                dim ? pos : "the outer table", (long long)len, (long long)t->size[dim]);
   }
   for (int64_t i = 1; i <= len; i++) {
@@ -300,7 +301,7 @@ static void fillfrom(lua_State *L, const mbTensor *t, int dim, float **data, int
     lua_rawgeti(L, -1, i);
     if (dim + 1 < t->ndim) {
       if (!lua_istable(L, -1)) goto bad;
-      fillfrom(L, t, dim + 1, data, path);
+      fillfrom(L, t, dim + 1, data, path, who);
     } else {
       int isnum;
       lua_Number v = lua_tonumberx(L, -1, &isnum);
@@ -314,8 +315,8 @@ static void fillfrom(lua_State *L, const mbTensor *t, int dim, float **data, int
       size_t k = 0;
       for (int d = 0; d <= dim && k < sizeof pos; d++)
         k += (size_t)snprintf(pos + k, sizeof pos - k, "[%lld]", (long long)path[d]);
-      mbL_errorf(L, "tensor: expected a %s at %s, got %s", dim + 1 < t->ndim ? "table" : "number",
-                 pos, luaL_typename(L, -1));
+      mbL_errorf(L, "%s: expected a %s at %s, got %s", who,
+                 dim + 1 < t->ndim ? "table" : "number", pos, luaL_typename(L, -1));
     }
   }
 }
@@ -334,14 +335,20 @@ static int t_tensor(lua_State *L) {
     return 1;
   }
   if (!lua_istable(L, 1)) return luaL_typeerror(L, 1, "table, number or mbpo.Tensor");
+  mbL_tabletensor(L, 1, "tensor");
+  return 1;
+}
+
+mbTensor *mbL_tabletensor(lua_State *L, int idx, const char *who) {
   int64_t size[MB_MAXDIM], path[MB_MAXDIM] = {0};
-  int n = tableshape(L, 1, size);
+  idx = lua_absindex(L, idx);
+  int n = tableshape(L, idx, size);
   mbTensor *t = newempty(L, n, size);
   float *data = mbt_data(t);
-  lua_pushvalue(L, 1);
-  fillfrom(L, t, 0, &data, path);
+  lua_pushvalue(L, idx);
+  fillfrom(L, t, 0, &data, path, who);
   lua_pop(L, 1);
-  return 1;
+  return t;
 }
 
 /* T.manual_seed(n): reseeds the default generator */

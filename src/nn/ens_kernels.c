@@ -1,5 +1,5 @@
 /* Fused network kernels used by the dynamics ensemble: swish keeping its sigmoid, column
-   blocks of the linear weight gradient, Adam fused with weight decay, and the Gaussian head
+   blocks of the linear weight gradient, and the Gaussian head
    with soft log-variance bounds (loss, gradient, bounded log-variance, sampling).
    Each kernel has an AVX2 path (8 lanes, masked tails) and a scalar path with the same
    polynomials (ens_simd.h); neither allocates. With AVX2 each also has an AVX-512 variant
@@ -268,104 +268,6 @@ void mbn_biasGrad(float *db, const float *dy, int B, int out, int c0, int c1) {
 #endif
     for (; j < nc; j++) d[j] += row[j];
   }
-}
-
-/* Adam with weight decay ------------------------------------------------------------------
-   The same update as mbn_adamUpdate (bias corrections folded into the step and the
-   denominator), with the decay gradient wd * p added first and the decay term of the loss
-   returned, so one pass over p, m, v, g does all three. */
-
-#ifdef MB_SIMD16
-/* The vector part of mbn_adamDecayUpdate on the AVX-512 path: the elements the AVX2 path
-   covers with 8 lanes (n rounded down to 8), the same FMAs; sum(p^2) accumulated in the AVX2
-   layout (lane l of 8 takes elements l, l + 8, l + 16, ... in order: per 16 elements, the
-   low half then the high half into one 8-lane accumulator). Returns the elements done. */
-MB_T512 static size_t adam_decay16(float *p, float *m, float *v, float *g, float wd, size_t n,
-                                   float b1, float b2, float step, float rc2, float eps,
-                                   double *sq) {
-  const __m512 vb1 = _mm512_set1_ps(b1), vb2 = _mm512_set1_ps(b2);
-  const __m512 va1 = _mm512_set1_ps(1.0f - b1), va2 = _mm512_set1_ps(1.0f - b2);
-  const __m512 vwd = _mm512_set1_ps(wd), vstep = _mm512_set1_ps(step);
-  const __m512 vrc2 = _mm512_set1_ps(rc2), veps = _mm512_set1_ps(eps);
-  __m256 acc = _mm256_setzero_ps();
-  size_t i = 0;
-  for (; i + 8 <= n; i += 16) {
-    int full = i + 16 <= n;
-    __mmask16 k = full ? (__mmask16)0xffff : (__mmask16)0xff;
-    __m512 pi = mb_ld16(p + i, k);
-    __m512 gi = _mm512_fmadd_ps(vwd, pi, mb_ld16(g + i, k));
-    acc = _mm256_fmadd_ps(mb_lo8(pi), mb_lo8(pi), acc);
-    if (full) acc = _mm256_fmadd_ps(mb_hi8(pi), mb_hi8(pi), acc);
-    __m512 mi = _mm512_fmadd_ps(vb1, mb_ld16(m + i, k), _mm512_mul_ps(va1, gi));
-    __m512 vi = _mm512_fmadd_ps(vb2, mb_ld16(v + i, k),
-                                _mm512_mul_ps(_mm512_mul_ps(va2, gi), gi));
-    __m512 den = _mm512_fmadd_ps(_mm512_sqrt_ps(vi), vrc2, veps);
-    mb_st16(g + i, k, gi);
-    mb_st16(m + i, k, mi);
-    mb_st16(v + i, k, vi);
-    mb_st16(p + i, k, _mm512_sub_ps(pi, _mm512_div_ps(_mm512_mul_ps(vstep, mi), den)));
-    if (!full) { i += 8; break; }
-  }
-  float lanes[8];
-  _mm256_storeu_ps(lanes, acc);
-  for (int l = 0; l < 8; l++) *sq += lanes[l];
-  return i;
-}
-#endif
-
-/* g += wd p; m, v moments; p -= lr / c1 * m / (sqrt(v / c2) + eps); returns wd sum(p^2) / 2 */
-double mbn_adamDecayUpdate(float *p, float *m, float *v, float *g, float wd, size_t n,
-                           const mbAdam *opt) {
-  const float b1 = opt->beta1, b2 = opt->beta2;
-  /* bias corrections in double as mbn_adamUpdate: t can reach millions */
-  const float c1 = (float)(1.0 - pow(b1, (double)opt->t));
-  const float c2 = (float)(1.0 - pow(b2, (double)opt->t));
-  const float step = opt->lr / c1, rc2 = 1.0f / sqrtf(c2), eps = opt->eps;
-  double sq = 0.0;  /* sum(p^2) before the update: 8 float lanes, then double */
-  size_t i = 0;
-#ifdef MB_SIMD16
-  if (mb_use512()) {
-    i = adam_decay16(p, m, v, g, wd, n, b1, b2, step, rc2, eps, &sq);
-    goto tail;
-  }
-#endif
-#ifdef MB_SIMD8
-  const __m256 vb1 = _mm256_set1_ps(b1), vb2 = _mm256_set1_ps(b2);
-  const __m256 va1 = _mm256_set1_ps(1.0f - b1), va2 = _mm256_set1_ps(1.0f - b2);
-  const __m256 vwd = _mm256_set1_ps(wd), vstep = _mm256_set1_ps(step);
-  const __m256 vrc2 = _mm256_set1_ps(rc2), veps = _mm256_set1_ps(eps);
-  __m256 acc = _mm256_setzero_ps();
-  for (; i + 8 <= n; i += 8) {
-    __m256 pi = _mm256_loadu_ps(p + i);
-    __m256 gi = _mm256_fmadd_ps(vwd, pi, _mm256_loadu_ps(g + i));
-    acc = _mm256_fmadd_ps(pi, pi, acc);
-    __m256 mi = _mm256_fmadd_ps(vb1, _mm256_loadu_ps(m + i), _mm256_mul_ps(va1, gi));
-    __m256 vi = _mm256_fmadd_ps(vb2, _mm256_loadu_ps(v + i),
-                                _mm256_mul_ps(_mm256_mul_ps(va2, gi), gi));
-    __m256 den = _mm256_fmadd_ps(_mm256_sqrt_ps(vi), vrc2, veps);
-    _mm256_storeu_ps(g + i, gi);
-    _mm256_storeu_ps(m + i, mi);
-    _mm256_storeu_ps(v + i, vi);
-    _mm256_storeu_ps(p + i, _mm256_sub_ps(pi, _mm256_div_ps(_mm256_mul_ps(vstep, mi), den)));
-  }
-  float lanes[8];
-  _mm256_storeu_ps(lanes, acc);
-  for (int k = 0; k < 8; k++) sq += lanes[k];
-#endif
-#ifdef MB_SIMD16
-tail:
-#endif
-  for (; i < n; i++) {
-    float pi = p[i], gi = g[i] + wd * pi;
-    sq += (double)pi * pi;
-    float mi = b1 * m[i] + (1.0f - b1) * gi;
-    float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
-    g[i] = gi;
-    m[i] = mi;
-    v[i] = vi;
-    p[i] = pi - step * mi / (sqrtf(vi) * rc2 + eps);
-  }
-  return 0.5 * (double)wd * sq;
 }
 
 /* Noise ----------------------------------------------------------------------------------------

@@ -113,53 +113,16 @@ void mbn_ensDefaultDecay(mbEnsembleConfig *c) {
 }
 
 /* MB_OK, or MB_ERR with a message naming the field and its value */
+/* the ranges of MB_ENS_FIELDS, the two that depend on another field, whether bf16 runs */
 static int check_config(const mbEnsembleConfig *c) {
-  if (c->prec != MB_FP32 && c->prec != MB_BF16)
-    return mbu_error("ensemble: unknown precision %d", (int)c->prec);
-  if (c->prec == MB_BF16 && mbn_bf16Check(NULL, 0) < 0) return MB_ERR;
-  if (c->inputs < 1 || c->inputs > (1 << 16))
-    return mbu_error("ensemble: inputs = %d out of range [1, 65536]", c->inputs);
-  if (c->outputs < 1 || c->outputs > (1 << 16))
-    return mbu_error("ensemble: outputs = %d out of range [1, 65536]", c->outputs);
-  if (c->members < 1 || c->members > MB_ENS_MAXMEMBERS)
-    return mbu_error("ensemble: members = %d out of range [1, %d]", c->members,
-                     MB_ENS_MAXMEMBERS);
-  if (c->elites < 1 || c->elites > c->members)
-    return mbu_error("ensemble: elites = %d out of range [1, members = %d]", c->elites,
-                     c->members);
-  if (c->nhidden < 0 || c->nhidden > MB_MLP_MAXLAYERS - 1)
-    return mbu_error("ensemble: %d hidden layers (at most %d)", c->nhidden,
-                     MB_MLP_MAXLAYERS - 1);
-  for (int i = 0; i < c->nhidden; i++)
-    if (c->hidden[i] < 1 || c->hidden[i] > (1 << 16))
-      return mbu_error("ensemble: hidden layer %d has width %d (expected 1..65536)", i + 1,
-                       c->hidden[i]);
-  if (c->act != MB_ACT_SWISH && c->act != MB_ACT_RELU)
-    return mbu_error("ensemble: unknown activation %d", (int)c->act);
-  for (int i = 0; i <= c->nhidden; i++)
-    if (!(c->weight_decay[i] >= 0.0f) || !isfinite(c->weight_decay[i]))
-      return mbu_error("ensemble: weight decay of layer %d is %g (expected >= 0)", i + 1,
-                       (double)c->weight_decay[i]);
-  if (!(c->lr > 0.0f) || !isfinite(c->lr))
-    return mbu_error("ensemble: lr = %g (expected > 0)", (double)c->lr);
-  if (!(c->max_logvar > c->min_logvar) || !isfinite(c->max_logvar) || !isfinite(c->min_logvar))
-    return mbu_error("ensemble: log-variance bounds [%g, %g] (expected min < max)",
+  if (mbu_fieldCheck(c, mbn_ensFields, "ensemble") < 0) return MB_ERR;
+  if (c->elites > c->members)
+    return mbu_error("ensemble: elites must be an integer in [1, members = %d], got %d",
+                     c->members, c->elites);
+  if (!(c->max_logvar > c->min_logvar))
+    return mbu_error("ensemble: max_logvar must be a number > min_logvar = %g, got %g",
                      (double)c->min_logvar, (double)c->max_logvar);
-  if (!(c->bound_penalty >= 0.0f) || !isfinite(c->bound_penalty))
-    return mbu_error("ensemble: bound penalty %g (expected >= 0)", (double)c->bound_penalty);
-  /* enums from a caller may hold any integer */
-  if ((unsigned)c->bounds > MB_BOUNDS_FIXED || (unsigned)c->prediction > MB_PRED_MEAN ||
-      (unsigned)c->bootstrap > MB_BOOT_NONE || (unsigned)c->snapshot > MB_SNAP_ENSEMBLE)
-    return mbu_error("ensemble: unknown mode (bounds %d, prediction %d, bootstrap %d, "
-                     "snapshot %d)", (int)c->bounds, (int)c->prediction, (int)c->bootstrap,
-                     (int)c->snapshot);
-  if (!(c->holdout_ratio >= 0.0f && c->holdout_ratio < 1.0f))
-    return mbu_error("ensemble: holdout ratio %g out of range [0, 1)", (double)c->holdout_ratio);
-  if (c->batch < 1 || c->batch > (1 << 20))
-    return mbu_error("ensemble: batch = %d out of range [1, 1048576]", c->batch);
-  if (c->patience < 0) return mbu_error("ensemble: patience = %d (expected >= 0)", c->patience);
-  if (!(c->improvement >= 0.0f) || !isfinite(c->improvement))
-    return mbu_error("ensemble: improvement %g (expected >= 0)", (double)c->improvement);
+  if (c->prec == MB_BF16 && mbn_bf16Check(NULL, 0) < 0) return MB_ERR;
   return MB_OK;
 }
 
@@ -242,6 +205,7 @@ int mbn_ensCreate(mbEnsemble **out, const mbEnsembleConfig *c) {
   for (int i = 0; i < c->elites; i++) e->elite[i] = i;
   for (int m = 0; m < c->members; m++) e->holdout_mse[m] = NAN;
   mbn_adamDefaults(&e->adam, c->lr);
+  e->adam.contract = 1;  /* the FMA arithmetic of its recorded runs (mbn_adam) */
   *out = e;
   return MB_OK;
 }
@@ -300,12 +264,6 @@ size_t mbn_ensWorkBytes(const mbEnsemble *e) {
   if (w->snap) n += (size_t)c->members * e->nparams * sizeof(float);
   n += (size_t)w->histcap * (1 + c->members) * sizeof(double);
   return n;
-}
-
-const char *mbn_blasCore(void) {
-  static char buf[256];
-  snprintf(buf, sizeof buf, "%s: %s", openblas_get_corename(), openblas_get_config());
-  return buf;
 }
 
 /* Tasks handed out on demand: each of min(n, threads) workers (mbu_parallelFor's threads)
@@ -567,8 +525,8 @@ static void train_weights_task(void *vctx, int t, int worker) {
     /* decay on weights only (wd * W, the gradient of wd * sum(W^2) / 2), none on biases */
     float wd = e->cfg.weight_decay[l];
     if (c->update) {
-      if (nw) decay += mbn_adamDecayUpdate(P + wo, Mm + wo, V + wo, G + wo, wd, nw, &e->adam);
-      if (nb) mbn_adamDecayUpdate(P + bo, Mm + bo, V + bo, G + bo, 0.0f, nb, &e->adam);
+      if (nw) decay += mbn_adam(P + wo, Mm + wo, V + wo, G + wo, nw, &e->adam, wd, NULL, 0);
+      if (nb) mbn_adam(P + bo, Mm + bo, V + bo, G + bo, nb, &e->adam, 0.0f, NULL, 0);
     } else {
       double sq = 0;
       for (size_t j = 0; j < nw; j++) sq += (double)P[wo + j] * P[wo + j];
@@ -614,9 +572,8 @@ static int train_step(double *loss, mbEnsemble *e, const float *x, const float *
       penalty += (double)cfg->bound_penalty * ((double)e->max_logvar[j] - e->min_logvar[j]);
     }
     if (update)
-      mbn_adamDecayUpdate(e->max_logvar, e->adam_m + (size_t)M * e->nparams,
-                          e->adam_v + (size_t)M * e->nparams, gmax, 0.0f, 2 * (size_t)D,
-                          &e->adam);
+      mbn_adam(e->max_logvar, e->adam_m + (size_t)M * e->nparams,
+               e->adam_v + (size_t)M * e->nparams, gmax, 2 * (size_t)D, &e->adam, 0.0f, NULL, 0);
   } else {
     memset(gmax, 0, 2 * (size_t)D * sizeof(float));
   }
@@ -1017,11 +974,7 @@ int mbn_ensFit(mbFitResult *res, mbEnsemble *e, const float *x, const float *y, 
   const double t0 = mbu_clock();
   memset(res, 0, sizeof *res);
   /* arguments and data checked before anything changes */
-  if (o->batch < 1 || o->batch > (1 << 20))
-    return mbu_error("fit: batch = %d out of range [1, 1048576]", o->batch);
-  if (!(o->holdout_ratio >= 0.0f && o->holdout_ratio < 1.0f))
-    return mbu_error("fit: holdout ratio %g out of range [0, 1)", (double)o->holdout_ratio);
-  if (o->patience < 0) return mbu_error("fit: patience = %d (expected >= 0)", o->patience);
+  if (mbu_fieldCheck(o, mbn_fitFields, "fit") < 0) return MB_ERR;
   if (N < 1) return mbu_error("fit: no rows");
   for (int64_t r = 0; r < N; r++) {
     for (int k = 0; k < in; k++)

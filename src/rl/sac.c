@@ -40,33 +40,9 @@ float mbr_logOneMinusTanh2(float u) {
 
 /* Construction ---------------------------------------------------------------------- */
 
+/* the ranges of MB_SAC_FIELDS, then whether bf16 runs here */
 static int check_config(const mbSacConfig *c) {
-  if (c->obs < 1 || c->obs > (1 << 20) || c->act < 1 || c->act > (1 << 20))
-    return mbu_error("sac: obs and act must be in 1..%d, got obs=%d act=%d", 1 << 20, c->obs,
-                     c->act);
-  if (c->nhidden < 1 || c->nhidden > MB_SAC_MAXHIDDEN)
-    return mbu_error("sac: %d hidden layers (expected 1..%d)", c->nhidden, MB_SAC_MAXHIDDEN);
-  for (int l = 0; l < c->nhidden; l++)
-    if (c->hidden[l] < 1 || c->hidden[l] > (1 << 16))
-      return mbu_error("sac: hidden layer %d has width %d (expected 1..%d)", l + 1,
-                       c->hidden[l], 1 << 16);
-  if (!(c->actor_lr > 0) || !(c->critic_lr > 0) || !(c->alpha_lr > 0) ||
-      !isfinite(c->actor_lr) || !isfinite(c->critic_lr) || !isfinite(c->alpha_lr))
-    return mbu_error("sac: learning rates must be positive and finite, got %g %g %g",
-                     (double)c->actor_lr, (double)c->critic_lr, (double)c->alpha_lr);
-  if (!(c->gamma >= 0 && c->gamma <= 1))
-    return mbu_error("sac: gamma must be in [0, 1], got %g", (double)c->gamma);
-  if (!(c->tau >= 0 && c->tau <= 1))
-    return mbu_error("sac: tau must be in [0, 1], got %g", (double)c->tau);
-  if (!(c->init_alpha > 0) || !isfinite(c->init_alpha))
-    return mbu_error("sac: init_alpha must be positive and finite, got %g",
-                     (double)c->init_alpha);
-  if (!isfinite(c->target_entropy))
-    return mbu_error("sac: target_entropy must be finite, got %g", (double)c->target_entropy);
-  if (c->batch < 1 || c->batch > (1 << 24))
-    return mbu_error("sac: batch must be in 1..%d, got %d", 1 << 24, c->batch);
-  if (c->prec != MB_FP32 && c->prec != MB_BF16)
-    return mbu_error("sac: unknown precision %d", (int)c->prec);
+  if (mbu_fieldCheck(c, mbr_sacFields, "sac") < 0) return MB_ERR;
   if (c->prec == MB_BF16 && mbn_bf16Check(NULL, 0) < 0) return MB_ERR;
   return MB_OK;
 }
@@ -213,9 +189,9 @@ static size_t layout(Work *w, const mbSac *s, char *base, int B) {
   w->B = B;
   w->r0[0] = 0; w->n[0] = h0;
   w->r0[1] = h0; w->n[1] = B - h0;
-  size_t wq = mbn_reluMlpWorkspace(&s->q, B), wp = mbn_reluMlpWorkspace(&s->pi, B);
-  size_t wph = mbn_reluMlpWorkspace(&s->pi, h0);
-  size_t sq = mbn_reluMlpScratch(&s->q, B), sp = mbn_reluMlpScratch(&s->pi, h0);
+  size_t wq = mbn_mlpWorkspace(&s->q, B), wp = mbn_mlpWorkspace(&s->pi, B);
+  size_t wph = mbn_mlpWorkspace(&s->pi, h0);
+  size_t sq = mbn_mlpScratch(&s->q, B), sp = mbn_mlpScratch(&s->pi, h0);
   size_t wide = (size_t)(widest(&s->q) > widest(&s->pi) ? widest(&s->q) : widest(&s->pi));
   w->xq = carve(&c, F * B * inq);
   w->x2 = carve(&c, F * B * inq);
@@ -317,21 +293,21 @@ static void sec1(void *vctx, int k) {
     }
   }
   if (k == 0) { /* a' ~ pi(s') into x2's action columns, then both target critics */
-    const float *o = mbn_reluMlpForward(w->wsP2, &s->pi, s->pi_p, c->obs2, B);
+    const float *o = mbn_mlpForward(w->wsP2, &s->pi, s->pi_p, c->obs2, B);
     pi_head(w->x2 + O, inq, NULL, w->logp2, o, w->eps2, B, A);
     for (int j = 0; j < 2; j++)
-      mbn_reluMlpForward(w->wsT[j], &s->q, s->q_targ + (size_t)j * s->nq, w->x2, B);
+      mbn_mlpForward(w->wsT[j], &s->q, s->q_targ + (size_t)j * s->nq, w->x2, B);
   } else { /* a~ ~ pi(s) into xn, one forward per row half (the halves of section 3), then
               both critics on the batch's (s, a) */
     for (int h = 0; h < 2; h++) {
       int r0 = w->r0[h], n = w->n[h];
       if (n == 0) continue;
-      const float *o = mbn_reluMlpForward(w->wsPa[h], &s->pi, s->pi_p, c->obs + (size_t)r0 * O, n);
+      const float *o = mbn_mlpForward(w->wsPa[h], &s->pi, s->pi_p, c->obs + (size_t)r0 * O, n);
       pi_head(w->xn + (size_t)r0 * inq + O, inq, w->se + (size_t)r0 * A, w->logp + r0, o,
               w->eps + (size_t)r0 * A, n, A);
     }
     for (int j = 0; j < 2; j++)
-      mbn_reluMlpForward(w->wsQ[j], &s->q, s->q_p + (size_t)j * s->nq, w->xq, B);
+      mbn_mlpForward(w->wsQ[j], &s->q, s->q_p + (size_t)j * s->nq, w->xq, B);
   }
 }
 
@@ -341,8 +317,8 @@ static void sec2(void *vctx, int k) {
   Work *w = &c->w;
   int B = w->B;
   size_t nq = s->nq;
-  const float *t1 = mbn_reluMlpOutput(w->wsT[0], &s->q, B), *t2 = mbn_reluMlpOutput(w->wsT[1], &s->q, B);
-  const float *qk = mbn_reluMlpOutput(w->wsQ[k], &s->q, B);
+  const float *t1 = mbn_mlpOutput(w->wsT[0], &s->q, B), *t2 = mbn_mlpOutput(w->wsT[1], &s->q, B);
+  const float *qk = mbn_mlpOutput(w->wsQ[k], &s->q, B);
   const float gamma = s->cfg.gamma, alpha = c->alpha, scale = 2.0f / (float)B;
   double loss = 0, qsum = 0, ysum = 0;
   for (int i = 0; i < B; i++) {
@@ -358,13 +334,13 @@ static void sec2(void *vctx, int k) {
   c->part[k][P_YSUM] = ysum;
   float *p = s->q_p + k * nq, *g = s->q_g + k * nq;
   memset(g, 0, sizeof(float) * nq);
-  mbn_reluMlpBackward(NULL, g, w->scr[k], &s->q, p, w->xq, w->wsQ[k], w->dq[k], B);
+  mbn_mlpBackward(NULL, g, w->scr[k], &s->q, p, w->xq, w->wsQ[k], w->dq[k], B);
   if (c->apply) {
-    mbn_adamPolyak(p, s->q_m + k * nq, s->q_v + k * nq, g, s->q_targ + k * nq, s->cfg.tau, nq,
-                   &s->q_opt);
+    mbn_adam(p, s->q_m + k * nq, s->q_v + k * nq, g, nq, &s->q_opt, 0.0f, s->q_targ + k * nq,
+             s->cfg.tau);
     if (c->images) mbn_bf16Image(s->img + line(s->npi) + k * nq, p, nq);
   }
-  mbn_reluMlpForward(w->wsN[k], &s->q, p, w->xn, B);
+  mbn_mlpForward(w->wsN[k], &s->q, p, w->xn, B);
 }
 
 static void sec3(void *vctx, int k) {
@@ -375,7 +351,7 @@ static void sec3(void *vctx, int k) {
   float *g = k == 0 ? s->pi_g : w->gpi1;
   memset(g, 0, sizeof(float) * s->npi);
   if (n == 0) return;
-  const float *qa = mbn_reluMlpOutput(w->wsN[0], &s->q, B), *qb = mbn_reluMlpOutput(w->wsN[1], &s->q, B);
+  const float *qa = mbn_mlpOutput(w->wsN[0], &s->q, B), *qb = mbn_mlpOutput(w->wsN[1], &s->q, B);
   /* min(Q1, Q2) per row: critic 1 rows from the front of idx, critic 2 rows from the back */
   int *idx = w->idx[k], n1 = 0, n2 = 0;
   double minq = 0, lps = 0;
@@ -392,7 +368,7 @@ static void sec3(void *vctx, int k) {
     int m = pass == 0 ? n1 : n2;
     const int *rows = pass == 0 ? idx : idx + n1;
     if (m == 0) continue;
-    mbn_reluMlpInputGradRows(w->ga[k], w->dzA[k], w->dzB[k], &s->q, s->q_p + (size_t)pass * s->nq,
+    mbn_mlpInputGradRows(w->ga[k], w->dzA[k], w->dzB[k], &s->q, s->q_p + (size_t)pass * s->nq,
                              w->wsN[pass], B, rows, m, dy, O, A);
     for (int i = 0; i < m; i++)
       memcpy(w->dA[k] + (size_t)(rows[i] - r0) * A, w->ga[k] + (size_t)i * A, sizeof(float) * A);
@@ -400,7 +376,7 @@ static void sec3(void *vctx, int k) {
   /* through tanh and the reparameterisation: d/du = (1 - a^2) dA + (alpha/B) 2a;
      d/dmean = d/du; d/dlogstd = d/du * std eps - alpha/B (0 where the clip is active) */
   const float ab = c->alpha / (float)B;
-  const float *o = mbn_reluMlpOutput(w->wsPa[k], &s->pi, n);
+  const float *o = mbn_mlpOutput(w->wsPa[k], &s->pi, n);
   for (int i = 0; i < n; i++) {
     const float *a = w->xn + (size_t)(r0 + i) * inq + O, *se = w->se + (size_t)(r0 + i) * A;
     const float *raw = o + (size_t)i * 2 * A + A, *dA = w->dA[k] + (size_t)i * A;
@@ -411,7 +387,7 @@ static void sec3(void *vctx, int k) {
       dl[j] = raw[j] >= MB_SAC_LOGSTD_MIN && raw[j] <= MB_SAC_LOGSTD_MAX ? du * se[j] - ab : 0.0f;
     }
   }
-  mbn_reluMlpBackward(NULL, g, w->scr[k], &s->pi, s->pi_p, c->obs + (size_t)r0 * O, w->wsPa[k],
+  mbn_mlpBackward(NULL, g, w->scr[k], &s->pi, s->pi_p, c->obs + (size_t)r0 * O, w->wsPa[k],
                   w->dout[k], n);
 }
 
@@ -425,8 +401,8 @@ static void sec4(void *vctx, int k) {
   const float *g1 = c->w.gpi1;
   for (size_t i = lo; i < hi; i++) g[i] += g1[i];
   if (c->apply) {
-    mbn_adamPolyak(s->pi_p + lo, s->pi_m + lo, s->pi_v + lo, g + lo, NULL, 0.0f, hi - lo,
-                   &s->pi_opt);
+    mbn_adam(s->pi_p + lo, s->pi_m + lo, s->pi_v + lo, g + lo, hi - lo, &s->pi_opt, 0.0f, NULL,
+             0.0f);
     if (c->images) mbn_bf16Image(s->img + lo, s->pi_p + lo, hi - lo);
   }
 }
@@ -462,8 +438,11 @@ static int run_update(mbSac *s, mbSacStats *st, const float *obs, const float *a
   double mlogp = (c.part[0][P_LOGP] + c.part[1][P_LOGP]) / B;
   float te = s->cfg.target_entropy, la = s->log_alpha;
   s->alpha_g = -(float)(mlogp + te);
-  if (apply && s->cfg.auto_alpha)
-    mbn_adamStep(&s->log_alpha, &s->alpha_m, &s->alpha_v, &s->alpha_g, 1, &s->alpha_opt);
+  if (apply && s->cfg.auto_alpha) {
+    s->alpha_opt.t++;
+    mbn_adam(&s->log_alpha, &s->alpha_m, &s->alpha_v, &s->alpha_g, 1, &s->alpha_opt, 0.0f, NULL,
+             0.0f);
+  }
   if (apply) s->updates++;
   if (st) {
     double minq = (c.part[0][P_MINQ] + c.part[1][P_MINQ]) / B;
@@ -572,7 +551,7 @@ static void act_task(void *vctx, int t) {
   float *ws = s->act_ws + (size_t)t * c->wsf;
   for (int ch = t; ch < c->nchunks; ch += c->ntasks) {
     int r0 = ch * ACT_CHUNK, n = c->N - r0 < ACT_CHUNK ? c->N - r0 : ACT_CHUNK;
-    const float *o = mbn_reluMlpForward(ws, &s->pi, s->pi_p, c->obs + (size_t)r0 * O, n);
+    const float *o = mbn_mlpForward(ws, &s->pi, s->pi_p, c->obs + (size_t)r0 * O, n);
     float *a = c->out + (size_t)r0 * A;
     for (int i = 0; i < n; i++) {
       const float *mean = o + (size_t)i * 2 * A, *raw = mean + A;
@@ -593,10 +572,10 @@ int mbr_sacAct(mbSac *s, float *out, const float *obs, int N, int deterministic,
   int nchunks = (N + ACT_CHUNK - 1) / ACT_CHUNK, T = mbu_threads();
   if (T > nchunks) T = nchunks;
   if (T < 1) T = 1;
-  size_t wsf = line(mbn_reluMlpWorkspace(&s->pi, N < ACT_CHUNK ? N : ACT_CHUNK));
+  size_t wsf = line(mbn_mlpWorkspace(&s->pi, N < ACT_CHUNK ? N : ACT_CHUNK));
   if (!s->act_ws || T > s->act_nthreads || wsf > s->act_ws_floats) {
     /* grow to at least one full chunk per thread, so later calls do not reallocate */
-    size_t full = line(mbn_reluMlpWorkspace(&s->pi, ACT_CHUNK));
+    size_t full = line(mbn_mlpWorkspace(&s->pi, ACT_CHUNK));
     int nt = T > s->act_nthreads ? T : s->act_nthreads;
     float *ws = mbu_alignedAlloc(sizeof(float) * full * (size_t)nt);
     if (!ws) return MB_ERR;

@@ -92,13 +92,14 @@ static void test_adam_decay(void) {
   for (int i = 0; i < N; i++) pd[i] = p[i];
   mbAdam opt;
   mbn_adamDefaults(&opt, 0.01f);
+  opt.contract = 1;  /* the ensemble's arithmetic */
   float wd = 0.3f;
   for (int t = 1; t <= 2; t++) {
     memcpy(g, g0, sizeof g);
     opt.t++;
     double want = 0;
     for (int i = 0; i < N; i++) want += 0.5 * wd * pd[i] * pd[i];
-    double got = mbn_adamDecayUpdate(p, m, v, g, wd, N, &opt);
+    double got = mbn_adam(p, m, v, g, N, &opt, wd, NULL, 0.0f);
     CHECK_NEAR(got, want, 1e-5);
     for (int i = 0; i < N; i++) {
       double gi = g0[i] + wd * pd[i];
@@ -821,10 +822,19 @@ static void test_fit_variants(void) {
 static void test_errors(void) {
   mbEnsembleConfig c;
   mbEnsemble *e = NULL;
+  /* the message of the bindings' option reader, from the same field table */
   struct { const char *want; int field; double v; } cases[] = {
-    {"elites = 8", 0, 8}, {"members = 0", 1, 0}, {"lr = 0", 2, 0},
-    {"holdout ratio 1", 3, 1}, {"hidden layer 2 has width 0", 4, 0}, {"inputs = 0", 5, 0},
-    {"log-variance bounds", 6, 1}, {"batch = 0", 7, 0}, {"hidden layers", 8, 9},
+    {"ensemble: elites must be an integer in [1, members = 7], got 8", 0, 8},
+    {"ensemble: members must be an integer in [1, 64], got 0", 1, 0},
+    {"ensemble: lr must be a number > 0, got 0", 2, 0},
+    {"ensemble: holdout_ratio must be a number in [0, 1), got 1", 3, 1},
+    {"ensemble: hidden[2] must be an integer in [1, 65536], got 0", 4, 0},
+    {"ensemble: inputs must be an integer in [1, 65536], got 0", 5, 0},
+    {"ensemble: max_logvar must be a number > min_logvar = 1, got 0.5", 6, 1},
+    {"ensemble: batch must be an integer in [1, 1048576], got 0", 7, 0},
+    {"ensemble: hidden must be a list of 0 to 7 integers, got 9 values", 8, 9},
+    {"ensemble: weight_decay[3] must be a number >= 0, got -1", 9, -1},
+    {"ensemble: bootstrap must be one of replace, permutation, none, got 3", 10, 3},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     mbn_ensDefaults(&c, 14, 12);
@@ -838,9 +848,11 @@ static void test_errors(void) {
       case 6: c.min_logvar = (float)cases[i].v; break;
       case 7: c.batch = (int)cases[i].v; break;
       case 8: c.nhidden = (int)cases[i].v; break;
+      case 9: c.weight_decay[2] = (float)cases[i].v; break;
+      case 10: c.bootstrap = (mbBootMode)cases[i].v; break;
     }
     CHECK(mbn_ensCreate(&e, &c) == MB_ERR && e == NULL, "case %zu created", i);
-    CHECK(strstr(mbu_lasterror(), cases[i].want) != NULL, "case %zu: '%s'", i, mbu_lasterror());
+    CHECK(strcmp(mbu_lasterror(), cases[i].want) == 0, "case %zu: '%s'", i, mbu_lasterror());
   }
   e = hopperish(1, 8);
   if (!e) return;
@@ -863,7 +875,9 @@ static void test_errors(void) {
   o.max_epochs = 2;
   CHECK(mbn_ensFit(&r, e, x, y, 4, &o) == MB_OK && r.epochs == 2, "no holdout, 2 epochs");
   o.batch = 0;
-  CHECK(mbn_ensFit(&r, e, x, y, 10, &o) == MB_ERR && strstr(mbu_lasterror(), "batch = 0"), "batch");
+  CHECK(mbn_ensFit(&r, e, x, y, 10, &o) == MB_ERR && 
+        strcmp(mbu_lasterror(), "fit: batch must be an integer in [1, 1048576], got 0") == 0,
+        "batch: %s", mbu_lasterror());
   CHECK(mbn_ensTrainStep(NULL, e, x, y, 0) == MB_ERR, "empty minibatch");
   mbn_ensFree(e);
   /* a model step needs outputs = 1 + obs */

@@ -60,7 +60,7 @@ static void test_ranges(void) {
     {"act", "one of relu, swish, tanh"}, {"hidden", "an integer in [1, 65536]"}};
   char b[160];
   for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
-    CHECK(!strcmp(mbu_fieldRange(b, sizeof b, row(want[i].name)), want[i].text), "%s: %s",
+    CHECK(!strcmp(mbu_fieldRange(row(want[i].name), b, sizeof b), want[i].text), "%s: %s",
           want[i].name, b);
   CHECK(mbu_fieldInRange(row("depth"), 1) && mbu_fieldInRange(row("depth"), 64) &&
         !mbu_fieldInRange(row("depth"), 0) && !mbu_fieldInRange(row("depth"), 65), "closed");

@@ -1,5 +1,5 @@
-/* Tests of src/nn/kernels.c and src/nn/mlp.c against naive double-precision references
-   and finite differences. */
+/* Tests of src/nn/kernels.c and src/nn/mlp.c (the MLP SAC trains and mbpo.nn runs) against
+   naive double-precision references and finite differences. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,7 +43,7 @@ static void check_mlp(mbActivation act) {
   float *p = malloc(sizeof(float) * np), *g = calloc(np, sizeof(float));
   float *x = malloc(sizeof(float) * B * 5), *r = malloc(sizeof(float) * B * 3);
   float *ws = malloc(sizeof(float) * mbn_mlpWorkspace(&m, B));
-  float *sc = malloc(sizeof(float) * mbn_mlpGradScratch(&m, B));
+  float *sc = malloc(sizeof(float) * mbn_mlpScratch(&m, B));
   float *dx = malloc(sizeof(float) * B * 5);
   randfill(p, np, 0.8f);
   randfill(x, (size_t)B * 5, 1.0f);
@@ -119,7 +119,8 @@ static void test_adam(void) {
   mbn_adamDefaults(&opt, 0.1f);
   double pd[2] = {1, -2}, md[2] = {0}, vd[2] = {0};
   for (int t = 1; t <= 2; t++) {
-    mbn_adamStep(p, m, v, g, 2, &opt);
+    opt.t++;
+    CHECK(mbn_adam(p, m, v, g, 2, &opt, 0.0f, NULL, 0.0f) == 0.0, "decay term without decay");
     for (int i = 0; i < 2; i++) {
       md[i] = 0.9 * md[i] + 0.1 * g[i];
       vd[i] = 0.999 * vd[i] + 0.001 * g[i] * g[i];
@@ -133,13 +134,42 @@ static void test_adam(void) {
 }
 
 static void test_decay_polyak(void) {
-  float g[3] = {1, 2, 3}, p[3] = {10, -10, 0}, t[3] = {0, 0, 1};
+  float g[3] = {1, 2, 3}, p[3] = {10, -10, 0};
   mbn_addDecay(g, p, 0.5f, 3);
   CHECK(g[0] == 6 && g[1] == -3 && g[2] == 3, "decay %g %g %g", g[0], g[1], g[2]);
-  mbn_polyak(t, p, 0.25f, 3);
-  CHECK_NEAR(t[0], 2.5, 1e-7);
-  CHECK_NEAR(t[1], -2.5, 1e-7);
-  CHECK_NEAR(t[2], 0.75, 1e-7);
+  /* Adam with decay and a Polyak target, both arithmetics, 21 elements (vector lanes and a
+     tail), three steps against a double reference; decay term of the loss returned */
+  enum { N = 21 };
+  for (int contract = 0; contract < 2; contract++) {
+    float pf[N], mf[N] = {0}, vf[N] = {0}, gf[N], g0[N], tf[N];
+    double pd[N], md[N] = {0}, vd[N] = {0}, td[N];
+    randfill(pf, N, 1.5f); randfill(g0, N, 1.0f); randfill(tf, N, 1.0f);
+    for (int i = 0; i < N; i++) { pd[i] = pf[i]; td[i] = tf[i]; }
+    mbAdam opt;
+    mbn_adamDefaults(&opt, 0.02f);
+    opt.contract = contract;
+    const double wd = 0.25, tau = 0.1;
+    for (int t = 1; t <= 3; t++) {
+      memcpy(gf, g0, sizeof gf);
+      double want = 0;
+      for (int i = 0; i < N; i++) want += 0.5 * wd * pd[i] * pd[i];
+      opt.t++;
+      double got = mbn_adam(pf, mf, vf, gf, N, &opt, (float)wd, tf, (float)tau);
+      CHECK(fabs(got - want) <= 1e-5 * fmax(1, want), "decay term %g, want %g", got, want);
+      for (int i = 0; i < N; i++) {
+        double gi = g0[i] + wd * pd[i];
+        CHECK_NEAR(gf[i], gi, 1e-6);
+        md[i] = 0.9 * md[i] + 0.1 * gi;
+        vd[i] = 0.999 * vd[i] + 0.001 * gi * gi;
+        double mh = md[i] / (1 - pow(0.9, t)), vh = vd[i] / (1 - pow(0.999, t));
+        pd[i] -= 0.02 * mh / (sqrt(vh) + 1e-8);
+        td[i] = (1 - tau) * td[i] + tau * pd[i];
+      }
+    }
+    double e = 0;
+    for (int i = 0; i < N; i++) e = fmax(e, fmax(fabs(pf[i] - pd[i]), fabs(tf[i] - td[i])));
+    CHECK(e < 2e-6, "Adam (contract %d) off the reference by %g", contract, e);
+  }
 }
 
 static void test_truncnormal(void) {

@@ -293,7 +293,7 @@ describe("ensemble", function()
       return Ensemble.new(o)
     end
     raises(function() new{member = 3} end, "Ensemble.new: unknown option 'member' (nearest: members, seed, elites)")
-    raises(function() new{elites = 9} end, "Ensemble.new: elites = 9 out of range")
+    raises(function() new{elites = 9} end, "Ensemble.new: elites must be an integer in [1, members = 7], got 9")
     raises(function() Ensemble.new{inputs = 5, outputs = 4, bootstrap = "yes"} end,
       "Ensemble.new: bootstrap must be one of replace, permutation, none, got 'yes'")
     raises(function() new{hidden = {8}, weight_decay = {1e-4}} end,

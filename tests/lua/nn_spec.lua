@@ -173,7 +173,9 @@ describe("nn.mlp", function()
   it("rejects bad input with clear messages", function()
     raises(function() NN.mlp{sizes = {3}} end, "1 sizes")
     raises(function() NN.mlp{sizes = {3, 0}} end,
-      "NN.mlp: sizes[2] must be an integer in [1, 16777216], got 0")
+      "NN.mlp: sizes[2] must be an integer in [1, 1048576], got 0")
+    raises(function() NN.mlp{sizes = {3, 2, 1, 1, 1, 1, 1, 1, 1, 1}} end,
+      "NN.mlp: sizes must be a list of 1 to 9 integers, got 10 values")
     raises(function() NN.mlp{sizes = {3, 2}, activation = "tanh"} end,
       "NN.mlp: activation must be one of relu, swish, got 'tanh'")
     raises(function() NN.mlp{} end, "NN.mlp: sizes is required")
@@ -181,6 +183,9 @@ describe("nn.mlp", function()
     raises(function() NN.adam(Tensor.zeros(3), {beta1 = 1}) end,
       "NN.adam: beta1 must be a number in [0, 1), got 1")
     local net = NN.mlp{sizes = {3, 4, 2}}
+    eq(tostring(net), "mbpo.Mlp [3 -> 4 -> 2] relu", "tostring")
+    eq(tostring(NN.mlp{sizes = {2, 5, 5, 1}, activation = "swish"}),
+      "mbpo.Mlp [2 -> 5 -> 5 -> 1] swish", "tostring")
     raises(function() net:backward(T{{1, 2}}) end, "call forward first")
     raises(function() net:forward(T{{1, 2, 3, 4}}) end,
       "mlp:forward: x must be a contiguous [N x 3] tensor, got [1 x 4]")

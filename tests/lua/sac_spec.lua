@@ -163,7 +163,7 @@ describe("agent:update", function()
     raises(function() a:update(b) end, "act has 7 rows, expected 8")
     b = table_batch(Rng.new(3), 8, 3, 2)
     b.obs[2] = {1, 2}
-    raises(function() a:update(b) end, "obs[2] has 2 numbers, expected 3")
+    raises(function() a:update(b) end, "sac:update: obs: ragged nested table, [2] has 2 elements, expected 3")
     raises(function() a:update{obs = T.zeros(8, 4), act = T.zeros(8, 2), reward = T.zeros(8),
                                next_obs = T.zeros(8, 3), done = T.zeros(8)} end,
            "sac:update: obs must be a contiguous [N x 3] tensor, got [8 x 4]")
