@@ -87,6 +87,9 @@ const char *mbu_blockCheck(char *buf, size_t n, const mbStateBlock *b);
    mbu_blockScratch(blocks, n) for all. */
 int mbu_blockTake(mbStateBlock *s, const mbStateBlock *v, unsigned char **scratch);
 size_t mbu_blockScratch(const mbStateBlock *b, int n);
+/* The values of an array block b of 8-byte elements or MB_I32 as n 64-bit words into out:
+   MB_I32 as int64 (MB_ST_INDEX: 1-based), the others as they are; mbu_blockTake's inverse. */
+void mbu_blockWords(uint64_t *out, const mbStateBlock *b);
 /* Writes the values of the taken blocks s into the object's blocks b (n each; not the
    MB_ST_CHECK ones): the default restore of a state. */
 void mbu_blockCopy(mbStateBlock *b, const mbStateBlock *s, int n);

@@ -164,6 +164,16 @@ void mbu_blockCopy(mbStateBlock *b, const mbStateBlock *s, int n) {
   }
 }
 
+void mbu_blockWords(uint64_t *out, const mbStateBlock *b) {
+  int64_t n = mbu_blockNumel(b);
+  if (b->dtype != MB_I32) {
+    if (n) memcpy(out, b->data, sizeof(uint64_t) * (size_t)n);
+    return;
+  }
+  int add = b->flags & MB_ST_INDEX ? 1 : 0;
+  for (int64_t i = 0; i < n; i++) out[i] = (uint64_t)((int64_t)((const int *)b->data)[i] + add);
+}
+
 size_t mbu_blockScratch(const mbStateBlock *b, int n) {
   size_t bytes = 8;
   for (int i = 0; i < n; i++)

@@ -137,19 +137,14 @@ static void pushblock(lua_State *L, const mbStateBlock *b) {
     default: lua_pushinteger(L, (lua_Integer)*(const int64_t *)p); return;
     }
   }
-  int64_t n = mbu_blockNumel(b);
   if (b->dtype == MB_F32 && b->slab) {  /* a view of the slab's first rows: no copy */
     mbTensor *t = mbL_pushview(L, b->slab);
     t->size[0] = b->shape[0];
   } else if (b->dtype == MB_F32) {
     mbL_newcopy(L, p, b->ndim, b->shape);
-  } else if (b->dtype == MB_I32) {
-    mbLArray *a = mbL_newarray(L, MB_I64, b->ndim, b->shape);
-    int add = b->flags & MB_ST_INDEX ? 1 : 0;
-    for (int64_t i = 0; i < n; i++) a->data[i] = (uint64_t)(int64_t)(((const int *)p)[i] + add);
-  } else {
-    mbLArray *a = mbL_newarray(L, b->dtype, b->ndim, b->shape);
-    if (n) memcpy(a->data, p, sizeof(uint64_t) * (size_t)n);
+  } else {  /* F64, U64, I64; MB_I32 as I64 */
+    int dtype = b->dtype == MB_I32 ? MB_I64 : b->dtype;
+    mbu_blockWords(mbL_newarray(L, dtype, b->ndim, b->shape)->data, b);
   }
 }
 

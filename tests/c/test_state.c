@@ -248,6 +248,11 @@ static void test_take(void) {
   s = b[3];
   CHECK(mbu_blockTake(&s, &ve, &sp) && ((int *)s.data)[0] == 0 && ((int *)s.data)[1] == 6 &&
         ((int *)s.data)[2] == 2 && sp == before + 16, "1-based indices to 0-based ints");
+  uint64_t words[3];  /* and back: the inverse */
+  mbu_blockWords(words, &s);
+  CHECK(words[0] == 1 && words[1] == 7 && words[2] == 3, "ints to 1-based words");
+  mbu_blockWords(words, &b[1]);
+  CHECK(words[0] == (uint64_t)cnt, "an 8-byte block as it is");
   idx[1] = (int64_t)1 << 40;
   s = b[3];
   CHECK(!mbu_blockTake(&s, &ve, &sp), "an index past int range");
