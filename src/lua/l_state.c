@@ -176,11 +176,10 @@ int mbL_state(lua_State *L, const mbLStateType *ty) {
 static const char *describe(lua_State *L, int idx, char *buf, size_t n) {
   mbTensor *t = mbL_testtensor(L, idx);
   mbLArray *a = mbL_testarray(L, idx);
-  if (t && t->storage && !mbt_isContiguous(t)) {
+  if (t && t->storage) {
     mbu_shapeText(buf, n - 12, MB_F32, t->ndim, t->size);
-    return strcat(buf, " (strided)");
+    return mbt_isContiguous(t) ? buf : strcat(buf, " (strided)");
   }
-  if (t && t->storage) return mbu_shapeText(buf, n, MB_F32, t->ndim, t->size);
   if (a) return mbu_shapeText(buf, n, a->dtype, a->ndim, a->shape);
   if (lua_isinteger(L, idx)) snprintf(buf, n, "the integer %lld", (long long)lua_tointeger(L, idx));
   else if (lua_type(L, idx) == LUA_TNUMBER) snprintf(buf, n, "the number %g", lua_tonumber(L, idx));
