@@ -205,16 +205,14 @@ static int io_checksum(lua_State *L) {
 static const luaL_Reg funcs[] = {
   {"save", io_save}, {"load", io_load}, {"write_text", io_writetext},
   {"checksum", io_checksum}, {"array", mbL_arraynew}, {NULL, NULL}};
+static const luaL_Reg filemeth[] = {{NULL, NULL}};
+static const luaL_Reg filemetameth[] = {{"__gc", iofile_gc}, {NULL, NULL}};
 
 int luaopen_mbpo_io(lua_State *L) {
   /* tensors we push need their metatable even when the script never required mbpo.tensor */
   luaL_requiref(L, "mbpo.tensor", luaopen_mbpo_tensor, 0);
   lua_pop(L, 1);
-  luaL_newmetatable(L, IOFILE);
-  lua_pushcfunction(L, iofile_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pop(L, 1);
-  mbL_newmodule(L, NULL, NULL, NULL, funcs);
+  mbL_newmodule(L, IOFILE, filemeth, filemetameth, funcs);
   lua_getglobal(L, "require");  /* json_encode and json_decode from lua/mbpo/json.lua */
   lua_pushliteral(L, "mbpo.json");
   lua_call(L, 1, 1);
