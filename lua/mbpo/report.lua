@@ -11,16 +11,28 @@ local lfs = require "lfs"
 
 local M = {}
 
--- Reference points: paper Figure 2 through the author-released curves, plot-read and
--- approximate (issue 14; ../shared/specs/mbpo-algorithm.md section 7), by env steps.
+-- Reference points {env steps, mean, std over 5 trials}: the paper's Figure 2 as the authors
+-- released it (pickles of mean and std per epoch, linked from the jannerm/mbpo README; read from
+-- the copy in facebookresearch/svg at commit c05887ea, data/mbpo/<task>_mbpo.pkl), linearly
+-- interpolated at the marks. Their x axis starts at 6k (5000 exploration steps and one epoch),
+-- so it counts env steps as ours do. Humanoid's file ends at 250k.
+local FIG2 = "paper Figure 2, authors' released curves (mean ± std of 5 trials)"
 M.references = {
-  inverted_pendulum = {label = "1000 within 3k-15k", points = {{3000, 1000}, {15000, 1000}},
-    marks = {1000, 1500, 2000, 2500, 3000, 5000}},
-  hopper = {points = {{15000, 470}, {25000, 600}, {50000, 1720}, {75000, 3050}, {100000, 3320}}},
-  walker2d = {points = {{25000, 430}, {50000, 830}, {75000, 1970}, {100000, 3490}}},
-  halfcheetah = {label = "about 10k-12k at 400k", points = {{400000, 11000}}},
-  ant = {label = "about 6000 at 300k", points = {{300000, 6000}}},
-  humanoid = {label = "about 5000 at 300k", points = {{300000, 5000}}},
+  inverted_pendulum = {label = "1000 within 3k-15k (paper Figure 2, plot-read)",
+    points = {{3000, 1000}, {15000, 1000}}, marks = {1000, 1500, 2000, 2500, 3000, 5000}},
+  hopper = {label = FIG2, points = {{15000, 458, 214}, {25000, 587, 214}, {50000, 1700, 799},
+    {75000, 3033, 642}, {100000, 3315, 334}, {125000, 3280, 455}}},
+  walker2d = {label = FIG2, points = {{15000, 352, 116}, {25000, 433, 153}, {50000, 836, 476},
+    {75000, 1953, 1254}, {100000, 3476, 1048}, {150000, 4070, 676}, {200000, 4107, 832},
+    {300000, 4864, 488}}},
+  halfcheetah = {label = FIG2, points = {{15000, 3214, 480}, {25000, 5042, 935},
+    {50000, 7948, 591}, {75000, 9177, 404}, {100000, 9563, 688}, {150000, 10216, 993},
+    {200000, 10681, 1348}, {300000, 12585, 811}, {400000, 13083, 936}}},
+  ant = {label = FIG2, points = {{15000, 622, 63}, {25000, 718, 25}, {50000, 782, 229},
+    {75000, 1139, 673}, {100000, 1456, 878}, {150000, 2958, 1360}, {200000, 4239, 1346},
+    {300000, 5287, 695}}},
+  humanoid = {label = FIG2, points = {{15000, 308, 71}, {25000, 366, 87}, {50000, 398, 73},
+    {75000, 420, 72}, {100000, 644, 159}, {150000, 1800, 900}, {200000, 3690, 1311}}},
 }
 
 -- Random-policy mean returns measured on MuJoCo 2.2.2 (../shared/specs/gym-tasks.md 8.2;
@@ -74,7 +86,6 @@ local function read_run(dir)
   f:close()
   run.command = text:match("^%-%- resolved config of `([^`]*)`") or "?"
   run.precision = text:match('\n%s*precision%s*=%s*"(%w+)"') or "fp32"
-  run.explore = tonumber(text:match("\n%s*init_exploration_steps%s*=%s*(%d+)")) or 0
   -- a run ended by its stop rule keeps its final return at later marks
   local stop = tonumber(text:match("\n%s*stop_return%s*=%s*([%d%.e+]+)"))
   local last = rows[#rows]
@@ -115,9 +126,9 @@ end
 
 local function ref_at(task, s)
   for _, p in ipairs((M.references[task] or {}).points or {}) do
-    if p[1] == s then return p[2] end
+    if p[1] == s then return p[3] and string.format("%d ± %d", p[2], p[3]) or fmt(p[2]) end
   end
-  return nil
+  return ""
 end
 
 -- first env step at which a run's eval return reached v
@@ -136,29 +147,23 @@ local function task_section(task, runs, out)
   local rnd = M.random_return[task]
   out[#out + 1] = string.format("%d seed%s; precision %s; random-policy return %s; reference %s.\n",
     #runs, #runs == 1 and "" or "s", runs[1].precision, rnd and fmt(rnd) or "?",
-    ref and (ref.label or "paper Figure 2 (plot-read)") or "none")
+    ref and ref.label or "none")
   if lfs.attributes(runs.dir .. "/curve.png") then
     out[#out + 1] = string.format("![%s](%s/curve.png)\n", name, task)
   end
   -- the table: the marks some run reached (or that every run passed by stopping)
   local maxs = 0
   for _, r in ipairs(runs) do maxs = math.max(maxs, last_steps(r)) end
-  out[#out + 1] = "| env steps | mean | min | max | seeds | reference | mean at steps + exploration |"
-  out[#out + 1] = "|---:|---:|---:|---:|---:|---:|---:|"
+  out[#out + 1] = "| env steps | mean | min | max | seeds | reference |"
+  out[#out + 1] = "|---:|---:|---:|---:|---:|---:|"
   for _, s in ipairs(ref and ref.marks or M.marks) do
-    local vals, shifted = {}, {}
-    for _, r in ipairs(runs) do
-      vals[#vals + 1] = at(r, s)
-      shifted[#shifted + 1] = at(r, s + r.explore)
-    end
+    local vals = {}
+    for _, r in ipairs(runs) do vals[#vals + 1] = at(r, s) end
     if #vals > 0 and (s <= maxs or #vals == #runs) then
       local sum, lo, hi = 0, math.huge, -math.huge
       for _, v in ipairs(vals) do sum = sum + v; lo = math.min(lo, v); hi = math.max(hi, v) end
-      local ssum = 0
-      for _, v in ipairs(shifted) do ssum = ssum + v end
-      out[#out + 1] = string.format("| %d | %s | %s | %s | %d | %s | %s |", s, fmt(sum / #vals),
-        fmt(lo), fmt(hi), #vals, fmt(ref_at(task, s)),
-        #shifted > 0 and string.format("%s (%d)", fmt(ssum / #shifted), #shifted) or "")
+      out[#out + 1] = string.format("| %d | %s | %s | %s | %d | %s |", s, fmt(sum / #vals),
+        fmt(lo), fmt(hi), #vals, ref_at(task, s))
     end
   end
   out[#out + 1] = ""
@@ -177,16 +182,6 @@ local function task_section(task, runs, out)
       fmt(median(per)), r.command)
   end
   out[#out + 1] = ""
-end
-
--- the reference points of a task on our env-step axis: shifted by the exploration steps, which
--- the reference's x axis leaves out
-local function shifted_refs(task, runs)
-  local out = {}
-  for i, p in ipairs((M.references[task] or {}).points or {}) do
-    out[i] = {p[1] + (runs[1] and runs[1].explore or 0), p[2]}
-  end
-  return out
 end
 
 -- M.page(dir) -> markdown text, the per-task runs
@@ -209,13 +204,15 @@ function M.page(dir)
     "quiet machine; the returns do not depend on load. A run that stopped at its `stop_return`",
     "(InvertedPendulum: 1000) counts with its final return at later marks.",
     "",
-    "Reference values: paper Figure 2 through the author-released curves, plot-read, approximate.",
-    "Our env steps include the random exploration steps (`init_exploration_steps`: 5000, pendulum",
-    "500). The reference implementation counts its x axis without them (`timesteps_total` =",
-    "epoch * epoch_length + timestep in softlearning's `rl_algorithm.py`, which MBPO logs), so its",
-    "x = 25k is the end of our epoch 25, env step 30k. The last column gives the mean over seeds",
-    "(and how many) at that aligned point, and the curves mark the reference points shifted the",
-    "same way. Which count the published figures use is not confirmed.",
+    "Reference values: the paper's Figure 2 curves as the authors released them (mean and std",
+    "over 5 trials per epoch, one deterministic evaluation episode each; the pickles linked from",
+    "the jannerm/mbpo README, read from the copy in facebookresearch/svg at commit c05887ea,",
+    "`data/mbpo/<task>_mbpo.pkl`), interpolated at the marks. Ant and Humanoid are the",
+    "truncated-observation tasks, as ours. Both axes count env steps with the random exploration",
+    "steps (`init_exploration_steps`: 5000, pendulum 500): the released curves start at 6k, the",
+    "end of the first epoch after exploration. The released curves look smoothed (no",
+    "epoch-to-epoch noise), ours are not. InvertedPendulum is not in the released files: its",
+    "reference is read off the paper's plot.",
     "",
   }
   local all = {}
@@ -267,8 +264,8 @@ function M.main(args)
         for _, r in ipairs(runs[t]) do dirs[#dirs + 1] = r.dir end
         local ok, err = plot.plot(dirs, dir .. "/" .. t .. "/curve.png",
           string.format("%s: %d seed%s (mean, min-max)", M.task_names[t] or t, #dirs,
-            #dirs == 1 and "" or "s"), {refs = shifted_refs(t, runs[t]),
-            refs_title = "paper (plot-read), at x + exploration steps"})
+            #dirs == 1 and "" or "s"), {refs = (M.references[t] or {}).points,
+            refs_title = "paper Figure 2 (authors' curves)"})
         if not ok then io.stderr:write("mbpo: report: plot ", t, ": ", err, "\n"); return 1 end
       end
     end

@@ -64,23 +64,23 @@ describe("report", function()
     os.execute(string.format("rm -rf %q", d))
   end)
 
-  it("gives the mean at the reference's step count (env steps + exploration steps)", function()
+  it("puts the reference mean and std at the same env step, exploration included", function()
     local d = tmpdir()
     assert(lfs.mkdir(d .. "/hopper"))
-    for seed, rows in ipairs({{"1,1000,10,1", "2,1500,40,1"}, {"1,1000,20,1", "2,1500,80,1"}}) do
+    for seed, rows in ipairs({{"1,24000,10,1", "2,25000,40,1"}, {"1,24000,20,1", "2,25000,80,1"}}) do
       local sd = d .. "/hopper/seed" .. seed
       assert(lfs.mkdir(sd))
       write(sd .. "/progress.csv", "epoch,env_steps,eval_return,time_epoch\n" ..
         table.concat(rows, "\n") .. "\n")
       write(sd .. "/config.lua", "-- resolved config of `mbpo run h.lua`\nreturn {\n" ..
-        "  init_exploration_steps = 500,\n}\n")
+        "  init_exploration_steps = 5000,\n}\n")
     end
-    -- mark 1000 (no reference value there): 15.0 at env step 1000, 60.0 at 1000 + 500
     local old = R.references.hopper
-    R.references.hopper = {points = {}, marks = {1000}}
+    R.references.hopper = {points = {{25000, 587, 214}}, marks = {24000, 25000}}
     local text = assert(R.page(d))
     R.references.hopper = old
-    assert(text:find("| 1000 | 15.0 | 10.0 | 20.0 | 2 |  | 60.0 (2) |", 1, true), text)
+    assert(text:find("| 24000 | 15.0 | 10.0 | 20.0 | 2 |  |", 1, true), text)
+    assert(text:find("| 25000 | 60.0 | 40.0 | 80.0 | 2 | 587 ± 214 |", 1, true), text)
     os.execute(string.format("rm -rf %q", d))
   end)
 
