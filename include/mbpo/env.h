@@ -60,7 +60,9 @@ extern const mbField mbs_envFields[], mbs_mjcfFields[];
    env's generator is seeded with (seed, 0). NULL + mbu_error on failure. */
 mbEnv *mbs_make(const char *name, uint64_t seed);
 /* A custom model from an MJCF (or URDF) file; frame_skip >= 1 physics steps per env step.
-   NULL + mbu_error carrying MuJoCo's own message when the model does not load. */
+   Its state is qpos0 after a forward pass (positions computed, no draws from the generator,
+   no episode started). NULL + mbu_error carrying MuJoCo's own message when the model does
+   not load. */
 mbEnv *mbs_fromFile(const char *path, int frame_skip, uint64_t seed);
 /* Frees the env (NULL is fine). */
 void mbs_free(mbEnv *env);

@@ -24,16 +24,8 @@ typedef struct LVideo {
   int width, height;
 } LVideo;
 
-static LRenderer *checklr(lua_State *L, int idx) {
-  return luaL_checkudata(L, idx, MBL_RENDERER);
-}
-
 static mbRenderer *checkrenderer(lua_State *L, int idx) {
   return ((LRenderer *)mbL_checkopen(L, idx, MBL_RENDERER, "renderer"))->r;
-}
-
-static LVideo *checklv(lua_State *L, int idx) {
-  return luaL_checkudata(L, idx, MBL_VIDEO);
 }
 
 /* the options of R.new (camera: a string, read apart) */
@@ -92,14 +84,14 @@ static int m_pixels(lua_State *L) {
 }
 
 static int m_rclose(lua_State *L) {
-  LRenderer *lr = checklr(L, 1);
+  LRenderer *lr = luaL_checkudata(L, 1, MBL_RENDERER);
   mbv_freeRenderer(lr->r);
   lr->r = NULL;
   return 0;
 }
 
 static int m_rtostring(lua_State *L) {
-  LRenderer *lr = checklr(L, 1);
+  LRenderer *lr = luaL_checkudata(L, 1, MBL_RENDERER);
   if (!lr->r) lua_pushliteral(L, "mbpo.Renderer (closed)");
   else lua_pushfstring(L, "mbpo.Renderer %dx%d", mbv_width(lr->r), mbv_height(lr->r));
   return 1;
@@ -126,9 +118,7 @@ static int r_open(lua_State *L) {
                       (int)w, (int)h, MBV_MIN_SIZE, MBV_MAX_SIZE);
   luaL_argcheck(L, fps >= 1 && fps <= 1000, 4, "fps must be in [1, 1000]");
   LVideo *lv = lua_newuserdatauv(L, sizeof *lv, 0);
-  lv->v = NULL;
-  lv->width = (int)w;
-  lv->height = (int)h;
+  *lv = (LVideo){NULL, (int)w, (int)h};
   luaL_setmetatable(L, MBL_VIDEO);
   lv->v = mbv_open(path, (int)w, (int)h, (int)fps);
   if (!lv->v) return mbL_pushfail(L);
@@ -139,8 +129,7 @@ static int r_open(lua_State *L) {
 static int m_write(lua_State *L) {
   LVideo *lv = mbL_checkopen(L, 1, MBL_VIDEO, "video");
   const uint8_t *rgb;
-  LRenderer *lr = luaL_testudata(L, 2, MBL_RENDERER);
-  if (lr) {
+  if (luaL_testudata(L, 2, MBL_RENDERER)) {
     mbRenderer *r = checkrenderer(L, 2);
     if (mbv_width(r) != lv->width || mbv_height(r) != lv->height)
       return luaL_error(L, "video:write: frame %dx%d, video %dx%d", mbv_width(r),
@@ -159,27 +148,19 @@ static int m_write(lua_State *L) {
   return 1;
 }
 
-/* v:close() -> true | nil, message (the encoder's own last line) */
+/* v:close() -> true | nil, message (the encoder's own last line); also __gc and __close, which
+   end an unfinished video (Lua drops their results) */
 static int m_vclose(lua_State *L) {
-  LVideo *lv = checklv(L, 1);
-  if (!lv->v) { lua_pushboolean(L, 1); return 1; }
-  int rc = mbv_close(lv->v);
+  LVideo *lv = luaL_checkudata(L, 1, MBL_VIDEO);
+  int rc = lv->v ? mbv_close(lv->v) : MB_OK;
   lv->v = NULL;
   if (rc < 0) return mbL_pushfail(L);
   lua_pushboolean(L, 1);
   return 1;
 }
 
-/* __gc / __close: an unfinished video is ended (its result is not reported) */
-static int m_vgc(lua_State *L) {
-  LVideo *lv = checklv(L, 1);
-  if (lv->v) mbv_close(lv->v);
-  lv->v = NULL;
-  return 0;
-}
-
 static int m_vtostring(lua_State *L) {
-  LVideo *lv = checklv(L, 1);
+  LVideo *lv = luaL_checkudata(L, 1, MBL_VIDEO);
   if (!lv->v) lua_pushliteral(L, "mbpo.Video (closed)");
   else lua_pushfstring(L, "mbpo.Video %dx%d, %d frames", lv->width, lv->height,
                        (int)mbv_frames(lv->v));
@@ -189,7 +170,7 @@ static int m_vtostring(lua_State *L) {
 /* fields frames, width, height (the methods are found first) */
 static int m_vfield(lua_State *L) {
   const char *k = luaL_checkstring(L, 2);
-  LVideo *lv = checklv(L, 1);
+  LVideo *lv = luaL_checkudata(L, 1, MBL_VIDEO);
   if (strcmp(k, "frames") == 0) lua_pushinteger(L, lv->v ? (lua_Integer)mbv_frames(lv->v) : 0);
   else if (strcmp(k, "width") == 0) lua_pushinteger(L, lv->width);
   else if (strcmp(k, "height") == 0) lua_pushinteger(L, lv->height);
@@ -205,11 +186,11 @@ static const luaL_Reg rmetameth[] = {
   {NULL, NULL}};
 static const luaL_Reg vmeth[] = {{"write", m_write}, {"close", m_vclose}, {NULL, NULL}};
 static const luaL_Reg vmetameth[] = {
-  {"__gc", m_vgc}, {"__close", m_vgc}, {"__tostring", m_vtostring},
+  {"__gc", m_vclose}, {"__close", m_vclose}, {"__tostring", m_vtostring},
   {NULL, NULL}};
 
 int luaopen_mbpo_render(lua_State *L) {
-  luaL_requiref(L, "mbpo.env", luaopen_mbpo_env, 0);
+  luaL_requiref(L, "mbpo.env.native", luaopen_mbpo_env, 0);
   lua_pop(L, 1);
   mbL_newclass(L, MBL_RENDERER, rmeth, rmetameth, m_rfield);
   mbL_newclass(L, MBL_VIDEO, vmeth, vmetameth, m_vfield);

@@ -322,7 +322,18 @@ mbEnv *mbs_fromFile(const char *path, int frame_skip, uint64_t seed) {
   snprintf(name, sizeof name, "%s", base);
   char *dot = strrchr(name, '.');
   if (dot && dot != name) *dot = 0;
-  return new_env(a.m, NULL, name, frame_skip, seed);
+  mbEnv *env = new_env(a.m, NULL, name, frame_skip, seed);
+  if (!env) return NULL;
+  /* the state of qpos0 with its forward pass (a task's first observation reads it, to size
+     obs_dim): a reset without noise that leaves the generator and the counters as made */
+  mbRng rng = env->rng;
+  if (mbs_resetData(env) < 0 || mbs_resetTo(env, NULL, NULL, 0.0) < 0) {
+    mbs_free(env);
+    return NULL;
+  }
+  env->rng = rng;
+  mbs_setProgress(env, 0, 0, 0);
+  return env;
 }
 
 /* Frees the env and its MuJoCo model and data. */

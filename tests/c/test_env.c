@@ -731,6 +731,15 @@ static void test_custom_and_errors(void) {
     snprintf(want, sizeof want, "mbpo_test_env_%d_3", (int)getpid());
     CHECK(strcmp(mbs_name(e), want) == 0, "custom name %s", mbs_name(e));
     CHECK_NEAR(mbs_dt(e), 0.03, 1e-15);
+    /* as loaded: qpos0 with the forward pass done (the box body's frame at its pos), the
+       generator untouched and no episode started */
+    mbsView v0;
+    mbs_view(&v0, e, 0);
+    mbRng fresh;
+    mbr_seed(&fresh, 0, 0);
+    CHECK(v0.xpos[3 * 1 + 2] == 0.1 && v0.qpos[0] == 0 && !mbs_started(e) && mbs_steps(e) == 0,
+          "custom as loaded: box z %g, started %d", v0.xpos[5], mbs_started(e));
+    CHECK(mbr_next(mbs_rng(e)) == mbr_next(&fresh), "loading draws nothing");
     double u = 0.5, r;
     int term, trunc;
     CHECK(mbs_step(NULL, &r, &term, &trunc, e, &u) == MB_ERR, "builtin step on a custom env");

@@ -531,6 +531,39 @@ describe("env from_mjcf", function()
            "from_mjcf: task: frame_skip must be an integer in [1, 100000], got 0")
   end)
 
+  it("places a custom task's errors at the caller, as the C methods' own errors", function()
+    -- the task runner is Lua (lua/mbpo/env.lua): its messages must still point at the line
+    -- that called the env's method (or the view's), never into the library
+    local here = debug.getinfo(1, "S").short_src
+    local function at(err, pattern)
+      check(err:find(here .. ":%d+: " .. pattern), "position of: %s", err)
+      check(not err:find("mbpo/env.lua", 1, true), "library position in: %s", err)
+    end
+    local base = dofile(dir .. "/task.lua")
+    local t = {}
+    for k, v in pairs(base) do t[k] = v end
+    t.reward = nil
+    at(raises(function() E.from_mjcf(xml, t) end, "task.reward must be"), "from_mjcf")
+    t.reward, t.frame_skip = base.reward, 0
+    at(raises(function() E.from_mjcf(xml, t) end, "frame_skip must be"), "from_mjcf: task")
+    t.frame_skip = nil
+    local env = assert(E.from_mjcf(xml, t))
+    env:reset()
+    t.reward = function() return {} end
+    at(raises(function() env:step({0, 0}) end, "must return a number"), "task.reward must")
+    t.reward = function(v) local q = v:qpos(5); return q end
+    local err = raises(function() env:step({0, 0}) end, "index 5 out of range [1, 2]")
+    at(err, "task.reward: " .. here:gsub("%p", "%%%0") .. ":%d+: view:qpos: index 5")
+    t.reset = function() return {1, 2, 3} end
+    at(raises(function() env:reset() end, "qpos has 3 values"), "task.reset: qpos has 3")
+    t.termination = nil
+    at(raises(function() env:termination(T.zeros(1, 8)) end, "no task.termination"),
+       "env:termination: custom task")
+    t.termination = function() error("own message", 0) end
+    eq(raises(function() env:termination(T.zeros(1, 8)) end, "own"), "own message",
+       "task.termination's error as it is")
+  end)
+
   it("turns a MuJoCo error inside mj_step into a Lua error", function()
     -- the stack fits the compiler's contact-free check but not the falling box's contacts
     local path = write_file([[
