@@ -48,55 +48,39 @@ end
 local function ms(s) return string.format("%.2f", s * 1e3) end
 local function gf(flops, s) return string.format("%.1f", flops / s / 1e9) end
 
-local function run(opts)
-  local threads = opts.threads or {1, 2}
-  local rounds = tonumber(os.getenv("MBPO_BENCH_ROUNDS") or "") or opts.rounds or 2
-  io.write("OpenBLAS: ", native.blas(), "; ", core.ncpu(), " cpus; ", rounds, " rounds\n")
-  local worst = math.huge
-  local rows, summaries = {}, {}
-  local precs = opts.precisions or require("mbpo.bench.sac").precisions({})
-  for _, sh in ipairs(SHAPES) do
-   for _, prec in ipairs(precs) do
-    local ens = Ensemble.new{inputs = sh.obs + sh.act, outputs = sh.obs + 1, seed = 1,
-                             precision = prec}
-    local train_flops, fwd_flops = ens:flops(256)
-    local best = {train = {math.huge}, step = {math.huge}, ptrain = nil, pstep = nil}
-    local peer_msg
-    for r = 1, rounds do
-      local train, step = measure_ours(ens, threads)
-      local t, tth = best_of(train)
-      local s, sth = best_of(step)
-      local line = string.format("  %s %s round %d: ours train %s ms (%d thr), step %s ms (%d thr)",
-        sh.name, prec, r, ms(t), tth, ms(s), sth)
-      if t < best.train[1] then best.train = {t, tth} end
-      if s < best.step[1] then best.step = {s, sth} end
-      local peer, msg = bench.peer("train,predict", sh.obs, sh.act, {1, 2}, "--iters 120")
-      if peer and peer.train and peer.predict then
-        line = line .. string.format("; peer train %.2f ms (%d thr), predict %.1f ms (%d thr)",
-          peer.train.ms_per_step, peer.train.threads, peer.predict.ms, peer.predict.threads)
-        if not best.ptrain or peer.train.ms_per_step < best.ptrain.ms_per_step then
-          best.ptrain = peer.train
-        end
-        if not best.pstep or peer.predict.ms < best.pstep.ms then best.pstep = peer.predict end
-      else
-        peer_msg = msg or "peer gave no result"
-      end
+-- rounds of ours and the peer on one shape and precision: the best of each, and the peer's
+-- message when it gave no result
+local function measure_shape(sh, prec, ens, threads, rounds)
+  local best = {train = {math.huge}, step = {math.huge}, ptrain = nil, pstep = nil}
+  for r = 1, rounds do
+    local train, step = measure_ours(ens, threads)
+    local t, tth = best_of(train)
+    local s, sth = best_of(step)
+    local line = string.format("  %s %s round %d: ours train %s ms (%d thr), step %s ms (%d thr)",
+      sh.name, prec, r, ms(t), tth, ms(s), sth)
+    if t < best.train[1] then best.train = {t, tth} end
+    if s < best.step[1] then best.step = {s, sth} end
+    local peer, msg = bench.peer("train,predict", sh.obs, sh.act, {1, 2}, "--iters 120")
+    if not (peer and peer.train and peer.predict) then
       io.write(line, "\n")
-      io.flush()
-      if peer_msg then break end
+      return best, msg or "peer gave no result"
     end
-    rows[#rows + 1] = {sh.name, "train " .. prec, best.train, train_flops, best.ptrain,
-                       best.ptrain and best.ptrain.ms_per_step}
-    rows[#rows + 1] = {sh.name, "step100k " .. prec, best.step, fwd_flops * ROWS, best.pstep,
-                       best.pstep and best.pstep.ms}
-    if peer_msg then rows[#rows].note = peer_msg end
-    if sh.name == "Hopper" then
-      summaries[#summaries + 1] = {"ens_train", prec, best.train[1] * 1e3,
-                                   best.ptrain and best.ptrain.ms_per_step}
-      summaries[#summaries + 1] = {"ens_step", prec, best.step[1] * 1e3, best.pstep and best.pstep.ms}
+    line = line .. string.format("; peer train %.2f ms (%d thr), predict %.1f ms (%d thr)",
+      peer.train.ms_per_step, peer.train.threads, peer.predict.ms, peer.predict.threads)
+    if not best.ptrain or peer.train.ms_per_step < best.ptrain.ms_per_step then
+      best.ptrain = peer.train
     end
-   end
+    if not best.pstep or peer.predict.ms < best.pstep.ms then best.pstep = peer.predict end
+    io.write(line, "\n")
+    io.flush()
   end
+  return best
+end
+
+-- the table of rows {shape, kernel, {ours s, threads}, flops, peer result, peer ms}; returns
+-- the lowest ratio
+local function print_table(rows)
+  local worst = math.huge
   io.write("\n", string.format("%-7s %-15s %13s %9s %14s %9s %7s\n", "shape", "kernel",
     "ours ms/thr", "GFLOP/s", "peer ms/thr", "GFLOP/s", "ratio"))
   for _, r in ipairs(rows) do
@@ -113,6 +97,35 @@ local function run(opts)
       if r.note then io.write("  peer: ", r.note, "\n") end
     end
   end
+  return worst
+end
+
+local function run(opts)
+  local threads = opts.threads or {1, 2}
+  local rounds = tonumber(os.getenv("MBPO_BENCH_ROUNDS") or "") or opts.rounds or 2
+  io.write("OpenBLAS: ", native.blas(), "; ", core.ncpu(), " cpus; ", rounds, " rounds\n")
+  local rows, summaries = {}, {}
+  local precs = opts.precisions or require("mbpo.bench.sac").precisions({})
+  for _, sh in ipairs(SHAPES) do
+    for _, prec in ipairs(precs) do
+      local ens = Ensemble.new{inputs = sh.obs + sh.act, outputs = sh.obs + 1, seed = 1,
+                               precision = prec}
+      local train_flops, fwd_flops = ens:flops(256)
+      local best, peer_msg = measure_shape(sh, prec, ens, threads, rounds)
+      rows[#rows + 1] = {sh.name, "train " .. prec, best.train, train_flops, best.ptrain,
+                         best.ptrain and best.ptrain.ms_per_step}
+      rows[#rows + 1] = {sh.name, "step100k " .. prec, best.step, fwd_flops * ROWS, best.pstep,
+                         best.pstep and best.pstep.ms}
+      if peer_msg then rows[#rows].note = peer_msg end
+      if sh.name == "Hopper" then
+        summaries[#summaries + 1] = {"ens_train", prec, best.train[1] * 1e3,
+                                     best.ptrain and best.ptrain.ms_per_step}
+        summaries[#summaries + 1] = {"ens_step", prec, best.step[1] * 1e3,
+                                     best.pstep and best.pstep.ms}
+      end
+    end
+  end
+  local worst = print_table(rows)
   if worst < math.huge then
     io.write(string.format("lowest ratio %.2fx (accepted at 2x, target 3x)\n", worst))
   end

@@ -165,6 +165,28 @@ local function epoch_once(task, prec, scale, model_epochs)
              obs = O, act = A, sac = cmp, phase_pool = pool_delta(before, phase, steps * G_UPD)}
 end
 
+-- the lines of our epoch in one precision: the phases, the SAC update timed three ways, the
+-- pool counters
+local function report_ours(prec, t, c)
+  io.write(string.format("ours %s: env %.1f s, model %.1f s, rollouts k=1 %.1f s, k=15 %.1f s, "
+    .. "sac %.1f s (%.2f ms/update); epoch k=1 %.1f s, k=15 %.1f s\n", prec, t.env, t.model,
+    t.rollout_k1, t.rollout_k15, t.sac, t.sac / c.updates * 1e3,
+    t.env + t.model + t.rollout_k1 + t.sac, t.env + t.model + t.rollout_k15 + t.sac))
+  local m = c.sac
+  io.write(string.format("ours %s sac per update: phase %.3f ms; then 5 rounds, median (best): "
+    .. "bench sac's method %.3f (%.3f), epoch's agent on a fixed batch %.3f (%.3f), "
+    .. "update_mixed after env steps %.3f (%.3f); phase / bench sac %.2fx, loop / bench sac "
+    .. "%.2fx (%d threads)\n", prec, t.sac / c.updates * 1e3, m.bench.median, m.bench.best,
+    m.agent.median, m.agent.best, m.loop.median, m.loop.best,
+    t.sac / c.updates * 1e3 / m.bench.median, m.loop.median / m.bench.median, core.threads()))
+  if core.threads() > 1 then
+    io.write(string.format("ours %s pool per update: phase: %s\n  bench sac's method: %s\n"
+      .. "  epoch's agent on a fixed batch: %s\n  update_mixed after env steps: %s\n", prec,
+      pool_text(c.phase_pool), pool_text(m.bench.pool), pool_text(m.agent.pool),
+      pool_text(m.loop.pool)))
+  end
+end
+
 local function run(opts)
   local task = opts.task or "Hopper"
   local scale = tonumber(os.getenv("MBPO_BENCH_EPOCH_SCALE") or "") or opts.scale or 1
@@ -177,23 +199,7 @@ local function run(opts)
     local t, c = epoch_once(task, prec, scale, model_epochs)
     counts = c
     results[#results + 1] = {prec, t}
-    io.write(string.format("ours %s: env %.1f s, model %.1f s, rollouts k=1 %.1f s, k=15 %.1f s, "
-      .. "sac %.1f s (%.2f ms/update); epoch k=1 %.1f s, k=15 %.1f s\n", prec, t.env, t.model,
-      t.rollout_k1, t.rollout_k15, t.sac, t.sac / c.updates * 1e3,
-      t.env + t.model + t.rollout_k1 + t.sac, t.env + t.model + t.rollout_k15 + t.sac))
-    local m = c.sac
-    io.write(string.format("ours %s sac per update: phase %.3f ms; then 5 rounds, median (best): "
-      .. "bench sac's method %.3f (%.3f), epoch's agent on a fixed batch %.3f (%.3f), "
-      .. "update_mixed after env steps %.3f (%.3f); phase / bench sac %.2fx, loop / bench sac "
-      .. "%.2fx (%d threads)\n", prec, t.sac / c.updates * 1e3, m.bench.median, m.bench.best,
-      m.agent.median, m.agent.best, m.loop.median, m.loop.best,
-      t.sac / c.updates * 1e3 / m.bench.median, m.loop.median / m.bench.median, core.threads()))
-    if core.threads() > 1 then
-      io.write(string.format("ours %s pool per update: phase: %s\n  bench sac's method: %s\n"
-        .. "  epoch's agent on a fixed batch: %s\n  update_mixed after env steps: %s\n", prec,
-        pool_text(c.phase_pool), pool_text(m.bench.pool), pool_text(m.agent.pool),
-        pool_text(m.loop.pool)))
-    end
+    report_ours(prec, t, c)
     io.flush()
   end
   -- the peer's kernels at the same shapes, the same counts

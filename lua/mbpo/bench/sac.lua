@@ -110,6 +110,33 @@ function M.summary(kernel, precision, ours, peer)
     peer and string.format("%.2fx", peer / ours) or "nan"))
 end
 
+-- batched act over a rollout batch, deterministic and sampled, into a preallocated out; adds
+-- the Hopper rows to summaries
+local function bench_act(opts, shapes, precs, summaries)
+  local N = 100000
+  for _, sh in ipairs(shapes) do
+    local name, obs, act = sh[1], sh[2], sh[3]
+    local x, out = random_rows(N, obs, 5), T.zeros(N, act)
+    local g = Rng.new(7)
+    local pms = opts.peer ~= false and name == "hopper" and peer_act(obs, act, N) or nil
+    for _, prec in ipairs(precs) do
+      local agent = SAC.new{obs = obs, act = act, seed = 1, precision = prec}
+      local best = math.huge
+      for _, th in ipairs(opts.threads) do
+        core.set_threads(th)
+        local td = bench.time(function() agent:act(x, {deterministic = true, out = out}) end, 2, 5)
+        local ts = bench.time(function() agent:act(x, {out = out}, g) end, 2, 5)
+        best = math.min(best, ts * 1e3)
+        io.write(string.format("%-7s %s act %d rows, %dT: deterministic %.1f ms, sampled %.1f ms"
+          .. " (%.2f M rows/s)\n", name, prec, N, th, td * 1e3, ts * 1e3, N / ts / 1e6))
+      end
+      if pms then io.write(string.format("%-7s peer act %d rows (fp32, best T): %.1f ms\n", name, N, pms)) end
+      if name == "hopper" then summaries[#summaries + 1] = {"sac_act", prec, best, pms} end
+      agent:close()
+    end
+  end
+end
+
 function M.run(opts)
   opts = opts or {}
   opts.rounds, opts.reps = opts.rounds or 3, opts.reps or 100
@@ -149,31 +176,7 @@ function M.run(opts)
       results[#results + 1] = r
     end
   end
-  if opts.act ~= false then
-    -- batched act over a rollout batch, deterministic and sampled, into a preallocated out
-    local N = 100000
-    for _, sh in ipairs(shapes) do
-      local name, obs, act = sh[1], sh[2], sh[3]
-      local x, out = random_rows(N, obs, 5), T.zeros(N, act)
-      local g = Rng.new(7)
-      local pms = opts.peer ~= false and name == "hopper" and peer_act(obs, act, N) or nil
-      for _, prec in ipairs(precs) do
-        local agent = SAC.new{obs = obs, act = act, seed = 1, precision = prec}
-        local best = math.huge
-        for _, th in ipairs(opts.threads) do
-          core.set_threads(th)
-          local td = bench.time(function() agent:act(x, {deterministic = true, out = out}) end, 2, 5)
-          local ts = bench.time(function() agent:act(x, {out = out}, g) end, 2, 5)
-          best = math.min(best, ts * 1e3)
-          io.write(string.format("%-7s %s act %d rows, %dT: deterministic %.1f ms, sampled %.1f ms"
-            .. " (%.2f M rows/s)\n", name, prec, N, th, td * 1e3, ts * 1e3, N / ts / 1e6))
-        end
-        if pms then io.write(string.format("%-7s peer act %d rows (fp32, best T): %.1f ms\n", name, N, pms)) end
-        if name == "hopper" then summaries[#summaries + 1] = {"sac_act", prec, best, pms} end
-        agent:close()
-      end
-    end
-  end
+  if opts.act ~= false then bench_act(opts, shapes, precs, summaries) end
   core.set_threads(saved)
   bench.summaries(summaries, 11, 3)
   return results
