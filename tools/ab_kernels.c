@@ -120,7 +120,11 @@ int main(int argc, char **argv) {
     double *v = wt[on];
     int n = nw[on];
     for (int i = 1; i < n; i++)   /* insertion sort */
-      for (int j = i; j > 0 && v[j] < v[j - 1]; j--) { double q = v[j]; v[j] = v[j - 1]; v[j - 1] = q; }
+      for (int j = i; j > 0 && v[j] < v[j - 1]; j--) {
+        double q = v[j];
+        v[j] = v[j - 1];
+        v[j - 1] = q;
+      }
     printf("ens_train, weight gradients on %-20s median %.3f ms (q1 %.3f, q3 %.3f; %d rounds)\n",
            on ? "the unpacked kernel:" : "sgemm:", v[n / 2] * 1e3, v[n / 4] * 1e3,
            v[3 * n / 4] * 1e3, n);

@@ -212,7 +212,7 @@ void mbn_standardize(float *x, const float *src, const float *mean, const float 
    shape; tests/c/test_nn_wgrad.c checks the chain). A tile of RK (<= 8) rows of dW by NC
    (<= 3) vectors of 16 columns stays in 24 registers for the whole sweep over the rows;
    the last vector of a tile takes the mask km. */
-#define PF 16   /* rows ahead to prefetch */
+#define WG_PREFETCH 16   /* rows ahead to prefetch */
 MB_T512 static inline __attribute__((always_inline)) void wgrad_tile(
     float *restrict dW, const float *restrict x, int ldx, const float *restrict dy, int N, int B,
     const int RK, const int NC, __mmask16 km) {
@@ -223,8 +223,8 @@ MB_T512 static inline __attribute__((always_inline)) void wgrad_tile(
     for (int c = 0; c < NC; c++) acc[i][c] = _mm512_setzero_ps();
   for (int r = 0; r < B; r++) {
     const float *yr = dy + (size_t)r * N, *xr = x + (size_t)r * ldx;
-    _mm_prefetch((const char *)(xr + (size_t)PF * ldx), _MM_HINT_T0);
-    _mm_prefetch((const char *)(yr + (size_t)PF * N), _MM_HINT_T0);
+    _mm_prefetch((const char *)(xr + (size_t)WG_PREFETCH * ldx), _MM_HINT_T0);
+    _mm_prefetch((const char *)(yr + (size_t)WG_PREFETCH * N), _MM_HINT_T0);
     __m512 v[3];
     _Pragma("GCC unroll 3")
     for (int c = 0; c < NC; c++)
@@ -269,14 +269,15 @@ MB_T512 static void wgrad16(float *dW, const float *x, int ldx, const float *dy,
 }
 #undef WG_ROW
 #undef WG_CASE
+#undef WG_PREFETCH
 
-/* 1: fp32 weight gradients on wgrad16 (an AVX-512 CPU, whatever mbn_isa() says, so that
-   both ISA paths give the same bits; MBPO_GEMM_F32=blas keeps them on sgemm with every
-   other fp32 product) */
+/* 1: fp32 weight gradients on wgrad16 (a CPU with the AVX-512 path, whatever mbn_isa()
+   says, so that both ISA paths give the same bits; MBPO_GEMM_F32=blas keeps them on sgemm
+   with every other fp32 product) */
 static atomic_int wgrad16_off;   /* mbn_wgradDirectUse(0): A/B measurements */
 
 static int wgrad16_on(void) {
-  return __builtin_cpu_supports("avx512f") && mbn_gemmF32InUse() &&
+  return mbn_isaSupported(MB_ISA_AVX512) && mbn_gemmF32InUse() &&
          !atomic_load_explicit(&wgrad16_off, memory_order_relaxed);
 }
 #endif
