@@ -224,8 +224,10 @@ MB_T512 static inline __attribute__((always_inline)) void wgrad_tile(
   for (int r = 0; r < B; r++) {
     const float *yr = dy + (size_t)r * N, *xr = x + (size_t)r * ldx;
     _mm_prefetch((const char *)(xr + (size_t)WG_PREFETCH * ldx), _MM_HINT_T0);
-    _mm_prefetch((const char *)(yr + (size_t)WG_PREFETCH * N), _MM_HINT_T0);
     __m512 v[3];
+    _Pragma("GCC unroll 3")
+    for (int c = 0; c < NC; c++)
+      _mm_prefetch((const char *)(yr + (size_t)WG_PREFETCH * N + 16 * c), _MM_HINT_T0);
     _Pragma("GCC unroll 3")
     for (int c = 0; c < NC; c++)
       v[c] = c == NC - 1 ? _mm512_maskz_loadu_ps(km, yr + 16 * c) : _mm512_loadu_ps(yr + 16 * c);
