@@ -20,6 +20,7 @@
    (the same bits as packing it again). */
 #include "mbpo/nn.h"
 #include "mbpo/core.h"
+#include "nn/ens_simd.h"
 #include "nn/matmul.h"
 
 #include <pthread.h>
@@ -92,10 +93,43 @@ float mbn_bf16Round(float x) {
   return f;
 }
 
+#ifdef MB_SIMD16
+/* one row of pack on the AVX-512 path: tobf16's integer steps in 16 lanes (the AVX2 loop's,
+   so the same bits), the tail under a mask; the 32 -> 16 bit narrowing is exact (every
+   value fits in 16 bits). Not VCVTNEPS2BF16: it flushes subnormal inputs to zero. */
+MB_T512 static void pack_row16(uint16_t *restrict d, const float *restrict s, int cols) {
+  const __m512i one = _mm512_set1_epi32(1), bias = _mm512_set1_epi32(0x7fff);
+  const __m512i abs = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000);
+  const __m512i quiet = _mm512_set1_epi32(0x40);
+  for (int c = 0; c < cols; c += 16) {
+    __mmask16 k = mb_mask16(cols - c);
+    __m512i u = _mm512_castps_si512(mb_ld16(s + c, k));
+    __m512i hi = _mm512_srli_epi32(u, 16);
+    __m512i rn = _mm512_srli_epi32(
+      _mm512_add_epi32(_mm512_add_epi32(u, bias), _mm512_and_si512(hi, one)), 16);
+    __mmask16 nan = _mm512_cmpgt_epi32_mask(_mm512_and_si512(u, abs), inf);
+    __m256i h = _mm512_cvtepi32_epi16(_mm512_mask_mov_epi32(rn, nan, _mm512_or_si512(hi, quiet)));
+    if (k == (__mmask16)0xffff) _mm256_storeu_si256((__m256i *)(void *)(d + c), h);
+    else _mm256_mask_storeu_epi16(d + c, k, h);
+  }
+}
+#endif
+
 /* packs rows x cols of src (leading dimension ld) into dst [rows x dcols] as bf16, the same
-   rounding as tobf16, 16 values per step with AVX2; columns cols..dcols-1 become zeros */
+   rounding as tobf16, 16 values per step with AVX2 (a row per call on the AVX-512 path);
+   columns cols..dcols-1 become zeros */
 static void pack(uint16_t *restrict dst, const float *restrict src, int rows, int cols, int ld,
                  int dcols) {
+#ifdef MB_SIMD16
+  if (mb_use512()) {
+    for (int r = 0; r < rows; r++) {
+      uint16_t *d = dst + (size_t)r * dcols;
+      pack_row16(d, src + (size_t)r * ld, cols);
+      for (int c = cols; c < dcols; c++) d[c] = 0;
+    }
+    return;
+  }
+#endif
 #ifdef __AVX2__
   const __m256i one = _mm256_set1_epi32(1), bias = _mm256_set1_epi32(0x7fff);
   const __m256i abs = _mm256_set1_epi32(0x7fffffff), inf = _mm256_set1_epi32(0x7f800000);
