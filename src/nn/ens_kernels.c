@@ -310,7 +310,11 @@ void mbn_linearBackwardRowsP(mbPrecision prec, float *dW, const float *dy, const
     return;
   }
 #ifdef MB_SIMD16
-  if (prec == MB_FP32 && wgrad16_on()) {
+  /* fp32, and in bf16 the products mbn_gemm leaves to fp32 sgemm (a dimension under
+     MB_BF16_MIN_DIM: the first layer's rows, the output layer's columns) */
+  int fp32 = prec == MB_FP32 || nk < MB_BF16_MIN_DIM || out < MB_BF16_MIN_DIM ||
+             B < MB_BF16_MIN_DIM;
+  if (fp32 && wgrad16_on()) {
     wgrad16(dW + (size_t)k0 * out, x + k0, in, dy, nk, out, B);
     return;
   }

@@ -74,6 +74,31 @@ static void shapes(void) {
   check_rows(1000, 20, 64, 4, 16);
 }
 
+/* in bf16 the weight gradients with a dimension under MB_BF16_MIN_DIM stay fp32: the same
+   bits as the fp32 call, on the kernel and on sgemm */
+static void test_bf16_small_stay_fp32(void) {
+  int shapes[][5] = {{256, 14, 200, 0, 7}, {256, 14, 200, 7, 14}, {256, 200, 24, 100, 200},
+                     {20, 40, 64, 0, 40}};
+  for (int direct = 0; direct < 2; direct++) {
+    mbn_wgradDirectUse(direct);
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+      int B = shapes[s][0], in = shapes[s][1], out = shapes[s][2], k0 = shapes[s][3];
+      int k1 = shapes[s][4];
+      size_t nx = (size_t)B * in, ny = (size_t)B * out, nw = (size_t)in * out;
+      float *x = malloc(nx * 4), *dy = malloc(ny * 4), *a = calloc(nw, 4), *b = calloc(nw, 4);
+      if (!x || !dy || !a || !b) { CHECK(0, "out of memory"); return; }
+      fill(x, nx, 11 + s);
+      fill(dy, ny, 12 + s);
+      mbn_linearBackwardRowsP(MB_FP32, a, dy, x, B, in, out, k0, k1);
+      mbn_linearBackwardRowsP(MB_BF16, b, dy, x, B, in, out, k0, k1);
+      CHECK(memcmp(a, b, nw * 4) == 0, "direct %d, B %d, %dx%d rows %d..%d: bf16 differs from "
+            "fp32", direct, B, in, out, k0, k1);
+      free(x); free(dy); free(a); free(b);
+    }
+  }
+  mbn_wgradDirectUse(1);
+}
+
 static void test_direct(void) {
   mbn_wgradDirectUse(1);
   shapes();
@@ -101,5 +126,6 @@ int main(void) {
   RUN(test_default_and_empty);
   RUN(test_direct);
   RUN(test_sgemm);
+  RUN(test_bf16_small_stay_fp32);
   return TEST_REPORT();
 }
