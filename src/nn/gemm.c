@@ -14,7 +14,9 @@
    Row counts that vary from call to call (the critic rows that gave the minimum, the rows
    of a model step routed to one elite) are padded with zero rows up to a multiple of
    ROWPAD, so that a handful of shapes serve them all instead of a new primitive (and a new
-   JIT kernel) per count; the padded rows' results are discarded.
+   JIT kernel) per count; the padded rows' results are discarded. A transposed A (a weight
+   gradient's rows, x^T dy) has a fixed row count and is not padded (the ensemble's 100-row
+   blocks computed 128).
    Weights multiplied many times between optimiser steps need not be rounded per call: their
    owner attaches a bf16 image (mbn_bf16Attach), and a B operand inside it is read from there
    (the same bits as packing it again). */
@@ -332,7 +334,9 @@ int mbn_gemm(mbPrecision prec, int ta, int tb, int M, int N, int K, float alpha,
   if (prec == MB_BF16 && use_bf16(M, N, K)) {
     ThreadState *t = thread_state();
     if (!t) return mbu_error("gemm: oneDNN is not available (engine or stream)");
-    int Mp = (M + ROWPAD - 1) / ROWPAD * ROWPAD;
+    /* padded rows for A as it is (activations: row counts that vary); a transposed A is
+       a weight gradient's block of weight rows, a count fixed by the layer sizes */
+    int Mp = ta ? M : (M + ROWPAD - 1) / ROWPAD * ROWPAD;
     size_t na = (size_t)Mp * K, nb = (size_t)K * N;
     if (grow(&t->abuf, &t->acap, na) < 0) return MB_ERR;
     if (ta) pack(t->abuf, A, K, M, lda, Mp);
