@@ -18,7 +18,8 @@
      (m, half): the gradients of half of the rows of every weight matrix (a contiguous block)
      and half of every bias, over all minibatch rows, then weight decay and Adam on that
      block. The bound vectors are shared by the members: each task of section A leaves its
-     part of their gradient, summed in task order afterwards.
+     part of their gradient, summed in task order afterwards. At one thread the tasks run
+     member by member instead (A then B of each member, see member_sections), the same bits.
    - predict, evaluate and step cut their rows into items of at most CHUNK rows, each
      computed by one member in its worker's workspace. Per-item results are reduced in item
      order, and the noise of a step item comes from a generator seeded by (one draw of the
