@@ -25,6 +25,14 @@ for t in test_nn test_ensemble test_sac test_simd; do
   [ $rc -eq 0 ] || { printf '%s\n' "$out" | grep -v '^[0-9]* passed' | sed 's/^/    /'; status=1; }
   sum "$out"
 done
+# the ensemble's training step member by member at every thread count (the default only at
+# one thread; src/nn/ensemble.c): the same bits for any thread count
+if [ -x "$build/tests/test_ensemble" ]; then
+  out=$(MBPO_ENS_MEMBER_SECTIONS=1 "$build/tests/test_ensemble" 2>&1); rc=$?
+  printf 'test_ensemble (MBPO_ENS_MEMBER_SECTIONS=1): %s\n' "$(printf '%s\n' "$out" | tail -n 1)"
+  [ $rc -eq 0 ] || { printf '%s\n' "$out" | grep -v '^[0-9]* passed' | sed 's/^/    /'; status=1; }
+  sum "$out"
+fi
 out=$(MBPO_ISA=avx2 "$build"/mbpo test tests/lua/golden_spec.lua 2>&1); rc=$?
 printf 'golden_spec.lua (MBPO_ISA=avx2): %s\n' "$(printf '%s\n' "$out" | tail -n 1)"
 [ $rc -eq 0 ] || { printf '%s\n' "$out" | sed 's/^/    /'; status=1; }

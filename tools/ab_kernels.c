@@ -1,8 +1,11 @@
 /* In-process A/B of the whole kernels (SAC update, ensemble training step, 100k-row model
    step) over the two switches of issue 10's fp32 work: the elementwise kernels' path (AVX2 /
-   AVX-512) and the fp32 products' library (OpenBLAS / oneDNN for the wide shapes). The four
-   settings alternate round by round in one process and each keeps its best round, so a
-   loaded machine slows all of them alike. Hopper shapes, MBPO_THREADS threads (default 2;
+   AVX-512) and the fp32 products' library (OpenBLAS / oneDNN for the wide shapes, and the
+   ensemble's weight gradients on the unpacked kernel of ens_kernels.c). The four settings
+   alternate round by round in one process and each keeps its best round, so a loaded
+   machine slows all of them alike. Then the ensemble training step alone with that
+   weight-gradient kernel off and on (the rest as the default), alternating, medians and
+   quartiles of the rounds. Hopper shapes, MBPO_THREADS threads (default 2;
    at 1 the time is the thread's CPU time, which a loaded machine disturbs far less).
    Build and run: make build/tools/ab_kernels && build/tools/ab_kernels [ROUNDS] */
 #include <stdio.h>
@@ -15,6 +18,7 @@
 #include "mbpo/nn.h"
 #include "mbpo/rng.h"
 #include "mbpo/sac.h"
+#include "nn/matmul.h"
 
 /* at one thread all the work runs on this thread: its CPU time leaves out the time the
    loaded machine takes it off the core; with more threads, wall time */
@@ -60,8 +64,8 @@ int main(int argc, char **argv) {
   mbn_ensDefaults(&ec, IN, D);
   mbEnsemble *e = NULL;
   if (mbn_ensCreate(&e, &ec) < 0) { fprintf(stderr, "%s\n", mbu_lasterror()); return 1; }
-  const char *names[4] = {"avx2 + OpenBLAS (before)", "avx512 + OpenBLAS", "avx2 + oneDNN fp32",
-                          "avx512 + oneDNN fp32"};
+  const char *names[4] = {"avx2 + OpenBLAS (before)", "avx512 + OpenBLAS", "avx2 + oneDNN/wgrad",
+                          "avx512 + oneDNN/wgrad"};
   double best[3][4];
   for (int k = 0; k < 3; k++)
     for (int c = 0; c < 4; c++) best[k][c] = 1e30;
@@ -97,6 +101,34 @@ int main(int argc, char **argv) {
          best[1][0] / best[1][1], best[2][0] / best[2][1]);
   printf("%-26s %11.2fx %11.2fx %11.2fx\n", "speed-up oneDNN (avx512)", best[0][1] / best[0][3],
          best[1][1] / best[1][3], best[2][1] / best[2][3]);
+  /* the weight-gradient kernel alone: sgemm (0) against the unpacked kernel (1) */
+  mbn_setIsa(have512 ? MB_ISA_AVX512 : MB_ISA_AVX2);
+  mbn_gemmF32Use(1);
+  enum { WR = 40 };
+  double wt[2][WR];
+  int nw[2] = {0, 0};
+  for (int r = 0; r < 2 * WR + 2; r++) {
+    int on = (r ^ (r >> 1)) & 1;   /* 0 1 1 0 0 1 1 0 ...: each goes first as often */
+    mbn_wgradDirectUse(on);
+    double t0 = now();
+    for (int u = 0; u < 10; u++) mbn_ensTrainStep(NULL, e, x, y, B);
+    double t = (now() - t0) / 10;
+    if (r >= 2 && nw[on] < WR) wt[on][nw[on]++] = t;   /* the first two warm up */
+  }
+  mbn_wgradDirectUse(1);
+  for (int on = 0; on < 2; on++) {
+    double *v = wt[on];
+    int n = nw[on];
+    for (int i = 1; i < n; i++)   /* insertion sort */
+      for (int j = i; j > 0 && v[j] < v[j - 1]; j--) {
+        double q = v[j];
+        v[j] = v[j - 1];
+        v[j - 1] = q;
+      }
+    printf("ens_train, weight gradients on %-20s median %.3f ms (q1 %.3f, q3 %.3f; %d rounds)\n",
+           on ? "the unpacked kernel:" : "sgemm:", v[n / 2] * 1e3, v[n / 4] * 1e3,
+           v[3 * n / 4] * 1e3, n);
+  }
   mbn_ensFree(e);
   mbr_sacFree(&s);
   return 0;

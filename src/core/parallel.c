@@ -8,14 +8,29 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <cblas.h>
 
 #define MAXWORKERS 64
-/* Before sleeping on a condition variable, a waiting thread polls this long, yielding the
-   core between polls: back-to-back sections (a SAC update has four) then start without a
-   wake-up through the kernel (on a virtual machine it can take hundreds of microseconds),
-   and a process sharing the core still gets it. */
-#define SPIN_SECONDS 200e-6
+/* Before sleeping on a condition variable, a waiting thread polls for spin_seconds, yielding
+   the core between polls: back-to-back sections (a SAC update has four) then start without
+   a wake-up through the kernel (on a virtual machine it can take hundreds of microseconds,
+   and a section that starts without its worker runs alone or waits for the late one's
+   task), and a process sharing the core still gets it. The window covers the caller's work
+   between the SAC updates of two env steps inside a run (an env step with the policy's act
+   and the loop's Lua: 150-300 us measured on Zen 4; 200 us left the workers asleep about
+   once per env step in bf16). MBPO_POOL_SPIN_US (0..100000) overrides it, for A/B runs. */
+#define SPIN_DEFAULT_US 2000
+static double spin_seconds = SPIN_DEFAULT_US * 1e-6;
+static pthread_once_t spin_once = PTHREAD_ONCE_INIT;
+
+static void spin_init(void) {
+  const char *v = getenv("MBPO_POOL_SPIN_US");
+  if (!v || !*v) return;
+  char *end;
+  long us = strtol(v, &end, 10);
+  if (*end == '\0' && us >= 0 && us <= 100000) spin_seconds = (double)us * 1e-6;
+}
 
 static struct {
   pthread_mutex_t mu;
@@ -68,12 +83,12 @@ static int run_claims(int n, mbu_task fn, void *ctx) {
   return ran;
 }
 
-/* polls (yielding) while cond holds, for at most SPIN_SECONDS */
+/* polls (yielding) while cond holds, for at most spin_seconds */
 #define SPIN_WHILE(cond) do {                                                    \
     double t0_ = mbu_clock();                                                    \
     for (int k_ = 1; (cond); k_++) {                                             \
       sched_yield();                                                             \
-      if ((k_ & 15) == 0 && mbu_clock() - t0_ > SPIN_SECONDS) break;             \
+      if ((k_ & 15) == 0 && mbu_clock() - t0_ > spin_seconds) break;             \
     }                                                                            \
   } while (0)
 
@@ -113,6 +128,7 @@ void mbu_parallelFor(int n, mbu_task fn, void *ctx) {
     for (int i = 0; i < n; i++) fn(ctx, i);
     return;
   }
+  pthread_once(&spin_once, spin_init);   /* before the first worker polls */
   /* before any task starts: every sgemm inside must see one OpenBLAS thread */
   openblas_set_num_threads(1);
   pthread_mutex_lock(&pool.mu);

@@ -10,11 +10,13 @@
 #include "mbpo/nn.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include <cblas.h>
 
 #include "nn/ens_simd.h"
+#include "nn/matmul.h"
 
 /* Swish ------------------------------------------------------------------------------
    The forward keeps s = sigmoid(z) so that the backward needs no exponential:
@@ -202,6 +204,102 @@ void mbn_standardize(float *x, const float *src, const float *mean, const float 
    Splitting a weight gradient by rows gives each task a contiguous block of the parameter
    slab, so decay and Adam run on it in one call while it is in cache. */
 
+#ifdef MB_SIMD16
+/* The fp32 weight gradient without packing: dW [nk x N] = x[:, 0:nk]^T dy over B rows, x
+   with leading dimension ldx, dy and dW dense with N columns. Each element is one chain of
+   FMAs over the rows in order starting from 0, acc = fma(x[r][k], dy[r][j], acc), the sum
+   OpenBLAS's sgemm computes for these shapes (the same bits on Zen 4 for every ensemble
+   shape; tests/c/test_nn_wgrad.c checks the chain). A tile of RK (<= 8) rows of dW by NC
+   (<= 3) vectors of 16 columns stays in 24 registers for the whole sweep over the rows;
+   the last vector of a tile takes the mask km. */
+#define WG_PREFETCH 16   /* rows ahead to prefetch */
+MB_T512 static inline __attribute__((always_inline)) void wgrad_tile(
+    float *restrict dW, const float *restrict x, int ldx, const float *restrict dy, int N, int B,
+    const int RK, const int NC, __mmask16 km) {
+  __m512 acc[8][3];
+  _Pragma("GCC unroll 8")
+  for (int i = 0; i < RK; i++)
+    _Pragma("GCC unroll 3")
+    for (int c = 0; c < NC; c++) acc[i][c] = _mm512_setzero_ps();
+  for (int r = 0; r < B; r++) {
+    const float *yr = dy + (size_t)r * N, *xr = x + (size_t)r * ldx;
+    _mm_prefetch((const char *)(xr + (size_t)WG_PREFETCH * ldx), _MM_HINT_T0);
+    __m512 v[3];
+    _Pragma("GCC unroll 3")
+    for (int c = 0; c < NC; c++)
+      _mm_prefetch((const char *)(yr + (size_t)WG_PREFETCH * N + 16 * c), _MM_HINT_T0);
+    _Pragma("GCC unroll 3")
+    for (int c = 0; c < NC; c++)
+      v[c] = c == NC - 1 ? _mm512_maskz_loadu_ps(km, yr + 16 * c) : _mm512_loadu_ps(yr + 16 * c);
+    _Pragma("GCC unroll 8")
+    for (int i = 0; i < RK; i++) {
+      __m512 a = _mm512_set1_ps(xr[i]);
+      _Pragma("GCC unroll 3")
+      for (int c = 0; c < NC; c++)
+        acc[i][c] = _mm512_fmadd_ps(a, v[c], acc[i][c]);
+    }
+  }
+  _Pragma("GCC unroll 8")
+  for (int i = 0; i < RK; i++)
+    _Pragma("GCC unroll 3")
+    for (int c = 0; c < NC; c++) {
+      float *d = dW + (size_t)i * N + 16 * c;
+      if (c == NC - 1) _mm512_mask_storeu_ps(d, km, acc[i][c]);
+      else _mm512_storeu_ps(d, acc[i][c]);
+    }
+}
+
+#define WG_CASE(rk, nc) \
+  case (rk) * 4 + (nc): wgrad_tile(d, xs, ldx, ys, N, B, rk, nc, km); break;
+#define WG_ROW(rk) WG_CASE(rk, 1) WG_CASE(rk, 2) WG_CASE(rk, 3)
+
+MB_T512 static void wgrad16(float *dW, const float *x, int ldx, const float *dy, int nk, int N,
+                            int B) {
+  for (int k = 0; k < nk; k += 8) {
+    int rk = nk - k < 8 ? nk - k : 8;
+    for (int j = 0; j < N; j += 48) {
+      int rc = N - j < 48 ? N - j : 48, nc = (rc + 15) / 16;
+      __mmask16 km = mb_mask16(rc - 16 * (nc - 1));
+      float *d = dW + (size_t)k * N + j;
+      const float *xs = x + k, *ys = dy + j;
+      switch (rk * 4 + nc) {
+        WG_ROW(1) WG_ROW(2) WG_ROW(3) WG_ROW(4) WG_ROW(5) WG_ROW(6) WG_ROW(7) WG_ROW(8)
+        default: break;
+      }
+    }
+  }
+}
+#undef WG_ROW
+#undef WG_CASE
+#undef WG_PREFETCH
+
+/* 1: fp32 weight gradients on wgrad16 (a CPU with the AVX-512 path, whatever mbn_isa()
+   says, so that both ISA paths give the same bits; MBPO_GEMM_F32=blas keeps them on sgemm
+   with every other fp32 product) */
+static atomic_int wgrad16_off;   /* mbn_wgradDirectUse(0): A/B measurements */
+
+static int wgrad16_on(void) {
+  return mbn_isaSupported(MB_ISA_AVX512) && mbn_gemmF32InUse() &&
+         !atomic_load_explicit(&wgrad16_off, memory_order_relaxed);
+}
+#endif
+
+void mbn_wgradDirectUse(int on) {
+#ifdef MB_SIMD16
+  atomic_store(&wgrad16_off, !on);
+#else
+  (void)on;
+#endif
+}
+
+int mbn_wgradDirectInUse(void) {
+#ifdef MB_SIMD16
+  return wgrad16_on();
+#else
+  return 0;
+#endif
+}
+
 /* dW rows [k0, k1) = x[:, k0:k1]^T dy; an empty batch gives zeros */
 void mbn_linearBackwardRowsP(mbPrecision prec, float *dW, const float *dy, const float *x, int B,
                              int in, int out, int k0, int k1) {
@@ -211,6 +309,16 @@ void mbn_linearBackwardRowsP(mbPrecision prec, float *dW, const float *dy, const
     memset(dW + (size_t)k0 * out, 0, sizeof(float) * (size_t)nk * out);
     return;
   }
+#ifdef MB_SIMD16
+  /* fp32, and in bf16 the products mbn_gemm leaves to fp32 sgemm (a dimension under
+     MB_BF16_MIN_DIM: the first layer's rows, the output layer's columns) */
+  int fp32 = prec == MB_FP32 || nk < MB_BF16_MIN_DIM || out < MB_BF16_MIN_DIM ||
+             B < MB_BF16_MIN_DIM;
+  if (fp32 && wgrad16_on()) {
+    wgrad16(dW + (size_t)k0 * out, x + k0, in, dy, nk, out, B);
+    return;
+  }
+#endif
   /* dW[k0:k1, :] = x[:, k0:k1]^T @ dy: a column block of x (leading dimension in); beta = 0
      overwrites, so the gradient slab needs no zeroing */
   mbn_gemm(prec, 1, 0, nk, out, B, 1.0f, x + k0, in, dy, out, 0.0f, dW + (size_t)k0 * out, out);

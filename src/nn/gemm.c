@@ -14,12 +14,15 @@
    Row counts that vary from call to call (the critic rows that gave the minimum, the rows
    of a model step routed to one elite) are padded with zero rows up to a multiple of
    ROWPAD, so that a handful of shapes serve them all instead of a new primitive (and a new
-   JIT kernel) per count; the padded rows' results are discarded.
+   JIT kernel) per count; the padded rows' results are discarded. A transposed A (a weight
+   gradient's rows, x^T dy) has a fixed row count and is not padded (the ensemble's 100-row
+   blocks computed 128).
    Weights multiplied many times between optimiser steps need not be rounded per call: their
    owner attaches a bf16 image (mbn_bf16Attach), and a B operand inside it is read from there
    (the same bits as packing it again). */
 #include "mbpo/nn.h"
 #include "mbpo/core.h"
+#include "nn/ens_simd.h"
 #include "nn/matmul.h"
 
 #include <pthread.h>
@@ -92,10 +95,43 @@ float mbn_bf16Round(float x) {
   return f;
 }
 
+#ifdef MB_SIMD16
+/* one row of pack on the AVX-512 path: tobf16's integer steps in 16 lanes (the AVX2 loop's,
+   so the same bits), the tail under a mask; the 32 -> 16 bit narrowing is exact (every
+   value fits in 16 bits). Not VCVTNEPS2BF16: it flushes subnormal inputs to zero. */
+MB_T512 static void pack_row16(uint16_t *restrict d, const float *restrict s, int cols) {
+  const __m512i one = _mm512_set1_epi32(1), bias = _mm512_set1_epi32(0x7fff);
+  const __m512i abs = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000);
+  const __m512i quiet = _mm512_set1_epi32(0x40);
+  for (int c = 0; c < cols; c += 16) {
+    __mmask16 k = mb_mask16(cols - c);
+    __m512i u = _mm512_castps_si512(mb_ld16(s + c, k));
+    __m512i hi = _mm512_srli_epi32(u, 16);
+    __m512i rn = _mm512_srli_epi32(
+      _mm512_add_epi32(_mm512_add_epi32(u, bias), _mm512_and_si512(hi, one)), 16);
+    __mmask16 nan = _mm512_cmpgt_epi32_mask(_mm512_and_si512(u, abs), inf);
+    __m256i h = _mm512_cvtepi32_epi16(_mm512_mask_mov_epi32(rn, nan, _mm512_or_si512(hi, quiet)));
+    if (k == (__mmask16)0xffff) _mm256_storeu_si256((__m256i *)(void *)(d + c), h);
+    else _mm256_mask_storeu_epi16(d + c, k, h);
+  }
+}
+#endif
+
 /* packs rows x cols of src (leading dimension ld) into dst [rows x dcols] as bf16, the same
-   rounding as tobf16, 16 values per step with AVX2; columns cols..dcols-1 become zeros */
+   rounding as tobf16, 16 values per step with AVX2 (a row per call on the AVX-512 path);
+   columns cols..dcols-1 become zeros */
 static void pack(uint16_t *restrict dst, const float *restrict src, int rows, int cols, int ld,
                  int dcols) {
+#ifdef MB_SIMD16
+  if (mb_use512()) {
+    for (int r = 0; r < rows; r++) {
+      uint16_t *d = dst + (size_t)r * dcols;
+      pack_row16(d, src + (size_t)r * ld, cols);
+      for (int c = cols; c < dcols; c++) d[c] = 0;
+    }
+    return;
+  }
+#endif
 #ifdef __AVX2__
   const __m256i one = _mm256_set1_epi32(1), bias = _mm256_set1_epi32(0x7fff);
   const __m256i abs = _mm256_set1_epi32(0x7fffffff), inf = _mm256_set1_epi32(0x7f800000);
@@ -298,7 +334,9 @@ int mbn_gemm(mbPrecision prec, int ta, int tb, int M, int N, int K, float alpha,
   if (prec == MB_BF16 && use_bf16(M, N, K)) {
     ThreadState *t = thread_state();
     if (!t) return mbu_error("gemm: oneDNN is not available (engine or stream)");
-    int Mp = (M + ROWPAD - 1) / ROWPAD * ROWPAD;
+    /* padded rows for A as it is (activations: row counts that vary); a transposed A is
+       a weight gradient's block of weight rows, a count fixed by the layer sizes */
+    int Mp = ta ? M : (M + ROWPAD - 1) / ROWPAD * ROWPAD;
     size_t na = (size_t)Mp * K, nb = (size_t)K * N;
     if (grow(&t->abuf, &t->acap, na) < 0) return MB_ERR;
     if (ta) pack(t->abuf, A, K, M, lda, Mp);

@@ -7,7 +7,8 @@
    so the product of one call is computed by one thread whatever MBPO_THREADS is. Row counts
    that vary from call to call are left to sgemm (only multiples of 32 take this path), so the
    shapes stay few.
-   MBPO_GEMM_F32=blas keeps every fp32 product on sgemm, MBPO_GEMM_F32=dnnl sends these
+   MBPO_GEMM_F32=blas keeps every fp32 product on sgemm (the ensemble's weight gradients too,
+   which otherwise take the unpacked kernel of ens_kernels.c), MBPO_GEMM_F32=dnnl sends these
    shapes to oneDNN (the bits may differ between the two: on Zen 4 they were found equal in
    every product checked, which nothing promises); F32_DNNL_DEFAULT is the default. */
 #include "mbpo/nn.h"

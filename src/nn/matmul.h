@@ -54,4 +54,11 @@ void *mbn_matmulThreadNew(size_t size, dnnl_engine_t e, pthread_mutex_t *mu,
 /* runs p on stream st with the given operands (A and B are only read): 0, or -1 */
 int mbn_matmulRun(mbnMatmul *p, dnnl_stream_t st, const void *a, const void *b, float *c);
 
+/* The fp32 weight gradients of the ensemble (mbn_linearBackwardRowsP) on the unpacked AVX-512
+   kernel of ens_kernels.c (1, the default on AVX-512 CPUs unless MBPO_GEMM_F32=blas) or on
+   sgemm (0): for A/B measurements and tests (tools/ab_kernels, tests/c/test_wgrad.c); the
+   bits are the same either way on the CPUs checked. InUse: whether it is taken now. */
+void mbn_wgradDirectUse(int on);
+int mbn_wgradDirectInUse(void);
+
 #endif

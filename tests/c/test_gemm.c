@@ -1,5 +1,6 @@
 /* Tests of src/nn/gemm.c: bf16 products (oneDNN) against double references, the rounding
    to bfloat16, determinism, and the fp32 path for small products. */
+#include <float.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -218,6 +219,58 @@ static void test_images(void) {
   free(W); free(A); free(At); free(C0); free(C1); free(D0); free(D1); free(img);
 }
 
+/* the packing of fp32 to bf16 (mbn_bf16Image, the same code as every bf16 product's operands)
+   on each instruction-set path gives mbn_bf16Round's bits for every value class: ties, NaNs
+   (quiet, of either sign, with payloads), infinities, subnormals (kept, not flushed), zeros,
+   the largest finite values (rounding up to infinity), at every length 0..40 (the vector
+   tails) */
+static void test_pack_paths(void) {
+  enum { N = 4096 };
+  float *x = malloc(sizeof(float) * N);
+  uint16_t *img = malloc(sizeof(uint16_t) * (N + 1));
+  uint32_t special[] = {0x00000000u, 0x80000000u, 0x00000001u, 0x807fffffu, 0x00008000u,
+                        0x00018000u, 0x3f808000u, 0x3f818000u, 0x7f7fffffu, 0xff7fffffu,
+                        0x7f800000u, 0xff800000u, 0x7fc00000u, 0xffc00001u, 0x7f800001u,
+                        0x7fbfffffu, 0x3f80ffffu, 0x4049ffffu};
+  int ns = (int)(sizeof special / sizeof special[0]);
+  for (int i = 0; i < N; i++) {
+    uint32_t u = i < ns ? special[i] : (uint32_t)(mbr_next(&rng) >> 32);
+    memcpy(&x[i], &u, 4);
+  }
+  mbIsa paths[2] = {MB_ISA_AVX2, MB_ISA_AVX512};
+  mbIsa before = mbn_isa();
+  for (int p = 0; p < 2; p++) {
+    if (!mbn_isaSupported(paths[p])) continue;
+    CHECK(mbn_setIsa(paths[p]) == MB_OK, "setIsa");
+    long bad = 0;
+    for (int len = 0; len <= 40; len++) {   /* every tail length, the sentinel kept */
+      img[len] = 0xabcd;
+      mbn_bf16Image(img, x + 3 * len, (size_t)len);
+      for (int i = 0; i < len; i++) {
+        float r = mbn_bf16Round(x[3 * len + i]);
+        uint32_t u;
+        memcpy(&u, &r, 4);
+        bad += img[i] != (uint16_t)(u >> 16);
+      }
+      bad += img[len] != 0xabcd;
+    }
+    mbn_bf16Image(img, x, N);
+    for (int i = 0; i < N; i++) {
+      float r = mbn_bf16Round(x[i]);
+      uint32_t u;
+      memcpy(&u, &r, 4);
+      bad += img[i] != (uint16_t)(u >> 16);
+    }
+    CHECK(bad == 0, "%s path: %ld values packed unlike mbn_bf16Round", mbn_isaName(paths[p]),
+          bad);
+  }
+  mbn_setIsa(before);
+  /* and mbn_bf16Round itself on the classes: subnormals kept, NaN quiet, overflow to inf */
+  CHECK(mbn_bf16Round(0x1p-130f) == 0x1p-130f, "subnormal kept");
+  CHECK(mbn_bf16Round(FLT_MAX) == INFINITY, "largest finite rounds up to infinity");
+  free(x); free(img);
+}
+
 int main(void) {
   mbr_seed(&rng, 77, 0);
   char impl[128] = "";
@@ -229,5 +282,6 @@ int main(void) {
   RUN(test_small_stay_fp32);
   RUN(test_threads);
   RUN(test_images);
+  RUN(test_pack_paths);
   return TEST_REPORT();
 }
