@@ -76,8 +76,14 @@ static int ens_new(lua_State *L) {
 
 /* Training ------------------------------------------------------------------------------------ */
 
-/* rows of the (already checked) matrix at idx */
-static int64_t rows_of(lua_State *L, int idx) { return mbL_checktensor(L, idx)->size[0]; }
+/* the inputs [N x in] at 2 (N in *N) and, when y is not NULL, the targets [N x out] at 3 */
+static const float *rows(lua_State *L, mbEnsemble *e, const char *F, int64_t *N,
+                         const float **y) {
+  const float *x = mbL_checkmatrix(L, 2, F, "inputs", -1, e->cfg.inputs);
+  *N = mbL_checktensor(L, 2)->size[0];
+  if (y) *y = mbL_checkmatrix(L, 3, F, "targets", *N, e->cfg.outputs);
+  return x;
+}
 
 /* the elites as 1-based member numbers */
 static void pushelites(lua_State *L, const mbEnsemble *e) {
@@ -92,9 +98,8 @@ static void pushelites(lua_State *L, const mbEnsemble *e) {
 static int ens_fit(lua_State *L) {
   const char *F = "ens:fit";
   mbEnsemble *e = checkens(L, 1);
-  const float *x = mbL_checkmatrix(L, 2, F, "inputs", -1, e->cfg.inputs);
-  int64_t N = rows_of(L, 2);
-  const float *y = mbL_checkmatrix(L, 3, F, "targets", N, e->cfg.outputs);
+  int64_t N;
+  const float *y, *x = rows(L, e, F, &N, &y);
   mbFitOptions o;
   mbn_fitDefaults(&o, e);
   if (!lua_isnoneornil(L, 4)) mbL_readfields(L, 4, F, mbn_fitFields, &o, NULL);
@@ -171,8 +176,8 @@ static int ens_lossgrad(lua_State *L) {
 /* ens:predict(inputs [N x in]) -> mean, logvar [members x N x out] */
 static int ens_predict(lua_State *L) {
   mbEnsemble *e = checkens(L, 1);
-  const float *x = mbL_checkmatrix(L, 2, "ens:predict", "inputs", -1, e->cfg.inputs);
-  int64_t N = rows_of(L, 2);
+  int64_t N;
+  const float *x = rows(L, e, "ens:predict", &N, NULL);
   int64_t size[3] = {e->cfg.members, N, e->cfg.outputs};
   mbTensor *mean = mbL_newtensor(L, 3, size);
   mbTensor *lv = mbL_newtensor(L, 3, size);
@@ -184,9 +189,8 @@ static int ens_predict(lua_State *L) {
 /* ens:evaluate(inputs, targets) -> {MSE of each member's mean} */
 static int ens_evaluate(lua_State *L) {
   mbEnsemble *e = checkens(L, 1);
-  const float *x = mbL_checkmatrix(L, 2, "ens:evaluate", "inputs", -1, e->cfg.inputs);
-  int64_t N = rows_of(L, 2);
-  const float *y = mbL_checkmatrix(L, 3, "ens:evaluate", "targets", N, e->cfg.outputs);
+  int64_t N;
+  const float *y, *x = rows(L, e, "ens:evaluate", &N, &y);
   float mse[MB_ENS_MAXMEMBERS];
   if (mbn_ensEvaluate(mse, e, x, y, N) < 0) return coreerror(L, "ens:evaluate");
   mbL_pushfloats(L, mse, e->cfg.members);
@@ -206,13 +210,13 @@ static int ens_step(lua_State *L) {
                       "outputs = 1 + obs and inputs = obs + act", F, e->cfg.inputs,
                       e->cfg.outputs);
   const float *obs = mbL_checkmatrix(L, 2, F, "obs", -1, od);
-  int64_t N = rows_of(L, 2);
+  int64_t N = mbL_checktensor(L, 2)->size[0];
   const float *act = mbL_checkmatrix(L, 3, F, "act", N, ad);
   mbRng *g = mbL_checkrng(L, 4);
   mbPredMode mode = e->cfg.prediction;
-  int want_member = 0;
   lua_settop(L, 5);
-  if (!lua_isnil(L, 5)) {
+  int opts = !lua_isnil(L, 5), want_member = 0;
+  if (opts) {
     static const char *const extra[] = {"member", "next_obs", "reward", NULL};
     const mbField pred[] = {*mbu_fieldFind(mbn_ensFields, "prediction"), MB_F_END};
     mbEnsembleConfig o = e->cfg;
@@ -221,32 +225,24 @@ static int ens_step(lua_State *L) {
     lua_getfield(L, 5, "member");
     want_member = lua_toboolean(L, -1);
     lua_pop(L, 1);
-    lua_getfield(L, 5, "next_obs");   /* at 6 */
-    lua_getfield(L, 5, "reward");     /* at 7 */
-  } else {
-    lua_pushnil(L);
-    lua_pushnil(L);
   }
   /* the outputs at 6 and 7: given tensors (checked) or new ones; with given ones a step
      allocates nothing (the core reuses its workspaces) */
-  float *next, *reward;
+  static const char *const outs[2] = {"opts.next_obs", "opts.reward"};
   int64_t sn[2] = {N, od}, sr[1] = {N};
-  if (lua_isnil(L, 6)) {
-    next = mbt_data(mbL_newtensor(L, 2, sn));
-    lua_replace(L, 6);
-  } else {
-    next = mbL_checkmatrix(L, 6, F, "opts.next_obs", N, od);
-  }
-  if (lua_isnil(L, 7)) {
-    reward = mbt_data(mbL_newtensor(L, 1, sr));
-    lua_replace(L, 7);
-  } else {
-    reward = mbL_checkshape(L, 7, F, "opts.reward", 1, sr);
+  float *out[2];
+  for (int i = 0; i < 2; i++) {
+    if (!opts || lua_getfield(L, 5, outs[i] + 5) == LUA_TNIL) {
+      lua_settop(L, 5 + i);
+      out[i] = mbt_data(mbL_newtensor(L, 2 - i, i ? sr : sn));
+    } else {
+      out[i] = mbL_checkshape(L, 6 + i, F, outs[i], 2 - i, i ? sr : sn);
+    }
   }
   /* the member of each row, as a scratch userdata (converted to 1-based numbers below) */
   int32_t *member = NULL;
   if (want_member) member = lua_newuserdatauv(L, (size_t)(N ? N : 1) * sizeof(int32_t), 0);
-  if (mbn_ensStep(next, reward, member, e, obs, act, N, g, mode) < 0)
+  if (mbn_ensStep(out[0], out[1], member, e, obs, act, N, g, mode) < 0)
     return coreerror(L, F);
   lua_pushvalue(L, 6);
   lua_pushvalue(L, 7);
