@@ -25,10 +25,8 @@
 
 #define MBL_ENSEMBLE "mbpo.Ensemble"
 
-/* the userdata: a pointer, so a failed build leaves a safe NULL for __gc */
-typedef struct lens {
-  mbEnsemble *e;   /* NULL until built and after close */
-} lens;
+/* the userdata: a pointer, NULL until built (a failed build is safe for __gc) and after close */
+typedef struct lens { mbEnsemble *e; } lens;
 
 /* the ensemble at idx, or a Lua error (wrong type, or closed) */
 static mbEnsemble *checkens(lua_State *L, int idx) {
@@ -55,8 +53,7 @@ static int coreerror(lua_State *L, const char *F) {
 /* the names of the fit's stop reasons (mbFitStop order) */
 static const char *const STOPS[] = {"patience", "max_epochs", "max_seconds"};
 
-/* Ensemble.new{...}: the keys of MB_ENS_FIELDS (include/mbpo/ensemble.h); weight_decay, when
-   not given, follows the default list for the depth of hidden */
+/* Ensemble.new{...} (see the top) */
 static int ens_new(lua_State *L) {
   const char *F = "Ensemble.new";
   mbEnsembleConfig c;
@@ -64,7 +61,6 @@ static int ens_new(lua_State *L) {
   uint64_t given = mbL_readfields(L, 1, F, mbn_ensFields, &c, NULL);
   const mbField *wd = mbu_fieldFind(mbn_ensFields, "weight_decay");
   if (!(given >> (wd - mbn_ensFields) & 1)) mbn_ensDefaultDecay(&c);
-  /* the userdata in a safe empty state first */
   lens *u = lua_newuserdatauv(L, sizeof(lens), 0);
   u->e = NULL;
   luaL_setmetatable(L, MBL_ENSEMBLE);
@@ -83,11 +79,6 @@ static const float *rows(lua_State *L, mbEnsemble *e, const char *F, int64_t *N,
   *N = mbL_checktensor(L, 2)->size[0];
   if (y) *y = mbL_checkmatrix(L, 3, F, "targets", *N, e->cfg.outputs);
   return x;
-}
-
-/* the elites as 1-based member numbers */
-static void pushelites(lua_State *L, const mbEnsemble *e) {
-  mbL_pushints(L, e->elite, e->cfg.elites, 1);
 }
 
 /* ens:fit(inputs [N x in], targets [N x out] [, opts]) -> {epochs, train_loss = {..},
@@ -121,7 +112,7 @@ static int ens_fit(lua_State *L) {
     lua_rawseti(L, -2, k + 1);
   }
   lua_setfield(L, -2, "holdout_curve");
-  pushelites(L, e); lua_setfield(L, -2, "elites");
+  mbL_pushints(L, e->elite, e->cfg.elites, 1); lua_setfield(L, -2, "elites");
   lua_pushnumber(L, r.seconds); lua_setfield(L, -2, "seconds");
   lua_pushstring(L, STOPS[r.stop]); lua_setfield(L, -2, "stopped");
   lua_pushinteger(L, r.train_rows); lua_setfield(L, -2, "train_rows");
@@ -254,32 +245,30 @@ static int ens_step(lua_State *L) {
 
 /* Inspection ---------------------------------------------------------------------------------- */
 
-/* ens:elites() -> {member numbers, lowest holdout MSE first} */
-static int ens_elites(lua_State *L) {
-  pushelites(L, checkens(L, 1));
-  return 1;
-}
-
-/* ens:holdout_mse() -> {per member} after the last fit (NaN before) */
-static int ens_holdoutmse(lua_State *L) {
+/* The small queries, one function told which by its upvalue (QUERIES order):
+   ens:elites() -> {member numbers, lowest holdout MSE first}
+   ens:holdout_mse() -> {per member} after the last fit (NaN before)
+   ens:parameters() -> a copy of the parameter slab (members' MLPs, then max and min logvar)
+   ens:bounds() -> max_logvar, min_logvar (copies, [out] each)
+   ens:flops([B = batch]) -> floating-point operations of one training step on B rows per
+     member, and of the forward of one row through one member */
+static const char *const QUERIES[] = {"elites", "holdout_mse", "parameters", "bounds", "flops",
+                                      NULL};
+static int ens_query(lua_State *L) {
   mbEnsemble *e = checkens(L, 1);
-  mbL_pushfloats(L, e->holdout_mse, e->cfg.members);
-  return 1;
-}
-
-/* ens:parameters() -> a copy of the parameter slab (members' MLPs, then max and min logvar) */
-static int ens_parameters(lua_State *L) {
-  mbEnsemble *e = checkens(L, 1);
-  pushslab(L, e->params, e->ntotal);
-  return 1;
-}
-
-/* ens:bounds() -> max_logvar, min_logvar (copies, [out] each) */
-static int ens_bounds(lua_State *L) {
-  mbEnsemble *e = checkens(L, 1);
-  pushslab(L, e->max_logvar, (size_t)e->cfg.outputs);
-  pushslab(L, e->min_logvar, (size_t)e->cfg.outputs);
-  return 2;
+  switch (lua_tointeger(L, lua_upvalueindex(1))) {
+  case 0: mbL_pushints(L, e->elite, e->cfg.elites, 1); return 1;
+  case 1: mbL_pushfloats(L, e->holdout_mse, e->cfg.members); return 1;
+  case 2: pushslab(L, e->params, e->ntotal); return 1;
+  case 3:
+    pushslab(L, e->max_logvar, (size_t)e->cfg.outputs);
+    pushslab(L, e->min_logvar, (size_t)e->cfg.outputs);
+    return 2;
+  default:
+    lua_pushnumber(L, mbn_ensTrainFlops(e, (int)luaL_optinteger(L, 2, e->cfg.batch)));
+    lua_pushnumber(L, mbn_ensForwardFlops(e));
+    return 2;
+  }
 }
 
 /* "inputs=14 outputs=12 members=7 hidden=200,200,200,200 activation=swish" */
@@ -299,16 +288,6 @@ static int ens_info(lua_State *L) {
   lua_pushinteger(L, e->fits); lua_setfield(L, -2, "fits");
   pushlayout(L, e); lua_setfield(L, -2, "layout");
   return 1;
-}
-
-/* ens:flops([B = batch]) -> floating-point operations of one training step on B rows per
-   member, and of the forward of one row through one member */
-static int ens_flops(lua_State *L) {
-  mbEnsemble *e = checkens(L, 1);
-  lua_Integer B = luaL_optinteger(L, 2, e->cfg.batch);
-  lua_pushnumber(L, mbn_ensTrainFlops(e, (int)B));
-  lua_pushnumber(L, mbn_ensForwardFlops(e));
-  return 2;
 }
 
 /* State --------------------------------------------------------------------------------------- */
@@ -334,13 +313,11 @@ static const luaL_Reg funcs[] = {{"new", ens_new}, {NULL, NULL}};
 static const luaL_Reg meth[] = {
   {"fit", ens_fit}, {"train_step", ens_trainstep}, {"loss_grad", ens_lossgrad},
   {"predict", ens_predict}, {"evaluate", ens_evaluate}, {"step", ens_step},
-  {"elites", ens_elites}, {"holdout_mse", ens_holdoutmse}, {"parameters", ens_parameters},
-  {"bounds", ens_bounds}, {"info", ens_info}, {"flops", ens_flops}, {NULL, NULL}};
+  {"info", ens_info}, {NULL, NULL}};
 static const luaL_Reg metameth[] = {
   {"__index", NULL}, {"__gc", ens_gc}, {"__close", ens_gc}, {"__tostring", ens_tostring},
   {NULL, NULL}};
 
-/* opener, registered by l_init.c */
 int luaopen_mbpo_ensemble(lua_State *L) {
   /* tensors and generators cross this module's boundary: their metatables must exist */
   luaL_requiref(L, "mbpo.tensor", luaopen_mbpo_tensor, 0);
@@ -348,6 +325,14 @@ int luaopen_mbpo_ensemble(lua_State *L) {
   lua_pop(L, 2);
   mbL_newmodule(L, MBL_ENSEMBLE, meth, metameth, funcs);
   mbL_setstate(L, MBL_ENSEMBLE, &STATE);
+  luaL_getmetatable(L, MBL_ENSEMBLE);
+  lua_getfield(L, -1, "__index");
+  for (int i = 0; QUERIES[i]; i++) {
+    lua_pushinteger(L, i);
+    lua_pushcclosure(L, ens_query, 1);
+    lua_setfield(L, -2, QUERIES[i]);
+  }
+  lua_pop(L, 2);
   mbL_pushfields(L, mbn_ensFields);
   lua_setfield(L, -2, "fields");
   mbL_pushfields(L, mbn_fitFields);

@@ -115,10 +115,8 @@ static int nn_mlp(lua_State *L) {
   luaL_setmetatable(L, MBL_MLP);
   MBL_CHECK(L, mbn_mlpInit(&net->net, n - 1, o.sizes, (mbActivation)o.activation));
   int64_t np = (int64_t)net->net.nparams;
-  MBL_CHECK(L, mbt_init(&net->p, 1, &np));
-  MBL_CHECK(L, mbt_init(&net->g, 1, &np));
-  MBL_CHECK(L, mbt_init(&net->m, 1, &np));
-  MBL_CHECK(L, mbt_init(&net->v, 1, &np));
+  mbTensor *slabs[4] = {&net->p, &net->g, &net->m, &net->v};
+  for (int i = 0; i < 4; i++) MBL_CHECK(L, mbt_init(slabs[i], 1, &np));
   mbRng g;
   mbr_seed(&g, o.seed, 0);
   if (o.init == 1) mbn_mlpInitTruncNormal(mbt_data(&net->p), &net->net, &g);
@@ -312,7 +310,6 @@ static const luaL_Reg metameth[] = {
   {"__index", NULL}, {"__gc", mlp_gc}, {"__close", mlp_gc}, {"__tostring", mlp_tostring},
   {NULL, NULL}};
 
-/* opener, registered by l_init.c */
 int luaopen_mbpo_nn(lua_State *L) {
   /* tensors cross this module's boundary: their metatable must exist */
   luaL_requiref(L, "mbpo.tensor", luaopen_mbpo_tensor, 0);
