@@ -14,10 +14,6 @@
    misspelt key in a config is not ignored.
    Core errors raise "ens:METHOD: message"; a fit interrupted by SIGINT/SIGTERM raises
    "interrupted" (with each member's best weights restored). */
-#include <inttypes.h>
-#include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "lua/l_mbpo.h"
@@ -292,10 +288,8 @@ static int ens_info(lua_State *L) {
 
 /* State --------------------------------------------------------------------------------------- */
 
-/* ens:state() -> {format, layout, params, adam_m, adam_v (tensors [slab]), adam_t,
-   input_mean, input_std (tensors [in]), elites (mbpo.Array of member numbers), holdout_mse
-   (tensor [members]), fits, rng (mbpo.Array U64 [4])}: every value needed to continue bit
-   for bit; tensors are copies. ens:load_state(t): a state of the same layout */
+/* ens:state() -> the blocks of mbn_ensStateBlocks (include/mbpo/ensemble.h), copies: every
+   value needed to continue bit for bit; ens:load_state(t): a state of the same layout */
 static void *checkensobj(lua_State *L, int idx) { return checkens(L, idx); }
 static int ensblocks(mbStateBlock *b, void *e) { return mbn_ensStateBlocks(b, e); }
 static mbLStateType STATE = {"ens", "ensemble", checkensobj, ensblocks, NULL, NULL, 0};

@@ -10,7 +10,6 @@
      opt:step(g)                       -- p updated in place from the gradient g (same size)
    Parameters, gradients and both Adam moments each live in one slab (the mbMlp layout of
    include/mbpo/nn.h: per layer W [in x out] then b [out]). */
-#include <stdio.h>
 #include <string.h>
 
 #include "lua/l_mbpo.h"

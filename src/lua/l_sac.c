@@ -34,9 +34,6 @@
    numbers (rows as tables) are accepted too and copied, and then act returns Lua tables.
    Results are identical for the same seed and data whatever the thread count. */
 #include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include "lua/l_mbpo.h"
 #include "mbpo/buffer.h"
@@ -78,13 +75,9 @@ static int sac_gc(lua_State *L) {
 
 /* Inputs -------------------------------------------------------------------------------- */
 
-/* An input of rows x cols floats: a contiguous tensor or a Lua table. */
-typedef struct Rows {
-  const float *data;
-  int n;         /* rows */
-  int flat;      /* 1: a 1-d tensor or a flat Lua table */
-  int table;     /* 1: came from a Lua table (copied into a tensor left on the stack) */
-} Rows;
+/* An input of n rows of floats: a contiguous tensor or a Lua table (table: copied into a
+   tensor left on the stack); flat: a 1-d tensor or a flat Lua table. */
+typedef struct Rows { const float *data; int n, flat, table; } Rows;
 
 /* reads the argument at idx as rows of `cols` floats; want = required row count or -1.
    vector: a 1-d input is one row (act's obs) rather than a column (reward, done). */
@@ -255,9 +248,7 @@ static int sac_config(lua_State *L) {
   return 1;
 }
 
-/* agent:state() -> {config (agent:config()), layout, pi, pi_m, pi_v, pi_t, q, q_target, q_m,
-   q_v, q_t, log_alpha, alpha_m, alpha_v, alpha_t, rng, updates}: copies, safe to keep;
-   agent:load_state(t) raises when t does not fit (the agent is then unchanged) */
+/* agent:state() and agent:load_state(t) (see the top): mbr_sacStateBlocks' blocks */
 static void *checksacobj(lua_State *L, int idx) { return checksac(L, idx); }
 static int sacblocks(mbStateBlock *b, void *s) { return mbr_sacStateBlocks(b, s); }
 static mbLStateType STATE = {"sac", "agent", checksacobj, sacblocks, NULL, sac_config, 0};
