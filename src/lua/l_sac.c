@@ -191,39 +191,24 @@ static int sac_updatemixed(lua_State *L) {
 /* agent:act(obs [, opts [, rng]]) */
 static int sac_act(lua_State *L) {
   mbSac *s = checksac(L, 1);
-  int det = 0;
-  mbTensor *out = NULL;
+  int det = 0, A = s->cfg.act, outidx = 0;
   if (!lua_isnoneornil(L, 3)) {
     luaL_checktype(L, 3, LUA_TTABLE);
     lua_getfield(L, 3, "deterministic");
     det = lua_toboolean(L, -1);
-    lua_getfield(L, 3, "out");
-    if (!lua_isnil(L, -1)) {
-      out = mbL_testtensor(L, -1);
-      if (!out || !out->storage)
-        luaL_error(L, "sac:act: opts.out must be a tensor, got %s", luaL_typename(L, -1));
-    }
-    lua_pop(L, 2);
+    lua_pop(L, 1);
   }
   mbRng *g = lua_isnoneornil(L, 4) ? NULL : mbL_checkrng(L, 4);
-  int A = s->cfg.act;
   Rows obs = getrows(L, 2, "sac:act", "obs", s->cfg.obs, -1, 1);
-  float *dst;
-  if (out) {
-    int ok = mbt_isContiguous(out) && mbt_numel(out) == (int64_t)obs.n * A &&
-             (obs.flat ? out->ndim == 1 : out->ndim == 2 && out->size[0] == obs.n);
-    if (!ok) {
-      char got[160];
-      luaL_error(L, "sac:act: opts.out must be a contiguous [%d x %d] tensor, got %s", obs.n, A,
-                 mbt_shapeStr(out, got, sizeof got));
-    }
-    dst = mbt_data(out);
-  } else {  /* shaped like the input; for a table input, copied into Lua tables below */
-    int64_t size[2] = {obs.n, A};
-    dst = mbt_data(obs.flat ? mbL_newtensor(L, 1, size + 1) : mbL_newtensor(L, 2, size));
-  }
+  /* the result: opts.out (checked), else a new tensor shaped like the input (for a table
+     input, copied into Lua tables below) */
+  int64_t size[2] = {obs.n, A};
+  if (lua_istable(L, 3) && lua_getfield(L, 3, "out") != LUA_TNIL) outidx = lua_gettop(L);
+  float *dst = outidx ? mbL_checkshape(L, outidx, "sac:act", "opts.out", 2 - obs.flat,
+                                       size + obs.flat)
+                      : mbt_data(mbL_newtensor(L, 2 - obs.flat, size + obs.flat));
   MBL_CHECK(L, mbr_sacAct(s, dst, obs.data, obs.n, det, g));
-  if (out) lua_getfield(L, 3, "out");
+  if (outidx) lua_pushvalue(L, outidx);
   else if (obs.table && obs.flat) mbL_pushfloats(L, dst, A);
   else if (obs.table) {
     lua_createtable(L, obs.n, 0);
