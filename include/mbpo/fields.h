@@ -90,6 +90,20 @@ const mbField *mbu_fieldFind(const mbField *fields, const char *name);
 
 /* The enum name of value v of an MB_FIELD_ENUM row into buf ("" when out of range). */
 const char *mbu_fieldEnumName(const mbField *f, int v, char *buf, size_t size);
+/* The value of the enum name `name` of an MB_FIELD_ENUM row, or -1. */
+int mbu_fieldEnumValue(const mbField *f, const char *name);
+/* Writes the number v into field f of obj: element i of a list, else the scalar (all n
+   consecutive floats of an MB_FIELD_FLOAT row). */
+void mbu_fieldSet(void *obj, const mbField *f, int i, double v);
+/* 1 for the integer types (INT, I64, U64, INTS). */
+int mbu_fieldIsInt(const mbField *f);
+/* 1 when v is in f's range: finite, within [lo, hi], the open bounds excluded (that an
+   integer field's value is integral is the caller's check). */
+int mbu_fieldInRange(const mbField *f, double v);
+/* The (up to) three names of fields and extra (NULL-terminated, or NULL) nearest to key by
+   edit distance, nearest first, the earlier row winning ties; unused slots are NULL. */
+void mbu_fieldNearest(const char *near[3], const char *key, const mbField *fields,
+                      const char *const *extra);
 
 /* What a value of row f must be, into buf: "an integer in [1, 64]", "a number > 0",
    "one of fp32, bf16", "true or false". */

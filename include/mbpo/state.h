@@ -10,6 +10,7 @@
 #ifndef MBPO_STATE_H
 #define MBPO_STATE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "mbpo/nn.h"
@@ -63,6 +64,35 @@ int mbu_dtypeSize(int dtype);
 const char *mbu_dtypeName(int dtype);
 /* "[2 x 385]" or "[]" into buf. */
 const char *mbu_blockShape(char *buf, int n, const mbStateBlock *b);
+/* "F64 [3 x N]" into buf: the dtype's name (none for dtype 0), then the sizes, a size < 0
+   as N. */
+const char *mbu_shapeText(char *buf, size_t n, int dtype, int ndim, const int64_t *shape);
+/* What block b takes, for messages, into buf: "F32 [N x 29]" (an array; the first dimension
+   N for MB_ST_ROWS; MB_I32 as I64), "a number", "a boolean", "'hopper'" (text), "11" (an
+   integer check), "an integer". */
+const char *mbu_blockWant(char *buf, size_t n, const mbStateBlock *b);
+/* The value rules of b's data: NULL when they hold, else what is wrong, into buf, as the
+   message goes on after the block's name: "is all zero" (MB_ST_NONZERO), "[3] = nan is not a
+   finite number" (MB_ST_FINITE, MB_ST_POSITIVE; 1-based), "is -1: a count must be >= 0" (an
+   I64 scalar that is not a check), "[2] = 9 is not in 1..7" (MB_ST_INDEX; shown 1-based). */
+const char *mbu_blockCheck(char *buf, size_t n, const mbStateBlock *b);
+
+/* Loading a state: a value given for block s (from a state table) is described as a block v:
+   dtype, ndim, shape and data (an F32 tensor, an F64, U64 or I64 array; a scalar MB_I64,
+   MB_F64 or MB_BOOL (int) at data; MB_STR with data the NUL-terminated text). Takes v into
+   s: s->data points at v's data, or at a converted copy in *scratch (scalars; MB_I32 arrays,
+   1-based indices made 0-based), and s->shape[0] becomes v's (MB_ST_ROWS). Returns 1, or 0
+   when v does not fit: another type or shape, an MB_I32 out of int range, an MB_ST_CHECK
+   block of another value than the one s held. *scratch advances by what it used: at most
+   mbu_blockScratch(blocks, n) for all. */
+int mbu_blockTake(mbStateBlock *s, const mbStateBlock *v, unsigned char **scratch);
+size_t mbu_blockScratch(const mbStateBlock *b, int n);
+/* The values of an array block b of 8-byte elements or MB_I32 as n 64-bit words into out:
+   MB_I32 as int64 (MB_ST_INDEX: 1-based), the others as they are; mbu_blockTake's inverse. */
+void mbu_blockWords(uint64_t *out, const mbStateBlock *b);
+/* Writes the values of the taken blocks s into the object's blocks b (n each; not the
+   MB_ST_CHECK ones): the default restore of a state. */
+void mbu_blockCopy(mbStateBlock *b, const mbStateBlock *s, int n);
 
 /* The state of a generator: one block "rng", U64 [4], not all zero. */
 mbStateBlock *mbr_rngBlocks(mbStateBlock *b, mbRng *g);

@@ -93,6 +93,22 @@ int mbt_squeeze(mbTensor *dst, const mbTensor *src, int dim);
 int mbt_inferShape(int64_t *out, int ndim, const int64_t *size, int64_t numel, const char *name,
                    const mbTensor *src);
 
+/* Arguments counted from base (1 from Lua): the bindings' checks of caller-supplied positions.
+   Each converts to 0-based; messages name `name`, the value and the range as the caller
+   counts them ("narrow: dimension 3 out of range [1, 2] for [4 x 5]"). */
+
+/* *dim = the dimension that d names in a tensor of t's rank plus extra (1 where a new last
+   dimension may follow, as in unsqueeze): d counted from base, or from the end if negative. */
+int mbt_argDim(int *dim, const mbTensor *t, int64_t d, int base, int extra, const char *name);
+
+/* *i = index - base, when index names an element of dimension dim of t. */
+int mbt_argIndex(int64_t *i, const mbTensor *t, int dim, int64_t index, int base,
+                 const char *name);
+
+/* *first = start - base, when the len elements from start lie in dimension dim of t. */
+int mbt_argRange(int64_t *first, const mbTensor *t, int dim, int64_t start, int64_t len,
+                 int base, const char *name);
+
 /* dst = contiguous src seen with a new shape (sizes may hold one -1); fails when src is not
    contiguous. */
 int mbt_viewShape(mbTensor *dst, const mbTensor *src, int ndim, const int64_t *size);
@@ -128,6 +144,10 @@ const char *mbt_binaryName(mbBinaryOp op);
 int mbt_broadcastShape(int *ndim, int64_t *size, const mbTensor *a, const mbTensor *b,
                        const char *name);
 
+/* The broadcast shape of cond, a and b (cond with a, then that with b), as mbt_where needs. */
+int mbt_whereShape(int *ndim, int64_t *size, const mbTensor *cond, const mbTensor *a,
+                   const mbTensor *b);
+
 /* Writes f(a) into out, of a's shape (out may be a). */
 int mbt_unary(mbTensor *out, const mbTensor *a, mbUnaryOp op);
 
@@ -144,11 +164,19 @@ int mbt_binaryScalar(mbTensor *out, const mbTensor *a, float s, mbBinaryOp op);
 /* Writes cond != 0 ? a : b into out; the three inputs broadcast to out's shape. */
 int mbt_where(mbTensor *out, const mbTensor *cond, const mbTensor *a, const mbTensor *b);
 
+/* Writes mask != 0 ? v : a into out, of a's shape (out may be a; mask broadcasts; messages
+   say "where"). */
+int mbt_maskedFill(mbTensor *out, const mbTensor *a, const mbTensor *mask, float v);
+
 /* Sets every element of t to v. */
 int mbt_fill(mbTensor *t, float v);
 
 /* Copies src into dst (src broadcasts to dst's shape; any strides on both sides). */
 int mbt_copy(mbTensor *dst, const mbTensor *src);
+
+/* *n = the number of values start, start + step, ... before stop (numpy's arange); fails on
+   a zero or NaN step and past 1e12 values. */
+int mbt_arangeSize(int64_t *n, double start, double stop, double step);
 
 /* Writes start + i * step into the elements of t in row-major order. */
 int mbt_arange(mbTensor *t, double start, double step);
@@ -195,6 +223,10 @@ int64_t mbt_countNonzero(const mbTensor *t);
    used then). beta = 0 ignores c's previous values (NaN included). */
 int mbt_addmm(mbTensor *c, const mbTensor *a, const mbTensor *b, float beta, float alpha);
 
+/* size[0..2) = [M, N], the shape of a @ b for a [M x K] and b [K x N]; fails naming `name`
+   and both shapes when a or b is not 2-d or K differs. */
+int mbt_mmShape(int64_t *size, const mbTensor *a, const mbTensor *b, const char *name);
+
 /* c = a @ b, with c initialised as [M x N] (messages say "matmul"). */
 int mbt_matmul(mbTensor *c, const mbTensor *a, const mbTensor *b);
 
@@ -212,6 +244,15 @@ char *mbt_format(const mbTensor *t);
 /* idx[i] = t's i-th value (row-major) - base, checking that each value is an integer in
    [base, base + limit); the message names `name`, the value and the range. */
 int mbt_toIndex(int64_t *idx, const mbTensor *t, int64_t base, int64_t limit, const char *name);
+
+/* The shape checks of index_copy, gather and scatter (before any index is read), dim shown
+   counted from base as in mbt_argDim: src has t's shape but n at dim (index_copy); index has
+   t's rank and no larger sizes outside dim (gather), and src index's shape (scatter: src not
+   NULL). */
+int mbt_argIndexCopy(const mbTensor *t, int dim, int64_t n, const mbTensor *src, int base,
+                     const char *name);
+int mbt_argGather(const mbTensor *t, int dim, const mbTensor *index, const mbTensor *src,
+                  int base, const char *name);
 
 /* Initialises out with the slices idx[0..n) of src along dim (src's shape, size n at dim). */
 int mbt_indexSelect(mbTensor *out, const mbTensor *src, int dim, const int64_t *idx, int64_t n);

@@ -56,14 +56,9 @@ function M.peer_path()
   return nil
 end
 
--- flat JSON object -> table (the peer prints one object of numbers and strings per line)
-local function parse_flat_json(line)
-  local t = {}
-  for k, v in line:gmatch('"([^"]+)"%s*:%s*([^,}]+)') do
-    v = v:gsub("^%s+", ""):gsub("%s+$", "")
-    if v:sub(1, 1) == '"' then t[k] = v:sub(2, -2) else t[k] = tonumber(v) end
-  end
-  return t
+-- one JSON object per line of the peer's output -> table ({} when the line is not JSON)
+local function parse_json_line(line)
+  return require("mbpo.json").json_decode(line) or {}
 end
 
 -- runs the peer; returns {kernel = result} for each thread count and the best per kernel
@@ -84,7 +79,7 @@ function M.peer(kernels, obs, act, threads_list, extra)
     local p = io.popen(cmd)
     for line in p:lines() do
       if line:match("^{") then
-        local r = parse_flat_json(line)
+        local r = parse_json_line(line)
         all[#all + 1] = r
         local key = r.kernel
         local cost = r.ms_per_update or r.ms_per_step or r.ms
@@ -127,7 +122,7 @@ function M.peer2(obs, act, precision)
         act, th, precision, mode))
       for line in p:lines() do
         if line:match("^{") then
-          local r = parse_flat_json(line)
+          local r = parse_json_line(line)
           local ms = r.ms_per_update or r.ms_per_step or r.ms
           if r.kernel and ms and (not best[r.kernel] or ms < best[r.kernel].ms) then
             best[r.kernel] = {ms = ms, mode = r.mode or mode, threads = th, peer = r.peer}

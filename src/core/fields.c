@@ -1,5 +1,7 @@
 /* mbpo field tables (include/mbpo/fields.h): the defaults of a table written into a struct,
-   the range of a row as text, and a struct checked against its table. */
+   the range of a row as text, a struct checked against its table, and what the option reader
+   of the bindings checks and says (values set, ranges, nearest names). */
+#include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -8,14 +10,13 @@
 #include "mbpo/core.h"
 #include "mbpo/fields.h"
 
-/* writes the number v into the field f of obj (element i of a list) */
-static void setnum(void *obj, const mbField *f, int i, double v) {
+void mbu_fieldSet(void *obj, const mbField *f, int i, double v) {
   char *p = (char *)obj + f->offset;
   switch (f->type) {
     case MB_FIELD_INT: case MB_FIELD_BOOL: case MB_FIELD_ENUM: *(int *)p = (int)v; break;
     case MB_FIELD_I64: *(int64_t *)p = (int64_t)v; break;
     case MB_FIELD_U64: *(uint64_t *)p = (uint64_t)(int64_t)v; break;
-    case MB_FIELD_FLOAT: ((float *)p)[i] = (float)v; break;
+    case MB_FIELD_FLOAT: for (int k = 0; k < f->n; k++) ((float *)p)[k] = (float)v; break;
     case MB_FIELD_DOUBLE: *(double *)p = v; break;
     case MB_FIELD_INTS: ((int *)p)[i] = (int)v; break;
     case MB_FIELD_FLOATS: ((float *)p)[i] = (float)v; break;
@@ -25,10 +26,10 @@ static void setnum(void *obj, const mbField *f, int i, double v) {
 void mbu_fieldDefaults(void *obj, const mbField *fields) {
   for (const mbField *f = fields; f->name[0]; f++) {
     if (f->type == MB_FIELD_INTS || f->type == MB_FIELD_FLOATS) {
-      for (int i = 0; i < f->ndefs && i < f->n; i++) setnum(obj, f, i, f->defs[i]);
+      for (int i = 0; i < f->ndefs && i < f->n; i++) mbu_fieldSet(obj, f, i, f->defs[i]);
       if (!(f->flags & MB_F_LINKED)) *(int *)((char *)obj + f->count) = f->ndefs;
     } else if (!isnan(f->def) && !(f->flags & MB_F_REQUIRED)) {
-      for (int i = 0; i < f->n; i++) setnum(obj, f, i, f->def);
+      mbu_fieldSet(obj, f, 0, f->def);
     }
   }
 }
@@ -49,6 +50,23 @@ const char *mbu_fieldEnumName(const mbField *f, int v, char *buf, size_t size) {
   if (v < 0 || len >= size) len = 0;
   if (size) snprintf(buf, size, "%.*s", (int)len, s ? s : "");
   return buf;
+}
+
+int mbu_fieldEnumValue(const mbField *f, const char *name) {
+  char buf[160];
+  for (int i = 0; mbu_fieldEnumName(f, i, buf, sizeof buf)[0]; i++)
+    if (strcmp(name, buf) == 0) return i;
+  return -1;
+}
+
+int mbu_fieldIsInt(const mbField *f) {
+  return f->type == MB_FIELD_INT || f->type == MB_FIELD_I64 || f->type == MB_FIELD_INTS ||
+         f->type == MB_FIELD_U64;
+}
+
+int mbu_fieldInRange(const mbField *f, double v) {
+  return isfinite(v) && v >= f->lo && v <= f->hi && !((f->flags & MB_F_OPEN_LO) && v == f->lo) &&
+         !((f->flags & MB_F_OPEN_HI) && v == f->hi);
 }
 
 /* a bound as text: integers without a fraction, others as %g */
@@ -100,8 +118,7 @@ static int inrange(const mbField *f, double v) {
     char name[64];
     return v >= 0 && v < 64 && mbu_fieldEnumName(f, (int)v, name, sizeof name)[0];
   }
-  return isfinite(v) && v >= f->lo && v <= f->hi && !((f->flags & MB_F_OPEN_LO) && v == f->lo) &&
-         !((f->flags & MB_F_OPEN_HI) && v == f->hi);
+  return mbu_fieldInRange(f, v);
 }
 
 int mbu_fieldCheck(const void *obj, const mbField *fields, const char *who) {
@@ -133,4 +150,39 @@ int mbu_fieldCheck(const void *obj, const mbField *fields, const char *who) {
     }
   }
   return MB_OK;
+}
+
+/* Levenshtein distance of two short names */
+static int distance(const char *a, const char *b) {
+  int la = (int)strlen(a), lb = (int)strlen(b), prev[64], cur[64];
+  if (la > 63 || lb > 63) return 64;
+  for (int j = 0; j <= lb; j++) prev[j] = j;
+  for (int i = 1; i <= la; i++) {
+    cur[0] = i;
+    for (int j = 1; j <= lb; j++) {
+      int c = prev[j - 1] + (a[i - 1] != b[j - 1]);
+      cur[j] = prev[j] + 1 < cur[j - 1] + 1 ? prev[j] + 1 : cur[j - 1] + 1;
+      if (c < cur[j]) cur[j] = c;
+    }
+    memcpy(prev, cur, sizeof(int) * (size_t)(lb + 1));
+  }
+  return prev[lb];
+}
+
+/* keeps name in near[] (the three nearest to k by distance d[], first wins ties) */
+static void nearest(const char *k, const char *name, const char *near[3], int d[3]) {
+  int x = distance(k, name), j = 3;
+  while (j > 0 && x < d[j - 1]) j--;
+  if (j == 3) return;
+  for (int m = 2; m > j; m--) { d[m] = d[m - 1]; near[m] = near[m - 1]; }
+  d[j] = x;
+  near[j] = name;
+}
+
+void mbu_fieldNearest(const char *near[3], const char *key, const mbField *fields,
+                      const char *const *extra) {
+  int d[3] = {INT_MAX, INT_MAX, INT_MAX};
+  near[0] = near[1] = near[2] = NULL;
+  for (const mbField *f = fields; f->name[0]; f++) nearest(key, f->name, near, d);
+  for (int i = 0; extra && extra[i]; i++) nearest(key, extra[i], near, d);
 }

@@ -264,6 +264,45 @@ int mbt_inferShape(int64_t *out, int ndim, const int64_t *size, int64_t numel, c
   return MB_OK;
 }
 
+/* Arguments counted from base ---------------------------------------------------------- */
+
+int mbt_argDim(int *dim, const mbTensor *t, int64_t d, int base, int extra, const char *name) {
+  char s[160];
+  int n = t->ndim + extra;
+  int64_t d0 = d < 0 ? d + n : d - base;
+  if (d0 < 0 || d0 >= n)
+    return mbu_error("%s: dimension %lld out of range [%d, %d] for %s", name, (long long)d, base,
+                     n - 1 + base, mbt_shapeStr(t, s, sizeof s));
+  *dim = (int)d0;
+  return MB_OK;
+}
+
+int mbt_argIndex(int64_t *i, const mbTensor *t, int dim, int64_t index, int base,
+                 const char *name) {
+  char s[160];
+  if (checkdim(t, dim, name) < 0) return MB_ERR;
+  if (index < base || index - base >= t->size[dim])
+    return mbu_error("%s: index %lld out of range [%d, %lld] in dimension %d of %s", name,
+                     (long long)index, base, (long long)(t->size[dim] - 1 + base), dim + base,
+                     mbt_shapeStr(t, s, sizeof s));
+  *i = index - base;
+  return MB_OK;
+}
+
+/* the test cannot overflow; the last element's position wraps (defined) for absurd values */
+int mbt_argRange(int64_t *first, const mbTensor *t, int dim, int64_t start, int64_t len,
+                 int base, const char *name) {
+  char s[160];
+  if (checkdim(t, dim, name) < 0) return MB_ERR;
+  int64_t size = t->size[dim];
+  if (len < 0 || start < base || start - base > size || len > size - (start - base))
+    return mbu_error("%s: elements %lld to %lld out of range [%d, %lld] in dimension %d of %s",
+                     name, (long long)start, (long long)((uint64_t)start + (uint64_t)len - 1), base,
+                     (long long)(size - 1 + base), dim + base, mbt_shapeStr(t, s, sizeof s));
+  *first = start - base;
+  return MB_OK;
+}
+
 /* contiguous geometry of the given shape on src's storage and offset */
 static void setcontiguous(mbTensor *r, int ndim, const int64_t *size) {
   r->ndim = ndim;

@@ -69,6 +69,19 @@ static int gemm(mbTensor *c, const mbTensor *a, const mbTensor *b, float beta, f
   return rc;
 }
 
+int mbt_mmShape(int64_t *size, const mbTensor *a, const mbTensor *b, const char *name) {
+  char s1[160], s2[160];
+  if (a->ndim != 2 || b->ndim != 2)
+    return mbu_error("%s: expected 2-d tensors, got %s @ %s", name, mbt_shapeStr(a, s1, sizeof s1),
+                     mbt_shapeStr(b, s2, sizeof s2));
+  if (a->size[1] != b->size[0])
+    return mbu_error("%s: size mismatch, %s @ %s", name, mbt_shapeStr(a, s1, sizeof s1),
+                     mbt_shapeStr(b, s2, sizeof s2));
+  size[0] = a->size[0];
+  size[1] = b->size[1];
+  return MB_OK;
+}
+
 static int addmm(mbTensor *c, const mbTensor *a, const mbTensor *b, float beta, float alpha,
                  const char *name) {
   char s1[160], s2[160], s3[160];

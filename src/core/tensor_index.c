@@ -50,6 +50,34 @@ static int checkindex(const mbTensor *t, int dim, const int64_t *idx, int64_t n,
   return MB_OK;
 }
 
+int mbt_argIndexCopy(const mbTensor *t, int dim, int64_t n, const mbTensor *src, int base,
+                     const char *name) {
+  char s1[160], s2[160];
+  if (checkindex(t, dim, NULL, 0, name) < 0) return MB_ERR;
+  int ok = src->ndim == t->ndim && src->size[dim] == n;
+  for (int d = 0; ok && d < t->ndim; d++) ok = d == dim || src->size[d] == t->size[d];
+  if (!ok)
+    return mbu_error("%s: source %s does not fit %lld slices of %s along dimension %d", name,
+                     mbt_shapeStr(src, s1, sizeof s1), (long long)n,
+                     mbt_shapeStr(t, s2, sizeof s2), dim + base);
+  return MB_OK;
+}
+
+int mbt_argGather(const mbTensor *t, int dim, const mbTensor *index, const mbTensor *src,
+                  int base, const char *name) {
+  char s1[160], s2[160], s3[160];
+  if (checkindex(t, dim, NULL, 0, name) < 0) return MB_ERR;
+  int ok = index->ndim == t->ndim && (!src || mbt_sameShape(index, src));
+  for (int d = 0; ok && d < t->ndim; d++) ok = d == dim || index->size[d] <= t->size[d];
+  if (ok) return MB_OK;
+  if (src)
+    return mbu_error("%s: index %s and source %s must have one shape that fits %s", name,
+                     mbt_shapeStr(index, s1, sizeof s1), mbt_shapeStr(src, s2, sizeof s2),
+                     mbt_shapeStr(t, s3, sizeof s3));
+  return mbu_error("%s: index %s does not fit %s along dimension %d", name,
+                   mbt_shapeStr(index, s1, sizeof s1), mbt_shapeStr(t, s2, sizeof s2), dim + base);
+}
+
 /* floats per slice of dimension 0 when t is contiguous, else -1: rows of a contiguous
    tensor are contiguous blocks, so gathering rows (the replay-buffer case) is one memcpy
    per row instead of an iterator per row */
@@ -92,14 +120,9 @@ int mbt_indexSelect(mbTensor *out, const mbTensor *src, int dim, const int64_t *
 
 /* the inverse of index_select; memmove because src may be a view of dst */
 int mbt_indexCopy(mbTensor *dst, int dim, const int64_t *idx, int64_t n, const mbTensor *src) {
-  char s1[160], s2[160];
-  if (checkindex(dst, dim, idx, n, "index_copy") < 0) return MB_ERR;
-  int ok = src->ndim == dst->ndim && src->size[dim] == n;
-  for (int d = 0; ok && d < dst->ndim; d++) ok = d == dim || src->size[d] == dst->size[d];
-  if (!ok)
-    return mbu_error("index_copy: source %s does not fit %lld slices of %s", 
-                     mbt_shapeStr(src, s1, sizeof s1), (long long)n,
-                     mbt_shapeStr(dst, s2, sizeof s2));
+  if (checkindex(dst, dim, idx, n, "index_copy") < 0 ||
+      mbt_argIndexCopy(dst, dim, n, src, 0, "index_copy") < 0)
+    return MB_ERR;
   int64_t len = dim == 0 ? rowlen(dst) : -1;
   if (len >= 0 && rowlen(src) == len) {
     const float *s = mbt_data(src);
@@ -117,12 +140,8 @@ int mbt_indexCopy(mbTensor *dst, int dim, const int64_t *idx, int64_t n, const m
    the element of `small` at that position. */
 static int gather_walk(const mbTensor *big, const mbTensor *small, int dim, const int64_t *index,
                        int scatter, const char *name) {
-  char s1[160], s2[160];
-  int ok = big->ndim == small->ndim && dim >= 0 && dim < big->ndim;
-  for (int d = 0; ok && d < big->ndim; d++) ok = d == dim || small->size[d] <= big->size[d];
-  if (!ok)
-    return mbu_error("%s: index shape %s does not fit %s along dimension %d", name,
-                     mbt_shapeStr(small, s1, sizeof s1), mbt_shapeStr(big, s2, sizeof s2), dim);
+  char s2[160];
+  if (mbt_argGather(big, dim, small, NULL, 0, name) < 0) return MB_ERR;
   int64_t n = mbt_numel(small);
   for (int64_t i = 0; i < n; i++)
     if (index[i] < 0 || index[i] >= big->size[dim])

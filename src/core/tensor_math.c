@@ -280,6 +280,13 @@ int mbt_broadcastShape(int *ndim, int64_t *size, const mbTensor *a, const mbTens
   return MB_OK;
 }
 
+int mbt_whereShape(int *ndim, int64_t *size, const mbTensor *cond, const mbTensor *a,
+                   const mbTensor *b) {
+  mbTensor ca = {0};  /* only the shape of cond with a, for the second step */
+  if (mbt_broadcastShape(&ca.ndim, ca.size, cond, a, "where") < 0) return MB_ERR;
+  return mbt_broadcastShape(ndim, size, &ca, b, "where");
+}
+
 /* the broadcast shape must be out's exactly: an in-place x:add_(y) cannot grow x */
 int mbt_binary(mbTensor *out, const mbTensor *a, const mbTensor *b, mbBinaryOp op) {
   char s1[160], s2[160], s3[160], s4[160];
@@ -339,6 +346,13 @@ int mbt_where(mbTensor *out, const mbTensor *cond, const mbTensor *a, const mbTe
   return MB_OK;
 }
 
+int mbt_maskedFill(mbTensor *out, const mbTensor *a, const mbTensor *mask, float v) {
+  mbStorage st;
+  mbTensor s;
+  scalar_tensor(&s, &st, &v);
+  return mbt_where(out, mask, &s, a);
+}
+
 /* Fills and copies ------------------------------------------------------------------------ */
 
 static void fill_run(void *ctx, float *const *p, const int64_t *st, int64_t n) {
@@ -387,6 +401,16 @@ static void arange_run(void *vctx, float *const *p, const int64_t *st, int64_t n
   for (int64_t i = 0; i < n; i++)
     p[0][i * st[0]] = (float)(c->start + (double)(c->k + i) * c->step);
   c->k += n;
+}
+
+/* the count is a double until it is known to be small, so no cast overflows */
+int mbt_arangeSize(int64_t *n, double start, double stop, double step) {
+  if (step == 0 || step != step) return mbu_error("arange: step must be nonzero, got %g", step);
+  double count = ceil((stop - start) / step);
+  if (!(count < 1e12))
+    return mbu_error("arange: [%g, %g) by %g is too long", start, stop, step);
+  *n = count > 0 ? (int64_t)count : 0;
+  return MB_OK;
 }
 
 int mbt_arange(mbTensor *t, double start, double step) {

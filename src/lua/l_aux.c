@@ -56,18 +56,8 @@ float *mbL_checkshape(lua_State *L, int idx, const char *fname, const char *argn
     if (size[i] >= 0 && t->size[i] != size[i]) ok = 0;
   if (!ok) {
     char want[160], got[160];
-    size_t k = 0;
-    k += (size_t)snprintf(want + k, sizeof want - k, "[");
-    for (int i = 0; i < ndim && k < sizeof want; i++) {
-      if (size[i] >= 0)
-        k += (size_t)snprintf(want + k, sizeof want - k, i ? " x %lld" : "%lld",
-                              (long long)size[i]);
-      else
-        k += (size_t)snprintf(want + k, sizeof want - k, i ? " x N" : "N");
-    }
-    if (k < sizeof want) snprintf(want + k, sizeof want - k, "]");
-    mbt_shapeStr(t, got, sizeof got);
-    luaL_error(L, "%s: %s must be a contiguous %s tensor, got %s%s", fname, argname, want, got,
+    luaL_error(L, "%s: %s must be a contiguous %s tensor, got %s%s", fname, argname,
+               mbu_shapeText(want, sizeof want, 0, ndim, size), mbt_shapeStr(t, got, sizeof got),
                mbt_isContiguous(t) ? "" : " (not contiguous)");
   }
   return mbt_data(t);
@@ -81,28 +71,14 @@ float *mbL_checkmatrix(lua_State *L, int idx, const char *fname, const char *arg
 
 /* Lua lists ------------------------------------------------------------------------------- */
 
-void mbL_pushnumbers(lua_State *L, const double *v, int n) {
-  lua_createtable(L, n, 0);
-  for (int i = 0; i < n; i++) {
-    lua_pushnumber(L, v[i]);
-    lua_rawseti(L, -2, i + 1);
-  }
-}
+/* a new list of the n values push(i) leaves on the stack */
+#define PUSHLIST(push) do { lua_createtable(L, n, 0); \
+    for (int i = 0; i < n; i++) { push; lua_rawseti(L, -2, i + 1); } } while (0)
 
-void mbL_pushfloats(lua_State *L, const float *v, int n) {
-  lua_createtable(L, n, 0);
-  for (int i = 0; i < n; i++) {
-    lua_pushnumber(L, v[i]);
-    lua_rawseti(L, -2, i + 1);
-  }
-}
-
+void mbL_pushnumbers(lua_State *L, const double *v, int n) { PUSHLIST(lua_pushnumber(L, v[i])); }
+void mbL_pushfloats(lua_State *L, const float *v, int n) { PUSHLIST(lua_pushnumber(L, v[i])); }
 void mbL_pushints(lua_State *L, const int *v, int n, int base) {
-  lua_createtable(L, n, 0);
-  for (int i = 0; i < n; i++) {
-    lua_pushinteger(L, (lua_Integer)v[i] + base);
-    lua_rawseti(L, -2, i + 1);
-  }
+  PUSHLIST(lua_pushinteger(L, (lua_Integer)v[i] + base));
 }
 
 /* Modules and classes --------------------------------------------------------------------- */

@@ -31,11 +31,9 @@ typedef struct LBuffer {
 
 
 /* the buffer at idx, or a Lua error (wrong type, or closed: its slab has no storage) */
-static mbBuffer *checkbuf(lua_State *L, int idx) {
+mbBuffer *mbL_checkbuffer(lua_State *L, int idx) {
   return &((LBuffer *)mbL_checkopen(L, idx, MBL_BUFFER, "buffer"))->b;
 }
-
-mbBuffer *mbL_checkbuffer(lua_State *L, int idx) { return checkbuf(L, idx); }
 
 /* B.new{obs=, act=, capacity=}: the keys of MB_BUFFER_FIELDS (include/mbpo/buffer.h) */
 static int b_new(lua_State *L) {
@@ -93,7 +91,7 @@ static void checkvec(lua_State *L, int idx, float *dst, int64_t n, const char *f
 
 /* buf:add(obs, act, reward, next_obs, done) */
 static int b_add(lua_State *L) {
-  mbBuffer *b = checkbuf(L, 1);
+  mbBuffer *b = mbL_checkbuffer(L, 1);
   float *row = ((LBuffer *)lua_touserdata(L, 1))->scratch;
   int64_t o = b->obs, a = b->act;
   checkvec(L, 2, row, o, "buf:add", "obs");
@@ -119,7 +117,7 @@ static float *checkcolumn(lua_State *L, int idx, const char *fname, const char *
 
 /* buf:add_batch(obs, act, reward, next_obs, done) */
 static int b_addbatch(lua_State *L) {
-  mbBuffer *b = checkbuf(L, 1);
+  mbBuffer *b = mbL_checkbuffer(L, 1);
   const char *f = "buf:add_batch";
   const float *obs = mbL_checkmatrix(L, 2, f, "obs", -1, b->obs);
   int64_t n = mbL_checktensor(L, 2)->size[0];
@@ -151,18 +149,16 @@ static void newbatch(lua_State *L, int64_t n, int64_t obs, int64_t act) {
   }
 }
 
-/* the batch table at idx (or a new one pushed when idx is none/nil, moved to idx's place
-   at the top): checks its tensors and returns their data in out */
-static int getbatch(lua_State *L, int idx, mbBatch *out, int64_t n, int64_t obs, int64_t act,
-                    const char *fname) {
-  if (lua_isnoneornil(L, idx)) {
-    newbatch(L, n, obs, act);
-    idx = lua_gettop(L);
-  } else {
+/* the batch table at idx, or a new one when idx is none or nil, left at the top: checks its
+   tensors and returns their data in out */
+static void getbatch(lua_State *L, int idx, mbBatch *out, int64_t n, int64_t obs, int64_t act,
+                     const char *fname) {
+  if (lua_isnoneornil(L, idx)) newbatch(L, n, obs, act);
+  else {
     luaL_checktype(L, idx, LUA_TTABLE);
     lua_pushvalue(L, idx);
-    idx = lua_gettop(L);
   }
+  idx = lua_gettop(L);
   for (int k = 0; k < 5; k++) {
     lua_getfield(L, idx, BATCH[k].key);
     *(float **)((char *)out + BATCH[k].off) = BATCH[k].kind ?
@@ -170,7 +166,6 @@ static int getbatch(lua_State *L, int idx, mbBatch *out, int64_t n, int64_t obs,
       checkcolumn(L, -1, fname, BATCH[k].arg, n);
   }
   lua_pop(L, 5);  /* the tensors stay alive in the batch table, left on top */
-  return idx;
 }
 
 static int64_t checkcount(lua_State *L, int idx, const char *fname) {
@@ -181,7 +176,7 @@ static int64_t checkcount(lua_State *L, int idx, const char *fname) {
 
 /* buf:sample(n, rng [, batch]) -> batch */
 static int b_sample(lua_State *L) {
-  mbBuffer *b = checkbuf(L, 1);
+  mbBuffer *b = mbL_checkbuffer(L, 1);
   int64_t n = checkcount(L, 2, "buf:sample");
   mbRng *g = mbL_checkrng(L, 3);
   mbBatch out;
@@ -192,7 +187,7 @@ static int b_sample(lua_State *L) {
 
 /* buf:sample_obs(n, rng [, out]) -> [n x obs] observations of uniformly drawn rows */
 static int b_sampleobs(lua_State *L) {
-  mbBuffer *b = checkbuf(L, 1);
+  mbBuffer *b = mbL_checkbuffer(L, 1);
   int64_t n = checkcount(L, 2, "buf:sample_obs");
   mbRng *g = mbL_checkrng(L, 3);
   mbBatch out = {0};
@@ -211,7 +206,7 @@ static int b_sampleobs(lua_State *L) {
    The first int(n * real_ratio) rows come from real, the rest from model; when the model
    buffer is empty all n rows come from real. Rows are copied straight into the batch. */
 static int b_samplemixed(lua_State *L) {
-  mbBuffer *real = checkbuf(L, 1), *model = checkbuf(L, 2);
+  mbBuffer *real = mbL_checkbuffer(L, 1), *model = mbL_checkbuffer(L, 2);
   int64_t n = checkcount(L, 3, "buffer.sample_mixed");
   double ratio = luaL_checknumber(L, 4);
   mbRng *g = mbL_checkrng(L, 5);
@@ -225,29 +220,28 @@ static int b_samplemixed(lua_State *L) {
 
 /* buf:rows([i [, n]]) -> batch of logical rows i .. i+n-1 (1 = oldest; default all) */
 static int b_rows(lua_State *L) {
-  mbBuffer *b = checkbuf(L, 1);
+  mbBuffer *b = mbL_checkbuffer(L, 1);
   lua_Integer i = luaL_optinteger(L, 2, 1);
   lua_Integer n = luaL_optinteger(L, 3, (lua_Integer)b->size - i + 1);
   if (i < 1 || n < 0 || i - 1 > (lua_Integer)b->size - n)
     return luaL_error(L, "buf:rows: rows %I..%I outside 1..%I", (LUAI_UACINT)i,
                       (LUAI_UACINT)(i + n - 1), (LUAI_UACINT)b->size);
   mbBatch out;
-  newbatch(L, n, b->obs, b->act);
-  getbatch(L, lua_gettop(L), &out, n, b->obs, b->act, "buf:rows");
+  getbatch(L, lua_gettop(L) + 1, &out, n, b->obs, b->act, "buf:rows");  /* a new batch */
   MBL_CHECK(L, mbr_bufferRows(&out, b, i - 1, n));
   return 1;
 }
 
 /* buf:batch(n) -> a zeroed batch table of n rows */
 static int b_batch(lua_State *L) {
-  mbBuffer *b = checkbuf(L, 1);
+  mbBuffer *b = mbL_checkbuffer(L, 1);
   newbatch(L, checkcount(L, 2, "buf:batch"), b->obs, b->act);
   return 1;
 }
 
 /* buf:resize(capacity) */
 static int b_resize(lua_State *L) {
-  mbBuffer *b = checkbuf(L, 1);
+  mbBuffer *b = mbL_checkbuffer(L, 1);
   MBL_CHECK(L, mbr_bufferResize(b, luaL_checkinteger(L, 2)));
   lua_settop(L, 1);
   return 1;
@@ -255,7 +249,7 @@ static int b_resize(lua_State *L) {
 
 /* buf:clear(): size 0, the capacity unchanged */
 static int b_clear(lua_State *L) {
-  mbBuffer *b = checkbuf(L, 1);
+  mbBuffer *b = mbL_checkbuffer(L, 1);
   b->size = 0;
   b->next = 0;
   lua_settop(L, 1);
@@ -263,18 +257,18 @@ static int b_clear(lua_State *L) {
 }
 
 static int b_size(lua_State *L) {
-  lua_pushinteger(L, (lua_Integer)checkbuf(L, 1)->size);
+  lua_pushinteger(L, (lua_Integer)mbL_checkbuffer(L, 1)->size);
   return 1;
 }
 
 static int b_capacity(lua_State *L) {
-  lua_pushinteger(L, (lua_Integer)checkbuf(L, 1)->capacity);
+  lua_pushinteger(L, (lua_Integer)mbL_checkbuffer(L, 1)->capacity);
   return 1;
 }
 
 /* buf:dims() -> obs, act */
 static int b_dims(lua_State *L) {
-  mbBuffer *b = checkbuf(L, 1);
+  mbBuffer *b = mbL_checkbuffer(L, 1);
   lua_pushinteger(L, (lua_Integer)b->obs);
   lua_pushinteger(L, (lua_Integer)b->act);
   return 2;
@@ -283,7 +277,7 @@ static int b_dims(lua_State *L) {
 /* buf:state() -> {data = [size x width] view of slab rows 0..size-1 (physical order),
    size, next (0-based write row), capacity, obs, act}: io.save writes it as is;
    buf:load_state(t) restores it (the capacity too) */
-static void *checkbufobj(lua_State *L, int idx) { return checkbuf(L, idx); }
+static void *checkbufobj(lua_State *L, int idx) { return mbL_checkbuffer(L, idx); }
 static int bufblocks(mbStateBlock *b, void *buf) { return mbr_bufferStateBlocks(b, buf); }
 static int bufset(void *buf, const mbStateBlock *s) { return mbr_bufferSetState(buf, s); }
 static mbLStateType STATE = {"buf", "buffer", checkbufobj, bufblocks, bufset, NULL, 0};

@@ -5,7 +5,6 @@
      SAC.new: gamma must be a number in [0, 1], got 1.5
      SAC.new: hidden[2] must be an integer in [1, 65536], got -1
      SAC.new: obs is required (an integer in [1, 1048576]) */
-#include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -37,59 +36,21 @@ static int bad(lua_State *L, const char *F, const mbField *f, int i, int idx) {
 
 /* the number at idx checked against f's range (integers: integral, within int64) */
 static double checknum(lua_State *L, const char *F, const mbField *f, int i, int idx) {
-  int isint = f->type == MB_FIELD_INT || f->type == MB_FIELD_I64 || f->type == MB_FIELD_INTS ||
-              f->type == MB_FIELD_U64;
   if (lua_type(L, idx) != LUA_TNUMBER) bad(L, F, f, i, idx);
   double v = lua_tonumber(L, idx);
-  if (isint && !lua_isinteger(L, idx) && (v != floor(v) || fabs(v) >= 9.2e18)) bad(L, F, f, i, idx);
-  if (!isfinite(v) || v < f->lo || v > f->hi || ((f->flags & MB_F_OPEN_LO) && v == f->lo) ||
-      ((f->flags & MB_F_OPEN_HI) && v == f->hi))
+  if ((mbu_fieldIsInt(f) && !lua_isinteger(L, idx) && (v != floor(v) || fabs(v) >= 9.2e18)) ||
+      !mbu_fieldInRange(f, v))
     bad(L, F, f, i, idx);
   return v;
 }
 
-/* writes the value at idx (already checked) into element i of f in obj */
+/* writes the value at idx (already checked, as v) into element i of f in obj (integers
+   exactly) */
 static void store(lua_State *L, const mbField *f, void *obj, int i, int idx, double v) {
-  char *p = (char *)obj + f->offset;
-  switch (f->type) {
-    case MB_FIELD_INT: case MB_FIELD_ENUM: *(int *)p = (int)v; break;
-    case MB_FIELD_BOOL: *(int *)p = lua_toboolean(L, idx); break;
-    case MB_FIELD_I64: *(int64_t *)p = lua_isinteger(L, idx) ? lua_tointeger(L, idx) : (int64_t)v;
-      break;
-    case MB_FIELD_U64: *(uint64_t *)p = (uint64_t)(lua_isinteger(L, idx) ?
-      lua_tointeger(L, idx) : (lua_Integer)v); break;
-    case MB_FIELD_FLOAT: for (int k = 0; k < f->n; k++) ((float *)p)[k] = (float)v; break;
-    case MB_FIELD_DOUBLE: *(double *)p = v; break;
-    case MB_FIELD_INTS: ((int *)p)[i] = (int)v; break;
-    case MB_FIELD_FLOATS: ((float *)p)[i] = (float)v; break;
-  }
-}
-
-/* Levenshtein distance of two short names */
-static int distance(const char *a, const char *b) {
-  int la = (int)strlen(a), lb = (int)strlen(b), prev[64], cur[64];
-  if (la > 63 || lb > 63) return 64;
-  for (int j = 0; j <= lb; j++) prev[j] = j;
-  for (int i = 1; i <= la; i++) {
-    cur[0] = i;
-    for (int j = 1; j <= lb; j++) {
-      int c = prev[j - 1] + (a[i - 1] != b[j - 1]);
-      cur[j] = prev[j] + 1 < cur[j - 1] + 1 ? prev[j] + 1 : cur[j - 1] + 1;
-      if (c < cur[j]) cur[j] = c;
-    }
-    memcpy(prev, cur, sizeof(int) * (size_t)(lb + 1));
-  }
-  return prev[lb];
-}
-
-/* keeps name in near[] (the three nearest to k by distance d[], first wins ties) */
-static void nearest(const char *k, const char *name, const char *near[3], int d[3]) {
-  int x = distance(k, name), j = 3;
-  while (j > 0 && x < d[j - 1]) j--;
-  if (j == 3) return;
-  for (int m = 2; m > j; m--) { d[m] = d[m - 1]; near[m] = near[m - 1]; }
-  d[j] = x;
-  near[j] = name;
+  if ((f->type == MB_FIELD_I64 || f->type == MB_FIELD_U64) && lua_isinteger(L, idx))
+    *(int64_t *)(void *)((char *)obj + f->offset) = (int64_t)lua_tointeger(L, idx);
+  else
+    mbu_fieldSet(obj, f, i, v);
 }
 
 /* nil, or raises "F: unknown option 'k' (nearest: a, b, c)" for the key at -2 */
@@ -98,10 +59,8 @@ static void checkkey(lua_State *L, const char *F, const mbField *fields,
   const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
   if (k[0] && mbu_fieldFind(fields, k)) return;
   for (int i = 0; extra && extra[i]; i++) if (strcmp(k, extra[i]) == 0) return;
-  const char *near[3] = {NULL, NULL, NULL};
-  int d[3] = {INT_MAX, INT_MAX, INT_MAX};
-  for (const mbField *f = fields; f->name[0]; f++) nearest(k, f->name, near, d);
-  for (int i = 0; extra && extra[i]; i++) nearest(k, extra[i], near, d);
+  const char *near[3];
+  mbu_fieldNearest(near, k, fields, extra);
   luaL_error(L, "%s: unknown option %s (nearest: %s%s%s%s%s)", F, shown(L, -2), near[0],
              near[1] ? ", " : "", near[1] ? near[1] : "", near[2] ? ", " : "",
              near[2] ? near[2] : "");
@@ -147,14 +106,9 @@ uint64_t mbL_readfields(lua_State *L, int idx, const char *F, const mbField *fie
       if (!(f->flags & MB_F_LINKED)) *count = (int)n;
     } else if (f->type == MB_FIELD_BOOL) {
       if (!lua_isboolean(L, -1)) bad(L, F, f, 0, -1);
-      store(L, f, obj, 0, -1, 0);
+      store(L, f, obj, 0, -1, lua_toboolean(L, -1));
     } else if (f->type == MB_FIELD_ENUM) {
-      int v = -1;
-      if (lua_type(L, -1) == LUA_TSTRING) {
-        const char *s = lua_tostring(L, -1);
-        for (int i = 0; v < 0 && mbu_fieldEnumName(f, i, what, sizeof what)[0]; i++)
-          if (strcmp(s, what) == 0) v = i;
-      }
+      int v = lua_type(L, -1) == LUA_TSTRING ? mbu_fieldEnumValue(f, lua_tostring(L, -1)) : -1;
       if (v < 0) bad(L, F, f, 0, -1);
       store(L, f, obj, 0, -1, v);
     } else {

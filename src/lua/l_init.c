@@ -95,12 +95,7 @@ static const luaL_Reg corefuncs[] = {
   {"isatty", c_isatty}, {"getpid", c_getpid},
   {"ncpu", c_ncpu}, {"pool_stats", c_poolstats}, {"isa", c_isa}, {NULL, NULL}};
 
-int luaopen_mbpo_core(lua_State *L) {
-  luaL_newlib(L, corefuncs);
-  lua_pushliteral(L, MB_VERSION);
-  lua_setfield(L, -2, "_VERSION");
-  return 1;
-}
+int luaopen_mbpo_core(lua_State *L) { return mbL_newmodule(L, NULL, NULL, NULL, corefuncs); }
 
 void mbL_preload(lua_State *L) {
   const struct { const char *name; lua_CFunction open; } mods[] = {

@@ -87,8 +87,7 @@ struct mbBuffer *mbL_checkbuffer(lua_State *L, int idx);
    gives every key, type, range and default. */
 
 /* Reads the options table at idx into obj (holding its defaults: the caller fills them) and
-   returns the
-   rows given as a bit mask (row r -> bit r). Raises one line "F: ..." on an unknown key
+   returns the rows given as a bit mask (row r -> bit r). Raises one line "F: ..." on an unknown key
    (naming the nearest keys), a wrong type, a value out of range or a missing required key.
    extra: NULL, or more keys the caller reads itself (NULL-terminated), or mbL_anykey (a
    task table holds other keys too). */

@@ -17,17 +17,10 @@ static mbRng *newrng(lua_State *L) {
   return g;
 }
 
-static uint64_t checku64(lua_State *L, int idx) {
-  lua_Integer v = luaL_checkinteger(L, idx);
-  return (uint64_t)v;
-}
-
-/* G.new(seed [, stream]) */
+/* G.new(seed [, stream]): any integers (negative ones as their 64-bit words) */
 static int rng_new(lua_State *L) {
-  uint64_t seed = checku64(L, 1);
-  uint64_t stream = (uint64_t)luaL_optinteger(L, 2, 0);
-  mbRng *g = newrng(L);
-  mbr_seed(g, seed, stream);
+  uint64_t seed = (uint64_t)luaL_checkinteger(L, 1), stream = (uint64_t)luaL_optinteger(L, 2, 0);
+  mbr_seed(newrng(L), seed, stream);
   return 1;
 }
 
@@ -91,8 +84,7 @@ static int rng_setstate(lua_State *L) { return mbL_loadstate(L, &STATE); }
 
 static int rng_clone(lua_State *L) {
   mbRng *g = mbL_checkrng(L, 1);
-  mbRng *c = newrng(L);
-  *c = *g;
+  *newrng(L) = *g;
   return 1;
 }
 
@@ -100,8 +92,7 @@ static int rng_clone(lua_State *L) {
 static int rng_split(lua_State *L) {
   mbRng *g = mbL_checkrng(L, 1);
   uint64_t stream = (uint64_t)luaL_optinteger(L, 2, 0);
-  mbRng *c = newrng(L);
-  mbr_seed(c, mbr_next(g), stream);
+  mbr_seed(newrng(L), mbr_next(g), stream);
   return 1;
 }
 

@@ -2,7 +2,6 @@
    the Lua value of F64, U64 and I64 arrays. Every object's state is declared once, in the
    core, as named typed blocks (include/mbpo/state.h); this file is the only code that turns
    blocks into Lua values and back. */
-#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -22,16 +21,6 @@ static void pushelem(lua_State *L, const mbLArray *a, int64_t i) {
     lua_pushnumber(L, d);
   } else
     lua_pushinteger(L, (lua_Integer)a->data[i]);
-}
-
-/* "F64 [3 x 2]" */
-static const char *arrayshape(char *buf, size_t n, int dtype, int ndim, const int64_t *shape) {
-  int k = snprintf(buf, n, "%s [", mbu_dtypeName(dtype));
-  for (int d = 0; d < ndim && k > 0 && (size_t)k < n; d++)
-    k += shape[d] < 0 ? snprintf(buf + k, n - (size_t)k, d ? " x N" : "N") :
-         snprintf(buf + k, n - (size_t)k, d ? " x %lld" : "%lld", (long long)shape[d]);
-  if (k > 0 && (size_t)k < n - 1) strcat(buf, "]");
-  return buf;
 }
 
 static int arr_index(lua_State *L) {
@@ -80,7 +69,7 @@ static int arr_eq(lua_State *L) {
 static int arr_tostring(lua_State *L) {
   mbLArray *a = checkarray(L, 1);
   char buf[160];
-  lua_pushfstring(L, "mbpo.Array %s", arrayshape(buf, sizeof buf, a->dtype, a->ndim, a->shape));
+  lua_pushfstring(L, "mbpo.Array %s", mbu_shapeText(buf, sizeof buf, a->dtype, a->ndim, a->shape));
   return 1;
 }
 
@@ -148,19 +137,14 @@ static void pushblock(lua_State *L, const mbStateBlock *b) {
     default: lua_pushinteger(L, (lua_Integer)*(const int64_t *)p); return;
     }
   }
-  int64_t n = mbu_blockNumel(b);
   if (b->dtype == MB_F32 && b->slab) {  /* a view of the slab's first rows: no copy */
     mbTensor *t = mbL_pushview(L, b->slab);
     t->size[0] = b->shape[0];
   } else if (b->dtype == MB_F32) {
     mbL_newcopy(L, p, b->ndim, b->shape);
-  } else if (b->dtype == MB_I32) {
-    mbLArray *a = mbL_newarray(L, MB_I64, b->ndim, b->shape);
-    int add = b->flags & MB_ST_INDEX ? 1 : 0;
-    for (int64_t i = 0; i < n; i++) a->data[i] = (uint64_t)(int64_t)(((const int *)p)[i] + add);
-  } else {
-    mbLArray *a = mbL_newarray(L, b->dtype, b->ndim, b->shape);
-    if (n) memcpy(a->data, p, sizeof(uint64_t) * (size_t)n);
+  } else {  /* F64, U64, I64; MB_I32 as I64 */
+    int dtype = b->dtype == MB_I32 ? MB_I64 : b->dtype;
+    mbu_blockWords(mbL_newarray(L, dtype, b->ndim, b->shape)->data, b);
   }
 }
 
@@ -192,33 +176,15 @@ int mbL_state(lua_State *L, const mbLStateType *ty) {
 static const char *describe(lua_State *L, int idx, char *buf, size_t n) {
   mbTensor *t = mbL_testtensor(L, idx);
   mbLArray *a = mbL_testarray(L, idx);
-  if (t && t->storage && !mbt_isContiguous(t)) {
-    arrayshape(buf, n - 12, MB_F32, t->ndim, t->size);
-    return strcat(buf, " (strided)");
+  if (t && t->storage) {
+    mbu_shapeText(buf, n - 12, MB_F32, t->ndim, t->size);
+    return mbt_isContiguous(t) ? buf : strcat(buf, " (strided)");
   }
-  if (t && t->storage) return arrayshape(buf, n, MB_F32, t->ndim, t->size);
-  if (a) return arrayshape(buf, n, a->dtype, a->ndim, a->shape);
+  if (a) return mbu_shapeText(buf, n, a->dtype, a->ndim, a->shape);
   if (lua_isinteger(L, idx)) snprintf(buf, n, "the integer %lld", (long long)lua_tointeger(L, idx));
   else if (lua_type(L, idx) == LUA_TNUMBER) snprintf(buf, n, "the number %g", lua_tonumber(L, idx));
   else if (lua_type(L, idx) == LUA_TSTRING) snprintf(buf, n, "'%.150s'", lua_tostring(L, idx));
   else snprintf(buf, n, "a %s", luaL_typename(L, idx));
-  return buf;
-}
-
-/* what block b wants: "F32 [386]", "an integer", "a boolean", "'obs 4, ...'" */
-static const char *wanted(const mbStateBlock *b, char *buf, size_t n) {
-  if (b->ndim > 0) {  /* a free first dimension shows as N */
-    int64_t shape[2] = {b->flags & MB_ST_ROWS ? -1 : b->shape[0], b->shape[1]};
-    return arrayshape(buf, n, b->dtype == MB_I32 ? MB_I64 : b->dtype, b->ndim, shape);
-  }
-  switch (b->dtype) {
-  case MB_F32: case MB_F64: snprintf(buf, n, "a number"); break;
-  case MB_BOOL: snprintf(buf, n, "a boolean"); break;
-  case MB_STR: snprintf(buf, n, "'%.150s'", b->text); break;
-  default:
-    if (b->flags & MB_ST_CHECK) snprintf(buf, n, "%lld", (long long)*(const int64_t *)b->data);
-    else snprintf(buf, n, "an integer");
-  }
   return buf;
 }
 
@@ -230,115 +196,37 @@ static int hextext(lua_State *L, int idx, const mbStateBlock *b) {
   return len % 16 == 0 && strspn(s, "0123456789abcdef") == len;
 }
 
-/* reads the value at the top into staged s (data into scratch or the value's own memory);
-   0 when it does not fit (the caller names both shapes) */
+/* takes the value at the top into staged s (mbu_blockTake); 0 when it does not fit */
 static int stage(lua_State *L, mbStateBlock *s, unsigned char **scratch) {
-  int64_t n = mbu_blockNumel(s);
-  if (s->ndim == 0) {
-    void *p = *scratch;
-    *scratch += 8;
-    s->data = p;
-    switch (s->dtype) {
-    case MB_STR: {
-      if (lua_type(L, -1) != LUA_TSTRING) return 0;
-      return strcmp(lua_tostring(L, -1), s->text) == 0;
-    }
-    case MB_BOOL:
-      if (!lua_isboolean(L, -1)) return 0;
-      *(int *)p = lua_toboolean(L, -1);
-      return 1;
-    case MB_F32: case MB_F64:
-      if (lua_type(L, -1) != LUA_TNUMBER) return 0;
-      if (s->dtype == MB_F32) *(float *)p = (float)lua_tonumber(L, -1);
-      else *(double *)p = lua_tonumber(L, -1);
-      return 1;
-    default: {
-      if (!lua_isinteger(L, -1)) return 0;
-      lua_Integer v = lua_tointeger(L, -1);
-      if (s->dtype == MB_I32) {
-        if (v < -2147483647 || v > 2147483647) return 0;
-        *(int *)p = (int)v;
-      } else
-        *(int64_t *)p = (int64_t)v;
-      return 1;
-    }
-    }
-  }
-  /* arrays: the same shape (the first dimension free for MB_ST_ROWS) */
-  const int64_t *shape;
-  int ndim;
+  mbStateBlock v = {0};
+  int64_t i64;
+  double f64;
+  int b;
   mbTensor *t = mbL_testtensor(L, -1);
   mbLArray *a = mbL_testarray(L, -1);
-  if (s->dtype == MB_F32) {
-    if (!t || !t->storage || !mbt_isContiguous(t)) return 0;
-    shape = t->size;
-    ndim = t->ndim;
+  if (t && t->storage && mbt_isContiguous(t)) {  /* arrays of 1 or 2 dimensions fit blocks */
+    if (t->ndim < 1 || t->ndim > 2) return 0;
+    v = (mbStateBlock){.dtype = MB_F32, .ndim = t->ndim, .data = mbt_data(t)};
+    memcpy(v.shape, t->size, sizeof(int64_t) * (size_t)t->ndim);
+  } else if (a) {
+    if (a->ndim < 1 || a->ndim > 2) return 0;
+    v = (mbStateBlock){.dtype = a->dtype, .ndim = a->ndim, .data = a->data};
+    memcpy(v.shape, a->shape, sizeof(int64_t) * (size_t)a->ndim);
+  } else if (lua_isinteger(L, -1)) {
+    i64 = (int64_t)lua_tointeger(L, -1);
+    v = (mbStateBlock){.dtype = MB_I64, .data = &i64};
+  } else if (lua_type(L, -1) == LUA_TNUMBER) {
+    f64 = lua_tonumber(L, -1);
+    v = (mbStateBlock){.dtype = MB_F64, .data = &f64};
+  } else if (lua_isboolean(L, -1)) {
+    b = lua_toboolean(L, -1);
+    v = (mbStateBlock){.dtype = MB_BOOL, .data = &b};
+  } else if (lua_type(L, -1) == LUA_TSTRING) {
+    v = (mbStateBlock){.dtype = MB_STR, .data = (void *)(uintptr_t)lua_tostring(L, -1)};
   } else {
-    if (!a || a->dtype != (s->dtype == MB_I32 ? MB_I64 : s->dtype)) return 0;
-    shape = a->shape;
-    ndim = a->ndim;
+    v.dtype = -1;
   }
-  if (ndim != s->ndim) return 0;
-  for (int d = 0; d < ndim; d++)
-    if (shape[d] != s->shape[d] && !(d == 0 && (s->flags & MB_ST_ROWS))) return 0;
-  s->shape[0] = shape[0];
-  n = mbu_blockNumel(s);
-  if (s->dtype == MB_F32) s->data = mbt_data(t);
-  else if (s->dtype != MB_I32) s->data = a->data;
-  else {  /* I64 values into ints (1-based indices back to 0-based) */
-    int *p = (int *)(void *)*scratch;
-    *scratch += ((size_t)n * sizeof(int) + 7) & ~(size_t)7;
-    int sub = s->flags & MB_ST_INDEX ? 1 : 0;
-    for (int64_t i = 0; i < n; i++) {
-      int64_t v = (int64_t)a->data[i] - sub;
-      if (v < -2147483647 || v > 2147483647) return 0;
-      p[i] = (int)v;
-    }
-    s->data = p;
-  }
-  return 1;
-}
-
-/* the value rules of a staged block: NULL, or what is wrong */
-static const char *badvalue(const mbStateBlock *s, char *buf, size_t bn) {
-  int64_t n = mbu_blockNumel(s);
-  if ((s->flags & MB_ST_NONZERO) && s->dtype == MB_U64) {
-    uint64_t any = 0;
-    for (int64_t i = 0; i < n; i++) any |= ((const uint64_t *)s->data)[i];
-    if (!any) return "is all zero";
-  }
-  for (int64_t i = 0; i < n && s->dtype == MB_F32; i++) {
-    float v = ((const float *)s->data)[i];
-    if (((s->flags & MB_ST_FINITE) && !isfinite(v)) ||
-        ((s->flags & MB_ST_POSITIVE) && !(v > 0 && isfinite(v)))) {
-      snprintf(buf, bn, "[%lld] = %g is not a %s number", (long long)i + 1, (double)v,
-               s->flags & MB_ST_POSITIVE ? "positive" : "finite");
-      return buf;
-    }
-  }
-  if (s->dtype == MB_I64 && s->ndim == 0 && !(s->flags & MB_ST_CHECK) &&
-      *(const int64_t *)s->data < 0) {
-    snprintf(buf, bn, "is %lld: a count must be >= 0", (long long)*(const int64_t *)s->data);
-    return buf;
-  }
-  for (int64_t i = 0; i < n && (s->flags & MB_ST_INDEX); i++) {
-    int v = ((const int *)s->data)[i];
-    if (v < 0 || v >= s->bound) {
-      snprintf(buf, bn, "[%lld] = %d is not in 1..%lld", (long long)i + 1, v + 1,
-               (long long)s->bound);
-      return buf;
-    }
-  }
-  return NULL;
-}
-
-/* 8 bytes per scalar plus the ints of I32 arrays */
-static size_t scratchbytes(const mbStateBlock *b, int n) {
-  size_t bytes = 8;
-  for (int i = 0; i < n; i++)
-    bytes += b[i].ndim == 0 ? 8 : b[i].dtype == MB_I32 ?
-      (((size_t)mbu_blockNumel(&b[i]) * sizeof(int) + 7) & ~(size_t)7) : 0;
-  return bytes;
+  return mbu_blockTake(s, &v, scratch);
 }
 
 int mbL_loadstate(lua_State *L, const mbLStateType *ty) {
@@ -356,7 +244,7 @@ int mbL_loadstate(lua_State *L, const mbLStateType *ty) {
   mbStateBlock b[MB_STATE_MAXBLOCKS], s[MB_STATE_MAXBLOCKS];
   int n = ty->blocks(b, obj);
   memcpy(s, b, sizeof(mbStateBlock) * (size_t)n);
-  unsigned char *scratch = lua_newuserdatauv(L, scratchbytes(b, n), 0);
+  unsigned char *scratch = lua_newuserdatauv(L, mbu_blockScratch(b, n), 0);
   int top = lua_gettop(L);
   char want[200], got[200];
   /* a state written before F64 and U64 existed: say so, before any other difference */
@@ -375,29 +263,19 @@ int mbL_loadstate(lua_State *L, const mbLStateType *ty) {
     if (lua_isnil(L, -1)) {
       if (b[i].flags & MB_ST_OPTIONAL) { s[i].data = b[i].data; lua_settop(L, top); continue; }
       return luaL_error(L, "%s:load_state: the state has no %s (%s in this %s)", F, b[i].name,
-                        wanted(&b[i], want, sizeof want), ty->what);
+                        mbu_blockWant(want, sizeof want, &b[i]), ty->what);
     }
-    int fits = stage(L, &s[i], &scratch);
-    if (fits && (b[i].flags & MB_ST_CHECK) && b[i].dtype != MB_STR && mbu_blockNumel(&b[i]))
-      fits = !memcmp(s[i].data, b[i].data, (size_t)(mbu_blockNumel(&b[i]) *
-                                                    mbu_dtypeSize(b[i].dtype)));
-    if (!fits)
+    if (!stage(L, &s[i], &scratch))
       return luaL_error(L, "%s:load_state: %s is %s in the state, %s in this %s", F, b[i].name,
-                        describe(L, -1, got, sizeof got), wanted(&b[i], want, sizeof want),
+                        describe(L, -1, got, sizeof got), mbu_blockWant(want, sizeof want, &b[i]),
                         ty->what);
-    const char *bad = badvalue(&s[i], got, sizeof got);
+    const char *bad = mbu_blockCheck(got, sizeof got, &s[i]);
     if (bad) return luaL_error(L, "%s:load_state: %s%s%s", F, b[i].name, *bad == '[' ? "" : " ",
                                bad);
     lua_settop(L, top);
   }
-  if (ty->set) {
-    if (ty->set(obj, s) < 0) return luaL_error(L, "%s:load_state: %s", F, mbu_lasterror());
-  } else
-    for (int i = 0; i < n; i++) {
-      size_t bytes = (size_t)(mbu_blockNumel(&b[i]) * mbu_dtypeSize(b[i].dtype));
-      if (!(b[i].flags & MB_ST_CHECK) && s[i].data != b[i].data && bytes)
-        memmove(b[i].data, s[i].data, bytes);
-    }
+  if (!ty->set) mbu_blockCopy(b, s, n);
+  else if (ty->set(obj, s) < 0) return luaL_error(L, "%s:load_state: %s", F, mbu_lasterror());
   lua_settop(L, 1);
   return 1;
 }

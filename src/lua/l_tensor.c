@@ -31,7 +31,6 @@
    mbL_newtensor and mbL_pushview (l_mbpo.h) are the other bindings' way to make tensors; the
    argument checks of tensors are with the other binding helpers, in l_aux.c. */
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -56,25 +55,24 @@ static void gchint(lua_State *L, const mbTensor *t) {
   mbL_extmem(L, (size_t)mbt_numel(t) * sizeof(float));
 }
 
-mbTensor *mbL_newtensor(lua_State *L, int ndim, const int64_t *size) {
+/* a new tensor of the given shape on the stack: zero-filled, or with the values left
+   uninitialised (outputs written in full) */
+static mbTensor *newtensor(lua_State *L, int ndim, const int64_t *size, int zero) {
   mbTensor *t = newud(L);
-  MBL_CHECK(L, mbt_init(t, ndim, size));
+  MBL_CHECK(L, zero ? mbt_init(t, ndim, size) : mbt_empty(t, ndim, size));
   gchint(L, t);
   return t;
+}
+#define newempty(L, ndim, size) newtensor(L, ndim, size, 0)
+
+mbTensor *mbL_newtensor(lua_State *L, int ndim, const int64_t *size) {
+  return newtensor(L, ndim, size, 1);
 }
 
 mbTensor *mbL_newcopy(lua_State *L, const float *src, int ndim, const int64_t *size) {
-  mbTensor *t = mbL_newtensor(L, ndim, size);
+  mbTensor *t = newempty(L, ndim, size);
   int64_t n = mbt_numel(t);
   if (n) memcpy(mbt_data(t), src, sizeof(float) * (size_t)n);
-  return t;
-}
-
-/* as mbL_newtensor with the values left uninitialised (outputs written in full) */
-static mbTensor *newempty(lua_State *L, int ndim, const int64_t *size) {
-  mbTensor *t = newud(L);
-  MBL_CHECK(L, mbt_empty(t, ndim, size));
-  gchint(L, t);
   return t;
 }
 
@@ -86,82 +84,77 @@ mbTensor *mbL_pushview(lua_State *L, const mbTensor *src) {
 
 /* Local helpers -------------------------------------------------------------------------- */
 
-/* Functions registered as closures (setpair): upvalue 1 the core operation or the variant,
-   upvalue 2 true for the `_` (in place) form. */
+/* Every function is registered as a closure (setpair): upvalue 1 the core operation or the
+   variant, upvalue 2 true for the `_` (in place) form. */
 #define OPCODE(L) ((int)lua_tointeger(L, lua_upvalueindex(1)))
 #define INPLACE(L) lua_toboolean(L, lua_upvalueindex(2))
 
-/* shape strings for messages; two per call site at most */
-#define SHAPE(t, buf) mbt_shapeStr((t), (buf), sizeof (buf))
+/* t's shape as "[2 x 3]" for a message, in a buffer that lives to the end of the block */
+#define SHAPE(t) mbt_shapeStr((t), (char[160]){0}, 160)
+
+/* the output of an operation on t that has a `_` form: t itself (pushed again) in place,
+   else a new tensor of t's shape; either way the result is on top of the stack */
+static mbTensor *output(lua_State *L, mbTensor *t) {
+  if (!INPLACE(L)) return newempty(L, t->ndim, t->size);
+  lua_pushvalue(L, 1);
+  return t;
+}
 
 /* a 1-based (or negative, from the end) dimension at arg -> 0-based; `extra` admits ndim + 1
    (unsqueeze, stack) */
 static int checkdim(lua_State *L, const mbTensor *t, int arg, const char *fname, int extra) {
-  char s[160];
-  lua_Integer d = luaL_checkinteger(L, arg);
-  int n = t->ndim + extra;
-  lua_Integer d0 = d < 0 ? d + n : d - 1;
-  if (d0 < 0 || d0 >= n)
-    mbL_errorf(L, "%s: dimension %lld out of range [1, %d] for %s", fname, (long long)d, n,
-               SHAPE(t, s));
-  return (int)d0;
+  int d;
+  MBL_CHECK(L, mbt_argDim(&d, t, luaL_checkinteger(L, arg), 1, extra, fname));
+  return d;
+}
+
+/* a 1-based index at arg into dimension d of t -> 0-based */
+static int64_t checkindex(lua_State *L, const mbTensor *t, int d, int arg, const char *fname) {
+  int64_t i;
+  MBL_CHECK(L, mbt_argIndex(&i, t, d, luaL_checkinteger(L, arg), 1, fname));
+  return i;
 }
 
 /* sizes at arguments first..last: integers, or one table of integers at first; -1 passes
    only when allowneg (view, reshape) */
 static int getsizes(lua_State *L, int first, int last, int64_t *size, const char *fname,
                     int allowneg) {
-  int n = 0;
-  if (first <= last && lua_istable(L, first)) {
-    lua_Integer len = luaL_len(L, first);
-    if (len > MB_MAXDIM)
-      mbL_errorf(L, "%s: %lld dimensions (at most %d)", fname, (long long)len, MB_MAXDIM);
-    for (int i = 0; i < (int)len; i++) {
-      lua_geti(L, first, i + 1);
-      int isint;
-      lua_Integer v = lua_tointegerx(L, -1, &isint);
-      if (!isint)
-        mbL_errorf(L, "%s: size %d is not an integer (%s)", fname, i + 1, luaL_typename(L, -1));
-      size[n++] = v;
-      lua_pop(L, 1);
-    }
-  } else {
-    if (last - first + 1 > MB_MAXDIM)
-      mbL_errorf(L, "%s: %d dimensions (at most %d)", fname, last - first + 1, MB_MAXDIM);
-    for (int i = first; i <= last; i++) size[n++] = luaL_checkinteger(L, i);
+  int tab = first <= last && lua_istable(L, first);
+  lua_Integer n = tab ? luaL_len(L, first) : last - first + 1;
+  if (n < 0) n = 0;
+  if (n > MB_MAXDIM)
+    mbL_errorf(L, "%s: %lld dimensions (at most %d)", fname, (long long)n, MB_MAXDIM);
+  for (int i = 0; i < (int)n; i++) {
+    int isint = 1;
+    if (tab) lua_geti(L, first, i + 1);
+    size[i] = tab ? lua_tointegerx(L, -1, &isint) : luaL_checkinteger(L, first + i);
+    if (!isint)
+      mbL_errorf(L, "%s: size %d is not an integer (%s)", fname, i + 1, luaL_typename(L, -1));
+    if (tab) lua_pop(L, 1);
   }
-  for (int i = 0; i < n; i++)
+  for (int i = 0; i < (int)n; i++)
     if (size[i] < 0 && !(allowneg && size[i] == -1))
       mbL_errorf(L, "%s: negative size %lld", fname, (long long)size[i]);
-  return n;
+  return (int)n;
 }
 
-/* a 0-d tensor over one float on the C stack (scalar operands; no allocation) */
-static void scalar(mbTensor *t, mbStorage *s, float *v) {
-  memset(t, 0, sizeof *t);
-  s->data = v;
-  s->size = 1;
-  s->refcount = 1;
-  t->storage = s;
-}
-
-/* operand at arg: a tensor, or a number placed in the caller's stack scalar */
+/* operand at arg: a tensor, or a number placed in the caller's 0-d tensor tmp over the
+   stack scalar v (no allocation) */
 static const mbTensor *operand(lua_State *L, int arg, mbTensor *tmp, mbStorage *st, float *v) {
-  mbTensor *t = mbL_testtensor(L, arg);
-  if (t) return mbL_checktensor(L, arg);
-  if (lua_type(L, arg) != LUA_TNUMBER) {
-    luaL_typeerror(L, arg, "number or mbpo.Tensor");
-    return NULL;
-  }
+  if (mbL_testtensor(L, arg)) return mbL_checktensor(L, arg);
+  if (lua_type(L, arg) != LUA_TNUMBER) luaL_typeerror(L, arg, "number or mbpo.Tensor");
   *v = (float)lua_tonumber(L, arg);
-  scalar(tmp, st, v);
+  memset(tmp, 0, sizeof *tmp);
+  *st = (mbStorage){v, 1, 1};
+  tmp->storage = st;
   return tmp;
 }
 
-/* the generator at arg, or the module's default one */
-static mbRng *optrng(lua_State *L, int arg) {
-  mbRng *g = arg >= 1 ? mbL_testrng(L, arg) : NULL;
-  if (g) return g;
+/* an optional trailing generator: the one at *top (which is then dropped from the arguments)
+   or the module's default one */
+static mbRng *trailingrng(lua_State *L, int *top) {
+  mbRng *g = *top >= 1 ? mbL_testrng(L, *top) : NULL;
+  if (g) { (*top)--; return g; }
   lua_getfield(L, LUA_REGISTRYINDEX, DEFAULT_RNG);
   g = mbL_testrng(L, -1);
   lua_pop(L, 1); /* the registry keeps it alive */
@@ -169,29 +162,15 @@ static mbRng *optrng(lua_State *L, int arg) {
   return g;
 }
 
-/* an optional trailing generator: the one at *top (which is then dropped from the arguments)
-   or the default one */
-static mbRng *trailingrng(lua_State *L, int *top) {
-  mbRng *g = optrng(L, *top);
-  if (*top >= 1 && mbL_testrng(L, *top)) (*top)--;
-  return g;
-}
-
 /* integer indices (1-based in Lua, 0-based out) from a tensor or a table of integers at arg,
    each in [1, limit]; returns a temporary buffer kept alive on the stack, count in *n */
 static int64_t *checkindices(lua_State *L, int arg, int64_t limit, int64_t *n, const char *fname) {
-  mbTensor *t = mbL_testtensor(L, arg);
-  if (t) {
-    mbL_checktensor(L, arg);
-    *n = mbt_numel(t);
-    int64_t *idx = lua_newuserdatauv(L, (size_t)(*n ? *n : 1) * sizeof(int64_t), 0);
-    MBL_CHECK(L, mbt_toIndex(idx, t, 1, limit, fname));
-    return idx;
-  }
-  if (!lua_istable(L, arg)) luaL_typeerror(L, arg, "mbpo.Tensor or table of indices");
-  *n = luaL_len(L, arg);
+  mbTensor *t = mbL_testtensor(L, arg) ? mbL_checktensor(L, arg) : NULL;
+  if (!t && !lua_istable(L, arg)) luaL_typeerror(L, arg, "mbpo.Tensor or table of indices");
+  *n = t ? mbt_numel(t) : luaL_len(L, arg);
   int64_t *idx = lua_newuserdatauv(L, (size_t)(*n ? *n : 1) * sizeof(int64_t), 0);
-  for (int64_t i = 0; i < *n; i++) {
+  if (t) MBL_CHECK(L, mbt_toIndex(idx, t, 1, limit, fname));
+  for (int64_t i = 0; !t && i < *n; i++) {
     lua_geti(L, arg, i + 1);
     int isint;
     lua_Integer v = lua_tointegerx(L, -1, &isint);
@@ -208,8 +187,7 @@ static int64_t *checkindices(lua_State *L, int arg, int64_t limit, int64_t *n, c
 
 /* __gc and __close share one function */
 static int t_gc(lua_State *L) {
-  mbTensor *t = luaL_checkudata(L, 1, MBL_TENSOR);
-  mbt_release(t);
+  mbt_release(luaL_checkudata(L, 1, MBL_TENSOR));
   return 0;
 }
 
@@ -225,112 +203,72 @@ static int t_create(lua_State *L) {
   int kind = OPCODE(L), top = lua_gettop(L);
   mbRng *g = kind >= C_RAND ? trailingrng(L, &top) : NULL;
   float v = kind == C_ONES ? 1.0f : 0.0f;
-  if (kind == C_FULL) {
-    v = (float)luaL_checknumber(L, top > 0 ? top : 1);
-    top--;
-  }
+  if (kind == C_FULL) v = (float)luaL_checknumber(L, top > 0 ? top-- : 1);
   int64_t size[MB_MAXDIM];
   int n = getsizes(L, kind == C_RANDINT ? 3 : 1, top, size, CREATORS[kind], 0);
-  if (kind == C_ZEROS) {
-    mbL_newtensor(L, n, size);
-    return 1;
-  }
-  if (kind == C_RANDINT) {
-    lua_Integer lo = luaL_checkinteger(L, 1), hi = luaL_checkinteger(L, 2);
-    MBL_CHECK(L, mbt_randint(newempty(L, n, size), g, lo, hi));
-  } else if (kind == C_RANDN) {
-    MBL_CHECK(L, mbt_normal(newempty(L, n, size), g, 0, 1));
-  } else if (kind == C_RAND) {
-    MBL_CHECK(L, mbt_uniform(newempty(L, n, size), g, 0, 1));
-  } else {
-    mbTensor *t = newempty(L, n, size);
-    if (kind != C_EMPTY) mbt_fill(t, v);
-  }
+  lua_Integer lo = kind == C_RANDINT ? luaL_checkinteger(L, 1) : 0;
+  lua_Integer hi = kind == C_RANDINT ? luaL_checkinteger(L, 2) : 0;
+  mbTensor *t = kind == C_ZEROS ? mbL_newtensor(L, n, size) : newempty(L, n, size);
+  if (kind == C_RANDINT) MBL_CHECK(L, mbt_randint(t, g, lo, hi));
+  else if (kind == C_RANDN) MBL_CHECK(L, mbt_normal(t, g, 0, 1));
+  else if (kind == C_RAND) MBL_CHECK(L, mbt_uniform(t, g, 0, 1));
+  else if (kind == C_ONES || kind == C_FULL) mbt_fill(t, v);
   return 1;
 }
 
 /* T.arange(stop) or T.arange(start, stop [, step]): start, start + step, ... before stop */
 static int t_arange(lua_State *L) {
-  double start = 0, stop, step = 1;
-  if (lua_isnoneornil(L, 2)) stop = luaL_checknumber(L, 1);
-  else {
-    start = luaL_checknumber(L, 1);
-    stop = luaL_checknumber(L, 2);
-    step = luaL_optnumber(L, 3, 1);
-  }
-  if (step == 0 || step != step) return mbL_errorf(L, "arange: step must be nonzero, got %g", step);
-  double count = ceil((stop - start) / step);
-  if (!(count < 1e12))
-    return mbL_errorf(L, "arange: [%g, %g) by %g is too long", start, stop, step);
-  int64_t n = count > 0 ? (int64_t)count : 0;
+  int one = lua_isnoneornil(L, 2);
+  double start = one ? 0 : luaL_checknumber(L, 1), stop = luaL_checknumber(L, one ? 1 : 2);
+  double step = one ? 1 : luaL_optnumber(L, 3, 1);
+  int64_t n;
+  MBL_CHECK(L, mbt_arangeSize(&n, start, stop, step));
   MBL_CHECK(L, mbt_arange(newempty(L, 1, &n), start, step));
   return 1;
 }
 
-/* shape of a nested table: descends through first elements */
-static int tableshape(lua_State *L, int arg, int64_t *size) {
-  int n = 0;
-  lua_pushvalue(L, arg);
-  while (lua_istable(L, -1)) {
-    if (n == MB_MAXDIM) mbL_errorf(L, "tensor: nested table deeper than %d", MB_MAXDIM);
-    size[n++] = (int64_t)lua_rawlen(L, -1);
-    if (size[n - 1] == 0) break;
-    lua_rawgeti(L, -1, 1);
-    lua_remove(L, -2);
-  }
-  lua_pop(L, 1);
-  return n;
+/* the 1-based position path[0..n) as "[2][1]" for messages */
+static const char *pathstr(char *pos, size_t size, const int64_t *path, int n) {
+  size_t k = 0;
+  pos[0] = 0;
+  for (int d = 0; d < n && k < size; d++)
+    k += (size_t)snprintf(pos + k, size - k, "[%lld]", (long long)path[d]);
+  return pos;
 }
 
 /* fills data (row-major) from the nested table on top of the stack at depth dim; path holds
    the 1-based position for messages, which begin with who */
 static void fillfrom(lua_State *L, const mbTensor *t, int dim, float **data, int64_t *path,
                      const char *who) {
+  char pos[160];
   luaL_checkstack(L, 4, "tensor: nested table too deep");
   int64_t len = (int64_t)lua_rawlen(L, -1);
-  if (len != t->size[dim]) {
-    char pos[160] = "";
-    size_t k = 0;
-    for (int d = 0; d < dim && k < sizeof pos; d++)
-      k += (size_t)snprintf(pos + k, sizeof pos - k, "[%lld]", (long long)path[d]);
+  if (len != t->size[dim])
     mbL_errorf(L, "%s: ragged nested table, %s has %lld elements, expected %lld", who,
-               dim ? pos : "the outer table", (long long)len, (long long)t->size[dim]);
-  }
+               dim ? pathstr(pos, sizeof pos, path, dim) : "the outer table", (long long)len,
+               (long long)t->size[dim]);
   for (int64_t i = 1; i <= len; i++) {
     path[dim] = i;
     lua_rawgeti(L, -1, i);
-    if (dim + 1 < t->ndim) {
-      if (!lua_istable(L, -1)) goto bad;
-      fillfrom(L, t, dim + 1, data, path, who);
-    } else {
-      int isnum;
-      lua_Number v = lua_tonumberx(L, -1, &isnum);
-      if (!isnum || lua_type(L, -1) != LUA_TNUMBER) goto bad;
-      *(*data)++ = (float)v;
-    }
+    int leaf = dim + 1 == t->ndim, isnum = 0;
+    lua_Number v = leaf && lua_type(L, -1) == LUA_TNUMBER ? lua_tonumberx(L, -1, &isnum) : 0;
+    if (leaf ? !isnum : !lua_istable(L, -1))
+      mbL_errorf(L, "%s: expected a %s at %s, got %s", who, leaf ? "number" : "table",
+                 pathstr(pos, sizeof pos, path, dim + 1), luaL_typename(L, -1));
+    if (leaf) *(*data)++ = (float)v;
+    else fillfrom(L, t, dim + 1, data, path, who);
     lua_pop(L, 1);
-    continue;
-  bad: {
-      char pos[160] = "";
-      size_t k = 0;
-      for (int d = 0; d <= dim && k < sizeof pos; d++)
-        k += (size_t)snprintf(pos + k, sizeof pos - k, "[%lld]", (long long)path[d]);
-      mbL_errorf(L, "%s: expected a %s at %s, got %s", who,
-                 dim + 1 < t->ndim ? "table" : "number", pos, luaL_typename(L, -1));
-    }
   }
 }
 
 /* T.tensor(x) / T.new(x): x a nested table of numbers, a number (0-d) or a tensor (copy) */
 static int t_tensor(lua_State *L) {
   if (lua_type(L, 1) == LUA_TNUMBER) {
-    mbTensor *t = newempty(L, 0, NULL);
-    mbt_data(t)[0] = (float)lua_tonumber(L, 1);
+    mbt_data(newempty(L, 0, NULL))[0] = (float)lua_tonumber(L, 1);
     return 1;
   }
-  mbTensor *src = mbL_testtensor(L, 1);
-  if (src) {
-    mbL_checktensor(L, 1);
+  if (mbL_testtensor(L, 1)) {
+    mbTensor *src = mbL_checktensor(L, 1);
     MBL_CHECK(L, mbt_copy(newempty(L, src->ndim, src->size), src));
     return 1;
   }
@@ -342,7 +280,14 @@ static int t_tensor(lua_State *L) {
 mbTensor *mbL_tabletensor(lua_State *L, int idx, const char *who) {
   int64_t size[MB_MAXDIM], path[MB_MAXDIM] = {0};
   idx = lua_absindex(L, idx);
-  int n = tableshape(L, idx, size);
+  int n = 0;
+  /* the shape: the lengths of the first elements, down to a non-table */
+  for (lua_pushvalue(L, idx); lua_istable(L, -1); lua_remove(L, -2)) {
+    if (n == MB_MAXDIM) mbL_errorf(L, "%s: nested table deeper than %d", who, MB_MAXDIM);
+    if ((size[n++] = (int64_t)lua_rawlen(L, -1)) == 0) break;
+    lua_rawgeti(L, -1, 1);
+  }
+  lua_pop(L, 1);
   mbTensor *t = newempty(L, n, size);
   float *data = mbt_data(t);
   lua_pushvalue(L, idx);
@@ -351,121 +296,20 @@ mbTensor *mbL_tabletensor(lua_State *L, int idx, const char *who) {
   return t;
 }
 
-/* T.manual_seed(n): reseeds the default generator */
-static int t_manualseed(lua_State *L) {
-  lua_Integer seed = luaL_checkinteger(L, 1);
-  mbr_seed(optrng(L, 0), (uint64_t)seed, 0);
-  return 0;
-}
-
-/* T.default_generator() -> the mbpo.Rng used when none is given (for checkpoints) */
-static int t_defaultrng(lua_State *L) {
-  lua_getfield(L, LUA_REGISTRYINDEX, DEFAULT_RNG);
-  return 1;
-}
-
-/* x:uniform_([lo, hi] [, g]) and x:normal_([mean, std] [, g]) (OPCODE 1) */
-static int t_random_(lua_State *L) {
-  mbTensor *t = mbL_checktensor(L, 1);
-  int top = lua_gettop(L);
-  mbRng *g = trailingrng(L, &top);
-  float a = top >= 2 ? (float)luaL_checknumber(L, 2) : 0;
-  float b = top >= 3 ? (float)luaL_checknumber(L, 3) : 1;
-  MBL_CHECK(L, OPCODE(L) ? mbt_normal(t, g, a, b) : mbt_uniform(t, g, a, b));
-  lua_settop(L, 1);
-  return 1;
-}
-
-static int t_istensor(lua_State *L) {
-  lua_pushboolean(L, mbL_testtensor(L, 1) != NULL);
-  return 1;
+/* T.manual_seed(n) reseeds the default generator; T.default_generator() -> the mbpo.Rng
+   used when none is given (for checkpoints); T.is_tensor(x): one function over OPCODE */
+static int t_module(lua_State *L) {
+  int none = 0, op = OPCODE(L);
+  if (op == 2) lua_pushboolean(L, mbL_testtensor(L, 1) != NULL);
+  else if (op == 1) lua_getfield(L, LUA_REGISTRYINDEX, DEFAULT_RNG);
+  else {
+    lua_Integer seed = luaL_checkinteger(L, 1);
+    mbr_seed(trailingrng(L, &none), (uint64_t)seed, 0);
+  }
+  return op != 0;
 }
 
 /* Geometry and elements -------------------------------------------------------------------- */
-
-/* x:size() -> {sizes}; x:size(d) -> integer; x:stride likewise (OPCODE 1), in elements */
-static int t_geometry(lua_State *L) {
-  mbTensor *t = mbL_checktensor(L, 1);
-  const int64_t *v = OPCODE(L) ? t->stride : t->size;
-  if (!lua_isnoneornil(L, 2)) {
-    lua_pushinteger(L, v[checkdim(L, t, 2, OPCODE(L) ? "stride" : "size", 0)]);
-    return 1;
-  }
-  lua_createtable(L, t->ndim, 0);
-  for (int i = 0; i < t->ndim; i++) {
-    lua_pushinteger(L, v[i]);
-    lua_rawseti(L, -2, i + 1);
-  }
-  return 1;
-}
-
-static int t_dim(lua_State *L) {
-  lua_pushinteger(L, mbL_checktensor(L, 1)->ndim);
-  return 1;
-}
-
-static int t_numel(lua_State *L) {
-  lua_pushinteger(L, mbt_numel(mbL_checktensor(L, 1)));
-  return 1;
-}
-
-static int t_iscontiguous(lua_State *L) {
-  lua_pushboolean(L, mbt_isContiguous(mbL_checktensor(L, 1)));
-  return 1;
-}
-
-/* #x = x:size(1) */
-static int t_len(lua_State *L) {
-  mbTensor *t = mbL_checktensor(L, 1);
-  if (t->ndim == 0) return mbL_errorf(L, "#: a 0-d tensor has no length");
-  lua_pushinteger(L, t->size[0]);
-  return 1;
-}
-
-/* pointer to the element at the 1-based indices at args first.. (exactly ndim of them) */
-static float *element(lua_State *L, mbTensor *t, int first, int count, const char *fname) {
-  char s[160];
-  if (count != t->ndim)
-    mbL_errorf(L, "%s: %d indices for a %d-d tensor %s", fname, count, t->ndim, SHAPE(t, s));
-  int64_t idx[MB_MAXDIM];
-  for (int d = 0; d < count; d++) {
-    lua_Integer i = luaL_checkinteger(L, first + d);
-    if (i < 1 || i > t->size[d])
-      mbL_errorf(L, "%s: index %lld out of range [1, %lld] in dimension %d of %s", fname,
-                 (long long)i, (long long)t->size[d], d + 1, SHAPE(t, s));
-    idx[d] = i - 1;
-  }
-  return mbt_ptr(t, idx);
-}
-
-/* x:get(i, j, ...) -> number */
-static int t_get(lua_State *L) {
-  mbTensor *t = mbL_checktensor(L, 1);
-  lua_pushnumber(L, *element(L, t, 2, lua_gettop(L) - 1, "get"));
-  return 1;
-}
-
-/* x:set(i, j, ..., v) -> x */
-static int t_set(lua_State *L) {
-  mbTensor *t = mbL_checktensor(L, 1);
-  int top = lua_gettop(L);
-  if (top < 2) return mbL_errorf(L, "set: expected indices and a value");
-  float v = (float)luaL_checknumber(L, top);
-  *element(L, t, 2, top - 2, "set") = v;
-  lua_settop(L, 1);
-  return 1;
-}
-
-/* x:item() -> the value of a one-element tensor */
-static int t_item(lua_State *L) {
-  char s[160];
-  mbTensor *t = mbL_checktensor(L, 1);
-  if (mbt_numel(t) != 1)
-    return mbL_errorf(L, "item: %s tensor does not have one element", SHAPE(t, s));
-  int64_t idx[MB_MAXDIM] = {0};
-  lua_pushnumber(L, *mbt_ptr(t, idx));
-  return 1;
-}
 
 /* nested Lua tables of t's values from dimension dim at the given offset */
 static void totable(lua_State *L, const mbTensor *t, int dim, int64_t off) {
@@ -480,149 +324,125 @@ static void totable(lua_State *L, const mbTensor *t, int dim, int64_t off) {
   }
 }
 
-/* x:to_table() -> nested tables (a number for a 0-d tensor) */
-static int t_totable(lua_State *L) {
+/* size, stride (in elements), dim, numel, is_contiguous, # (= size(1)), item, to_table, get,
+   set, clone (a contiguous copy), copy_ (src broadcasts), fill_, zero_, uniform_ and normal_:
+   one function over OPCODE; set and the `_` forms return x */
+enum { I_SIZE, I_STRIDE, I_DIM, I_NUMEL, I_CONTIGUOUS, I_LEN, I_ITEM, I_TOTABLE, I_GET, I_SET,
+       I_CLONE, I_COPY, I_FILL, I_ZERO, I_UNIFORM, I_NORMAL };
+static int t_info(lua_State *L) {
   mbTensor *t = mbL_checktensor(L, 1);
-  if (t->ndim == 0) lua_pushnumber(L, mbt_data(t)[0]);
-  else totable(L, t, 0, t->offset);
-  return 1;
-}
-
-/* Views ---------------------------------------------------------------------------------- */
-
-/* x:narrow(dim, start, len): elements start..start+len-1 of dim, sharing storage */
-static int t_narrow(lua_State *L) {
-  char s[160];
-  mbTensor *t = mbL_checktensor(L, 1);
-  int d = checkdim(L, t, 2, "narrow", 0);
-  lua_Integer start = luaL_checkinteger(L, 3), len = luaL_checkinteger(L, 4);
-  if (len < 0 || start < 1 || start > t->size[d] + 1 || len > t->size[d] - (start - 1))
-    return mbL_errorf(L, "narrow: elements %lld to %lld out of range [1, %lld] in dimension %d "
-                      "of %s", (long long)start, (long long)(start + len - 1),
-                      (long long)t->size[d], d + 1, SHAPE(t, s));
-  MBL_CHECK(L, mbt_narrow(newud(L), t, d, start - 1, len));
-  return 1;
-}
-
-/* x:select(dim, i): slice i of dim, one dimension fewer, sharing storage */
-static int t_select(lua_State *L) {
-  char s[160];
-  mbTensor *t = mbL_checktensor(L, 1);
-  int d = checkdim(L, t, 2, "select", 0);
-  lua_Integer i = luaL_checkinteger(L, 3);
-  if (i < 1 || i > t->size[d])
-    return mbL_errorf(L, "select: index %lld out of range [1, %lld] in dimension %d of %s",
-                      (long long)i, (long long)t->size[d], d + 1, SHAPE(t, s));
-  MBL_CHECK(L, mbt_select(newud(L), t, d, i - 1));
-  return 1;
-}
-
-/* x:transpose(d1, d2) */
-static int t_transpose(lua_State *L) {
-  mbTensor *t = mbL_checktensor(L, 1);
-  int d1 = checkdim(L, t, 2, "transpose", 0), d2 = checkdim(L, t, 3, "transpose", 0);
-  MBL_CHECK(L, mbt_transpose(newud(L), t, d1, d2));
-  return 1;
-}
-
-/* x:t(): the transpose of a 2-d tensor */
-static int t_t(lua_State *L) {
-  char s[160];
-  mbTensor *t = mbL_checktensor(L, 1);
-  if (t->ndim != 2) return mbL_errorf(L, "t: expected a 2-d tensor, got %s", SHAPE(t, s));
-  MBL_CHECK(L, mbt_transpose(newud(L), t, 0, 1));
-  return 1;
-}
-
-/* x:view(sizes) (contiguous x only; one size may be -1) */
-static int t_view(lua_State *L) {
-  mbTensor *t = mbL_checktensor(L, 1);
-  int64_t size[MB_MAXDIM];
-  int n = getsizes(L, 2, lua_gettop(L), size, "view", 1);
-  MBL_CHECK(L, mbt_viewShape(newud(L), t, n, size));
-  return 1;
-}
-
-/* x:reshape(sizes): a view when x is contiguous, else a copy */
-static int t_reshape(lua_State *L) {
-  mbTensor *t = mbL_checktensor(L, 1);
-  int64_t size[MB_MAXDIM];
-  int n = getsizes(L, 2, lua_gettop(L), size, "reshape", 1);
-  mbTensor *r = newud(L);
-  MBL_CHECK(L, mbt_reshape(r, t, n, size));
-  gchint(L, r);
-  return 1;
-}
-
-/* x:contiguous(): x itself when contiguous, else a contiguous copy */
-static int t_contiguous(lua_State *L) {
-  mbTensor *t = mbL_checktensor(L, 1);
-  if (mbt_isContiguous(t)) {
-    lua_settop(L, 1);
+  int op = OPCODE(L), top = lua_gettop(L), count = top - 1 - (op == I_SET);
+  const char *fname = op == I_SET ? "set" : "get";
+  int64_t idx[MB_MAXDIM];
+  float v = 0, a, b;
+  mbRng *g;
+  switch (op) {
+  case I_SIZE: case I_STRIDE:
+    if (!lua_isnoneornil(L, 2)) {
+      int d = checkdim(L, t, 2, op == I_STRIDE ? "stride" : "size", 0);
+      lua_pushinteger(L, op == I_STRIDE ? t->stride[d] : t->size[d]);
+      return 1;
+    }
+    lua_createtable(L, t->ndim, 0);
+    for (int i = 0; i < t->ndim; i++) {
+      lua_pushinteger(L, op == I_STRIDE ? t->stride[i] : t->size[i]);
+      lua_rawseti(L, -2, i + 1);
+    }
     return 1;
+  case I_DIM: lua_pushinteger(L, t->ndim); return 1;
+  case I_NUMEL: lua_pushinteger(L, mbt_numel(t)); return 1;
+  case I_CONTIGUOUS: lua_pushboolean(L, mbt_isContiguous(t)); return 1;
+  case I_LEN:
+    if (t->ndim == 0) return mbL_errorf(L, "#: a 0-d tensor has no length");
+    lua_pushinteger(L, t->size[0]);
+    return 1;
+  case I_ITEM:
+    if (mbt_numel(t) != 1)
+      return mbL_errorf(L, "item: %s tensor does not have one element", SHAPE(t));
+    lua_pushnumber(L, mbt_data(t)[0]);
+    return 1;
+  case I_TOTABLE:
+    if (t->ndim == 0) lua_pushnumber(L, mbt_data(t)[0]);
+    else totable(L, t, 0, t->offset);
+    return 1;
+  case I_GET: case I_SET:
+    if (count < 0) return mbL_errorf(L, "set: expected indices and a value");
+    if (op == I_SET) v = (float)luaL_checknumber(L, count + 2);
+    if (count != t->ndim)
+      return mbL_errorf(L, "%s: %d indices for a %d-d tensor %s", fname, count, t->ndim,
+                        SHAPE(t));
+    for (int d = 0; d < count; d++) idx[d] = checkindex(L, t, d, d + 2, fname);
+    if (op == I_GET) {
+      lua_pushnumber(L, *mbt_ptr(t, idx));
+      return 1;
+    }
+    *mbt_ptr(t, idx) = v;
+    break;
+  case I_CLONE: MBL_CHECK(L, mbt_copy(newempty(L, t->ndim, t->size), t)); return 1;
+  case I_COPY: MBL_CHECK(L, mbt_copy(t, mbL_checktensor(L, 2))); break;
+  case I_FILL: mbt_fill(t, (float)luaL_checknumber(L, 2)); break;
+  case I_ZERO: mbt_fill(t, 0.0f); break;
+  case I_UNIFORM: case I_NORMAL: /* ([lo, hi] or [mean, std]) [, g] */
+    g = trailingrng(L, &top);
+    a = top >= 2 ? (float)luaL_checknumber(L, 2) : 0;
+    b = top >= 3 ? (float)luaL_checknumber(L, 3) : 1;
+    MBL_CHECK(L, op == I_NORMAL ? mbt_normal(t, g, a, b) : mbt_uniform(t, g, a, b));
   }
-  mbTensor *r = newud(L);
-  MBL_CHECK(L, mbt_contiguous(r, t));
-  gchint(L, r);
-  return 1;
-}
-
-/* x:squeeze([dim]) and x:unsqueeze(dim) views */
-static int t_squeeze(lua_State *L) {
-  mbTensor *t = mbL_checktensor(L, 1);
-  int d = lua_isnoneornil(L, 2) ? -1 : checkdim(L, t, 2, "squeeze", 0);
-  MBL_CHECK(L, mbt_squeeze(newud(L), t, d));
-  return 1;
-}
-
-static int t_unsqueeze(lua_State *L) {
-  mbTensor *t = mbL_checktensor(L, 1);
-  MBL_CHECK(L, mbt_unsqueeze(newud(L), t, checkdim(L, t, 2, "unsqueeze", 1)));
-  return 1;
-}
-
-/* x:clone(): a contiguous copy */
-static int t_clone(lua_State *L) {
-  mbTensor *t = mbL_checktensor(L, 1);
-  MBL_CHECK(L, mbt_copy(newempty(L, t->ndim, t->size), t));
-  return 1;
-}
-
-/* x:copy_(src): src broadcasts to x's shape */
-static int t_copy_(lua_State *L) {
-  mbTensor *t = mbL_checktensor(L, 1), *src = mbL_checktensor(L, 2);
-  MBL_CHECK(L, mbt_copy(t, src));
   lua_settop(L, 1);
   return 1;
 }
 
-static int t_fill_(lua_State *L) {
-  mbTensor *t = mbL_checktensor(L, 1);
-  mbt_fill(t, (float)luaL_checknumber(L, 2));
-  lua_settop(L, 1);
+/* Views ------------------------------------------------------------------------------------
+   One function over OPCODE. narrow keeps elements start..start+len-1, select drops the
+   dimension, view needs a contiguous x (one size may be -1); reshape and contiguous copy a
+   non-contiguous x, the others always share its storage. */
+enum { V_NARROW, V_SELECT, V_TRANSPOSE, V_T, V_VIEW, V_RESHAPE, V_CONTIGUOUS, V_SQUEEZE,
+       V_UNSQUEEZE, V_COUNT };
+static const char *const VIEWS[V_COUNT] = {"narrow", "select", "transpose", "t", "view",
+                                           "reshape", "contiguous", "squeeze", "unsqueeze"};
+static int t_view(lua_State *L) {
+  int op = OPCODE(L), d = 0, n;
+  const char *fname = VIEWS[op];
+  mbTensor *t = mbL_checktensor(L, 1), *r;
+  if (op <= V_TRANSPOSE || op == V_UNSQUEEZE || (op == V_SQUEEZE && !lua_isnoneornil(L, 2)))
+    d = checkdim(L, t, 2, fname, op == V_UNSQUEEZE);
+  int64_t size[MB_MAXDIM], first;
+  switch (op) {
+  case V_NARROW: {
+    lua_Integer start = luaL_checkinteger(L, 3), len = luaL_checkinteger(L, 4);
+    MBL_CHECK(L, mbt_argRange(&first, t, d, start, len, 1, fname));
+    MBL_CHECK(L, mbt_narrow(newud(L), t, d, first, len));
+    break;
+  }
+  case V_SELECT: MBL_CHECK(L, mbt_select(newud(L), t, d, checkindex(L, t, d, 3, fname))); break;
+  case V_TRANSPOSE: MBL_CHECK(L, mbt_transpose(newud(L), t, d, checkdim(L, t, 3, fname, 0)));
+    break;
+  case V_T:
+    if (t->ndim != 2) return mbL_errorf(L, "t: expected a 2-d tensor, got %s", SHAPE(t));
+    MBL_CHECK(L, mbt_transpose(newud(L), t, 0, 1));
+    break;
+  case V_VIEW: case V_RESHAPE:
+    n = getsizes(L, 2, lua_gettop(L), size, fname, 1);
+    r = newud(L);
+    MBL_CHECK(L, op == V_VIEW ? mbt_viewShape(r, t, n, size) : mbt_reshape(r, t, n, size));
+    if (op == V_RESHAPE) gchint(L, r);
+    break;
+  case V_CONTIGUOUS:
+    if (mbt_isContiguous(t)) lua_settop(L, 1);
+    else { MBL_CHECK(L, mbt_contiguous(r = newud(L), t)); gchint(L, r); }
+    break;
+  case V_SQUEEZE: MBL_CHECK(L, mbt_squeeze(newud(L), t, lua_isnoneornil(L, 2) ? -1 : d)); break;
+  case V_UNSQUEEZE: MBL_CHECK(L, mbt_unsqueeze(newud(L), t, d));
+  }
   return 1;
 }
 
-static int t_zero_(lua_State *L) {
-  mbt_fill(mbL_checktensor(L, 1), 0.0f);
-  lua_settop(L, 1);
-  return 1;
-}
-
-/* Elementwise ------------------------------------------------------------------------------
-   Registered as closures: upvalue 1 the core operation, upvalue 2 true for the `_` variant. */
-
+/* Elementwise ------------------------------------------------------------------------------ */
 
 /* x:exp() / x:exp_() and the other operations of one tensor */
 static int t_unary(lua_State *L) {
   mbTensor *t = mbL_checktensor(L, 1);
-  mbUnaryOp op = (mbUnaryOp)OPCODE(L);
-  if (INPLACE(L)) {
-    MBL_CHECK(L, mbt_unary(t, t, op));
-    lua_settop(L, 1);
-  } else {
-    MBL_CHECK(L, mbt_unary(newempty(L, t->ndim, t->size), t, op));
-  }
+  MBL_CHECK(L, mbt_unary(output(L, t), t, (mbUnaryOp)OPCODE(L)));
   return 1;
 }
 
@@ -642,12 +462,10 @@ static int t_binary(lua_State *L) {
   float v;
   const mbTensor *b = operand(L, 2, &tmp, &st, &v);
   mbBinaryOp op = (mbBinaryOp)OPCODE(L);
-  if (INPLACE(L)) {
-    MBL_CHECK(L, mbt_binary(t, t, b, op));
-    lua_settop(L, 1);
-    return 1;
-  }
-  return binarynew(L, t, b, op);
+  if (!INPLACE(L)) return binarynew(L, t, b, op);
+  MBL_CHECK(L, mbt_binary(t, t, b, op));
+  lua_settop(L, 1);
+  return 1;
 }
 
 /* the arithmetic metamethods: either side may be a number */
@@ -672,43 +490,28 @@ static int t_clamp(lua_State *L) {
   mbTensor *t = mbL_checktensor(L, 1);
   float lo = lua_isnoneornil(L, 2) ? -INFINITY : (float)luaL_checknumber(L, 2);
   float hi = lua_isnoneornil(L, 3) ? INFINITY : (float)luaL_checknumber(L, 3);
-  if (INPLACE(L)) {
-    MBL_CHECK(L, mbt_clamp(t, t, lo, hi));
-    lua_settop(L, 1);
-  } else {
-    MBL_CHECK(L, mbt_clamp(newempty(L, t->ndim, t->size), t, lo, hi));
-  }
+  MBL_CHECK(L, mbt_clamp(output(L, t), t, lo, hi));
   return 1;
 }
 
 /* T.where(cond, a, b): cond ~= 0 ? a : b, a and b tensors or numbers, all broadcast */
-/* the output shape is the broadcast of all three: cond with a, then that with b */
 static int t_where(lua_State *L) {
   mbTensor *c = mbL_checktensor(L, 1), ta, tb;
   mbStorage sa, sb;
   float va, vb;
   const mbTensor *a = operand(L, 2, &ta, &sa, &va), *b = operand(L, 3, &tb, &sb, &vb);
-  int nd, nd2;
-  int64_t size[MB_MAXDIM], size2[MB_MAXDIM];
-  MBL_CHECK(L, mbt_broadcastShape(&nd, size, c, a, "where"));
-  mbTensor shape = {0};
-  shape.ndim = nd;
-  memcpy(shape.size, size, sizeof size);
-  MBL_CHECK(L, mbt_broadcastShape(&nd2, size2, &shape, b, "where"));
-  MBL_CHECK(L, mbt_where(newempty(L, nd2, size2), c, a, b));
+  int nd;
+  int64_t size[MB_MAXDIM];
+  MBL_CHECK(L, mbt_whereShape(&nd, size, c, a, b));
+  MBL_CHECK(L, mbt_where(newempty(L, nd, size), c, a, b));
   return 1;
 }
 
 /* x:masked_fill_(mask, v) / x:masked_fill(mask, v): v where mask ~= 0 (mask broadcasts) */
 static int t_maskedfill(lua_State *L) {
-  mbTensor *t = mbL_checktensor(L, 1), *m = mbL_checktensor(L, 2), tv;
-  mbStorage sv;
+  mbTensor *t = mbL_checktensor(L, 1), *m = mbL_checktensor(L, 2);
   float v = (float)luaL_checknumber(L, 3);
-  scalar(&tv, &sv, &v);
-  int inplace = INPLACE(L);
-  mbTensor *out = inplace ? t : newempty(L, t->ndim, t->size);
-  MBL_CHECK(L, mbt_where(out, m, &tv, t));
-  if (inplace) lua_settop(L, 1);
+  MBL_CHECK(L, mbt_maskedFill(output(L, t), t, m, v));
   return 1;
 }
 
@@ -741,44 +544,24 @@ static int t_reduce(lua_State *L) {
     else lua_pushnumber(L, r);
     return 1;
   }
-  const char *name = mbt_reduceName(op);
-  int d = checkdim(L, t, 2, name, 0), keep = lua_toboolean(L, 3);
+  int d = checkdim(L, t, 2, mbt_reduceName(op), 0), keep = lua_toboolean(L, 3);
+  int two = op == MB_MAX || op == MB_MIN;  /* max and min return the indices too */
   reducedim(L, t, d, op, keep);
-  if (op == MB_MAX || op == MB_MIN) {
-    reducedim(L, t, d, op == MB_MAX ? MB_ARGMAX : MB_ARGMIN, keep);
-    return 2;
-  }
-  return 1;
+  if (two) reducedim(L, t, d, op == MB_MAX ? MB_ARGMAX : MB_ARGMIN, keep);
+  return 1 + two;
 }
 
-/* Linear algebra --------------------------------------------------------------------------- */
+/* Linear algebra (the shapes are checked before anything is allocated) --------------------- */
 
-/* the message of a shape mistake in a @ b, as the core words it */
-static void checkmm(lua_State *L, const mbTensor *a, const mbTensor *b, const char *fname) {
-  char s1[160], s2[160];
-  if (a->ndim != 2 || b->ndim != 2)
-    mbL_errorf(L, "%s: expected 2-d tensors, got %s @ %s", fname, SHAPE(a, s1), SHAPE(b, s2));
-  if (a->size[1] != b->size[0])
-    mbL_errorf(L, "%s: size mismatch, %s @ %s", fname, SHAPE(a, s1), SHAPE(b, s2));
-}
-
-/* a:matmul(b) -> new [M x N] = a @ b */
-/* the output is allocated only after the shapes are checked, so a mistake allocates
-   nothing */
+/* a:matmul(b) -> new [M x N] = a @ b; T.mm(out, a, b) -> out = a @ b, out [M x N] (OPCODE 1) */
 static int t_matmul(lua_State *L) {
-  mbTensor *a = mbL_checktensor(L, 1), *b = mbL_checktensor(L, 2);
-  checkmm(L, a, b, "matmul");
-  int64_t size[2] = {a->size[0], b->size[1]};
-  MBL_CHECK(L, mbt_matmul(newempty(L, 2, size), a, b));
-  return 1;
-}
-
-/* T.mm(out, a, b) -> out = a @ b (out preallocated [M x N]) */
-static int t_mm(lua_State *L) {
-  mbTensor *c = mbL_checktensor(L, 1), *a = mbL_checktensor(L, 2), *b = mbL_checktensor(L, 3);
-  checkmm(L, a, b, "mm");
-  MBL_CHECK(L, mbt_matmul(c, a, b));
-  lua_settop(L, 1);
+  int mm = OPCODE(L);
+  mbTensor *c = mm ? mbL_checktensor(L, 1) : NULL;
+  mbTensor *a = mbL_checktensor(L, 1 + mm), *b = mbL_checktensor(L, 2 + mm);
+  int64_t size[2];
+  MBL_CHECK(L, mbt_mmShape(size, a, b, mm ? "mm" : "matmul"));
+  MBL_CHECK(L, mbt_matmul(mm ? c : newempty(L, 2, size), a, b));
+  if (mm) lua_settop(L, 1);
   return 1;
 }
 
@@ -787,131 +570,85 @@ static int t_mm(lua_State *L) {
 static int t_addmm(lua_State *L) {
   mbTensor *c = mbL_checktensor(L, 1), *a = mbL_checktensor(L, 2), *b = mbL_checktensor(L, 3);
   float beta = (float)luaL_optnumber(L, 4, 1), alpha = (float)luaL_optnumber(L, 5, 1);
-  checkmm(L, a, b, "addmm");
-  int inplace = INPLACE(L);
-  if (!inplace) {
-    mbTensor *r = newempty(L, c->ndim, c->size);
-    MBL_CHECK(L, mbt_copy(r, c));
-    c = r;
-  }
-  MBL_CHECK(L, mbt_addmm(c, a, b, beta, alpha));
-  if (inplace) lua_settop(L, 1);
+  int64_t size[2];
+  MBL_CHECK(L, mbt_mmShape(size, a, b, "addmm"));
+  mbTensor *r = output(L, c);
+  if (r != c) MBL_CHECK(L, mbt_copy(r, c));
+  MBL_CHECK(L, mbt_addmm(r, a, b, beta, alpha));
   return 1;
 }
 
 /* Indexing --------------------------------------------------------------------------------- */
 
-/* x:index_select(dim, idx) -> the slices idx (tensor or table of 1-based indices) of dim */
-static int t_indexselect(lua_State *L) {
-  mbTensor *t = mbL_checktensor(L, 1);
-  int d = checkdim(L, t, 2, "index_select", 0);
-  int64_t n;
-  int64_t *idx = checkindices(L, 3, t->size[d], &n, "index_select");
-  MBL_CHECK(L, mbt_indexSelect(newud(L), t, d, idx, n));
-  gchint(L, mbL_checktensor(L, -1));
-  return 1;
-}
-
-/* x:index_copy_(dim, idx, src): slices idx of x along dim = the slices of src */
-static int t_indexcopy(lua_State *L) {
-  char s1[160], s2[160];
-  mbTensor *t = mbL_checktensor(L, 1);
-  int d = checkdim(L, t, 2, "index_copy_", 0);
-  mbTensor *src = mbL_checktensor(L, 4);
-  int64_t n;
-  int64_t *idx = checkindices(L, 3, t->size[d], &n, "index_copy_");
-  int ok = src->ndim == t->ndim && src->size[d] == n;
-  for (int k = 0; ok && k < t->ndim; k++) ok = k == d || src->size[k] == t->size[k];
-  if (!ok)
-    return mbL_errorf(L, "index_copy_: source %s does not fit %lld slices of %s along dimension %d",
-                      SHAPE(src, s1), (long long)n, SHAPE(t, s2), d + 1);
-  MBL_CHECK(L, mbt_indexCopy(t, d, idx, n, src));
-  lua_settop(L, 1);
-  return 1;
-}
-
-/* x:gather(dim, index) -> out[i][j] = x[i][index[i][j]] (dim 2), Torch's gather */
-static int t_gather(lua_State *L) {
-  char s1[160], s2[160];
-  mbTensor *t = mbL_checktensor(L, 1);
-  int d = checkdim(L, t, 2, "gather", 0);
-  mbTensor *index = mbL_checktensor(L, 3);
-  int ok = index->ndim == t->ndim;
-  for (int k = 0; ok && k < t->ndim; k++) ok = k == d || index->size[k] <= t->size[k];
-  if (!ok)
-    return mbL_errorf(L, "gather: index %s does not fit %s along dimension %d", SHAPE(index, s1),
-                      SHAPE(t, s2), d + 1);
-  int64_t n;
-  int64_t *idx = checkindices(L, 3, t->size[d], &n, "gather");
-  MBL_CHECK(L, mbt_gather(newempty(L, index->ndim, index->size), t, d, idx));
-  return 1;
-}
-
-/* x:scatter_(dim, index, src) -> x[i][index[i][j]] = src[i][j] (dim 2); src may be a number */
-static int t_scatter(lua_State *L) {
-  char s1[160], s2[160], s3[160];
-  mbTensor *t = mbL_checktensor(L, 1);
-  int d = checkdim(L, t, 2, "scatter_", 0);
-  mbTensor *index = mbL_checktensor(L, 3), tmp;
+/* x:index_select(dim, idx), x:index_copy_(dim, idx, src), x:gather(dim, index) and
+   x:scatter_(dim, index, src | v) (see the top of the file): one function over OPCODE */
+enum { X_SELECT, X_COPY, X_GATHER, X_SCATTER };
+static int t_index(lua_State *L) {
+  static const char *const names[] = {"index_select", "index_copy_", "gather", "scatter_"};
+  int op = OPCODE(L);
+  const char *fname = names[op];
+  mbTensor *t = mbL_checktensor(L, 1), tmp, *r;
+  int d = checkdim(L, t, 2, fname, 0);
+  mbTensor *index = op >= X_GATHER ? mbL_checktensor(L, 3) : t; /* t: not read */
   mbStorage st;
   float v;
-  const mbTensor *src = operand(L, 4, &tmp, &st, &v);
+  const mbTensor *src = op == X_COPY ? mbL_checktensor(L, 4)
+                        : op == X_SCATTER ? operand(L, 4, &tmp, &st, &v) : NULL;
   if (src == &tmp) { /* a number: a tensor of index's shape holding it */
-    mbTensor *f = newempty(L, index->ndim, index->size);
-    mbt_fill(f, v);
-    src = f;
+    mbt_fill(r = newempty(L, index->ndim, index->size), v);
+    src = r;
   }
-  int ok = mbt_sameShape(index, src) && index->ndim == t->ndim;
-  for (int k = 0; ok && k < t->ndim; k++) ok = k == d || index->size[k] <= t->size[k];
-  if (!ok)
-    return mbL_errorf(L, "scatter_: index %s and source %s must have one shape that fits %s",
-                      SHAPE(index, s1), SHAPE(src, s2), SHAPE(t, s3));
-  int64_t n;
-  int64_t *idx = checkindices(L, 3, t->size[d], &n, "scatter_");
-  MBL_CHECK(L, mbt_scatter(t, d, idx, src));
+  if (op >= X_GATHER) MBL_CHECK(L, mbt_argGather(t, d, index, src, 1, fname));
+  int64_t n, *idx = checkindices(L, 3, t->size[d], &n, fname);
+  switch (op) {
+  case X_SELECT:
+    MBL_CHECK(L, mbt_indexSelect(r = newud(L), t, d, idx, n));
+    gchint(L, r);
+    return 1;
+  case X_COPY:
+    MBL_CHECK(L, mbt_argIndexCopy(t, d, n, src, 1, fname));
+    MBL_CHECK(L, mbt_indexCopy(t, d, idx, n, src));
+    break;
+  case X_GATHER:
+    MBL_CHECK(L, mbt_gather(newempty(L, index->ndim, index->size), t, d, idx));
+    return 1;
+  case X_SCATTER: MBL_CHECK(L, mbt_scatter(t, d, idx, src));
+  }
   lua_settop(L, 1);
   return 1;
 }
 
 /* x:masked_select(mask) -> rows of x where mask ~= 0 (mask [N]), or elements (mask x's shape) */
 static int t_maskedselect(lua_State *L) {
-  mbTensor *t = mbL_checktensor(L, 1), *m = mbL_checktensor(L, 2);
-  mbTensor *r = newud(L);
+  mbTensor *t = mbL_checktensor(L, 1), *m = mbL_checktensor(L, 2), *r = newud(L);
   MBL_CHECK(L, mbt_maskedSelect(r, t, m));
   gchint(L, r);
   return 1;
 }
 
-/* the tensors of the list at arg into a temporary array kept on the stack (a userdata, so
-   an error while filling it leaks nothing); the list table keeps the tensors alive */
-static const mbTensor **checklist(lua_State *L, int arg, int *n, const char *fname) {
-  luaL_checktype(L, arg, LUA_TTABLE);
-  lua_Integer len = luaL_len(L, arg);
-  if (len < 1 || len > (1 << 24)) mbL_errorf(L, "%s: expected a nonempty list of tensors", fname);
-  const mbTensor **list = lua_newuserdatauv(L, (size_t)len * sizeof *list, 0);
-  for (lua_Integer i = 1; i <= len; i++) {
-    lua_geti(L, arg, i);
+/* T.cat(list [, dim]) and T.stack(list [, dim]) (OPCODE 1; dim up to ndim + 1), dim
+   default 1. The list's tensors go into a temporary array kept on the stack (a userdata, so
+   an error while filling it leaks nothing); the list table keeps the tensors alive. */
+static int t_join(lua_State *L) {
+  int stack = OPCODE(L);
+  const char *fname = stack ? "stack" : "cat";
+  lua_settop(L, 2); /* the array goes above the arguments */
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_Integer n = luaL_len(L, 1);
+  if (n < 1 || n > (1 << 24)) mbL_errorf(L, "%s: expected a nonempty list of tensors", fname);
+  const mbTensor **list = lua_newuserdatauv(L, (size_t)n * sizeof *list, 0);
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_geti(L, 1, i);
     mbTensor *t = mbL_testtensor(L, -1);
     if (!t || !t->storage)
       mbL_errorf(L, "%s: element %lld of the list is a %s, not a tensor", fname, (long long)i,
                  t ? "closed tensor" : luaL_typename(L, -1));
     list[i - 1] = t;
-    lua_pop(L, 1); /* the list table keeps it alive */
+    lua_pop(L, 1);
   }
-  *n = (int)len;
-  return list;
-}
-
-/* T.cat(list [, dim]) and T.stack(list [, dim]) (OPCODE 1; dim up to ndim + 1), dim
-   default 1 */
-static int t_join(lua_State *L) {
-  int n, stack = OPCODE(L);
-  const char *fname = stack ? "stack" : "cat";
-  lua_settop(L, 2); /* the list buffer goes above the arguments */
-  const mbTensor **list = checklist(L, 1, &n, fname);
   int d = lua_isnoneornil(L, 2) ? 0 : checkdim(L, list[0], 2, fname, stack);
   mbTensor *r = newud(L);
-  MBL_CHECK(L, stack ? mbt_stack(r, list, n, d) : mbt_cat(r, list, n, d));
+  MBL_CHECK(L, stack ? mbt_stack(r, list, (int)n, d) : mbt_cat(r, list, (int)n, d));
   gchint(L, r);
   return 1;
 }
@@ -919,70 +656,49 @@ static int t_join(lua_State *L) {
 /* tostring(x): mbt_format's text */
 static int t_tostring(lua_State *L) {
   mbTensor *t = luaL_checkudata(L, 1, MBL_TENSOR);
-  if (!t->storage) {
-    lua_pushliteral(L, "mbpo.Tensor (closed)");
-    return 1;
-  }
-  char *s = mbt_format(t);
-  if (!s) return mbL_coreerror(L);
-  lua_pushstring(L, s);
+  char *s = t->storage ? mbt_format(t) : NULL;
+  if (t->storage && !s) return mbL_coreerror(L);
+  lua_pushstring(L, s ? s : "mbpo.Tensor (closed)");
   mbu_free(s);
   return 1;
 }
 
-/* Registration ----------------------------------------------------------------------------- */
+/* Registration -----------------------------------------------------------------------------
+   Each entry is a closure over an OPCODE (setpair) that goes to the methods (M; the module
+   gets every method too, as the same closure: T.exp(x) = x:exp()), to the methods with its
+   `_` form (P), to the module only (F) or to the metatable (X). The elementwise operations,
+   reductions, views and creators are added by loops over their names. */
+enum { M, P, F, X };
+static const struct { const char *name; lua_CFunction f; int op, to; } reg[] = {
+  {"size", t_info, I_SIZE, M}, {"stride", t_info, I_STRIDE, M}, {"dim", t_info, I_DIM, M},
+  {"numel", t_info, I_NUMEL, M}, {"is_contiguous", t_info, I_CONTIGUOUS, M},
+  {"item", t_info, I_ITEM, M}, {"to_table", t_info, I_TOTABLE, M}, {"__len", t_info, I_LEN, X},
+  {"get", t_info, I_GET, M}, {"set", t_info, I_SET, M}, {"clone", t_info, I_CLONE, M},
+  {"copy_", t_info, I_COPY, M}, {"fill_", t_info, I_FILL, M}, {"zero_", t_info, I_ZERO, M},
+  {"uniform_", t_info, I_UNIFORM, M}, {"normal_", t_info, I_NORMAL, M}, {"clamp", t_clamp, 0, P},
+  {"masked_fill", t_maskedfill, 0, P}, {"matmul", t_matmul, 0, M}, {"mm", t_matmul, 1, F},
+  {"addmm", t_addmm, 0, P}, {"index_select", t_index, X_SELECT, M},
+  {"index_copy_", t_index, X_COPY, M}, {"gather", t_index, X_GATHER, M},
+  {"scatter_", t_index, X_SCATTER, M}, {"masked_select", t_maskedselect, 0, M},
+  {"close", t_gc, 0, M}, {"__tostring", t_tostring, 0, X}, {"__unm", t_unary, MB_NEG, X},
+  {"arange", t_arange, 0, F}, {"tensor", t_tensor, 0, F}, {"new", t_tensor, 0, F},
+  {"manual_seed", t_module, 0, F}, {"default_generator", t_module, 1, F},
+  {"where", t_where, 0, F}, {"cat", t_join, 0, F}, {"stack", t_join, 1, F},
+  {"is_tensor", t_module, 2, F}, {"__add", t_arith, MB_ADD, X}, {"__sub", t_arith, MB_SUB, X},
+  {"__mul", t_arith, MB_MUL, X}, {"__div", t_arith, MB_DIV, X}};
 
-static const luaL_Reg funcs[] = {
-  {"arange", t_arange}, {"tensor", t_tensor}, {"new", t_tensor},
-  {"manual_seed", t_manualseed}, {"default_generator", t_defaultrng},
-  {"is_tensor", t_istensor}, {"where", t_where}, {"mm", t_mm}, {NULL, NULL}};
-
-static const luaL_Reg meth[] = {
-  {"dim", t_dim}, {"numel", t_numel},
-  {"is_contiguous", t_iscontiguous}, {"get", t_get}, {"set", t_set}, {"item", t_item},
-  {"to_table", t_totable}, {"narrow", t_narrow}, {"select", t_select},
-  {"transpose", t_transpose}, {"t", t_t}, {"view", t_view}, {"reshape", t_reshape},
-  {"contiguous", t_contiguous}, {"squeeze", t_squeeze}, {"unsqueeze", t_unsqueeze},
-  {"clone", t_clone}, {"copy_", t_copy_}, {"fill_", t_fill_}, {"zero_", t_zero_},
-  {"matmul", t_matmul},
-  {"index_select", t_indexselect}, {"index_copy_", t_indexcopy}, {"gather", t_gather},
-  {"scatter_", t_scatter}, {"masked_select", t_maskedselect}, {"close", t_gc},
-  {NULL, NULL}};
-
-static const luaL_Reg metameth[] = {
-  {"__index", NULL}, {"__gc", t_gc}, {"__close", t_gc}, {"__tostring", t_tostring},
-  {"__len", t_len}, {NULL, NULL}};
-
-/* operations registered as closures over their core code (see t_unary, t_binary) */
-static const struct { const char *name; int op; } unops[] = {
-  {"neg", MB_NEG}, {"exp", MB_EXP}, {"log", MB_LOG}, {"sqrt", MB_SQRT}, {"abs", MB_ABS},
-  {"tanh", MB_TANH}, {"sigmoid", MB_SIGMOID}, {"relu", MB_RELU}, {"softplus", MB_SOFTPLUS},
-  {"isfinite", MB_ISFINITE}, {"square", MB_SQUARE}};
-static const struct { const char *name; int op; } binops[] = {
-  {"add", MB_ADD}, {"sub", MB_SUB}, {"mul", MB_MUL}, {"div", MB_DIV}, {"pow", MB_POW},
-  {"minimum", MB_MINIMUM}, {"maximum", MB_MAXIMUM}, {"lt", MB_LT}, {"le", MB_LE},
-  {"gt", MB_GT}, {"ge", MB_GE}, {"eq", MB_EQ}, {"ne", MB_NE}};
-static const struct { const char *name; int op; } redops[] = {
-  {"sum", MB_SUM}, {"mean", MB_MEAN}, {"max", MB_MAX}, {"min", MB_MIN}, {"argmax", MB_ARGMAX},
-  {"argmin", MB_ARGMIN}, {"std", MB_STD}, {"var", MB_VAR}, {"all", MB_ALL}, {"any", MB_ANY}};
-static const struct { const char *name; int op; } arith[] = {
-  {"__add", MB_ADD}, {"__sub", MB_SUB}, {"__mul", MB_MUL}, {"__div", MB_DIV}};
-
-/* sets t[name] and t[name .. "_"] (in place) to closures of f over op, on the table on top */
-static void setpair(lua_State *L, const char *name, lua_CFunction f, int op, int inplace_too) {
-  for (int inplace = 0; inplace <= inplace_too; inplace++) {
+/* sets t[name] (and t[name .. "_"], in place, when pair) of the table at tab, and of the one
+   at also unless that is 0, to closures of f over op */
+static void setpair(lua_State *L, int tab, int also, const char *name, lua_CFunction f, int op,
+                    int pair) {
+  char buf[40];
+  for (int inplace = 0; inplace <= pair; inplace++) {
     lua_pushinteger(L, op);
     lua_pushboolean(L, inplace);
     lua_pushcclosure(L, f, 2);
-    if (inplace) {
-      lua_pushstring(L, name);
-      lua_pushliteral(L, "_");
-      lua_concat(L, 2);
-      lua_insert(L, -2);
-      lua_settable(L, -3);
-    } else {
-      lua_setfield(L, -2, name);
-    }
+    snprintf(buf, sizeof buf, inplace ? "%s_" : "%s", name);
+    if (also) { lua_pushvalue(L, -1); lua_setfield(L, also, buf); }
+    lua_setfield(L, tab, buf);
   }
 }
 
@@ -995,9 +711,8 @@ static int t_badindex(lua_State *L) {
   return 0;
 }
 
-/* Builds the metatable (metamethods, __index = the methods table), the methods (the arrays
-   above plus the closures of each operation, plain and `_`), and the module table (funcs
-   plus every method), and creates the default generator once per Lua state. */
+/* Builds the metatable (its __index the methods table), the methods and the module table
+   (its functions plus every method), and creates the default generator once per Lua state. */
 int luaopen_mbpo_tensor(lua_State *L) {
   /* the default generator needs the mbpo.Rng metatable */
   luaL_requiref(L, "mbpo.rng", luaopen_mbpo_rng, 0);
@@ -1010,47 +725,32 @@ int luaopen_mbpo_tensor(lua_State *L) {
     lua_setfield(L, LUA_REGISTRYINDEX, DEFAULT_RNG);
   }
   lua_pop(L, 1);
-
+  luaL_checkversion(L);
   luaL_newmetatable(L, MBL_TENSOR);
-  luaL_setfuncs(L, metameth, 0);
-  for (size_t i = 0; i < sizeof arith / sizeof arith[0]; i++)
-    setpair(L, arith[i].name, t_arith, arith[i].op, 0);
-  setpair(L, "__unm", t_unary, MB_NEG, 0);
-  /* methods */
-  luaL_newlibtable(L, meth);
-  luaL_setfuncs(L, meth, 0);
-  for (size_t i = 0; i < sizeof unops / sizeof unops[0]; i++)
-    setpair(L, unops[i].name, t_unary, unops[i].op, 1);
-  for (size_t i = 0; i < sizeof binops / sizeof binops[0]; i++)
-    setpair(L, binops[i].name, t_binary, binops[i].op, 1);
-  for (size_t i = 0; i < sizeof redops / sizeof redops[0]; i++)
-    setpair(L, redops[i].name, t_reduce, redops[i].op, 0);
-  setpair(L, "clamp", t_clamp, 0, 1);
-  setpair(L, "masked_fill", t_maskedfill, 0, 1);
-  setpair(L, "addmm", t_addmm, 0, 1);
-  for (int k = 0; k < 2; k++) {
-    setpair(L, k ? "stride" : "size", t_geometry, k, 0);
-    setpair(L, k ? "normal_" : "uniform_", t_random_, k, 0);
-  }
+  int mt = lua_gettop(L), meth = mt + 1, mod = mt + 2, tab[] = {meth, meth, mod, mt};
+  lua_newtable(L);
+  lua_newtable(L);
+  for (size_t i = 0; i < sizeof reg / sizeof reg[0]; i++)
+    setpair(L, tab[reg[i].to], reg[i].to <= P ? mod : 0, reg[i].name, reg[i].f, reg[i].op,
+            reg[i].to == P);
+  for (int op = 0; op < MB_NUNARY; op++) setpair(L, meth, mod, mbt_unaryName(op), t_unary, op, 1);
+  for (int op = 0; op <= MB_NE; op++) setpair(L, meth, mod, mbt_binaryName(op), t_binary, op, 1);
+  for (int op = 0; op < MB_NREDUCE; op++)
+    setpair(L, meth, mod, mbt_reduceName(op), t_reduce, op, 0);
+  for (int k = 0; k < V_COUNT; k++) setpair(L, meth, mod, VIEWS[k], t_view, k, 0);
+  for (int k = 0; k < C_COUNT; k++) setpair(L, mod, 0, CREATORS[k], t_create, k, 0);
+  /* the methods table reads t[1] as an error */
   lua_createtable(L, 0, 1);
   lua_pushcfunction(L, t_badindex);
   lua_setfield(L, -2, "__index");
-  lua_setmetatable(L, -2);
+  lua_setmetatable(L, meth);
+  lua_pushvalue(L, meth);
+  lua_setfield(L, mt, "__index");
+  lua_getfield(L, meth, "close"); /* __gc and __close share one function: close */
   lua_pushvalue(L, -1);
-  lua_setfield(L, -3, "__index");
-  /* the module: its functions plus every method as a function (T.exp(x) = x:exp()) */
-  luaL_newlib(L, funcs);
-  for (int k = 0; k < C_COUNT; k++) setpair(L, CREATORS[k], t_create, k, 0);
-  for (int k = 0; k < 2; k++) setpair(L, k ? "stack" : "cat", t_join, k, 0);
-  lua_pushnil(L);
-  while (lua_next(L, -3)) {
-    lua_pushvalue(L, -2);
-    lua_insert(L, -2);
-    lua_rawset(L, -4);
-  }
+  lua_setfield(L, mt, "__gc");
+  lua_setfield(L, mt, "__close");
   lua_pushliteral(L, MB_VERSION);
-  lua_setfield(L, -2, "_VERSION");
-  lua_remove(L, -2); /* methods */
-  lua_remove(L, -2); /* metatable */
+  lua_setfield(L, mod, "_VERSION");
   return 1;
 }

@@ -147,8 +147,143 @@ static void test_helpers(void) {
         mbu_dtypeSize(MB_I32) == 4 && mbu_dtypeSize(MB_F64) == 8, "dtypes");
 }
 
+/* the message texts of blocks: shapes, what a block takes, and each value rule failing */
+static void test_messages(void) {
+  char s[160];
+  int64_t shape[2] = {-1, 29}, one = 7;
+  CHECK(!strcmp(mbu_shapeText(s, sizeof s, MB_F64, 2, shape), "F64 [N x 29]"), "%s", s);
+  CHECK(!strcmp(mbu_shapeText(s, sizeof s, 0, 1, &one), "[7]"), "%s", s);
+  CHECK(!strcmp(mbu_shapeText(s, sizeof s, MB_U64, 0, NULL), "U64 []"), "%s", s);
+  CHECK(!strcmp(mbu_shapeText(s, 6, MB_F32, 2, shape), "F32 ["), "truncated: %s", s);
+  mbStateBlock b;
+  float f[3] = {1, 2, 0};
+  mbu_block(&b, "w", MB_F32, MB_ST_ROWS | MB_ST_FINITE, f, 2, 1, 3);
+  CHECK(!strcmp(mbu_blockWant(s, sizeof s, &b), "F32 [N x 3]"), "%s", s);
+  CHECK(mbu_blockCheck(s, sizeof s, &b) == NULL, "finite values pass");
+  b.flags = MB_ST_POSITIVE;
+  CHECK(!strcmp(mbu_blockWant(s, sizeof s, &b), "F32 [1 x 3]"), "%s", s);
+  const char *bad = mbu_blockCheck(s, sizeof s, &b);
+  CHECK(bad && !strcmp(bad, "[3] = 0 is not a positive number"), "%s", bad ? bad : "NULL");
+  f[2] = NAN;
+  b.flags = MB_ST_FINITE;
+  bad = mbu_blockCheck(s, sizeof s, &b);
+  CHECK(bad && strstr(bad, "[3] = ") && strstr(bad, "nan is not a finite number"), "%s",
+        bad ? bad : "NULL");
+  uint64_t w[4] = {0};
+  mbu_block(&b, "rng", MB_U64, MB_ST_NONZERO, w, 1, 4, 0);
+  bad = mbu_blockCheck(s, sizeof s, &b);
+  CHECK(bad && !strcmp(bad, "is all zero"), "%s", bad ? bad : "NULL");
+  w[3] = 1;
+  CHECK(mbu_blockCheck(s, sizeof s, &b) == NULL, "one word set");
+  int64_t count = -2, obs = 11;
+  mbu_block(&b, "size", MB_I64, 0, &count, 0, 0, 0);
+  bad = mbu_blockCheck(s, sizeof s, &b);
+  CHECK(bad && !strcmp(bad, "is -2: a count must be >= 0"), "%s", bad ? bad : "NULL");
+  CHECK(!strcmp(mbu_blockWant(s, sizeof s, &b), "an integer"), "%s", s);
+  mbu_block(&b, "obs", MB_I64, MB_ST_CHECK, &obs, 0, 0, 0);
+  CHECK(!strcmp(mbu_blockWant(s, sizeof s, &b), "11") && !mbu_blockCheck(s, sizeof s, &b),
+        "a check: %s", s);
+  int idx[3] = {0, 6, 7};
+  mbu_block(&b, "elites", MB_I32, MB_ST_INDEX, idx, 1, 3, 0);
+  b.bound = 7;
+  CHECK(!strcmp(mbu_blockWant(s, sizeof s, &b), "I64 [3]"), "%s", s);
+  bad = mbu_blockCheck(s, sizeof s, &b);
+  CHECK(bad && !strcmp(bad, "[3] = 8 is not in 1..7"), "%s", bad ? bad : "NULL");
+  idx[2] = 3;
+  CHECK(mbu_blockCheck(s, sizeof s, &b) == NULL, "indices in range");
+  mbu_block(&b, "task", MB_STR, MB_ST_CHECK, NULL, 0, 0, 0);
+  snprintf(b.text, sizeof b.text, "hopper");
+  CHECK(!strcmp(mbu_blockWant(s, sizeof s, &b), "'hopper'"), "%s", s);
+  mbu_block(&b, "on", MB_BOOL, 0, idx, 0, 0, 0);
+  CHECK(!strcmp(mbu_blockWant(s, sizeof s, &b), "a boolean"), "%s", s);
+  mbu_block(&b, "lr", MB_F64, 0, f, 0, 0, 0);
+  CHECK(!strcmp(mbu_blockWant(s, sizeof s, &b), "a number"), "%s", s);
+}
+
+/* values taken into blocks: conversions, shapes, the scratch used */
+static void test_take(void) {
+  unsigned char scratch[256], *sp = scratch;
+  mbStateBlock b[4], s;
+  float x = 0, w[6];
+  int64_t cnt = 0, i64 = 5, shape2[2] = {3, 2};
+  double f64 = 0.25;
+  int on = 1, elite[3];
+  mbu_block(&b[0], "x", MB_F32, 0, &x, 0, 0, 0);
+  mbu_block(&b[1], "n", MB_I64, 0, &cnt, 0, 0, 0);
+  mbu_block(&b[2], "w", MB_F32, MB_ST_ROWS, w, 2, 1, 2);
+  mbu_block(&b[3], "e", MB_I32, MB_ST_INDEX, elite, 1, 3, 0);
+  CHECK(mbu_blockScratch(b, 4) == 8 + 8 + 8 + 16, "scratch: %zu", mbu_blockScratch(b, 4));
+  mbStateBlock vi = {.dtype = MB_I64, .data = &i64}, vf = {.dtype = MB_F64, .data = &f64};
+  char hopper[] = "hopper", ant[] = "ant";
+  mbStateBlock vb = {.dtype = MB_BOOL, .data = &on}, vs = {.dtype = MB_STR, .data = hopper};
+  s = b[0];
+  CHECK(mbu_blockTake(&s, &vf, &sp) && *(float *)s.data == 0.25f && sp == scratch + 8, "F64");
+  s = b[0];
+  CHECK(mbu_blockTake(&s, &vi, &sp) && *(float *)s.data == 5.0f, "an integer for a float");
+  s = b[1];
+  CHECK(mbu_blockTake(&s, &vi, &sp) && *(int64_t *)s.data == 5, "I64");
+  s = b[1];
+  CHECK(!mbu_blockTake(&s, &vf, &sp) && !mbu_blockTake(&s, &vb, &sp), "a float is no count");
+  mbStateBlock task;
+  mbu_block(&task, "task", MB_STR, MB_ST_CHECK, NULL, 0, 0, 0);
+  snprintf(task.text, sizeof task.text, "hopper");
+  s = task;
+  CHECK(mbu_blockTake(&s, &vs, &sp), "same text");
+  vs.data = ant;
+  s = task;
+  CHECK(!mbu_blockTake(&s, &vs, &sp), "other text");
+  float data[6] = {1, 2, 3, 4, 5, 6};
+  mbStateBlock va = {.dtype = MB_F32, .ndim = 2, .shape = {3, 2}, .data = data};
+  s = b[2];
+  CHECK(mbu_blockTake(&s, &va, &sp) && s.data == data && s.shape[0] == 3, "rows are free");
+  va.shape[1] = 3;
+  s = b[2];
+  CHECK(!mbu_blockTake(&s, &va, &sp), "columns are not");
+  va = (mbStateBlock){.dtype = MB_F64, .ndim = 2, .shape = {shape2[0], shape2[1]}, .data = data};
+  s = b[2];
+  CHECK(!mbu_blockTake(&s, &va, &sp), "an F64 array for an F32 block");
+  int64_t idx[3] = {1, 7, 3};
+  mbStateBlock ve = {.dtype = MB_I64, .ndim = 1, .shape = {3}, .data = idx};
+  unsigned char *before = sp;
+  s = b[3];
+  CHECK(mbu_blockTake(&s, &ve, &sp) && ((int *)s.data)[0] == 0 && ((int *)s.data)[1] == 6 &&
+        ((int *)s.data)[2] == 2 && sp == before + 16, "1-based indices to 0-based ints");
+  uint64_t words[3];  /* and back: the inverse */
+  mbu_blockWords(words, &s);
+  CHECK(words[0] == 1 && words[1] == 7 && words[2] == 3, "ints to 1-based words");
+  mbu_blockWords(words, &b[1]);
+  CHECK(words[0] == (uint64_t)cnt, "an 8-byte block as it is");
+  idx[1] = (int64_t)1 << 40;
+  s = b[3];
+  CHECK(!mbu_blockTake(&s, &ve, &sp), "an index past int range");
+  s = b[2];
+  CHECK(!mbu_blockTake(&s, &ve, &sp), "a 1-d value for a 2-d block");
+  s = b[3];
+  CHECK(!mbu_blockTake(&s, &vi, &sp), "a scalar for an array");
+  /* an identity takes only its own value; a copy writes all but identities */
+  int64_t obs = 11, given = 11;
+  mbStateBlock id, vid = {.dtype = MB_I64, .data = &given};
+  mbu_block(&id, "obs", MB_I64, MB_ST_CHECK, &obs, 0, 0, 0);
+  s = id;
+  CHECK(mbu_blockTake(&s, &vid, &sp), "the same identity");
+  given = 12;
+  s = id;
+  CHECK(!mbu_blockTake(&s, &vid, &sp), "another identity");
+  mbStateBlock own[2], taken[2];
+  int64_t cnt2 = 1, newcnt = 9;
+  mbu_block(&own[0], "obs", MB_I64, MB_ST_CHECK, &obs, 0, 0, 0);
+  mbu_block(&own[1], "n", MB_I64, 0, &cnt2, 0, 0, 0);
+  memcpy(taken, own, sizeof own);
+  taken[0].data = &given;
+  taken[1].data = &newcnt;
+  mbu_blockCopy(own, taken, 2);
+  CHECK(obs == 11 && cnt2 == 9, "copied: obs %lld n %lld", (long long)obs, (long long)cnt2);
+}
+
 int main(void) {
   RUN(test_helpers);
+  RUN(test_take);
+  RUN(test_messages);
   RUN(test_sac_complete);
   RUN(test_ensemble_complete);
   return TEST_REPORT();

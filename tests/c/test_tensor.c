@@ -579,6 +579,129 @@ static void test_format(void) {
   check_format(0, NULL, (const float[]){3}, 0, " 3\n[mbpo.Tensor with no dimension]");
 }
 
+/* Argument checks for the bindings ----------------------------------------------------------- */
+
+/* rc is MB_ERR and the message is exactly want */
+static void check_error(int rc, const char *want, const char *what) {
+  CHECK(rc == MB_ERR, "%s must fail", what);
+  CHECK(strcmp(mbu_lasterror(), want) == 0, "%s: message '%s', want '%s'", what, mbu_lasterror(),
+        want);
+}
+
+/* positions counted from base (1 as in Lua, 0 as in C), negative dimensions from the end, and
+   the messages the bindings show; the shapes of a @ b, where, and the length of arange */
+static void test_argument_checks(void) {
+  int64_t s45[2] = {4, 5};
+  mbTensor t, a = mat(256, 14), b = mat(11, 256), c = mat(14, 3), v = mat(1, 3), col = mat(4, 1);
+  mbt_init(&t, 2, s45);
+  int d = -1;
+  int64_t i = -1, size[MB_MAXDIM];
+  CHECK(mbt_argDim(&d, &t, 2, 1, 0, "f") == MB_OK && d == 1, "dim 2 (1-based) -> %d", d);
+  CHECK(mbt_argDim(&d, &t, -1, 1, 0, "f") == MB_OK && d == 1, "dim -1 -> %d", d);
+  CHECK(mbt_argDim(&d, &t, -2, 1, 0, "f") == MB_OK && d == 0, "dim -2 -> %d", d);
+  CHECK(mbt_argDim(&d, &t, 0, 0, 0, "f") == MB_OK && d == 0, "dim 0 (0-based) -> %d", d);
+  CHECK(mbt_argDim(&d, &t, 3, 1, 1, "f") == MB_OK && d == 2, "dim 3 with extra -> %d", d);
+  CHECK(mbt_argDim(&d, &t, -1, 1, 1, "f") == MB_OK && d == 2, "dim -1 with extra -> %d", d);
+  check_error(mbt_argDim(&d, &t, 3, 1, 0, "narrow"),
+              "narrow: dimension 3 out of range [1, 2] for [4 x 5]", "dim 3 of 2");
+  check_error(mbt_argDim(&d, &t, 0, 1, 0, "size"),
+              "size: dimension 0 out of range [1, 2] for [4 x 5]", "dim 0 counted from 1");
+  check_error(mbt_argDim(&d, &t, -3, 1, 0, "f"), "f: dimension -3 out of range [1, 2] for [4 x 5]",
+              "dim -3 of 2");
+  check_error(mbt_argDim(&d, &t, 2, 0, 0, "f"), "f: dimension 2 out of range [0, 1] for [4 x 5]",
+              "dim 2 counted from 0");
+  check_error(mbt_argDim(&d, &t, INT64_MIN, 1, 0, "f"),
+              "f: dimension -9223372036854775808 out of range [1, 2] for [4 x 5]", "INT64_MIN");
+  CHECK(mbt_argIndex(&i, &t, 1, 5, 1, "get") == MB_OK && i == 4, "index 5 -> %lld", (long long)i);
+  CHECK(mbt_argIndex(&i, &t, 0, 0, 0, "get") == MB_OK && i == 0, "index 0 -> %lld", (long long)i);
+  check_error(mbt_argIndex(&i, &t, 0, 5, 1, "select"),
+              "select: index 5 out of range [1, 4] in dimension 1 of [4 x 5]", "index 5 of 4");
+  check_error(mbt_argIndex(&i, &t, 1, 0, 1, "get"),
+              "get: index 0 out of range [1, 5] in dimension 2 of [4 x 5]", "index 0 from 1");
+  check_error(mbt_argIndex(&i, &t, 1, INT64_MIN, 1, "get"),
+              "get: index -9223372036854775808 out of range [1, 5] in dimension 2 of [4 x 5]",
+              "index INT64_MIN");
+  CHECK(mbt_argIndex(&i, &t, 2, 1, 1, "get") == MB_ERR, "a dimension beyond t must fail");
+  CHECK(mbt_argRange(&i, &t, 1, 2, 3, 1, "narrow") == MB_OK && i == 1, "elements 2..4");
+  CHECK(mbt_argRange(&i, &t, 1, 6, 0, 1, "narrow") == MB_OK && i == 5, "empty range at the end");
+  check_error(mbt_argRange(&i, &t, 1, 4, 3, 1, "narrow"),
+              "narrow: elements 4 to 6 out of range [1, 5] in dimension 2 of [4 x 5]", "4..6 of 5");
+  check_error(mbt_argRange(&i, &t, 0, 0, 1, 1, "narrow"),
+              "narrow: elements 0 to 0 out of range [1, 4] in dimension 1 of [4 x 5]", "start 0");
+  check_error(mbt_argRange(&i, &t, 0, 1, -1, 1, "narrow"),
+              "narrow: elements 1 to -1 out of range [1, 4] in dimension 1 of [4 x 5]", "len -1");
+  check_error(mbt_argRange(&i, &t, 0, 7, 0, 1, "narrow"),
+              "narrow: elements 7 to 6 out of range [1, 4] in dimension 1 of [4 x 5]", "past end");
+  CHECK(mbt_argRange(&i, &t, 0, INT64_MAX, INT64_MAX, 1, "narrow") == MB_ERR, "huge range fails");
+  /* a @ b */
+  CHECK(mbt_mmShape(size, &a, &c, "matmul") == MB_OK && size[0] == 256 && size[1] == 3,
+        "[256 x 14] @ [14 x 3] -> [%lld x %lld]", (long long)size[0], (long long)size[1]);
+  check_error(mbt_mmShape(size, &a, &b, "matmul"),
+              "matmul: size mismatch, [256 x 14] @ [11 x 256]", "inner sizes differ");
+  mbTensor r = t;
+  r.ndim = 1;
+  check_error(mbt_mmShape(size, &r, &c, "mm"), "mm: expected 2-d tensors, got [4] @ [14 x 3]",
+              "1-d operand");
+  /* where: cond [1 x 3] with a [4 x 1] gives [4 x 3], which b [4 x 5] does not fit */
+  int nd = 0;
+  CHECK(mbt_whereShape(&nd, size, &v, &col, &v) == MB_OK && nd == 2 && size[0] == 4 &&
+        size[1] == 3, "where shape [%lld x %lld]", (long long)size[0], (long long)size[1]);
+  check_error(mbt_whereShape(&nd, size, &v, &col, &t),
+              "where: shapes not broadcastable, [4 x 3] and [4 x 5]", "where third operand");
+  check_error(mbt_whereShape(&nd, size, &t, &v, &col),
+              "where: shapes not broadcastable, [4 x 5] and [1 x 3]", "where first pair");
+  /* arange: numpy's count, half-open */
+  int64_t n = -1;
+  CHECK(mbt_arangeSize(&n, 0, 5, 1) == MB_OK && n == 5, "arange(5): %lld", (long long)n);
+  CHECK(mbt_arangeSize(&n, 1, 2, 0.25) == MB_OK && n == 4, "arange(1, 2, .25): %lld", (long long)n);
+  CHECK(mbt_arangeSize(&n, 5, 0, -1.5) == MB_OK && n == 4, "arange(5, 0, -1.5): %lld",
+        (long long)n);
+  CHECK(mbt_arangeSize(&n, 3, 1, 1) == MB_OK && n == 0, "empty: %lld", (long long)n);
+  check_error(mbt_arangeSize(&n, 0, 1, 0), "arange: step must be nonzero, got 0", "step 0");
+  CHECK(mbt_arangeSize(&n, 0, 1, NAN) == MB_ERR, "NaN step must fail");
+  check_error(mbt_arangeSize(&n, 0, 1e13, 1), "arange: [0, 1e+13) by 1 is too long", "too long");
+  CHECK(mbt_arangeSize(&n, 0, INFINITY, 1) == MB_ERR, "infinite range must fail");
+  /* the shapes of index_copy, gather and scatter against t [4 x 5] */
+  int64_t s25[2] = {2, 5}, s43[2] = {4, 3}, s63[2] = {6, 3};
+  mbTensor two, i43, i63;
+  mbt_init(&two, 2, s25);
+  mbt_init(&i43, 2, s43);
+  mbt_init(&i63, 2, s63);
+  CHECK(mbt_argIndexCopy(&t, 0, 2, &two, 1, "index_copy_") == MB_OK, "2 rows into [4 x 5]");
+  check_error(mbt_argIndexCopy(&t, 0, 3, &two, 1, "index_copy_"),
+              "index_copy_: source [2 x 5] does not fit 3 slices of [4 x 5] along dimension 1",
+              "2 rows for 3 indices");
+  check_error(mbt_argIndexCopy(&t, 1, 2, &two, 0, "index_copy"),
+              "index_copy: source [2 x 5] does not fit 2 slices of [4 x 5] along dimension 1",
+              "rows as columns, counted from 0");
+  CHECK(mbt_argGather(&t, 1, &i43, NULL, 1, "gather") == MB_OK, "gather [4 x 3] from [4 x 5]");
+  CHECK(mbt_argGather(&t, 0, &i63, NULL, 1, "gather") == MB_OK, "more rows along dim 0");
+  check_error(mbt_argGather(&t, 1, &i63, NULL, 1, "gather"),
+              "gather: index [6 x 3] does not fit [4 x 5] along dimension 2", "6 rows of 4");
+  check_error(mbt_argGather(&t, 1, &i63, NULL, 0, "gather"),
+              "gather: index [6 x 3] does not fit [4 x 5] along dimension 1", "counted from 0");
+  check_error(mbt_argGather(&t, 1, &r, NULL, 1, "gather"),
+              "gather: index [4] does not fit [4 x 5] along dimension 2", "another rank");
+  check_error(mbt_argGather(&t, 1, &i43, &v, 1, "scatter_"),
+              "scatter_: index [4 x 3] and source [1 x 3] must have one shape that fits [4 x 5]",
+              "scatter source of another shape");
+  CHECK(mbt_argGather(&t, 1, &i43, &i43, 1, "scatter_") == MB_OK, "scatter of one shape");
+  CHECK(mbt_argGather(&t, 2, &i43, NULL, 1, "gather") == MB_ERR, "a dimension beyond t fails");
+  /* masked fill: v where the mask (a broadcast row) is nonzero, in place */
+  mbt_fill(&v, 0);
+  *mbt_ptr(&v, (int64_t[]){0, 1}) = 1;
+  mbt_fill(&i43, 2);
+  CHECK(mbt_maskedFill(&i43, &i43, &v, -7) == MB_OK, "masked fill");
+  for (int row = 0; row < 4; row++)
+    for (int k = 0; k < 3; k++)
+      CHECK(at2(&i43, row, k) == (k == 1 ? -7.0f : 2.0f), "masked fill [%d][%d]", row, k);
+  check_error(mbt_maskedFill(&i43, &i43, &two, 1),
+              "where: shapes not broadcastable to [4 x 3]: condition [2 x 5], [] and [4 x 3]",
+              "a [2 x 5] mask on [4 x 3]");
+  mbTensor *ts[] = {&t, &a, &b, &c, &v, &col, &two, &i43, &i63};
+  for (size_t k = 0; k < sizeof ts / sizeof ts[0]; k++) mbt_release(ts[k]);
+}
+
 int main(void) {
   mbr_seed(&rng, 2024, 0);
   RUN(test_views_write_through);
@@ -590,5 +713,6 @@ int main(void) {
   RUN(test_indexing);
   RUN(test_random_fills);
   RUN(test_format);
+  RUN(test_argument_checks);
   return TEST_REPORT();
 }
