@@ -38,9 +38,11 @@ static int ens_gc(lua_State *L) {
 }
 
 /* Raises the core's last error as "F: message", without the core's own prefix ("fit: ",
-   "step: ", "ensemble: "...) so the name appears once */
+   "step: ", "ensemble: "...) so the name appears once; an interrupt (a fit's SIGINT/SIGTERM)
+   as "interrupted", so callers can tell it from a bad argument */
 static int coreerror(lua_State *L, const char *F) {
   const char *msg = mbu_lasterror(), *colon = strchr(msg, ':');
+  if (strcmp(msg, "interrupted") == 0) return luaL_error(L, "interrupted");
   if (colon && colon[1] == ' ' && colon - msg < 12 && !memchr(msg, ' ', (size_t)(colon - msg)))
     msg = colon + 2;
   return luaL_error(L, "%s: %s", F, msg);
@@ -91,11 +93,7 @@ static int ens_fit(lua_State *L) {
   mbn_fitDefaults(&o, e);
   if (!lua_isnoneornil(L, 4)) mbL_readfields(L, 4, F, mbn_fitFields, &o, NULL);
   mbFitResult r;
-  /* an interrupt is reported as such, so callers can tell it from a bad argument */
-  if (mbn_ensFit(&r, e, x, y, N, &o) < 0) {
-    if (strcmp(mbu_lasterror(), "interrupted") == 0) return luaL_error(L, "interrupted");
-    return coreerror(L, F);
-  }
+  if (mbn_ensFit(&r, e, x, y, N, &o) < 0) return coreerror(L, F);
   /* the report: the arrays are copied out of the ensemble's history */
   const int M = e->cfg.members;
   lua_createtable(L, 0, 10);

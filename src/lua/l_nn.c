@@ -71,17 +71,12 @@ static const mbField ADAM_FIELDS[] = {
   ADAM_ROW(weight_decay, weight_decay, 0, HUGE_VAL, 0, "g + weight_decay * p")
   MB_F_END};
 
-/* reads the Adam options at idx (none: nil) over the settings in o; F names the caller */
-static void adamopts(lua_State *L, int idx, const char *F, AdamOpts *o) {
-  if (!lua_isnoneornil(L, idx)) mbL_readfields(L, idx, F, ADAM_FIELDS, o, NULL);
-}
-
 /* net:adam_step and opt:step: the options at idx over *a and *wd (they persist there), then
    one Adam step of p, m, v [n] from g (g + wd * p written back); leaves the object at 1 */
 static void adamstep(lua_State *L, int idx, const char *F, mbAdam *a, float *wd, float *p,
                      float *m, float *v, float *g, size_t n) {
   AdamOpts o = {*a, *wd};
-  adamopts(L, idx, F, &o);
+  if (!lua_isnoneornil(L, idx)) mbL_readfields(L, idx, F, ADAM_FIELDS, &o, NULL);
   *a = o.adam;
   *wd = o.weight_decay;
   a->t++;
@@ -250,7 +245,7 @@ static int nn_adam(lua_State *L) {
   mbt_view(&a->p, p);
   AdamOpts o = {{0}, 0.0f};
   mbn_adamDefaults(&o.adam, 1e-3f);
-  adamopts(L, 2, "NN.adam", &o);
+  if (!lua_isnil(L, 2)) mbL_readfields(L, 2, "NN.adam", ADAM_FIELDS, &o, NULL);
   a->adam = o.adam;
   a->wd = o.weight_decay;
   return 1;
