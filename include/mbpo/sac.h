@@ -71,17 +71,26 @@ typedef struct mbSacConfig {
 extern const mbField mbr_sacFields[];
 
 /* What one update measured (all means over the batch). NaN or Inf here means the batch or
-   the networks held non-finite values: the update still ran; the caller decides. */
-typedef struct mbSacStats {
-  double q1_loss, q2_loss;  /* mean((Qk(s, a) - y)^2) before the critic step */
-  double actor_loss;        /* mean(alpha * logpi(a~|s) - min(Q1, Q2)(s, a~)), updated critics */
-  double alpha_loss;        /* -mean(log_alpha * (logpi + target_entropy)), before its step */
-  double alpha;             /* exp(log_alpha) used by this update's losses */
-  double q_mean;            /* mean of (Q1 + Q2) / 2 at the batch's (s, a), before the step */
-  double q_pi;              /* mean of min(Q1, Q2) at the policy's actions (actor step) */
-  double target_mean;       /* mean of the critic targets y */
-  double entropy;           /* -mean(logpi) of the actor step's samples */
+   the networks held non-finite values: the update still ran; the caller decides. The fields
+   are also the array v, in the order of mbr_sacStatNames (their names in Lua). */
+#define MB_SAC_NSTATS 10
+typedef union mbSacStats {
+  struct {
+    double q1_loss, q2_loss;  /* mean((Qk(s, a) - y)^2) before the critic step */
+    double critic_loss;       /* q1_loss + q2_loss */
+    double actor_loss;        /* mean(alpha * logpi(a~|s) - min(Q1, Q2)(s, a~)), updated critics */
+    double alpha_loss;        /* -mean(log_alpha * (logpi + target_entropy)), before its step */
+    double alpha;             /* exp(log_alpha) used by this update's losses */
+    double q_mean;            /* mean of (Q1 + Q2) / 2 at the batch's (s, a), before the step */
+    double q_pi;              /* mean of min(Q1, Q2) at the policy's actions (actor step) */
+    double target_mean;       /* mean of the critic targets y */
+    double entropy;           /* -mean(logpi) of the actor step's samples */
+  };
+  double v[MB_SAC_NSTATS];
 } mbSacStats;
+
+/* The names of the statistics, in the order of mbSacStats.v. */
+extern const char *const mbr_sacStatNames[MB_SAC_NSTATS];
 
 /* The agent. Every field below "state" is needed to continue a run bit for bit. */
 typedef struct mbSac {
@@ -133,10 +142,7 @@ int mbr_sacUpdate(mbSac *s, mbSacStats *st, const float *obs, const float *act,
 
 /* Running sums of the statistics of successive updates (each field the sum of that field
    over the updates, added one update at a time in update order). */
-typedef struct mbSacSums {
-  double q1_loss, q2_loss, critic_loss, actor_loss, alpha_loss, alpha, q_mean, q_pi,
-         target_mean, entropy;
-} mbSacSums;
+typedef mbSacStats mbSacSums;
 
 /* n updates, each on a batch of B rows drawn by mbr_bufferSampleMixed(real, model, g, B,
    real_ratio) into a workspace of s: the same draws from g in the same order and the same

@@ -14,10 +14,6 @@
    misspelt key in a config is not ignored.
    Core errors raise "ens:METHOD: message"; a fit interrupted by SIGINT/SIGTERM raises
    "interrupted" (with each member's best weights restored). */
-#include <inttypes.h>
-#include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "lua/l_mbpo.h"
@@ -25,10 +21,8 @@
 
 #define MBL_ENSEMBLE "mbpo.Ensemble"
 
-/* the userdata: a pointer, so a failed build leaves a safe NULL for __gc */
-typedef struct lens {
-  mbEnsemble *e;   /* NULL until built and after close */
-} lens;
+/* the userdata: a pointer, NULL until built (a failed build is safe for __gc) and after close */
+typedef struct lens { mbEnsemble *e; } lens;
 
 /* the ensemble at idx, or a Lua error (wrong type, or closed) */
 static mbEnsemble *checkens(lua_State *L, int idx) {
@@ -44,9 +38,11 @@ static int ens_gc(lua_State *L) {
 }
 
 /* Raises the core's last error as "F: message", without the core's own prefix ("fit: ",
-   "step: ", "ensemble: "...) so the name appears once */
+   "step: ", "ensemble: "...) so the name appears once; an interrupt (a fit's SIGINT/SIGTERM)
+   as "interrupted", so callers can tell it from a bad argument */
 static int coreerror(lua_State *L, const char *F) {
   const char *msg = mbu_lasterror(), *colon = strchr(msg, ':');
+  if (strcmp(msg, "interrupted") == 0) return luaL_error(L, "interrupted");
   if (colon && colon[1] == ' ' && colon - msg < 12 && !memchr(msg, ' ', (size_t)(colon - msg)))
     msg = colon + 2;
   return luaL_error(L, "%s: %s", F, msg);
@@ -55,8 +51,7 @@ static int coreerror(lua_State *L, const char *F) {
 /* the names of the fit's stop reasons (mbFitStop order) */
 static const char *const STOPS[] = {"patience", "max_epochs", "max_seconds"};
 
-/* Ensemble.new{...}: the keys of MB_ENS_FIELDS (include/mbpo/ensemble.h); weight_decay, when
-   not given, follows the default list for the depth of hidden */
+/* Ensemble.new{...} (see the top) */
 static int ens_new(lua_State *L) {
   const char *F = "Ensemble.new";
   mbEnsembleConfig c;
@@ -64,7 +59,6 @@ static int ens_new(lua_State *L) {
   uint64_t given = mbL_readfields(L, 1, F, mbn_ensFields, &c, NULL);
   const mbField *wd = mbu_fieldFind(mbn_ensFields, "weight_decay");
   if (!(given >> (wd - mbn_ensFields) & 1)) mbn_ensDefaultDecay(&c);
-  /* the userdata in a safe empty state first */
   lens *u = lua_newuserdatauv(L, sizeof(lens), 0);
   u->e = NULL;
   luaL_setmetatable(L, MBL_ENSEMBLE);
@@ -76,12 +70,13 @@ static int ens_new(lua_State *L) {
 
 /* Training ------------------------------------------------------------------------------------ */
 
-/* rows of the (already checked) matrix at idx */
-static int64_t rows_of(lua_State *L, int idx) { return mbL_checktensor(L, idx)->size[0]; }
-
-/* the elites as 1-based member numbers */
-static void pushelites(lua_State *L, const mbEnsemble *e) {
-  mbL_pushints(L, e->elite, e->cfg.elites, 1);
+/* the inputs [N x in] at 2 (N in *N) and, when y is not NULL, the targets [N x out] at 3 */
+static const float *rows(lua_State *L, mbEnsemble *e, const char *F, int64_t *N,
+                         const float **y) {
+  const float *x = mbL_checkmatrix(L, 2, F, "inputs", -1, e->cfg.inputs);
+  *N = mbL_checktensor(L, 2)->size[0];
+  if (y) *y = mbL_checkmatrix(L, 3, F, "targets", *N, e->cfg.outputs);
+  return x;
 }
 
 /* ens:fit(inputs [N x in], targets [N x out] [, opts]) -> {epochs, train_loss = {..},
@@ -92,18 +87,13 @@ static void pushelites(lua_State *L, const mbEnsemble *e) {
 static int ens_fit(lua_State *L) {
   const char *F = "ens:fit";
   mbEnsemble *e = checkens(L, 1);
-  const float *x = mbL_checkmatrix(L, 2, F, "inputs", -1, e->cfg.inputs);
-  int64_t N = rows_of(L, 2);
-  const float *y = mbL_checkmatrix(L, 3, F, "targets", N, e->cfg.outputs);
+  int64_t N;
+  const float *y, *x = rows(L, e, F, &N, &y);
   mbFitOptions o;
   mbn_fitDefaults(&o, e);
   if (!lua_isnoneornil(L, 4)) mbL_readfields(L, 4, F, mbn_fitFields, &o, NULL);
   mbFitResult r;
-  /* an interrupt is reported as such, so callers can tell it from a bad argument */
-  if (mbn_ensFit(&r, e, x, y, N, &o) < 0) {
-    if (strcmp(mbu_lasterror(), "interrupted") == 0) return luaL_error(L, "interrupted");
-    return coreerror(L, F);
-  }
+  if (mbn_ensFit(&r, e, x, y, N, &o) < 0) return coreerror(L, F);
   /* the report: the arrays are copied out of the ensemble's history */
   const int M = e->cfg.members;
   lua_createtable(L, 0, 10);
@@ -116,7 +106,7 @@ static int ens_fit(lua_State *L) {
     lua_rawseti(L, -2, k + 1);
   }
   lua_setfield(L, -2, "holdout_curve");
-  pushelites(L, e); lua_setfield(L, -2, "elites");
+  mbL_pushints(L, e->elite, e->cfg.elites, 1); lua_setfield(L, -2, "elites");
   lua_pushnumber(L, r.seconds); lua_setfield(L, -2, "seconds");
   lua_pushstring(L, STOPS[r.stop]); lua_setfield(L, -2, "stopped");
   lua_pushinteger(L, r.train_rows); lua_setfield(L, -2, "train_rows");
@@ -171,8 +161,8 @@ static int ens_lossgrad(lua_State *L) {
 /* ens:predict(inputs [N x in]) -> mean, logvar [members x N x out] */
 static int ens_predict(lua_State *L) {
   mbEnsemble *e = checkens(L, 1);
-  const float *x = mbL_checkmatrix(L, 2, "ens:predict", "inputs", -1, e->cfg.inputs);
-  int64_t N = rows_of(L, 2);
+  int64_t N;
+  const float *x = rows(L, e, "ens:predict", &N, NULL);
   int64_t size[3] = {e->cfg.members, N, e->cfg.outputs};
   mbTensor *mean = mbL_newtensor(L, 3, size);
   mbTensor *lv = mbL_newtensor(L, 3, size);
@@ -184,9 +174,8 @@ static int ens_predict(lua_State *L) {
 /* ens:evaluate(inputs, targets) -> {MSE of each member's mean} */
 static int ens_evaluate(lua_State *L) {
   mbEnsemble *e = checkens(L, 1);
-  const float *x = mbL_checkmatrix(L, 2, "ens:evaluate", "inputs", -1, e->cfg.inputs);
-  int64_t N = rows_of(L, 2);
-  const float *y = mbL_checkmatrix(L, 3, "ens:evaluate", "targets", N, e->cfg.outputs);
+  int64_t N;
+  const float *y, *x = rows(L, e, "ens:evaluate", &N, &y);
   float mse[MB_ENS_MAXMEMBERS];
   if (mbn_ensEvaluate(mse, e, x, y, N) < 0) return coreerror(L, "ens:evaluate");
   mbL_pushfloats(L, mse, e->cfg.members);
@@ -206,13 +195,13 @@ static int ens_step(lua_State *L) {
                       "outputs = 1 + obs and inputs = obs + act", F, e->cfg.inputs,
                       e->cfg.outputs);
   const float *obs = mbL_checkmatrix(L, 2, F, "obs", -1, od);
-  int64_t N = rows_of(L, 2);
+  int64_t N = mbL_checktensor(L, 2)->size[0];
   const float *act = mbL_checkmatrix(L, 3, F, "act", N, ad);
   mbRng *g = mbL_checkrng(L, 4);
   mbPredMode mode = e->cfg.prediction;
-  int want_member = 0;
   lua_settop(L, 5);
-  if (!lua_isnil(L, 5)) {
+  int opts = !lua_isnil(L, 5), want_member = 0;
+  if (opts) {
     static const char *const extra[] = {"member", "next_obs", "reward", NULL};
     const mbField pred[] = {*mbu_fieldFind(mbn_ensFields, "prediction"), MB_F_END};
     mbEnsembleConfig o = e->cfg;
@@ -221,32 +210,24 @@ static int ens_step(lua_State *L) {
     lua_getfield(L, 5, "member");
     want_member = lua_toboolean(L, -1);
     lua_pop(L, 1);
-    lua_getfield(L, 5, "next_obs");   /* at 6 */
-    lua_getfield(L, 5, "reward");     /* at 7 */
-  } else {
-    lua_pushnil(L);
-    lua_pushnil(L);
   }
   /* the outputs at 6 and 7: given tensors (checked) or new ones; with given ones a step
      allocates nothing (the core reuses its workspaces) */
-  float *next, *reward;
+  static const char *const outs[2] = {"opts.next_obs", "opts.reward"};
   int64_t sn[2] = {N, od}, sr[1] = {N};
-  if (lua_isnil(L, 6)) {
-    next = mbt_data(mbL_newtensor(L, 2, sn));
-    lua_replace(L, 6);
-  } else {
-    next = mbL_checkmatrix(L, 6, F, "opts.next_obs", N, od);
-  }
-  if (lua_isnil(L, 7)) {
-    reward = mbt_data(mbL_newtensor(L, 1, sr));
-    lua_replace(L, 7);
-  } else {
-    reward = mbL_checkshape(L, 7, F, "opts.reward", 1, sr);
+  float *out[2];
+  for (int i = 0; i < 2; i++) {
+    if (!opts || lua_getfield(L, 5, outs[i] + 5) == LUA_TNIL) {
+      lua_settop(L, 5 + i);
+      out[i] = mbt_data(mbL_newtensor(L, 2 - i, i ? sr : sn));
+    } else {
+      out[i] = mbL_checkshape(L, 6 + i, F, outs[i], 2 - i, i ? sr : sn);
+    }
   }
   /* the member of each row, as a scratch userdata (converted to 1-based numbers below) */
   int32_t *member = NULL;
   if (want_member) member = lua_newuserdatauv(L, (size_t)(N ? N : 1) * sizeof(int32_t), 0);
-  if (mbn_ensStep(next, reward, member, e, obs, act, N, g, mode) < 0)
+  if (mbn_ensStep(out[0], out[1], member, e, obs, act, N, g, mode) < 0)
     return coreerror(L, F);
   lua_pushvalue(L, 6);
   lua_pushvalue(L, 7);
@@ -258,32 +239,30 @@ static int ens_step(lua_State *L) {
 
 /* Inspection ---------------------------------------------------------------------------------- */
 
-/* ens:elites() -> {member numbers, lowest holdout MSE first} */
-static int ens_elites(lua_State *L) {
-  pushelites(L, checkens(L, 1));
-  return 1;
-}
-
-/* ens:holdout_mse() -> {per member} after the last fit (NaN before) */
-static int ens_holdoutmse(lua_State *L) {
+/* The small queries, one function told which by its upvalue (QUERIES order):
+   ens:elites() -> {member numbers, lowest holdout MSE first}
+   ens:holdout_mse() -> {per member} after the last fit (NaN before)
+   ens:parameters() -> a copy of the parameter slab (members' MLPs, then max and min logvar)
+   ens:bounds() -> max_logvar, min_logvar (copies, [out] each)
+   ens:flops([B = batch]) -> floating-point operations of one training step on B rows per
+     member, and of the forward of one row through one member */
+static const char *const QUERIES[] = {"elites", "holdout_mse", "parameters", "bounds", "flops",
+                                      NULL};
+static int ens_query(lua_State *L) {
   mbEnsemble *e = checkens(L, 1);
-  mbL_pushfloats(L, e->holdout_mse, e->cfg.members);
-  return 1;
-}
-
-/* ens:parameters() -> a copy of the parameter slab (members' MLPs, then max and min logvar) */
-static int ens_parameters(lua_State *L) {
-  mbEnsemble *e = checkens(L, 1);
-  pushslab(L, e->params, e->ntotal);
-  return 1;
-}
-
-/* ens:bounds() -> max_logvar, min_logvar (copies, [out] each) */
-static int ens_bounds(lua_State *L) {
-  mbEnsemble *e = checkens(L, 1);
-  pushslab(L, e->max_logvar, (size_t)e->cfg.outputs);
-  pushslab(L, e->min_logvar, (size_t)e->cfg.outputs);
-  return 2;
+  switch (lua_tointeger(L, lua_upvalueindex(1))) {
+  case 0: mbL_pushints(L, e->elite, e->cfg.elites, 1); return 1;
+  case 1: mbL_pushfloats(L, e->holdout_mse, e->cfg.members); return 1;
+  case 2: pushslab(L, e->params, e->ntotal); return 1;
+  case 3:
+    pushslab(L, e->max_logvar, (size_t)e->cfg.outputs);
+    pushslab(L, e->min_logvar, (size_t)e->cfg.outputs);
+    return 2;
+  default:
+    lua_pushnumber(L, mbn_ensTrainFlops(e, (int)luaL_optinteger(L, 2, e->cfg.batch)));
+    lua_pushnumber(L, mbn_ensForwardFlops(e));
+    return 2;
+  }
 }
 
 /* "inputs=14 outputs=12 members=7 hidden=200,200,200,200 activation=swish" */
@@ -305,22 +284,10 @@ static int ens_info(lua_State *L) {
   return 1;
 }
 
-/* ens:flops([B = batch]) -> floating-point operations of one training step on B rows per
-   member, and of the forward of one row through one member */
-static int ens_flops(lua_State *L) {
-  mbEnsemble *e = checkens(L, 1);
-  lua_Integer B = luaL_optinteger(L, 2, e->cfg.batch);
-  lua_pushnumber(L, mbn_ensTrainFlops(e, (int)B));
-  lua_pushnumber(L, mbn_ensForwardFlops(e));
-  return 2;
-}
-
 /* State --------------------------------------------------------------------------------------- */
 
-/* ens:state() -> {format, layout, params, adam_m, adam_v (tensors [slab]), adam_t,
-   input_mean, input_std (tensors [in]), elites (mbpo.Array of member numbers), holdout_mse
-   (tensor [members]), fits, rng (mbpo.Array U64 [4])}: every value needed to continue bit
-   for bit; tensors are copies. ens:load_state(t): a state of the same layout */
+/* ens:state() -> the blocks of mbn_ensStateBlocks (include/mbpo/ensemble.h), copies: every
+   value needed to continue bit for bit; ens:load_state(t): a state of the same layout */
 static void *checkensobj(lua_State *L, int idx) { return checkens(L, idx); }
 static int ensblocks(mbStateBlock *b, void *e) { return mbn_ensStateBlocks(b, e); }
 static mbLStateType STATE = {"ens", "ensemble", checkensobj, ensblocks, NULL, NULL, 0};
@@ -338,13 +305,11 @@ static const luaL_Reg funcs[] = {{"new", ens_new}, {NULL, NULL}};
 static const luaL_Reg meth[] = {
   {"fit", ens_fit}, {"train_step", ens_trainstep}, {"loss_grad", ens_lossgrad},
   {"predict", ens_predict}, {"evaluate", ens_evaluate}, {"step", ens_step},
-  {"elites", ens_elites}, {"holdout_mse", ens_holdoutmse}, {"parameters", ens_parameters},
-  {"bounds", ens_bounds}, {"info", ens_info}, {"flops", ens_flops}, {NULL, NULL}};
+  {"info", ens_info}, {NULL, NULL}};
 static const luaL_Reg metameth[] = {
   {"__index", NULL}, {"__gc", ens_gc}, {"__close", ens_gc}, {"__tostring", ens_tostring},
   {NULL, NULL}};
 
-/* opener, registered by l_init.c */
 int luaopen_mbpo_ensemble(lua_State *L) {
   /* tensors and generators cross this module's boundary: their metatables must exist */
   luaL_requiref(L, "mbpo.tensor", luaopen_mbpo_tensor, 0);
@@ -352,6 +317,14 @@ int luaopen_mbpo_ensemble(lua_State *L) {
   lua_pop(L, 2);
   mbL_newmodule(L, MBL_ENSEMBLE, meth, metameth, funcs);
   mbL_setstate(L, MBL_ENSEMBLE, &STATE);
+  luaL_getmetatable(L, MBL_ENSEMBLE);
+  lua_getfield(L, -1, "__index");
+  for (int i = 0; QUERIES[i]; i++) {
+    lua_pushinteger(L, i);
+    lua_pushcclosure(L, ens_query, 1);
+    lua_setfield(L, -2, QUERIES[i]);
+  }
+  lua_pop(L, 2);
   mbL_pushfields(L, mbn_ensFields);
   lua_setfield(L, -2, "fields");
   mbL_pushfields(L, mbn_fitFields);

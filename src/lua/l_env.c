@@ -269,10 +269,8 @@ static int evaltermination(lua_State *L, const char *name, int flags, int idx) {
 /* the closure returned by E.termination: upvalues name, flags. f(next_obs), or
    f(obs, act, next_obs) as MBPO's static functions are called */
 static int termclosure(lua_State *L) {
-  const char *name = lua_tostring(L, lua_upvalueindex(1));
-  int flags = (int)lua_tointeger(L, lua_upvalueindex(2));
-  int idx = lua_gettop(L) >= 3 ? 3 : 1;
-  return evaltermination(L, name, flags, idx);
+  return evaltermination(L, lua_tostring(L, lua_upvalueindex(1)),
+                         (int)lua_tointeger(L, lua_upvalueindex(2)), lua_gettop(L) >= 3 ? 3 : 1);
 }
 
 /* E.termination(name [, {two_sided = true}]) -> f */

@@ -10,7 +10,6 @@
      opt:step(g)                       -- p updated in place from the gradient g (same size)
    Parameters, gradients and both Adam moments each live in one slab (the mbMlp layout of
    include/mbpo/nn.h: per layer W [in x out] then b [out]). */
-#include <stdio.h>
 #include <string.h>
 
 #include "lua/l_mbpo.h"
@@ -72,17 +71,12 @@ static const mbField ADAM_FIELDS[] = {
   ADAM_ROW(weight_decay, weight_decay, 0, HUGE_VAL, 0, "g + weight_decay * p")
   MB_F_END};
 
-/* reads the Adam options at idx (none: nil) over the settings in o; F names the caller */
-static void adamopts(lua_State *L, int idx, const char *F, AdamOpts *o) {
-  if (!lua_isnoneornil(L, idx)) mbL_readfields(L, idx, F, ADAM_FIELDS, o, NULL);
-}
-
 /* net:adam_step and opt:step: the options at idx over *a and *wd (they persist there), then
    one Adam step of p, m, v [n] from g (g + wd * p written back); leaves the object at 1 */
 static void adamstep(lua_State *L, int idx, const char *F, mbAdam *a, float *wd, float *p,
                      float *m, float *v, float *g, size_t n) {
   AdamOpts o = {*a, *wd};
-  adamopts(L, idx, F, &o);
+  if (!lua_isnoneornil(L, idx)) mbL_readfields(L, idx, F, ADAM_FIELDS, &o, NULL);
   *a = o.adam;
   *wd = o.weight_decay;
   a->t++;
@@ -115,10 +109,8 @@ static int nn_mlp(lua_State *L) {
   luaL_setmetatable(L, MBL_MLP);
   MBL_CHECK(L, mbn_mlpInit(&net->net, n - 1, o.sizes, (mbActivation)o.activation));
   int64_t np = (int64_t)net->net.nparams;
-  MBL_CHECK(L, mbt_init(&net->p, 1, &np));
-  MBL_CHECK(L, mbt_init(&net->g, 1, &np));
-  MBL_CHECK(L, mbt_init(&net->m, 1, &np));
-  MBL_CHECK(L, mbt_init(&net->v, 1, &np));
+  mbTensor *slabs[4] = {&net->p, &net->g, &net->m, &net->v};
+  for (int i = 0; i < 4; i++) MBL_CHECK(L, mbt_init(slabs[i], 1, &np));
   mbRng g;
   mbr_seed(&g, o.seed, 0);
   if (o.init == 1) mbn_mlpInitTruncNormal(mbt_data(&net->p), &net->net, &g);
@@ -253,7 +245,7 @@ static int nn_adam(lua_State *L) {
   mbt_view(&a->p, p);
   AdamOpts o = {{0}, 0.0f};
   mbn_adamDefaults(&o.adam, 1e-3f);
-  adamopts(L, 2, "NN.adam", &o);
+  if (!lua_isnil(L, 2)) mbL_readfields(L, 2, "NN.adam", ADAM_FIELDS, &o, NULL);
   a->adam = o.adam;
   a->wd = o.weight_decay;
   return 1;
@@ -312,7 +304,6 @@ static const luaL_Reg metameth[] = {
   {"__index", NULL}, {"__gc", mlp_gc}, {"__close", mlp_gc}, {"__tostring", mlp_tostring},
   {NULL, NULL}};
 
-/* opener, registered by l_init.c */
 int luaopen_mbpo_nn(lua_State *L) {
   /* tensors cross this module's boundary: their metatable must exist */
   luaL_requiref(L, "mbpo.tensor", luaopen_mbpo_tensor, 0);

@@ -18,11 +18,9 @@
 #define MBL_RENDERER "mbpo.Renderer"
 #define MBL_VIDEO    "mbpo.Video"
 
-typedef struct LRenderer { mbRenderer *r; } LRenderer;
-typedef struct LVideo {
-  mbVideo *v;              /* NULL once closed */
-  int width, height;
-} LVideo;
+/* both userdata: the object (NULL until made and once closed) and the frame size */
+typedef struct LRenderer { mbRenderer *r; int width, height; } LRenderer;
+typedef struct LVideo { mbVideo *v; int width, height; } LVideo;
 
 static mbRenderer *checkrenderer(lua_State *L, int idx) {
   return ((LRenderer *)mbL_checkopen(L, idx, MBL_RENDERER, "renderer"))->r;
@@ -52,7 +50,7 @@ static int r_new(lua_State *L) {
   }
   /* the userdata exists in a safe state before the renderer is made */
   LRenderer *lr = lua_newuserdatauv(L, sizeof *lr, 1);
-  lr->r = NULL;
+  *lr = (LRenderer){NULL, o.width, o.height};
   luaL_setmetatable(L, MBL_RENDERER);
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, -2, 1);
@@ -88,23 +86,6 @@ static int m_rclose(lua_State *L) {
   mbv_freeRenderer(lr->r);
   lr->r = NULL;
   return 0;
-}
-
-static int m_rtostring(lua_State *L) {
-  LRenderer *lr = luaL_checkudata(L, 1, MBL_RENDERER);
-  if (!lr->r) lua_pushliteral(L, "mbpo.Renderer (closed)");
-  else lua_pushfstring(L, "mbpo.Renderer %dx%d", mbv_width(lr->r), mbv_height(lr->r));
-  return 1;
-}
-
-/* fields width, height (the methods are found first) */
-static int m_rfield(lua_State *L) {
-  const char *k = luaL_checkstring(L, 2);
-  mbRenderer *r = checkrenderer(L, 1);
-  if (strcmp(k, "width") == 0) lua_pushinteger(L, mbv_width(r));
-  else if (strcmp(k, "height") == 0) lua_pushinteger(L, mbv_height(r));
-  else lua_pushnil(L);
-  return 1;
 }
 
 /* R.open(path, width, height, fps) -> video | nil, message */
@@ -159,21 +140,27 @@ static int m_vclose(lua_State *L) {
   return 1;
 }
 
-static int m_vtostring(lua_State *L) {
-  LVideo *lv = luaL_checkudata(L, 1, MBL_VIDEO);
-  if (!lv->v) lua_pushliteral(L, "mbpo.Video (closed)");
-  else lua_pushfstring(L, "mbpo.Video %dx%d, %d frames", lv->width, lv->height,
-                       (int)mbv_frames(lv->v));
+/* both classes: "mbpo.Renderer 480x480", "mbpo.Video 480x480, 12 frames", "... (closed)" */
+static int m_tostring(lua_State *L) {
+  int video = luaL_testudata(L, 1, MBL_VIDEO) != NULL;
+  LVideo *o = video ? lua_touserdata(L, 1) : luaL_checkudata(L, 1, MBL_RENDERER);
+  if (!o->v) lua_pushfstring(L, "%s (closed)", video ? MBL_VIDEO : MBL_RENDERER);
+  else if (video) lua_pushfstring(L, "mbpo.Video %dx%d, %d frames", o->width, o->height,
+                                  (int)mbv_frames(o->v));
+  else lua_pushfstring(L, "mbpo.Renderer %dx%d", o->width, o->height);
   return 1;
 }
 
-/* fields frames, width, height (the methods are found first) */
-static int m_vfield(lua_State *L) {
+/* fields width, height, and a video's frames (the methods are found first); a closed
+   renderer raises */
+static int m_field(lua_State *L) {
   const char *k = luaL_checkstring(L, 2);
-  LVideo *lv = luaL_checkudata(L, 1, MBL_VIDEO);
-  if (strcmp(k, "frames") == 0) lua_pushinteger(L, lv->v ? (lua_Integer)mbv_frames(lv->v) : 0);
-  else if (strcmp(k, "width") == 0) lua_pushinteger(L, lv->width);
-  else if (strcmp(k, "height") == 0) lua_pushinteger(L, lv->height);
+  int video = luaL_testudata(L, 1, MBL_VIDEO) != NULL;
+  LVideo *o = video ? lua_touserdata(L, 1) : mbL_checkopen(L, 1, MBL_RENDERER, "renderer");
+  if (strcmp(k, "width") == 0) lua_pushinteger(L, o->width);
+  else if (strcmp(k, "height") == 0) lua_pushinteger(L, o->height);
+  else if (video && strcmp(k, "frames") == 0)
+    lua_pushinteger(L, o->v ? (lua_Integer)mbv_frames(o->v) : 0);
   else lua_pushnil(L);
   return 1;
 }
@@ -182,17 +169,17 @@ static const luaL_Reg funcs[] = {{"new", r_new}, {"open", r_open}, {NULL, NULL}}
 static const luaL_Reg rmeth[] = {
   {"render", m_render}, {"pixels", m_pixels}, {"close", m_rclose}, {NULL, NULL}};
 static const luaL_Reg rmetameth[] = {
-  {"__gc", m_rclose}, {"__close", m_rclose}, {"__tostring", m_rtostring},
+  {"__gc", m_rclose}, {"__close", m_rclose}, {"__tostring", m_tostring},
   {NULL, NULL}};
 static const luaL_Reg vmeth[] = {{"write", m_write}, {"close", m_vclose}, {NULL, NULL}};
 static const luaL_Reg vmetameth[] = {
-  {"__gc", m_vclose}, {"__close", m_vclose}, {"__tostring", m_vtostring},
+  {"__gc", m_vclose}, {"__close", m_vclose}, {"__tostring", m_tostring},
   {NULL, NULL}};
 
 int luaopen_mbpo_render(lua_State *L) {
   luaL_requiref(L, "mbpo.env.native", luaopen_mbpo_env, 0);
   lua_pop(L, 1);
-  mbL_newclass(L, MBL_RENDERER, rmeth, rmetameth, m_rfield);
-  mbL_newclass(L, MBL_VIDEO, vmeth, vmetameth, m_vfield);
+  mbL_newclass(L, MBL_RENDERER, rmeth, rmetameth, m_field);
+  mbL_newclass(L, MBL_VIDEO, vmeth, vmetameth, m_field);
   return mbL_newmodule(L, NULL, NULL, NULL, funcs);
 }

@@ -9,18 +9,10 @@
      agent:update(batch [, stats])  batch = {obs=, act=, reward=, next_obs=, done=}
      agent:update(obs, act, reward, next_obs, done [, stats])
          one whole update (critic, actor, temperature, Polyak; noise from the agent's own
-         generator); returns a table of numbers (the stats table when given, refilled):
-           q1_loss, q2_loss   mean((Qk(s, a) - y)^2) before the critic step
-           critic_loss        q1_loss + q2_loss
-           actor_loss         mean(alpha logpi(a~|s) - min(Q1, Q2)(s, a~)), updated critics
-           alpha_loss         -mean(log_alpha (logpi + target_entropy)), before its step
-           alpha              the temperature this update used (before its step)
-           q_mean             mean (Q1 + Q2) / 2 at the batch's (s, a), before the step
-           q_pi               mean min(Q1, Q2) at the policy's actions
-           target_mean        mean critic target y
-           entropy            -mean logpi of the actor step's samples
-         NaN or inf there means non-finite data or weights: the update still ran and the
-         caller decides (the weights are then non-finite too: reload a checkpoint)
+         generator); returns a table (the stats table when given, refilled) of the numbers of
+         mbSacStats (include/mbpo/sac.h): q1_loss, q2_loss, critic_loss, actor_loss,
+         alpha_loss, alpha, q_mean, q_pi, target_mean, entropy. NaN or inf there means
+         non-finite data or weights: the update still ran and the caller decides
      agent:update_mixed(real, model, n, real_ratio, rng, sums) -> count [, critic, actor]
          n updates, each on a batch (the agent's batch size) drawn as
          buffer.sample_mixed(real, model, batch, real_ratio, rng): the same draws and bits as
@@ -42,9 +34,6 @@
    numbers (rows as tables) are accepted too and copied, and then act returns Lua tables.
    Results are identical for the same seed and data whatever the thread count. */
 #include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include "lua/l_mbpo.h"
 #include "mbpo/buffer.h"
@@ -52,53 +41,43 @@
 
 #define MBL_SAC "mbpo.Sac"
 
-
-typedef struct SacUd {
-  mbSac s;
-  int live;      /* 1 once mbr_sacInit succeeded */
-} SacUd;
+/* the userdata: a pointer, NULL until built and after close (mbL_checkopen) */
+typedef struct lsac { mbSac *s; } lsac;
 
 /* the agent at idx, or a Lua error (wrong type, or closed) */
 static mbSac *checksac(lua_State *L, int idx) {
-  SacUd *u = luaL_checkudata(L, idx, MBL_SAC);
-  if (!u->live) luaL_argerror(L, idx, "agent has been closed");
-  return &u->s;
+  return ((lsac *)mbL_checkopen(L, idx, MBL_SAC, "agent"))->s;
 }
-
-/* Construction ---------------------------------------------------------------------- */
 
 /* SAC.new(config): the keys of MB_SAC_FIELDS (include/mbpo/sac.h), mbpo.sac.fields in Lua */
 static int sac_new(lua_State *L) {
   mbSacConfig c;
   mbr_sacDefaults(&c, 0, 0);
   mbL_readfields(L, 1, "SAC.new", mbr_sacFields, &c, NULL);
-  SacUd *u = lua_newuserdatauv(L, sizeof(SacUd), 0);
-  memset(u, 0, sizeof *u);
+  lsac *u = lua_newuserdatauv(L, sizeof *u, 0);
+  u->s = NULL;
   luaL_setmetatable(L, MBL_SAC);
-  MBL_CHECK(L, mbr_sacInit(&u->s, &c));
-  u->live = 1;
+  if (!(u->s = mbu_calloc(1, sizeof(mbSac)))) mbL_coreerror(L);
+  MBL_CHECK(L, mbr_sacInit(u->s, &c));
   /* the parameter slab and the update workspace, for the collector's pace */
-  mbL_extmem(L, sizeof(float) * (4 * u->s.npi + 10 * u->s.nq + u->s.ws_floats));
+  mbL_extmem(L, sizeof(float) * (4 * u->s->npi + 10 * u->s->nq + u->s->ws_floats));
   return 1;
 }
 
 /* __gc and __close */
 static int sac_gc(lua_State *L) {
-  SacUd *u = luaL_checkudata(L, 1, MBL_SAC);
-  if (u->live) mbr_sacFree(&u->s);
-  u->live = 0;
+  lsac *u = luaL_checkudata(L, 1, MBL_SAC);
+  if (u->s) mbr_sacFree(u->s);
+  mbu_free(u->s);
+  u->s = NULL;
   return 0;
 }
 
 /* Inputs -------------------------------------------------------------------------------- */
 
-/* An input of rows x cols floats: a contiguous tensor or a Lua table. */
-typedef struct Rows {
-  const float *data;
-  int n;         /* rows */
-  int flat;      /* 1: a 1-d tensor or a flat Lua table */
-  int table;     /* 1: came from a Lua table (copied into a tensor left on the stack) */
-} Rows;
+/* An input of n rows of floats: a contiguous tensor or a Lua table (table: copied into a
+   tensor left on the stack); flat: a 1-d tensor or a flat Lua table. */
+typedef struct Rows { const float *data; int n, flat, table; } Rows;
 
 /* reads the argument at idx as rows of `cols` floats; want = required row count or -1.
    vector: a 1-d input is one row (act's obs) rather than a column (reward, done). */
@@ -135,60 +114,52 @@ static Rows getrows(lua_State *L, int idx, const char *fname, const char *arg, i
 
 /* Update -------------------------------------------------------------------------------- */
 
-/* the statistics of an update, in mbSacSums order */
-static const char *const statkeys[10] = {"q1_loss", "q2_loss", "critic_loss", "actor_loss",
-  "alpha_loss", "alpha", "q_mean", "q_pi", "target_mean", "entropy"};
+/* sets the statistics into the table at idx, keys of mbr_sacStatNames */
+static void setstats(lua_State *L, int idx, const mbSacStats *st) {
+  for (int i = 0; i < MB_SAC_NSTATS; i++) {
+    lua_pushnumber(L, st->v[i]);
+    lua_setfield(L, idx, mbr_sacStatNames[i]);
+  }
+}
 
 /* agent:update(batch [, stats]) or agent:update(obs, act, reward, next_obs, done [, stats]) */
 static int sac_update(lua_State *L) {
   mbSac *s = checksac(L, 1);
   static const char *const names[5] = {"obs", "act", "reward", "next_obs", "done"};
-  int base, statsidx, batchform = 0;
+  int batchform = 0;
   if (lua_type(L, 2) == LUA_TTABLE) {
     batchform = lua_getfield(L, 2, "obs") != LUA_TNIL;
     lua_pop(L, 1);
   }
-  if (batchform) {
-    lua_settop(L, 3);
-    base = 4;
-    for (int i = 0; i < 5; i++)
-      if (lua_getfield(L, 2, names[i]) == LUA_TNIL)
-        luaL_error(L, "sac:update: batch.%s is missing", names[i]);
-    statsidx = 3;
-  } else {
-    lua_settop(L, 7);
-    base = 2;
-    statsidx = 7;
+  int statsidx = batchform ? 3 : 7, base = batchform ? 4 : 2;
+  lua_settop(L, statsidx);
+  for (int i = 0; batchform && i < 5; i++)
+    if (lua_getfield(L, 2, names[i]) == LUA_TNIL)
+      luaL_error(L, "sac:update: batch.%s is missing", names[i]);
+  /* the five inputs: rows of obs, act, 1, obs, 1 floats, as many rows as obs has */
+  int top = lua_gettop(L), B = -1, O = s->cfg.obs;
+  const int cols[5] = {O, s->cfg.act, 1, O, 1};
+  const float *x[5];
+  for (int i = 0; i < 5; i++) {
+    Rows r = getrows(L, base + i, "sac:update", names[i], cols[i], B, 0);
+    x[i] = r.data;
+    B = r.n;
   }
-  int O = s->cfg.obs, A = s->cfg.act;
-  int top = lua_gettop(L);
-  Rows obs = getrows(L, base, "sac:update", "obs", O, -1, 0);
-  int B = obs.n;
-  Rows act = getrows(L, base + 1, "sac:update", "act", A, B, 0);
-  Rows rew = getrows(L, base + 2, "sac:update", "reward", 1, B, 0);
-  Rows obs2 = getrows(L, base + 3, "sac:update", "next_obs", O, B, 0);
-  Rows done = getrows(L, base + 4, "sac:update", "done", 1, B, 0);
   mbSacStats st;
-  MBL_CHECK(L, mbr_sacUpdate(s, &st, obs.data, act.data, rew.data, obs2.data, done.data, B));
+  MBL_CHECK(L, mbr_sacUpdate(s, &st, x[0], x[1], x[2], x[3], x[4], B));
   lua_settop(L, top);
-  if (lua_istable(L, statsidx)) lua_pushvalue(L, statsidx);
-  else lua_createtable(L, 0, 10);
-  const double v[10] = {st.q1_loss, st.q2_loss, st.q1_loss + st.q2_loss, st.actor_loss,
-    st.alpha_loss, st.alpha, st.q_mean, st.q_pi, st.target_mean, st.entropy};
-  for (int i = 0; i < 10; i++) {
-    lua_pushnumber(L, v[i]);
-    lua_setfield(L, -2, statkeys[i]);
+  if (!lua_istable(L, statsidx)) {
+    lua_createtable(L, 0, MB_SAC_NSTATS);
+    lua_replace(L, statsidx);
   }
+  setstats(L, statsidx, &st);
+  lua_pushvalue(L, statsidx);
   return 1;
 }
 
-/* agent:update_mixed(real, model, n, real_ratio, rng, sums) -> count [, critic, actor]:
-   n updates in one call, each on a batch of the agent's batch size drawn as
-   buffer.sample_mixed(real, model, batch, real_ratio, rng); every finite update's statistics
-   are added into the table sums (a missing key counts as 0), key by key in update order, so
-   the sums are bit for bit those of the Lua loop of update + sample_mixed. Stops at the first
-   update with a non-finite critic or actor loss and returns the finite count before it and
-   that update's critic and actor loss. */
+/* agent:update_mixed(real, model, n, real_ratio, rng, sums) -> count [, critic, actor] (see
+   the top): every finite update's statistics are added into sums (a missing key counts as 0)
+   key by key in update order, so the sums are bit for bit those of the Lua loop */
 static int sac_updatemixed(lua_State *L) {
   mbSac *s = checksac(L, 1);
   mbBuffer *real = mbL_checkbuffer(L, 2), *model = mbL_checkbuffer(L, 3);
@@ -198,27 +169,19 @@ static int sac_updatemixed(lua_State *L) {
   luaL_checktype(L, 7, LUA_TTABLE);
   if (n < 0 || n > (1 << 30))
     luaL_error(L, "sac:update_mixed: n must be in 0..2^30, got %d", (int)n);
-  double sums[10];
-  for (int i = 0; i < 10; i++) {
-    lua_getfield(L, 7, statkeys[i]);
-    sums[i] = luaL_optnumber(L, -1, 0.0);
+  mbSacSums acc;
+  for (int i = 0; i < MB_SAC_NSTATS; i++) {
+    lua_getfield(L, 7, mbr_sacStatNames[i]);
+    acc.v[i] = luaL_optnumber(L, -1, 0.0);
     lua_pop(L, 1);
   }
-  mbSacSums acc = {sums[0], sums[1], sums[2], sums[3], sums[4], sums[5], sums[6], sums[7],
-                   sums[8], sums[9]};
   mbSacStats bad;
   int done = mbr_sacUpdatesMixed(s, &acc, &bad, real, model, g, s->cfg.batch, ratio, (int)n);
   if (done < 0) mbL_coreerror(L);
-  const double out[10] = {acc.q1_loss, acc.q2_loss, acc.critic_loss, acc.actor_loss,
-    acc.alpha_loss, acc.alpha, acc.q_mean, acc.q_pi, acc.target_mean, acc.entropy};
-  /* keys absent before and never added to stay absent, as in the Lua loop */
-  for (int i = 0; i < 10 && done > 0; i++) {
-    lua_pushnumber(L, out[i]);
-    lua_setfield(L, 7, statkeys[i]);
-  }
+  if (done > 0) setstats(L, 7, &acc);  /* keys absent and never added stay absent */
   lua_pushinteger(L, done);
   if (done == n) return 1;
-  lua_pushnumber(L, bad.q1_loss + bad.q2_loss);
+  lua_pushnumber(L, bad.critic_loss);
   lua_pushnumber(L, bad.actor_loss);
   return 3;
 }
@@ -228,51 +191,30 @@ static int sac_updatemixed(lua_State *L) {
 /* agent:act(obs [, opts [, rng]]) */
 static int sac_act(lua_State *L) {
   mbSac *s = checksac(L, 1);
-  int det = 0;
-  mbTensor *out = NULL;
+  int det = 0, A = s->cfg.act, outidx = 0;
   if (!lua_isnoneornil(L, 3)) {
     luaL_checktype(L, 3, LUA_TTABLE);
     lua_getfield(L, 3, "deterministic");
     det = lua_toboolean(L, -1);
-    lua_getfield(L, 3, "out");
-    if (!lua_isnil(L, -1)) {
-      out = mbL_testtensor(L, -1);
-      if (!out || !out->storage)
-        luaL_error(L, "sac:act: opts.out must be a tensor, got %s", luaL_typename(L, -1));
-    }
-    lua_pop(L, 2);
+    lua_pop(L, 1);
   }
   mbRng *g = lua_isnoneornil(L, 4) ? NULL : mbL_checkrng(L, 4);
-  int A = s->cfg.act;
   Rows obs = getrows(L, 2, "sac:act", "obs", s->cfg.obs, -1, 1);
-  float *dst;
-  if (out) {
-    int ok = mbt_isContiguous(out) && mbt_numel(out) == (int64_t)obs.n * A &&
-             (obs.flat ? out->ndim == 1 : out->ndim == 2 && out->size[0] == obs.n);
-    if (!ok) {
-      char got[160];
-      luaL_error(L, "sac:act: opts.out must be a contiguous [%d x %d] tensor, got %s", obs.n, A,
-                 mbt_shapeStr(out, got, sizeof got));
-    }
-    dst = mbt_data(out);
-  } else if (obs.table)
-    dst = lua_newuserdatauv(L, sizeof(float) * (size_t)obs.n * A, 0);
-  else {
-    int64_t size[2] = {obs.n, A};
-    dst = mbt_data(obs.flat ? mbL_newtensor(L, 1, size + 1) : mbL_newtensor(L, 2, size));
-  }
+  /* the result: opts.out (checked), else a new tensor shaped like the input (for a table
+     input, copied into Lua tables below) */
+  int64_t size[2] = {obs.n, A};
+  if (lua_istable(L, 3) && lua_getfield(L, 3, "out") != LUA_TNIL) outidx = lua_gettop(L);
+  float *dst = outidx ? mbL_checkshape(L, outidx, "sac:act", "opts.out", 2 - obs.flat,
+                                       size + obs.flat)
+                      : mbt_data(mbL_newtensor(L, 2 - obs.flat, size + obs.flat));
   MBL_CHECK(L, mbr_sacAct(s, dst, obs.data, obs.n, det, g));
-  if (out) {
-    lua_getfield(L, 3, "out");
-  } else if (obs.table) { /* a Lua table shaped like the input */
-    if (obs.flat) {
-      mbL_pushfloats(L, dst, A);
-    } else {
-      lua_createtable(L, obs.n, 0);
-      for (int i = 0; i < obs.n; i++) {
-        mbL_pushfloats(L, dst + (size_t)i * A, A);
-        lua_rawseti(L, -2, i + 1);
-      }
+  if (outidx) lua_pushvalue(L, outidx);
+  else if (obs.table && obs.flat) mbL_pushfloats(L, dst, A);
+  else if (obs.table) {
+    lua_createtable(L, obs.n, 0);
+    for (int i = 0; i < obs.n; i++) {
+      mbL_pushfloats(L, dst + (size_t)i * A, A);
+      lua_rawseti(L, -2, i + 1);
     }
   }
   return 1;
@@ -280,23 +222,18 @@ static int sac_act(lua_State *L) {
 
 /* State ----------------------------------------------------------------------------------- */
 
-/* the rows of the config (MB_SAC_FIELDS) but the shorthand lr, which the three rates give */
-static void pushconfig(lua_State *L, const mbSacConfig *c) {
+/* agent:config() -> the table SAC.new would take to build the same agent: the rows of
+   MB_SAC_FIELDS but the shorthand lr, which the three rates give */
+static int sac_config(lua_State *L) {
+  mbSac *s = checksac(L, 1);
   lua_createtable(L, 0, 14);
-  mbL_pushstruct(L, mbr_sacFields, c);
+  mbL_pushstruct(L, mbr_sacFields, &s->cfg);
   lua_pushnil(L);
   lua_setfield(L, -2, "lr");
-}
-
-/* agent:config() -> the table SAC.new would take to build the same agent */
-static int sac_config(lua_State *L) {
-  pushconfig(L, &checksac(L, 1)->cfg);
   return 1;
 }
 
-/* agent:state() -> {config (agent:config()), layout, pi, pi_m, pi_v, pi_t, q, q_target, q_m,
-   q_v, q_t, log_alpha, alpha_m, alpha_v, alpha_t, rng, updates}: copies, safe to keep;
-   agent:load_state(t) raises when t does not fit (the agent is then unchanged) */
+/* agent:state() and agent:load_state(t) (see the top): mbr_sacStateBlocks' blocks */
 static void *checksacobj(lua_State *L, int idx) { return checksac(L, idx); }
 static int sacblocks(mbStateBlock *b, void *s) { return mbr_sacStateBlocks(b, s); }
 static mbLStateType STATE = {"sac", "agent", checksacobj, sacblocks, NULL, sac_config, 0};
@@ -325,10 +262,10 @@ static int sac_flops(lua_State *L) {
 }
 
 static int sac_tostring(lua_State *L) {
-  SacUd *u = luaL_checkudata(L, 1, MBL_SAC);
-  if (!u->live) lua_pushliteral(L, "mbpo.Sac (closed)");
-  else lua_pushfstring(L, "mbpo.Sac (obs %d, act %d, %d updates, alpha %f)", u->s.cfg.obs,
-                       u->s.cfg.act, (int)u->s.updates, (double)expf(u->s.log_alpha));
+  mbSac *s = ((lsac *)luaL_checkudata(L, 1, MBL_SAC))->s;
+  if (!s) lua_pushliteral(L, "mbpo.Sac (closed)");
+  else lua_pushfstring(L, "mbpo.Sac (obs %d, act %d, %d updates, alpha %f)", s->cfg.obs,
+                       s->cfg.act, (int)s->updates, (double)expf(s->log_alpha));
   return 1;
 }
 

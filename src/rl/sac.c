@@ -23,6 +23,8 @@
 #define ACT_CHUNK 512   /* rows per task of a batched act */
 
 const mbField mbr_sacFields[] = {MB_SAC_FIELDS(mbSacConfig) MB_F_END};
+const char *const mbr_sacStatNames[MB_SAC_NSTATS] = {"q1_loss", "q2_loss", "critic_loss",
+  "actor_loss", "alpha_loss", "alpha", "q_mean", "q_pi", "target_mean", "entropy"};
 
 void mbr_sacDefaults(mbSacConfig *c, int obs, int act) {
   memset(c, 0, sizeof *c);
@@ -448,6 +450,7 @@ static int run_update(mbSac *s, mbSacStats *st, const float *obs, const float *a
     double minq = (c.part[0][P_MINQ] + c.part[1][P_MINQ]) / B;
     st->q1_loss = c.part[0][P_QLOSS];
     st->q2_loss = c.part[1][P_QLOSS];
+    st->critic_loss = st->q1_loss + st->q2_loss;
     st->actor_loss = c.alpha * mlogp - minq;
     st->alpha_loss = -(double)la * (mlogp + te);
     st->alpha = c.alpha;
@@ -512,23 +515,13 @@ int mbr_sacUpdatesMixed(mbSac *s, mbSacSums *sums, mbSacStats *bad, const mbBuff
       images_detach(s);
       return MB_ERR;
     }
-    double critic = st.q1_loss + st.q2_loss;
-    if (!isfinite(critic) || !isfinite(st.actor_loss)) {
+    if (!isfinite(st.critic_loss) || !isfinite(st.actor_loss)) {
       if (bad) *bad = st;
       images_detach(s);
       return u;
     }
     /* one field at a time, as a Lua loop adding each update's table into its sums */
-    sums->q1_loss += st.q1_loss;
-    sums->q2_loss += st.q2_loss;
-    sums->critic_loss += critic;
-    sums->actor_loss += st.actor_loss;
-    sums->alpha_loss += st.alpha_loss;
-    sums->alpha += st.alpha;
-    sums->q_mean += st.q_mean;
-    sums->q_pi += st.q_pi;
-    sums->target_mean += st.target_mean;
-    sums->entropy += st.entropy;
+    for (int i = 0; i < MB_SAC_NSTATS; i++) sums->v[i] += st.v[i];
   }
   images_detach(s);
   return n;

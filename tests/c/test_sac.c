@@ -242,6 +242,8 @@ static void check_gradients(mbSac *s, int B, const char *what) {
   /* losses agree with the reference */
   double qloss = ref_critic_loss(&r, y), mlogp, aloss = ref_actor_loss(&r, &mlogp);
   CHECK_NEAR(st.q1_loss + st.q2_loss, qloss, 1e-5);
+  CHECK(st.critic_loss == st.q1_loss + st.q2_loss, "%s: critic_loss %g, q1 + q2 %g", what,
+        st.critic_loss, st.q1_loss + st.q2_loss);
   CHECK_NEAR(st.actor_loss, aloss, 1e-5);
   CHECK_NEAR(st.entropy, -mlogp, 1e-5);
   CHECK_NEAR(st.alpha_loss, ref_alpha_loss(&r, mlogp), 1e-5);
@@ -338,6 +340,20 @@ static void test_update_order(void) {
 }
 
 /* fixed temperature: log_alpha never moves */
+/* the statistics as an array: v[i] is the field named mbr_sacStatNames[i] (the bindings push
+   and read them by these names) */
+static void test_stat_names(void) {
+  mbSacStats st;
+  const double *field[] = {&st.q1_loss, &st.q2_loss, &st.critic_loss, &st.actor_loss,
+    &st.alpha_loss, &st.alpha, &st.q_mean, &st.q_pi, &st.target_mean, &st.entropy};
+  const char *name[] = {"q1_loss", "q2_loss", "critic_loss", "actor_loss", "alpha_loss",
+    "alpha", "q_mean", "q_pi", "target_mean", "entropy"};
+  CHECK(sizeof field / sizeof *field == MB_SAC_NSTATS, "%d statistics", MB_SAC_NSTATS);
+  for (int i = 0; i < MB_SAC_NSTATS; i++)
+    CHECK(field[i] == &st.v[i] && strcmp(mbr_sacStatNames[i], name[i]) == 0,
+          "statistic %d: name %s, expected %s", i, mbr_sacStatNames[i], name[i]);
+}
+
 static void test_fixed_alpha(void) {
   mbSacConfig c;
   mbr_sacDefaults(&c, 3, 1);
@@ -656,6 +672,7 @@ int main(void) {
   RUN(test_gradients);
   RUN(test_gradients_clipped);
   RUN(test_update_order);
+  RUN(test_stat_names);
   RUN(test_fixed_alpha);
   RUN(test_saturated);
   RUN(test_act);
