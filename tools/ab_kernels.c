@@ -32,8 +32,8 @@ static double now(void) {
 
 static void fill(float *x, size_t n, uint64_t seed, float lo, float hi) {
   mbRng g;
-  mbr_seed(&g, seed, 1);
-  for (size_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * mbr_uniformf(&g);
+  mbg_seed(&g, seed, 1);
+  for (size_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * mbg_uniformf(&g);
 }
 
 enum { O = 11, A = 3, B = 256, IN = O + A, D = O + 1, ROWS = 100000 };
@@ -82,7 +82,7 @@ int main(int argc, char **argv) {
       for (int u = 0; u < 10; u++) mbn_ensTrainStep(NULL, e, x, y, B);
       double t2 = now();
       mbRng g;
-      mbr_seed(&g, 7, (uint64_t)r);
+      mbg_seed(&g, 7, (uint64_t)r);
       mbn_ensStep(nx, rw, NULL, e, obs, act, ROWS, &g, MB_PRED_SAMPLE);
       double t3 = now();
       double t[3] = {(t1 - t0) / 20, (t2 - t1) / 10, t3 - t2};

@@ -31,7 +31,7 @@ static void k_nll28(void) { mbn_gaussNll(a, d, e, a, b, c, f, 128, 28, 1e-3f); }
 static void k_sample12(void) { mbn_gaussSample(a, b, c, d, e, 512, 12); }
 static void k_noise(void) {
   mbRng g;
-  mbr_seed(&g, 1, 2);
+  mbg_seed(&g, 1, 2);
   mbn_gaussNoise(a, &g, 512 * 12);
 }
 static void k_adam_decay(void) { mbn_adam(a, b, c, d, 100 * 200, &fused, 1e-4f, NULL, 0); }
@@ -66,10 +66,10 @@ int main(int argc, char **argv) {
   }
   float **bufs[] = {&a, &b, &c, &d, &e, &f};
   mbRng g;
-  mbr_seed(&g, 5, 0);
+  mbg_seed(&g, 5, 0);
   for (int i = 0; i < 6; i++) {
     *bufs[i] = mbu_alignedAlloc(sizeof(float) * BIG);
-    for (int k = 0; k < BIG; k++) (*bufs[i])[k] = 0.5f * mbr_uniformf(&g);
+    for (int k = 0; k < BIG; k++) (*bufs[i])[k] = 0.5f * mbg_uniformf(&g);
   }
   mbn_adamDefaults(&opt, 1e-4f);
   opt.t = 10;

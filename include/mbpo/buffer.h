@@ -58,7 +58,7 @@ void mbr_bufferAdd(mbBuffer *b, const float *obs, const float *act, float reward
 void mbr_bufferAddBatch(mbBuffer *b, const float *obs, const float *act, const float *reward,
                         const float *next_obs, const float *done, int64_t n);
 
-/* Draws n rows uniformly with replacement (one mbr_below(g, size) per row, in order) into
+/* Draws n rows uniformly with replacement (one mbg_below(g, size) per row, in order) into
    out rows [0, n). MB_ERR when the buffer is empty and n > 0. */
 int mbr_bufferSample(const mbBatch *out, const mbBuffer *b, mbRng *g, int64_t n);
 

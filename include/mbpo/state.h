@@ -6,7 +6,7 @@
    (MB_I32 and MB_BOOL as I64), so no object marshals its state by hand.
    Shapes are those of this object: a state of another shape does not load (the message names
    the block and both shapes). Per object: mbr_sacStateBlocks, mbn_ensStateBlocks,
-   mbr_bufferStateBlocks, mbs_stateBlocks (env), mbr_rngBlocks and mbn_adamBlocks below. */
+   mbr_bufferStateBlocks, mbs_stateBlocks (env), mbg_stateBlocks and mbn_adamBlocks below. */
 #ifndef MBPO_STATE_H
 #define MBPO_STATE_H
 
@@ -95,7 +95,7 @@ void mbu_blockWords(uint64_t *out, const mbStateBlock *b);
 void mbu_blockCopy(mbStateBlock *b, const mbStateBlock *s, int n);
 
 /* The state of a generator: one block "rng", U64 [4], not all zero. */
-mbStateBlock *mbr_rngBlocks(mbStateBlock *b, mbRng *g);
+mbStateBlock *mbg_stateBlocks(mbStateBlock *b, mbRng *g);
 
 /* The state of an Adam optimiser over a slab of n floats: adam_m, adam_v [n], adam_t, and
    lr, beta1, beta2, eps (a state without them keeps this optimiser's). */

@@ -10,7 +10,7 @@
 /* Seconds per direct cblas_sgemm call C[m x n] = A @ B on fresh aligned operands, A [m x k]
    (stored [k x m] when transa), B [k x n] (stored [n x k] when transb), averaged over reps
    calls after one warm-up call; negative when out of memory (l_bench.c). */
-double mbt_benchSgemm(int m, int n, int k, int transa, int transb, int reps);
+double mbb_sgemm(int m, int n, int k, int transa, int transb, int reps);
 
 /* Raw MuJoCo loop on a built-in task's model, no env layer: nsteps env steps of
    frame_skip mj_step calls (+ mj_rnePostConstraint where the task needs it) with the ctrl

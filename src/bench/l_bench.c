@@ -7,7 +7,7 @@
 #include "mbpo/ensemble.h"
 #include "mbpo/env.h"
 
-double mbt_benchSgemm(int m, int n, int k, int transa, int transb, int reps) {
+double mbb_sgemm(int m, int n, int k, int transa, int transb, int reps) {
   size_t na = (size_t)m * (size_t)k, nb = (size_t)k * (size_t)n, nc = (size_t)m * (size_t)n;
   float *a = mbu_alignedAlloc(na * sizeof(float)), *b = mbu_alignedAlloc(nb * sizeof(float));
   float *c = mbu_alignedAlloc(nc * sizeof(float));
@@ -15,9 +15,9 @@ double mbt_benchSgemm(int m, int n, int k, int transa, int transb, int reps) {
   if (reps < 1) reps = 1;
   if (a && b && c) {
     mbRng g;
-    mbr_seed(&g, 1, 0);
-    mbr_uniformFill(a, &g, na, -1, 1);
-    mbr_uniformFill(b, &g, nb, -1, 1);
+    mbg_seed(&g, 1, 0);
+    mbg_uniformFill(a, &g, na, -1, 1);
+    mbg_uniformFill(b, &g, nb, -1, 1);
     int lda = transa ? m : k, ldb = transb ? k : n;
     lda = lda > 1 ? lda : 1;
     ldb = ldb > 1 ? ldb : 1;
@@ -47,7 +47,7 @@ static int b_sgemm(lua_State *L) {
   double sec[99];
   lua_createtable(L, (int)rounds, 0);
   for (int r = 0; r < rounds; r++) {
-    sec[r] = mbt_benchSgemm((int)m, (int)n, (int)k, ta, tb, (int)reps);
+    sec[r] = mbb_sgemm((int)m, (int)n, (int)k, ta, tb, (int)reps);
     if (sec[r] < 0) return mbL_coreerror(L);
     lua_pushnumber(L, sec[r]);
     lua_rawseti(L, -2, r + 1);
@@ -94,8 +94,8 @@ static int b_enstrain(lua_State *L) {
   size_t ny = (size_t)e->cfg.members * B * e->cfg.outputs;
   float *x = lua_newuserdatauv(L, (nx + ny) * sizeof(float), 0), *y = x + nx;
   mbRng g;
-  mbr_seed(&g, 12345, 0);
-  mbr_normalFill(x, &g, nx + ny);
+  mbg_seed(&g, 12345, 0);
+  mbg_normalFill(x, &g, nx + ny);
   double t0 = mbu_clock();
   for (lua_Integer i = 0; i < reps; i++) {
     if (mbu_interrupted) return luaL_error(L, "interrupted");
@@ -118,8 +118,8 @@ static int b_ensstep(lua_State *L) {
   float *obs = lua_newuserdatauv(L, n * sizeof(float), 0);
   float *act = obs + (size_t)N * od, *next = act + (size_t)N * ad, *rew = next + (size_t)N * od;
   mbRng g;
-  mbr_seed(&g, 12345, 0);
-  mbr_normalFill(obs, &g, (size_t)N * (od + ad));
+  mbg_seed(&g, 12345, 0);
+  mbg_normalFill(obs, &g, (size_t)N * (od + ad));
   double t0 = mbu_clock();
   for (lua_Integer i = 0; i < reps; i++) {
     if (mbu_interrupted) return luaL_error(L, "interrupted");

@@ -12,7 +12,7 @@ static uint64_t splitmix64(uint64_t *x) {
 
 static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
-void mbr_seed(mbRng *g, uint64_t seed, uint64_t stream) {
+void mbg_seed(mbRng *g, uint64_t seed, uint64_t stream) {
   /* mix the stream number into the splitmix state so that (seed, stream) pairs give
      unrelated starting points; splitmix never yields an all-zero xoshiro state in practice,
      but guard anyway */
@@ -22,7 +22,7 @@ void mbr_seed(mbRng *g, uint64_t seed, uint64_t stream) {
   if (!(g->s[0] | g->s[1] | g->s[2] | g->s[3])) g->s[0] = 1;
 }
 
-uint64_t mbr_next(mbRng *g) {
+uint64_t mbg_next(mbRng *g) {
   uint64_t *s = g->s;
   uint64_t result = rotl(s[0] + s[3], 23) + s[0];
   uint64_t t = s[1] << 17;
@@ -35,18 +35,18 @@ uint64_t mbr_next(mbRng *g) {
   return result;
 }
 
-double mbr_uniform(mbRng *g) { return (double)(mbr_next(g) >> 11) * 0x1.0p-53; }
+double mbg_uniform(mbRng *g) { return (double)(mbg_next(g) >> 11) * 0x1.0p-53; }
 
-float mbr_uniformf(mbRng *g) { return (float)(mbr_next(g) >> 40) * 0x1.0p-24f; }
+float mbg_uniformf(mbRng *g) { return (float)(mbg_next(g) >> 40) * 0x1.0p-24f; }
 
-uint64_t mbr_below(mbRng *g, uint64_t n) {
+uint64_t mbg_below(mbRng *g, uint64_t n) {
   /* Lemire's multiply-and-reject: unbiased, one multiplication in the common case */
-  unsigned __int128 m = (unsigned __int128)mbr_next(g) * n;
+  unsigned __int128 m = (unsigned __int128)mbg_next(g) * n;
   uint64_t low = (uint64_t)m;
   if (low < n) {
     uint64_t threshold = (0 - n) % n;
     while (low < threshold) {
-      m = (unsigned __int128)mbr_next(g) * n;
+      m = (unsigned __int128)mbg_next(g) * n;
       low = (uint64_t)m;
     }
   }
@@ -55,21 +55,21 @@ uint64_t mbr_below(mbRng *g, uint64_t n) {
 
 /* one Box-Muller pair from two uniforms; u1 in (0, 1] so log is finite */
 static void boxmuller(mbRng *g, double *z0, double *z1) {
-  double u1 = 1.0 - mbr_uniform(g);
-  double u2 = mbr_uniform(g);
+  double u1 = 1.0 - mbg_uniform(g);
+  double u2 = mbg_uniform(g);
   double r = sqrt(-2.0 * log(u1));
   double t = 6.283185307179586 * u2;
   *z0 = r * cos(t);
   *z1 = r * sin(t);
 }
 
-double mbr_normal(mbRng *g) {
+double mbg_normal(mbRng *g) {
   double z0, z1;
   boxmuller(g, &z0, &z1);
   return z0;
 }
 
-void mbr_normalFill(float *out, mbRng *g, size_t n) {
+void mbg_normalFill(float *out, mbRng *g, size_t n) {
   size_t i = 0;
   for (; i + 1 < n; i += 2) {
     double z0, z1;
@@ -77,29 +77,29 @@ void mbr_normalFill(float *out, mbRng *g, size_t n) {
     out[i] = (float)z0;
     out[i + 1] = (float)z1;
   }
-  if (i < n) out[i] = (float)mbr_normal(g);
+  if (i < n) out[i] = (float)mbg_normal(g);
 }
 
-void mbr_skipNormals(mbRng *g, size_t n) {
-  /* two uniforms per pair, and two for an odd last value (mbr_normal) */
-  for (size_t i = 0; i < 2 * ((n + 1) / 2); i++) mbr_next(g);
+void mbg_skipNormals(mbRng *g, size_t n) {
+  /* two uniforms per pair, and two for an odd last value (mbg_normal) */
+  for (size_t i = 0; i < 2 * ((n + 1) / 2); i++) mbg_next(g);
 }
 
-void mbr_uniformFill(float *out, mbRng *g, size_t n, float lo, float hi) {
+void mbg_uniformFill(float *out, mbRng *g, size_t n, float lo, float hi) {
   float w = hi - lo;
-  for (size_t i = 0; i < n; i++) out[i] = lo + w * mbr_uniformf(g);
+  for (size_t i = 0; i < n; i++) out[i] = lo + w * mbg_uniformf(g);
 }
 
-void mbr_shuffle(int64_t *idx, mbRng *g, size_t n) {
+void mbg_shuffle(int64_t *idx, mbRng *g, size_t n) {
   for (size_t i = n; i > 1; i--) {
-    size_t j = (size_t)mbr_below(g, i);
+    size_t j = (size_t)mbg_below(g, i);
     int64_t t = idx[i - 1];
     idx[i - 1] = idx[j];
     idx[j] = t;
   }
 }
 
-void mbr_permutation(int64_t *perm, mbRng *g, size_t n) {
+void mbg_permutation(int64_t *perm, mbRng *g, size_t n) {
   for (size_t i = 0; i < n; i++) perm[i] = (int64_t)i;
-  mbr_shuffle(perm, g, n);
+  mbg_shuffle(perm, g, n);
 }

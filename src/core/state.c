@@ -182,16 +182,6 @@ size_t mbu_blockScratch(const mbStateBlock *b, int n) {
   return bytes;
 }
 
-mbStateBlock *mbr_rngBlocks(mbStateBlock *b, mbRng *g) {
+mbStateBlock *mbg_stateBlocks(mbStateBlock *b, mbRng *g) {
   return mbu_block(b, "rng", MB_U64, MB_ST_NONZERO, g->s, 1, 4, 0);
-}
-
-mbStateBlock *mbn_adamBlocks(mbStateBlock *b, mbAdam *a, float *m, float *v, int64_t n) {
-  b = mbu_block(b, "adam_m", MB_F32, 0, m, 1, n, 0);
-  b = mbu_block(b, "adam_v", MB_F32, 0, v, 1, n, 0);
-  b = mbu_block(b, "adam_t", MB_I64, 0, &a->t, 0, 0, 0);
-  b = mbu_block(b, "lr", MB_F32, MB_ST_OPTIONAL, &a->lr, 0, 0, 0);
-  b = mbu_block(b, "beta1", MB_F32, MB_ST_OPTIONAL, &a->beta1, 0, 0, 0);
-  b = mbu_block(b, "beta2", MB_F32, MB_ST_OPTIONAL, &a->beta2, 0, 0, 0);
-  return mbu_block(b, "eps", MB_F32, MB_ST_OPTIONAL, &a->eps, 0, 0, 0);
 }

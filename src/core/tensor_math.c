@@ -436,18 +436,18 @@ static int randfill(mbTensor *t, mbRng *g, fillkind kind, double p0, double p1) 
   if (!buf) return MB_ERR;
   switch (kind) {
     case FILL_UNIFORM:
-      mbr_uniformFill(buf, g, (size_t)n, (float)p0, (float)p1);
+      mbg_uniformFill(buf, g, (size_t)n, (float)p0, (float)p1);
       break;
     case FILL_NORMAL: {
-      mbr_normalFill(buf, g, (size_t)n);
+      mbg_normalFill(buf, g, (size_t)n);
       float mean = (float)p0, std = (float)p1;
       for (int64_t i = 0; i < n; i++) buf[i] = mean + std * buf[i];
       break;
     }
-    case FILL_INT: { /* mbr_below is unbiased over the span hi - lo + 1 */
+    case FILL_INT: { /* mbg_below is unbiased over the span hi - lo + 1 */
       int64_t lo = (int64_t)p0;
       uint64_t span = (uint64_t)((int64_t)p1 - lo) + 1;
-      for (int64_t i = 0; i < n; i++) buf[i] = (float)(lo + (int64_t)mbr_below(g, span));
+      for (int64_t i = 0; i < n; i++) buf[i] = (float)(lo + (int64_t)mbg_below(g, span));
       break;
     }
   }

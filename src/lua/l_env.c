@@ -298,7 +298,7 @@ static int m_reset(lua_State *L) {
   mbEnv *env = mbL_checkenv(L, 1);
   ResetOpts o = {0, 1.0};
   if (!lua_isnoneornil(L, 2) && mbL_readfields(L, 2, "env:reset", RESET_FIELDS, &o, NULL) & 1)
-    mbr_seed(mbs_rng(env), o.seed, 0);
+    mbg_seed(mbs_rng(env), o.seed, 0);
   if (mbs_isCustom(env)) {  /* the task's reset rule sees qpos0 */
     ECHECK(L, mbs_resetData(env));
     lua_settop(L, 1);
@@ -390,7 +390,7 @@ static int m_termfn(lua_State *L) {
 /* env:seed(s): reseeds the env's generator */
 static int m_seed(lua_State *L) {
   mbEnv *env = mbL_checkenv(L, 1);
-  mbr_seed(mbs_rng(env), (uint64_t)luaL_checkinteger(L, 2), 0);
+  mbg_seed(mbs_rng(env), (uint64_t)luaL_checkinteger(L, 2), 0);
   return 0;
 }
 

@@ -112,7 +112,7 @@ static int nn_mlp(lua_State *L) {
   mbTensor *slabs[4] = {&net->p, &net->g, &net->m, &net->v};
   for (int i = 0; i < 4; i++) MBL_CHECK(L, mbt_init(slabs[i], 1, &np));
   mbRng g;
-  mbr_seed(&g, o.seed, 0);
+  mbg_seed(&g, o.seed, 0);
   if (o.init == 1) mbn_mlpInitTruncNormal(mbt_data(&net->p), &net->net, &g);
   else mbn_mlpInitUniform(mbt_data(&net->p), &net->net, &g);
   mbn_adamDefaults(&net->adam, o.lr);

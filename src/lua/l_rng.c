@@ -20,14 +20,14 @@ static mbRng *newrng(lua_State *L) {
 /* G.new(seed [, stream]): any integers (negative ones as their 64-bit words) */
 static int rng_new(lua_State *L) {
   uint64_t seed = (uint64_t)luaL_checkinteger(L, 1), stream = (uint64_t)luaL_optinteger(L, 2, 0);
-  mbr_seed(newrng(L), seed, stream);
+  mbg_seed(newrng(L), seed, stream);
   return 1;
 }
 
 /* g:uniform() in [0,1); g:uniform(hi); g:uniform(lo, hi) */
 static int rng_uniform(lua_State *L) {
   mbRng *g = mbL_checkrng(L, 1);
-  double u = mbr_uniform(g);
+  double u = mbg_uniform(g);
   if (lua_isnoneornil(L, 2)) lua_pushnumber(L, u);
   else if (lua_isnoneornil(L, 3)) lua_pushnumber(L, u * luaL_checknumber(L, 2));
   else {
@@ -41,7 +41,7 @@ static int rng_uniform(lua_State *L) {
 static int rng_normal(lua_State *L) {
   mbRng *g = mbL_checkrng(L, 1);
   double mu = luaL_optnumber(L, 2, 0.0), sigma = luaL_optnumber(L, 3, 1.0);
-  lua_pushnumber(L, mu + sigma * mbr_normal(g));
+  lua_pushnumber(L, mu + sigma * mbg_normal(g));
   return 1;
 }
 
@@ -54,7 +54,7 @@ static int rng_integer(lua_State *L) {
   if (hi < lo)
     return luaL_error(L, "rng:integer: empty range [%I, %I]", (LUAI_UACINT)lo, (LUAI_UACINT)hi);
   uint64_t span = (uint64_t)hi - (uint64_t)lo + 1;
-  uint64_t r = span ? mbr_below(g, span) : mbr_next(g);
+  uint64_t r = span ? mbg_below(g, span) : mbg_next(g);
   lua_pushinteger(L, (lua_Integer)((uint64_t)lo + r));
   return 1;
 }
@@ -67,7 +67,7 @@ static int rng_permutation(lua_State *L) {
   lua_createtable(L, (int)n, 0);
   int64_t *p = mbu_malloc((size_t)(n ? n : 1) * sizeof *p);
   if (!p) return mbL_coreerror(L);
-  mbr_permutation(p, g, (size_t)n);
+  mbg_permutation(p, g, (size_t)n);
   for (lua_Integer i = 0; i < n; i++) {
     lua_pushinteger(L, p[i] + 1);
     lua_rawseti(L, -2, i + 1);
@@ -78,7 +78,7 @@ static int rng_permutation(lua_State *L) {
 
 /* g:state() -> the generator's four words (mbpo.Array U64 [4]); g:set_state(words) */
 static void *checkrngobj(lua_State *L, int idx) { return mbL_checkrng(L, idx); }
-static int rngblocks(mbStateBlock *b, void *g) { return (int)(mbr_rngBlocks(b, g) - b); }
+static int rngblocks(mbStateBlock *b, void *g) { return (int)(mbg_stateBlocks(b, g) - b); }
 static mbLStateType STATE = {"rng", "generator", checkrngobj, rngblocks, NULL, NULL, 1};
 static int rng_setstate(lua_State *L) { return mbL_loadstate(L, &STATE); }
 
@@ -92,7 +92,7 @@ static int rng_clone(lua_State *L) {
 static int rng_split(lua_State *L) {
   mbRng *g = mbL_checkrng(L, 1);
   uint64_t stream = (uint64_t)luaL_optinteger(L, 2, 0);
-  mbr_seed(newrng(L), mbr_next(g), stream);
+  mbg_seed(newrng(L), mbg_next(g), stream);
   return 1;
 }
 

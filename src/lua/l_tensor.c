@@ -304,7 +304,7 @@ static int t_module(lua_State *L) {
   else if (op == 1) lua_getfield(L, LUA_REGISTRYINDEX, DEFAULT_RNG);
   else {
     lua_Integer seed = luaL_checkinteger(L, 1);
-    mbr_seed(trailingrng(L, &none), (uint64_t)seed, 0);
+    mbg_seed(trailingrng(L, &none), (uint64_t)seed, 0);
   }
   return op != 0;
 }
@@ -720,7 +720,7 @@ int luaopen_mbpo_tensor(lua_State *L) {
   lua_getfield(L, LUA_REGISTRYINDEX, DEFAULT_RNG);
   if (!mbL_testrng(L, -1)) {
     mbRng *g = lua_newuserdatauv(L, sizeof(mbRng), 0);
-    mbr_seed(g, 0, 0);
+    mbg_seed(g, 0, 0);
     luaL_setmetatable(L, MBL_RNG);
     lua_setfield(L, LUA_REGISTRYINDEX, DEFAULT_RNG);
   }

@@ -386,7 +386,7 @@ void mbn_biasGrad(float *db, const float *dy, int B, int out, int c0, int c1) {
 /* one Box-Muller pair from one 64-bit draw: u in (0, 1] from the top 24 bits, t in [0, 1)
    from the next 24 */
 static inline void draw_ut(mbRng *g, float *u, float *t) {
-  uint64_t x = mbr_next(g);
+  uint64_t x = mbg_next(g);
   *u = (float)((x >> 40) + 1) * 0x1.0p-24f;
   *t = (float)((x >> 16) & 0xffffff) * 0x1.0p-24f;
 }

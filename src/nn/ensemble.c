@@ -191,7 +191,7 @@ int mbn_ensCreate(mbEnsemble **out, const mbEnsembleConfig *c) {
   for (int l = 0; l <= e->net.nlayers; l++) if (sizes[l] > wmax) wmax = sizes[l];
   e->work->wmax = wmax;
   /* the reference initialisation, member by member from one generator */
-  mbr_seed(&e->rng, c->seed, 0);
+  mbg_seed(&e->rng, c->seed, 0);
   for (int m = 0; m < c->members; m++)
     mbn_mlpInitTruncNormal(e->params + (size_t)m * e->nparams, &e->net, &e->rng);
   /* the bound vectors at the tail of the slab, then the neutral standardiser, the first
@@ -866,7 +866,7 @@ static void step_sample_item(mbEnsemble *e, fwdws *ws, int64_t item, void *vctx)
   gather_obs_act(e, ws->x, c, e->work->order, it->begin, it->n);
   const float *out = forward_rows(e, ws, it->m, it->n);
   mbRng g;
-  mbr_seed(&g, c->base, (uint64_t)item);
+  mbg_seed(&g, c->base, (uint64_t)item);
   mbn_gaussNoise(ws->eps, &g, (size_t)it->n * D);
   mbn_gaussSample(ws->y, out, ws->eps, e->max_logvar, e->min_logvar, it->n, D);
   scatter_step(c, ws->y, e->work->order, it->begin, it->n, D);
@@ -925,7 +925,7 @@ int mbn_ensStep(float *next_obs, float *reward, int32_t *member, mbEnsemble *e,
   mbEnsWork *w = e->work;
   int64_t count[MB_ENS_MAXMEMBERS] = {0}, start[MB_ENS_MAXMEMBERS];
   for (int64_t r = 0; r < N; r++) {
-    int m = e->elite[mbr_below(g, (uint64_t)cfg->elites)];
+    int m = e->elite[mbg_below(g, (uint64_t)cfg->elites)];
     w->choice[r] = m;
     count[m]++;
   }
@@ -943,7 +943,7 @@ int mbn_ensStep(float *next_obs, float *reward, int32_t *member, mbEnsemble *e,
   for (int64_t r = 0; r < N; r++) w->order[start[w->choice[r]]++] = r;
   if (member) memcpy(member, w->choice, (size_t)N * sizeof(int32_t));
   /* one more draw seeds the items' noise generators (item k: stream k of this seed) */
-  c.base = mbr_next(g);
+  c.base = mbg_next(g);
   return run_items(e, nitems, step_sample_item, &c);
 }
 
@@ -1051,7 +1051,7 @@ int mbn_ensFit(mbFitResult *res, mbEnsemble *e, const float *x, const float *y, 
                      (double)o->holdout_ratio);
   if (grow_fit(e, N, nt) < 0 || grow_train(e, o->batch) < 0) return MB_ERR;
   mbEnsWork *w = e->work;
-  mbr_permutation(w->perm, &e->rng, (size_t)N);
+  mbg_permutation(w->perm, &e->rng, (size_t)N);
   const int64_t *hold = w->perm, *train = w->perm + nh;
   /* standardiser on the training split, in double: mean and population std per input,
      std < 1e-12 (a constant input) -> 1 */
@@ -1072,10 +1072,10 @@ int mbn_ensFit(mbFitResult *res, mbEnsemble *e, const float *x, const float *y, 
   for (int m = 0; m < M; m++) {
     int64_t *b = w->boot + (size_t)m * nt;
     if (cfg->bootstrap == MB_BOOT_REPLACE) {
-      for (int64_t i = 0; i < nt; i++) b[i] = train[mbr_below(&e->rng, (uint64_t)nt)];
+      for (int64_t i = 0; i < nt; i++) b[i] = train[mbg_below(&e->rng, (uint64_t)nt)];
     } else {
       memcpy(b, train, (size_t)nt * sizeof *b);
-      if (cfg->bootstrap == MB_BOOT_PERMUTE) mbr_shuffle(b, &e->rng, (size_t)nt);
+      if (cfg->bootstrap == MB_BOOT_PERMUTE) mbg_shuffle(b, &e->rng, (size_t)nt);
     }
   }
   /* best holdout MSE and whether a snapshot was taken, per member (reset every call, as in
@@ -1093,7 +1093,7 @@ int mbn_ensFit(mbFitResult *res, mbEnsemble *e, const float *x, const float *y, 
     for (int m = 0; m < M; m++) {
       int64_t *b = w->boot + (size_t)m * nt;
       if (cfg->bootstrap == MB_BOOT_NONE && m > 0) memcpy(b, w->boot, (size_t)nt * sizeof *b);
-      else mbr_shuffle(b, &e->rng, (size_t)nt);
+      else mbg_shuffle(b, &e->rng, (size_t)nt);
     }
     /* minibatches of batch rows per member (the last one shorter), all members together */
     double lsum = 0;
@@ -1185,6 +1185,6 @@ int mbn_ensStateBlocks(mbStateBlock *b, mbEnsemble *e) {
   p[-1].bound = c->members;
   p = mbu_block(p, "holdout_mse", MB_F32, 0, e->holdout_mse, 1, c->members, 0);
   p = mbu_block(p, "fits", MB_I64, 0, &e->fits, 0, 0, 0);
-  p = mbr_rngBlocks(p, &e->rng);
+  p = mbg_stateBlocks(p, &e->rng);
   return (int)(p - b);
 }

@@ -4,6 +4,7 @@
    -std=c11; sqrt and division are correctly rounded), so the same bits. Swish is the fused
    kernel of ens_kernels.c. */
 #include "mbpo/nn.h"
+#include "mbpo/state.h"
 
 #include <math.h>
 #include <string.h>
@@ -246,11 +247,22 @@ void mbn_addDecay(float *g, const float *p, float wd, size_t n) {
 void mbn_initTruncNormal(float *w, mbRng *g, size_t n, float std) {
   for (size_t i = 0; i < n; i++) {
     double z;
-    do z = mbr_normal(g); while (z < -2.0 || z > 2.0);
+    do z = mbg_normal(g); while (z < -2.0 || z > 2.0);
     w[i] = (float)(z * std);
   }
 }
 
 void mbn_initUniform(float *w, mbRng *g, size_t n, float a) {
-  mbr_uniformFill(w, g, n, -a, a);
+  mbg_uniformFill(w, g, n, -a, a);
+}
+
+/* Adam's moments, step count and settings as state blocks (include/mbpo/state.h) */
+mbStateBlock *mbn_adamBlocks(mbStateBlock *b, mbAdam *a, float *m, float *v, int64_t n) {
+  b = mbu_block(b, "adam_m", MB_F32, 0, m, 1, n, 0);
+  b = mbu_block(b, "adam_v", MB_F32, 0, v, 1, n, 0);
+  b = mbu_block(b, "adam_t", MB_I64, 0, &a->t, 0, 0, 0);
+  b = mbu_block(b, "lr", MB_F32, MB_ST_OPTIONAL, &a->lr, 0, 0, 0);
+  b = mbu_block(b, "beta1", MB_F32, MB_ST_OPTIONAL, &a->beta1, 0, 0, 0);
+  b = mbu_block(b, "beta2", MB_F32, MB_ST_OPTIONAL, &a->beta2, 0, 0, 0);
+  return mbu_block(b, "eps", MB_F32, MB_ST_OPTIONAL, &a->eps, 0, 0, 0);
 }

@@ -1,6 +1,6 @@
 /* Replay buffers: rings of float32 transitions in one [capacity x width] slab
    (layout in include/mbpo/buffer.h). No per-row allocation; sampling draws physical rows
-   with mbr_below so a restored buffer with a restored generator samples identically.
+   with mbg_below so a restored buffer with a restored generator samples identically.
    Invariants: 0 <= size <= capacity; next == size while the ring is not full (rows fill
    from physical 0), and once full the oldest row sits at physical `next`. Every row index
    is int64_t and every float offset size_t, so 12.5M rows x 109 floats (5.4 GB) and more
@@ -105,7 +105,7 @@ void mbr_bufferAddBatch(mbBuffer *b, const float *obs, const float *act, const f
 #define SAMPLE_AHEAD 32
 
 /* Physical rows are drawn, not logical ones: both are uniform over the stored rows, and the
-   physical index needs no wrap arithmetic. One mbr_below per row, in batch order (drawing a
+   physical index needs no wrap arithmetic. One mbg_below per row, in batch order (drawing a
    chunk of indices before copying their rows consumes the generator in the same order). */
 int mbr_bufferSample(const mbBatch *out, const mbBuffer *b, mbRng *g, int64_t n) {
   if (n <= 0) return MB_OK;
@@ -116,7 +116,7 @@ int mbr_bufferSample(const mbBatch *out, const mbBuffer *b, mbRng *g, int64_t n)
     int64_t m = n - i0 < SAMPLE_AHEAD ? n - i0 : SAMPLE_AHEAD;
     const float *rows[SAMPLE_AHEAD];
     for (int64_t j = 0; j < m; j++) {
-      rows[j] = physRow(b, (int64_t)mbr_below(g, (uint64_t)b->size));
+      rows[j] = physRow(b, (int64_t)mbg_below(g, (uint64_t)b->size));
       const char *r = (const char *)rows[j];
       for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch(r + o);
       __builtin_prefetch(r + bytes - 1);
@@ -199,7 +199,7 @@ int mbr_bufferResize(mbBuffer *b, int64_t capacity) {
 }
 
 /* Restoring copies the saved physical rows to the same physical rows, so next, the oldest
-   row and the rows mbr_below picks are all the same as in the saved buffer. */
+   row and the rows mbg_below picks are all the same as in the saved buffer. */
 int mbr_bufferLoad(mbBuffer *b, const float *data, int64_t size, int64_t next, int64_t capacity) {
   if (!b->slab.storage) return mbu_error("buffer: not initialised");
   if (slabFloats(b->width, capacity) < 0) return MB_ERR;

@@ -87,7 +87,7 @@ int mbr_sacInit(mbSac *s, const mbSacConfig *c) {
   s->q_v = p; p += nq2;
   s->q_g = p;
   /* weights: policy, critic 1, critic 2 from one generator; it then drives the updates */
-  mbr_seed(&s->rng, c->seed, 0);
+  mbg_seed(&s->rng, c->seed, 0);
   mbn_mlpInitUniform(s->pi_p, &s->pi, &s->rng);
   mbn_mlpInitUniform(s->q_p, &s->q, &s->rng);
   mbn_mlpInitUniform(s->q_p + s->nq, &s->q, &s->rng);
@@ -284,7 +284,7 @@ static void sec1(void *vctx, int k) {
   const float *given = k == 0 ? c->eps2_in : c->eps_in;
   float *noise = k == 0 ? w->eps2 : w->eps;
   if (given) memcpy(noise, given, sizeof(float) * bA);
-  else mbr_normalFill(noise, &c->rng[k], bA);
+  else mbg_normalFill(noise, &c->rng[k], bA);
   for (int i = 0; i < B; i++) {
     size_t r = (size_t)i * inq;
     if (k == 0) memcpy(w->x2 + r, c->obs2 + (size_t)i * O, sizeof(float) * O);
@@ -427,7 +427,7 @@ static int run_update(mbSac *s, mbSacStats *st, const float *obs, const float *a
   c.eps2_in = eps2;
   c.eps_in = eps;
   c.rng[0] = c.rng[1] = s->rng;
-  if (!eps2) mbr_skipNormals(&c.rng[1], (size_t)B * s->cfg.act);
+  if (!eps2) mbg_skipNormals(&c.rng[1], (size_t)B * s->cfg.act);
   mbu_parallelFor(2, sec1, &c);
   if (!eps) s->rng = c.rng[1];
   else if (!eps2) s->rng = c.rng[0];
@@ -577,7 +577,7 @@ int mbr_sacAct(mbSac *s, float *out, const float *obs, int N, int deterministic,
     s->act_ws_floats = full;
     s->act_nthreads = nt;
   }
-  if (!deterministic) mbr_normalFill(out, g ? g : &s->rng, (size_t)N * s->cfg.act);
+  if (!deterministic) mbg_normalFill(out, g ? g : &s->rng, (size_t)N * s->cfg.act);
   ActCtx c = {s, out, obs, N, deterministic, T, nchunks, s->act_ws_floats};
   mbu_parallelFor(T, act_task, &c);
   return MB_OK;
@@ -634,6 +634,6 @@ int mbr_sacStateBlocks(mbStateBlock *b, mbSac *s) {
   p = mbu_block(p, "log_alpha", MB_F32, 0, &s->log_alpha, 0, 0, 0);
   p = mbu_block(p, "alpha_m", MB_F32, 0, &s->alpha_m, 0, 0, 0);
   p = mbu_block(p, "alpha_v", MB_F32, 0, &s->alpha_v, 0, 0, 0);
-  p = mbr_rngBlocks(p, &s->rng);
+  p = mbg_stateBlocks(p, &s->rng);
   return (int)(p - b);
 }

@@ -247,7 +247,7 @@ static mbEnv *new_env(mjModel *m, const mbsTask *task, const char *name, int fra
   env->reset_noise = 0.005;
   env->rne = task ? task->rne : 1;
   env->obs_dim = task ? task->obs_dim : 0;
-  mbr_seed(&env->rng, seed, 0);
+  mbg_seed(&env->rng, seed, 0);
   return env;
 }
 
@@ -616,7 +616,7 @@ int mbs_stateBlocks(mbStateBlock *b, mbEnv *env) {
   p = mbu_block(p, "steps", MB_I64, 0, &env->steps, 0, 0, 0);
   p = mbu_block(p, "started", MB_BOOL, 0, &env->started, 0, 0, 0);
   p = mbu_block(p, "done", MB_BOOL, 0, &env->done, 0, 0, 0);
-  p = mbr_rngBlocks(p, &env->rng);
+  p = mbg_stateBlocks(p, &env->rng);
   p[-1].flags = 0;  /* as saved by every build so far: not checked for zero */
   p = mbu_block(p, "time", MB_F64, 0, &d->time, 1, 1, 0);
   p = mbu_block(p, "qpos", MB_F64, 0, d->qpos, 1, m->nq, 0);

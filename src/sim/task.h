@@ -48,12 +48,12 @@ int mbs_guardedCall(void (*fn)(void *), void *arg, const char *what);
 
 /* x += scale * U(-w, w) for n entries, drawn in order */
 static inline void mbs_addUniform(double *x, int n, mbRng *g, double w, double scale) {
-  for (int i = 0; i < n; i++) x[i] += scale * (-w + 2.0 * w * mbr_uniform(g));
+  for (int i = 0; i < n; i++) x[i] += scale * (-w + 2.0 * w * mbg_uniform(g));
 }
 
 /* x += scale * sigma * N(0, 1) for n entries, drawn in order */
 static inline void mbs_addNormal(double *x, int n, mbRng *g, double sigma, double scale) {
-  for (int i = 0; i < n; i++) x[i] += scale * sigma * mbr_normal(g);
+  for (int i = 0; i < n; i++) x[i] += scale * sigma * mbg_normal(g);
 }
 
 /* 1 when all n entries are finite */

@@ -115,21 +115,21 @@ static void test_resize_random(void) {
   mbBuffer b;
   mbr_bufferInit(&b, 4, 3, 10);
   mbRng g;
-  mbr_seed(&g, 9, 0);
+  mbg_seed(&g, 9, 0);
   int64_t next_id = 0, first = 0;   /* the buffer should hold first .. next_id - 1 */
   int bad = 0;
   for (int step = 0; step < 400 && !bad; step++) {
-    int op = (int)mbr_below(&g, 4);
+    int op = (int)mbg_below(&g, 4);
     if (op == 0) {
-      int64_t n = (int64_t)mbr_below(&g, 3) + 1;
+      int64_t n = (int64_t)mbg_below(&g, 3) + 1;
       addIds(&b, next_id, next_id + n - 1);
       next_id += n;
     } else if (op == 1) {
-      int64_t n = (int64_t)mbr_below(&g, 2 * (uint64_t)b.capacity + 2);
+      int64_t n = (int64_t)mbg_below(&g, 2 * (uint64_t)b.capacity + 2);
       addBatchIds(&b, next_id, next_id + n - 1);
       next_id += n;
     } else if (op == 2) {
-      int64_t cap = (int64_t)mbr_below(&g, 25) + 1;
+      int64_t cap = (int64_t)mbg_below(&g, 25) + 1;
       if (mbr_bufferResize(&b, cap) != MB_OK) { bad = 1; break; }
       if (b.capacity != cap) bad = 1;
     } else {
@@ -165,7 +165,7 @@ static void test_sample_uniform(void) {
   mbr_bufferInit(&b, 2, 1, 50);
   addIds(&b, 0, 119);   /* wrapped: holds 70..119 */
   mbRng g;
-  mbr_seed(&g, 21, 0);
+  mbg_seed(&g, 21, 0);
   int64_t n = 100000;
   mbBatch out = newBatch(n, 2, 1);
   CHECK(mbr_bufferSample(&out, &b, &g, n) == MB_OK, "sample");
@@ -200,7 +200,7 @@ static void test_sample_uniform(void) {
   freeBatch(&out);
   /* the same generator state gives the same draws */
   mbRng g1, g2;
-  mbr_seed(&g1, 3, 1);
+  mbg_seed(&g1, 3, 1);
   g2 = g1;
   mbBatch o1 = newBatch(64, 2, 1), o2 = newBatch(64, 2, 1);
   mbr_bufferSample(&o1, &b, &g1, 64);
@@ -234,7 +234,7 @@ static void test_mixed(void) {
   mbr_bufferInit(&other, 4, 2, 10);
   addIds(&real, 0, 99);          /* real transitions: ids 0..99 */
   mbRng g;
-  mbr_seed(&g, 8, 0);
+  mbg_seed(&g, 8, 0);
   int64_t n = 256, nreal = -1;
   mbBatch out = newBatch(n, 3, 2);
   /* model empty: everything from real */
@@ -322,7 +322,7 @@ static void roundtrip(mbBuffer *b, const char *path) {
         "restored buffer differs");
   /* later samples with equal generators are identical, and so is the state after adds */
   mbRng g1, g2;
-  mbr_seed(&g1, 4, 4);
+  mbg_seed(&g1, 4, 4);
   g2 = g1;
   mbBatch o1 = newBatch(300, b->obs, b->act), o2 = newBatch(300, b->obs, b->act);
   int r1 = mbr_bufferSample(&o1, b, &g1, 300), r2 = mbr_bufferSample(&o2, &c, &g2, 300);

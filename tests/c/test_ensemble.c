@@ -13,7 +13,7 @@
 static mbRng rng;  /* the data of every test; seeded in main */
 
 /* x[n] ~ U(-a, a) */
-static void randfill(float *x, size_t n, float a) { mbr_uniformFill(x, &rng, n, -a, a); }
+static void randfill(float *x, size_t n, float a) { mbg_uniformFill(x, &rng, n, -a, a); }
 
 /* softplus and sigmoid in double, the references of the float kernels */
 static double sp(double x) { return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)); }
@@ -119,7 +119,7 @@ static void test_gauss_noise(void) {
   enum { N = 400001 };
   float *z = malloc(sizeof(float) * N);
   mbRng g;
-  mbr_seed(&g, 3, 0);
+  mbg_seed(&g, 3, 0);
   mbn_gaussNoise(z, &g, N);
   double s1 = 0, s2 = 0, s3 = 0, s4 = 0;
   int tail2 = 0, tail3 = 0;
@@ -140,7 +140,7 @@ static void test_gauss_noise(void) {
   CHECK(fabs(tail3 / (double)N - 0.0027) < 0.0004, "P(|z| > 3) = %g", tail3 / (double)N);
   /* the same generator state gives the same values */
   float *z2 = malloc(sizeof(float) * N);
-  mbr_seed(&g, 3, 0);
+  mbg_seed(&g, 3, 0);
   mbn_gaussNoise(z2, &g, N);
   CHECK(memcmp(z, z2, sizeof(float) * N) == 0, "noise not reproducible");
   free(z);
@@ -202,11 +202,11 @@ static void test_gauss_nll(void) {
   float out[B * 2 * D], y[B * D], mx[D], mn[D], dout[B * 2 * D], dmx[D], dmn[D];
   randfill(out, B * 2 * D, 2);
   for (int r = 0; r < B; r++)
-    for (int j = 0; j < D; j++) out[r * 2 * D + D + j] = (float)(-14 + 18 * mbr_uniform(&rng));
+    for (int j = 0; j < D; j++) out[r * 2 * D + D + j] = (float)(-14 + 18 * mbg_uniform(&rng));
   randfill(y, B * D, 2);
   for (int j = 0; j < D; j++) {
-    mx[j] = (float)(0.5 + 0.5 * mbr_uniform(&rng));
-    mn[j] = (float)(-10 + 2 * mbr_uniform(&rng));
+    mx[j] = (float)(0.5 + 0.5 * mbg_uniform(&rng));
+    mn[j] = (float)(-10 + 2 * mbg_uniform(&rng));
     dmx[j] = 1.0f;  /* accumulated into */
     dmn[j] = -1.0f;
   }
@@ -427,7 +427,7 @@ static void test_threads_bit_identical(void) {
     /* a mean-mode step of 50 rows is a single item: one task, run inline */
     float nx[50 * 3], rw[50];
     mbRng g;
-    mbr_seed(&g, 1, 0);
+    mbg_seed(&g, 1, 0);
     CHECK(mbn_ensStep(nx, rw, NULL, e, x, x + 150, 50, &g, MB_PRED_MEAN) == MB_OK, "step");
     if (!ref) {
       ref = malloc(e->ntotal * sizeof(float));
@@ -516,7 +516,7 @@ static void test_state_round_trip(void) {
   float obs[50 * 3], act[50 * 3], na[50 * 3], nb[50 * 3], ra_[50], rb_[50];
   randfill(obs, 150, 1); randfill(act, 150, 1);
   mbRng ga, gb;
-  mbr_seed(&ga, 5, 1);
+  mbg_seed(&ga, 5, 1);
   gb = ga;
   mbn_ensStep(na, ra_, NULL, a, obs, act, 50, &ga, MB_PRED_SAMPLE);
   mbn_ensStep(nb, rb_, NULL, b, obs, act, 50, &gb, MB_PRED_SAMPLE);
@@ -548,7 +548,7 @@ static void test_step_sampling(void) {
     memcpy(act + r * AD, base + (r % 3) * (OD + AD) + OD, sizeof(float) * AD);
   }
   mbRng g, g2;
-  mbr_seed(&g, 77, 0);
+  mbg_seed(&g, 77, 0);
   g2 = g;
   CHECK(mbn_ensStep(nx, rw, mem, e, obs, act, N, &g, MB_PRED_SAMPLE) == MB_OK, "step");
   /* moments per (row kind, member) against the member's mean and variance */
@@ -628,11 +628,11 @@ static void test_learning(void) {
   if (mbn_ensCreate(&e, &c) < 0) { CHECK(0, "create: %s", mbu_lasterror()); return; }
   static float x[N], y[N];
   mbRng g;
-  mbr_seed(&g, 11, 0);
+  mbg_seed(&g, 11, 0);
   for (int i = 0; i < N; i++) {
-    double xi = -1 + 2 * mbr_uniform(&g);
+    double xi = -1 + 2 * mbg_uniform(&g);
     x[i] = (float)xi;
-    y[i] = (float)(sin(3 * xi) + true_sd(xi) * mbr_normal(&g));
+    y[i] = (float)(sin(3 * xi) + true_sd(xi) * mbg_normal(&g));
   }
   mbRng before = e->rng;
   mbFitOptions o;
@@ -700,7 +700,7 @@ static void test_learning(void) {
      ensemble's generator; the elites are the 5 members with the lowest MSE there */
   int64_t perm[N];
   mbRng rr = before;
-  mbr_permutation(perm, &rr, N);
+  mbg_permutation(perm, &rr, N);
   static float hx[400], hy[400];
   for (int i = 0; i < 400; i++) { hx[i] = x[perm[i]]; hy[i] = y[perm[i]]; }
   float mse[7];
@@ -721,7 +721,7 @@ static void test_learning(void) {
     memset(seen, 0, sizeof seen);
     int uniq = 0;
     for (int i = 0; i < 1600; i++) {
-      boot[m][i] = perm[400 + mbr_below(&rr, 1600)];
+      boot[m][i] = perm[400 + mbg_below(&rr, 1600)];
       if (!seen[boot[m][i]]++) uniq++;
     }
     CHECK(uniq > 0.58 * 1600 && uniq < 0.68 * 1600, "member %d: %d distinct rows", m, uniq);
@@ -886,7 +886,7 @@ static void test_errors(void) {
   c.hidden[0] = 4;
   CHECK(mbn_ensCreate(&e, &c) == MB_OK, "create 3 -> 1");
   mbRng g;
-  mbr_seed(&g, 1, 0);
+  mbg_seed(&g, 1, 0);
   float o1[4], rw[4];
   CHECK(mbn_ensStep(o1, rw, NULL, e, x, x, 4, &g, MB_PRED_SAMPLE) == MB_ERR &&
         strstr(mbu_lasterror(), "outputs = 1 + obs"), "step: %s", mbu_lasterror());
@@ -896,7 +896,7 @@ static void test_errors(void) {
 
 int main(void) {
   mbu_setThreads(1);
-  mbr_seed(&rng, 2024, 0);
+  mbg_seed(&rng, 2024, 0);
   RUN(test_swish_sig);
   RUN(test_linear_rows);
   RUN(test_adam_decay);

@@ -58,7 +58,7 @@ static const char *tmpfile_with(int slot, const char *text) {
 }
 
 static void uniform_action(double *u, int n, mbRng *g) {
-  for (int i = 0; i < n; i++) u[i] = -1.0 + 2.0 * mbr_uniform(g);
+  for (int i = 0; i < n; i++) u[i] = -1.0 + 2.0 * mbg_uniform(g);
 }
 
 /* Dimensions and model facts ------------------------------------------------------------------ */
@@ -326,7 +326,7 @@ static void test_rules_on_transitions(void) {
     const char *name = mbs_taskName(k);
     mbEnv *e = mbs_make(name, 11);
     mbRng g;
-    mbr_seed(&g, 12, 0);
+    mbg_seed(&g, 12, 0);
     float obs[64], want[64], done;
     double u[32], r;
     int term, trunc, seen[2] = {0, 0}, bad_obs = 0, bad_r = 0, bad_t = 0, bad_fn = 0;
@@ -463,10 +463,10 @@ static void test_termination_crafted(void) {
 
   /* batches: many rows at once agree with row-by-row; wrong width is an error */
   mbRng g;
-  mbr_seed(&g, 5, 0);
+  mbg_seed(&g, 5, 0);
   enum { N = 257 };
   static float rows[N * 11], out[N];
-  for (int i = 0; i < N * 11; i++) rows[i] = (float)(mbr_uniform(&g) * 2.0 - 0.5);
+  for (int i = 0; i < N * 11; i++) rows[i] = (float)(mbg_uniform(&g) * 2.0 - 0.5);
   CHECK(mbs_termination(out, "hopper", rows, N, 11, 0) == MB_OK, "batch");
   int agree = 1;
   for (int r = 0; r < N; r++) agree &= out[r] == done_at("Hopper", rows + r * 11, 11, -1, 0, 0);
@@ -541,11 +541,11 @@ static void test_reset_noise(void) {
                want[k].name, maxv);
     /* reseeding reproduces the draws */
     double first[32];
-    mbr_seed(mbs_rng(e), 77, 0);
+    mbg_seed(mbs_rng(e), 77, 0);
     mbs_reset(NULL, e, 0.5);
     mbs_view(&v, e, 0);
     memcpy(first, v.qpos, sizeof(double) * (size_t)v.nq);
-    mbr_seed(mbs_rng(e), 77, 0);
+    mbg_seed(mbs_rng(e), 77, 0);
     mbs_reset(NULL, e, 0.5);
     mbs_view(&v, e, 0);
     CHECK(memcmp(first, v.qpos, sizeof(double) * (size_t)v.nq) == 0, "%s: reseed differs",
@@ -626,7 +626,7 @@ static void test_state_and_resume(void) {
     const char *name = mbs_taskName(k);
     mbEnv *a = mbs_make(name, 21), *b = mbs_make(name, 99);
     mbRng g;
-    mbr_seed(&g, 4, 0);
+    mbg_seed(&g, 4, 0);
     double u[32], r;
     float obs[64];
     int term, trunc, n = mbs_actDim(a);
@@ -736,10 +736,10 @@ static void test_custom_and_errors(void) {
     mbsView v0;
     mbs_view(&v0, e, 0);
     mbRng fresh;
-    mbr_seed(&fresh, 0, 0);
+    mbg_seed(&fresh, 0, 0);
     CHECK(v0.xpos[3 * 1 + 2] == 0.1 && v0.qpos[0] == 0 && !mbs_started(e) && mbs_steps(e) == 0,
           "custom as loaded: box z %g, started %d", v0.xpos[5], mbs_started(e));
-    CHECK(mbr_next(mbs_rng(e)) == mbr_next(&fresh), "loading draws nothing");
+    CHECK(mbg_next(mbs_rng(e)) == mbg_next(&fresh), "loading draws nothing");
     double u = 0.5, r;
     int term, trunc;
     CHECK(mbs_step(NULL, &r, &term, &trunc, e, &u) == MB_ERR, "builtin step on a custom env");
@@ -825,7 +825,7 @@ static void test_random_policy_stats(void) {
   for (int k = 0; k < 3; k++) {
     mbEnv *e = mbs_make(want[k].name, 2024);
     mbRng g;
-    mbr_seed(&g, 2025, 0);
+    mbg_seed(&g, 2025, 0);
     int n = 1000;
     double s = 0, s2 = 0, l = 0, l2 = 0, u[32], r;
     for (int ep = 0; ep < n; ep++) {

@@ -44,7 +44,7 @@ static void test_round(void) {
   /* relative error at most 2^-8 over a range of values */
   double worst = 0;
   for (int i = 0; i < 100000; i++) {
-    float x = (float)(mbr_uniform(&rng) * 200 - 100);
+    float x = (float)(mbg_uniform(&rng) * 200 - 100);
     double e = fabs((double)mbn_bf16Round(x) - x) / (fabs(x) + 1e-30);
     if (e > worst) worst = e;
   }
@@ -65,9 +65,9 @@ static void check_shape(int M, int N, int K) {
       float *C = malloc(sizeof(float) * (size_t)M * ldc), *C0 = malloc(sizeof(float) * (size_t)M * ldc);
       double *R = malloc(sizeof(double) * (size_t)M * N), *E = malloc(sizeof(double) * (size_t)M * N);
       double *S = malloc(sizeof(double) * (size_t)M * N);
-      mbr_uniformFill(A, &rng, na, -1, 1);
-      mbr_uniformFill(B, &rng, nb, -1, 1);
-      mbr_uniformFill(C0, &rng, (size_t)M * ldc, -1, 1);
+      mbg_uniformFill(A, &rng, na, -1, 1);
+      mbg_uniformFill(B, &rng, nb, -1, 1);
+      mbg_uniformFill(C0, &rng, (size_t)M * ldc, -1, 1);
       float alpha = ta ? 0.5f : 1.0f, beta = tb ? 1.0f : 0.0f;
       memcpy(C, C0, sizeof(float) * (size_t)M * ldc);
       CHECK(mbn_gemm(MB_BF16, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) == MB_OK,
@@ -114,8 +114,8 @@ static void test_small_stay_fp32(void) {
   int M = 256, N = 256, K = 11;
   float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * K * N);
   float *C1 = calloc((size_t)M * N, sizeof(float)), *C2 = calloc((size_t)M * N, sizeof(float));
-  mbr_uniformFill(A, &rng, (size_t)M * K, -1, 1);
-  mbr_uniformFill(B, &rng, (size_t)K * N, -1, 1);
+  mbg_uniformFill(A, &rng, (size_t)M * K, -1, 1);
+  mbg_uniformFill(B, &rng, (size_t)K * N, -1, 1);
   mbn_gemm(MB_BF16, 0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, C1, N);
   mbn_gemm(MB_FP32, 0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, C2, N);
   CHECK(memcmp(C1, C2, sizeof(float) * M * N) == 0, "K = 11 runs in fp32");
@@ -144,8 +144,8 @@ static void test_threads(void) {
   int M = 128, N = 256, K = 256, T = 4;
   float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * K * N);
   float *C = malloc(sizeof(float) * (size_t)T * M * N), *C1 = malloc(sizeof(float) * M * N);
-  mbr_uniformFill(A, &rng, (size_t)M * K, -1, 1);
-  mbr_uniformFill(B, &rng, (size_t)K * N, -1, 1);
+  mbg_uniformFill(A, &rng, (size_t)M * K, -1, 1);
+  mbg_uniformFill(B, &rng, (size_t)K * N, -1, 1);
   mbn_gemm(MB_BF16, 0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, C1, N);
   int saved = mbu_threads();
   mbu_setThreads(2);
@@ -171,9 +171,9 @@ static void test_images(void) {
   float *C0 = malloc(sizeof(float) * M * N), *C1 = malloc(sizeof(float) * M * N);
   float *D0 = malloc(sizeof(float) * M * K), *D1 = malloc(sizeof(float) * M * K);
   uint16_t *img = malloc(sizeof(uint16_t) * nw);
-  mbr_uniformFill(W, &rng, nw, -1, 1);
-  mbr_uniformFill(A, &rng, (size_t)M * K, -1, 1);
-  mbr_uniformFill(At, &rng, (size_t)M * N, -1, 1);
+  mbg_uniformFill(W, &rng, nw, -1, 1);
+  mbg_uniformFill(A, &rng, (size_t)M * K, -1, 1);
+  mbg_uniformFill(At, &rng, (size_t)M * N, -1, 1);
   const float *B = W + 8;
   mbn_gemm(MB_BF16, 0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, C0, N);     /* x W */
   mbn_gemm(MB_BF16, 0, 1, M, K, N, 1.0f, At, N, B, N, 0.0f, D0, K);    /* dy W^T */
@@ -234,7 +234,7 @@ static void test_pack_paths(void) {
                         0x7fbfffffu, 0x3f80ffffu, 0x4049ffffu};
   int ns = (int)(sizeof special / sizeof special[0]);
   for (int i = 0; i < N; i++) {
-    uint32_t u = i < ns ? special[i] : (uint32_t)(mbr_next(&rng) >> 32);
+    uint32_t u = i < ns ? special[i] : (uint32_t)(mbg_next(&rng) >> 32);
     memcpy(&x[i], &u, 4);
   }
   mbIsa paths[2] = {MB_ISA_AVX2, MB_ISA_AVX512};
@@ -272,7 +272,7 @@ static void test_pack_paths(void) {
 }
 
 int main(void) {
-  mbr_seed(&rng, 77, 0);
+  mbg_seed(&rng, 77, 0);
   char impl[128] = "";
   have_bf16 = mbn_bf16Check(impl, sizeof impl) == MB_OK;
   if (have_bf16) printf("bf16 matmul: %s\n", impl);

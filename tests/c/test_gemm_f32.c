@@ -13,8 +13,8 @@
 
 static void fill(float *x, size_t n, uint64_t seed) {
   mbRng g;
-  mbr_seed(&g, seed, 3);
-  for (size_t i = 0; i < n; i++) x[i] = mbr_uniformf(&g) - 0.5f;
+  mbg_seed(&g, seed, 3);
+  for (size_t i = 0; i < n; i++) x[i] = mbg_uniformf(&g) - 0.5f;
 }
 
 /* C = op(A) op(B) + beta C in double, then compared with mbn_gemm's result */

@@ -350,15 +350,15 @@ static void test_fuzz(void) {
   CHECK(accepted == 0, "%d truncated files were accepted", accepted);
   /* flip random bytes of the header (length prefix included): load or fail, never crash */
   mbRng g;
-  mbr_seed(&g, 77, 0);
+  mbg_seed(&g, 77, 0);
   unsigned char *bad = malloc(len);
   uint64_t h = 0;
   for (int b = 0; b < 8; b++) h |= (uint64_t)good[b] << (8 * b);
   int loaded = 0, failed = 0;
   for (int trial = 0; trial < 400; trial++) {
     memcpy(bad, good, len);
-    int flips = 1 + (int)mbr_below(&g, 3);
-    for (int i = 0; i < flips; i++) bad[mbr_below(&g, 8 + h)] = (unsigned char)mbr_below(&g, 256);
+    int flips = 1 + (int)mbg_below(&g, 3);
+    for (int i = 0; i < flips; i++) bad[mbg_below(&g, 8 + h)] = (unsigned char)mbg_below(&g, 256);
     writeFile(tmppath("flip"), bad, len);
     mbIoFile f;
     if (mbu_ioLoad(&f, tmppath("flip")) == MB_OK) {
@@ -448,8 +448,8 @@ static void test_large(void) {
   int64_t shape[2] = {100000, 13};
   CHECK(mbt_init(&t, 2, shape) == MB_OK, "init");
   mbRng g;
-  mbr_seed(&g, 5, 0);
-  mbr_normalFill(t.storage->data, &g, (size_t)t.storage->size);
+  mbg_seed(&g, 5, 0);
+  mbg_normalFill(t.storage->data, &g, (size_t)t.storage->size);
   mbIoItem it = {.name = "big", .dtype = MB_F32, .tensor = &t};
   const char *path = tmppath("big.safetensors");
   CHECK(mbu_ioSave(path, &it, 1, NULL, NULL, 0) == MB_OK, "save");

@@ -8,7 +8,7 @@
 
 static mbRng rng;
 
-static void randfill(float *x, size_t n, float a) { mbr_uniformFill(x, &rng, n, -a, a); }
+static void randfill(float *x, size_t n, float a) { mbg_uniformFill(x, &rng, n, -a, a); }
 
 /* naive double MLP forward: returns sum(out * r) for a loss with weights r */
 static double ref_loss(const mbMlp *m, const double *p, const double *x, const double *r, int B) {
@@ -185,7 +185,7 @@ static void test_truncnormal(void) {
 }
 
 int main(void) {
-  mbr_seed(&rng, 123, 0);
+  mbg_seed(&rng, 123, 0);
   RUN(test_linear_shapes);
   RUN(test_mlp_relu);
   RUN(test_mlp_swish);

@@ -12,7 +12,7 @@
 
 static mbRng rng;
 
-static void randfill(float *x, size_t n, float a) { mbr_uniformFill(x, &rng, n, -a, a); }
+static void randfill(float *x, size_t n, float a) { mbg_uniformFill(x, &rng, n, -a, a); }
 
 /* Double-precision reference ---------------------------------------------------------- */
 
@@ -36,8 +36,8 @@ static void batch_make(Batch *b, int B, int O, int A) {
   randfill(b->act, (size_t)B * A, 0.99f);
   randfill(b->rew, (size_t)B, 2.0f);
   for (int i = 0; i < B; i++) b->done[i] = (i % 3 == 1) ? 1.0f : 0.0f;
-  mbr_normalFill(b->eps2, &rng, (size_t)B * A);
-  mbr_normalFill(b->eps, &rng, (size_t)B * A);
+  mbg_normalFill(b->eps2, &rng, (size_t)B * A);
+  mbg_normalFill(b->eps, &rng, (size_t)B * A);
 }
 
 static void batch_free(Batch *b) {
@@ -222,7 +222,7 @@ static void small_agent(mbSac *s, int O, int A, int h1, int h2, uint64_t seed) {
   c.seed = seed;
   CHECK(mbr_sacInit(s, &c) == MB_OK, "init: %s", mbu_lasterror());
   /* targets differ from the critics, as after some training */
-  for (size_t i = 0; i < 2 * s->nq; i++) s->q_targ[i] += 0.05f * (mbr_uniformf(&rng) - 0.5f);
+  for (size_t i = 0; i < 2 * s->nq; i++) s->q_targ[i] += 0.05f * (mbg_uniformf(&rng) - 0.5f);
 }
 
 /* Tolerances: float gradients against double central differences, relative to the largest
@@ -309,8 +309,8 @@ static void test_update_order(void) {
   for (int step = 0; step < 3; step++) {
     /* the noise x will draw: eps' first, then eps */
     mbRng g = x.rng;
-    mbr_normalFill(b.eps2, &g, (size_t)B * 2);
-    mbr_normalFill(b.eps, &g, (size_t)B * 2);
+    mbg_normalFill(b.eps2, &g, (size_t)B * 2);
+    mbg_normalFill(b.eps, &g, (size_t)B * 2);
     mbSacStats sx, sy;
     CHECK(mbr_sacUpdate(&x, &sx, b.obs, b.act, b.rew, b.obs2, b.done, B) == MB_OK, "update");
     /* y: critic gradient, Adam on the critics and Polyak of their targets */
@@ -440,12 +440,12 @@ static void test_act(void) {
     CHECK(rowdiff < 1e-6, "batched and single-row act differ by %g", rowdiff);
     /* stochastic with a given generator: tanh(mean + std * eps), eps from that generator */
     mbRng g, g2;
-    mbr_seed(&g, 99, 3);
+    mbg_seed(&g, 99, 3);
     g2 = g;
     mbRng own = s.rng;
     CHECK(mbr_sacAct(&s, out, obs, N, 0, &g) == MB_OK, "act");
     CHECK(memcmp(&own, &s.rng, sizeof own) == 0, "act with a generator used the agent's");
-    mbr_normalFill(eps, &g2, (size_t)N * 3);
+    mbg_normalFill(eps, &g2, (size_t)N * 3);
     CHECK(memcmp(&g, &g2, sizeof g) == 0, "act drew a different number of normals");
     worst = 0;
     for (int i = 0; i < N; i++)
@@ -462,7 +462,7 @@ static void test_act(void) {
   for (int rows = 300; rows <= N; rows += N - 300) {
     float *o1 = malloc(sizeof(float) * rows * 3), *o2 = malloc(sizeof(float) * rows * 3);
     mbRng g1, g2;
-    mbr_seed(&g1, 5, 0);
+    mbg_seed(&g1, 5, 0);
     g2 = g1;
     mbu_setThreads(1);
     mbr_sacAct(&s, o1, obs, rows, 0, &g1);
@@ -492,7 +492,7 @@ static void run_updates(mbSac *s, int threads, int n) {
   c.seed = 5;
   mbr_sacInit(s, &c);
   mbRng save = rng;
-  mbr_seed(&rng, 1234, 0);
+  mbg_seed(&rng, 1234, 0);
   Batch b;
   batch_make(&b, 33, 6, 2);
   for (int i = 0; i < n; i++) mbr_sacUpdate(s, NULL, b.obs, b.act, b.rew, b.obs2, b.done, 33);
@@ -667,7 +667,7 @@ static void test_flops(void) {
 }
 
 int main(void) {
-  mbr_seed(&rng, 2024, 7);
+  mbg_seed(&rng, 2024, 7);
   RUN(test_logtanh);
   RUN(test_gradients);
   RUN(test_gradients_clipped);

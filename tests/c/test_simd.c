@@ -17,8 +17,8 @@ static int have512;
 
 static void fill(float *x, size_t n, uint64_t seed, float lo, float hi) {
   mbRng g;
-  mbr_seed(&g, seed, 7);
-  for (size_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * mbr_uniformf(&g);
+  mbg_seed(&g, seed, 7);
+  for (size_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * mbg_uniformf(&g);
 }
 
 static void use(mbIsa isa) { CHECK(mbn_setIsa(isa) == MB_OK, "setIsa: %s", mbu_lasterror()); }
@@ -203,16 +203,16 @@ static void test_gauss_noise(void) {
     for (int p = 0; p < 1 + have512; p++) {
       use(p ? MB_ISA_AVX512 : MB_ISA_AVX2);
       mbRng g;
-      mbr_seed(&g, 42, (uint64_t)n);
+      mbg_seed(&g, 42, (uint64_t)n);
       mbn_gaussNoise(z[p], &g, (size_t)n);
       /* the same draws in double: one 64-bit draw per pair; rounds of 16 values put 8
          cosines then the 8 sines, the tail cos, sin per pair */
-      mbr_seed(&g, 42, (uint64_t)n);
+      mbg_seed(&g, 42, (uint64_t)n);
       int i = 0;
       while (i < n) {
         int round = i + 16 <= n, np = round ? 8 : 1;
         for (int k = 0; k < np; k++) {
-          uint64_t d = mbr_next(&g);
+          uint64_t d = mbg_next(&g);
           double u = (double)((d >> 40) + 1) * 0x1.0p-24;
           double t = (double)((d >> 16) & 0xffffff) * 0x1.0p-24;
           double r = sqrt(-2.0 * log(u)), c = r * cos(6.283185307179586 * t);
@@ -320,7 +320,7 @@ static void test_ensemble_paths(void) {
     if (!e) return;
     for (int s = 0; s < 3; s++) CHECK(mbn_ensTrainStep(&loss[p][s], e, x, y, B) == MB_OK, "step");
     mbRng g;
-    mbr_seed(&g, 9, 0);
+    mbg_seed(&g, 9, 0);
     CHECK(mbn_ensStep(nx[p], rw[p], NULL, e, obs, act, N, &g, MB_PRED_SAMPLE) == MB_OK,
           "model step");
     np = e->ntotal;
@@ -365,7 +365,7 @@ static void test_sac_paths(void) {
     for (int k = 0; k < 3; k++)
       CHECK(mbr_sacUpdate(&s, NULL, obs, act, rew, obs2, done, B) == MB_OK, "update");
     mbRng g;
-    mbr_seed(&g, 4, 0);
+    mbg_seed(&g, 4, 0);
     CHECK(mbr_sacAct(&s, a[p], obs, B, 0, &g) == MB_OK, "act");
     n = 2 * s.npi + 4 * s.nq + 1;
     state[p] = malloc(n * sizeof(float));

@@ -47,10 +47,10 @@ static void updates(mbSac *s, mbRng *g, int n) {
   enum { B = 5 };
   float obs[B * 3], act[B * 2], rew[B], obs2[B * 3], done[B];
   for (int k = 0; k < n; k++) {
-    mbr_uniformFill(obs, g, B * 3, -1, 1);
-    mbr_uniformFill(act, g, B * 2, -1, 1);
-    mbr_uniformFill(rew, g, B, -1, 1);
-    mbr_uniformFill(obs2, g, B * 3, -1, 1);
+    mbg_uniformFill(obs, g, B * 3, -1, 1);
+    mbg_uniformFill(act, g, B * 2, -1, 1);
+    mbg_uniformFill(rew, g, B, -1, 1);
+    mbg_uniformFill(obs2, g, B * 3, -1, 1);
     for (int i = 0; i < B; i++) done[i] = (float)(i == 2);
     CHECK(mbr_sacUpdate(s, NULL, obs, act, rew, obs2, done, B) == MB_OK, "update");
   }
@@ -61,7 +61,7 @@ static void test_sac_complete(void) {
   agent(&a, 1);
   agent(&b, 2);
   mbRng g, h;
-  mbr_seed(&g, 7, 0);
+  mbg_seed(&g, 7, 0);
   updates(&a, &g, 3);
   mbStateBlock ba[MB_STATE_MAXBLOCKS], bb[MB_STATE_MAXBLOCKS];
   int na = mbr_sacStateBlocks(ba, &a), nb = mbr_sacStateBlocks(bb, &b);
@@ -98,8 +98,8 @@ static void test_ensemble_complete(void) {
   enum { N = 60 };
   float x[N * 5], y[N * 4];
   mbRng g;
-  mbr_seed(&g, 3, 0);
-  mbr_uniformFill(x, &g, N * 5, -1, 1);
+  mbg_seed(&g, 3, 0);
+  mbg_uniformFill(x, &g, N * 5, -1, 1);
   for (int i = 0; i < N; i++)
     for (int j = 0; j < 4; j++) y[i * 4 + j] = x[i * 5 + j] * x[i * 5 + 4] + 0.1f * (float)j;
   mbFitOptions o;
@@ -117,7 +117,7 @@ static void test_ensemble_complete(void) {
   /* a model step reads the elites and the standardiser, which the next fit recomputes */
   float na_[N * 3], ra[N], nb_[N * 3], rb[N];
   mbRng s1, s2;
-  mbr_seed(&s1, 9, 0);
+  mbg_seed(&s1, 9, 0);
   s2 = s1;
   CHECK(mbn_ensStep(na_, ra, NULL, a, x, x + 3 * N, N, &s1, MB_PRED_SAMPLE) == MB_OK &&
         mbn_ensStep(nb_, rb, NULL, b, x, x + 3 * N, N, &s2, MB_PRED_SAMPLE) == MB_OK, "step");
@@ -141,7 +141,7 @@ static void test_helpers(void) {
   char s[32];
   CHECK(mbu_blockNumel(b) == 6 && !strcmp(mbu_blockShape(s, sizeof s, b), "[2 x 3]"), "%s", s);
   mbRng g;
-  CHECK(mbr_rngBlocks(b + 1, &g) == b + 2 && b[1].dtype == MB_U64 && b[1].shape[0] == 4 &&
+  CHECK(mbg_stateBlocks(b + 1, &g) == b + 2 && b[1].dtype == MB_U64 && b[1].shape[0] == 4 &&
         b[1].data == g.s && (b[1].flags & MB_ST_NONZERO), "rng block");
   CHECK(!strcmp(mbu_dtypeName(MB_U64), "U64") && !strcmp(mbu_dtypeName(MB_I32), "I64") &&
         mbu_dtypeSize(MB_I32) == 4 && mbu_dtypeSize(MB_F64) == 8, "dtypes");

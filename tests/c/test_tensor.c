@@ -348,14 +348,14 @@ static mbTensor make_view(int kind, int64_t r, int64_t c, mbTensor *owner) {
 static void test_addmm_random(void) {
   int trials = 0, failures = 0;
   for (int trial = 0; trial < 64; trial++) {
-    int64_t M = 1 + (int64_t)mbr_below(&rng, 40), N = 1 + (int64_t)mbr_below(&rng, 40);
-    int64_t K = 1 + (int64_t)mbr_below(&rng, 40);
+    int64_t M = 1 + (int64_t)mbg_below(&rng, 40), N = 1 + (int64_t)mbg_below(&rng, 40);
+    int64_t K = 1 + (int64_t)mbg_below(&rng, 40);
     int ka = trial % NKIND, kb = (trial / NKIND) % NKIND, kc = (trial / 16) % NKIND;
     mbTensor oa, ob, oc;
     mbTensor A = make_view(ka, M, K, &oa), B = make_view(kb, K, N, &ob);
     mbTensor C = make_view(kc, M, N, &oc);
-    float beta = trial % 3 == 0 ? 0.0f : (float)mbr_uniform(&rng) * 2 - 1;
-    float alpha = (float)mbr_uniform(&rng) * 2 - 1;
+    float beta = trial % 3 == 0 ? 0.0f : (float)mbg_uniform(&rng) * 2 - 1;
+    float alpha = (float)mbg_uniform(&rng) * 2 - 1;
     /* reference beta * C + alpha * A @ B in double, from the values before the call */
     double *ref = malloc(sizeof(double) * (size_t)(M * N));
     double *bound = malloc(sizeof(double) * (size_t)(M * N));
@@ -510,18 +510,18 @@ static void test_random_fills(void) {
   mbt_init(&a, 2, s);
   mbt_init(&b, 2, s);
   mbRng g1, g2;
-  mbr_seed(&g1, 9, 0);
-  mbr_seed(&g2, 9, 0);
+  mbg_seed(&g1, 9, 0);
+  mbg_seed(&g2, 9, 0);
   mbt_normal(&a, &g1, 0, 1);
   float buf[2000];
-  mbr_normalFill(buf, &g2, 2000);
-  CHECK(memcmp(buf, a.storage->data, sizeof buf) == 0, "normal fill = mbr_normalFill");
+  mbg_normalFill(buf, &g2, 2000);
+  CHECK(memcmp(buf, a.storage->data, sizeof buf) == 0, "normal fill = mbg_normalFill");
   /* a non-contiguous target is filled in its own row-major order */
   int64_t ts[2] = {40, 50};
   mbt_init(&bt, 2, ts);
   mbTensor v;
   mbt_transpose(&v, &bt, 0, 1);
-  mbr_seed(&g1, 9, 0);
+  mbg_seed(&g1, 9, 0);
   mbt_normal(&v, &g1, 0, 1);
   for (int i = 0; i < 50; i++)
     for (int j = 0; j < 40; j++) CHECK(at2(&v, i, j) == at2(&a, i, j), "strided fill %d %d", i, j);
@@ -703,7 +703,7 @@ static void test_argument_checks(void) {
 }
 
 int main(void) {
-  mbr_seed(&rng, 2024, 0);
+  mbg_seed(&rng, 2024, 0);
   RUN(test_views_write_through);
   RUN(test_broadcast);
   RUN(test_unary);

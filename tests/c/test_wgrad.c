@@ -15,8 +15,8 @@
 
 static void fill(float *x, size_t n, uint64_t seed) {
   mbRng g;
-  mbr_seed(&g, seed, 5);
-  for (size_t i = 0; i < n; i++) x[i] = mbr_uniformf(&g) - 0.5f;
+  mbg_seed(&g, seed, 5);
+  for (size_t i = 0; i < n; i++) x[i] = mbg_uniformf(&g) - 0.5f;
 }
 
 /* dW rows [k0, k1) of x^T dy for x [B x in], dy [B x out]; checks as said above */
