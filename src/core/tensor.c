@@ -190,9 +190,13 @@ int mbt_transpose(mbTensor *dst, const mbTensor *src, int d1, int d2) {
 /* later dimensions shift up one place to make room for the size-1 one */
 int mbt_unsqueeze(mbTensor *dst, const mbTensor *src, int dim) {
   char s[160];
-  if (dim < 0 || dim > src->ndim || src->ndim >= MB_MAXDIM)
-    return mbu_error("unsqueeze: cannot insert dimension %d into %s (at most %d dimensions)",
-                     dim, mbt_shapeStr(src, s, sizeof s), MB_MAXDIM);
+  /* the messages name no position: C counts from 0, Lua from 1, and both reach them */
+  if (src->ndim >= MB_MAXDIM)
+    return mbu_error("unsqueeze: %s already has %d dimensions, the most a tensor holds",
+                     mbt_shapeStr(src, s, sizeof s), MB_MAXDIM);
+  if (dim < 0 || dim > src->ndim)
+    return mbu_error("unsqueeze: position %d out of range [0, %d] for %s", dim, src->ndim,
+                     mbt_shapeStr(src, s, sizeof s));
   mbTensor r = *src;
   for (int i = src->ndim; i > dim; i--) {
     r.size[i] = src->size[i - 1];
@@ -212,7 +216,7 @@ int mbt_squeeze(mbTensor *dst, const mbTensor *src, int dim) {
   if (dim >= 0) {
     if (checkdim(src, dim, "squeeze") < 0) return MB_ERR;
     if (src->size[dim] != 1)
-      return mbu_error("squeeze: dimension %d of %s has size %lld, not 1", dim,
+      return mbu_error("squeeze: the dimension to drop of %s has size %lld, not 1",
                        mbt_shapeStr(src, s, sizeof s), (long long)src->size[dim]);
   }
   mbTensor r = *src;

@@ -770,7 +770,8 @@ int mbt_reduceDim(mbTensor *out, const mbTensor *a, int dim, mbReduceOp op) {
   for (int d = dim + 1; d < a->ndim; d++) inner *= a->size[d];
   if (outer * inner == 0) return MB_OK;
   if (R == 0 && (op == MB_MAX || op == MB_MIN || op == MB_ARGMAX || op == MB_ARGMIN))
-    return mbu_error("%s: empty dimension %d of %s", name, dim, mbt_shapeStr(a, s1, sizeof s1));
+    return mbu_error("%s: the reduced dimension of %s is empty", name,
+                     mbt_shapeStr(a, s1, sizeof s1));
   /* work on contiguous input and output, copying when they are views */
   mbTensor x, y;
   if (mbt_contiguous(&x, a) < 0) return MB_ERR;

@@ -508,4 +508,13 @@ describe("tensor shape bounds", function()
     raises(function() T.zeros({0, 0 / 0}) end, "not an integer")
     eq(T.zeros(0, 2 ^ 20, 2 ^ 20):numel(), 0, "a zero dimension with bounded others is fine")
   end)
+  it("messages that Lua and C both reach name no 0-based position", function()
+    raises(function() T.zeros(1, 3, 1):squeeze(2) end,
+      "squeeze: the dimension to drop of [1 x 3 x 1] has size 3, not 1")
+    raises(function() T.zeros(0, 2):max(1) end, "max: the reduced dimension of [0 x 2] is empty")
+    local t = T.zeros(1, 1, 1, 1, 1, 1, 1, 1)
+    local ok, err = pcall(function() t:unsqueeze(1) end)
+    check(not ok and err:find("already has", 1, true) and not err:find("dimension 0", 1, true),
+      "%s", tostring(err))
+  end)
 end)
