@@ -7,6 +7,7 @@
 
 #include "mbpo/core.h"
 #include "mbpo/nn.h"
+#include "nn/matmul.h"
 #include "test.h"
 
 static mbRng rng;
@@ -271,6 +272,55 @@ static void test_pack_paths(void) {
   free(x); free(img);
 }
 
+/* the per-thread primitive cache (mbn_matmulLookup) with 2 slots and 5 fp32 shapes in turn:
+   every lookup after an eviction builds the right primitive again (each product checked
+   against a double loop), hits return the same slot without rebuilding, and eviction goes
+   round robin */
+static void test_cache_eviction(void) {
+  dnnl_engine_t e;
+  dnnl_stream_t st;
+  CHECK(dnnl_engine_create(&e, dnnl_cpu, 0) == dnnl_success, "engine");
+  CHECK(dnnl_stream_create(&st, e, dnnl_stream_default_flags) == dnnl_success, "stream");
+  enum { CAP = 2, NS = 5, K = 7, N = 5, MMAX = 9 };
+  mbnMatmul cache[CAP];
+  memset(cache, 0, sizeof cache);
+  int n = 0, evict = 0;
+  float A[MMAX * K], B[K * N], C[MMAX * N];
+  double R[MMAX * N];
+  for (int i = 0; i < MMAX * K; i++) A[i] = (float)mbg_uniform(&rng) - 0.5f;
+  for (int i = 0; i < K * N; i++) B[i] = (float)mbg_uniform(&rng) - 0.5f;
+  float zero[MMAX * N] = {0};
+  int bad = 0;
+  for (int round = 0; round < 3 * NS; round++) {
+    int M = 3 + round % NS;  /* 3..7 rows: five shapes cycling through two slots */
+    mbnMatmulShape sh = {.dt = dnnl_f32, .M = M, .N = N, .K = K, .lda = K, .ldb = N,
+                         .ldc = N, .alpha = 1, .beta = 0};
+    int before = evict;
+    mbnMatmul *p = mbn_matmulLookup(cache, CAP, &n, &evict, e, &sh);
+    CHECK(p != NULL, "round %d: a primitive for M = %d", round, M);
+    if (!p) continue;
+    CHECK(p->s.M == M, "round %d: the slot holds M = %d, not %d", round, p->s.M, M);
+    if (round >= CAP) {
+      CHECK(p == &cache[before], "round %d: evicted slot %d, got slot %d", round, before,
+            (int)(p - cache));
+      CHECK(evict == (before + 1) % CAP, "round %d: round robin", round);
+    }
+    int after = evict;
+    CHECK(mbn_matmulLookup(cache, CAP, &n, &evict, e, &sh) == p && evict == after,
+          "round %d: a hit reuses the slot and evicts nothing", round);
+    memset(C, 0, sizeof C);
+    CHECK(mbn_matmulRun(p, st, A, B, C) == 0, "round %d: run", round);
+    ref(R, NULL, 0, 0, M, N, K, 1, A, K, B, N, 0, zero, N, 0);
+    for (int i = 0; i < M * N; i++) bad += fabs(C[i] - R[i]) > 1e-5;
+    for (int i = M * N; i < MMAX * N; i++) bad += C[i] != 0;
+  }
+  CHECK(n == CAP, "%d slots in use", n);
+  CHECK(bad == 0, "%d products wrong after eviction", bad);
+  for (int i = 0; i < CAP; i++) mbn_matmulDestroy(&cache[i]);
+  dnnl_stream_destroy(st);
+  dnnl_engine_destroy(e);
+}
+
 int main(void) {
   mbg_seed(&rng, 77, 0);
   char impl[128] = "";
@@ -283,5 +333,6 @@ int main(void) {
   RUN(test_threads);
   RUN(test_images);
   RUN(test_pack_paths);
+  RUN(test_cache_eviction);
   return TEST_REPORT();
 }
