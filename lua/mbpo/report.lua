@@ -260,9 +260,11 @@ function M.main(args)
     local plot = require "mbpo.plot"
     for _, t in ipairs(tasks) do
       if runs[t] then
-        local dirs = {}
-        for _, r in ipairs(runs[t]) do dirs[#dirs + 1] = r.dir end
-        local ok, err = plot.plot(dirs, dir .. "/" .. t .. "/curve.png",
+        local dirs = {}  -- runs with an evaluated epoch (one just begun has none to draw)
+        for _, r in ipairs(runs[t]) do
+          if first_reaching(r, -math.huge) then dirs[#dirs + 1] = r.dir end
+        end
+        local ok, err = #dirs == 0 or plot.plot(dirs, dir .. "/" .. t .. "/curve.png",
           string.format("%s: %d seed%s (mean, min-max)", M.task_names[t] or t, #dirs,
             #dirs == 1 and "" or "s"), {refs = (M.references[t] or {}).points,
             refs_title = "paper Figure 2 (authors' curves)"})

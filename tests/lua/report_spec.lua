@@ -84,6 +84,24 @@ describe("report", function()
     os.execute(string.format("rm -rf %q", d))
   end)
 
+  it("draws the curves when a run has just begun (no evaluated epoch yet)", function()
+    local d = tmpdir()
+    assert(lfs.mkdir(d .. "/hopper"))
+    for _, seed in ipairs({"seed1", "seed2"}) do assert(lfs.mkdir(d .. "/hopper/" .. seed)) end
+    local src = root .. "/results/hopper_bf16/seed1/"
+    local csv = read(src .. "progress.csv")
+    write(d .. "/hopper/seed1/progress.csv", csv)
+    write(d .. "/hopper/seed2/progress.csv", csv:match("^[^\n]*\n"))
+    for _, seed in ipairs({"seed1", "seed2"}) do
+      write(d .. "/hopper/" .. seed .. "/config.lua", read(src .. "config.lua"))
+    end
+    local out = d .. "/README.md"
+    eq(R.main({d, "-o", out}), 0)
+    check(lfs.attributes(d .. "/hopper/curve.png", "mode") == "file", "the curve is drawn")
+    assert(read(out):find("| hopper/seed2 | 0 |", 1, true), read(out))
+    os.execute(string.format("rm -rf %q", d))
+  end)
+
   it("refuses a directory without runs with a message", function()
     local d = tmpdir()
     local text, err = R.page(d)
