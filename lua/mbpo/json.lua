@@ -1,5 +1,5 @@
--- mbpo.json: the JSON codec behind mbpo.io.json_encode and mbpo.io.json_decode (the C
--- module mbpo.io takes both functions from here; JSON is on no hot path: tests, tools).
+-- mbpo.json: the JSON codec behind mbpo.io.json_encode and mbpo.io.json_decode (lua/mbpo/io.lua
+-- takes both functions from here; JSON is on no hot path: tests, tools).
 --   json_encode(value) -> string          raises "io.json_encode: ..." on values JSON
 --                                          cannot hold, naming where: " (in 'key') (at [i])"
 --   json_decode(text) -> value | nil, "io.json_decode: malformed JSON near byte B of N"

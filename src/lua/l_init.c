@@ -108,7 +108,7 @@ void mbL_preload(lua_State *L) {
     {"mbpo.sac", luaopen_mbpo_sac},
     {"mbpo.buffer", luaopen_mbpo_buffer},
     {"mbpo.env.native", luaopen_mbpo_env},
-    {"mbpo.io", luaopen_mbpo_io},
+    {"mbpo.io.native", luaopen_mbpo_io},
     {"mbpo.render", luaopen_mbpo_render},
     {"mbpo.bench.native", luaopen_mbpo_bench_native},
   };

@@ -1,19 +1,11 @@
-/* mbpo.io: safetensors checkpoints for the Lua layer (src/core/io.c), and JSON.
-     local io = require "mbpo.io"
-     io.save(path, tensors [, metadata]) -> true | nil, message
-         tensors: {name = mbpo.Tensor (F32, any strides) | mbpo.Array (F64, U64, I64 of its
-                        shape) | integer (I64, shape []) | {integers...} (I64, shape [n])}
-         metadata: {string = string|number}; names are written sorted, so files are
-         reproducible. Writes PATH.tmp-<pid>, fsyncs, renames into place.
-     io.load(path) -> tensors, metadata | nil, message
-         F32 -> mbpo.Tensor of the stored shape; I64 of shape [] -> an integer; any other
-         (F64, U64, I64) -> mbpo.Array of the stored shape; metadata values are strings.
-     io.array(dtype, values) -> mbpo.Array ("F64", "U64" or "I64") of [#values]
-     io.write_text(path, s) -> true | nil, message   (atomic, fsynced, like save)
-     io.checksum(path) -> 16 hex digits | nil, message   (of the file's bytes; see io.h)
-     io.json_encode(value) -> string      (raises on values JSON cannot hold)
-     io.json_decode(string) -> value | nil, message
-   The JSON pair is Lua (lua/mbpo/json.lua, which gives the mapping). */
+/* mbpo.io.native: the C half of mbpo.io (lua/mbpo/io.lua, the module scripts require,
+   documents the API), over src/core/io.c: the safetensors writer and reader, atomic text
+   writes, checksums and mbpo.Array. io.lua checks and sorts the names and metadata of
+   io.save and turns its integers into I64 arrays; this file writes what it is given.
+     N.save(path, names, items, keys, values) -> true | nil, message
+         names: sorted tensor names; items[i]: the mbpo.Tensor (F32, any strides) or
+         mbpo.Array of names[i]; keys, values: sorted metadata keys and their strings
+     N.load, N.array, N.write_text, N.checksum: io.load, io.array, ... as io.lua gives them */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,123 +15,43 @@
 
 #define IOFILE "mbpo.IoFile"   /* internal: a loaded file owned by the Lua GC until unpacked */
 
-/* pointers into Lua strings kept alive by an anchored table, sorted with strcmp */
-static int cmpstr(const void *a, const void *b) {
-  return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* a string key of the table being traversed, checked for embedded NULs */
-static const char *checkkey(lua_State *L, int idx, const char *what) {
-  if (lua_type(L, idx) != LUA_TSTRING)
-    luaL_error(L, "io.save: %s must be strings, got %s", what, luaL_typename(L, idx));
-  size_t len;
-  const char *s = lua_tolstring(L, idx, &len);
-  if (strlen(s) != len) luaL_error(L, "io.save: %s '%s' contains a NUL byte", what, s);
-  return s;
-}
-
 /* io.save ---------------------------------------------------------------------------- */
 
-/* the string keys of the table at t (none when t is 0), sorted, in a new userdata of room for
-   2n pointers (into the keys: alive while the table is unchanged); *n gets their count */
-static const char **sortedkeys(lua_State *L, int t, const char *what, int *n) {
-  *n = 0;
-  if (t) for (lua_pushnil(L); lua_next(L, t); lua_pop(L, 1)) (*n)++;
-  const char **keys = lua_newuserdatauv(L, (size_t)(*n ? *n : 1) * 2 * sizeof(char *), 0);
-  int k = 0;
-  if (t) for (lua_pushnil(L); lua_next(L, t); lua_pop(L, 1)) keys[k++] = checkkey(L, -2, what);
-  qsort(keys, (size_t)*n, sizeof(char *), cmpstr);
-  return keys;
-}
-
-/* fills it from the value at the top of the stack (F32 tensor, mbpo.Array, integer or list of
-   integers); an integer or a list becomes a new I64 mbpo.Array left on the stack (it keeps
-   the values alive; nil is pushed otherwise) */
-static void checkitem(lua_State *L, mbIoItem *it) {
-  mbTensor *t = mbL_testtensor(L, -1);
-  if (t) {
-    if (!t->storage) luaL_error(L, "io.save: tensor '%s' has been closed", it->name);
-    it->dtype = MB_F32;
-    it->tensor = t;
-    lua_pushnil(L);  /* keep the stack shape the same as for integers */
-    return;
-  }
-  mbLArray *a = mbL_testarray(L, -1);
-  if (a) {
-    lua_pushnil(L);
-  } else if (lua_type(L, -1) == LUA_TNUMBER) {  /* an integer: a new I64 array of shape [] */
-    int isint;
-    lua_Integer v = lua_tointegerx(L, -1, &isint);
-    if (!isint) luaL_error(L, "io.save: '%s' must be an integer, got %f", it->name,
-                           (double)lua_tonumber(L, -1));
-    a = mbL_newarray(L, MB_I64, 0, NULL);
-    a->data[0] = (uint64_t)v;
-  } else {  /* a list of integers: a new I64 array of shape [n] */
-    if (!lua_istable(L, -1))
-      luaL_error(L, "io.save: '%s' must be a tensor, an integer or an array of integers, got %s",
-                 it->name, luaL_typename(L, -1));
-    int64_t n = (int64_t)lua_rawlen(L, -1);
-    a = mbL_newarray(L, MB_I64, 1, &n);
-    for (lua_Integer i = 1; i <= n; i++) {
-      int isint;
-      lua_rawgeti(L, -2, i);
-      lua_Integer v = lua_tointegerx(L, -1, &isint);
-      if (!isint) luaL_error(L, "io.save: '%s'[%d] must be an integer, got %s", it->name, (int)i,
-                             luaL_typename(L, -1));
-      lua_pop(L, 1);
-      a->data[i - 1] = (uint64_t)v;
-    }
-  }
-  it->dtype = a->dtype;
-  it->data = a->data;
-  it->ndim = a->ndim;
-  memcpy(it->shape, a->shape, sizeof(int64_t) * (size_t)a->ndim);
-}
-
-/* io.save(path, tensors [, metadata]) -> true | nil, message */
+/* N.save(path, names, items, keys, values) -> true | nil, message (the strings stay alive in
+   the lists, the items' data in their userdata) */
 static int io_save(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
-  luaL_checktype(L, 2, LUA_TTABLE);
-  int hasmeta = !lua_isnoneornil(L, 3);
-  if (hasmeta) luaL_checktype(L, 3, LUA_TTABLE);
-  lua_settop(L, 3);
-
-  int n, nmeta;
-  const char **names = sortedkeys(L, 2, "tensor names", &n);  /* 4 */
-  for (int i = 0; i < n; i++)
-    if (!strcmp(names[i], "__metadata__"))
-      luaL_error(L, "io.save: the name '__metadata__' is reserved (pass metadata as argument 3)");
-
-  /* items; I64 values live in userdata anchored in the table at 6 */
+  for (int i = 2; i <= 5; i++) luaL_checktype(L, i, LUA_TTABLE);
+  int n = (int)lua_rawlen(L, 2), nmeta = (int)lua_rawlen(L, 4);
   size_t bytes = (n > 0 ? (size_t)n : 1) * sizeof(mbIoItem);
-  mbIoItem *items = memset(lua_newuserdatauv(L, bytes, 0), 0, bytes);  /* 5 */
-  lua_createtable(L, n, 0);  /* 6: anchors */
+  mbIoItem *items = memset(lua_newuserdatauv(L, bytes, 0), 0, bytes);
+  const char **keys = lua_newuserdatauv(L, (size_t)(nmeta > 0 ? nmeta : 1) * 2 * sizeof(char *), 0);
   for (int i = 0; i < n; i++) {
-    items[i].name = names[i];
-    lua_pushstring(L, names[i]);
-    lua_rawget(L, 2);
-    checkitem(L, &items[i]);
-    lua_rawseti(L, 6, i + 1);   /* anchor the value userdata (or nil) */
-    lua_pop(L, 1);
+    mbIoItem *it = &items[i];
+    lua_rawgeti(L, 2, i + 1);
+    it->name = lua_tostring(L, -1);
+    lua_rawgeti(L, 3, i + 1);
+    mbTensor *t = mbL_testtensor(L, -1);
+    mbLArray *a = mbL_testarray(L, -1);
+    if (!it->name || (!t && !a)) return luaL_error(L, "io.save: item %d is not a tensor", i + 1);
+    if (t && !t->storage) {  /* placed at the caller of io.save (level 1 is io.lua) */
+      luaL_where(L, 2);
+      lua_pushfstring(L, "io.save: tensor '%s' has been closed", it->name);
+      lua_concat(L, 2);
+      return lua_error(L);
+    }
+    if (t) *it = (mbIoItem){.name = it->name, .dtype = MB_F32, .tensor = t};
+    else *it = (mbIoItem){.name = it->name, .dtype = a->dtype, .data = a->data, .ndim = a->ndim};
+    if (a) memcpy(it->shape, a->shape, sizeof(int64_t) * (size_t)a->ndim);
+    lua_pop(L, 2);
   }
-
-  /* metadata: keys sorted, values converted to strings anchored in table 8 */
-  const char **keys = sortedkeys(L, hasmeta ? 3 : 0, "metadata keys", &nmeta);  /* 7 */
-  const char **values = keys + nmeta;
-  lua_createtable(L, nmeta, 0);  /* 8 */
-  for (int i = 0; i < nmeta; i++) {
-    lua_pushstring(L, keys[i]);
-    if (lua_rawget(L, 3) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER)
-      luaL_error(L, "io.save: metadata '%s' must be a string or a number, got %s", keys[i],
-                 luaL_typename(L, -1));
-    size_t len;
-    values[i] = luaL_tolstring(L, -1, &len);
-    if (strlen(values[i]) != len)
-      luaL_error(L, "io.save: metadata '%s' contains a NUL byte", keys[i]);
-    lua_rawseti(L, 8, i + 1);
+  for (int i = 0; i < 2 * nmeta; i++) {
+    lua_rawgeti(L, i < nmeta ? 4 : 5, i % nmeta + 1);
+    keys[i] = lua_tostring(L, -1);
     lua_pop(L, 1);
+    if (!keys[i]) return luaL_error(L, "io.save: metadata %d is not a string", i % nmeta + 1);
   }
-  if (mbu_ioSave(path, items, n, keys, values, nmeta) < 0) return mbL_pushfail(L);
+  if (mbu_ioSave(path, items, n, keys, keys + nmeta, nmeta) < 0) return mbL_pushfail(L);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -212,15 +124,5 @@ int luaopen_mbpo_io(lua_State *L) {
   /* tensors we push need their metatable even when the script never required mbpo.tensor */
   luaL_requiref(L, "mbpo.tensor", luaopen_mbpo_tensor, 0);
   lua_pop(L, 1);
-  mbL_newmodule(L, IOFILE, filemeth, filemetameth, funcs);
-  lua_getglobal(L, "require");  /* json_encode and json_decode from lua/mbpo/json.lua */
-  lua_pushliteral(L, "mbpo.json");
-  lua_call(L, 1, 1);
-  for (int i = 0; i < 2; i++) {
-    const char *name = i ? "json_decode" : "json_encode";
-    lua_getfield(L, -1, name);
-    lua_setfield(L, -3, name);
-  }
-  lua_pop(L, 1);
-  return 1;
+  return mbL_newmodule(L, IOFILE, filemeth, filemetameth, funcs);
 }

@@ -100,16 +100,19 @@ mbLArray *mbL_newarray(lua_State *L, int dtype, int ndim, const int64_t *shape) 
   return a;
 }
 
-/* io.array(dtype, values): a 1-d array of a table of numbers (U64 and I64: integers) */
+/* io.array(dtype, values): a 1-d array of a table of numbers (U64 and I64: integers); a
+   number instead of the table gives an array of shape [] */
 int mbL_arraynew(lua_State *L) {
   static const char *const names[] = {"F64", "U64", "I64", NULL};
   static const int dtypes[] = {MB_F64, MB_U64, MB_I64};
   int dtype = dtypes[luaL_checkoption(L, 1, NULL, names)];
-  luaL_checktype(L, 2, LUA_TTABLE);
-  int64_t n = (int64_t)luaL_len(L, 2);
-  mbLArray *a = mbL_newarray(L, dtype, 1, &n);
+  int scalar = lua_type(L, 2) == LUA_TNUMBER;
+  if (!scalar) luaL_checktype(L, 2, LUA_TTABLE);
+  int64_t n = scalar ? 1 : (int64_t)luaL_len(L, 2);
+  mbLArray *a = mbL_newarray(L, dtype, !scalar, &n);
   for (int64_t i = 0; i < n; i++) {
-    lua_geti(L, 2, (lua_Integer)i + 1);
+    if (scalar) lua_pushvalue(L, 2);
+    else lua_geti(L, 2, (lua_Integer)i + 1);
     int isint;
     lua_Integer v = lua_tointegerx(L, -1, &isint);
     double d = luaL_checknumber(L, -1);

@@ -264,6 +264,48 @@ describe("io", function()
     raises(function() io_.save(path(), {x = t}) end, "'x' has been closed")
   end)
 
+  it("places io.save's errors at its caller, in one line of the C functions' words", function()
+    -- io.save checks its arguments in Lua (lua/mbpo/io.lua) and the writer is C: every
+    -- message begins at the line that called io.save, whichever side found the mistake
+    local here = debug.getinfo(1, "S").short_src
+    local cases = {
+      {function() io_.save(path(), {x = 1.5}) end, "io.save: 'x' must be an integer, got 1.5"},
+      {function() io_.save(path(), {b = 1, ["a\0b"] = 2}) end,
+       "io.save: tensor names 'a' contains a NUL byte"},
+      {function() io_.save(path(), {x = 1}, {k = "a\0"}) end,
+       "io.save: metadata 'k' contains a NUL byte"},
+      {function() io_.save(nil, {}) end, "bad argument #1 to 'save' (string expected, got nil)"},
+      {function() io_.save(path()) end, "bad argument #2 to 'save' (table expected, got no value)"},
+      {function() io_.save(path(), T.zeros(1)) end,
+       "bad argument #2 to 'save' (table expected, got mbpo.Tensor)"},
+      {function() local t = T.zeros(1); t:close(); io_.save(path(), {y = t}) end,
+       "io.save: tensor 'y' has been closed"},
+    }
+    for i, c in ipairs(cases) do
+      local ok, msg = pcall(c[1])
+      local line = debug.getinfo(c[1], "S").linedefined
+      eq(ok, false, "case " .. i .. " raises")
+      eq(msg, string.format("%s:%d: %s", here, line, c[2]), "case " .. i)
+    end
+  end)
+
+  it("makes arrays of shape [] from a number; io.save writes an integer as one", function()
+    local a = io_.array("I64", -7)
+    eq(tostring(a), "mbpo.Array I64 []", "a number gives shape []")
+    eq(a[1], -7, "its value")
+    eq(#a, 1, "one element")
+    assert(io_.save(path(), {n = 5, a = a, f = io_.array("F64", 0.5)}))
+    local h = hand_read(path())
+    eq(h.n.dtype, "I64", "the integer is I64")
+    eq(#h.n.shape, 0, "of shape []")
+    eq(h.a.values[1], -7, "the array's value")
+    local t = assert(io_.load(path()))
+    eq(t.n, 5, "I64 [] loads as an integer")
+    eq(t.a, -7, "so does the array of shape []")
+    eq(tostring(t.f), "mbpo.Array F64 []", "F64 [] stays an array")
+    eq(t.f[1], 0.5, "its value")
+  end)
+
   it("encodes and decodes JSON", function()
     local cfg = {name = "hopper", epochs = 100, lr = 3e-4, tiny = 0.1, big = 1 << 60,
                  hidden = {200, 200, 200}, flags = {fast = true, slow = false},
