@@ -31,6 +31,12 @@ int mbL_pushfail(lua_State *L) {
 
 /* Userdata -------------------------------------------------------------------------------- */
 
+void *mbL_newobject(lua_State *L, const char *tname, size_t size, int nuv) {
+  void *u = memset(lua_newuserdatauv(L, size, nuv), 0, size);
+  luaL_setmetatable(L, tname);
+  return u;
+}
+
 void *mbL_checkopen(lua_State *L, int idx, const char *tname, const char *what) {
   void *u = luaL_checkudata(L, idx, tname), *first;
   memcpy(&first, u, sizeof first);  /* the object pointer (or a tensor's storage) */

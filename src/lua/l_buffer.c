@@ -39,9 +39,7 @@ mbBuffer *mbL_checkbuffer(lua_State *L, int idx) {
 static int b_new(lua_State *L) {
   mbBuffer v = {0};
   mbL_readfields(L, 1, "Buffer.new", mbr_bufferFields, &v, NULL);
-  LBuffer *u = lua_newuserdatauv(L, sizeof(LBuffer), 0);  /* safe empty state first */
-  memset(u, 0, sizeof *u);
-  luaL_setmetatable(L, MBL_BUFFER);
+  LBuffer *u = mbL_newobject(L, MBL_BUFFER, sizeof(LBuffer), 0);
   MBL_CHECK(L, mbr_bufferInit(&u->b, v.obs, v.act, v.capacity));
   u->scratch = mbu_malloc((size_t)u->b.width * sizeof(float));
   if (!u->scratch) return mbL_coreerror(L);

@@ -59,9 +59,7 @@ static int ens_new(lua_State *L) {
   uint64_t given = mbL_readfields(L, 1, F, mbn_ensFields, &c, NULL);
   const mbField *wd = mbu_fieldFind(mbn_ensFields, "weight_decay");
   if (!(given >> (wd - mbn_ensFields) & 1)) mbn_ensDefaultDecay(&c);
-  lens *u = lua_newuserdatauv(L, sizeof(lens), 0);
-  u->e = NULL;
-  luaL_setmetatable(L, MBL_ENSEMBLE);
+  lens *u = mbL_newobject(L, MBL_ENSEMBLE, sizeof(lens), 0);
   if (mbn_ensCreate(&u->e, &c) < 0) return coreerror(L, F);
   /* parameters, gradients and the two Adam moments */
   mbL_extmem(L, u->e->ntotal * 4 * sizeof(float) + mbn_ensWorkBytes(u->e));

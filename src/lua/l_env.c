@@ -184,9 +184,7 @@ static int newenv(lua_State *L, int custom) {
   if (custom) mbL_readfields(L, 2, "from_mjcf: task", mbs_mjcfFields, &o, mbL_anykey);
   if (custom ? lua_istable(L, 3) : !lua_isnoneornil(L, 2))
     mbL_readfields(L, 2 + custom, custom ? "from_mjcf" : "E.make", mbs_envFields, &o, NULL);
-  LEnv *e = lua_newuserdatauv(L, sizeof(LEnv), 1);  /* a safe empty state first */
-  *e = (LEnv){NULL, 0};
-  luaL_setmetatable(L, MBL_ENV);
+  LEnv *e = mbL_newobject(L, MBL_ENV, sizeof(LEnv), 1);
   e->env = custom ? mbs_fromFile(name, o.frame_skip, o.seed) : mbs_make(name, o.seed);
   flushwarnings(L);
   if (!e->env) return custom ? mbL_pushfail(L) : mbL_coreerror(L);

@@ -67,9 +67,7 @@ static int iofile_gc(lua_State *L) {
 /* io.load(path) -> tensors, metadata | nil, message */
 static int io_load(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
-  mbIoFile *f = lua_newuserdatauv(L, sizeof(mbIoFile), 0);  /* safe empty state first */
-  memset(f, 0, sizeof *f);
-  luaL_setmetatable(L, IOFILE);
+  mbIoFile *f = mbL_newobject(L, IOFILE, sizeof(mbIoFile), 0);
   if (mbu_ioLoad(f, path) < 0) return mbL_pushfail(L);
   lua_createtable(L, 0, f->n);
   for (int i = 0; i < f->n; i++) {

@@ -33,6 +33,11 @@ int mbL_errorf(lua_State *L, const char *fmt, ...) __attribute__((format(printf,
 /* Pushes nil and the core's last error message (an expected failure); returns 2. */
 int mbL_pushfail(lua_State *L);
 
+/* Pushes a new userdata of size bytes (nuv user values) with the metatable tname, zeroed: an
+   object in a safe empty state before it acquires memory (liolib's newprefile), which its
+   __gc copes with whatever fails next. */
+void *mbL_newobject(lua_State *L, const char *tname, size_t size, int nuv);
+
 /* The userdata tname at idx, whose first member is a pointer that is NULL once closed (an
    object pointer, or a tensor whose storage is the pointer); raises "bad argument #idx to
    'f' (WHAT has been closed)" when it is. */

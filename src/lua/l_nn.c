@@ -103,10 +103,7 @@ static int nn_mlp(lua_State *L) {
   int n = o.nsizes;
   if (n < 2)
     return luaL_error(L, "NN.mlp: %d sizes (expected 2..%d)", n, MB_MLP_MAXLAYERS + 1);
-  /* the userdata in a safe empty state first: __gc copes with any failure below */
-  lmlp *net = lua_newuserdatauv(L, sizeof(lmlp), 0);
-  memset(net, 0, sizeof *net);
-  luaL_setmetatable(L, MBL_MLP);
+  lmlp *net = mbL_newobject(L, MBL_MLP, sizeof(lmlp), 0);
   MBL_CHECK(L, mbn_mlpInit(&net->net, n - 1, o.sizes, (mbActivation)o.activation));
   int64_t np = (int64_t)net->net.nparams;
   mbTensor *slabs[4] = {&net->p, &net->g, &net->m, &net->v};
@@ -236,9 +233,7 @@ static int nn_adam(lua_State *L) {
   mbTensor *p = mbL_checktensor(L, 1);
   if (!mbt_isContiguous(p)) return luaL_argerror(L, 1, "parameters must be contiguous");
   lua_settop(L, 2);  /* the options (or nil) at 2, the new userdata at 3 */
-  ladam *a = lua_newuserdatauv(L, sizeof(ladam), 0);
-  memset(a, 0, sizeof *a);
-  luaL_setmetatable(L, MBL_ADAM);
+  ladam *a = mbL_newobject(L, MBL_ADAM, sizeof(ladam), 0);
   int64_t n = mbt_numel(p);
   MBL_CHECK(L, mbt_init(&a->m, 1, &n));
   MBL_CHECK(L, mbt_init(&a->v, 1, &n));

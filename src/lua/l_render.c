@@ -48,10 +48,8 @@ static int r_new(lua_State *L) {
     camera = lua_tostring(L, -1);  /* kept alive by the options table */
     lua_pop(L, 1);
   }
-  /* the userdata exists in a safe state before the renderer is made */
-  LRenderer *lr = lua_newuserdatauv(L, sizeof *lr, 1);
+  LRenderer *lr = mbL_newobject(L, MBL_RENDERER, sizeof *lr, 1);
   *lr = (LRenderer){NULL, o.width, o.height};
-  luaL_setmetatable(L, MBL_RENDERER);
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, -2, 1);
   lr->r = mbv_newRenderer(env, o.width, o.height, camera);
@@ -98,9 +96,8 @@ static int r_open(lua_State *L) {
     return luaL_error(L, "render.open: frame size %dx%d must be even and within [%d, %d]",
                       (int)w, (int)h, MBV_MIN_SIZE, MBV_MAX_SIZE);
   luaL_argcheck(L, fps >= 1 && fps <= 1000, 4, "fps must be in [1, 1000]");
-  LVideo *lv = lua_newuserdatauv(L, sizeof *lv, 0);
+  LVideo *lv = mbL_newobject(L, MBL_VIDEO, sizeof *lv, 0);
   *lv = (LVideo){NULL, (int)w, (int)h};
-  luaL_setmetatable(L, MBL_VIDEO);
   lv->v = mbv_open(path, (int)w, (int)h, (int)fps);
   if (!lv->v) return mbL_pushfail(L);
   return 1;

@@ -3,19 +3,13 @@
      local g = G.new(seed [, stream])   g:uniform([lo, hi])  g:normal([mu, sigma])
      g:integer(lo, hi)  g:permutation(n) -> {..}  g:state() -> words  g:set_state(words)
      g:clone()  g:split(stream) -> new independent generator from this one's draws */
-#include <string.h>
 
 #include "lua/l_mbpo.h"
 
 mbRng *mbL_testrng(lua_State *L, int idx) { return luaL_testudata(L, idx, MBL_RNG); }
 mbRng *mbL_checkrng(lua_State *L, int idx) { return luaL_checkudata(L, idx, MBL_RNG); }
 
-static mbRng *newrng(lua_State *L) {
-  mbRng *g = lua_newuserdatauv(L, sizeof(mbRng), 0);
-  memset(g, 0, sizeof *g);
-  luaL_setmetatable(L, MBL_RNG);
-  return g;
-}
+#define newrng(L) ((mbRng *)mbL_newobject(L, MBL_RNG, sizeof(mbRng), 0))
 
 /* G.new(seed [, stream]): any integers (negative ones as their 64-bit words) */
 static int rng_new(lua_State *L) {

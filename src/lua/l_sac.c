@@ -54,9 +54,7 @@ static int sac_new(lua_State *L) {
   mbSacConfig c;
   mbr_sacDefaults(&c, 0, 0);
   mbL_readfields(L, 1, "SAC.new", mbr_sacFields, &c, NULL);
-  lsac *u = lua_newuserdatauv(L, sizeof *u, 0);
-  u->s = NULL;
-  luaL_setmetatable(L, MBL_SAC);
+  lsac *u = mbL_newobject(L, MBL_SAC, sizeof *u, 0);
   if (!(u->s = mbu_calloc(1, sizeof(mbSac)))) mbL_coreerror(L);
   MBL_CHECK(L, mbr_sacInit(u->s, &c));
   /* the parameter slab and the update workspace, for the collector's pace */

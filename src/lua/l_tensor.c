@@ -41,13 +41,8 @@
 
 /* Making tensor userdata (mbL_newtensor, mbL_pushview: l_mbpo.h) ----------------------------- */
 
-/* a userdata in a safe (empty) state before it acquires memory, as liolib's newprefile */
-static mbTensor *newud(lua_State *L) {
-  mbTensor *t = lua_newuserdatauv(L, sizeof(mbTensor), 0);
-  memset(t, 0, sizeof *t);
-  luaL_setmetatable(L, MBL_TENSOR);
-  return t;
-}
+/* a userdata in a safe (empty) state before it acquires memory */
+#define newud(L) ((mbTensor *)mbL_newobject(L, MBL_TENSOR, sizeof(mbTensor), 0))
 
 /* tells the collector about storage it cannot see (as if that many bytes were allocated
    by Lua), so loops that make large temporaries do not pile them up */
@@ -719,9 +714,7 @@ int luaopen_mbpo_tensor(lua_State *L) {
   lua_pop(L, 1);
   lua_getfield(L, LUA_REGISTRYINDEX, DEFAULT_RNG);
   if (!mbL_testrng(L, -1)) {
-    mbRng *g = lua_newuserdatauv(L, sizeof(mbRng), 0);
-    mbg_seed(g, 0, 0);
-    luaL_setmetatable(L, MBL_RNG);
+    mbg_seed(mbL_newobject(L, MBL_RNG, sizeof(mbRng), 0), 0, 0);
     lua_setfield(L, LUA_REGISTRYINDEX, DEFAULT_RNG);
   }
   lua_pop(L, 1);
