@@ -141,5 +141,5 @@ static const luaL_Reg funcs[] = {
   {"ens_step", b_ensstep}, {"blas", b_blas}, {NULL, NULL}};
 
 int luaopen_mbpo_bench_native(lua_State *L) {
-  return mbL_newmodule(L, NULL, NULL, NULL, funcs);
+  return mbL_newlib(L, NULL, NULL, funcs);
 }

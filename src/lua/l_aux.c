@@ -89,13 +89,35 @@ void mbL_pushints(lua_State *L, const int *v, int n, int base) {
 
 /* Modules and classes --------------------------------------------------------------------- */
 
-int mbL_newmodule(lua_State *L, const char *tname, const luaL_Reg *meth,
-                  const luaL_Reg *metameth, const luaL_Reg *funcs) {
-  if (tname) {
-    luaL_newmetatable(L, tname);
-    luaL_setfuncs(L, metameth, 0);
+/* __index of a class with fields: the method (a raw lookup in upvalue 1: this runs on every
+   call), else upvalue 2, the class's reader of its fields, with the object at 1 and the key
+   at 2 */
+static int classindex(lua_State *L) {
+  lua_pushvalue(L, 2);
+  if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1;
+  lua_pop(L, 1);
+  return lua_tocfunction(L, lua_upvalueindex(2))(L);
+}
+
+int mbL_newlib(lua_State *L, const char *const *needs, const mbLClass *classes,
+               const luaL_Reg *funcs) {
+  for (int i = 0; needs && needs[i]; i++) {
+    lua_getglobal(L, "require");
+    lua_pushstring(L, needs[i]);
+    lua_call(L, 1, 0);
+  }
+  for (const mbLClass *c = classes; c && c->tname; c++) {
+    luaL_newmetatable(L, c->tname);
+    luaL_setfuncs(L, c->metameth, 0);
     lua_newtable(L);  /* (luaL_newlib's size hint needs an array, not a pointer) */
-    luaL_setfuncs(L, meth, 0);
+    luaL_setfuncs(L, c->meth, 0);
+    if (c->state) mbL_addstate(L, c->state);
+    if (c->getfield) {
+      lua_pushvalue(L, -1);
+      lua_setfield(L, -3, "methods");
+      lua_pushcfunction(L, c->getfield);
+      lua_pushcclosure(L, classindex, 2);
+    }
     lua_setfield(L, -2, "__index");
     lua_pop(L, 1);
   }
@@ -107,27 +129,9 @@ int mbL_newmodule(lua_State *L, const char *tname, const luaL_Reg *meth,
   return 1;
 }
 
-/* __index of a class: the method (a raw lookup in upvalue 1: this runs on every call), else
-   upvalue 2, the class's reader of its fields, with the object at 1 and the key at 2 */
-static int classindex(lua_State *L) {
-  lua_pushvalue(L, 2);
-  if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1;
-  lua_pop(L, 1);
-  return lua_tocfunction(L, lua_upvalueindex(2))(L);
-}
-
-void mbL_newclass(lua_State *L, const char *tname, const luaL_Reg *meth,
-                  const luaL_Reg *metameth, lua_CFunction getfield) {
-  luaL_newmetatable(L, tname);
-  luaL_setfuncs(L, metameth, 0);
-  lua_newtable(L);
-  luaL_setfuncs(L, meth, 0);
-  lua_pushvalue(L, -1);
-  lua_setfield(L, -3, "methods");
-  lua_pushcfunction(L, getfield);
-  lua_pushcclosure(L, classindex, 2);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+void mbL_setfields(lua_State *L, const char *name, const mbField *fields) {
+  mbL_pushfields(L, fields);
+  lua_setfield(L, -2, name);
 }
 
 /* Native memory --------------------------------------------------------------------------- */

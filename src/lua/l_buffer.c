@@ -299,12 +299,8 @@ static const luaL_Reg metameth[] = {
   {"__tostring", b_tostring}, {NULL, NULL}};
 
 int luaopen_mbpo_buffer(lua_State *L) {
-  /* tensors we push need their metatable even when the script never required mbpo.tensor */
-  luaL_requiref(L, "mbpo.tensor", luaopen_mbpo_tensor, 0);
-  lua_pop(L, 1);
-  mbL_newmodule(L, MBL_BUFFER, meth, metameth, funcs);
-  mbL_setstate(L, MBL_BUFFER, &STATE);
-  mbL_pushfields(L, mbr_bufferFields);
-  lua_setfield(L, -2, "fields");
+  static const mbLClass classes[] = {{MBL_BUFFER, meth, metameth, NULL, &STATE}, {NULL}};
+  mbL_newlib(L, (const char *[]){"mbpo.tensor", NULL}, classes, funcs);
+  mbL_setfields(L, "fields", mbr_bufferFields);
   return 1;
 }

@@ -310,11 +310,8 @@ static const luaL_Reg metameth[] = {
 
 int luaopen_mbpo_ensemble(lua_State *L) {
   /* tensors and generators cross this module's boundary: their metatables must exist */
-  luaL_requiref(L, "mbpo.tensor", luaopen_mbpo_tensor, 0);
-  luaL_requiref(L, "mbpo.rng", luaopen_mbpo_rng, 0);
-  lua_pop(L, 2);
-  mbL_newmodule(L, MBL_ENSEMBLE, meth, metameth, funcs);
-  mbL_setstate(L, MBL_ENSEMBLE, &STATE);
+  static const mbLClass classes[] = {{MBL_ENSEMBLE, meth, metameth, NULL, &STATE}, {NULL}};
+  mbL_newlib(L, (const char *[]){"mbpo.tensor", "mbpo.rng", NULL}, classes, funcs);
   luaL_getmetatable(L, MBL_ENSEMBLE);
   lua_getfield(L, -1, "__index");
   for (int i = 0; QUERIES[i]; i++) {
@@ -323,9 +320,7 @@ int luaopen_mbpo_ensemble(lua_State *L) {
     lua_setfield(L, -2, QUERIES[i]);
   }
   lua_pop(L, 2);
-  mbL_pushfields(L, mbn_ensFields);
-  lua_setfield(L, -2, "fields");
-  mbL_pushfields(L, mbn_fitFields);
-  lua_setfield(L, -2, "fit_fields");
+  mbL_setfields(L, "fields", mbn_ensFields);
+  mbL_setfields(L, "fit_fields", mbn_fitFields);
   return 1;
 }

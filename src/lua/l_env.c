@@ -463,14 +463,9 @@ static const luaL_Reg metameth[] = {
   {NULL, NULL}};
 
 int luaopen_mbpo_env(lua_State *L) {
-  luaL_requiref(L, "mbpo.tensor", luaopen_mbpo_tensor, 0);  /* before we make tensors */
-  lua_pop(L, 1);
-  mbL_newclass(L, MBL_ENV, meth, metameth, m_field);
-  mbL_setstate(L, MBL_ENV, &STATE);
-  mbL_newmodule(L, NULL, NULL, NULL, funcs);
-  mbL_pushfields(L, mbs_envFields);
-  lua_setfield(L, -2, "fields");
-  mbL_pushfields(L, mbs_mjcfFields);
-  lua_setfield(L, -2, "task_fields");
+  static const mbLClass classes[] = {{MBL_ENV, meth, metameth, m_field, &STATE}, {NULL}};
+  mbL_newlib(L, (const char *[]){"mbpo.tensor", NULL}, classes, funcs);
+  mbL_setfields(L, "fields", mbs_envFields);
+  mbL_setfields(L, "task_fields", mbs_mjcfFields);
   return 1;
 }

@@ -95,7 +95,7 @@ static const luaL_Reg corefuncs[] = {
   {"isatty", c_isatty}, {"getpid", c_getpid},
   {"ncpu", c_ncpu}, {"pool_stats", c_poolstats}, {"isa", c_isa}, {NULL, NULL}};
 
-int luaopen_mbpo_core(lua_State *L) { return mbL_newmodule(L, NULL, NULL, NULL, corefuncs); }
+int luaopen_mbpo_core(lua_State *L) { return mbL_newlib(L, NULL, NULL, corefuncs); }
 
 void mbL_preload(lua_State *L) {
   const struct { const char *name; lua_CFunction open; } mods[] = {

@@ -119,8 +119,6 @@ static const luaL_Reg filemeth[] = {{NULL, NULL}};
 static const luaL_Reg filemetameth[] = {{"__gc", iofile_gc}, {NULL, NULL}};
 
 int luaopen_mbpo_io(lua_State *L) {
-  /* tensors we push need their metatable even when the script never required mbpo.tensor */
-  luaL_requiref(L, "mbpo.tensor", luaopen_mbpo_tensor, 0);
-  lua_pop(L, 1);
-  return mbL_newmodule(L, IOFILE, filemeth, filemetameth, funcs);
+  static const mbLClass classes[] = {{IOFILE, filemeth, filemetameth, NULL, NULL}, {NULL}};
+  return mbL_newlib(L, (const char *[]){"mbpo.tensor", NULL}, classes, funcs);
 }

@@ -129,9 +129,8 @@ typedef struct mbLStateType {
 int mbL_state(lua_State *L, const mbLStateType *ty);
 /* obj:load_state(t) -> obj (obj at 1, t at 2); raises when t does not fit. */
 int mbL_loadstate(lua_State *L, const mbLStateType *ty);
-/* Adds the methods state and load_state of ty to the metatable tname's __index table (or,
-   when __index is a function, to its field methods). */
-void mbL_setstate(lua_State *L, const char *tname, mbLStateType *ty);
+/* Adds the methods state and load_state of ty to the table at the top. */
+void mbL_addstate(lua_State *L, mbLStateType *ty);
 
 /* 8-byte arrays (F64, U64, I64) as Lua values: userdata "mbpo.Array", 1-based a[i], #a,
    a:dtype(), a:totable(), == by value. mbpo.io reads and writes them. */
@@ -151,15 +150,25 @@ int mbL_arraynew(lua_State *L);
 
 /* Module openers (one per l_*.c) --------------------------------------------------- */
 
-/* The common shape of an opener: creates the metatable tname (unless NULL) holding metameth,
-   with __index a table of meth; pushes the module table of funcs with _VERSION. Returns 1. */
-int mbL_newmodule(lua_State *L, const char *tname, const luaL_Reg *meth,
-                  const luaL_Reg *metameth, const luaL_Reg *funcs);
-/* A class whose objects also have fields: the metatable tname holds metameth, `methods`
-   (the table of meth) and an __index that looks up methods first (raw), then calls
-   getfield(L) with the object at 1 and the key at 2. */
-void mbL_newclass(lua_State *L, const char *tname, const luaL_Reg *meth,
-                  const luaL_Reg *metameth, lua_CFunction getfield);
+/* A class of a native module: the metatable tname holds metameth and, as __index, its
+   methods meth (with state and load_state when state is set); with getfield, __index looks
+   a key up in the methods first (raw; they are also the metatable's field `methods`), then
+   calls getfield(L) with the object at 1 and the key at 2. */
+typedef struct mbLClass {
+  const char *tname;
+  const luaL_Reg *meth, *metameth;
+  lua_CFunction getfield;   /* NULL: no fields */
+  mbLStateType *state;      /* NULL: no state */
+} mbLClass;
+
+/* The common shape of an opener: requires the modules of needs (a NULL-terminated list of
+   names, or NULL: "mbpo.tensor" for a module that pushes tensors), creates the classes (a
+   list ended by {NULL}, or NULL) and pushes the module table of funcs with _VERSION.
+   Returns 1. */
+int mbL_newlib(lua_State *L, const char *const *needs, const mbLClass *classes,
+               const luaL_Reg *funcs);
+/* Sets t[name] to the Lua list of the field table (mbL_pushfields), t the table at the top. */
+void mbL_setfields(lua_State *L, const char *name, const mbField *fields);
 
 int luaopen_mbpo_core(lua_State *L);
 int luaopen_mbpo_tensor(lua_State *L);

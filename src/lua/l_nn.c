@@ -300,13 +300,7 @@ static const luaL_Reg metameth[] = {
   {NULL, NULL}};
 
 int luaopen_mbpo_nn(lua_State *L) {
-  /* tensors cross this module's boundary: their metatable must exist */
-  luaL_requiref(L, "mbpo.tensor", luaopen_mbpo_tensor, 0);
-  lua_pop(L, 1);
-  mbL_newmodule(L, MBL_ADAM, adam_meth, adam_metameth, funcs);
-  lua_pop(L, 1);
-  mbL_newmodule(L, MBL_MLP, meth, metameth, funcs);
-  mbL_setstate(L, MBL_MLP, &MLPSTATE);
-  mbL_setstate(L, MBL_ADAM, &ADAMSTATE);
-  return 1;
+  static const mbLClass classes[] = {{MBL_MLP, meth, metameth, NULL, &MLPSTATE},
+    {MBL_ADAM, adam_meth, adam_metameth, NULL, &ADAMSTATE}, {NULL}};
+  return mbL_newlib(L, (const char *[]){"mbpo.tensor", NULL}, classes, funcs);
 }

@@ -174,9 +174,7 @@ static const luaL_Reg vmetameth[] = {
   {NULL, NULL}};
 
 int luaopen_mbpo_render(lua_State *L) {
-  luaL_requiref(L, "mbpo.env.native", luaopen_mbpo_env, 0);
-  lua_pop(L, 1);
-  mbL_newclass(L, MBL_RENDERER, rmeth, rmetameth, m_field);
-  mbL_newclass(L, MBL_VIDEO, vmeth, vmetameth, m_field);
-  return mbL_newmodule(L, NULL, NULL, NULL, funcs);
+  static const mbLClass classes[] = {{MBL_RENDERER, rmeth, rmetameth, m_field, NULL},
+                                     {MBL_VIDEO, vmeth, vmetameth, m_field, NULL}, {NULL}};
+  return mbL_newlib(L, (const char *[]){"mbpo.env.native", NULL}, classes, funcs);
 }

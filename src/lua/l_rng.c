@@ -104,7 +104,6 @@ static const luaL_Reg meth[] = {
 static const luaL_Reg metameth[] = {{"__index", NULL}, {"__tostring", rng_tostring}, {NULL, NULL}};
 
 int luaopen_mbpo_rng(lua_State *L) {
-  mbL_newmodule(L, MBL_RNG, meth, metameth, funcs);
-  mbL_setstate(L, MBL_RNG, &STATE);
-  return 1;
+  static const mbLClass classes[] = {{MBL_RNG, meth, metameth, NULL, &STATE}, {NULL}};
+  return mbL_newlib(L, NULL, classes, funcs);
 }

@@ -277,9 +277,8 @@ static const luaL_Reg metameth[] = {
   {NULL, NULL}};
 
 int luaopen_mbpo_sac(lua_State *L) {
-  mbL_newmodule(L, MBL_SAC, meth, metameth, funcs);
-  mbL_setstate(L, MBL_SAC, &STATE);
-  mbL_pushfields(L, mbr_sacFields);
-  lua_setfield(L, -2, "fields");
+  static const mbLClass classes[] = {{MBL_SAC, meth, metameth, NULL, &STATE}, {NULL}};
+  mbL_newlib(L, NULL, classes, funcs);
+  mbL_setfields(L, "fields", mbr_sacFields);
   return 1;
 }

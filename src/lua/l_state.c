@@ -288,17 +288,11 @@ int mbL_loadstate(lua_State *L, const mbLStateType *ty) {
 static int statefn(lua_State *L) { return mbL_state(L, lua_touserdata(L, lua_upvalueindex(1))); }
 static int loadfn(lua_State *L) { return mbL_loadstate(L, lua_touserdata(L, lua_upvalueindex(1))); }
 
-void mbL_setstate(lua_State *L, const char *tname, mbLStateType *ty) {
-  luaL_getmetatable(L, tname);
-  if (lua_getfield(L, -1, "__index") != LUA_TTABLE) {  /* an __index function: its methods */
-    lua_pop(L, 1);
-    lua_getfield(L, -1, "methods");
-  }
+void mbL_addstate(lua_State *L, mbLStateType *ty) {
   lua_pushlightuserdata(L, ty);
   lua_pushcclosure(L, statefn, 1);
   lua_setfield(L, -2, "state");
   lua_pushlightuserdata(L, ty);
   lua_pushcclosure(L, loadfn, 1);
   lua_setfield(L, -2, "load_state");
-  lua_pop(L, 2);
 }
