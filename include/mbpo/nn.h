@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "mbpo/rng.h"
+#include "mbpo/tensor.h"
 
 /* Precision of the matrix products ------------------------------------------------------ */
 
@@ -169,6 +170,33 @@ void mbn_mlpBackward(float *dx, float *g, float *scratch, const mbMlp *m, const 
 void mbn_mlpInputGradRows(float *dx, float *bufA, float *bufB, const mbMlp *m, const float *p,
                           const float *ws, int B, const int *idx, int n, float dy, int c0,
                           int nc);
+
+/* A trainable MLP (src/nn/net.c, mbpo.nn's network) ------------------------------------
+   The descriptor with its slabs [nparams] (parameters, gradients, both Adam moments; tensors
+   so that the bindings can hand out views), Adam's settings, and what backward needs from the
+   last forward. Unlike the kernels it allocates; a zeroed struct is its safe empty state. */
+typedef struct mbMlpNet {
+  mbTensor p, g, m, v;       /* storage NULL until built (p first: the bindings' open test) */
+  mbMlp net;
+  mbAdam adam;
+  int B;                     /* rows of the last forward (0: none yet) */
+  float *ws, *x, *scratch;   /* forward workspace, copy of the last input, backward scratch */
+  size_t wscap, xcap, scap;  /* their capacities in floats */
+} mbMlpNet;
+
+/* Builds the zeroed n for the widths sizes[nsizes] (inputs, hidden, outputs): slabs, weights
+   from seed (init 1: mbn_mlpInitTruncNormal, 0: mbn_mlpInitUniform), Adam's defaults with lr.
+   MB_ERR on bad sizes or no memory (n is then safe to free). */
+int mbn_netInit(mbMlpNet *n, const int *sizes, int nsizes, mbActivation act, int init,
+                uint64_t seed, float lr);
+/* Frees the slabs and buffers; n is left empty (as zeroed). */
+void mbn_netFree(mbMlpNet *n);
+/* Forward of x [B x in] (x is copied: backward uses it); returns the output [B x out] inside
+   the workspace, valid until the next forward, or NULL (no memory). */
+const float *mbn_netForward(mbMlpNet *n, const float *x, int B);
+/* Backward of the last forward from dy [B x out]: g += the parameter gradients, dx [B x in]
+   written when not NULL. MB_ERR before any forward or without memory. */
+int mbn_netBackward(mbMlpNet *n, float *dx, const float *dy);
 
 /* Instruction-set path of the elementwise kernels (src/nn/isa.c) ---------------------------
    The product is built for x86-64-v3 (AVX2 + FMA); the kernels of ens_kernels.c, kernels.c

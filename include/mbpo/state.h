@@ -101,4 +101,8 @@ mbStateBlock *mbg_stateBlocks(mbStateBlock *b, mbRng *g);
    lr, beta1, beta2, eps (a state without them keeps this optimiser's). */
 mbStateBlock *mbn_adamBlocks(mbStateBlock *b, mbAdam *a, float *m, float *v, int64_t n);
 
+/* The state of a trainable MLP (mbMlpNet): sizes and activation (checks: the state of another
+   network does not fit), params, and its Adam's blocks (mbn_adamBlocks). Returns the count. */
+int mbn_netStateBlocks(mbStateBlock *b, mbMlpNet *n);
+
 #endif

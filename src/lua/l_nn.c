@@ -18,16 +18,9 @@
 #define MBL_MLP "mbpo.Mlp"
 #define MBL_ADAM "mbpo.Adam"
 
-/* the userdata: the descriptor and its four slabs as tensors (so parameters() and gradients()
-   can hand out views), plus what backward needs from the last forward */
-typedef struct lmlp {
-  mbTensor p, g, m, v;   /* [nparams] slabs (storage NULL until built; p first: checkmlp) */
-  mbMlp net;
-  mbAdam adam;
-  int B;                 /* rows of the last forward (0: none yet) */
-  float *ws, *x, *scratch;   /* forward workspace, copy of the last input, backward scratch */
-  size_t wscap, xcap, scap;  /* their capacities in floats */
-} lmlp;
+/* the userdata: the core's trainable network (include/mbpo/nn.h), slabs as tensors so that
+   parameters() and gradients() can hand out views */
+typedef mbMlpNet lmlp;
 
 /* the network at idx, or a Lua error (wrong type, or closed) */
 static lmlp *checkmlp(lua_State *L, int idx) {
@@ -36,11 +29,7 @@ static lmlp *checkmlp(lua_State *L, int idx) {
 
 /* __gc and __close */
 static int mlp_gc(lua_State *L) {
-  lmlp *n = luaL_checkudata(L, 1, MBL_MLP);
-  mbt_release(&n->p); mbt_release(&n->g); mbt_release(&n->m); mbt_release(&n->v);
-  mbu_free(n->ws); mbu_free(n->x); mbu_free(n->scratch);
-  n->ws = n->x = n->scratch = NULL;
-  n->wscap = n->xcap = n->scap = 0;
+  mbn_netFree(luaL_checkudata(L, 1, MBL_MLP));
   return 0;
 }
 
@@ -84,16 +73,6 @@ static void adamstep(lua_State *L, int idx, const char *F, mbAdam *a, float *wd,
   lua_settop(L, 1);
 }
 
-/* grows *buf to n floats */
-static void grow(lua_State *L, float **buf, size_t *cap, size_t n) {
-  if (n <= *cap) return;
-  float *p = mbu_alignedAlloc(n * sizeof(float));
-  if (!p) mbL_coreerror(L);
-  mbu_free(*buf);
-  *buf = p;
-  *cap = n;
-}
-
 /* NN.mlp{sizes = {in, h..., out}, activation = "relu"|"swish", seed = 0,
           init = "uniform"|"truncnormal", lr = 1e-3} */
 static int nn_mlp(lua_State *L) {
@@ -104,15 +83,7 @@ static int nn_mlp(lua_State *L) {
   if (n < 2)
     return luaL_error(L, "NN.mlp: %d sizes (expected 2..%d)", n, MB_MLP_MAXLAYERS + 1);
   lmlp *net = mbL_newobject(L, MBL_MLP, sizeof(lmlp), 0);
-  MBL_CHECK(L, mbn_mlpInit(&net->net, n - 1, o.sizes, (mbActivation)o.activation));
-  int64_t np = (int64_t)net->net.nparams;
-  mbTensor *slabs[4] = {&net->p, &net->g, &net->m, &net->v};
-  for (int i = 0; i < 4; i++) MBL_CHECK(L, mbt_init(slabs[i], 1, &np));
-  mbRng g;
-  mbg_seed(&g, o.seed, 0);
-  if (o.init == 1) mbn_mlpInitTruncNormal(mbt_data(&net->p), &net->net, &g);
-  else mbn_mlpInitUniform(mbt_data(&net->p), &net->net, &g);
-  mbn_adamDefaults(&net->adam, o.lr);
+  MBL_CHECK(L, mbn_netInit(net, o.sizes, n, (mbActivation)o.activation, o.init, o.seed, o.lr));
   return 1;
 }
 
@@ -124,12 +95,8 @@ static int mlp_forward(lua_State *L) {
   int64_t B = mbL_checktensor(L, 2)->size[0];
   if (B < 1 || B > (1 << 24))
     return luaL_error(L, "mlp:forward: %I rows (expected 1..16777216)", (LUAI_UACINT)B);
-  /* the input is copied: backward needs it even if the caller changes x meanwhile */
-  grow(L, &n->ws, &n->wscap, mbn_mlpWorkspace(m, (int)B));
-  grow(L, &n->x, &n->xcap, (size_t)B * m->sizes[0]);
-  memcpy(n->x, x, sizeof(float) * (size_t)B * m->sizes[0]);
-  const float *y = mbn_mlpForward(n->ws, m, mbt_data(&n->p), n->x, (int)B);
-  n->B = (int)B;
+  const float *y = mbn_netForward(n, x, (int)B);
+  if (!y) return mbL_coreerror(L);
   int64_t size[2] = {B, m->sizes[m->nlayers]};
   mbL_newcopy(L, y, 2, size);
   return 1;
@@ -141,11 +108,8 @@ static int mlp_backward(lua_State *L) {
   const mbMlp *m = &n->net;
   if (n->B == 0) return luaL_error(L, "mlp:backward: call forward first");
   const float *dy = mbL_checkmatrix(L, 2, "mlp:backward", "dy", n->B, m->sizes[m->nlayers]);
-  grow(L, &n->scratch, &n->scap, mbn_mlpScratch(m, n->B));
   int64_t size[2] = {n->B, m->sizes[0]};
-  mbTensor *dx = mbL_newtensor(L, 2, size);
-  mbn_mlpBackward(mbt_data(dx), mbt_data(&n->g), n->scratch, m, mbt_data(&n->p), n->x, n->ws,
-                  dy, n->B);
+  MBL_CHECK(L, mbn_netBackward(n, mbt_data(mbL_newtensor(L, 2, size)), dy));
   return 1;
 }
 
@@ -183,17 +147,7 @@ static int mlp_sizes(lua_State *L) {
    lr, beta1, beta2, eps}; net:load_state(t): a state of a network of the same sizes (the
    Adam settings when given) */
 static void *checkmlpobj(lua_State *L, int idx) { return checkmlp(L, idx); }
-static int mlpblocks(mbStateBlock *b, void *o) {
-  lmlp *n = o;
-  int64_t np = (int64_t)n->net.nparams;
-  mbStateBlock *p = mbu_block(b, "sizes", MB_I32, MB_ST_CHECK, n->net.sizes, 1,
-                              n->net.nlayers + 1, 0);
-  p = mbu_block(p, "activation", MB_STR, MB_ST_CHECK, NULL, 0, 0, 0);
-  strcpy(p[-1].text, n->net.act == MB_ACT_SWISH ? "swish" : "relu");
-  p = mbu_block(p, "params", MB_F32, 0, mbt_data(&n->p), 1, np, 0);
-  p = mbn_adamBlocks(p, &n->adam, mbt_data(&n->m), mbt_data(&n->v), np);
-  return (int)(p - b);
-}
+static int mlpblocks(mbStateBlock *b, void *n) { return mbn_netStateBlocks(b, n); }
 static mbLStateType MLPSTATE = {"mlp", "network", checkmlpobj, mlpblocks, NULL, NULL, 0};
 
 /* "mbpo.Mlp [3 -> 64 -> 1] relu" */

@@ -3,7 +3,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mbpo/core.h"
 #include "mbpo/nn.h"
+#include "mbpo/state.h"
 #include "test.h"
 
 static mbRng rng;
@@ -184,6 +186,59 @@ static void test_truncnormal(void) {
   free(w);
 }
 
+/* mbMlpNet (src/nn/net.c): the object mbpo.nn runs. Its weights are those of the
+   initialiser with its seed, its forward is the double reference, backward works from its own
+   copy of the input (the caller's x changed after the forward) and agrees with central
+   differences; the failures leave it safe to free. */
+static void test_net(void) {
+  int sizes[3] = {4, 6, 2}, B = 3;
+  mbMlpNet n;
+  memset(&n, 0, sizeof n);
+  CHECK(mbn_netInit(&n, sizes, 3, MB_ACT_SWISH, 1, 3, 1e-3f) == MB_OK, "init");
+  size_t np = n.net.nparams;
+  float *ref = malloc(sizeof(float) * np), *dx = malloc(sizeof(float) * B * 4);
+  mbRng g;
+  mbg_seed(&g, 3, 0);
+  mbn_mlpInitTruncNormal(ref, &n.net, &g);
+  CHECK(memcmp(ref, mbt_data(&n.p), sizeof(float) * np) == 0, "weights of the seed");
+  CHECK(n.adam.lr == 1e-3f && n.adam.t == 0, "Adam's defaults");
+  CHECK(mbn_netBackward(&n, dx, dx) == MB_ERR, "backward before a forward");
+  float x[12], r[6];
+  double xd[12], rd[6], *pd = malloc(sizeof(double) * np);
+  randfill(x, 12, 1.0f);
+  randfill(r, 6, 1.0f);
+  for (int i = 0; i < 12; i++) xd[i] = x[i];
+  for (int i = 0; i < 6; i++) rd[i] = r[i];
+  for (size_t i = 0; i < np; i++) pd[i] = mbt_data(&n.p)[i];
+  const float *y = mbn_netForward(&n, x, B);
+  double lf = 0;
+  for (int i = 0; i < 6; i++) lf += (double)y[i] * r[i];
+  CHECK_NEAR(lf, ref_loss(&n.net, pd, xd, rd, B), 1e-5);
+  for (int i = 0; i < 12; i++) x[i] += 1.0f;  /* backward must use the forward's own copy */
+  CHECK(mbn_netBackward(&n, dx, r) == MB_OK, "backward");
+  double h = 1e-6, worst = 0;
+  for (size_t i = 0; i < np; i++) {
+    double save = pd[i];
+    pd[i] = save + h; double lp = ref_loss(&n.net, pd, xd, rd, B);
+    pd[i] = save - h; double lm = ref_loss(&n.net, pd, xd, rd, B);
+    pd[i] = save;
+    double fd = (lp - lm) / (2 * h), e = fabs(fd - mbt_data(&n.g)[i]) / fmax(1, fabs(fd));
+    if (e > worst) worst = e;
+  }
+  CHECK(worst < 1e-4, "net gradient error %g", worst);
+  mbStateBlock b[MB_STATE_MAXBLOCKS];
+  int nb = mbn_netStateBlocks(b, &n);
+  CHECK(nb == 10 && strcmp(b[0].name, "sizes") == 0 && strcmp(b[1].text, "swish") == 0 &&
+        b[2].data == mbt_data(&n.p) && b[2].shape[0] == (int64_t)np, "state blocks (%d)", nb);
+  mbn_netFree(&n);
+  mbn_netFree(&n);
+  CHECK(n.p.storage == NULL && n.ws == NULL, "freed and empty");
+  int bad[1] = {4};
+  CHECK(mbn_netInit(&n, bad, 1, MB_ACT_RELU, 0, 0, 1e-3f) == MB_ERR, "one size is no network");
+  mbn_netFree(&n);
+  free(ref); free(dx); free(pd);
+}
+
 int main(void) {
   mbg_seed(&rng, 123, 0);
   RUN(test_linear_shapes);
@@ -192,5 +247,6 @@ int main(void) {
   RUN(test_adam);
   RUN(test_decay_polyak);
   RUN(test_truncnormal);
+  RUN(test_net);
   return TEST_REPORT();
 }

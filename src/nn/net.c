@@ -1,0 +1,71 @@
+/* A trainable multilayer perceptron (mbpo.nn's network): the mlp.c descriptor with its
+   parameter, gradient and Adam moment slabs, and the buffers a forward / backward pair needs
+   (the workspace, a copy of the input, the backward scratch), grown on demand. Unlike the
+   kernels it allocates; a zeroed mbMlpNet is its safe empty state (mbn_netFree copes). */
+#include <string.h>
+
+#include "mbpo/core.h"
+#include "mbpo/nn.h"
+#include "mbpo/state.h"
+
+/* grows *buf to n floats (its contents are not kept) */
+static int grow(float **buf, size_t *cap, size_t n) {
+  if (n <= *cap) return MB_OK;
+  float *p = mbu_alignedAlloc(n * sizeof(float));
+  if (!p) return MB_ERR;
+  mbu_free(*buf);
+  *buf = p;
+  *cap = n;
+  return MB_OK;
+}
+
+int mbn_netInit(mbMlpNet *n, const int *sizes, int nsizes, mbActivation act, int init,
+                uint64_t seed, float lr) {
+  if (mbn_mlpInit(&n->net, nsizes - 1, sizes, act) < 0) return MB_ERR;
+  int64_t np = (int64_t)n->net.nparams;
+  mbTensor *slabs[4] = {&n->p, &n->g, &n->m, &n->v};
+  for (int i = 0; i < 4; i++)
+    if (mbt_init(slabs[i], 1, &np) < 0) return MB_ERR;
+  mbRng g;
+  mbg_seed(&g, seed, 0);
+  if (init == 1) mbn_mlpInitTruncNormal(mbt_data(&n->p), &n->net, &g);
+  else mbn_mlpInitUniform(mbt_data(&n->p), &n->net, &g);
+  mbn_adamDefaults(&n->adam, lr);
+  return MB_OK;
+}
+
+void mbn_netFree(mbMlpNet *n) {
+  mbt_release(&n->p); mbt_release(&n->g); mbt_release(&n->m); mbt_release(&n->v);
+  mbu_free(n->ws); mbu_free(n->x); mbu_free(n->scratch);
+  n->ws = n->x = n->scratch = NULL;
+  n->wscap = n->xcap = n->scap = 0;
+}
+
+const float *mbn_netForward(mbMlpNet *n, const float *x, int B) {
+  const mbMlp *m = &n->net;
+  size_t nx = (size_t)B * (size_t)m->sizes[0];
+  if (grow(&n->ws, &n->wscap, mbn_mlpWorkspace(m, B)) < 0 || grow(&n->x, &n->xcap, nx) < 0)
+    return NULL;
+  memcpy(n->x, x, sizeof(float) * nx);  /* backward needs it even if the caller changes x */
+  n->B = B;
+  return mbn_mlpForward(n->ws, m, mbt_data(&n->p), n->x, B);
+}
+
+int mbn_netBackward(mbMlpNet *n, float *dx, const float *dy) {
+  if (n->B == 0) return mbu_error("backward before any forward");
+  if (grow(&n->scratch, &n->scap, mbn_mlpScratch(&n->net, n->B)) < 0) return MB_ERR;
+  mbn_mlpBackward(dx, mbt_data(&n->g), n->scratch, &n->net, mbt_data(&n->p), n->x, n->ws, dy,
+                  n->B);
+  return MB_OK;
+}
+
+int mbn_netStateBlocks(mbStateBlock *b, mbMlpNet *n) {
+  int64_t np = (int64_t)n->net.nparams;
+  mbStateBlock *p = mbu_block(b, "sizes", MB_I32, MB_ST_CHECK, n->net.sizes, 1,
+                              n->net.nlayers + 1, 0);
+  p = mbu_block(p, "activation", MB_STR, MB_ST_CHECK, NULL, 0, 0, 0);
+  strcpy(p[-1].text, n->net.act == MB_ACT_SWISH ? "swish" : "relu");
+  p = mbu_block(p, "params", MB_F32, 0, mbt_data(&n->p), 1, np, 0);
+  p = mbn_adamBlocks(p, &n->adam, mbt_data(&n->m), mbt_data(&n->v), np);
+  return (int)(p - b);
+}
