@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mbpo/fields.h"
 #include "mbpo/rng.h"
 #include "mbpo/tensor.h"
 
@@ -184,11 +185,32 @@ typedef struct mbMlpNet {
   size_t wscap, xcap, scap;  /* their capacities in floats */
 } mbMlpNet;
 
-/* Builds the zeroed n for the widths sizes[nsizes] (inputs, hidden, outputs): slabs, weights
-   from seed (init 1: mbn_mlpInitTruncNormal, 0: mbn_mlpInitUniform), Adam's defaults with lr.
-   MB_ERR on bad sizes or no memory (n is then safe to free). */
-int mbn_netInit(mbMlpNet *n, const int *sizes, int nsizes, mbActivation act, int init,
-                uint64_t seed, float lr);
+/* The options of a trainable MLP (mbpo.nn's NN.mlp): the rows of mbn_netFields. */
+typedef struct mbNetOptions {
+  int sizes[MB_MLP_MAXLAYERS + 1], nsizes;
+  int activation, init;   /* mbActivation; 0 uniform, 1 truncnormal */
+  uint64_t seed;
+  float lr;
+} mbNetOptions;
+#define MB_NET_FIELDS(S) \
+  MB_F_LIST(S, sizes, MB_FIELD_INTS, MB_F_REQUIRED, nsizes, MB_MLP_MAXLAYERS + 1, 1, 1 << 20, \
+            "widths: inputs, hidden layers, outputs (mbn_mlpInit's range)", 0) \
+  MB_F_ENUM(S, activation, MB_ACT_RELU, "relu|swish", "hidden activation") \
+  MB_F_ENUM(S, init, 0, "uniform|truncnormal", "initial weights") \
+  MB_F_U64(S, seed, 0, "seed of the initial weights") \
+  MB_F_FLOAT(S, lr, 0, 1e-3, 0, HUGE_VAL, "Adam step size")
+extern const mbField mbn_netFields[];
+
+/* Adam's settings and a weight decay added to the gradient (g + weight_decay * p), as
+   mbpo.nn's Adam steps take them: the rows of mbn_adamFields (no defaults: a step keeps the
+   optimiser's own settings for the keys not given). */
+typedef struct mbAdamOptions { mbAdam adam; float weight_decay; } mbAdamOptions;
+extern const mbField mbn_adamFields[];
+
+/* Builds the zeroed n of the options o: slabs, weights from o->seed (init 1:
+   mbn_mlpInitTruncNormal, 0: mbn_mlpInitUniform), Adam's defaults with o->lr. MB_ERR on
+   bad sizes or no memory (n is then safe to free). */
+int mbn_netInit(mbMlpNet *n, const mbNetOptions *o);
 /* Frees the slabs and buffers; n is left empty (as zeroed). */
 void mbn_netFree(mbMlpNet *n);
 /* Forward of x [B x in] (x is copied: backward uses it); returns the output [B x out] inside

@@ -33,39 +33,12 @@ static int mlp_gc(lua_State *L) {
   return 0;
 }
 
-/* The options of NN.mlp and of the Adam steps (net:adam_step, NN.adam, opt:step) */
-typedef struct MlpOpts {
-  int sizes[MB_MLP_MAXLAYERS + 1], nsizes;
-  int activation, init;   /* mbActivation; 0 uniform, 1 truncnormal */
-  uint64_t seed;
-  float lr;
-} MlpOpts;
-static const mbField MLP_FIELDS[] = {
-  MB_F_LIST(MlpOpts, sizes, MB_FIELD_INTS, MB_F_REQUIRED, nsizes, MB_MLP_MAXLAYERS + 1, 1,
-            1 << 20, "widths: inputs, hidden layers, outputs (mbn_mlpInit's range)", 0)
-  MB_F_ENUM(MlpOpts, activation, MB_ACT_RELU, "relu|swish", "hidden activation")
-  MB_F_ENUM(MlpOpts, init, 0, "uniform|truncnormal", "initial weights")
-  MB_F_U64(MlpOpts, seed, 0, "seed of the initial weights")
-  MB_F_FLOAT(MlpOpts, lr, 0, 1e-3, 0, HUGE_VAL, "Adam step size")
-  MB_F_END};
-
-typedef struct AdamOpts { mbAdam adam; float weight_decay; } AdamOpts;
-#define ADAM_ROW(nm, member, l, h, fl, dc) {.name = #nm, .type = MB_FIELD_FLOAT, .flags = (fl), \
-  .offset = offsetof(AdamOpts, member), .n = 1, .def = NAN, .lo = (l), .hi = (h), .doc = (dc)},
-static const mbField ADAM_FIELDS[] = {
-  ADAM_ROW(lr, adam.lr, 0, HUGE_VAL, 0, "step size")
-  ADAM_ROW(beta1, adam.beta1, 0, 1, MB_F_OPEN_HI, "decay of the first moment")
-  ADAM_ROW(beta2, adam.beta2, 0, 1, MB_F_OPEN_HI, "decay of the second moment")
-  ADAM_ROW(eps, adam.eps, 0, HUGE_VAL, 0, "added to the root of the second moment")
-  ADAM_ROW(weight_decay, weight_decay, 0, HUGE_VAL, 0, "g + weight_decay * p")
-  MB_F_END};
-
 /* net:adam_step and opt:step: the options at idx over *a and *wd (they persist there), then
    one Adam step of p, m, v [n] from g (g + wd * p written back); leaves the object at 1 */
 static void adamstep(lua_State *L, int idx, const char *F, mbAdam *a, float *wd, float *p,
                      float *m, float *v, float *g, size_t n) {
-  AdamOpts o = {*a, *wd};
-  if (!lua_isnoneornil(L, idx)) mbL_readfields(L, idx, F, ADAM_FIELDS, &o, NULL);
+  mbAdamOptions o = {*a, *wd};
+  if (!lua_isnoneornil(L, idx)) mbL_readfields(L, idx, F, mbn_adamFields, &o, NULL);
   *a = o.adam;
   *wd = o.weight_decay;
   a->t++;
@@ -76,14 +49,14 @@ static void adamstep(lua_State *L, int idx, const char *F, mbAdam *a, float *wd,
 /* NN.mlp{sizes = {in, h..., out}, activation = "relu"|"swish", seed = 0,
           init = "uniform"|"truncnormal", lr = 1e-3} */
 static int nn_mlp(lua_State *L) {
-  MlpOpts o;
-  mbu_fieldDefaults(&o, MLP_FIELDS);
-  mbL_readfields(L, 1, "NN.mlp", MLP_FIELDS, &o, NULL);
+  mbNetOptions o;
+  mbu_fieldDefaults(&o, mbn_netFields);
+  mbL_readfields(L, 1, "NN.mlp", mbn_netFields, &o, NULL);
   int n = o.nsizes;
   if (n < 2)
     return luaL_error(L, "NN.mlp: %d sizes (expected 2..%d)", n, MB_MLP_MAXLAYERS + 1);
   lmlp *net = mbL_newobject(L, MBL_MLP, sizeof(lmlp), 0);
-  MBL_CHECK(L, mbn_netInit(net, o.sizes, n, (mbActivation)o.activation, o.init, o.seed, o.lr));
+  MBL_CHECK(L, mbn_netInit(net, &o));
   return 1;
 }
 
@@ -192,9 +165,9 @@ static int nn_adam(lua_State *L) {
   MBL_CHECK(L, mbt_init(&a->m, 1, &n));
   MBL_CHECK(L, mbt_init(&a->v, 1, &n));
   mbt_view(&a->p, p);
-  AdamOpts o = {{0}, 0.0f};
+  mbAdamOptions o = {{0}, 0.0f};
   mbn_adamDefaults(&o.adam, 1e-3f);
-  if (!lua_isnil(L, 2)) mbL_readfields(L, 2, "NN.adam", ADAM_FIELDS, &o, NULL);
+  if (!lua_isnil(L, 2)) mbL_readfields(L, 2, "NN.adam", mbn_adamFields, &o, NULL);
   a->adam = o.adam;
   a->wd = o.weight_decay;
   return 1;

@@ -19,18 +19,31 @@ static int grow(float **buf, size_t *cap, size_t n) {
   return MB_OK;
 }
 
-int mbn_netInit(mbMlpNet *n, const int *sizes, int nsizes, mbActivation act, int init,
-                uint64_t seed, float lr) {
-  if (mbn_mlpInit(&n->net, nsizes - 1, sizes, act) < 0) return MB_ERR;
+const mbField mbn_netFields[] = {MB_NET_FIELDS(mbNetOptions) MB_F_END};
+
+/* a row of an Adam setting: a float inside mbAdamOptions, without a default */
+#define ADAM_ROW(nm, member, l, h, fl, dc) {.name = #nm, .type = MB_FIELD_FLOAT, .flags = (fl), \
+  .offset = offsetof(mbAdamOptions, member), .n = 1, .def = NAN, .lo = (l), .hi = (h), .doc = (dc)},
+const mbField mbn_adamFields[] = {
+  ADAM_ROW(lr, adam.lr, 0, HUGE_VAL, 0, "step size")
+  ADAM_ROW(beta1, adam.beta1, 0, 1, MB_F_OPEN_HI, "decay of the first moment")
+  ADAM_ROW(beta2, adam.beta2, 0, 1, MB_F_OPEN_HI, "decay of the second moment")
+  ADAM_ROW(eps, adam.eps, 0, HUGE_VAL, 0, "added to the root of the second moment")
+  ADAM_ROW(weight_decay, weight_decay, 0, HUGE_VAL, 0, "g + weight_decay * p")
+  MB_F_END};
+
+int mbn_netInit(mbMlpNet *n, const mbNetOptions *o) {
+  if (mbn_mlpInit(&n->net, o->nsizes - 1, o->sizes, (mbActivation)o->activation) < 0)
+    return MB_ERR;
   int64_t np = (int64_t)n->net.nparams;
   mbTensor *slabs[4] = {&n->p, &n->g, &n->m, &n->v};
   for (int i = 0; i < 4; i++)
     if (mbt_init(slabs[i], 1, &np) < 0) return MB_ERR;
   mbRng g;
-  mbg_seed(&g, seed, 0);
-  if (init == 1) mbn_mlpInitTruncNormal(mbt_data(&n->p), &n->net, &g);
+  mbg_seed(&g, o->seed, 0);
+  if (o->init == 1) mbn_mlpInitTruncNormal(mbt_data(&n->p), &n->net, &g);
   else mbn_mlpInitUniform(mbt_data(&n->p), &n->net, &g);
-  mbn_adamDefaults(&n->adam, lr);
+  mbn_adamDefaults(&n->adam, o->lr);
   return MB_OK;
 }
 

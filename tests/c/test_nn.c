@@ -191,10 +191,15 @@ static void test_truncnormal(void) {
    copy of the input (the caller's x changed after the forward) and agrees with central
    differences; the failures leave it safe to free. */
 static void test_net(void) {
-  int sizes[3] = {4, 6, 2}, B = 3;
+  int B = 3;
+  mbNetOptions o;
+  mbu_fieldDefaults(&o, mbn_netFields);
+  CHECK(o.nsizes == 0 && o.activation == MB_ACT_RELU && o.lr == 1e-3f, "the defaults");
+  o = (mbNetOptions){.sizes = {4, 6, 2}, .nsizes = 3, .activation = MB_ACT_SWISH, .init = 1,
+                     .seed = 3, .lr = 1e-3f};
   mbMlpNet n;
   memset(&n, 0, sizeof n);
-  CHECK(mbn_netInit(&n, sizes, 3, MB_ACT_SWISH, 1, 3, 1e-3f) == MB_OK, "init");
+  CHECK(mbn_netInit(&n, &o) == MB_OK, "init");
   size_t np = n.net.nparams;
   float *ref = malloc(sizeof(float) * np), *dx = malloc(sizeof(float) * B * 4);
   mbRng g;
@@ -233,8 +238,8 @@ static void test_net(void) {
   mbn_netFree(&n);
   mbn_netFree(&n);
   CHECK(n.p.storage == NULL && n.ws == NULL, "freed and empty");
-  int bad[1] = {4};
-  CHECK(mbn_netInit(&n, bad, 1, MB_ACT_RELU, 0, 0, 1e-3f) == MB_ERR, "one size is no network");
+  o.nsizes = 1;
+  CHECK(mbn_netInit(&n, &o) == MB_ERR, "one size is no network");
   mbn_netFree(&n);
   free(ref); free(dx); free(pd);
 }
