@@ -56,6 +56,11 @@ typedef struct mbEnvOptions {
 /* The tables of MB_ENV_FIELDS and MB_MJCF_FIELDS (src/sim/env.c). */
 extern const mbField mbs_envFields[], mbs_mjcfFields[];
 
+/* Options of a reset (env:reset(opts)): the rows of mbs_resetFields. seed has no default
+   (given, it reseeds the env's generator first); noise_scale multiplies the reset noise. */
+typedef struct mbsResetOptions { uint64_t seed; double noise_scale; } mbsResetOptions;
+extern const mbField mbs_resetFields[];
+
 /* A built-in task by any accepted name, its model compiled from the embedded MJCF; the
    env's generator is seeded with (seed, 0). NULL + mbu_error on failure. */
 mbEnv *mbs_make(const char *name, uint64_t seed);

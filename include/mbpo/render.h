@@ -25,6 +25,11 @@ typedef struct mbVideo mbVideo;
 
 /* Renderer ------------------------------------------------------------------------------ */
 
+/* Options of a renderer (mbpo.render's R.new; the camera is a string, read apart): the rows
+   of mbv_renderFields. */
+typedef struct mbvRenderOptions { int width, height; } mbvRenderOptions;
+extern const mbField mbv_renderFields[];
+
 /* A renderer of env's state at width x height pixels (each in [MBV_MIN_SIZE, MBV_MAX_SIZE]).
    camera: "track" (the default for NULL or "", except for a custom model with cameras: its
    first camera) follows the body "torso" (else the first body) from the side; "free" is a

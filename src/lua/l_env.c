@@ -284,18 +284,11 @@ static int e_termination(lua_State *L) {
 
 /* Methods ------------------------------------------------------------------------------------ */
 
-/* the options of env:reset */
-typedef struct ResetOpts { uint64_t seed; double noise_scale; } ResetOpts;
-static const mbField RESET_FIELDS[] = {
-  MB_F_U64(ResetOpts, seed, NAN, "reseeds the env's generator first")
-  MB_F_DOUBLE(ResetOpts, noise_scale, 0, 1, 0, HUGE_VAL, "scale of the reset noise")
-  MB_F_END};
-
 /* env:reset([{seed =, noise_scale =}]) -> obs */
 static int m_reset(lua_State *L) {
   mbEnv *env = mbL_checkenv(L, 1);
-  ResetOpts o = {0, 1.0};
-  if (!lua_isnoneornil(L, 2) && mbL_readfields(L, 2, "env:reset", RESET_FIELDS, &o, NULL) & 1)
+  mbsResetOptions o = {0, 1.0};
+  if (!lua_isnoneornil(L, 2) && mbL_readfields(L, 2, "env:reset", mbs_resetFields, &o, NULL) & 1)
     mbg_seed(mbs_rng(env), o.seed, 0);
   if (mbs_isCustom(env)) {  /* the task's reset rule sees qpos0 */
     ECHECK(L, mbs_resetData(env));

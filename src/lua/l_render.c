@@ -26,22 +26,17 @@ static mbRenderer *checkrenderer(lua_State *L, int idx) {
   return ((LRenderer *)mbL_checkopen(L, idx, MBL_RENDERER, "renderer"))->r;
 }
 
-/* the options of R.new (camera: a string, read apart) */
-typedef struct RenderOpts { int width, height; } RenderOpts;
-static const mbField RENDER_FIELDS[] = {
-  MB_F_INT(RenderOpts, width, 480, MBV_MIN_SIZE, MBV_MAX_SIZE, "frame width in pixels")
-  MB_F_INT(RenderOpts, height, 480, MBV_MIN_SIZE, MBV_MAX_SIZE, "frame height in pixels")
-  MB_F_END};
+/* R.new's options: mbv_renderFields (include/mbpo/render.h) and the camera */
 static const char *const RENDER_EXTRA[] = {"camera", NULL};
 
 /* R.new(env [, {width =, height =, camera =}]) -> renderer | nil, message */
 static int r_new(lua_State *L) {
   mbEnv *env = mbL_checkenv(L, 1);
-  RenderOpts o;
-  mbu_fieldDefaults(&o, RENDER_FIELDS);
+  mbvRenderOptions o;
+  mbu_fieldDefaults(&o, mbv_renderFields);
   const char *camera = NULL;
   if (!lua_isnoneornil(L, 2)) {
-    mbL_readfields(L, 2, "render.new", RENDER_FIELDS, &o, RENDER_EXTRA);
+    mbL_readfields(L, 2, "render.new", mbv_renderFields, &o, RENDER_EXTRA);
     lua_getfield(L, 2, "camera");
     if (!lua_isnil(L, -1) && !lua_isstring(L, -1))
       return luaL_error(L, "render.new: camera must be a string, got %s", luaL_typename(L, -1));

@@ -254,6 +254,10 @@ static mbEnv *new_env(mjModel *m, const mbsTask *task, const char *name, int fra
 /* A built-in task: compile its embedded MJCF, then wrap it in an env. */
 const mbField mbs_envFields[] = {MB_ENV_FIELDS(mbEnvOptions) MB_F_END};
 const mbField mbs_mjcfFields[] = {MB_MJCF_FIELDS(mbEnvOptions) MB_F_END};
+const mbField mbs_resetFields[] = {
+  MB_F_U64(mbsResetOptions, seed, NAN, "reseeds the env's generator first")
+  MB_F_DOUBLE(mbsResetOptions, noise_scale, 0, 1, 0, HUGE_VAL, "scale of the reset noise")
+  MB_F_END};
 
 mbEnv *mbs_make(const char *name, uint64_t seed) {
   const mbsTask *task = find_task(name);

@@ -206,6 +206,11 @@ static int set_camera(mbRenderer *r, const char *camera) {
                    camera, mbs_name(r->env), len ? "the cameras " : "no cameras", list);
 }
 
+const mbField mbv_renderFields[] = {
+  MB_F_INT(mbvRenderOptions, width, 480, MBV_MIN_SIZE, MBV_MAX_SIZE, "frame width in pixels")
+  MB_F_INT(mbvRenderOptions, height, 480, MBV_MIN_SIZE, MBV_MAX_SIZE, "frame height in pixels")
+  MB_F_END};
+
 mbRenderer *mbv_newRenderer(mbEnv *env, int width, int height, const char *camera) {
   if (!env) { mbu_error("render: env is NULL"); return NULL; }
   if (width < MBV_MIN_SIZE || width > MBV_MAX_SIZE || height < MBV_MIN_SIZE ||

@@ -857,7 +857,20 @@ static void test_random_policy_stats(void) {
   }
 }
 
+/* the options of a reset (mbs_resetFields): noise_scale defaults to 1, >= 0; seed has none */
+static void test_reset_fields(void) {
+  mbsResetOptions o = {42, -1};
+  mbu_fieldDefaults(&o, mbs_resetFields);
+  CHECK(o.seed == 42 && o.noise_scale == 1.0, "defaults: seed %llu, noise_scale %g",
+        (unsigned long long)o.seed, o.noise_scale);
+  const mbField *f = mbu_fieldFind(mbs_resetFields, "noise_scale");
+  char b[160];
+  CHECK(f && !strcmp(mbu_fieldRange(f, b, sizeof b), "a number >= 0"), "range %s", b);
+  CHECK(f && !mbu_fieldInRange(f, -0.5) && mbu_fieldInRange(f, 0), "in range");
+}
+
 int main(void) {
+  RUN(test_reset_fields);
   RUN(test_dims);
   RUN(test_model_facts);
   RUN(test_golden_traces);

@@ -146,7 +146,18 @@ static void test_encode(void) {
   rmdir(dir);
 }
 
+/* the options of a renderer (mbv_renderFields): 480 x 480, each side within the limits */
+static void test_fields(void) {
+  mbvRenderOptions o = {0, 0};
+  mbu_fieldDefaults(&o, mbv_renderFields);
+  CHECK(o.width == 480 && o.height == 480, "defaults %d x %d", o.width, o.height);
+  const mbField *f = mbu_fieldFind(mbv_renderFields, "height");
+  CHECK(f && mbu_fieldInRange(f, MBV_MIN_SIZE) && !mbu_fieldInRange(f, MBV_MAX_SIZE + 1),
+        "height's range");
+}
+
 int main(void) {
+  RUN(test_fields);
   RUN(test_frame);
   RUN(test_errors);
   RUN(test_encode);
