@@ -207,6 +207,20 @@ extern const mbField mbn_netFields[];
 typedef struct mbAdamOptions { mbAdam adam; float weight_decay; } mbAdamOptions;
 extern const mbField mbn_adamFields[];
 
+/* Adam over the floats of a contiguous tensor (mbpo.nn's NN.adam): a view of the parameters
+   (it keeps their storage alive), both moments [n] and the settings. A zeroed struct is its
+   safe empty state. */
+typedef struct mbAdamTensor {
+  mbTensor p, m, v;          /* storage NULL until built (p first: the bindings' open test) */
+  mbAdamOptions o;
+} mbAdamTensor;
+
+/* Builds the zeroed a over the contiguous p with the settings o: zero moments, step 0.
+   MB_ERR when p is not contiguous or without memory (a is then safe to free). */
+int mbn_adamTensorInit(mbAdamTensor *a, const mbTensor *p, const mbAdamOptions *o);
+/* Drops the view and frees the moments; a is left empty. */
+void mbn_adamTensorFree(mbAdamTensor *a);
+
 /* Builds the zeroed n of the options o: slabs, weights from o->seed (init 1:
    mbn_mlpInitTruncNormal, 0: mbn_mlpInitUniform), Adam's defaults with o->lr. MB_ERR on
    bad sizes or no memory (n is then safe to free). */

@@ -104,5 +104,7 @@ mbStateBlock *mbn_adamBlocks(mbStateBlock *b, mbAdam *a, float *m, float *v, int
 /* The state of a trainable MLP (mbMlpNet): sizes and activation (checks: the state of another
    network does not fit), params, and its Adam's blocks (mbn_adamBlocks). Returns the count. */
 int mbn_netStateBlocks(mbStateBlock *b, mbMlpNet *n);
+/* The state of Adam over a tensor: its Adam's blocks and weight_decay (optional). */
+int mbn_adamTensorStateBlocks(mbStateBlock *b, mbAdamTensor *a);
 
 #endif

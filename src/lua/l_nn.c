@@ -137,20 +137,15 @@ static int mlp_tostring(lua_State *L) {
 
 /* Adam over a tensor ----------------------------------------------------------------------- */
 
-/* the userdata: a view of the parameters (keeps their storage alive), both moments, settings */
-typedef struct ladam {
-  mbTensor p, m, v;      /* storage NULL until built */
-  mbAdam adam;
-  float wd;              /* weight decay added to the gradient: g + wd * p */
-} ladam;
+/* the userdata: the core's Adam over a tensor (include/mbpo/nn.h) */
+typedef mbAdamTensor ladam;
 
 static ladam *checkadam(lua_State *L, int idx) {
   return mbL_checkopen(L, idx, MBL_ADAM, "optimiser");
 }
 
 static int adam_gc(lua_State *L) {
-  ladam *a = luaL_checkudata(L, 1, MBL_ADAM);
-  mbt_release(&a->p); mbt_release(&a->m); mbt_release(&a->v);
+  mbn_adamTensorFree(luaL_checkudata(L, 1, MBL_ADAM));
   return 0;
 }
 
@@ -159,17 +154,10 @@ static int adam_gc(lua_State *L) {
 static int nn_adam(lua_State *L) {
   mbTensor *p = mbL_checktensor(L, 1);
   if (!mbt_isContiguous(p)) return luaL_argerror(L, 1, "parameters must be contiguous");
-  lua_settop(L, 2);  /* the options (or nil) at 2, the new userdata at 3 */
-  ladam *a = mbL_newobject(L, MBL_ADAM, sizeof(ladam), 0);
-  int64_t n = mbt_numel(p);
-  MBL_CHECK(L, mbt_init(&a->m, 1, &n));
-  MBL_CHECK(L, mbt_init(&a->v, 1, &n));
-  mbt_view(&a->p, p);
   mbAdamOptions o = {{0}, 0.0f};
   mbn_adamDefaults(&o.adam, 1e-3f);
-  if (!lua_isnil(L, 2)) mbL_readfields(L, 2, "NN.adam", mbn_adamFields, &o, NULL);
-  a->adam = o.adam;
-  a->wd = o.weight_decay;
+  if (!lua_isnoneornil(L, 2)) mbL_readfields(L, 2, "NN.adam", mbn_adamFields, &o, NULL);
+  MBL_CHECK(L, mbn_adamTensorInit(mbL_newobject(L, MBL_ADAM, sizeof(ladam), 0), p, &o));
   return 1;
 }
 
@@ -184,7 +172,7 @@ static int adam_step(lua_State *L) {
                       "got %s", (LUAI_UACINT)n, mbt_shapeStr(g, shape, sizeof shape));
   }
   /* the decay goes into the caller's gradient tensor as well (g + wd * p) */
-  adamstep(L, 3, "adam:step", &a->adam, &a->wd, mbt_data(&a->p), mbt_data(&a->m),
+  adamstep(L, 3, "adam:step", &a->o.adam, &a->o.weight_decay, mbt_data(&a->p), mbt_data(&a->m),
            mbt_data(&a->v), mbt_data(g), (size_t)n);
   return 1;
 }
@@ -193,20 +181,14 @@ static int adam_step(lua_State *L) {
    opt:load_state(t): moments and step count of an optimiser of the same size (and its
    settings when given) */
 static void *checkadamobj(lua_State *L, int idx) { return checkadam(L, idx); }
-static int adamblocks(mbStateBlock *b, void *o) {
-  ladam *a = o;
-  mbStateBlock *p = mbn_adamBlocks(b, &a->adam, mbt_data(&a->m), mbt_data(&a->v),
-                                   mbt_numel(&a->m));
-  p = mbu_block(p, "weight_decay", MB_F32, MB_ST_OPTIONAL, &a->wd, 0, 0, 0);
-  return (int)(p - b);
-}
+static int adamblocks(mbStateBlock *b, void *a) { return mbn_adamTensorStateBlocks(b, a); }
 static mbLStateType ADAMSTATE = {"adam", "optimiser", checkadamobj, adamblocks, NULL, NULL, 0};
 
 static int adam_tostring(lua_State *L) {
   ladam *a = luaL_checkudata(L, 1, MBL_ADAM);
   if (!a->p.storage) lua_pushliteral(L, "mbpo.Adam (closed)");
   else lua_pushfstring(L, "mbpo.Adam (%I parameters, lr %f)", (LUAI_UACINT)mbt_numel(&a->p),
-                       (double)a->adam.lr);
+                       (double)a->o.adam.lr);
   return 1;
 }
 

@@ -1,7 +1,8 @@
-/* A trainable multilayer perceptron (mbpo.nn's network): the mlp.c descriptor with its
+/* mbpo.nn's objects. A trainable multilayer perceptron: the mlp.c descriptor with its
    parameter, gradient and Adam moment slabs, and the buffers a forward / backward pair needs
-   (the workspace, a copy of the input, the backward scratch), grown on demand. Unlike the
-   kernels it allocates; a zeroed mbMlpNet is its safe empty state (mbn_netFree copes). */
+   (the workspace, a copy of the input, the backward scratch), grown on demand. Adam over a
+   tensor: a view of the parameters and both moments. Unlike the kernels they allocate; a
+   zeroed struct is the safe empty state of each (the Free functions cope). */
 #include <string.h>
 
 #include "mbpo/core.h"
@@ -80,5 +81,25 @@ int mbn_netStateBlocks(mbStateBlock *b, mbMlpNet *n) {
   strcpy(p[-1].text, n->net.act == MB_ACT_SWISH ? "swish" : "relu");
   p = mbu_block(p, "params", MB_F32, 0, mbt_data(&n->p), 1, np, 0);
   p = mbn_adamBlocks(p, &n->adam, mbt_data(&n->m), mbt_data(&n->v), np);
+  return (int)(p - b);
+}
+
+int mbn_adamTensorInit(mbAdamTensor *a, const mbTensor *p, const mbAdamOptions *o) {
+  if (!mbt_isContiguous(p)) return mbu_error("Adam's parameters must be contiguous");
+  int64_t n = mbt_numel(p);
+  if (mbt_init(&a->m, 1, &n) < 0 || mbt_init(&a->v, 1, &n) < 0) return MB_ERR;
+  mbt_view(&a->p, p);
+  a->o = *o;
+  return MB_OK;
+}
+
+void mbn_adamTensorFree(mbAdamTensor *a) {
+  mbt_release(&a->p); mbt_release(&a->m); mbt_release(&a->v);
+}
+
+int mbn_adamTensorStateBlocks(mbStateBlock *b, mbAdamTensor *a) {
+  mbStateBlock *p = mbn_adamBlocks(b, &a->o.adam, mbt_data(&a->m), mbt_data(&a->v),
+                                   mbt_numel(&a->m));
+  p = mbu_block(p, "weight_decay", MB_F32, MB_ST_OPTIONAL, &a->o.weight_decay, 0, 0, 0);
   return (int)(p - b);
 }

@@ -193,8 +193,9 @@ static void test_truncnormal(void) {
 static void test_net(void) {
   int B = 3;
   mbNetOptions o;
+  memset(&o, 0xff, sizeof o);
   mbu_fieldDefaults(&o, mbn_netFields);
-  CHECK(o.nsizes == 0 && o.activation == MB_ACT_RELU && o.lr == 1e-3f, "the defaults");
+  CHECK(o.activation == MB_ACT_RELU && o.init == 0 && o.seed == 0 && o.lr == 1e-3f, "defaults");
   o = (mbNetOptions){.sizes = {4, 6, 2}, .nsizes = 3, .activation = MB_ACT_SWISH, .init = 1,
                      .seed = 3, .lr = 1e-3f};
   mbMlpNet n;
@@ -244,6 +245,38 @@ static void test_net(void) {
   free(ref); free(dx); free(pd);
 }
 
+/* mbAdamTensor (src/nn/net.c): Adam over a tensor keeps a view of its parameters (their
+   storage outlives the caller's tensor), zero moments of the same size, the settings given;
+   a strided tensor is refused */
+static void test_adam_tensor(void) {
+  int64_t size[2] = {2, 3};
+  mbTensor p, t;
+  CHECK(mbt_init(&p, 2, size) == MB_OK, "params");
+  mbt_fill(&p, 1.5f);
+  mbAdamOptions o = {{0}, 0.25f};
+  mbn_adamDefaults(&o.adam, 0.01f);
+  mbAdamTensor a;
+  memset(&a, 0, sizeof a);
+  CHECK(mbt_transpose(&t, &p, 0, 1) == MB_OK, "a strided view");
+  CHECK(mbn_adamTensorInit(&a, &t, &o) == MB_ERR, "a strided tensor is refused");
+  mbn_adamTensorFree(&a);
+  mbt_release(&t);
+  CHECK(mbn_adamTensorInit(&a, &p, &o) == MB_OK, "init");
+  float *data = mbt_data(&p);
+  mbt_release(&p);  /* the view keeps the storage */
+  CHECK(mbt_data(&a.p) == data && data[5] == 1.5f, "a view of the parameters");
+  CHECK(mbt_numel(&a.m) == 6 && mbt_numel(&a.v) == 6 && mbt_data(&a.m)[5] == 0 &&
+        mbt_data(&a.v)[0] == 0, "zero moments of the parameters' size");
+  CHECK(a.o.adam.lr == 0.01f && a.o.weight_decay == 0.25f && a.o.adam.t == 0, "the settings");
+  mbStateBlock b[MB_STATE_MAXBLOCKS];
+  int nb = mbn_adamTensorStateBlocks(b, &a);
+  CHECK(nb == 8 && !strcmp(b[0].name, "adam_m") && b[0].shape[0] == 6 &&
+        !strcmp(b[7].name, "weight_decay") && b[7].data == &a.o.weight_decay, "state blocks");
+  mbn_adamTensorFree(&a);
+  mbn_adamTensorFree(&a);
+  CHECK(a.p.storage == NULL && a.m.storage == NULL, "freed and empty");
+}
+
 int main(void) {
   mbg_seed(&rng, 123, 0);
   RUN(test_linear_shapes);
@@ -253,5 +286,6 @@ int main(void) {
   RUN(test_decay_polyak);
   RUN(test_truncnormal);
   RUN(test_net);
+  RUN(test_adam_tensor);
   return TEST_REPORT();
 }
