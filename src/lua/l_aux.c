@@ -99,6 +99,22 @@ static int classindex(lua_State *L) {
   return lua_tocfunction(L, lua_upvalueindex(2))(L);
 }
 
+void mbL_newclass(lua_State *L, const mbLClass *c) {
+  luaL_newmetatable(L, c->tname);
+  luaL_setfuncs(L, c->metameth, 0);
+  lua_newtable(L);  /* (luaL_newlib's size hint needs an array, not a pointer) */
+  luaL_setfuncs(L, c->meth, 0);
+  if (c->state) mbL_addstate(L, c->state);
+  if (c->getfield) {
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, "methods");
+    lua_pushcfunction(L, c->getfield);
+    lua_pushcclosure(L, classindex, 2);
+  }
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+}
+
 int mbL_newlib(lua_State *L, const char *const *needs, const mbLClass *classes,
                const luaL_Reg *funcs) {
   for (int i = 0; needs && needs[i]; i++) {
@@ -106,21 +122,7 @@ int mbL_newlib(lua_State *L, const char *const *needs, const mbLClass *classes,
     lua_pushstring(L, needs[i]);
     lua_call(L, 1, 0);
   }
-  for (const mbLClass *c = classes; c && c->tname; c++) {
-    luaL_newmetatable(L, c->tname);
-    luaL_setfuncs(L, c->metameth, 0);
-    lua_newtable(L);  /* (luaL_newlib's size hint needs an array, not a pointer) */
-    luaL_setfuncs(L, c->meth, 0);
-    if (c->state) mbL_addstate(L, c->state);
-    if (c->getfield) {
-      lua_pushvalue(L, -1);
-      lua_setfield(L, -3, "methods");
-      lua_pushcfunction(L, c->getfield);
-      lua_pushcclosure(L, classindex, 2);
-    }
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
-  }
+  for (const mbLClass *c = classes; c && c->tname; c++) mbL_newclass(L, c);
   luaL_checkversion(L);
   lua_newtable(L);
   luaL_setfuncs(L, funcs, 0);

@@ -161,6 +161,8 @@ typedef struct mbLClass {
   mbLStateType *state;      /* NULL: no state */
 } mbLClass;
 
+/* Creates the metatable of class c (mbL_newlib's part for each class). */
+void mbL_newclass(lua_State *L, const mbLClass *c);
 /* The common shape of an opener: requires the modules of needs (a NULL-terminated list of
    names, or NULL: "mbpo.tensor" for a module that pushes tensors), creates the classes (a
    list ended by {NULL}, or NULL) and pushes the module table of funcs with _VERSION.

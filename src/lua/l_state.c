@@ -23,16 +23,12 @@ static void pushelem(lua_State *L, const mbLArray *a, int64_t i) {
     lua_pushinteger(L, (lua_Integer)a->data[i]);
 }
 
-static int arr_index(lua_State *L) {
+/* a[i] (1-based; nil outside 1..n); any other key that is no method is nil */
+static int arr_field(lua_State *L) {
   mbLArray *a = checkarray(L, 1);
-  if (lua_type(L, 2) == LUA_TNUMBER) {
-    lua_Integer i = luaL_checkinteger(L, 2);
-    if (i < 1 || i > a->n) lua_pushnil(L);
-    else pushelem(L, a, i - 1);
-    return 1;
-  }
-  lua_pushvalue(L, 2);
-  lua_rawget(L, lua_upvalueindex(1));  /* the method table */
+  lua_Integer i = lua_type(L, 2) == LUA_TNUMBER ? luaL_checkinteger(L, 2) : 0;
+  if (i < 1 || i > a->n) lua_pushnil(L);
+  else pushelem(L, a, i - 1);
   return 1;
 }
 
@@ -80,23 +76,18 @@ mbLArray *mbL_newarray(lua_State *L, int dtype, int ndim, const int64_t *shape) 
       luaL_error(L, "mbpo.Array: bad shape");
     n *= shape[d];
   }
-  mbLArray *a = lua_newuserdatauv(L, sizeof(mbLArray) + sizeof(uint64_t) * (size_t)n, 0);
-  memset(a, 0, sizeof(mbLArray) + sizeof(uint64_t) * (size_t)n);
+  static const luaL_Reg meth[] = {{"dtype", arr_dtype}, {"totable", arr_totable}, {NULL, NULL}};
+  static const luaL_Reg metameth[] = {{"__len", arr_len}, {"__eq", arr_eq},
+    {"__tostring", arr_tostring}, {NULL, NULL}};
+  static const mbLClass ARRAY = {MBL_ARRAY, meth, metameth, arr_field, NULL};
+  /* the class is made on first use: any module may push an array */
+  if (luaL_getmetatable(L, MBL_ARRAY) == LUA_TNIL) mbL_newclass(L, &ARRAY);
+  lua_pop(L, 1);
+  mbLArray *a = mbL_newobject(L, MBL_ARRAY, sizeof(mbLArray) + sizeof(uint64_t) * (size_t)n, 0);
   a->dtype = dtype;
   a->ndim = ndim;
   a->n = n;
   for (int d = 0; d < ndim; d++) a->shape[d] = shape[d];
-  if (luaL_newmetatable(L, MBL_ARRAY)) {  /* made on first use: any module may push one */
-    static const luaL_Reg meth[] = {{"dtype", arr_dtype}, {"totable", arr_totable},
-      {NULL, NULL}};
-    static const luaL_Reg metameth[] = {{"__len", arr_len}, {"__eq", arr_eq},
-      {"__tostring", arr_tostring}, {NULL, NULL}};
-    luaL_setfuncs(L, metameth, 0);
-    luaL_newlib(L, meth);
-    lua_pushcclosure(L, arr_index, 1);
-    lua_setfield(L, -2, "__index");
-  }
-  lua_setmetatable(L, -2);
   return a;
 }
 
