@@ -131,11 +131,6 @@ int mbL_newlib(lua_State *L, const char *const *needs, const mbLClass *classes,
   return 1;
 }
 
-void mbL_setfields(lua_State *L, const char *name, const mbField *fields) {
-  mbL_pushfields(L, fields);
-  lua_setfield(L, -2, name);
-}
-
 /* Native memory --------------------------------------------------------------------------- */
 
 #define MBL_EXTMEM_COLLECT ((size_t)128 << 20)

@@ -141,7 +141,7 @@ static void pushvalue(lua_State *L, const mbField *f, const void *obj, int i) {
   }
 }
 
-void mbL_pushfields(lua_State *L, const mbField *fields) {
+void mbL_setfields(lua_State *L, const char *name, const mbField *fields) {
   lua_newtable(L);
   for (int r = 0; fields[r].name[0]; r++) {
     const mbField *f = &fields[r];
@@ -182,6 +182,7 @@ void mbL_pushfields(lua_State *L, const mbField *fields) {
     lua_setfield(L, -3, f->name);
     lua_rawseti(L, -2, r + 1);
   }
+  lua_setfield(L, -2, name);
 }
 
 void mbL_pushstruct(lua_State *L, const mbField *fields, const void *obj) {

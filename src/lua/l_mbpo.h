@@ -101,9 +101,10 @@ uint64_t mbL_readfields(lua_State *L, int idx, const char *F, const mbField *fie
 extern const char *const mbL_anykey[];
 /* Sets the fields of the table at the top from obj (lists as Lua lists, enums by name). */
 void mbL_pushstruct(lua_State *L, const mbField *fields, const void *obj);
-/* Pushes the field table as a Lua list of {name, type, default, range, min, max, values,
-   required, doc}, each entry also under its name (module.fields). */
-void mbL_pushfields(lua_State *L, const mbField *fields);
+/* Sets t[name], t the table at the top, to the field table as a Lua list of {name, type,
+   default, range, min, max, values, required, doc}, each entry also under its name
+   (module.fields). */
+void mbL_setfields(lua_State *L, const char *name, const mbField *fields);
 
 /* State of native objects (l_state.c) ============================================== */
 /* One generic state / load_state pair for every object, driven by the core's descriptor of
@@ -125,8 +126,6 @@ typedef struct mbLStateType {
   int bare;                                   /* 1: one block, its value is the state */
 } mbLStateType;
 
-/* obj:state() -> the state table (obj at 1). */
-int mbL_state(lua_State *L, const mbLStateType *ty);
 /* obj:load_state(t) -> obj (obj at 1, t at 2); raises when t does not fit. */
 int mbL_loadstate(lua_State *L, const mbLStateType *ty);
 /* Adds the methods state and load_state of ty to the table at the top. */
@@ -169,8 +168,6 @@ void mbL_newclass(lua_State *L, const mbLClass *c);
    Returns 1. */
 int mbL_newlib(lua_State *L, const char *const *needs, const mbLClass *classes,
                const luaL_Reg *funcs);
-/* Sets t[name] to the Lua list of the field table (mbL_pushfields), t the table at the top. */
-void mbL_setfields(lua_State *L, const char *name, const mbField *fields);
 
 int luaopen_mbpo_core(lua_State *L);
 int luaopen_mbpo_tensor(lua_State *L);

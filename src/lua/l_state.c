@@ -142,7 +142,8 @@ static void pushblock(lua_State *L, const mbStateBlock *b) {
   }
 }
 
-int mbL_state(lua_State *L, const mbLStateType *ty) {
+/* obj:state() -> the state table (obj at 1) */
+static int state(lua_State *L, const mbLStateType *ty) {
   void *obj = ty->check(L, 1);
   mbStateBlock b[MB_STATE_MAXBLOCKS];
   int n = ty->blocks(b, obj);
@@ -276,7 +277,7 @@ int mbL_loadstate(lua_State *L, const mbLStateType *ty) {
 
 /* Registration ------------------------------------------------------------------------------ */
 
-static int statefn(lua_State *L) { return mbL_state(L, lua_touserdata(L, lua_upvalueindex(1))); }
+static int statefn(lua_State *L) { return state(L, lua_touserdata(L, lua_upvalueindex(1))); }
 static int loadfn(lua_State *L) { return mbL_loadstate(L, lua_touserdata(L, lua_upvalueindex(1))); }
 
 void mbL_addstate(lua_State *L, mbLStateType *ty) {
