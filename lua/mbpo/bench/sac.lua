@@ -20,7 +20,8 @@ local SAC = require "mbpo.sac"
 local Rng = require "mbpo.rng"
 local T = require "mbpo.tensor"
 
-local M = {description = "SAC update (batch 256, 256x256 nets) for Hopper and Ant shapes, and a 100k-row act, beside the PyTorch peer"}
+local M = {description = "SAC update (batch 256, 256x256 nets) for Hopper and Ant shapes, " ..
+  "and a 100k-row act, beside the PyTorch peer"}
 
 -- random [rows x cols] tensor in (-1, 1): the sampled actions of a throwaway agent (keeps
 -- this benchmark to the sac module's own calls)
@@ -91,7 +92,8 @@ local function peer_act(obs, act, rows)
   local path = (MBPO_ROOT or ".") .. "/tests/peers/torch_act.py"
   local best
   for _, th in ipairs{1, 2} do
-    local p = io.popen(string.format("/usr/bin/python3 %q --obs %d --act %d --rows %d --threads %d 2>/dev/null",
+    local p = io.popen(string.format(
+      "/usr/bin/python3 %q --obs %d --act %d --rows %d --threads %d 2>/dev/null",
       path, obs, act, rows, th))
     local out = p:read("a")
     p:close()
@@ -130,7 +132,9 @@ local function bench_act(opts, shapes, precs, summaries)
         io.write(string.format("%-7s %s act %d rows, %dT: deterministic %.1f ms, sampled %.1f ms"
           .. " (%.2f M rows/s)\n", name, prec, N, th, td * 1e3, ts * 1e3, N / ts / 1e6))
       end
-      if pms then io.write(string.format("%-7s peer act %d rows (fp32, best T): %.1f ms\n", name, N, pms)) end
+      if pms then
+        io.write(string.format("%-7s peer act %d rows (fp32, best T): %.1f ms\n", name, N, pms))
+      end
       if name == "hopper" then summaries[#summaries + 1] = {"sac_act", prec, best, pms} end
       agent:close()
     end
@@ -168,7 +172,8 @@ function M.run(opts)
         local lo, hi = spread(peer)
         io.write(string.format("%-7s %-6s %-5s %-14s %9.3f %10.1f %8.1f %8.3f - %-8.3f\n", name,
           obs .. "x" .. act, "fp32", "peer (best T)", m, 1e3 / m, flops / m / 1e6, lo, hi))
-        io.write(string.format("%-7s %s ratio peer/mbpo %.2fx (%s, peer best thread setting %d in its first round)\n",
+        io.write(string.format(
+          "%-7s %s ratio peer/mbpo %.2fx (%s, peer best thread setting %d in its first round)\n",
           name, prec, m / best, info.peer or "torch", info.threads or 0))
         r.peer_ms, r.ratio = m, m / best
       end
