@@ -123,7 +123,7 @@ describe("style: columns", function()
         end
       end
     end
-    check(n >= 150, "found only %d source files", n)
+    check(n >= 100, "found only %d source files", n)
     check(#bad == 0, "%d lines over %d columns: %s", #bad, COLUMNS, table.concat(bad, ", "))
   end)
 end)
