@@ -45,20 +45,30 @@ function M.random_batch(obs, act, B)
           reward = random_rows(B, 1, 3), next_obs = random_rows(B, obs, 4), done = T.zeros(B)}
 end
 
--- one shape: returns {threads = {ms per round}}, {peer ms per round}, peer info, flops
+-- the share of the pool's parallel sections between two core.pool_stats() snapshots that the
+-- caller ran alone: near 1 when the worker got no core (another process, or the host, held it)
+local function alone_share(a, b)
+  local n = b.sections - a.sections
+  return n > 0 and (b.alone - a.alone) / n or 0
+end
+M.alone_share = alone_share
+
+-- one shape: returns {threads = {ms per round}}, {peer ms per round}, peer info, flops,
+-- {threads = {alone share per round}}
 local function measure(obs, act, opts, precision)
   local B = 256
   local batch = M.random_batch(obs, act, B)
   local agent = SAC.new{obs = obs, act = act, batch = B, seed = 1, precision = precision}
-  local stats, ours, peer, info = {}, {}, {}, nil
-  for _, th in ipairs(opts.threads) do ours[th] = {} end
+  local stats, ours, peer, info, lone = {}, {}, {}, nil, {}
+  for _, th in ipairs(opts.threads) do ours[th], lone[th] = {}, {} end
   for r = 1, opts.rounds do
     for _, th in ipairs(opts.threads) do
       core.set_threads(th)
       for _ = 1, 10 do agent:update(batch, stats) end -- warm-up: caches, pool threads
-      local t0 = core.clock()
+      local p0, t0 = core.pool_stats(), core.clock()
       for _ = 1, opts.reps do agent:update(batch, stats) end
       ours[th][r] = (core.clock() - t0) / opts.reps * 1e3
+      lone[th][r] = alone_share(p0, core.pool_stats())
     end
     if opts.peer ~= false and info ~= false then
       local best, err = bench.peer("sac", obs, act, {1, 2}, "--iters " .. opts.reps)
@@ -71,7 +81,25 @@ local function measure(obs, act, opts, precision)
       end
     end
   end
-  return ours, peer, info or nil, agent:flops(B)
+  return ours, peer, info or nil, agent:flops(B), lone
+end
+
+-- one line naming the multi-thread rounds in which the caller ran most sections alone (the
+-- second core was not ours: such a round is timed at about the one-thread speed), or nothing
+function M.lone_note(label, lone)
+  local out = {}
+  for th, shares in pairs(lone) do
+    for r, v in ipairs(shares) do
+      if th > 1 and v > 0.5 then
+        out[#out + 1] = string.format("%dT round %d (%.0f%% alone)", th, r, v * 100)
+      end
+    end
+  end
+  if #out == 0 then return end
+  table.sort(out)
+  io.write(string.format("%s: the caller ran most parallel sections alone in %s: another " ..
+    "process or the host held the other core, so those rounds ran near one-thread speed\n",
+    label, table.concat(out, ", ")))
 end
 
 -- precisions this CPU runs: fp32, and bf16 when SAC.new accepts it
@@ -156,7 +184,7 @@ function M.run(opts)
   for _, sh in ipairs(shapes) do
     local name, obs, act = sh[1], sh[2], sh[3]
     for _, prec in ipairs(precs) do
-      local ours, peer, info, flops = measure(obs, act, opts, prec)
+      local ours, peer, info, flops, lone = measure(obs, act, opts, prec)
       local best = math.huge
       for _, th in ipairs(opts.threads) do
         local m = bench.median(ours[th])
@@ -165,6 +193,7 @@ function M.run(opts)
         io.write(string.format("%-7s %-6s %-5s %-14s %9.3f %10.1f %8.1f %8.3f - %-8.3f\n", name,
           obs .. "x" .. act, prec, "mbpo " .. th .. "T", m, 1e3 / m, flops / m / 1e6, lo, hi))
       end
+      M.lone_note(name .. " " .. prec, lone)
       local r = {name = name, obs = obs, act = act, ms = best, gflops = flops / best / 1e6,
                  precision = prec}
       if #peer > 0 then
