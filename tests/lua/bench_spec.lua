@@ -16,8 +16,12 @@ end
 
 describe("bench sac", function()
   it("alone_share is the share of sections the caller ran alone between two snapshots", function()
-    eq(sacbench.alone_share({sections = 10, alone = 2}, {sections = 30, alone = 7}), 0.25)
-    eq(sacbench.alone_share({sections = 5, alone = 1}, {sections = 5, alone = 1}), 0)
+    local share, wait = sacbench.alone_share({sections = 10, alone = 2, wait = 0.5},
+      {sections = 30, alone = 7, wait = 0.75})
+    eq(share, 0.25)
+    eq(wait, 0.25)
+    eq(sacbench.alone_share({sections = 5, alone = 1, wait = 0},
+      {sections = 5, alone = 1, wait = 0}), 0)
   end)
 
   it("counts the four sections of each SAC update at 2 threads, none at 1", function()
@@ -37,13 +41,16 @@ describe("bench sac", function()
     agent:close()
   end)
 
-  it("lone_note names the multi-thread rounds run mostly alone, and only those", function()
+  it("lone_note names the multi-thread rounds run mostly alone or waiting, only those", function()
+    local function v(alone, wait) return {alone = alone, wait = wait} end
     local text = captured(function()
-      sacbench.lone_note("hopper bf16", {[1] = {1, 1, 1}, [2] = {0.1, 0.9, 0.75}})
+      sacbench.lone_note("hopper bf16", {[1] = {v(1, 0), v(1, 0.5)},
+        [2] = {v(0.1, 0.05), v(0.9, 0), v(0.2, 0.25)}})
     end)
-    check(text:find("hopper bf16: the caller ran most parallel sections alone in 2T round 2 " ..
-      "(90% alone), 2T round 3 (75% alone)", 1, true), text)
-    check(not text:find("1T"), text)
-    eq(captured(function() sacbench.lone_note("x", {[1] = {1}, [2] = {0.5, 0}}) end), "")
+    check(text:find("hopper bf16: the other core was not fully ours in 2T round 2 (90% of " ..
+      "sections alone), 2T round 3 (25% of the time waiting):", 1, true), text)
+    check(not text:find("1T") and not text:find("round 1"), text)
+    eq(captured(function() sacbench.lone_note("x", {[1] = {v(1, 1)}, [2] = {v(0.5, 0.19)}}) end),
+      "")
   end)
 end)

@@ -39,7 +39,7 @@ local function measure_ours(ens, threads)
   end
   p1 = core.pool_stats()
   core.set_threads(saved)
-  return train, step, require("mbpo.bench.sac").alone_share(p0, p1)
+  return train, step, (require("mbpo.bench.sac").alone_share(p0, p1))
 end
 
 local function best_of(t)

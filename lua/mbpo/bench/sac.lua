@@ -46,10 +46,11 @@ function M.random_batch(obs, act, B)
 end
 
 -- the share of the pool's parallel sections between two core.pool_stats() snapshots that the
--- caller ran alone: near 1 when the worker got no core (another process, or the host, held it)
+-- caller ran alone (near 1 when the worker got no core: another process, or the host, held it)
+-- and the caller's wait for the worker in seconds
 local function alone_share(a, b)
   local n = b.sections - a.sections
-  return n > 0 and (b.alone - a.alone) / n or 0
+  return n > 0 and (b.alone - a.alone) / n or 0, b.wait - a.wait
 end
 M.alone_share = alone_share
 
@@ -68,7 +69,8 @@ local function measure(obs, act, opts, precision)
       local p0, t0 = core.pool_stats(), core.clock()
       for _ = 1, opts.reps do agent:update(batch, stats) end
       ours[th][r] = (core.clock() - t0) / opts.reps * 1e3
-      lone[th][r] = alone_share(p0, core.pool_stats())
+      local share, wait = alone_share(p0, core.pool_stats())
+      lone[th][r] = {alone = share, wait = wait / (ours[th][r] * opts.reps / 1e3)}
     end
     if opts.peer ~= false and info ~= false then
       local best, err = bench.peer("sac", obs, act, {1, 2}, "--iters " .. opts.reps)
@@ -84,22 +86,27 @@ local function measure(obs, act, opts, precision)
   return ours, peer, info or nil, agent:flops(B), lone
 end
 
--- one line naming the multi-thread rounds in which the caller ran most sections alone (the
--- second core was not ours: such a round is timed at about the one-thread speed), or nothing
+-- one line naming the multi-thread rounds in which the other core was not fully ours (the
+-- caller ran most sections alone, or waited for the worker a fifth of the round or more), or
+-- nothing; lone[threads][round] = {alone = share of sections, wait = share of the time}
 function M.lone_note(label, lone)
   local out = {}
-  for th, shares in pairs(lone) do
-    for r, v in ipairs(shares) do
-      if th > 1 and v > 0.5 then
-        out[#out + 1] = string.format("%dT round %d (%.0f%% alone)", th, r, v * 100)
+  for th, rounds in pairs(lone) do
+    for r, v in ipairs(rounds) do
+      if th > 1 and v.alone > 0.5 then
+        out[#out + 1] = string.format("%dT round %d (%.0f%% of sections alone)", th, r,
+          v.alone * 100)
+      elseif th > 1 and v.wait >= 0.2 then
+        out[#out + 1] = string.format("%dT round %d (%.0f%% of the time waiting)", th, r,
+          v.wait * 100)
       end
     end
   end
   if #out == 0 then return end
   table.sort(out)
-  io.write(string.format("%s: the caller ran most parallel sections alone in %s: another " ..
-    "process or the host held the other core, so those rounds ran near one-thread speed\n",
-    label, table.concat(out, ", ")))
+  io.write(string.format("%s: the other core was not fully ours in %s: the caller ran the " ..
+    "parallel sections alone or waited for the worker (another process or the host held its " ..
+    "core); compare such rounds with care\n", label, table.concat(out, ", ")))
 end
 
 -- precisions this CPU runs: fp32, and bf16 when SAC.new accepts it
