@@ -17,7 +17,8 @@ CFLAGS  ?= $(OPT) -g
 SANFLAGS ?=
 ALL_CFLAGS := $(CFLAGS) $(SANFLAGS) -std=c11 -D_GNU_SOURCE $(WARN) -Iinclude -Isrc \
               $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-ALL_LDLIBS := $(SANFLAGS) $(LDLIBS) $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lmujoco -ldnnl -lgomp -lpthread -lm
+ALL_LDLIBS := $(SANFLAGS) $(LDLIBS) $(shell pkg-config --libs $(PKGS) 2>/dev/null) \
+              -lmujoco -ldnnl -lgomp -lpthread -lm
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 DEB_PKGS := build-essential pkg-config liblua5.4-dev lua-filesystem-dev libopenblas-dev \
@@ -26,10 +27,12 @@ DEB_PKGS := build-essential pkg-config liblua5.4-dev lua-filesystem-dev libopenb
 
 # Goals that build directly need the packages already; say so in one line instead of a compiler
 # error. deps, run, test and asan install them first and build in a sub-make.
-NOBUILD_GOALS := deps run test check asan peer-deps clean uninstall deb-dev-pkgs fuzz fuzz-smoke test-slurm slurm-deps
+NOBUILD_GOALS := deps run test check asan peer-deps clean uninstall deb-dev-pkgs fuzz fuzz-smoke \
+                 test-slurm slurm-deps
 ifneq ($(filter-out $(NOBUILD_GOALS),$(or $(MAKECMDGOALS),all)),)
 ifneq ($(shell pkg-config --exists $(PKGS) 2>/dev/null && echo yes),yes)
-$(error the Debian packages are missing: run 'make deps' first ('make run' and 'make test' install them))
+$(error the Debian packages are missing: run 'make deps' first \
+        ('make run' and 'make test' install them))
 endif
 endif
 
@@ -41,7 +44,8 @@ CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o) $(if $(XML_SRC),$(BUILD)/gen/models.o)
 LUA_OBJ  := $(LUA_SRC:%.c=$(BUILD)/%.o)
 CTESTS   := $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(sort $(wildcard tests/c/test_*.c)))
 
-.PHONY: all test check test-only asan fuzz fuzz-build fuzz-smoke deps deb-dev-pkgs install uninstall clean run bench peer-deps test-slurm slurm-deps
+.PHONY: all test check test-only asan fuzz fuzz-build fuzz-smoke deps deb-dev-pkgs install \
+        uninstall clean run bench peer-deps test-slurm slurm-deps
 all: $(BUILD)/mbpo
 
 $(BUILD)/%.o: %.c
@@ -101,7 +105,8 @@ FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(sort $(wildcard tests/f
 FUZZ_SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 fuzz: deps
 	@command -v clang >/dev/null || { SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq clang; }
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq clang; }
 	@$(MAKE) --no-print-directory fuzz-build BUILD=build/fuzz CC=clang CFLAGS="-O1 -g" \
 	  SANFLAGS="$(FUZZ_SAN) -fsanitize=fuzzer-no-link"
 fuzz-build: $(FUZZ_TARGETS)
@@ -125,7 +130,8 @@ run: deps
 # Debian packages: installs only what is missing; apt-get update once; sudo only when not root
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || \
+	    missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
@@ -138,7 +144,8 @@ deps:
 SLURM_PKGS := slurmctld slurmd slurm-client munge
 slurm-deps:
 	@missing=""; for p in $(SLURM_PKGS); do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || \
+	    missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
@@ -163,7 +170,8 @@ PEER_VENV ?= /opt/mbpo-peers/venv
 PEER_DEB_PKGS := python3-torch python3-venv python3-dev g++
 peer-deps:
 	@missing=""; for p in $(PEER_DEB_PKGS); do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || \
+	    missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \

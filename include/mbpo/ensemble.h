@@ -79,7 +79,8 @@ typedef struct mbEnsembleConfig {
             "model step: a sample from one random elite, or the elites' mean") \
   MB_F_ENUM(S, bootstrap, MB_BOOT_REPLACE, "replace|permutation|none", \
             "each member's training rows: drawn with replacement, a permutation, or all") \
-  MB_F_FLOAT(S, holdout_ratio, MB_F_OPEN_HI, 0.2, 0, 1, "share of rows held out for early stopping") \
+  MB_F_FLOAT(S, holdout_ratio, MB_F_OPEN_HI, 0.2, 0, 1, \
+             "share of rows held out for early stopping") \
   MB_F_INT(S, holdout_cap, 5000, 0, 2147483647, "most holdout rows (0: no cap)") \
   MB_F_ENUM(S, snapshot, MB_SNAP_MEMBER, "member|ensemble", \
             "early-stopping snapshots per member, or of the whole ensemble") \
@@ -107,7 +108,8 @@ typedef struct mbFitOptions {
   MB_F_INT(S, patience, NAN, 1, 2147483647, "the ensemble's patience for this fit") \
   MB_F_INT(S, batch, NAN, 1, 1 << 20, "the ensemble's batch for this fit") \
   MB_F_INT(S, holdout_cap, NAN, 0, 2147483647, "the ensemble's holdout_cap for this fit") \
-  MB_F_FLOAT(S, holdout_ratio, MB_F_OPEN_HI, NAN, 0, 1, "the ensemble's holdout_ratio for this fit") \
+  MB_F_FLOAT(S, holdout_ratio, MB_F_OPEN_HI, NAN, 0, 1, \
+             "the ensemble's holdout_ratio for this fit") \
   MB_F_FLOAT(S, improvement, 0, NAN, 0, HUGE_VAL, "the ensemble's improvement for this fit")
 
 /* The table of MB_FIT_FIELDS (src/nn/ensemble.c). */

@@ -1,5 +1,6 @@
 /* mbpo io: safetensors files of named float32 tensors and arrays of 64-bit numbers
-   (int64 counters, float64 simulation state, uint64 generator words), plus string metadata. The layout is the published safetensors one:
+   (int64 counters, float64 simulation state, uint64 generator words), plus string metadata.
+   The layout is the published safetensors one:
      8 bytes   N, the header length, unsigned little-endian
      N bytes   JSON header {"__metadata__": {str: str}, name: {"dtype": "F32"|"I64"|"F64"|"U64",
                "shape": [d0, d1, ...], "data_offsets": [begin, end]}, ...}, padded with

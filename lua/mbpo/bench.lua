@@ -51,7 +51,8 @@ end
 
 -- where the peer lives: $MBPO_PEER or <root>/../shared/peers/torch_mbpo_kernels.py
 function M.peer_path()
-  local p = os.getenv("MBPO_PEER") or ((MBPO_ROOT or ".") .. "/../shared/peers/torch_mbpo_kernels.py")
+  local p = os.getenv("MBPO_PEER") or
+    ((MBPO_ROOT or ".") .. "/../shared/peers/torch_mbpo_kernels.py")
   if lfs.attributes(p, "mode") == "file" then return p end
   return nil
 end
@@ -74,7 +75,8 @@ function M.peer(kernels, obs, act, threads_list, extra)
   end
   local best, all = {}, {}
   for _, th in ipairs(threads_list or {1, 2}) do
-    local cmd = string.format("/usr/bin/python3 %s --obs %d --act %d --threads %d --kernels %s %s 2>&1",
+    local cmd = string.format(
+      "/usr/bin/python3 %s --obs %d --act %d --threads %d --kernels %s %s 2>&1",
       path, obs, act, th, kernels, extra or "")
     local p = io.popen(cmd)
     for line in p:lines() do

@@ -233,7 +233,9 @@ function M.load(run_dir)
         end
       end
       local tree, e = M.load_tree(path)
-      if not tree then f:close(); return nil, "corrupt checkpoint " .. dir .. ": " .. tostring(e) end
+      if not tree then
+        f:close(); return nil, "corrupt checkpoint " .. dir .. ": " .. tostring(e)
+      end
       parts[name] = tree
     end
   end

@@ -84,7 +84,9 @@ end
 
 function commands.help(args)
   if args[1] == "config" then -- every setting: mbpo help config [--markdown]
-    if args[2] and args[2] ~= "--markdown" then return usage("help: unknown option '" .. args[2] .. "'") end
+    if args[2] and args[2] ~= "--markdown" then
+      return usage("help: unknown option '" .. args[2] .. "'")
+    end
     io.write(require("mbpo.schema").help(args[2] == "--markdown"))
     return 0
   end
@@ -139,7 +141,8 @@ function commands.eval(args)
     s = s + r; s2 = s2 + r * r; lo = math.min(lo, r); hi = math.max(hi, r)
   end
   local mean = s / #returns
-  local std = #returns > 1 and math.sqrt(math.max(0, (s2 - #returns * mean * mean) / (#returns - 1))) or 0
+  local std = #returns > 1 and
+    math.sqrt(math.max(0, (s2 - #returns * mean * mean) / (#returns - 1))) or 0
   local ls = 0
   for _, l in ipairs(lengths) do ls = ls + l end
   print(string.format("%s: %d episodes, return %.2f +- %.2f (min %.2f, max %.2f), mean length %.1f",
@@ -171,7 +174,8 @@ function commands.plot(args)
     for _, f in ipairs(files) do print("wrote " .. f) end
     return 0
   end
-  local file, err = require("mbpo.plot").plot(dirs, out or (#dirs == 1 and dirs[1] .. "/curve.png" or "curve.png"))
+  local file, err = require("mbpo.plot").plot(dirs,
+    out or (#dirs == 1 and dirs[1] .. "/curve.png" or "curve.png"))
   if not file then io.stderr:write("mbpo: plot: ", err, "\n"); return 1 end
   print("wrote " .. file)
   return 0

@@ -87,7 +87,8 @@ local function parse_value(key, text, default)
       else
         local v = tonumber(item)
         if not v then
-          return nil, string.format("config key '%s' expects a list of numbers, got '%s'", key, text)
+          return nil, string.format("config key '%s' expects a list of numbers, got '%s'",
+            key, text)
         end
         out[#out + 1] = v
       end
@@ -123,11 +124,14 @@ local function check_type(key, v, default)
     return true
   end
   -- schedules: a function may stand where a list is expected and the reverse
-  if (td == "function" and tv == "table") or (td == "table" and tv == "function") then return true end
+  if (td == "function" and tv == "table") or (td == "table" and tv == "function") then
+    return true
+  end
   -- a custom task: env = {mjcf = "robot.xml", task = "task.lua"} instead of a task name
   if key == "env" and tv == "table" then
     if type(v.mjcf) ~= "string" or type(v.task) ~= "string" then
-      return nil, "config key 'env' must be a task name or {mjcf = \"file.xml\", task = \"task.lua\"}"
+      return nil,
+        "config key 'env' must be a task name or {mjcf = \"file.xml\", task = \"task.lua\"}"
     end
     return true
   end

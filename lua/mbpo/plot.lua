@@ -89,7 +89,8 @@ local function plot_command(files, nruns, refs_title)
         i == 1 and "title 'each run'" or "notitle")
     end
   end
-  parts[#parts + 1] = string.format("'%s' using 1:2 with linespoints lw 2 pt 7 ps 0.5 %s title '%s'",
+  parts[#parts + 1] = string.format(
+    "'%s' using 1:2 with linespoints lw 2 pt 7 ps 0.5 %s title '%s'",
     files.data, blue, nruns > 1 and "mean" or "eval return")
   if files.refs then
     parts[#parts + 1] = string.format("'%s' using 1:2 with points pt 6 ps 1.5 lw 2 " ..

@@ -168,12 +168,15 @@ local function task_section(task, runs, out)
   end
   out[#out + 1] = ""
   -- per run: reach, time, command
-  out[#out + 1] = "| run | last env step | last eval | first >= 1000 at | hours | median s/epoch | command |"
+  out[#out + 1] =
+    "| run | last env step | last eval | first >= 1000 at | hours | median s/epoch | command |"
   out[#out + 1] = "|---|---:|---:|---:|---:|---:|---|"
   for _, r in ipairs(runs) do
     local total, per = 0, {}
     for _, row in ipairs(r.rows) do
-      if type(row.time_epoch) == "number" then total = total + row.time_epoch; per[#per + 1] = row.time_epoch end
+      if type(row.time_epoch) == "number" then
+        total = total + row.time_epoch; per[#per + 1] = row.time_epoch
+      end
     end
     local last = r.rows[#r.rows] or {}
     local reach = first_reaching(r, 1000)
@@ -188,7 +191,9 @@ end
 function M.page(dir)
   local tasks, seen = {}, {}
   for _, t in ipairs(M.task_order) do
-    if lfs.attributes(dir .. "/" .. t, "mode") == "directory" then tasks[#tasks + 1] = t; seen[t] = true end
+    if lfs.attributes(dir .. "/" .. t, "mode") == "directory" then
+      tasks[#tasks + 1] = t; seen[t] = true
+    end
   end
   for _, t in ipairs(sorted_dirs(dir)) do
     if not seen[t] then tasks[#tasks + 1] = t end
@@ -196,9 +201,11 @@ function M.page(dir)
   local out = {
     "# Results",
     "",
-    "Learning curves of `mbpo` with the paper's scripts (`scripts/<task>.lua`, settings unchanged),",
+    "Learning curves of `mbpo` with the paper's scripts (`scripts/<task>.lua`, settings " ..
+      "unchanged),",
     "one run per seed. Evaluation return: mean of 5 deterministic episodes after each epoch.",
-    "Made by `mbpo report results -o results/README.md` from the `config.lua` and `progress.csv` of",
+    "Made by `mbpo report results -o results/README.md` from the `config.lua` and " ..
+      "`progress.csv` of",
     "each run in `results/<task>/seed<N>/`; do not edit by hand. Hours are wall clock on a shared",
     "2-core machine (MBPO_THREADS=1, niced, other jobs running), so they overstate the time of a",
     "quiet machine; the returns do not depend on load. A run that stopped at its `stop_return`",
@@ -229,7 +236,9 @@ function M.page(dir)
       all[t] = runs
     end
   end
-  if next(all) == nil then return nil, "no runs under " .. dir .. " (expected DIR/<task>/seed<N>/progress.csv)" end
+  if next(all) == nil then
+    return nil, "no runs under " .. dir .. " (expected DIR/<task>/seed<N>/progress.csv)"
+  end
   return table.concat(out, "\n"), all, tasks
 end
 

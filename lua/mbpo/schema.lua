@@ -32,7 +32,8 @@ end
 
 local function int(lo, hi)
   return ranged(bounds("an integer", lo, hi), function(v)
-    if math.type(v) ~= "integer" and not (type(v) == "number" and finite(v) and v == math.floor(v)) then
+    if math.type(v) ~= "integer" and
+      not (type(v) == "number" and finite(v) and v == math.floor(v)) then
       return "an integer"
     end
     if lo and v < lo then return "an integer >= " .. lo end
@@ -109,7 +110,9 @@ local function from_field(f)
   local each = f.range:gsub("^an integer", "integers"):gsub("^a number", "numbers")
   local what = f.type:match("of (%a+)")
   return function(v)
-    if type(v) ~= "table" or (#v == 0 and not f.linked) then return "a non-empty list of " .. what end
+    if type(v) ~= "table" or (#v == 0 and not f.linked) then
+      return "a non-empty list of " .. what
+    end
     if #v > f.max_count then return "a list of at most " .. f.max_count .. " " .. what end
     for _, x in ipairs(v) do if one(x) then return "a list of " .. each end end
   end
@@ -148,7 +151,9 @@ M.settings = {
   {"rollout.batch", 100000, int(1), "start states per rollout"},
   {"rollout.schedule", {20, 150, 1, 15}, function(v)
     if type(v) == "function" then return end
-    if type(v) == "number" then return int(0)(v) and "a function, {a, b, x, y} or an integer >= 0" end
+    if type(v) == "number" then
+      return int(0)(v) and "a function, {a, b, x, y} or an integer >= 0"
+    end
     if type(v) ~= "table" or #v ~= 4 then return "a function or a list {a, b, x, y}" end
     for i = 1, 4 do if type(v[i]) ~= "number" or not finite(v[i]) then
       return "a list {a, b, x, y} of finite numbers" end end
@@ -323,7 +328,8 @@ function M.help_rows()
   local Buffer, Env = require "mbpo.buffer", require "mbpo.env"
   for _, t in ipairs({{"SAC.new", "mbpo.sac.fields", SAC.fields},
       {"Ensemble.new", "mbpo.ensemble.fields", Ens.fields},
-      {"ens:fit", "mbpo.ensemble.fit_fields", F}, {"Buffer.new", "mbpo.buffer.fields", Buffer.fields},
+      {"ens:fit", "mbpo.ensemble.fit_fields", F},
+      {"Buffer.new", "mbpo.buffer.fields", Buffer.fields},
       {"env.make", "mbpo.env.fields", Env.fields},
       {"env.from_mjcf task", "mbpo.env.task_fields", Env.task_fields}}) do
     local sec = {title = t[1] .. " options (" .. t[2] .. ")", rows = {}}

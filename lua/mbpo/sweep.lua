@@ -73,7 +73,9 @@ local function parse_values(key, spec)
         if b < a then return nil, "empty range seed=" .. part end
         for s = a, b do vals[#vals + 1] = tostring(s) end
       elseif part:match("^%-?%d+$") then vals[#vals + 1] = part
-      else return nil, "bad seed value '" .. part .. "' in seed=" .. spec .. " (expected 1-5 or 1,2,3)" end
+      else
+        return nil, "bad seed value '" .. part .. "' in seed=" .. spec .. " (expected 1-5 or 1,2,3)"
+      end
     end
   else
     for part in (spec .. ","):gmatch("([^,]*),") do
@@ -95,7 +97,9 @@ local function parse_args(args)
       if not v then return nil, a .. " needs a value" end
       if a == "-j" then
         o.jobs = math.tointeger(tonumber(v))
-        if not o.jobs or o.jobs < 1 then return nil, "-j needs a positive integer, got '" .. v .. "'" end
+        if not o.jobs or o.jobs < 1 then
+          return nil, "-j needs a positive integer, got '" .. v .. "'"
+        end
       else o[a:sub(3)] = v end
       i = i + 2
     elseif a == "--slurm" then o.slurm = true; i = i + 1
@@ -144,7 +148,8 @@ local function expand(o)
       local tag = name
       for _, kv in ipairs(s) do tag = tag .. "-" .. kv[1] .. "=" .. kv[2] end
       for _, seed in ipairs(o.values.seed) do
-        local c = {script = abspath(script), overrides = {}, seed = tonumber(seed), group = safe(tag)}
+        local c = {script = abspath(script), overrides = {}, seed = tonumber(seed),
+          group = safe(tag)}
         for _, kv in ipairs(s) do c.overrides[#c.overrides + 1] = kv[1] .. "=" .. kv[2] end
         c.overrides[#c.overrides + 1] = "seed=" .. seed
         c.name = string.format("%03d-%s-seed=%s", #cells + 1, safe(tag), seed)
@@ -174,8 +179,10 @@ end
 
 -- DIR/sweep.lua: identity of the grid + the cells
 local function sweep_text(grid, cells, threads)
-  local out = {"-- mbpo sweep: the cells of this sweep (written by mbpo sweep; do not edit)\nreturn {\n",
-    "  grid = ", string.format("%q", grid), ",\n  threads = ", tostring(threads), ",\n  cells = {\n"}
+  local out = {
+    "-- mbpo sweep: the cells of this sweep (written by mbpo sweep; do not edit)\nreturn {\n",
+    "  grid = ", string.format("%q", grid), ",\n  threads = ", tostring(threads),
+    ",\n  cells = {\n"}
   for i, c in ipairs(cells) do
     local ov = {}
     for j, kv in ipairs(c.overrides) do ov[j] = string.format("%q", kv) end
@@ -225,7 +232,8 @@ local function run_cell(dir, n)
   io.stderr:write("mbpo sweep: cell ", n, " ", c.name, ": mbpo run ", table.concat(args, " "), "\n")
   local core = require "mbpo.core"
   os.remove(dir .. "/logs/" .. c.name .. ".rc")
-  write(dir .. "/logs/" .. c.name .. ".pid", string.format("%d %s\n", core.getpid and core.getpid() or 0, hostname()))
+  write(dir .. "/logs/" .. c.name .. ".pid",
+    string.format("%d %s\n", core.getpid and core.getpid() or 0, hostname()))
   local rc = require("mbpo.run").main(args)
   if rc == 0 then write(c.dir .. "/DONE", os.date("!%Y-%m-%dT%H:%M:%SZ") .. "\n") end
   write(dir .. "/logs/" .. c.name .. ".rc", rc .. "\n")
@@ -272,14 +280,19 @@ function M.status(dir)
     count[state] = count[state] + 1
     local epoch, ret = "-", "-"
     local header, rows = nil, nil
-    if lfs.attributes(c.dir .. "/progress.csv") then header, rows = log.read_csv(c.dir .. "/progress.csv") end
+    if lfs.attributes(c.dir .. "/progress.csv") then
+      header, rows = log.read_csv(c.dir .. "/progress.csv")
+    end
     if header and rows and #rows > 0 then
       epoch = tostring(rows[#rows].epoch)
       local r = rows[#rows].eval_return
       ret = type(r) == "number" and string.format("%.2f", r) or tostring(r)
     end
-    local line = string.format("%3d %-40s epoch %-5s eval_return %-10s %s", i, c.name, epoch, ret, state)
-    if state == "failed" then line = line .. ": " .. (last_error(dir, c) or "(no error line in log)") end
+    local line = string.format("%3d %-40s epoch %-5s eval_return %-10s %s",
+      i, c.name, epoch, ret, state)
+    if state == "failed" then
+      line = line .. ": " .. (last_error(dir, c) or "(no error line in log)")
+    end
     print(line)
   end
   print(string.format("%d cells: %d done, %d running, %d pending, %d failed", #s.cells, count.done,
@@ -301,7 +314,8 @@ local function run_local(dir, s, jobs)
       local c = s.cells[i]
       local rcf = dir .. "/logs/" .. c.name .. ".rc"
       os.remove(rcf)
-      local cmd = string.format("(MBPO_THREADS=%d %s sweep --cell %s %d >>%s 2>&1 & echo $! >%s; wait $!; " ..
+      local cmd = string.format(
+        "(MBPO_THREADS=%d %s sweep --cell %s %d >>%s 2>&1 & echo $! >%s; wait $!; " ..
         "echo $? >%s.tmp; mv %s.tmp %s) &", s.threads, q(exe()), q(dir), i, q(logpath(dir, c)),
         q(dir .. "/logs/" .. c.name .. ".pid"), q(rcf), q(rcf), q(rcf))
       os.execute(cmd)
@@ -324,7 +338,9 @@ local function run_local(dir, s, jobs)
       end
     end
   end
-  if failed > 0 then return die(failed .. " of " .. #s.cells .. " cells failed; mbpo sweep --status " .. dir) end
+  if failed > 0 then
+    return die(failed .. " of " .. #s.cells .. " cells failed; mbpo sweep --status " .. dir)
+  end
   print(string.format("sweep %s: %d cells done", dir, #s.cells))
   return 0
 end
@@ -358,14 +374,16 @@ local function submit_slurm(dir, s, opts)
   local path = dir .. "/sweep.sbatch"
   local ok, err = write(path, sbatch_text(dir, s, opts))
   if not ok then return die("cannot write " .. path .. ": " .. tostring(err)) end
-  local p = io.popen(string.format("sbatch --parsable %s %s 2>&1; echo \"rc=$?\"", opts or "", q(path)))
+  local p = io.popen(string.format("sbatch --parsable %s %s 2>&1; echo \"rc=$?\"",
+    opts or "", q(path)))
   local out = p:read("a")
   p:close()
   local rc = tonumber(out:match("rc=(%d+)%s*$"))
   out = out:gsub("rc=%d+%s*$", ""):gsub("%s+$", "")
   if rc ~= 0 then return die("sbatch failed: " .. out) end
   write(dir .. "/slurm_job", out .. "\n")
-  print(string.format("submitted job array %s (%d cells): follow with mbpo sweep --status %s", out, #s.cells, dir))
+  print(string.format("submitted job array %s (%d cells): follow with mbpo sweep --status %s",
+    out, #s.cells, dir))
   return 0
 end
 
@@ -385,12 +403,30 @@ function M.plot(dir, ext)
   if #order == 0 then return nil, "no cell of " .. dir .. " has a progress.csv yet" end
   local files = {}
   for _, g in ipairs(order) do
-    local f, perr = require("mbpo.plot").plot(groups[g], dir .. "/curve-" .. g .. "." .. (ext or "png"),
-      string.format("%s (%d seeds)", g, #groups[g]))
+    local f, perr = require("mbpo.plot").plot(groups[g],
+      dir .. "/curve-" .. g .. "." .. (ext or "png"), string.format("%s (%d seeds)", g, #groups[g]))
     if not f then return nil, perr end
     files[#files + 1] = f
   end
   return files
+end
+
+-- the grid's identity: scripts, keys and values (not -j, --slurm)
+local function grid_identity(o)
+  local gparts = {}
+  for _, sc in ipairs(o.scripts) do gparts[#gparts + 1] = abspath(sc) end
+  for _, k in ipairs(o.keys) do gparts[#gparts + 1] = k .. "=" .. table.concat(o.values[k], ",") end
+  return table.concat(gparts, " ")
+end
+
+-- MBPO_THREADS of each cell: the cores shared by -j cells; under Slurm, its --cpus-per-task or 1
+local function cell_threads(o)
+  local threads = math.max(1, ncores() // (o.slurm and 1 or o.jobs))
+  if o.slurm then
+    threads = 1
+    for w in (o.sbatch or ""):gmatch("%-%-cpus%-per%-task=(%d+)") do threads = tonumber(w) end
+  end
+  return threads
 end
 
 function M.main(args)
@@ -415,13 +451,7 @@ function M.main(args)
     local ok, verr = validate(c)
     if not ok then return die("cell " .. c.name .. ": " .. verr) end
   end
-  -- the grid's identity: scripts, keys and values (not -j, --slurm)
-  local gparts = {}
-  for _, sc in ipairs(o.scripts) do gparts[#gparts + 1] = abspath(sc) end
-  for _, k in ipairs(o.keys) do gparts[#gparts + 1] = k .. "=" .. table.concat(o.values[k], ",") end
-  local grid = table.concat(gparts, " ")
-  local threads = math.max(1, ncores() // (o.slurm and 1 or o.jobs))
-  if o.slurm then threads = 1; for w in (o.sbatch or ""):gmatch("%-%-cpus%-per%-task=(%d+)") do threads = tonumber(w) end end
+  local grid, threads = grid_identity(o), cell_threads(o)
   local s
   if lfs.attributes(dir .. "/sweep.lua") then
     local old, lerr = M.load(dir)
@@ -434,7 +464,9 @@ function M.main(args)
   else
     if lfs.attributes(dir) then
       for f in lfs.dir(dir) do
-        if f ~= "." and f ~= ".." then return die("directory " .. dir .. " exists and is not a sweep; use another --out") end
+        if f ~= "." and f ~= ".." then
+          return die("directory " .. dir .. " exists and is not a sweep; use another --out")
+        end
       end
     end
     local okd, derr = mkdir_p(dir .. "/logs")

@@ -22,7 +22,8 @@ static int tst_passed = 0, tst_failed = 0;
 #define CHECK_NEAR(a, b, tol) do {                                         \
     double a_ = (double)(a), b_ = (double)(b);                             \
     double s_ = fabs(b_) > 1 ? fabs(b_) : 1;                               \
-    CHECK(fabs(a_ - b_) <= (tol) * s_, "%s = %.9g, expected %.9g (tol %g)", #a, a_, b_, (double)(tol)); \
+    CHECK(fabs(a_ - b_) <= (tol) * s_,                                     \
+          "%s = %.9g, expected %.9g (tol %g)", #a, a_, b_, (double)(tol)); \
   } while (0)
 
 #define RUN(fn) do {                                                       \

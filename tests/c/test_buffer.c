@@ -38,8 +38,9 @@ static void freeBatch(mbBatch *b) {
 static int rowIs(const mbBatch *b, int64_t i, int64_t id, int64_t no, int64_t na) {
   float o[64], a[64], r, no2[64], d;
   makeRow(o, a, &r, no2, &d, id, no, na);
-  return !memcmp(b->obs + i * no, o, (size_t)no * 4) && !memcmp(b->act + i * na, a, (size_t)na * 4) &&
-         b->reward[i] == r && !memcmp(b->next_obs + i * no, no2, (size_t)no * 4) && b->done[i] == d;
+  return !memcmp(b->obs + i * no, o, (size_t)no * 4) &&
+         !memcmp(b->act + i * na, a, (size_t)na * 4) && b->reward[i] == r &&
+         !memcmp(b->next_obs + i * no, no2, (size_t)no * 4) && b->done[i] == d;
 }
 
 /* the buffer holds exactly transitions first..last (logical order), checked via rows */
@@ -370,7 +371,8 @@ static void test_large_capacity(void) {
   CHECK(mbr_bufferInit(&b, 1, 0, cap) == MB_OK, "init: %s", mbu_lasterror());
   if (!b.slab.storage) return;
   int64_t chunk = 1 << 20;
-  float *o = malloc((size_t)chunk * 4), *r = malloc((size_t)chunk * 4), *d = calloc((size_t)chunk, 4);
+  float *o = malloc((size_t)chunk * 4), *r = malloc((size_t)chunk * 4),
+        *d = calloc((size_t)chunk, 4);
   int64_t id = 0;
   while (id < cap + 5) {  /* ids as floats are exact below 2^24; mark rows with obs = id % 2^20 */
     int64_t n = cap + 5 - id < chunk ? cap + 5 - id : chunk;

@@ -642,7 +642,8 @@ static void test_state_and_resume(void) {
     CHECK(nba == nbb && nba >= 14, "%s: %d state blocks", name, nba);
     for (int i = 0; i < nba; i++)
       if (!(ba[i].flags & MB_ST_CHECK))
-        memcpy(bb[i].data, ba[i].data, (size_t)(mbu_blockNumel(&ba[i]) * mbu_dtypeSize(ba[i].dtype)));
+        memcpy(bb[i].data, ba[i].data,
+               (size_t)(mbu_blockNumel(&ba[i]) * mbu_dtypeSize(ba[i].dtype)));
     mbRng g2 = g;
     int same = 1;
     for (int t = 0; t < 80; t++) {

@@ -63,8 +63,10 @@ static void check_shape(int M, int N, int K) {
       int lda = ta ? M + 3 : K + 1, ldb = tb ? K + 2 : N, ldc = N + 5;
       size_t na = (size_t)(ta ? K : M) * lda, nb = (size_t)(tb ? N : K) * ldb;
       float *A = malloc(sizeof(float) * na), *B = malloc(sizeof(float) * nb);
-      float *C = malloc(sizeof(float) * (size_t)M * ldc), *C0 = malloc(sizeof(float) * (size_t)M * ldc);
-      double *R = malloc(sizeof(double) * (size_t)M * N), *E = malloc(sizeof(double) * (size_t)M * N);
+      float *C = malloc(sizeof(float) * (size_t)M * ldc),
+            *C0 = malloc(sizeof(float) * (size_t)M * ldc);
+      double *R = malloc(sizeof(double) * (size_t)M * N),
+             *E = malloc(sizeof(double) * (size_t)M * N);
       double *S = malloc(sizeof(double) * (size_t)M * N);
       mbg_uniformFill(A, &rng, na, -1, 1);
       mbg_uniformFill(B, &rng, nb, -1, 1);

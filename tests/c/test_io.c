@@ -409,7 +409,9 @@ static void test_checksum(void) {
   size_t maxn = (3 << 20) + 5;
   unsigned char *buf = malloc(maxn);
   uint64_t x = 88172645463325252ULL;
-  for (size_t i = 0; i < maxn; i++) { x ^= x << 13; x ^= x >> 7; x ^= x << 17; buf[i] = (unsigned char)x; }
+  for (size_t i = 0; i < maxn; i++) {
+    x ^= x << 13; x ^= x >> 7; x ^= x << 17; buf[i] = (unsigned char)x;
+  }
   for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
     size_t n = sizes[k];
     FILE *f = fopen(path, "wb");

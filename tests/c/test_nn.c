@@ -179,7 +179,9 @@ static void test_truncnormal(void) {
   float *w = malloc(sizeof(float) * n);
   mbn_initTruncNormal(w, &rng, n, 0.5f);
   double s = 0, s2 = 0, mx = 0;
-  for (size_t i = 0; i < n; i++) { s += w[i]; s2 += (double)w[i] * w[i]; mx = fmax(mx, fabs(w[i])); }
+  for (size_t i = 0; i < n; i++) {
+    s += w[i]; s2 += (double)w[i] * w[i]; mx = fmax(mx, fabs(w[i]));
+  }
   /* N(0,1) truncated at +-2 has std 0.8796 */
   CHECK(mx <= 1.0, "sample beyond 2 std: %g", mx);
   CHECK_NEAR(sqrt(s2 / n - (s / n) * (s / n)), 0.5 * 0.8796, 0.005);

@@ -47,9 +47,12 @@ static void test_alternating_sections(void) {
     mbu_parallelFor(3, task2, NULL);
     mbu_parallelFor(2, task, NULL);
   }
-  CHECK(atomic_load(&wrong) == 0, "%d tasks ran with another section's function", atomic_load(&wrong));
-  for (int i = 0; i < 3; i++) CHECK(atomic_load(&hits2[i]) == 5000, "task2 %d ran %d times", i, atomic_load(&hits2[i]));
-  for (int i = 0; i < 2; i++) CHECK(atomic_load(&hits[i]) == 5000, "task %d ran %d times", i, atomic_load(&hits[i]));
+  CHECK(atomic_load(&wrong) == 0, "%d tasks ran with another section's function",
+        atomic_load(&wrong));
+  for (int i = 0; i < 3; i++)
+    CHECK(atomic_load(&hits2[i]) == 5000, "task2 %d ran %d times", i, atomic_load(&hits2[i]));
+  for (int i = 0; i < 2; i++)
+    CHECK(atomic_load(&hits[i]) == 5000, "task %d ran %d times", i, atomic_load(&hits[i]));
   mbu_setThreads(1);
 }
 

@@ -152,7 +152,8 @@ static double ref_critic_loss(const Ref *r, const double *y) {
   ref_mlp(q1, &s->q, r->qp, x, B);
   ref_mlp(q2, &s->q, r->qp + s->nq, x, B);
   double l = 0;
-  for (int i = 0; i < B; i++) l += (q1[i] - y[i]) * (q1[i] - y[i]) + (q2[i] - y[i]) * (q2[i] - y[i]);
+  for (int i = 0; i < B; i++)
+    l += (q1[i] - y[i]) * (q1[i] - y[i]) + (q2[i] - y[i]) * (q2[i] - y[i]);
   free(ad); free(x);
   return l / B;
 }
@@ -183,7 +184,8 @@ static double ref_alpha_loss(const Ref *r, double mean_logp) {
 }
 
 /* worst |g - fd| / max(max |fd|, floor) over n parameters p (perturbed in place) */
-static double fd_check(double *p, const float *g, size_t n, double (*loss)(const Ref *, const double *),
+static double fd_check(double *p, const float *g, size_t n,
+                       double (*loss)(const Ref *, const double *),
                        const Ref *r, const double *aux, double *gmax) {
   const double h = 1e-6;
   double worst = 0, big = 0;
@@ -207,7 +209,10 @@ static double fd_check(double *p, const float *g, size_t n, double (*loss)(const
 }
 
 static double critic_fn(const Ref *r, const double *y) { return ref_critic_loss(r, y); }
-static double actor_fn(const Ref *r, const double *aux) { (void)aux; return ref_actor_loss(r, NULL); }
+static double actor_fn(const Ref *r, const double *aux) {
+  (void)aux;
+  return ref_actor_loss(r, NULL);
+}
 
 /* Gradient checks ---------------------------------------------------------------------- */
 
@@ -251,12 +256,14 @@ static void check_gradients(mbSac *s, int B, const char *what) {
   /* critic loss w.r.t. both critics' parameters (targets y fixed, as they are constants) */
   double gmax, e = fd_check(r.qp, s->q_g, 2 * s->nq, critic_fn, &r, y, &gmax);
   CHECK(e < GRAD_TOL, "%s: critic gradient error %g (max |grad| %g)", what, e, gmax);
-  if (getenv("MBPO_TEST_VERBOSE")) printf("  %s: critic gradient error %.3g (max %.3g)\n", what, e, gmax);
+  if (getenv("MBPO_TEST_VERBOSE"))
+    printf("  %s: critic gradient error %.3g (max %.3g)\n", what, e, gmax);
   CHECK(gmax > 1e-3, "%s: critic gradient vanishes (%g)", what, gmax);
   /* actor loss w.r.t. the policy parameters, through the critics and the reparameterisation */
   e = fd_check(r.pp, s->pi_g, s->npi, actor_fn, &r, NULL, &gmax);
   CHECK(e < GRAD_TOL, "%s: actor gradient error %g (max |grad| %g)", what, e, gmax);
-  if (getenv("MBPO_TEST_VERBOSE")) printf("  %s: actor gradient error %.3g (max %.3g)\n", what, e, gmax);
+  if (getenv("MBPO_TEST_VERBOSE"))
+    printf("  %s: actor gradient error %.3g (max %.3g)\n", what, e, gmax);
   CHECK(gmax > 1e-3, "%s: actor gradient vanishes (%g)", what, gmax);
   /* temperature loss w.r.t. log_alpha */
   double h = 1e-6, la = r.log_alpha;
@@ -326,9 +333,11 @@ static void test_update_order(void) {
     y.alpha_opt.t++;
     mbn_adam(&y.log_alpha, &y.alpha_m, &y.alpha_v, &y.alpha_g, 1, &y.alpha_opt, 0.0f, NULL, 0.0f);
     CHECK(memcmp(x.q_p, y.q_p, sizeof(float) * 2 * x.nq) == 0, "critics differ at step %d", step);
-    CHECK(memcmp(x.q_targ, y.q_targ, sizeof(float) * 2 * x.nq) == 0, "targets differ at step %d", step);
+    CHECK(memcmp(x.q_targ, y.q_targ, sizeof(float) * 2 * x.nq) == 0,
+          "targets differ at step %d", step);
     CHECK(memcmp(x.pi_p, y.pi_p, sizeof(float) * x.npi) == 0, "policy differs at step %d", step);
-    CHECK(x.log_alpha == y.log_alpha, "log_alpha %g vs %g", (double)x.log_alpha, (double)y.log_alpha);
+    CHECK(x.log_alpha == y.log_alpha, "log_alpha %g vs %g",
+          (double)x.log_alpha, (double)y.log_alpha);
     CHECK(sx.actor_loss == sy.actor_loss, "actor loss %g vs %g", sx.actor_loss, sy.actor_loss);
   }
   CHECK(x.updates == 3 && x.q_opt.t == 3 && x.pi_opt.t == 3 && x.alpha_opt.t == 3,
@@ -509,7 +518,8 @@ static void test_determinism(void) {
   CHECK(memcmp(a.pi_p, b.pi_p, sizeof(float) * a.npi) == 0, "same seed, different policy");
   CHECK(memcmp(a.q_p, b.q_p, sizeof(float) * 2 * a.nq) == 0, "same seed, different critics");
   CHECK(memcmp(a.pi_p, c.pi_p, sizeof(float) * a.npi) == 0, "1 vs 2 threads: policy differs");
-  CHECK(memcmp(a.q_targ, c.q_targ, sizeof(float) * 2 * a.nq) == 0, "1 vs 2 threads: targets differ");
+  CHECK(memcmp(a.q_targ, c.q_targ, sizeof(float) * 2 * a.nq) == 0,
+        "1 vs 2 threads: targets differ");
   CHECK(a.log_alpha == c.log_alpha, "1 vs 2 threads: temperature differs");
   CHECK(memcmp(&a.rng, &c.rng, sizeof a.rng) == 0, "1 vs 2 threads: generator differs");
   mbr_sacFree(&a);

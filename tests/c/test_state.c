@@ -17,7 +17,8 @@ static void copyblocks(mbStateBlock *dst, const mbStateBlock *src, int n) {
   for (int i = 0; i < n; i++) {
     CHECK(!strcmp(dst[i].name, src[i].name) && dst[i].dtype == src[i].dtype, "block %d", i);
     if (src[i].flags & MB_ST_CHECK) continue;
-    memcpy(dst[i].data, src[i].data, (size_t)(mbu_blockNumel(&src[i]) * mbu_dtypeSize(src[i].dtype)));
+    memcpy(dst[i].data, src[i].data,
+           (size_t)(mbu_blockNumel(&src[i]) * mbu_dtypeSize(src[i].dtype)));
   }
 }
 

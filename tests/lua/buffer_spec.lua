@@ -248,7 +248,8 @@ describe("native memory and the collector", function()
     f:close()
     return res * 4096 / 2 ^ 20
   end
-  it("keeps RSS bounded over loops creating ensembles, buffers, envs, tensors and agents", function()
+  it("keeps RSS bounded over loops creating ensembles, buffers, envs, tensors " ..
+    "and agents", function()
     local Ensemble = require "mbpo.ensemble"
     local E = require "mbpo.env"
     local T = require "mbpo.tensor"

@@ -56,7 +56,9 @@ local function remanifest(run)
   local lines = {}
   for line in io.lines(dir .. "/COMPLETE") do
     local n = line:match("^(%S+)")
-    if n then lines[#lines + 1] = n .. " " .. assert(io_.checksum(dir .. "/" .. n .. ".safetensors")) end
+    if n then
+      lines[#lines + 1] = n .. " " .. assert(io_.checksum(dir .. "/" .. n .. ".safetensors"))
+    end
   end
   assert(io_.write_text(dir .. "/COMPLETE", table.concat(lines, "\n") .. "\n"))
 end
@@ -103,12 +105,14 @@ local setups = {
   end,
   other_task = function(run)
     checkpoint.rmtree(run .. "/checkpoint")
-    assert(sh(string.format("cp -a %s %s", shq(other_task .. "/checkpoint"), shq(run .. "/checkpoint"))) == 0)
+    assert(sh(string.format("cp -a %s %s", shq(other_task .. "/checkpoint"),
+      shq(run .. "/checkpoint"))) == 0)
   end,
   other_task_env = function(run) transplant(run, other_task, "loop") end,
   other_checkpoint = function(run, tmp, other)
     checkpoint.rmtree(run .. "/checkpoint")
-    assert(sh(string.format("cp -a %s %s", shq(other .. "/checkpoint"), shq(run .. "/checkpoint"))) == 0)
+    assert(sh(string.format("cp -a %s %s", shq(other .. "/checkpoint"),
+      shq(run .. "/checkpoint"))) == 0)
   end,
   other_agent = function(run, tmp, other) transplant(run, other, "agent") end,
   other_model = function(run, tmp, other) transplant(run, other, "model") end,
@@ -150,7 +154,9 @@ local setups = {
     rewrite_part(run, "loop", function(t) t.counters.epoch = 99; return t end)
   end,
   loop_steps = function(run)
-    rewrite_part(run, "loop", function(t) t.counters.env_steps = t.counters.env_steps + 7; return t end)
+    rewrite_part(run, "loop", function(t)
+      t.counters.env_steps = t.counters.env_steps + 7; return t
+    end)
   end,
   loop_no_rng = function(run)
     rewrite_part(run, "loop", function(t) t.rng = nil; return t end)
@@ -195,7 +201,8 @@ describe("catalogue", function()
       seen[c.name] = true
       check(type(c.args) == "table" and math.type(c.rc) == "integer" and type(c.msg) == "string",
         "case %s", c.name)
-      check(c.setup == nil or setups[c.setup], "case %s: unknown setup %s", c.name, tostring(c.setup))
+      check(c.setup == nil or setups[c.setup], "case %s: unknown setup %s",
+        c.name, tostring(c.setup))
     end
   end)
 
@@ -247,7 +254,8 @@ describe("catalogue", function()
     local code, text = sh(string.format("cd %s && %s run %s epochs=1 log.quiet=true --out %s",
       shq(root), shq(exe), shq(base .. "/sched.lua"), shq(run)))
     eq(code, 0, text)
-    code, text = sh(string.format("%s run --resume %s epochs=2 eval.episodes=1", shq(exe), shq(run)))
+    code, text = sh(string.format("%s run --resume %s epochs=2 eval.episodes=1",
+      shq(exe), shq(run)))
     eq(code, 0, text)
     local cfg_text = read(run .. "/config.lua")
     check(cfg_text:find("\n%-%- resumed with epochs=2 eval.episodes=1\n"), "header:\n%s", cfg_text)

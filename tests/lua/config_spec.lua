@@ -53,7 +53,8 @@ describe("config", function()
     local m = assert(C.merge(defaults, {epochs = 3, rollout = {batch = 10}}, defaults))
     eq(m.epochs, 3); eq(m.rollout.batch, 10); eq(m.rollout.schedule[2], 150)
     local ok, err = C.merge(defaults, {rollout = {bach = 1}}, defaults)
-    check(not ok and err:find("'rollout.bach'", 1, true) and err:find("'rollout.batch'", 1, true), err)
+    check(not ok and err:find("'rollout.bach'", 1, true) and
+      err:find("'rollout.batch'", 1, true), err)
     ok, err = C.merge(defaults, {epochs = "ten"}, defaults)
     check(not ok and err:find("expects a number, got a string", 1, true), err)
     -- a custom task instead of a task name

@@ -286,27 +286,32 @@ describe("ensemble", function()
   end)
 
   it("rejects bad input with clear messages", function()
-    raises(function() Ensemble.new{inputs = 5} end, "Ensemble.new: outputs is required (an integer in [1, 65536])")
+    raises(function() Ensemble.new{inputs = 5} end,
+      "Ensemble.new: outputs is required (an integer in [1, 65536])")
     local function new(extra)
       local o = {inputs = 5, outputs = 4}
       for k, v in pairs(extra) do o[k] = v end
       return Ensemble.new(o)
     end
-    raises(function() new{member = 3} end, "Ensemble.new: unknown option 'member' (nearest: members, seed, elites)")
-    raises(function() new{elites = 9} end, "Ensemble.new: elites must be an integer in [1, members = 7], got 9")
+    raises(function() new{member = 3} end,
+      "Ensemble.new: unknown option 'member' (nearest: members, seed, elites)")
+    raises(function() new{elites = 9} end,
+      "Ensemble.new: elites must be an integer in [1, members = 7], got 9")
     raises(function() Ensemble.new{inputs = 5, outputs = 4, bootstrap = "yes"} end,
       "Ensemble.new: bootstrap must be one of replace, permutation, none, got 'yes'")
     raises(function() new{hidden = {8}, weight_decay = {1e-4}} end,
       "Ensemble.new: weight_decay must be a list of 2 numbers, got 1 values")
     raises(function() Ensemble.new{inputs = 5, outputs = 4, hidden = {8, 0}} end,
       "Ensemble.new: hidden[2] must be an integer in [1, 65536], got 0")
-    raises(function() Ensemble.new{inputs = 5, outputs = 4, lr = "fast"} end, "Ensemble.new: lr must be a number > 0, got 'fast'")
+    raises(function() Ensemble.new{inputs = 5, outputs = 4, lr = "fast"} end,
+      "Ensemble.new: lr must be a number > 0, got 'fast'")
     local ens = small(1)
     local g = G.new(1)
     local x, y = dataset(g, 20)
     raises(function() ens:fit(x, T(randmat(g, 19, 4, 1))) end,
       "ens:fit: targets must be a contiguous [20 x 4] tensor, got [19 x 4]")
-    raises(function() ens:fit(x, y, {epochs = 3}) end, "ens:fit: unknown option 'epochs' (nearest: max_epochs, batch, max_seconds)")
+    raises(function() ens:fit(x, y, {epochs = 3}) end,
+      "ens:fit: unknown option 'epochs' (nearest: max_epochs, batch, max_seconds)")
     raises(function() ens:fit(T(randmat(g, 4, 5, 1)), T(randmat(g, 4, 4, 1))) end,
       "training would never stop")
     raises(function() ens:predict(T(randmat(g, 3, 4, 1))) end,

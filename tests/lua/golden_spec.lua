@@ -102,7 +102,8 @@ describe("golden run", function()
       local bad = {}
       for name, v in want_dig:gmatch("([^\t\n]+)\t([^\n]*)") do
         if got[name] ~= v and #bad < 8 then
-          bad[#bad + 1] = string.format("  %s\n    want %s\n    got  %s", name, v, tostring(got[name]))
+          bad[#bad + 1] = string.format("  %s\n    want %s\n    got  %s",
+            name, v, tostring(got[name]))
         end
       end
       check(#bad == 0, "checkpoint differs from the golden run (threads %d):\n%s", threads,

@@ -63,7 +63,9 @@ local function hand_read(p)
     local fmt, size = e.dtype == "F32" and "<f" or "<i8", e.dtype == "F32" and 4 or 8
     e.begin, e.stop = e.data_offsets[1], e.data_offsets[2]
     e.values = {}
-    for k = e.begin, e.stop - 1, size do e.values[#e.values + 1] = string.unpack(fmt, data, k + 1) end
+    for k = e.begin, e.stop - 1, size do
+      e.values[#e.values + 1] = string.unpack(fmt, data, k + 1)
+    end
   end
   return h, meta, header, #data
 end
@@ -145,7 +147,9 @@ describe("io", function()
     eq(tostring(t.d), "mbpo.Array F64 [7]", "loaded as an mbpo.Array")
     eq(t.d:dtype(), "F64", "dtype")
     eq(#t.w, #ws, "length")
-    for i, v in ipairs(ds) do eq(string.pack("<d", t.d[i]), string.pack("<d", v), "double " .. i) end
+    for i, v in ipairs(ds) do
+      eq(string.pack("<d", t.d[i]), string.pack("<d", v), "double " .. i)
+    end
     same_list(t.w:totable(), ws, "words")
     check(t.nan[1] ~= t.nan[1], "NaN survives")
     check(t.w == io_.array("U64", ws) and t.w ~= io_.array("U64", {1}), "== compares values")
@@ -250,7 +254,8 @@ describe("io", function()
   end)
 
   it("raises on arguments it cannot write", function()
-    raises(function() io_.save(path(), {x = "text"}) end, "'x' must be a tensor, an integer or an array")
+    raises(function() io_.save(path(), {x = "text"}) end,
+      "'x' must be a tensor, an integer or an array")
     raises(function() io_.save(path(), {x = 1.5}) end, "'x' must be an integer")
     raises(function() io_.save(path(), {x = {1, 2.5}}) end, "'x'[2] must be an integer")
     raises(function() io_.save(path(), {[1] = 3}) end, "tensor names must be strings")

@@ -28,7 +28,8 @@ describe("plot", function()
     eq(file, base .. "/two.svg", tostring(err))
     -- a command would run in gnuplot's working directory, ours
     for k = 1, 5 do
-      check(not lfs.attributes(lfs.currentdir() .. "/pwned" .. k .. "-" .. tag), "pwned%d file created", k)
+      check(not lfs.attributes(lfs.currentdir() .. "/pwned" .. k .. "-" .. tag),
+        "pwned%d file created", k)
     end
     os.execute(string.format("rm -rf %q", base))
   end)

@@ -58,7 +58,8 @@ describe("report", function()
     -- seed 1 stopped at 1000: it counts with 1000 at 2500 (seed 2 ended there, unsolved)
     assert(text:find("| 2500 | 950 | 900 | 1000 | 2 |  |", 1, true), text)
     assert(not text:find("| 3000 |", 1, true), "no row past every run's end")
-    assert(text:find("| inverted_pendulum/seed1 | 2000 | 1000 | 2000 | 0.00 | 4.0 | `mbpo run x.lua seed=1` |",
+    assert(text:find(
+      "| inverted_pendulum/seed1 | 2000 | 1000 | 2000 | 0.00 | 4.0 | `mbpo run x.lua seed=1` |",
       1, true), text)
     assert(text:find("| inverted_pendulum/seed2 | 2500 | 900 | - | 0.00 | 3.0 |", 1, true), text)
     os.execute(string.format("rm -rf %q", d))
@@ -67,7 +68,8 @@ describe("report", function()
   it("puts the reference mean and std at the same env step, exploration included", function()
     local d = tmpdir()
     assert(lfs.mkdir(d .. "/hopper"))
-    for seed, rows in ipairs({{"1,24000,10,1", "2,25000,40,1"}, {"1,24000,20,1", "2,25000,80,1"}}) do
+    for seed, rows in ipairs({{"1,24000,10,1", "2,25000,40,1"},
+      {"1,24000,20,1", "2,25000,80,1"}}) do
       local sd = d .. "/hopper/seed" .. seed
       assert(lfs.mkdir(sd))
       write(sd .. "/progress.csv", "epoch,env_steps,eval_return,time_epoch\n" ..

@@ -35,8 +35,8 @@ local function setup(nan_ids, all_nan)
     termination = function(nx) return nx:select(2, 1):ge(3) end,
     model_buffer = {add_batch = function(_, obs, act, r, nx, done)
       for i = 1, obs:size(1) do
-        rec.stored[#rec.stored + 1] = string.format("%d:%g->%g r%g d%g", math.tointeger(obs:get(i, 2)),
-          obs:get(i, 1), nx:get(i, 1), r:get(i), done:get(i))
+        rec.stored[#rec.stored + 1] = string.format("%d:%g->%g r%g d%g",
+          math.tointeger(obs:get(i, 2)), obs:get(i, 1), nx:get(i, 1), r:get(i), done:get(i))
       end
     end},
     batch = 4, length = 3, rng = nil,

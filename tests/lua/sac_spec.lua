@@ -35,7 +35,8 @@ describe("SAC.new", function()
     local c = a:config()
     eq(c.obs, 11); eq(c.act, 3); eq(#c.hidden, 2); eq(c.hidden[1], 256)
     near(c.actor_lr, 3e-4, 1e-6); near(c.gamma, 0.99, 1e-6); near(c.tau, 5e-3, 1e-6)
-    eq(c.target_entropy, SAC.fields.target_entropy.default); eq(c.auto_alpha, true); eq(c.batch, 256)
+    eq(c.target_entropy, SAC.fields.target_entropy.default)
+    eq(c.auto_alpha, true); eq(c.batch, 256)
     near(a:alpha(), 1, 1e-7)
     eq(a:updates(), 0)
     check(tostring(a):find("mbpo.Sac", 1, true), "tostring: %s", tostring(a))
@@ -43,8 +44,10 @@ describe("SAC.new", function()
 
   it("takes a precision: fp32 (default) or bf16, kept in its config", function()
     eq(small():config().precision, "fp32")
-    raises(function() small{precision = "fp16"} end, "SAC.new: precision must be one of fp32, bf16, got 'fp16'")
-    raises(function() small{precision = 16} end, 'SAC.new: precision must be one of fp32, bf16, got 16')
+    raises(function() small{precision = "fp16"} end,
+      "SAC.new: precision must be one of fp32, bf16, got 'fp16'")
+    raises(function() small{precision = 16} end,
+      'SAC.new: precision must be one of fp32, bf16, got 16')
     local ok, a = pcall(small, {precision = "bf16"})
     if not ok then -- a CPU without native bf16 refuses in one line
       check(tostring(a):find("use precision=fp32", 1, true), "message: %s", tostring(a))
@@ -111,8 +114,10 @@ describe("agent:act", function()
     eq(v:dim(), 1); eq(v:size(1), 2)
     local buf = T.zeros(4, 2)
     check(rawequal(a:act(T.zeros(4, 3), {out = buf}), buf), "out not returned")
-    raises(function() a:act(T.zeros(4, 5)) end, "sac:act: obs must be a contiguous [N x 3] tensor, got [4 x 5]")
-    raises(function() a:act(T.zeros(4, 3), {out = T.zeros(3, 2)}) end, "opts.out must be a contiguous [4 x 2] tensor, got [3 x 2]")
+    raises(function() a:act(T.zeros(4, 5)) end,
+      "sac:act: obs must be a contiguous [N x 3] tensor, got [4 x 5]")
+    raises(function() a:act(T.zeros(4, 3), {out = T.zeros(3, 2)}) end,
+      "opts.out must be a contiguous [4 x 2] tensor, got [3 x 2]")
     raises(function() a:act({1, 2}) end, "obs has 2 numbers, expected 3")
     raises(function() a:act("x") end, "obs must be a tensor or a table, got string")
   end)
@@ -163,7 +168,8 @@ describe("agent:update", function()
     raises(function() a:update(b) end, "act has 7 rows, expected 8")
     b = table_batch(Rng.new(3), 8, 3, 2)
     b.obs[2] = {1, 2}
-    raises(function() a:update(b) end, "sac:update: obs: ragged nested table, [2] has 2 elements, expected 3")
+    raises(function() a:update(b) end,
+      "sac:update: obs: ragged nested table, [2] has 2 elements, expected 3")
     raises(function() a:update{obs = T.zeros(8, 4), act = T.zeros(8, 2), reward = T.zeros(8),
                                next_obs = T.zeros(8, 3), done = T.zeros(8)} end,
            "sac:update: obs must be a contiguous [N x 3] tensor, got [8 x 4]")
@@ -250,7 +256,8 @@ describe("agent:update_mixed", function()
     core.set_threads(saved)
   end)
 
-  it("in bf16 (weight images kept across the call's updates) is bit for bit one update a call", function()
+  it("in bf16 (weight images kept across the call's updates) is bit for bit one update " ..
+    "a call", function()
     -- hidden layers of 64 and a batch of 64: the middle products run in bf16; each update
     -- call rounds the weights once and every Adam step refreshes what it changed, so the
     -- second and later updates of one call must see the stepped weights exactly as a fresh
@@ -391,7 +398,9 @@ end)
 local UPDATES, H, SPEED = 3000, 15, 0.25
 
 local function clamp(v, lo, hi) return v < lo and lo or (v > hi and hi or v) end
-local function step(o, a) local x = clamp(o[1] + SPEED * a, -1, 1); return {x, o[2]}, -math.abs(x - o[2]) end
+local function step(o, a)
+  local x = clamp(o[1] + SPEED * a, -1, 1); return {x, o[2]}, -math.abs(x - o[2])
+end
 
 -- mean return and final distance of policy(o) -> a over 20 fixed episodes
 local function evaluate(policy)
@@ -425,7 +434,8 @@ local function train(seed)
     if i > 200 then
       for j = 1, 64 do
         local d = data[rng:integer(#data)]
-        batch.obs[j], batch.act[j], batch.reward[j], batch.next_obs[j], batch.done[j] = d[1], d[2], d[3], d[4], 0
+        batch.obs[j], batch.act[j], batch.reward[j], batch.next_obs[j], batch.done[j] =
+          d[1], d[2], d[3], d[4], 0
       end
       agent:update(batch)
     end

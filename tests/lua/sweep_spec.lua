@@ -34,14 +34,16 @@ describe("mbpo sweep", function()
     eq(#s.cells, 4, "cells")
     for i, n in ipairs(names) do
       eq(s.cells[i].name, n, "cell name")
-      check(s.cells[i].command:match("mbpo run .* seed=%d %-%-out "), "command %s", s.cells[i].command)
+      check(s.cells[i].command:match("mbpo run .* seed=%d %-%-out "), "command %s",
+        s.cells[i].command)
       check(lfs.attributes(full .. "/" .. n .. "/DONE"), "cell %s not done", n)
       local _, rows = csv_without_timing(full .. "/" .. n .. "/progress.csv")
       eq(rows, EPOCHS, "rows of " .. n)
     end
     -- the seeds differ, the scripts differ
     check(csv_without_timing(full .. "/" .. names[1] .. "/progress.csv") ~=
-      csv_without_timing(full .. "/" .. names[2] .. "/progress.csv"), "seeds 1 and 2 gave the same run")
+      csv_without_timing(full .. "/" .. names[2] .. "/progress.csv"),
+      "seeds 1 and 2 gave the same run")
     local st
     rc, st = sh(string.format("%q sweep --status %q", exe, full))
     eq(rc, 0, st)
@@ -105,7 +107,8 @@ describe("mbpo sweep", function()
     for _ in pairs(done_at_kill) do ndone = ndone + 1 end
     check(ndone >= 1 and ndone < 4, "%d cells done at the kill", ndone)
     local rc, st = sh(string.format("%q sweep --status %q", exe, d))
-    check(st:match(ndone .. " done, 0 running, " .. (4 - ndone) .. " pending"), "status after kill:\n%s", st)
+    check(st:match(ndone .. " done, 0 running, " .. (4 - ndone) .. " pending"),
+      "status after kill:\n%s", st)
     -- rerun the same command: the remaining cells only
     local out
     rc, out = sh(sweep_cmd(d))
@@ -113,7 +116,8 @@ describe("mbpo sweep", function()
     for _, n in ipairs(names) do
       check(lfs.attributes(d .. "/" .. n .. "/DONE"), "cell %s not done after the rerun", n)
       if done_at_kill[n] then
-        eq(lfs.attributes(d .. "/" .. n .. "/progress.csv", "modification"), mt[n], n .. " was rerun")
+        eq(lfs.attributes(d .. "/" .. n .. "/progress.csv", "modification"), mt[n],
+          n .. " was rerun")
         check(not out:find("done " .. n, 1, true), "%s reported done again", n)
       else
         check(out:find("done " .. n, 1, true), "%s not run by the rerun:\n%s", n, out)
@@ -126,13 +130,14 @@ describe("mbpo sweep", function()
   it("reports a failing cell as failed with its last error line; the others finish", function()
     local d = base .. "/failing"
     -- sac.lr=1e30 passes the config checks and diverges in the first SAC updates
-    local rc, out = sh(string.format("cd %q && %q sweep %q seed=1 sac.lr=1e30,0.0003 epochs=2 --out %q",
-      base, exe, tiny, d))
+    local rc, out = sh(string.format(
+      "cd %q && %q sweep %q seed=1 sac.lr=1e30,0.0003 epochs=2 --out %q", base, exe, tiny, d))
     eq(rc, 1, "a sweep with a failed cell exits 1:\n" .. out)
     check(out:find("SAC update produced NaN/Inf", 1, true), "error line in: %s", out)
     local st
     rc, st = sh(string.format("%q sweep --status %q", exe, d))
-    check(st:match("sac.lr=1e30%S*%s+epoch %-%s+eval_return %-%s+failed: mbpo: SAC update produced NaN/Inf"), "status:\n%s", st)
+    check(st:match("sac.lr=1e30%S*%s+epoch %-%s+eval_return %-%s+failed: " ..
+      "mbpo: SAC update produced NaN/Inf"), "status:\n%s", st)
     check(st:match("sac.lr=0.0003%S*%s+epoch 2 .* done"), "status:\n%s", st)
     check(st:match("2 cells: 1 done, 0 running, 0 pending, 1 failed"), "summary:\n%s", st)
   end)

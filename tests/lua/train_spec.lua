@@ -1,6 +1,7 @@
 -- End to end: `mbpo run` on a tiny config (smoke test of the run directory and CSV), exact
--- resume after SIGKILL and after Ctrl-C mid-epoch, and the error paths of the command line (typos, wrong types,
--- syntax errors, missing scripts, corrupt checkpoints) which must destroy nothing.
+-- resume after SIGKILL and after Ctrl-C mid-epoch, and the error paths of the command line
+-- (typos, wrong types, syntax errors, missing scripts, corrupt checkpoints) which must destroy
+-- nothing.
 local lfs = require "lfs"
 local log = require "mbpo.log"
 local th = require "mbpo.test"
@@ -55,7 +56,8 @@ describe("mbpo run", function()
     eq(rc, 1); check(out:find("cannot evaluate", 1, true), out)
   end)
 
-  it("evaluates every eval.every epochs; resuming with more epochs grows the real buffer", function()
+  it("evaluates every eval.every epochs; resuming with more epochs grows the real " ..
+    "buffer", function()
     local base = tmpdir()
     local a, b = base .. "/a", base .. "/b"
     local rc, out = mbpo(string.format("run %q epochs=3 eval.every=2 seed=3 --out %q", tiny, a))
@@ -86,7 +88,8 @@ describe("mbpo run", function()
     local base = tmpdir()
     local a, b = base .. "/a", base .. "/b"
     -- about a second per epoch, so that the kill lands mid-run
-    local slow = "epochs=5 sac.updates_per_step=40 sac.hidden=128,128 sac.batch=64 rollout.batch=5000"
+    local slow =
+      "epochs=5 sac.updates_per_step=40 sac.hidden=128,128 sac.batch=64 rollout.batch=5000"
     local rc, out = mbpo(string.format("run %q seed=7 %s --out %q", tiny, slow, a))
     eq(rc, 0, "uninterrupted run:\n" .. out)
     -- start the same run, kill it with SIGKILL as soon as its first checkpoint exists
@@ -123,7 +126,8 @@ describe("mbpo run", function()
     -- Ctrl-C mid-epoch: the run saves a checkpoint at its next safe point and exits 130;
     -- resuming from that mid-epoch checkpoint gives the same numbers again
     local c = base .. "/c"
-    local p2 = io.popen(string.format("cd %q && { %q run %q seed=7 %s --out %q >/dev/null 2>&1 & " ..
+    local p2 = io.popen(string.format(
+      "cd %q && { %q run %q seed=7 %s --out %q >/dev/null 2>&1 & " ..
       "p=$!; i=0; while [ ! -f %q ] && [ $i -lt 3000 ]; do sleep 0.1; i=$((i+1)); done; " ..
       "sleep 0.3; kill -INT $p; wait $p; echo \"rc=$?\"; }", root, exe, tiny, slow, c,
       c .. "/checkpoint/COMPLETE"))
@@ -137,7 +141,8 @@ describe("mbpo run", function()
     eq((csv_without_timing(c .. "/progress.csv")), ta, "progress.csv after SIGINT and resume")
   end)
 
-  it("rejects typos, wrong types, bad scripts and corrupt checkpoints, destroying nothing", function()
+  it("rejects typos, wrong types, bad scripts and corrupt checkpoints, destroying " ..
+    "nothing", function()
     local base = tmpdir()
     local rc, out = mbpo(string.format("run %q rollout.bach=5 --out %q", tiny, base .. "/x"))
     eq(rc, 1); check(out:find("unknown config key 'rollout.bach'", 1, true) and
@@ -160,7 +165,8 @@ describe("mbpo run", function()
     local data = read(ck)
     f = io.open(ck, "wb"); f:write(data:sub(1, #data // 2)); f:close()
     rc, out = mbpo(string.format("run --resume %q epochs=2", d))
-    eq(rc, 1); check(out:find("corrupt checkpoint", 1, true) or out:find("agent.safetensors", 1, true), out)
+    eq(rc, 1)
+    check(out:find("corrupt checkpoint", 1, true) or out:find("agent.safetensors", 1, true), out)
     eq(read(d .. "/progress.csv"), csv_before, "progress.csv changed by a failed resume")
     check(lfs.attributes(d .. "/checkpoint/COMPLETE"), "checkpoint removed by a failed resume")
     -- running into an existing run directory is refused

@@ -20,10 +20,11 @@ local ROWS = 100000
 local SHAPES = {{name = "Hopper", obs = 11, act = 3}, {name = "Ant", obs = 27, act = 8}}
 
 -- ours: for each thread count the median of 5 C-timed loops after a warm-up; returns
--- {threads = seconds} for train and step
+-- {threads = seconds} for train and step, and the share of the multi-thread runs' parallel
+-- sections that the caller ran alone (near 1: the other core was not ours)
 local function measure_ours(ens, threads)
   local saved = core.threads()
-  local train, step = {}, {}
+  local train, step, p0, p1 = {}, {}, core.pool_stats(), nil
   local function median_of(f)
     f()
     local xs = {}
@@ -34,9 +35,11 @@ local function measure_ours(ens, threads)
     core.set_threads(th)
     train[th] = median_of(function() return native.ens_train_step(ens, 20) end)
     step[th] = median_of(function() return native.ens_step(ens, ROWS, 2) end)
+    if th == 1 then p0 = core.pool_stats() end
   end
+  p1 = core.pool_stats()
   core.set_threads(saved)
-  return train, step
+  return train, step, (require("mbpo.bench.sac").alone_share(p0, p1))
 end
 
 local function best_of(t)
@@ -53,11 +56,12 @@ local function gf(flops, s) return string.format("%.1f", flops / s / 1e9) end
 local function measure_shape(sh, prec, ens, threads, rounds)
   local best = {train = {math.huge}, step = {math.huge}, ptrain = nil, pstep = nil}
   for r = 1, rounds do
-    local train, step = measure_ours(ens, threads)
+    local train, step, lone = measure_ours(ens, threads)
     local t, tth = best_of(train)
     local s, sth = best_of(step)
-    local line = string.format("  %s %s round %d: ours train %s ms (%d thr), step %s ms (%d thr)",
-      sh.name, prec, r, ms(t), tth, ms(s), sth)
+    local line = string.format("  %s %s round %d: ours train %s ms (%d thr), step %s ms (%d thr)"
+      .. ", caller alone in %.0f%% of sections", sh.name, prec, r, ms(t), tth, ms(s), sth,
+      lone * 100)
     if t < best.train[1] then best.train = {t, tth} end
     if s < best.step[1] then best.step = {s, sth} end
     local peer, msg = bench.peer("train,predict", sh.obs, sh.act, {1, 2}, "--iters 120")

@@ -20,7 +20,8 @@ local SAC = require "mbpo.sac"
 local Rng = require "mbpo.rng"
 local T = require "mbpo.tensor"
 
-local M = {description = "SAC update (batch 256, 256x256 nets) for Hopper and Ant shapes, and a 100k-row act, beside the PyTorch peer"}
+local M = {description = "SAC update (batch 256, 256x256 nets) for Hopper and Ant shapes, " ..
+  "and a 100k-row act, beside the PyTorch peer"}
 
 -- random [rows x cols] tensor in (-1, 1): the sampled actions of a throwaway agent (keeps
 -- this benchmark to the sac module's own calls)
@@ -44,20 +45,32 @@ function M.random_batch(obs, act, B)
           reward = random_rows(B, 1, 3), next_obs = random_rows(B, obs, 4), done = T.zeros(B)}
 end
 
--- one shape: returns {threads = {ms per round}}, {peer ms per round}, peer info, flops
+-- the share of the pool's parallel sections between two core.pool_stats() snapshots that the
+-- caller ran alone (near 1 when the worker got no core: another process, or the host, held it)
+-- and the caller's wait for the worker in seconds
+local function alone_share(a, b)
+  local n = b.sections - a.sections
+  return n > 0 and (b.alone - a.alone) / n or 0, b.wait - a.wait
+end
+M.alone_share = alone_share
+
+-- one shape: returns {threads = {ms per round}}, {peer ms per round}, peer info, flops,
+-- {threads = {alone share per round}}
 local function measure(obs, act, opts, precision)
   local B = 256
   local batch = M.random_batch(obs, act, B)
   local agent = SAC.new{obs = obs, act = act, batch = B, seed = 1, precision = precision}
-  local stats, ours, peer, info = {}, {}, {}, nil
-  for _, th in ipairs(opts.threads) do ours[th] = {} end
+  local stats, ours, peer, info, lone = {}, {}, {}, nil, {}
+  for _, th in ipairs(opts.threads) do ours[th], lone[th] = {}, {} end
   for r = 1, opts.rounds do
     for _, th in ipairs(opts.threads) do
       core.set_threads(th)
       for _ = 1, 10 do agent:update(batch, stats) end -- warm-up: caches, pool threads
-      local t0 = core.clock()
+      local p0, t0 = core.pool_stats(), core.clock()
       for _ = 1, opts.reps do agent:update(batch, stats) end
       ours[th][r] = (core.clock() - t0) / opts.reps * 1e3
+      local share, wait = alone_share(p0, core.pool_stats())
+      lone[th][r] = {alone = share, wait = wait / (ours[th][r] * opts.reps / 1e3)}
     end
     if opts.peer ~= false and info ~= false then
       local best, err = bench.peer("sac", obs, act, {1, 2}, "--iters " .. opts.reps)
@@ -70,7 +83,30 @@ local function measure(obs, act, opts, precision)
       end
     end
   end
-  return ours, peer, info or nil, agent:flops(B)
+  return ours, peer, info or nil, agent:flops(B), lone
+end
+
+-- one line naming the multi-thread rounds in which the other core was not fully ours (the
+-- caller ran most sections alone, or waited for the worker a fifth of the round or more), or
+-- nothing; lone[threads][round] = {alone = share of sections, wait = share of the time}
+function M.lone_note(label, lone)
+  local out = {}
+  for th, rounds in pairs(lone) do
+    for r, v in ipairs(rounds) do
+      if th > 1 and v.alone > 0.5 then
+        out[#out + 1] = string.format("%dT round %d (%.0f%% of sections alone)", th, r,
+          v.alone * 100)
+      elseif th > 1 and v.wait >= 0.2 then
+        out[#out + 1] = string.format("%dT round %d (%.0f%% of the time waiting)", th, r,
+          v.wait * 100)
+      end
+    end
+  end
+  if #out == 0 then return end
+  table.sort(out)
+  io.write(string.format("%s: the other core was not fully ours in %s: the caller ran the " ..
+    "parallel sections alone or waited for the worker (another process or the host held its " ..
+    "core); compare such rounds with care\n", label, table.concat(out, ", ")))
 end
 
 -- precisions this CPU runs: fp32, and bf16 when SAC.new accepts it
@@ -91,7 +127,8 @@ local function peer_act(obs, act, rows)
   local path = (MBPO_ROOT or ".") .. "/tests/peers/torch_act.py"
   local best
   for _, th in ipairs{1, 2} do
-    local p = io.popen(string.format("/usr/bin/python3 %q --obs %d --act %d --rows %d --threads %d 2>/dev/null",
+    local p = io.popen(string.format(
+      "/usr/bin/python3 %q --obs %d --act %d --rows %d --threads %d 2>/dev/null",
       path, obs, act, rows, th))
     local out = p:read("a")
     p:close()
@@ -130,7 +167,9 @@ local function bench_act(opts, shapes, precs, summaries)
         io.write(string.format("%-7s %s act %d rows, %dT: deterministic %.1f ms, sampled %.1f ms"
           .. " (%.2f M rows/s)\n", name, prec, N, th, td * 1e3, ts * 1e3, N / ts / 1e6))
       end
-      if pms then io.write(string.format("%-7s peer act %d rows (fp32, best T): %.1f ms\n", name, N, pms)) end
+      if pms then
+        io.write(string.format("%-7s peer act %d rows (fp32, best T): %.1f ms\n", name, N, pms))
+      end
       if name == "hopper" then summaries[#summaries + 1] = {"sac_act", prec, best, pms} end
       agent:close()
     end
@@ -152,7 +191,7 @@ function M.run(opts)
   for _, sh in ipairs(shapes) do
     local name, obs, act = sh[1], sh[2], sh[3]
     for _, prec in ipairs(precs) do
-      local ours, peer, info, flops = measure(obs, act, opts, prec)
+      local ours, peer, info, flops, lone = measure(obs, act, opts, prec)
       local best = math.huge
       for _, th in ipairs(opts.threads) do
         local m = bench.median(ours[th])
@@ -161,6 +200,7 @@ function M.run(opts)
         io.write(string.format("%-7s %-6s %-5s %-14s %9.3f %10.1f %8.1f %8.3f - %-8.3f\n", name,
           obs .. "x" .. act, prec, "mbpo " .. th .. "T", m, 1e3 / m, flops / m / 1e6, lo, hi))
       end
+      M.lone_note(name .. " " .. prec, lone)
       local r = {name = name, obs = obs, act = act, ms = best, gflops = flops / best / 1e6,
                  precision = prec}
       if #peer > 0 then
@@ -168,7 +208,8 @@ function M.run(opts)
         local lo, hi = spread(peer)
         io.write(string.format("%-7s %-6s %-5s %-14s %9.3f %10.1f %8.1f %8.3f - %-8.3f\n", name,
           obs .. "x" .. act, "fp32", "peer (best T)", m, 1e3 / m, flops / m / 1e6, lo, hi))
-        io.write(string.format("%-7s %s ratio peer/mbpo %.2fx (%s, peer best thread setting %d in its first round)\n",
+        io.write(string.format(
+          "%-7s %s ratio peer/mbpo %.2fx (%s, peer best thread setting %d in its first round)\n",
           name, prec, m / best, info.peer or "torch", info.threads or 0))
         r.peer_ms, r.ratio = m, m / best
       end
