@@ -222,40 +222,6 @@ static int t_arange(lua_State *L) {
   return 1;
 }
 
-/* the 1-based position path[0..n) as "[2][1]" for messages */
-static const char *pathstr(char *pos, size_t size, const int64_t *path, int n) {
-  size_t k = 0;
-  pos[0] = 0;
-  for (int d = 0; d < n && k < size; d++)
-    k += (size_t)snprintf(pos + k, size - k, "[%lld]", (long long)path[d]);
-  return pos;
-}
-
-/* fills data (row-major) from the nested table on top of the stack at depth dim; path holds
-   the 1-based position for messages, which begin with who */
-static void fillfrom(lua_State *L, const mbTensor *t, int dim, float **data, int64_t *path,
-                     const char *who) {
-  char pos[160];
-  luaL_checkstack(L, 4, "tensor: nested table too deep");
-  int64_t len = (int64_t)lua_rawlen(L, -1);
-  if (len != t->size[dim])
-    mbL_errorf(L, "%s: ragged nested table, %s has %lld elements, expected %lld", who,
-               dim ? pathstr(pos, sizeof pos, path, dim) : "the outer table", (long long)len,
-               (long long)t->size[dim]);
-  for (int64_t i = 1; i <= len; i++) {
-    path[dim] = i;
-    lua_rawgeti(L, -1, i);
-    int leaf = dim + 1 == t->ndim, isnum = 0;
-    lua_Number v = leaf && lua_type(L, -1) == LUA_TNUMBER ? lua_tonumberx(L, -1, &isnum) : 0;
-    if (leaf ? !isnum : !lua_istable(L, -1))
-      mbL_errorf(L, "%s: expected a %s at %s, got %s", who, leaf ? "number" : "table",
-                 pathstr(pos, sizeof pos, path, dim + 1), luaL_typename(L, -1));
-    if (leaf) *(*data)++ = (float)v;
-    else fillfrom(L, t, dim + 1, data, path, who);
-    lua_pop(L, 1);
-  }
-}
-
 /* T.tensor(x) / T.new(x): x a nested table of numbers, a number (0-d) or a tensor (copy) */
 static int t_tensor(lua_State *L) {
   if (lua_type(L, 1) == LUA_TNUMBER) {
@@ -272,22 +238,34 @@ static int t_tensor(lua_State *L) {
   return 1;
 }
 
+/* the nested table is read by lua/mbpo/nested.lua (its values in row-major order and its
+   shape); its message is raised here, at the position of this binding's caller */
 mbTensor *mbL_tabletensor(lua_State *L, int idx, const char *who) {
-  int64_t size[MB_MAXDIM], path[MB_MAXDIM] = {0};
   idx = lua_absindex(L, idx);
-  int n = 0;
-  /* the shape: the lengths of the first elements, down to a non-table */
-  for (lua_pushvalue(L, idx); lua_istable(L, -1); lua_remove(L, -2)) {
-    if (n == MB_MAXDIM) mbL_errorf(L, "%s: nested table deeper than %d", who, MB_MAXDIM);
-    if ((size[n++] = (int64_t)lua_rawlen(L, -1)) == 0) break;
-    lua_rawgeti(L, -1, 1);
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "mbpo.nested");
+  lua_call(L, 1, 1);
+  lua_getfield(L, -1, "flatten");
+  lua_pushvalue(L, idx);
+  lua_pushstring(L, who);
+  lua_pushinteger(L, MB_MAXDIM);
+  if (lua_pcall(L, 3, 2, 0) != LUA_OK) mbL_errorf(L, "%s", lua_tostring(L, -1));
+  int64_t size[MB_MAXDIM];
+  int top = lua_gettop(L), n = (int)lua_rawlen(L, top);
+  for (int d = 0; d < n; d++) {
+    lua_rawgeti(L, top, d + 1);
+    size[d] = lua_tointeger(L, -1);
+    lua_pop(L, 1);
   }
-  lua_pop(L, 1);
   mbTensor *t = newempty(L, n, size);
   float *data = mbt_data(t);
-  lua_pushvalue(L, idx);
-  fillfrom(L, t, 0, &data, path, who);
-  lua_pop(L, 1);
+  for (int64_t i = 0; i < mbt_numel(t); i++) {
+    lua_rawgeti(L, top - 1, (lua_Integer)i + 1);
+    data[i] = (float)lua_tonumber(L, -1);
+    lua_pop(L, 1);
+  }
+  lua_replace(L, top - 2);  /* the tensor where the module was; the two lists go */
+  lua_settop(L, top - 2);
   return t;
 }
 
