@@ -207,13 +207,10 @@ static int sac_act(lua_State *L) {
                       : mbt_data(mbL_newtensor(L, 2 - obs.flat, size + obs.flat));
   MBL_CHECK(L, mbr_sacAct(s, dst, obs.data, obs.n, det, g));
   if (outidx) lua_pushvalue(L, outidx);
-  else if (obs.table && obs.flat) mbL_pushfloats(L, dst, A);
-  else if (obs.table) {
-    lua_createtable(L, obs.n, 0);
-    for (int i = 0; i < obs.n; i++) {
-      mbL_pushfloats(L, dst + (size_t)i * A, A);
-      lua_rawseti(L, -2, i + 1);
-    }
+  else if (obs.table) {  /* tables in, tables out: the result's x:to_table() */
+    lua_getfield(L, -1, "to_table");
+    lua_insert(L, -2);
+    lua_call(L, 1, 1);
   }
   return 1;
 }
