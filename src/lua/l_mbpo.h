@@ -59,7 +59,8 @@ mbTensor *mbL_newtensor(lua_State *L, int ndim, const int64_t *size);
 /* Pushes a new contiguous tensor of the given shape holding a copy of src's values. */
 mbTensor *mbL_newcopy(lua_State *L, const float *src, int ndim, const int64_t *size);
 /* Pushes a new contiguous tensor holding the numbers of the nested table at idx (T.tensor's
-   reading: rows of equal length, numbers only) and returns it; a mistake raises one line
+   reading, lua/mbpo/nested.lua: rows of equal length, numbers only) and returns it; a
+   mistake raises one line
    beginning "who: ", e.g. "sac:update: obs: ragged nested table, [2] has 2 elements,
    expected 3". */
 mbTensor *mbL_tabletensor(lua_State *L, int idx, const char *who);
