@@ -60,9 +60,8 @@ mbTensor *mbL_newtensor(lua_State *L, int ndim, const int64_t *size);
 mbTensor *mbL_newcopy(lua_State *L, const float *src, int ndim, const int64_t *size);
 /* Pushes a new contiguous tensor holding the numbers of the nested table at idx (T.tensor's
    reading, lua/mbpo/nested.lua: rows of equal length, numbers only) and returns it; a
-   mistake raises one line
-   beginning "who: ", e.g. "sac:update: obs: ragged nested table, [2] has 2 elements,
-   expected 3". */
+   mistake raises one line beginning "who: ", e.g. "sac:update: obs: ragged nested table,
+   [2] has 2 elements, expected 3". */
 mbTensor *mbL_tabletensor(lua_State *L, int idx, const char *who);
 /* Pushes a new userdata that views src (shares its storage) and returns it. */
 mbTensor *mbL_pushview(lua_State *L, const mbTensor *src);
