@@ -99,9 +99,32 @@ static int classindex(lua_State *L) {
   return lua_tocfunction(L, lua_upvalueindex(2))(L);
 }
 
+/* __tostring of a class with show: the name of its metatable is upvalue 1 */
+static int classtostring(lua_State *L) {
+  const char *tname = lua_tostring(L, lua_upvalueindex(1));
+  void *first;
+  memcpy(&first, luaL_checkudata(L, 1, tname), sizeof first);  /* as mbL_checkopen */
+  if (!first) {
+    lua_pushfstring(L, "%s (closed)", tname);
+    return 1;
+  }
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "mbpo.show");
+  lua_call(L, 1, 1);
+  lua_getfield(L, -1, tname);
+  lua_pushvalue(L, 1);
+  lua_call(L, 1, 1);
+  return 1;
+}
+
 void mbL_newclass(lua_State *L, const mbLClass *c) {
   luaL_newmetatable(L, c->tname);
   luaL_setfuncs(L, c->metameth, 0);
+  if (c->show) {
+    lua_pushstring(L, c->tname);
+    lua_pushcclosure(L, classtostring, 1);
+    lua_setfield(L, -2, "__tostring");
+  }
   lua_newtable(L);  /* (luaL_newlib's size hint needs an array, not a pointer) */
   luaL_setfuncs(L, c->meth, 0);
   if (c->state) mbL_addstate(L, c->state);

@@ -280,26 +280,16 @@ static int bufblocks(mbStateBlock *b, void *buf) { return mbr_bufferStateBlocks(
 static int bufset(void *buf, const mbStateBlock *s) { return mbr_bufferSetState(buf, s); }
 static mbLStateType STATE = {"buf", "buffer", checkbufobj, bufblocks, bufset, NULL, 0};
 
-static int b_tostring(lua_State *L) {
-  LBuffer *u = luaL_checkudata(L, 1, MBL_BUFFER);
-  if (!u->b.slab.storage) lua_pushliteral(L, "mbpo.Buffer (closed)");
-  else lua_pushfstring(L, "mbpo.Buffer obs=%I act=%I size=%I capacity=%I",
-                       (LUAI_UACINT)u->b.obs, (LUAI_UACINT)u->b.act, (LUAI_UACINT)u->b.size,
-                       (LUAI_UACINT)u->b.capacity);
-  return 1;
-}
-
 static const luaL_Reg funcs[] = {{"new", b_new}, {"sample_mixed", b_samplemixed}, {NULL, NULL}};
 static const luaL_Reg meth[] = {
   {"add", b_add}, {"add_batch", b_addbatch}, {"sample", b_sample},
   {"sample_obs", b_sampleobs}, {"rows", b_rows}, {"batch", b_batch}, {"resize", b_resize},
   {"clear", b_clear}, {"size", b_size}, {"capacity", b_capacity}, {"dims", b_dims}, {NULL, NULL}};
 static const luaL_Reg metameth[] = {
-  {"__index", NULL}, {"__gc", b_gc}, {"__close", b_gc}, {"__len", b_size},
-  {"__tostring", b_tostring}, {NULL, NULL}};
+  {"__index", NULL}, {"__gc", b_gc}, {"__close", b_gc}, {"__len", b_size}, {NULL, NULL}};
 
 int luaopen_mbpo_buffer(lua_State *L) {
-  static const mbLClass classes[] = {{MBL_BUFFER, meth, metameth, NULL, &STATE}, {NULL}};
+  static const mbLClass classes[] = {{MBL_BUFFER, meth, metameth, NULL, &STATE, 1}, {NULL}};
   mbL_newlib(L, (const char *[]){"mbpo.tensor", NULL}, classes, funcs);
   mbL_setfields(L, "fields", mbr_bufferFields);
   return 1;

@@ -290,27 +290,17 @@ static void *checkensobj(lua_State *L, int idx) { return checkens(L, idx); }
 static int ensblocks(mbStateBlock *b, void *e) { return mbn_ensStateBlocks(b, e); }
 static mbLStateType STATE = {"ens", "ensemble", checkensobj, ensblocks, NULL, NULL, 0};
 
-/* "mbpo.Ensemble (inputs=.. outputs=.. ...)" */
-static int ens_tostring(lua_State *L) {
-  lens *u = luaL_checkudata(L, 1, MBL_ENSEMBLE);
-  if (!u->e) { lua_pushliteral(L, "mbpo.Ensemble (closed)"); return 1; }
-  pushlayout(L, u->e);
-  lua_pushfstring(L, "mbpo.Ensemble (%s)", lua_tostring(L, -1));
-  return 1;
-}
-
 static const luaL_Reg funcs[] = {{"new", ens_new}, {NULL, NULL}};
 static const luaL_Reg meth[] = {
   {"fit", ens_fit}, {"train_step", ens_trainstep}, {"loss_grad", ens_lossgrad},
   {"predict", ens_predict}, {"evaluate", ens_evaluate}, {"step", ens_step},
   {"info", ens_info}, {NULL, NULL}};
 static const luaL_Reg metameth[] = {
-  {"__index", NULL}, {"__gc", ens_gc}, {"__close", ens_gc}, {"__tostring", ens_tostring},
-  {NULL, NULL}};
+  {"__index", NULL}, {"__gc", ens_gc}, {"__close", ens_gc}, {NULL, NULL}};
 
 int luaopen_mbpo_ensemble(lua_State *L) {
   /* tensors and generators cross this module's boundary: their metatables must exist */
-  static const mbLClass classes[] = {{MBL_ENSEMBLE, meth, metameth, NULL, &STATE}, {NULL}};
+  static const mbLClass classes[] = {{MBL_ENSEMBLE, meth, metameth, NULL, &STATE, 1}, {NULL}};
   mbL_newlib(L, (const char *[]){"mbpo.tensor", "mbpo.rng", NULL}, classes, funcs);
   luaL_getmetatable(L, MBL_ENSEMBLE);
   lua_getfield(L, -1, "__index");

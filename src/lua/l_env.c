@@ -414,14 +414,6 @@ static int m_gc(lua_State *L) {
   return ((LEnv *)luaL_checkudata(L, 1, MBL_ENV))->busy == 0 ? m_close(L) : 0;
 }
 
-static int m_tostring(lua_State *L) {
-  LEnv *e = luaL_checkudata(L, 1, MBL_ENV);
-  if (!e->env) lua_pushliteral(L, "mbpo.Env (closed)");
-  else lua_pushfstring(L, "mbpo.Env %s (obs %d, act %d, dt %f)", mbs_name(e->env),
-                       mbs_obsDim(e->env), mbs_actDim(e->env), mbs_dt(e->env));
-  return 1;
-}
-
 /* fields: obs_dim act_dim dt timestep frame_skip max_steps name steps nq nv nbody custom
    (the methods are found first) */
 static int m_field(lua_State *L) {
@@ -451,12 +443,10 @@ static const luaL_Reg meth[] = {
   {"reset", m_reset}, {"step", m_step}, {"get_state", m_getstate}, {"set_state", m_setstate},
   {"termination", m_termination}, {"termination_fn", m_termfn}, {"seed", m_seed},
   {"ctrl_range", m_ctrlrange}, {"close", m_close}, {NULL, NULL}};
-static const luaL_Reg metameth[] = {
-  {"__gc", m_gc}, {"__close", m_close}, {"__tostring", m_tostring},
-  {NULL, NULL}};
+static const luaL_Reg metameth[] = {{"__gc", m_gc}, {"__close", m_close}, {NULL, NULL}};
 
 int luaopen_mbpo_env(lua_State *L) {
-  static const mbLClass classes[] = {{MBL_ENV, meth, metameth, m_field, &STATE}, {NULL}};
+  static const mbLClass classes[] = {{MBL_ENV, meth, metameth, m_field, &STATE, 1}, {NULL}};
   mbL_newlib(L, (const char *[]){"mbpo.tensor", NULL}, classes, funcs);
   mbL_setfields(L, "fields", mbs_envFields);
   mbL_setfields(L, "task_fields", mbs_mjcfFields);

@@ -119,6 +119,6 @@ static const luaL_Reg filemeth[] = {{NULL, NULL}};
 static const luaL_Reg filemetameth[] = {{"__gc", iofile_gc}, {NULL, NULL}};
 
 int luaopen_mbpo_io(lua_State *L) {
-  static const mbLClass classes[] = {{IOFILE, filemeth, filemetameth, NULL, NULL}, {NULL}};
+  static const mbLClass classes[] = {{IOFILE, filemeth, filemetameth, NULL, NULL, 0}, {NULL}};
   return mbL_newlib(L, (const char *[]){"mbpo.tensor", NULL}, classes, funcs);
 }

@@ -158,6 +158,8 @@ typedef struct mbLClass {
   const luaL_Reg *meth, *metameth;
   lua_CFunction getfield;   /* NULL: no fields */
   mbLStateType *state;      /* NULL: no state */
+  int show;                 /* 1: __tostring is "TNAME (closed)" for a closed object, else the
+                               text of the class's function in lua/mbpo/show.lua */
 } mbLClass;
 
 /* Creates the metatable of class c (mbL_newlib's part for each class). */

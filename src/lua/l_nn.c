@@ -123,18 +123,6 @@ static void *checkmlpobj(lua_State *L, int idx) { return checkmlp(L, idx); }
 static int mlpblocks(mbStateBlock *b, void *n) { return mbn_netStateBlocks(b, n); }
 static mbLStateType MLPSTATE = {"mlp", "network", checkmlpobj, mlpblocks, NULL, NULL, 0};
 
-/* "mbpo.Mlp [3 -> 64 -> 1] relu" */
-static int mlp_tostring(lua_State *L) {
-  lmlp *n = luaL_checkudata(L, 1, MBL_MLP);
-  if (!n->p.storage) { lua_pushliteral(L, "mbpo.Mlp (closed)"); return 1; }
-  lua_pushliteral(L, "mbpo.Mlp [");
-  for (int i = 0; i <= n->net.nlayers; i++)
-    lua_pushfstring(L, i ? " -> %d" : "%d", n->net.sizes[i]);
-  lua_pushstring(L, n->net.act == MB_ACT_SWISH ? "] swish" : "] relu");
-  lua_concat(L, n->net.nlayers + 3);
-  return 1;
-}
-
 /* Adam over a tensor ----------------------------------------------------------------------- */
 
 /* the userdata: the core's Adam over a tensor (include/mbpo/nn.h) */
@@ -184,19 +172,10 @@ static void *checkadamobj(lua_State *L, int idx) { return checkadam(L, idx); }
 static int adamblocks(mbStateBlock *b, void *a) { return mbn_adamTensorStateBlocks(b, a); }
 static mbLStateType ADAMSTATE = {"adam", "optimiser", checkadamobj, adamblocks, NULL, NULL, 0};
 
-static int adam_tostring(lua_State *L) {
-  ladam *a = luaL_checkudata(L, 1, MBL_ADAM);
-  if (!a->p.storage) lua_pushliteral(L, "mbpo.Adam (closed)");
-  else lua_pushfstring(L, "mbpo.Adam (%I parameters, lr %f)", (LUAI_UACINT)mbt_numel(&a->p),
-                       (double)a->o.adam.lr);
-  return 1;
-}
-
 static const luaL_Reg adam_meth[] = {
   {"step", adam_step}, {NULL, NULL}};
 static const luaL_Reg adam_metameth[] = {
-  {"__index", NULL}, {"__gc", adam_gc}, {"__close", adam_gc}, {"__tostring", adam_tostring},
-  {NULL, NULL}};
+  {"__index", NULL}, {"__gc", adam_gc}, {"__close", adam_gc}, {NULL, NULL}};
 
 static const luaL_Reg funcs[] = {
   {"mlp", nn_mlp}, {"adam", nn_adam}, {NULL, NULL}};
@@ -205,11 +184,10 @@ static const luaL_Reg meth[] = {
   {"adam_step", mlp_adamstep}, {"parameters", mlp_parameters}, {"gradients", mlp_gradients},
   {"sizes", mlp_sizes}, {NULL, NULL}};
 static const luaL_Reg metameth[] = {
-  {"__index", NULL}, {"__gc", mlp_gc}, {"__close", mlp_gc}, {"__tostring", mlp_tostring},
-  {NULL, NULL}};
+  {"__index", NULL}, {"__gc", mlp_gc}, {"__close", mlp_gc}, {NULL, NULL}};
 
 int luaopen_mbpo_nn(lua_State *L) {
-  static const mbLClass classes[] = {{MBL_MLP, meth, metameth, NULL, &MLPSTATE},
-    {MBL_ADAM, adam_meth, adam_metameth, NULL, &ADAMSTATE}, {NULL}};
+  static const mbLClass classes[] = {{MBL_MLP, meth, metameth, NULL, &MLPSTATE, 1},
+    {MBL_ADAM, adam_meth, adam_metameth, NULL, &ADAMSTATE, 1}, {NULL}};
   return mbL_newlib(L, (const char *[]){"mbpo.tensor", NULL}, classes, funcs);
 }

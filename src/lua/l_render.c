@@ -132,17 +132,6 @@ static int m_vclose(lua_State *L) {
   return 1;
 }
 
-/* both classes: "mbpo.Renderer 480x480", "mbpo.Video 480x480, 12 frames", "... (closed)" */
-static int m_tostring(lua_State *L) {
-  int video = luaL_testudata(L, 1, MBL_VIDEO) != NULL;
-  LVideo *o = video ? lua_touserdata(L, 1) : luaL_checkudata(L, 1, MBL_RENDERER);
-  if (!o->v) lua_pushfstring(L, "%s (closed)", video ? MBL_VIDEO : MBL_RENDERER);
-  else if (video) lua_pushfstring(L, "mbpo.Video %dx%d, %d frames", o->width, o->height,
-                                  (int)mbv_frames(o->v));
-  else lua_pushfstring(L, "mbpo.Renderer %dx%d", o->width, o->height);
-  return 1;
-}
-
 /* fields width, height, and a video's frames (the methods are found first); a closed
    renderer raises */
 static int m_field(lua_State *L) {
@@ -160,16 +149,12 @@ static int m_field(lua_State *L) {
 static const luaL_Reg funcs[] = {{"new", r_new}, {"open", r_open}, {NULL, NULL}};
 static const luaL_Reg rmeth[] = {
   {"render", m_render}, {"pixels", m_pixels}, {"close", m_rclose}, {NULL, NULL}};
-static const luaL_Reg rmetameth[] = {
-  {"__gc", m_rclose}, {"__close", m_rclose}, {"__tostring", m_tostring},
-  {NULL, NULL}};
+static const luaL_Reg rmetameth[] = {{"__gc", m_rclose}, {"__close", m_rclose}, {NULL, NULL}};
 static const luaL_Reg vmeth[] = {{"write", m_write}, {"close", m_vclose}, {NULL, NULL}};
-static const luaL_Reg vmetameth[] = {
-  {"__gc", m_vclose}, {"__close", m_vclose}, {"__tostring", m_tostring},
-  {NULL, NULL}};
+static const luaL_Reg vmetameth[] = {{"__gc", m_vclose}, {"__close", m_vclose}, {NULL, NULL}};
 
 int luaopen_mbpo_render(lua_State *L) {
-  static const mbLClass classes[] = {{MBL_RENDERER, rmeth, rmetameth, m_field, NULL},
-                                     {MBL_VIDEO, vmeth, vmetameth, m_field, NULL}, {NULL}};
+  static const mbLClass classes[] = {{MBL_RENDERER, rmeth, rmetameth, m_field, NULL, 1},
+                                     {MBL_VIDEO, vmeth, vmetameth, m_field, NULL, 1}, {NULL}};
   return mbL_newlib(L, (const char *[]){"mbpo.env.native", NULL}, classes, funcs);
 }

@@ -104,6 +104,6 @@ static const luaL_Reg meth[] = {
 static const luaL_Reg metameth[] = {{"__index", NULL}, {"__tostring", rng_tostring}, {NULL, NULL}};
 
 int luaopen_mbpo_rng(lua_State *L) {
-  static const mbLClass classes[] = {{MBL_RNG, meth, metameth, NULL, &STATE}, {NULL}};
+  static const mbLClass classes[] = {{MBL_RNG, meth, metameth, NULL, &STATE, 0}, {NULL}};
   return mbL_newlib(L, NULL, classes, funcs);
 }

@@ -256,25 +256,16 @@ static int sac_flops(lua_State *L) {
   return 1;
 }
 
-static int sac_tostring(lua_State *L) {
-  mbSac *s = ((lsac *)luaL_checkudata(L, 1, MBL_SAC))->s;
-  if (!s) lua_pushliteral(L, "mbpo.Sac (closed)");
-  else lua_pushfstring(L, "mbpo.Sac (obs %d, act %d, %d updates, alpha %f)", s->cfg.obs,
-                       s->cfg.act, (int)s->updates, (double)expf(s->log_alpha));
-  return 1;
-}
-
 static const luaL_Reg funcs[] = {{"new", sac_new}, {NULL, NULL}};
 static const luaL_Reg meth[] = {
   {"update", sac_update}, {"update_mixed", sac_updatemixed}, {"act", sac_act},
   {"config", sac_config}, {"alpha", sac_alpha},
   {"updates", sac_updates}, {"flops", sac_flops}, {"close", sac_gc}, {NULL, NULL}};
 static const luaL_Reg metameth[] = {
-  {"__index", NULL}, {"__gc", sac_gc}, {"__close", sac_gc}, {"__tostring", sac_tostring},
-  {NULL, NULL}};
+  {"__index", NULL}, {"__gc", sac_gc}, {"__close", sac_gc}, {NULL, NULL}};
 
 int luaopen_mbpo_sac(lua_State *L) {
-  static const mbLClass classes[] = {{MBL_SAC, meth, metameth, NULL, &STATE}, {NULL}};
+  static const mbLClass classes[] = {{MBL_SAC, meth, metameth, NULL, &STATE, 1}, {NULL}};
   mbL_newlib(L, NULL, classes, funcs);
   mbL_setfields(L, "fields", mbr_sacFields);
   return 1;

@@ -79,7 +79,7 @@ mbLArray *mbL_newarray(lua_State *L, int dtype, int ndim, const int64_t *shape) 
   static const luaL_Reg meth[] = {{"dtype", arr_dtype}, {"totable", arr_totable}, {NULL, NULL}};
   static const luaL_Reg metameth[] = {{"__len", arr_len}, {"__eq", arr_eq},
     {"__tostring", arr_tostring}, {NULL, NULL}};
-  static const mbLClass ARRAY = {MBL_ARRAY, meth, metameth, arr_field, NULL};
+  static const mbLClass ARRAY = {MBL_ARRAY, meth, metameth, arr_field, NULL, 0};
   /* the class is made on first use: any module may push an array */
   if (luaL_getmetatable(L, MBL_ARRAY) == LUA_TNIL) mbL_newclass(L, &ARRAY);
   lua_pop(L, 1);
