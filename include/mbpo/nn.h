@@ -29,6 +29,14 @@ typedef enum mbPrecision { MB_FP32 = 0, MB_BF16 = 1 } mbPrecision;
 int mbn_gemm(mbPrecision prec, int ta, int tb, int M, int N, int K, float alpha, const float *A,
              int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
+/* mbn_gemm with operands rounded already: A16 (NULL: none) holds the bf16 rounding of every
+   value of A at the same places (leading dimension lda), B16 likewise for B (ldb); where the
+   product runs in bf16 they are read instead of rounding A and B again, and the bits are the
+   same as mbn_gemm's. Where it runs in fp32 they are not read. */
+int mbn_gemm16(mbPrecision prec, int ta, int tb, int M, int N, int K, float alpha,
+               const float *A, int lda, const uint16_t *A16, const float *B, int ldb,
+               const uint16_t *B16, float beta, float *C, int ldc);
+
 /* x rounded to the nearest bfloat16 (ties to even), as the bf16 products round operands. */
 float mbn_bf16Round(float x);
 
@@ -280,6 +288,11 @@ void mbn_linearBackwardRows(float *dW, const float *dy, const float *x, int B, i
 /* mbn_linearBackwardRows with its product in precision prec (mbn_gemm). */
 void mbn_linearBackwardRowsP(mbPrecision prec, float *dW, const float *dy, const float *x, int B,
                              int in, int out, int k0, int k1);
+/* the same with bf16 roundings of dy and x at the same places (either may be NULL; see
+   mbn_gemm16): the same bits */
+void mbn_linearBackwardRows16(mbPrecision prec, float *dW, const float *dy, const uint16_t *dy16,
+                              const float *x, const uint16_t *x16, int B, int in, int out,
+                              int k0, int k1);
 
 /* The bias gradient of columns [c0, c1), overwritten: db[out][c0:c1] = sum_rows dy[:, c0:c1] */
 void mbn_biasGrad(float *db, const float *dy, int B, int out, int c0, int c1);

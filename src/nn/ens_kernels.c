@@ -303,6 +303,12 @@ int mbn_wgradDirectInUse(void) {
 /* dW rows [k0, k1) = x[:, k0:k1]^T dy; an empty batch gives zeros */
 void mbn_linearBackwardRowsP(mbPrecision prec, float *dW, const float *dy, const float *x, int B,
                              int in, int out, int k0, int k1) {
+  mbn_linearBackwardRows16(prec, dW, dy, NULL, x, NULL, B, in, out, k0, k1);
+}
+
+void mbn_linearBackwardRows16(mbPrecision prec, float *dW, const float *dy, const uint16_t *dy16,
+                              const float *x, const uint16_t *x16, int B, int in, int out,
+                              int k0, int k1) {
   int nk = k1 - k0;
   if (nk <= 0) return;
   if (B <= 0) {
@@ -321,7 +327,8 @@ void mbn_linearBackwardRowsP(mbPrecision prec, float *dW, const float *dy, const
 #endif
   /* dW[k0:k1, :] = x[:, k0:k1]^T @ dy: a column block of x (leading dimension in); beta = 0
      overwrites, so the gradient slab needs no zeroing */
-  mbn_gemm(prec, 1, 0, nk, out, B, 1.0f, x + k0, in, dy, out, 0.0f, dW + (size_t)k0 * out, out);
+  mbn_gemm16(prec, 1, 0, nk, out, B, 1.0f, x + k0, in, x16 ? x16 + k0 : NULL, dy, out, dy16,
+             0.0f, dW + (size_t)k0 * out, out);
 }
 
 void mbn_linearBackwardRows(float *dW, const float *dy, const float *x, int B, int in, int out,
