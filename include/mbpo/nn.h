@@ -273,11 +273,17 @@ void mbn_swishForwardSig(float *h, float *s, const float *z, size_t n);
 /* dz[n] = dh * (s + h (1 - s)): swish backward from the forward's outputs h and s;
    dz may alias dh or s */
 void mbn_swishBackwardSig(float *dz, const float *dh, const float *h, const float *s, size_t n);
+/* the same, also writing dz16 [n] = the bf16 rounding of dz when dz16 is not NULL */
+void mbn_swishBackwardSig16(float *dz, uint16_t *dz16, const float *dh, const float *h,
+                            const float *s, size_t n);
 
 /* The bias and activation after a linear layer computed without bias (y = x @ W), in place
    on h [B x n] with b [n]: z = h + b; h = z * sigmoid(z) and s [B x n] = sigmoid(z) when s
    is not NULL (swish) / h = max(z, 0) (ReLU) / h = z (mbn_addBias) */
 void mbn_biasSwishSig(float *h, float *s, const float *b, int B, int n);
+/* the same, also writing h16 [B x n] = the bf16 rounding of the new h (as the bf16 products
+   round their operands) when h16 is not NULL */
+void mbn_biasSwishSig16(float *h, float *s, uint16_t *h16, const float *b, int B, int n);
 void mbn_biasRelu(float *h, const float *b, int B, int n);
 void mbn_addBias(float *y, const float *b, int B, int n);
 

@@ -544,16 +544,16 @@ static void train_rows_task(void *vctx, int t, int worker) {
     }
     float *h = w->H[m * nh + l] + (size_t)r0 * no, *s = w->S[m * nh + l] + (size_t)r0 * no;
     mbn_gemm16(net->prec, 0, 0, n, no, ni, 1.0f, hin, ni, hin16, W, no, NULL, 0.0f, h, no);
-    if (net->act == MB_ACT_SWISH) mbn_biasSwishSig(h, s, b, n, no);
-    else mbn_biasRelu(h, b, n, no);
-    hin = h;
-    hin16 = NULL;
     int nnext = net->sizes[l + 2];
-    if (c->fast && (bf16_product(n, nnext, no) || wgrad_bf16(no, nnext, B))) {
-      uint16_t *h16 = w->H16[m * nh + l] + (size_t)r0 * no;
-      mbn_bf16Image(h16, h, (size_t)n * no);
-      hin16 = h16;
+    uint16_t *h16 = c->fast && (bf16_product(n, nnext, no) || wgrad_bf16(no, nnext, B))
+                    ? w->H16[m * nh + l] + (size_t)r0 * no : NULL;
+    if (net->act == MB_ACT_SWISH) mbn_biasSwishSig16(h, s, h16, b, n, no);
+    else {
+      mbn_biasRelu(h, b, n, no);
+      if (h16) mbn_bf16Image(h16, h, (size_t)n * no);
     }
+    hin = h;
+    hin16 = h16;
   }
   /* the member's loss is a mean over all B rows and D dims, so each half scales its sum by
      1 / (B D); the gradient overwrites O in place (mean and raw log-variance parts) */
@@ -583,19 +583,20 @@ static void train_rows_task(void *vctx, int t, int worker) {
     mbn_gemm16(net->prec, 0, 1, n, ni, no, 1.0f, grad, no, grad16, P + net->woff[l], no, NULL,
                0.0f, dh, ni);
     float *h = w->H[m * nh + l - 1] + (size_t)r0 * ni, *s = w->S[m * nh + l - 1] + (size_t)r0 * ni;
-    if (net->act == MB_ACT_SWISH) mbn_swishBackwardSig(s, dh, h, s, (size_t)n * ni);
-    else mbn_reluBackward(s, dh, h, (size_t)n * ni);
-    grad = s;
-    grad16 = NULL;
     /* fast path: S of layer l - 1 in bf16 where its products run in bf16 (the input
        gradient of layer l - 1 on these rows unless it is the first, the weight gradient
        of layer l - 1 over all rows) */
     int nprev = net->sizes[l - 1];
-    if (c->fast && ((l >= 2 && bf16_product(n, nprev, ni)) || wgrad_bf16(nprev, ni, B))) {
-      uint16_t *s16 = w->S16[m * nh + l - 1] + (size_t)r0 * ni;
-      mbn_bf16Image(s16, s, (size_t)n * ni);
-      grad16 = s16;
+    uint16_t *s16 =
+      c->fast && ((l >= 2 && bf16_product(n, nprev, ni)) || wgrad_bf16(nprev, ni, B))
+      ? w->S16[m * nh + l - 1] + (size_t)r0 * ni : NULL;
+    if (net->act == MB_ACT_SWISH) mbn_swishBackwardSig16(s, s16, dh, h, s, (size_t)n * ni);
+    else {
+      mbn_reluBackward(s, dh, h, (size_t)n * ni);
+      if (s16) mbn_bf16Image(s16, s, (size_t)n * ni);
     }
+    grad = s;
+    grad16 = s16;
   }
 }
 

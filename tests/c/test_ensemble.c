@@ -895,12 +895,52 @@ static void test_errors(void) {
 }
 
 
+/* the swish kernels' bf16 copies (mbn_biasSwishSig16, mbn_swishBackwardSig16) are
+   mbn_bf16Image of the fp32 results they write, which are unchanged: every row length 1..40
+   (vector bodies and tails), rows of 203, NaN and infinite inputs, huge values (rounding up
+   to infinity) */
+static void test_swish_bf16_copies(void) {
+  enum { R = 3, N = 203 };
+  float z[R * N], b[N], h0[R * N], s0[R * N], h1[R * N], s1[R * N], dh[R * N], d0[R * N];
+  float d1[R * N], ref16f[R * N];
+  uint16_t h16[R * N], d16[R * N], ref16[R * N];
+  int ok = 1, unchanged = 1;
+  for (int n = 1; n <= N; n = n < 40 ? n + 1 : N) {
+    randfill(z, R * N, 8);
+    randfill(b, N, 1);
+    randfill(dh, R * N, 1);
+    z[0] = NAN; z[1] = INFINITY; z[2] = -INFINITY; z[3] = 3.3e38f; dh[5] = 3.4e38f;
+    dh[6] = -NAN;
+    memcpy(h0, z, sizeof z); memcpy(h1, z, sizeof z);
+    mbn_biasSwishSig(h0, s0, b, R, n);
+    mbn_biasSwishSig16(h1, s1, h16, b, R, n);
+    unchanged &= memcmp(h0, h1, sizeof(float) * R * n) == 0 &&
+                 memcmp(s0, s1, sizeof(float) * R * n) == 0;
+    mbn_bf16Image(ref16, h0, (size_t)R * n);
+    ok &= memcmp(h16, ref16, sizeof(uint16_t) * R * n) == 0;
+    mbn_swishBackwardSig(d0, dh, h0, s0, (size_t)R * n);
+    mbn_swishBackwardSig16(d1, d16, dh, h0, s0, (size_t)R * n);
+    unchanged &= memcmp(d0, d1, sizeof(float) * R * n) == 0;
+    mbn_bf16Image(ref16, d0, (size_t)R * n);
+    ok &= memcmp(d16, ref16, sizeof(uint16_t) * R * n) == 0;
+    /* and the rounding is mbn_bf16Round's (NaN aside: its payload is kept) */
+    for (int i = 0; i < R * n; i++) {
+      uint32_t u = (uint32_t)d16[i] << 16;
+      memcpy(&ref16f[i], &u, 4);
+      if (!isnan(d0[i]) && ref16f[i] != mbn_bf16Round(d0[i])) ok = 0;
+    }
+    if (n == N) break;
+  }
+  CHECK(unchanged, "the fp32 results are those of the kernels without copies");
+  CHECK(ok, "bf16 copies equal mbn_bf16Image of the results (isa %d)", (int)mbn_isa());
+}
+
 /* The fast path of bf16 training (mbn_ensFastUse: weight images, bf16 copies of activations
    and gradients written once) against the path that rounds every operand per product: the
    same fits, steps and loss gradients bit for bit, in fp32 and bf16, at 1 and 2 threads.
-   Two shapes: the Hopper model (14 -> 4 x 200 -> 24), and one with odd widths, a wide first
+   Three shapes: the Hopper model (14 -> 4 x 200 -> 24), and one with odd widths, a wide first
    layer and output (their products in bf16 too), odd minibatch halves and a short last
-   minibatch. */
+   minibatch, with swish and with ReLU. */
 typedef struct fastrun {
   float *params, *adam_m, *adam_v, *grads, mse[MB_ENS_MAXMEMBERS];
   double loss[4], train_loss[8], curve[8 * MB_ENS_MAXMEMBERS];
@@ -954,7 +994,7 @@ static void test_fast_path_bits(void) {
   int bf16 = mbn_bf16Check(NULL, 0) == MB_OK;
   if (!bf16) printf("  (no native bf16 here: the fast path is checked in fp32 only)\n");
   int checked = 0;
-  for (int shape = 0; shape < 2; shape++)
+  for (int shape = 0; shape < 3; shape++)
     for (int prec = 0; prec <= bf16; prec++)
       for (int th = 1; th <= 2; th++) {
         mbEnsembleConfig c;
@@ -974,6 +1014,7 @@ static void test_fast_path_bits(void) {
           mbn_ensDefaultDecay(&c);
           batch = 101;
           rows = N;
+          if (shape == 2) c.act = MB_ACT_RELU;
         }
         c.seed = 5;
         c.prec = c.precision = prec ? MB_BF16 : MB_FP32;
@@ -1011,7 +1052,7 @@ static void test_fast_path_bits(void) {
         }
         checked++;
       }
-  CHECK(checked == 4 * (1 + bf16), "cases checked: %d", checked);
+  CHECK(checked == 6 * (1 + bf16), "cases checked: %d", checked);
 }
 
 int main(void) {
@@ -1036,6 +1077,7 @@ int main(void) {
   RUN(test_fit_options);
   RUN(test_fit_variants);
   RUN(test_errors);
+  RUN(test_swish_bf16_copies);
   RUN(test_fast_path_bits);
   return TEST_REPORT();
 }
