@@ -351,15 +351,11 @@ static int gemm(mbPrecision prec, int ta, int tb, int M, int N, int K, float alp
     int Mp = ta ? M : (M + ROWPAD - 1) / ROWPAD * ROWPAD;
     size_t na = (size_t)Mp * K, nb = (size_t)K * N;
     const uint16_t *asrc = t->abuf;
-    int alda = ta ? Mp : K;   /* the leading dimension oneDNN reads A with */
+    /* a dense A16 is read in place; any other (a transposed A: a column block of
+       activations) is copied dense first: oneDNN picks another implementation (gemm:jit,
+       slower here) for a strided A */
     if (A16 && !ta && Mp == M && lda == K) asrc = A16;  /* dense already: as packing lays out */
-    else if (A16 && ta) {
-      /* a transposed A (rows of a weight gradient: a column block of activations) is read
-         in place with its leading dimension: oneDNN copies it into its own blocked layout
-         either way, the same values in the same places */
-      asrc = A16;
-      alda = lda;
-    } else {
+    else {
       if (grow(&t->abuf, &t->acap, na) < 0) return MB_ERR;
       asrc = t->abuf;
       if (ta) {
@@ -405,7 +401,7 @@ static int gemm(mbPrecision prec, int ta, int tb, int M, int N, int K, float alp
           memcpy(out + (size_t)i * N, C + (size_t)i * ldc, sizeof(float) * (size_t)N);
     }
     /* the packed operands: A [Mp x K] or [K x Mp], B [K x N] or [N x K], dense */
-    mbnMatmulShape sh = {dnnl_bf16, ta, tb, Mp, N, K, alda, tb ? K : N, ldo, alpha, beta};
+    mbnMatmulShape sh = {dnnl_bf16, ta, tb, Mp, N, K, ta ? Mp : K, tb ? K : N, ldo, alpha, beta};
     mbnMatmul *p = mbn_matmulLookup(t->cache, CACHE_SLOTS, &t->h.n, &t->h.evict, g.engine, &sh);
     if (!p)
       return mbu_error("gemm: oneDNN has no bf16 matmul for [%d x %d] @ [%d x %d] on this CPU",
