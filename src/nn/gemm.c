@@ -351,10 +351,10 @@ static int gemm(mbPrecision prec, int ta, int tb, int M, int N, int K, float alp
     int Mp = ta ? M : (M + ROWPAD - 1) / ROWPAD * ROWPAD;
     size_t na = (size_t)Mp * K, nb = (size_t)K * N;
     const uint16_t *asrc = t->abuf;
-    /* a dense A16 is read in place; any other (a transposed A: a column block of
-       activations) is copied dense first: oneDNN picks another implementation (gemm:jit,
-       slower here) for a strided A */
-    if (A16 && !ta && Mp == M && lda == K) asrc = A16;  /* dense already: as packing lays out */
+    /* a dense A16 is read in place (the layout packing gives); any other (a column block
+       of activations, transposed) is copied dense first: oneDNN picks another
+       implementation (gemm:jit, slower here) for a strided A */
+    if (A16 && (ta ? lda == M : Mp == M && lda == K)) asrc = A16;
     else {
       if (grow(&t->abuf, &t->acap, na) < 0) return MB_ERR;
       asrc = t->abuf;
