@@ -254,8 +254,10 @@ static size_t member_floats(const mbEnsembleConfig *c, size_t B) {
 /* 16-bit values of n rounded up to 64 bytes */
 static size_t round16(size_t n) { return (n + 31) / 32 * 32; }
 
-/* 16-bit values of one member's bf16 copies for B rows: O16, then H16 and S16 per layer */
+/* 16-bit values of one member's bf16 copies for B rows: O16, then H16 and S16 per layer
+   (none in fp32) */
 static size_t member16(const mbEnsembleConfig *c, size_t B) {
+  if (c->prec != MB_BF16) return 0;
   size_t per = round16(B * 2 * c->outputs);
   for (int l = 0; l < c->nhidden; l++) per += 2 * round16(B * c->hidden[l]);
   return per;
@@ -351,7 +353,7 @@ static int grow_train(mbEnsemble *e, int B) {
   int64_t *idx = mbu_malloc((size_t)M * B * sizeof(int64_t));
   /* the bf16 copies: per member 2D + 2 x hidden values per row (rounded to 32 values) */
   size_t per16 = member16(c, (size_t)B);
-  uint16_t *buf16 = mbu_alignedAlloc(per16 * M * sizeof(uint16_t));
+  uint16_t *buf16 = mbu_alignedAlloc((per16 ? per16 : 1) * M * sizeof(uint16_t));
   uint16_t **H16 = mbu_calloc((size_t)M * (nh ? nh : 1), sizeof *H16);
   uint16_t **S16 = mbu_calloc((size_t)M * (nh ? nh : 1), sizeof *S16);
   uint16_t **O16 = mbu_calloc((size_t)M, sizeof *O16);
@@ -363,7 +365,7 @@ static int grow_train(mbEnsemble *e, int B) {
     return MB_ERR;
   }
   uint16_t *q = buf16;
-  for (int m = 0; m < M; m++) {
+  for (int m = 0; m < M && per16; m++) {
     O16[m] = q; q += round16((size_t)B * 2 * D);
     for (int l = 0; l < nh; l++) {
       size_t n16 = round16((size_t)B * c->hidden[l]);
