@@ -177,6 +177,15 @@ int mbn_ensFit(mbFitResult *res, mbEnsemble *e, const float *x, const float *y, 
    members + bound penalty + weight decay) before the update into *loss when not NULL. */
 int mbn_ensTrainStep(double *loss, mbEnsemble *e, const float *x, const float *y, int B);
 
+/* The bf16 operand reuse of training and fit (on by default; MBPO_ENS_FAST=0 turns it off):
+   each member's weights are rounded to bf16 once per step (an image refreshed after each Adam
+   update, attached with mbn_bf16Attach for the whole fit), and each activation and
+   pre-activation gradient once where it is computed, instead of once per product that reads
+   it. The same bits either way (tests compare both); the switch is for A/B timing and those
+   tests. mbn_ensFastUse turns it on or off for the process (call it between calls). */
+void mbn_ensFastUse(int on);
+int mbn_ensFastInUse(void);
+
 /* As mbn_ensTrainStep without the update: e->grads gets the gradient of the loss. */
 int mbn_ensLossGrad(double *loss, mbEnsemble *e, const float *x, const float *y, int B);
 

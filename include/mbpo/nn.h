@@ -29,6 +29,14 @@ typedef enum mbPrecision { MB_FP32 = 0, MB_BF16 = 1 } mbPrecision;
 int mbn_gemm(mbPrecision prec, int ta, int tb, int M, int N, int K, float alpha, const float *A,
              int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
+/* mbn_gemm with operands rounded already: A16 (NULL: none) holds the bf16 rounding of every
+   value of A at the same places (leading dimension lda), B16 likewise for B (ldb); where the
+   product runs in bf16 they are read instead of rounding A and B again, and the bits are the
+   same as mbn_gemm's. Where it runs in fp32 they are not read. */
+int mbn_gemm16(mbPrecision prec, int ta, int tb, int M, int N, int K, float alpha,
+               const float *A, int lda, const uint16_t *A16, const float *B, int ldb,
+               const uint16_t *B16, float beta, float *C, int ldc);
+
 /* x rounded to the nearest bfloat16 (ties to even), as the bf16 products round operands. */
 float mbn_bf16Round(float x);
 
@@ -265,11 +273,17 @@ void mbn_swishForwardSig(float *h, float *s, const float *z, size_t n);
 /* dz[n] = dh * (s + h (1 - s)): swish backward from the forward's outputs h and s;
    dz may alias dh or s */
 void mbn_swishBackwardSig(float *dz, const float *dh, const float *h, const float *s, size_t n);
+/* the same, also writing dz16 [n] = the bf16 rounding of dz when dz16 is not NULL */
+void mbn_swishBackwardSig16(float *dz, uint16_t *dz16, const float *dh, const float *h,
+                            const float *s, size_t n);
 
 /* The bias and activation after a linear layer computed without bias (y = x @ W), in place
    on h [B x n] with b [n]: z = h + b; h = z * sigmoid(z) and s [B x n] = sigmoid(z) when s
    is not NULL (swish) / h = max(z, 0) (ReLU) / h = z (mbn_addBias) */
 void mbn_biasSwishSig(float *h, float *s, const float *b, int B, int n);
+/* the same, also writing h16 [B x n] = the bf16 rounding of the new h (as the bf16 products
+   round their operands) when h16 is not NULL */
+void mbn_biasSwishSig16(float *h, float *s, uint16_t *h16, const float *b, int B, int n);
 void mbn_biasRelu(float *h, const float *b, int B, int n);
 void mbn_addBias(float *y, const float *b, int B, int n);
 
@@ -280,6 +294,11 @@ void mbn_linearBackwardRows(float *dW, const float *dy, const float *x, int B, i
 /* mbn_linearBackwardRows with its product in precision prec (mbn_gemm). */
 void mbn_linearBackwardRowsP(mbPrecision prec, float *dW, const float *dy, const float *x, int B,
                              int in, int out, int k0, int k1);
+/* the same with bf16 roundings of dy and x at the same places (either may be NULL; see
+   mbn_gemm16): the same bits */
+void mbn_linearBackwardRows16(mbPrecision prec, float *dW, const float *dy, const uint16_t *dy16,
+                              const float *x, const uint16_t *x16, int B, int in, int out,
+                              int k0, int k1);
 
 /* The bias gradient of columns [c0, c1), overwritten: db[out][c0:c1] = sum_rows dy[:, c0:c1] */
 void mbn_biasGrad(float *db, const float *dy, int B, int out, int c0, int c1);

@@ -136,9 +136,17 @@ static int b_blas(lua_State *L) {
   return 1;
 }
 
+/* ens_fast([on]) -> whether the ensemble's bf16 fast path was on; sets it when on is given
+   (mbn_ensFastUse: A/B rounds in one process) */
+static int b_ensfast(lua_State *L) {
+  lua_pushboolean(L, mbn_ensFastInUse());
+  if (!lua_isnoneornil(L, 1)) mbn_ensFastUse(lua_toboolean(L, 1));
+  return 1;
+}
+
 static const luaL_Reg funcs[] = {
   {"sgemm", b_sgemm}, {"env_raw", b_envraw}, {"ens_train_step", b_enstrain},
-  {"ens_step", b_ensstep}, {"blas", b_blas}, {NULL, NULL}};
+  {"ens_step", b_ensstep}, {"blas", b_blas}, {"ens_fast", b_ensfast}, {NULL, NULL}};
 
 int luaopen_mbpo_bench_native(lua_State *L) {
   return mbL_newlib(L, NULL, NULL, funcs);

@@ -60,15 +60,17 @@ void mbn_swishForwardSig(float *h, float *s, const float *z, size_t n) {
 
 /* dz = dh (s + h (1 - s)); every element read before its slot is written, so dz may alias */
 #ifdef MB_SIMD16
-MB_T512 static size_t swish_bwd16(float *dz, const float *dh, const float *h, const float *s,
-                                  size_t n) {
+MB_T512 static size_t swish_bwd16(float *dz, uint16_t *dz16, const float *dh, const float *h,
+                                  const float *s, size_t n) {
   const __m512 one = _mm512_set1_ps(1.0f);
   size_t i = 0;
   for (; i + 8 <= n; i += 16) {
     __mmask16 k = i + 16 <= n ? (__mmask16)0xffff : (__mmask16)0xff;
     __m512 si = mb_ld16(s + i, k), hi = mb_ld16(h + i, k);
     __m512 d = _mm512_fmadd_ps(hi, _mm512_sub_ps(one, si), si);
-    mb_st16(dz + i, k, _mm512_mul_ps(mb_ld16(dh + i, k), d));
+    __m512 v = _mm512_mul_ps(mb_ld16(dh + i, k), d);
+    mb_st16(dz + i, k, v);
+    if (dz16) mb_st16bf16(dz16 + i, k, v);
     if (k != 0xffff) { i += 8; break; }
   }
   return i;
@@ -76,20 +78,30 @@ MB_T512 static size_t swish_bwd16(float *dz, const float *dh, const float *h, co
 #endif
 
 void mbn_swishBackwardSig(float *dz, const float *dh, const float *h, const float *s, size_t n) {
+  mbn_swishBackwardSig16(dz, NULL, dh, h, s, n);
+}
+
+void mbn_swishBackwardSig16(float *dz, uint16_t *dz16, const float *dh, const float *h,
+                            const float *s, size_t n) {
   /* d(z s)/dz = s + z s (1 - s) = s + h (1 - s) */
   size_t i = 0;
 #ifdef MB_SIMD16
-  if (mb_use512()) i = swish_bwd16(dz, dh, h, s, n);
+  if (mb_use512()) i = swish_bwd16(dz, dz16, dh, h, s, n);
 #endif
 #ifdef MB_SIMD8
   const __m256 one = _mm256_set1_ps(1.0f);
   for (; i + 8 <= n; i += 8) {
     __m256 si = _mm256_loadu_ps(s + i), hi = _mm256_loadu_ps(h + i);
     __m256 d = _mm256_fmadd_ps(hi, _mm256_sub_ps(one, si), si);
-    _mm256_storeu_ps(dz + i, _mm256_mul_ps(_mm256_loadu_ps(dh + i), d));
+    __m256 v = _mm256_mul_ps(_mm256_loadu_ps(dh + i), d);
+    _mm256_storeu_ps(dz + i, v);
+    if (dz16) mb_st8bf16(dz16 + i, v);
   }
 #endif
-  for (; i < n; i++) dz[i] = dh[i] * (s[i] + h[i] * (1.0f - s[i]));
+  for (; i < n; i++) {
+    dz[i] = dh[i] * (s[i] + h[i] * (1.0f - s[i]));
+    if (dz16) dz16[i] = mb_bf16(dz[i]);
+  }
 }
 
 /* Bias fused with the activation --------------------------------------------------------------
@@ -99,14 +111,15 @@ void mbn_swishBackwardSig(float *dz, const float *dh, const float *h, const floa
 #ifdef MB_SIMD16
 /* one row of mbn_biasSwishSig: 16 lanes, the AVX2 path's last 8-lane piece masked; returns
    where the scalar tail starts */
-MB_T512 static int bias_swish16(float *hr, float *sr, const float *b, int n) {
+MB_T512 static int bias_swish16(float *hr, float *sr, uint16_t *h16, const float *b, int n) {
   int j = 0;
   for (; j + 8 <= n; j += 16) {
     __mmask16 k = j + 16 <= n ? (__mmask16)0xffff : (__mmask16)0xff;
     __m512 z = _mm512_add_ps(mb_ld16(hr + j, k), mb_ld16(b + j, k));
-    __m512 sg = mb_sigmoid16(z);
+    __m512 sg = mb_sigmoid16(z), v = _mm512_mul_ps(z, sg);
     if (sr) mb_st16(sr + j, k, sg);
-    mb_st16(hr + j, k, _mm512_mul_ps(z, sg));
+    mb_st16(hr + j, k, v);
+    if (h16) mb_st16bf16(h16 + j, k, v);
     if (k != 0xffff) { j += 8; break; }
   }
   return j;
@@ -130,27 +143,34 @@ MB_T512 static void bias_rows16(float *h, const float *b, int B, int n, int op) 
 
 /* per row: z = h + b, s = sigmoid(z), h = z s */
 void mbn_biasSwishSig(float *h, float *s, const float *b, int B, int n) {
+  mbn_biasSwishSig16(h, s, NULL, b, B, n);
+}
+
+void mbn_biasSwishSig16(float *h, float *s, uint16_t *h16, const float *b, int B, int n) {
 #ifdef MB_SIMD16
   const int wide = mb_use512();
 #endif
   for (int r = 0; r < B; r++) {
     float *hr = h + (size_t)r * n, *sr = s ? s + (size_t)r * n : NULL;
+    uint16_t *hr16 = h16 ? h16 + (size_t)r * n : NULL;
     int j = 0;
 #ifdef MB_SIMD16
-    if (wide) j = bias_swish16(hr, sr, b, n);
+    if (wide) j = bias_swish16(hr, sr, hr16, b, n);
 #endif
 #ifdef MB_SIMD8
     for (; j + 8 <= n; j += 8) {
       __m256 z = _mm256_add_ps(_mm256_loadu_ps(hr + j), _mm256_loadu_ps(b + j));
-      __m256 sg = mb_sigmoid8(z);
+      __m256 sg = mb_sigmoid8(z), v = _mm256_mul_ps(z, sg);
       if (sr) _mm256_storeu_ps(sr + j, sg);
-      _mm256_storeu_ps(hr + j, _mm256_mul_ps(z, sg));
+      _mm256_storeu_ps(hr + j, v);
+      if (hr16) mb_st8bf16(hr16 + j, v);
     }
 #endif
     for (; j < n; j++) {
       float z = hr[j] + b[j], sg = mb_sigmoidf(z);
       if (sr) sr[j] = sg;
       hr[j] = z * sg;
+      if (hr16) hr16[j] = mb_bf16(hr[j]);
     }
   }
 }
@@ -303,6 +323,12 @@ int mbn_wgradDirectInUse(void) {
 /* dW rows [k0, k1) = x[:, k0:k1]^T dy; an empty batch gives zeros */
 void mbn_linearBackwardRowsP(mbPrecision prec, float *dW, const float *dy, const float *x, int B,
                              int in, int out, int k0, int k1) {
+  mbn_linearBackwardRows16(prec, dW, dy, NULL, x, NULL, B, in, out, k0, k1);
+}
+
+void mbn_linearBackwardRows16(mbPrecision prec, float *dW, const float *dy, const uint16_t *dy16,
+                              const float *x, const uint16_t *x16, int B, int in, int out,
+                              int k0, int k1) {
   int nk = k1 - k0;
   if (nk <= 0) return;
   if (B <= 0) {
@@ -321,7 +347,8 @@ void mbn_linearBackwardRowsP(mbPrecision prec, float *dW, const float *dy, const
 #endif
   /* dW[k0:k1, :] = x[:, k0:k1]^T @ dy: a column block of x (leading dimension in); beta = 0
      overwrites, so the gradient slab needs no zeroing */
-  mbn_gemm(prec, 1, 0, nk, out, B, 1.0f, x + k0, in, dy, out, 0.0f, dW + (size_t)k0 * out, out);
+  mbn_gemm16(prec, 1, 0, nk, out, B, 1.0f, x + k0, in, x16 ? x16 + k0 : NULL, dy, out, dy16,
+             0.0f, dW + (size_t)k0 * out, out);
 }
 
 void mbn_linearBackwardRows(float *dW, const float *dy, const float *x, int B, int in, int out,

@@ -331,7 +331,48 @@ MB_T512 static inline __m256 mb_hi8(__m512 x) { return _mm512_extractf32x8_ps(x,
 
 /* the kernels take the AVX-512 path */
 static inline int mb_use512(void) { return mbn_isa() == MB_ISA_AVX512; }
+
+/* 16 floats rounded to bf16 as mb_bf16 (gemm.c's packing steps), stored to the first lanes
+   of k at p */
+MB_T512 static inline void mb_st16bf16(uint16_t *p, __mmask16 k, __m512 v) {
+  const __m512i one = _mm512_set1_epi32(1), bias = _mm512_set1_epi32(0x7fff);
+  const __m512i abs = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000);
+  __m512i u = _mm512_castps_si512(v), hi = _mm512_srli_epi32(u, 16);
+  __m512i rn = _mm512_srli_epi32(
+    _mm512_add_epi32(_mm512_add_epi32(u, bias), _mm512_and_si512(hi, one)), 16);
+  __mmask16 nan = _mm512_cmpgt_epi32_mask(_mm512_and_si512(u, abs), inf);
+  __m256i h = _mm512_cvtepi32_epi16(
+    _mm512_mask_mov_epi32(rn, nan, _mm512_or_si512(hi, _mm512_set1_epi32(0x40))));
+  if (k == (__mmask16)0xffff) _mm256_storeu_si256((__m256i *)(void *)p, h);
+  else _mm256_mask_storeu_epi16(p, k, h);
+}
 #endif
+#endif
+
+/* fp32 -> bf16, round to nearest even, a NaN stays a quiet NaN: the rounding of the bf16
+   products' operands (src/nn/gemm.c), for kernels that write an operand's bf16 copy in the
+   pass that computes it */
+static inline uint16_t mb_bf16(float f) {
+  uint32_t u;
+  memcpy(&u, &f, 4);
+  uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16, q = (u >> 16) | 0x40u;
+  return (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? q : r);
+}
+
+#ifdef MB_SIMD8
+/* 8 floats rounded as mb_bf16, stored at p */
+static inline void mb_st8bf16(uint16_t *p, __m256 v) {
+  const __m256i one = _mm256_set1_epi32(1), bias = _mm256_set1_epi32(0x7fff);
+  const __m256i abs = _mm256_set1_epi32(0x7fffffff), inf = _mm256_set1_epi32(0x7f800000);
+  __m256i u = _mm256_castps_si256(v), hi = _mm256_srli_epi32(u, 16);
+  __m256i rn = _mm256_srli_epi32(
+    _mm256_add_epi32(_mm256_add_epi32(u, bias), _mm256_and_si256(hi, one)), 16);
+  __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, abs), inf);
+  __m256i h = _mm256_blendv_epi8(rn, _mm256_or_si256(hi, _mm256_set1_epi32(0x40)), nan);
+  /* 32 -> 16 bits (the values fit), in order */
+  __m128i w = _mm_packus_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+  _mm_storeu_si128((__m128i *)(void *)p, w);
+}
 #endif
 
 #endif

@@ -74,6 +74,12 @@ struct mbEnsWork {
   float *bgrad;             /* [2 members x 2D (padded)] per-task bound gradient parts */
   double *tloss, *tdecay;   /* [2 members] per-task loss parts */
   int64_t *stepidx;         /* [members x bcap] row numbers for mbn_ensTrainStep */
+  uint16_t *buf16;
+  uint16_t **H16, **S16, **O16;  /* bf16 roundings of H, S (after the backward pass) and O
+                                    (the output gradient), where a bf16 product reads them */
+  /* the bf16 image of the members' parameters [members x nparams] (fast path, bf16) */
+  uint16_t *img;
+  int imglive;              /* attached and current (during a fit) */
   /* forward workspaces, one per thread */
   int nfwd;
   float *fwdbuf;
@@ -136,6 +142,9 @@ void mbn_ensFree(mbEnsemble *e) {
     mbu_free(w->X); mbu_free(w->Y); mbu_free(w->O); mbu_free(w->H); mbu_free(w->S);
     mbu_free(w->scratch); mbu_free(w->bgrad); mbu_free(w->tloss); mbu_free(w->tdecay);
     mbu_free(w->stepidx);
+    mbu_free(w->buf16); mbu_free(w->H16); mbu_free(w->S16); mbu_free(w->O16);
+    if (w->imglive) mbn_bf16Detach(e->params);
+    mbu_free(w->img);
     mbu_free(w->fwdbuf); mbu_free(w->fwd);
     mbu_free(w->items); mbu_free(w->itemsse);
     mbu_free(w->order); mbu_free(w->choice);
@@ -242,6 +251,18 @@ static size_t member_floats(const mbEnsembleConfig *c, size_t B) {
   return per;
 }
 
+/* 16-bit values of n rounded up to 64 bytes */
+static size_t round16(size_t n) { return (n + 31) / 32 * 32; }
+
+/* 16-bit values of one member's bf16 copies for B rows: O16, then H16 and S16 per layer
+   (none in fp32) */
+static size_t member16(const mbEnsembleConfig *c, size_t B) {
+  if (c->prec != MB_BF16) return 0;
+  size_t per = round16(B * 2 * c->outputs);
+  for (int l = 0; l < c->nhidden; l++) per += 2 * round16(B * c->hidden[l]);
+  return per;
+}
+
 /* floats of one thread's forward workspace */
 static size_t fwd_floats(const mbEnsembleConfig *c, int wmax) {
   return roundf16((size_t)CHUNK * c->inputs) + 2 * roundf16((size_t)CHUNK * wmax) +
@@ -257,7 +278,9 @@ size_t mbn_ensWorkBytes(const mbEnsemble *e) {
     n += sizeof(float) * (member_floats(c, B) * c->members +
                           2 * (size_t)c->members * roundf16(half * w->wmax));
     n += sizeof(int64_t) * c->members * B;
+    n += sizeof(uint16_t) * c->members * member16(c, B);
   }
+  if (w->img) n += sizeof(uint16_t) * c->members * e->nparams;
   n += sizeof(float) * (size_t)w->nfwd * fwd_floats(c, w->wmax);
   n += (size_t)w->itemcap * (sizeof(fitem) + sizeof(double));
   n += (size_t)w->rowcap * (sizeof(int64_t) + sizeof(int32_t));
@@ -328,10 +351,27 @@ static int grow_train(mbEnsemble *e, int B) {
   double *tl = mbu_calloc(2 * (size_t)M, sizeof(double));
   double *td = mbu_calloc(2 * (size_t)M, sizeof(double));
   int64_t *idx = mbu_malloc((size_t)M * B * sizeof(int64_t));
-  if (!buf || !X || !Y || !O || !H || !S || !scr || !bgrad || !tl || !td || !idx) {
+  /* the bf16 copies: per member 2D + 2 x hidden values per row (rounded to 32 values) */
+  size_t per16 = member16(c, (size_t)B);
+  uint16_t *buf16 = mbu_alignedAlloc((per16 ? per16 : 1) * M * sizeof(uint16_t));
+  uint16_t **H16 = mbu_calloc((size_t)M * (nh ? nh : 1), sizeof *H16);
+  uint16_t **S16 = mbu_calloc((size_t)M * (nh ? nh : 1), sizeof *S16);
+  uint16_t **O16 = mbu_calloc((size_t)M, sizeof *O16);
+  if (!buf || !X || !Y || !O || !H || !S || !scr || !bgrad || !tl || !td || !idx || !buf16 ||
+      !H16 || !S16 || !O16) {
     mbu_free(buf); mbu_free(X); mbu_free(Y); mbu_free(O); mbu_free(H); mbu_free(S);
     mbu_free(scr); mbu_free(bgrad); mbu_free(tl); mbu_free(td); mbu_free(idx);
+    mbu_free(buf16); mbu_free(H16); mbu_free(S16); mbu_free(O16);
     return MB_ERR;
+  }
+  uint16_t *q = buf16;
+  for (int m = 0; m < M && per16; m++) {
+    O16[m] = q; q += round16((size_t)B * 2 * D);
+    for (int l = 0; l < nh; l++) {
+      size_t n16 = round16((size_t)B * c->hidden[l]);
+      H16[m * nh + l] = q; q += n16;
+      S16[m * nh + l] = q; q += n16;
+    }
   }
   memset(buf, 0, total * sizeof(float));
   /* carve the block: members first, then the per-task scratch */
@@ -350,6 +390,8 @@ static int grow_train(mbEnsemble *e, int B) {
   mbu_free(w->trainbuf); mbu_free(w->X); mbu_free(w->Y); mbu_free(w->O); mbu_free(w->H);
   mbu_free(w->S); mbu_free(w->scratch); mbu_free(w->bgrad); mbu_free(w->tloss);
   mbu_free(w->tdecay); mbu_free(w->stepidx);
+  mbu_free(w->buf16); mbu_free(w->H16); mbu_free(w->S16); mbu_free(w->O16);
+  w->buf16 = buf16; w->H16 = H16; w->S16 = S16; w->O16 = O16;
   w->trainbuf = buf; w->X = X; w->Y = Y; w->O = O; w->H = H; w->S = S; w->scratch = scr;
   w->bgrad = bgrad; w->tloss = tl; w->tdecay = td; w->stepidx = idx;
   w->bcap = B;
@@ -423,31 +465,80 @@ typedef struct trainctx {
   const int64_t *idx;       /* member m's row numbers at idx + m * istride */
   int64_t istride;
   int B, update;
+  int fast;                 /* bf16 copies of activations and gradients (fast path, bf16) */
+  uint16_t *img;            /* the attached weight image to refresh after Adam, or NULL */
 } trainctx;
+
+/* The switch of the fast path (mbn_ensFastUse; MBPO_ENS_FAST=0 turns it off) */
+static atomic_int ens_fast = -2;   /* -2: not read yet */
+
+void mbn_ensFastUse(int on) { atomic_store(&ens_fast, on ? 1 : 0); }
+
+int mbn_ensFastInUse(void) {
+  int f = atomic_load(&ens_fast);
+  if (f == -2) {
+    const char *v = getenv("MBPO_ENS_FAST");
+    f = !(v && strcmp(v, "0") == 0);
+    atomic_store(&ens_fast, f);
+  }
+  return f;
+}
+
+/* whether a product of these dimensions runs in bf16 (mbn_gemm's rule): where the fast path
+   writes the bf16 copy of an operand that product reads */
+static int bf16_product(int M, int N, int K) {
+  return M >= MB_BF16_MIN_DIM && N >= MB_BF16_MIN_DIM && K >= MB_BF16_MIN_DIM;
+}
+
+/* whether either half of the weight gradient of a layer ni -> no over B rows runs in bf16
+   (the larger half decides): then its input and pre-activation gradient have bf16 copies
+   over all B rows, written by both tasks of section A */
+static int wgrad_bf16(int ni, int no, int B) { return bf16_product(ni - ni / 2, no, B); }
 
 /* member m's part of a slab (params, grads, adam_m or adam_v) */
 static float *member_params(const mbEnsemble *e, float *slab, int m) {
   return slab + (size_t)m * e->nparams;
 }
 
-/* Section A, task t = (member t / 2, half t % 2): rows [r0, r0 + n) of member m's minibatch,
-   the first half ceil(B / 2) rows, the second the rest (empty for B = 1). Writes only those
-   rows of the member's buffers, and its own parts tloss[t] and bgrad[t]. */
-static void train_rows_task(void *vctx, int t, int worker) {
-  (void)worker;
-  trainctx *c = vctx;
+/* Products over a member's rows: A [rows x K] (its bf16 copy A16 or NULL) times W [K x N]
+   (tb = 0) or W^T (W [N x K], tb = 1) into C [rows x N], for the rows of one half (n1 = 0)
+   or of both (n0 + n1 rows, whole-member tasks). Both halves in one product only where each
+   half's product runs in bf16 (one oneDNN call instead of two; every row's result is the
+   same); else one product per half, as the half tasks compute them. */
+static void rows_gemm(mbPrecision prec, int tb, int n0, int n1, int N, int K, const float *A,
+                      const uint16_t *A16, const float *W, float *C) {
+  if (n1 > 0 && prec == MB_BF16 && bf16_product(n0, N, K) && bf16_product(n1, N, K)) {
+    mbn_gemm16(prec, 0, tb, n0 + n1, N, K, 1.0f, A, K, A16, W, tb ? K : N, NULL, 0.0f, C, N);
+    return;
+  }
+  mbn_gemm16(prec, 0, tb, n0, N, K, 1.0f, A, K, A16, W, tb ? K : N, NULL, 0.0f, C, N);
+  if (n1 > 0)
+    mbn_gemm16(prec, 0, tb, n1, N, K, 1.0f, A + (size_t)n0 * K, K,
+               A16 ? A16 + (size_t)n0 * K : NULL, W, tb ? K : N, NULL, 0.0f,
+               C + (size_t)n0 * N, N);
+}
+
+/* Section A for member m, halves [h0, h1) of its minibatch (the first half ceil(B / 2) rows,
+   the second the rest, empty for B = 1): task t = (m, half) computes one half, a
+   whole-member task (one worker, fast path) both. Writes only those rows of the member's
+   buffers, and the halves' own parts tloss[2m + half] and bgrad[2m + half]. */
+static void train_rows(trainctx *c, int m, int h0, int h1) {
   mbEnsemble *e = c->e;
   mbEnsWork *w = e->work;
   const mbMlp *net = &e->net;
-  const int m = t >> 1, half = t & 1, B = c->B, B0 = (B + 1) / 2;
-  const int r0 = half ? B0 : 0, n = half ? B - B0 : B0;
+  const int B = c->B, B0 = (B + 1) / 2;
   const int in = e->cfg.inputs, D = e->cfg.outputs, nh = e->cfg.nhidden, L = net->nlayers;
-  /* this task's part of the bound-vector gradient: [d max | d min] */
-  float *bg = w->bgrad + (size_t)t * roundf16(2 * (size_t)D);
-  memset(bg, 0, 2 * (size_t)D * sizeof(float));
-  w->tloss[t] = 0.0;
+  /* rows [r0, r0 + n): n0 of the first half in range, n1 of the second (whole member) */
+  const int r0 = h0 ? B0 : 0, n0 = h0 ? B - B0 : B0, n1 = h1 - h0 == 2 ? B - B0 : 0;
+  const int n = n0 + n1;
+  for (int hf = h0; hf < h1; hf++) {
+    /* the half's part of the bound-vector gradient: [d max | d min] */
+    float *bg = w->bgrad + (size_t)(2 * m + hf) * roundf16(2 * (size_t)D);
+    memset(bg, 0, 2 * (size_t)D * sizeof(float));
+    w->tloss[2 * m + hf] = 0.0;
+  }
   if (n <= 0) return;
-  /* gather and standardise this half's rows */
+  /* gather and standardise the rows */
   const int64_t *idx = c->idx + (int64_t)m * c->istride + r0;
   float *X = w->X[m] + (size_t)r0 * in, *Y = w->Y[m] + (size_t)r0 * D;
   for (int i = 0; i < n; i++) {
@@ -458,84 +549,158 @@ static void train_rows_task(void *vctx, int t, int worker) {
   }
   /* forward: y = x @ W without bias into the layer's buffer, then bias and activation in
      one pass; hidden layers keep their activations H (the next layer's input, and the x of
-     its weight gradient) and the sigmoids S (for the swish derivative) */
+     its weight gradient) and the sigmoids S (for the swish derivative).
+     Fast path: a hidden layer's activations are rounded to bf16 once, here, when a bf16
+     product reads them (the next layer's forward on these rows, its weight gradient over
+     all rows); hin16 is the copy of hin, or NULL */
   const float *P = member_params(e, e->params, m);
   const float *hin = X;
+  const uint16_t *hin16 = NULL;
   for (int l = 0; l < L; l++) {
     int ni = net->sizes[l], no = net->sizes[l + 1];
     const float *W = P + net->woff[l], *b = P + net->boff[l];
     if (l == L - 1) {
       float *o = w->O[m] + (size_t)r0 * no;
-      mbn_linearForwardP(net->prec, o, hin, W, NULL, n, ni, no);
+      rows_gemm(net->prec, 0, n0, n1, no, ni, hin, hin16, W, o);
       mbn_addBias(o, b, n, no);
       break;
     }
     float *h = w->H[m * nh + l] + (size_t)r0 * no, *s = w->S[m * nh + l] + (size_t)r0 * no;
-    mbn_linearForwardP(net->prec, h, hin, W, NULL, n, ni, no);
-    if (net->act == MB_ACT_SWISH) mbn_biasSwishSig(h, s, b, n, no);
-    else mbn_biasRelu(h, b, n, no);
+    rows_gemm(net->prec, 0, n0, n1, no, ni, hin, hin16, W, h);
+    int nnext = net->sizes[l + 2];
+    uint16_t *h16 = c->fast && (bf16_product(n0, nnext, no) || wgrad_bf16(no, nnext, B))
+                    ? w->H16[m * nh + l] + (size_t)r0 * no : NULL;
+    if (net->act == MB_ACT_SWISH) mbn_biasSwishSig16(h, s, h16, b, n, no);
+    else {
+      mbn_biasRelu(h, b, n, no);
+      if (h16) mbn_bf16Image(h16, h, (size_t)n * no);
+    }
     hin = h;
+    hin16 = h16;
   }
   /* the member's loss is a mean over all B rows and D dims, so each half scales its sum by
      1 / (B D); the gradient overwrites O in place (mean and raw log-variance parts) */
   float *O = w->O[m] + (size_t)r0 * 2 * D;
-  w->tloss[t] = mbn_gaussNll(O, bg, bg + D, O, Y, e->max_logvar, e->min_logvar, n, D,
-                             1.0f / ((float)B * (float)D));
+  for (int hf = h0; hf < h1; hf++) {
+    int t = 2 * m + hf, q0 = hf == h0 ? 0 : n0, q = hf == h0 ? n0 : n1;
+    float *bg = w->bgrad + (size_t)t * roundf16(2 * (size_t)D);
+    if (q > 0)
+      w->tloss[t] = mbn_gaussNll(O + (size_t)q0 * 2 * D, bg, bg + D, O + (size_t)q0 * 2 * D,
+                                 Y + (size_t)q0 * D, e->max_logvar, e->min_logvar, q, D,
+                                 1.0f / ((float)B * (float)D));
+  }
+  /* fast path: the output gradient's bf16 copy where its products run in bf16 (the input
+     gradient of the last hidden layer, the last layer's weight gradient) */
+  const uint16_t *grad16 = NULL;
+  {
+    int ni = net->sizes[L - 1], no = 2 * D;
+    if (c->fast && (bf16_product(n0, ni, no) || wgrad_bf16(ni, no, B))) {
+      uint16_t *o16 = w->O16[m] + (size_t)r0 * no;
+      mbn_bf16Image(o16, O, (size_t)n * no);
+      grad16 = o16;
+    }
+  }
   /* input gradients down to the first hidden layer: dh = grad @ W^T (scratch), then the
      activation's derivative turns it into the pre-activation gradient, written over S (the
      sigmoids are read before they are overwritten). The first layer's input gradient is not
-     needed. */
+     needed. The scratch of half 0 runs on into that of half 1 (grow_train carves them
+     adjacent), room for a whole member's rows. */
   const float *grad = O;
-  float *dh = w->scratch[t];
+  float *dh = w->scratch[2 * m + h0];
   for (int l = L - 1; l >= 1; l--) {
     int ni = net->sizes[l], no = net->sizes[l + 1];
-    mbn_linearBackwardP(net->prec, dh, NULL, NULL, grad, NULL, P + net->woff[l], n, ni, no);
+    /* dh = grad @ W^T (mbn_linearBackwardP's product) */
+    rows_gemm(net->prec, 1, n0, n1, ni, no, grad, grad16, P + net->woff[l], dh);
     float *h = w->H[m * nh + l - 1] + (size_t)r0 * ni, *s = w->S[m * nh + l - 1] + (size_t)r0 * ni;
-    if (net->act == MB_ACT_SWISH) mbn_swishBackwardSig(s, dh, h, s, (size_t)n * ni);
-    else mbn_reluBackward(s, dh, h, (size_t)n * ni);
+    /* fast path: S of layer l - 1 in bf16 where its products run in bf16 (the input
+       gradient of layer l - 1 on these rows unless it is the first, the weight gradient
+       of layer l - 1 over all rows) */
+    int nprev = net->sizes[l - 1];
+    uint16_t *s16 =
+      c->fast && ((l >= 2 && bf16_product(n0, nprev, ni)) || wgrad_bf16(nprev, ni, B))
+      ? w->S16[m * nh + l - 1] + (size_t)r0 * ni : NULL;
+    /* per half, as a half task runs it: where a flat pass's vector body ends and its scalar
+       tail begins decides the last bit */
+    for (int hf = h0; hf < h1; hf++) {
+      size_t q0 = hf == h0 ? 0 : (size_t)n0 * ni, q = (size_t)(hf == h0 ? n0 : n1) * ni;
+      if (net->act == MB_ACT_SWISH)
+        mbn_swishBackwardSig16(s + q0, s16 ? s16 + q0 : NULL, dh + q0, h + q0, s + q0, q);
+      else {
+        mbn_reluBackward(s + q0, dh + q0, h + q0, q);
+        if (s16) mbn_bf16Image(s16 + q0, s + q0, q);
+      }
+    }
     grad = s;
+    grad16 = s16;
   }
 }
 
-/* Section B, task t = (member t / 2, half t % 2): for every layer l, rows [k0, k1) of dW_l
-   (= x[:, k0:k1]^T @ dz over all B rows; a contiguous block of the slab) and columns
-   [c0, c1) of db_l; then decay and Adam on exactly those parameters, while they are in cache.
-   Without update the decay is added to the gradient, so grads holds the full gradient. */
-static void train_weights_task(void *vctx, int t, int worker) {
+static void train_rows_task(void *vctx, int t, int worker) {
   (void)worker;
-  trainctx *c = vctx;
+  train_rows(vctx, t >> 1, t & 1, (t & 1) + 1);
+}
+
+/* Section B for member m, halves [h0, h1): for every layer l, half 0 takes rows [0, ni / 2)
+   of dW_l (= x[:, k0:k1]^T @ dz over all B rows; a contiguous block of the slab) and
+   columns [0, no / 2) of db_l, half 1 the rest; then decay and Adam on exactly those
+   parameters, while they are in cache. A whole-member task computes both halves' blocks of
+   dW_l in one product where both run in bf16 (each row's result is the same). Without
+   update the decay is added to the gradient, so grads holds the full gradient. */
+static void train_weights(trainctx *c, int m, int h0, int h1) {
   mbEnsemble *e = c->e;
   mbEnsWork *w = e->work;
   const mbMlp *net = &e->net;
-  const int m = t >> 1, half = t & 1, L = net->nlayers, nh = e->cfg.nhidden;
+  const int L = net->nlayers, nh = e->cfg.nhidden;
   float *P = member_params(e, e->params, m), *G = member_params(e, e->grads, m);
   float *Mm = member_params(e, e->adam_m, m), *V = member_params(e, e->adam_v, m);
-  double decay = 0.0;
+  double decay[2] = {0.0, 0.0};
   for (int l = 0; l < L; l++) {
     int ni = net->sizes[l], no = net->sizes[l + 1];
-    int k0 = half ? ni / 2 : 0, k1 = half ? ni : ni / 2;
-    int c0 = half ? no / 2 : 0, c1 = half ? no : no / 2;
     /* the layer's input (X or the previous activations) and its pre-activation gradient
        (O for the output layer, else S as section A left it) */
     const float *xin = l == 0 ? w->X[m] : w->H[m * nh + l - 1];
     const float *dy = l == L - 1 ? w->O[m] : w->S[m * nh + l];
-    size_t wo = net->woff[l] + (size_t)k0 * no, nw = (size_t)(k1 - k0) * no;
-    size_t bo = net->boff[l] + (size_t)c0, nb = (size_t)(c1 - c0);
-    mbn_linearBackwardRowsP(net->prec, G + net->woff[l], dy, xin, c->B, ni, no, k0, k1);
-    mbn_biasGrad(G + net->boff[l], dy, c->B, no, c0, c1);
-    /* decay on weights only (wd * W, the gradient of wd * sum(W^2) / 2), none on biases */
-    float wd = e->cfg.weight_decay[l];
-    if (c->update) {
-      if (nw) decay += mbn_adam(P + wo, Mm + wo, V + wo, G + wo, nw, &e->adam, wd, NULL, 0);
-      if (nb) mbn_adam(P + bo, Mm + bo, V + bo, G + bo, nb, &e->adam, 0.0f, NULL, 0);
-    } else {
-      double sq = 0;
-      for (size_t j = 0; j < nw; j++) sq += (double)P[wo + j] * P[wo + j];
-      decay += 0.5 * wd * sq;
-      mbn_addDecay(G + wo, P + wo, wd, nw);
+    /* fast path: the bf16 copies section A wrote, where this product reads them */
+    const uint16_t *x16 = NULL, *dy16 = NULL;
+    if (c->fast && wgrad_bf16(ni, no, c->B)) {
+      x16 = l == 0 ? NULL : w->H16[m * nh + l - 1];
+      dy16 = l == L - 1 ? w->O16[m] : w->S16[m * nh + l];
+    }
+    int whole = h1 - h0 == 2 && net->prec == MB_BF16 && bf16_product(ni / 2, no, c->B) &&
+                bf16_product(ni - ni / 2, no, c->B);
+    if (whole)
+      mbn_linearBackwardRows16(net->prec, G + net->woff[l], dy, dy16, xin, x16, c->B, ni, no,
+                               0, ni);
+    for (int half = h0; half < h1; half++) {
+      int k0 = half ? ni / 2 : 0, k1 = half ? ni : ni / 2;
+      int c0 = half ? no / 2 : 0, c1 = half ? no : no / 2;
+      size_t wo = net->woff[l] + (size_t)k0 * no, nw = (size_t)(k1 - k0) * no;
+      size_t bo = net->boff[l] + (size_t)c0, nb = (size_t)(c1 - c0);
+      if (!whole)
+        mbn_linearBackwardRows16(net->prec, G + net->woff[l], dy, dy16, xin, x16, c->B, ni, no,
+                                 k0, k1);
+      mbn_biasGrad(G + net->boff[l], dy, c->B, no, c0, c1);
+      /* decay on weights only (wd * W, the gradient of wd * sum(W^2) / 2), none on biases */
+      float wd = e->cfg.weight_decay[l];
+      if (c->update) {
+        if (nw) decay[half] += mbn_adam(P + wo, Mm + wo, V + wo, G + wo, nw, &e->adam, wd, NULL, 0);
+        /* the attached image follows the weights it changed (biases are never B operands) */
+        if (nw && c->img) mbn_bf16Image(c->img + (size_t)m * e->nparams + wo, P + wo, nw);
+        if (nb) mbn_adam(P + bo, Mm + bo, V + bo, G + bo, nb, &e->adam, 0.0f, NULL, 0);
+      } else {
+        double sq = 0;
+        for (size_t j = 0; j < nw; j++) sq += (double)P[wo + j] * P[wo + j];
+        decay[half] += 0.5 * wd * sq;
+        mbn_addDecay(G + wo, P + wo, wd, nw);
+      }
     }
   }
-  w->tdecay[t] = decay;
+  for (int half = h0; half < h1; half++) w->tdecay[2 * m + half] = decay[half];
+}
+
+static void train_weights_task(void *vctx, int t, int worker) {
+  (void)worker;
+  train_weights(vctx, t >> 1, t & 1, (t & 1) + 1);
 }
 
 /* section B of the two-section order, the last member first: its buffers, written last in
@@ -580,6 +745,26 @@ static int member_sections(void) {
   return f >= 0 ? f : mbu_threads() == 1;
 }
 
+/* The members' weights rounded into the image (allocated on first use) and attached, so that
+   every bf16 product with them as B operand reads it (mbn_bf16Attach) */
+static int attach_image(mbEnsemble *e) {
+  mbEnsWork *w = e->work;
+  size_t n = (size_t)e->cfg.members * e->nparams;
+  if (!w->img) {
+    w->img = mbu_alignedAlloc(n * sizeof(uint16_t));
+    if (!w->img) return MB_ERR;
+  }
+  mbn_bf16Image(w->img, e->params, n);
+  if (mbn_bf16Attach(e->params, w->img, n) < 0) return MB_ERR;
+  w->imglive = 1;
+  return MB_OK;
+}
+
+static void detach_image(mbEnsemble *e) {
+  mbn_bf16Detach(e->params);
+  e->work->imglive = 0;
+}
+
 /* One step over minibatch rows given by index lists: member m's rows are x[idx[m * istride +
    i]], i < B. update = 0 leaves the gradient in e->grads and changes nothing else. */
 static int train_step(double *loss, mbEnsemble *e, const float *x, const float *y,
@@ -590,13 +775,30 @@ static int train_step(double *loss, mbEnsemble *e, const float *x, const float *
   refresh_inv_std(e);
   mbEnsWork *w = e->work;
   const int M = cfg->members, D = cfg->outputs, ntask = 2 * M;
-  trainctx ctx = {e, x, y, idx, istride, B, update};
+  trainctx ctx = {e, x, y, idx, istride, B, update, 0, NULL};
+  /* fast path (bf16): the weights' image attached for this step unless a fit keeps it */
+  int attached = 0;
+  if (e->net.prec == MB_BF16 && mbn_ensFastInUse()) {
+    ctx.fast = 1;
+    if (!w->imglive) {
+      if (attach_image(e) < 0) return MB_ERR;
+      attached = 1;
+    }
+    if (update && !attached) ctx.img = w->img;  /* a fit's image follows the updates */
+  }
   if (member_sections()) {
     /* member by member, section B right after section A: the member's activations and
        gradients (1.6 MB for 256 rows of 4 x 200) are still in cache when its weight
        gradients read them. Section A reads no Adam state, so the count goes first. */
     if (update) e->adam.t++;
     for (int m = 0; m < M; m++) {
+      if (ctx.fast && mbu_threads() == 1) {
+        /* fast path, one thread: both halves in one task each, so that the bf16 products
+           run once over the member's rows instead of once per half */
+        train_rows(&ctx, m, 0, 2);
+        train_weights(&ctx, m, 0, 2);
+        continue;
+      }
       memberctx mc = {&ctx, 2 * m};
       parallel(2, 2, member_rows_task, &mc);
       parallel(2, 2, member_weights_task, &mc);
@@ -632,6 +834,7 @@ static int train_step(double *loss, mbEnsemble *e, const float *x, const float *
   } else {
     memset(gmax, 0, 2 * (size_t)D * sizeof(float));
   }
+  if (attached) detach_image(e);
   if (loss) *loss = nll + penalty + decay;
   return MB_OK;
 }
@@ -1086,6 +1289,9 @@ int mbn_ensFit(mbFitResult *res, mbEnsemble *e, const float *x, const float *y, 
   for (int m = 0; m < M; m++) best[m] = INFINITY;
   int epoch = 0, since = 0, status = MB_OK;
   mbFitStop stop = MB_STOP_PATIENCE;
+  /* fast path (bf16): the weights' image for the whole call, refreshed after every update;
+     the holdout evaluations read it too */
+  if (e->net.prec == MB_BF16 && mbn_ensFastInUse() && attach_image(e) < 0) return MB_ERR;
   for (;;) {
     if (mbu_interrupted) { status = mbu_error("interrupted"); break; }
     if (grow_history(e, epoch) < 0) { status = MB_ERR; break; }
@@ -1140,6 +1346,7 @@ int mbn_ensFit(mbFitResult *res, mbEnsemble *e, const float *x, const float *y, 
     }
   }
   /* best weights back, then the elites by holdout MSE */
+  if (w->imglive) detach_image(e);
   restore_snapshots(e, has);
   if (status == MB_OK) {
     if (nh > 0 && evaluate_rows(e->holdout_mse, e, x, y, hold, nh) < 0) return MB_ERR;

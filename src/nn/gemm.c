@@ -329,8 +329,20 @@ static int use_bf16(int M, int N, int K) {
   return M >= MB_BF16_MIN_DIM && N >= MB_BF16_MIN_DIM && K >= MB_BF16_MIN_DIM;
 }
 
-int mbn_gemm(mbPrecision prec, int ta, int tb, int M, int N, int K, float alpha, const float *A,
-             int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+/* rows x cols bf16 values of src (leading dimension ld) into dst [rows x dcols], columns
+   cols..dcols-1 zero: pack's layout from values rounded already */
+static void copy16(uint16_t *restrict dst, const uint16_t *restrict src, int rows, int cols,
+                   int ld, int dcols) {
+  for (int r = 0; r < rows; r++) {
+    uint16_t *d = dst + (size_t)r * dcols;
+    memcpy(d, src + (size_t)r * ld, sizeof(uint16_t) * (size_t)cols);
+    for (int c = cols; c < dcols; c++) d[c] = 0;
+  }
+}
+
+static int gemm(mbPrecision prec, int ta, int tb, int M, int N, int K, float alpha,
+                const float *A, int lda, const uint16_t *A16, const float *B, int ldb,
+                const uint16_t *B16, float beta, float *C, int ldc) {
   if (prec == MB_BF16 && use_bf16(M, N, K)) {
     ThreadState *t = thread_state();
     if (!t) return mbu_error("gemm: oneDNN is not available (engine or stream)");
@@ -338,14 +350,33 @@ int mbn_gemm(mbPrecision prec, int ta, int tb, int M, int N, int K, float alpha,
        a weight gradient's block of weight rows, a count fixed by the layer sizes */
     int Mp = ta ? M : (M + ROWPAD - 1) / ROWPAD * ROWPAD;
     size_t na = (size_t)Mp * K, nb = (size_t)K * N;
-    if (grow(&t->abuf, &t->acap, na) < 0) return MB_ERR;
-    if (ta) pack(t->abuf, A, K, M, lda, Mp);
+    const uint16_t *asrc = t->abuf;
+    /* a dense A16 is read in place (the layout packing gives); any other (a column block
+       of activations, transposed) is copied dense first: oneDNN picks another
+       implementation (gemm:jit, slower here) for a strided A */
+    if (A16 && (ta ? lda == M : Mp == M && lda == K)) asrc = A16;
     else {
-      pack(t->abuf, A, M, K, lda, K);
-      memset(t->abuf + (size_t)M * K, 0, sizeof(uint16_t) * (size_t)(Mp - M) * K);
+      if (grow(&t->abuf, &t->acap, na) < 0) return MB_ERR;
+      asrc = t->abuf;
+      if (ta) {
+        if (A16) copy16(t->abuf, A16, K, M, lda, Mp);
+        else pack(t->abuf, A, K, M, lda, Mp);
+      } else {
+        if (A16) copy16(t->abuf, A16, M, K, lda, K);
+        else pack(t->abuf, A, M, K, lda, K);
+        memset(t->abuf + (size_t)M * K, 0, sizeof(uint16_t) * (size_t)(Mp - M) * K);
+      }
     }
-    /* B as packed: from an attached image when it has one (stored as packing lays it out) */
-    const uint16_t *bsrc = tb ? image_of(B, N, K, ldb) : image_of(B, K, N, ldb);
+    /* B as packed: from the caller's rounded copy, or an attached image when it has one
+       (stored as packing lays it out) */
+    const uint16_t *bsrc = NULL;
+    if (B16 && ldb == (tb ? K : N)) bsrc = B16;
+    else if (B16) {
+      if (grow(&t->bbuf, &t->bcap, nb) < 0) return MB_ERR;
+      if (tb) copy16(t->bbuf, B16, N, K, ldb, K);
+      else copy16(t->bbuf, B16, K, N, ldb, N);
+      bsrc = t->bbuf;
+    } else bsrc = tb ? image_of(B, N, K, ldb) : image_of(B, K, N, ldb);
     if (!bsrc) {
       if (grow(&t->bbuf, &t->bcap, nb) < 0) return MB_ERR;
       if (tb) pack(t->bbuf, B, N, K, ldb, K);
@@ -375,7 +406,7 @@ int mbn_gemm(mbPrecision prec, int ta, int tb, int M, int N, int K, float alpha,
     if (!p)
       return mbu_error("gemm: oneDNN has no bf16 matmul for [%d x %d] @ [%d x %d] on this CPU",
                        M, K, K, N);
-    if (mbn_matmulRun(p, t->h.stream, t->abuf, bsrc, out) < 0)
+    if (mbn_matmulRun(p, t->h.stream, asrc, bsrc, out) < 0)
       return mbu_error("gemm: oneDNN matmul failed for [%d x %d] @ [%d x %d]", M, K, K, N);
     if (out != C)
       for (int i = 0; i < M; i++)
@@ -389,6 +420,17 @@ int mbn_gemm(mbPrecision prec, int ta, int tb, int M, int N, int K, float alpha,
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M,
               N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   return MB_OK;
+}
+
+int mbn_gemm(mbPrecision prec, int ta, int tb, int M, int N, int K, float alpha, const float *A,
+             int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+  return gemm(prec, ta, tb, M, N, K, alpha, A, lda, NULL, B, ldb, NULL, beta, C, ldc);
+}
+
+int mbn_gemm16(mbPrecision prec, int ta, int tb, int M, int N, int K, float alpha,
+               const float *A, int lda, const uint16_t *A16, const float *B, int ldb,
+               const uint16_t *B16, float beta, float *C, int ldc) {
+  return gemm(prec, ta, tb, M, N, K, alpha, A, lda, A16, B, ldb, B16, beta, C, ldc);
 }
 
 int mbn_bf16Check(char *impl, size_t n) {

@@ -894,6 +894,171 @@ static void test_errors(void) {
   mbn_ensFree(NULL);
 }
 
+
+/* the swish kernels' bf16 copies (mbn_biasSwishSig16, mbn_swishBackwardSig16) are
+   mbn_bf16Image of the fp32 results they write, which are unchanged: every row length 1..40
+   (vector bodies and tails), rows of 203, NaN, infinite and subnormal values, huge values
+   (rounding up to infinity) */
+static void test_swish_bf16_copies(void) {
+  enum { R = 3, N = 203 };
+  float z[R * N], b[N], h0[R * N], s0[R * N], h1[R * N], s1[R * N], dh[R * N], d0[R * N];
+  float d1[R * N], ref16f[R * N];
+  uint16_t h16[R * N], d16[R * N], ref16[R * N];
+  int ok = 1, unchanged = 1;
+  for (int n = 1; n <= N; n = n < 40 ? n + 1 : N) {
+    randfill(z, R * N, 8);
+    randfill(b, N, 1);
+    randfill(dh, R * N, 1);
+    /* no NaN into swish: mb_expf's scalar path converts it to int (undefined behaviour,
+       flagged by UBSan); NaNs go through the backward's copies */
+    z[0] = 1e-40f; z[1] = INFINITY; z[2] = -INFINITY; z[3] = 3.3e38f; dh[5] = 3.4e38f;
+    dh[6] = -NAN;
+    memcpy(h0, z, sizeof z); memcpy(h1, z, sizeof z);
+    mbn_biasSwishSig(h0, s0, b, R, n);
+    mbn_biasSwishSig16(h1, s1, h16, b, R, n);
+    unchanged &= memcmp(h0, h1, sizeof(float) * R * n) == 0 &&
+                 memcmp(s0, s1, sizeof(float) * R * n) == 0;
+    mbn_bf16Image(ref16, h0, (size_t)R * n);
+    ok &= memcmp(h16, ref16, sizeof(uint16_t) * R * n) == 0;
+    mbn_swishBackwardSig(d0, dh, h0, s0, (size_t)R * n);
+    mbn_swishBackwardSig16(d1, d16, dh, h0, s0, (size_t)R * n);
+    unchanged &= memcmp(d0, d1, sizeof(float) * R * n) == 0;
+    mbn_bf16Image(ref16, d0, (size_t)R * n);
+    ok &= memcmp(d16, ref16, sizeof(uint16_t) * R * n) == 0;
+    /* and the rounding is mbn_bf16Round's (NaN aside: its payload is kept) */
+    for (int i = 0; i < R * n; i++) {
+      uint32_t u = (uint32_t)d16[i] << 16;
+      memcpy(&ref16f[i], &u, 4);
+      if (!isnan(d0[i]) && ref16f[i] != mbn_bf16Round(d0[i])) ok = 0;
+    }
+    if (n == N) break;
+  }
+  CHECK(unchanged, "the fp32 results are those of the kernels without copies");
+  CHECK(ok, "bf16 copies equal mbn_bf16Image of the results (isa %d)", (int)mbn_isa());
+}
+
+/* The fast path of bf16 training (mbn_ensFastUse: weight images, bf16 copies of activations
+   and gradients written once) against the path that rounds every operand per product: the
+   same fits, steps and loss gradients bit for bit, in fp32 and bf16, at 1 and 2 threads.
+   Three shapes: the Hopper model (14 -> 4 x 200 -> 24), and one with odd widths, a wide first
+   layer and output (their products in bf16 too), odd minibatch halves and a short last
+   minibatch, with swish and with ReLU. */
+typedef struct fastrun {
+  float *params, *adam_m, *adam_v, *grads, mse[MB_ENS_MAXMEMBERS];
+  double loss[4], train_loss[8], curve[8 * MB_ENS_MAXMEMBERS];
+  int elite[MB_ENS_MAXMEMBERS], epochs;
+  int64_t t;
+} fastrun;
+
+static void fast_run(fastrun *r, const mbEnsembleConfig *c, const float *x, const float *y,
+                     int64_t N, int batch, int fast) {
+  mbn_ensFastUse(fast);
+  mbEnsemble *e = NULL;
+  CHECK(mbn_ensCreate(&e, c) == MB_OK, "create: %s", mbu_lasterror());
+  if (!e) return;
+  mbFitOptions o;
+  mbn_fitDefaults(&o, e);
+  o.max_epochs = 3;
+  o.batch = batch;
+  mbFitResult res;
+  CHECK(mbn_ensFit(&res, e, x, y, N, &o) == MB_OK, "fit: %s", mbu_lasterror());
+  r->epochs = res.epochs;
+  for (int k = 0; k < res.epochs && k < 8; k++) {
+    r->train_loss[k] = res.train_loss[k];
+    for (int m = 0; m < c->members; m++)
+      r->curve[k * c->members + m] = res.holdout_curve[(size_t)k * c->members + m];
+  }
+  /* a second fit continues from the first (its image is made afresh) */
+  o.max_epochs = 1;
+  CHECK(mbn_ensFit(&res, e, x, y, N, &o) == MB_OK, "fit 2: %s", mbu_lasterror());
+  /* steps and a loss gradient outside a fit (the image attached per step) */
+  /* minibatches of 40 (halves of 20: their products in fp32, the weight gradients' over 40
+     rows in bf16), 1 (an empty second half) and 65 (halves of 33 and 32) */
+  static const int Bs[3] = {40, 1, 65};
+  for (int k = 0; k < 3; k++)
+    CHECK(mbn_ensTrainStep(&r->loss[k], e, x, y, Bs[k]) == MB_OK, "step: %s", mbu_lasterror());
+  CHECK(mbn_ensLossGrad(&r->loss[3], e, x, y, 40) == MB_OK, "loss grad");
+  size_t n = e->ntotal * sizeof(float);
+  r->params = malloc(n); r->adam_m = malloc(n); r->adam_v = malloc(n); r->grads = malloc(n);
+  memcpy(r->params, e->params, n);
+  memcpy(r->adam_m, e->adam_m, n);
+  memcpy(r->adam_v, e->adam_v, n);
+  memcpy(r->grads, e->grads, n);
+  memcpy(r->mse, e->holdout_mse, sizeof(float) * c->members);
+  memcpy(r->elite, e->elite, sizeof(int) * c->elites);
+  r->t = e->adam.t;
+  mbn_ensFree(e);
+}
+
+static void test_fast_path_bits(void) {
+  enum { N = 1800, IN = 66, D = 20 };
+  static float x[N * IN], y[N * D];
+  randfill(x, sizeof x / sizeof x[0], 1);
+  for (int i = 0; i < N * D; i++) y[i] = sinf(2 * x[i % (N * IN)]) + 0.1f * x[(7 * i) % (N * IN)];
+  int bf16 = mbn_bf16Check(NULL, 0) == MB_OK;
+  if (!bf16) printf("  (no native bf16 here: the fast path is checked in fp32 only)\n");
+  int checked = 0;
+  for (int shape = 0; shape < 3; shape++)
+    for (int prec = 0; prec <= bf16; prec++)
+      for (int th = 1; th <= 2; th++) {
+        mbEnsembleConfig c;
+        int batch;
+        int64_t rows;
+        if (shape == 0) {
+          mbn_ensDefaults(&c, 14, 12);   /* Hopper: 4 x 200, 7 members */
+          batch = 256;
+          rows = 1500;                   /* 1200 training rows: a last minibatch of 176 */
+        } else {
+          mbn_ensDefaults(&c, IN, D);
+          c.members = 3;
+          c.elites = 2;
+          c.nhidden = 2;
+          c.hidden[0] = 65;
+          c.hidden[1] = 96;
+          mbn_ensDefaultDecay(&c);
+          batch = 101;
+          rows = N;
+          if (shape == 2) c.act = MB_ACT_RELU;
+        }
+        c.seed = 5;
+        c.prec = c.precision = prec ? MB_BF16 : MB_FP32;
+        mbu_setThreads(th);
+        /* the Hopper shape reads its 14 inputs and 12 targets as rows of the wide data */
+        fastrun r[2];
+        memset(r, 0, sizeof r);
+        for (int f = 0; f < 2; f++) fast_run(&r[f], &c, x, y, rows, batch, f);
+        mbn_ensFastUse(1);
+        mbu_setThreads(1);
+        if (!r[0].params || !r[1].params) break;
+        mbEnsemble *tmp = NULL;
+        CHECK(mbn_ensCreate(&tmp, &c) == MB_OK, "create");
+        size_t n = tmp->ntotal * sizeof(float);
+        mbn_ensFree(tmp);
+        const char *what = prec ? "bf16" : "fp32";
+        CHECK(r[0].epochs == r[1].epochs && r[0].epochs == 3, "%s: epochs", what);
+        CHECK(memcmp(r[0].train_loss, r[1].train_loss, sizeof r[0].train_loss) == 0,
+              "%s shape %d th %d: train loss %.17g vs %.17g", what, shape, th,
+              r[0].train_loss[0], r[1].train_loss[0]);
+        CHECK(memcmp(r[0].curve, r[1].curve, sizeof r[0].curve) == 0, "%s: holdout curve", what);
+        CHECK(memcmp(r[0].loss, r[1].loss, sizeof r[0].loss) == 0, "%s: step losses", what);
+        CHECK(memcmp(r[0].params, r[1].params, n) == 0, "%s shape %d th %d: weights", what,
+              shape, th);
+        CHECK(memcmp(r[0].adam_m, r[1].adam_m, n) == 0 &&
+              memcmp(r[0].adam_v, r[1].adam_v, n) == 0 && r[0].t == r[1].t, "%s: Adam", what);
+        CHECK(memcmp(r[0].grads, r[1].grads, n) == 0, "%s: loss gradient", what);
+        CHECK(memcmp(r[0].mse, r[1].mse, sizeof r[0].mse) == 0 &&
+              memcmp(r[0].elite, r[1].elite, sizeof r[0].elite) == 0, "%s: holdout, elites",
+              what);
+        /* the runs did train: the loss moved */
+        CHECK(r[0].train_loss[2] != r[0].train_loss[0], "%s: training moved", what);
+        for (int f = 0; f < 2; f++) {
+          free(r[f].params); free(r[f].adam_m); free(r[f].adam_v); free(r[f].grads);
+        }
+        checked++;
+      }
+  CHECK(checked == 6 * (1 + bf16), "cases checked: %d", checked);
+}
+
 int main(void) {
   mbu_setThreads(1);
   mbg_seed(&rng, 2024, 0);
@@ -916,5 +1081,7 @@ int main(void) {
   RUN(test_fit_options);
   RUN(test_fit_variants);
   RUN(test_errors);
+  RUN(test_swish_bf16_copies);
+  RUN(test_fast_path_bits);
   return TEST_REPORT();
 }

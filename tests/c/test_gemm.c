@@ -323,6 +323,58 @@ static void test_cache_eviction(void) {
   dnnl_engine_destroy(e);
 }
 
+
+/* mbn_gemm16 (operands rounded by the caller) against mbn_gemm on the same operands: the same
+   bits for every transpose, padded and unpadded row counts, dense and strided operands (the
+   ensemble's products: x W, dy W^T, x[:, k0:k1]^T dy), and with only one copy given; a
+   product under MB_BF16_MIN_DIM ignores the copies (fp32) */
+static void test_rounded_operands(void) {
+  if (!have_bf16) return;
+  enum { LD = 90 };
+  static const int shapes[][5] = {  /* ta, tb, M, N, K */
+    {0, 0, 64, 48, 40}, {0, 0, 50, 48, 40}, {0, 1, 64, 40, 48}, {0, 1, 37, 40, 48},
+    {1, 0, 40, 48, 64}, {1, 0, 33, 48, 70}, {1, 1, 40, 36, 64}, {0, 0, 64, 20, 40}};
+  size_t n = (size_t)LD * LD;
+  float *A = malloc(sizeof(float) * n), *B = malloc(sizeof(float) * n);
+  float *C0 = malloc(sizeof(float) * n), *C1 = malloc(sizeof(float) * n);
+  uint16_t *A16 = malloc(sizeof(uint16_t) * n), *B16 = malloc(sizeof(uint16_t) * n);
+  mbg_uniformFill(A, &rng, n, -2, 2);
+  mbg_uniformFill(B, &rng, n, -2, 2);
+  mbn_bf16Image(A16, A, n);
+  mbn_bf16Image(B16, B, n);
+  for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+    int ta = shapes[s][0], tb = shapes[s][1], M = shapes[s][2], N = shapes[s][3];
+    int K = shapes[s][4];
+    for (int strided = 0; strided < 2; strided++)
+      for (int which = 1; which <= 3; which++) {   /* A16, B16, both */
+        int lda = strided ? LD : (ta ? M : K), ldb = strided ? LD : (tb ? K : N);
+        int off = strided ? 3 : 0;   /* a column block: the weight gradient's x[:, k0:k1] */
+        const float *a = A + off, *b = B + off;
+        const uint16_t *a16 = which & 1 ? A16 + off : NULL, *b16 = which & 2 ? B16 + off : NULL;
+        for (size_t i = 0; i < n; i++) C0[i] = C1[i] = (float)i;
+        CHECK(mbn_gemm(MB_BF16, ta, tb, M, N, K, 1.0f, a, lda, b, ldb, 0.5f, C0, LD) == MB_OK,
+              "gemm");
+        CHECK(mbn_gemm16(MB_BF16, ta, tb, M, N, K, 1.0f, a, lda, a16, b, ldb, b16, 0.5f, C1,
+                         LD) == MB_OK, "gemm16");
+        CHECK(memcmp(C0, C1, sizeof(float) * n) == 0,
+              "ta %d tb %d %dx%dx%d strided %d copies %d: same bits", ta, tb, M, N, K, strided,
+              which);
+      }
+  }
+  /* the copies are what is read (stale copies show), and ignored by an fp32 product */
+  for (size_t i = 0; i < n; i++) A16[i] = 0;
+  for (size_t i = 0; i < n; i++) C0[i] = 1;
+  mbn_gemm16(MB_BF16, 0, 0, 64, 48, 40, 1.0f, A, 40, A16, B, 48, NULL, 0.0f, C0, 48);
+  int zero = 1;
+  for (int i = 0; i < 64 * 48; i++) zero &= C0[i] == 0;
+  CHECK(zero, "A16 is read in bf16");
+  mbn_gemm16(MB_BF16, 0, 0, 64, 20, 40, 1.0f, A, 40, A16, B, 20, NULL, 0.0f, C0, 20);
+  zero = 1;
+  for (int i = 0; i < 64 * 20; i++) zero &= C0[i] == 0;
+  CHECK(!zero, "N under MB_BF16_MIN_DIM: fp32 from A");
+  free(A); free(B); free(C0); free(C1); free(A16); free(B16);
+}
+
 int main(void) {
   mbg_seed(&rng, 77, 0);
   char impl[128] = "";
@@ -336,5 +388,6 @@ int main(void) {
   RUN(test_images);
   RUN(test_pack_paths);
   RUN(test_cache_eviction);
+  RUN(test_rounded_operands);
   return TEST_REPORT();
 }
