@@ -57,7 +57,8 @@ static inline float mb_expf(float x) {
   p = p * r + MB_EXP_P1; p = p * r + MB_EXP_P2; p = p * r + MB_EXP_P3;
   p = p * r + MB_EXP_P4; p = p * r + MB_EXP_P5;
   p = p * r * r + r + 1.0f;
-  int32_t bits = ((int32_t)fn + 127) << 23;
+  /* a NaN x gives a NaN p; its exponent is taken as 0 (converting NaN to int is undefined) */
+  int32_t bits = ((fn == fn ? (int32_t)fn : 0) + 127) << 23;
   float scale;
   memcpy(&scale, &bits, sizeof scale);
   return p * scale;
