@@ -2,6 +2,7 @@
 -- run again with: mbpo run /work/runs/hopper_bf16/seed3/config.lua
 -- resumed with epochs=45
 -- resumed with epochs=45
+-- resumed with epochs=45
 return {
   env = "Hopper",
   epoch_length = 1000,
