@@ -52,8 +52,12 @@ M.task_names = {inverted_pendulum = "InvertedPendulum", hopper = "Hopper",
   walker2d_bf16 = "Walker2d (bf16)", halfcheetah_bf16 = "HalfCheetah (bf16)",
   ant_bf16 = "Ant (bf16)", humanoid_bf16 = "Humanoid (bf16)",
   walker2d = "Walker2d", halfcheetah = "HalfCheetah", ant = "Ant", humanoid = "Humanoid"}
-M.task_order = {"inverted_pendulum", "inverted_pendulum_bf16", "hopper", "hopper_bf16",
-  "walker2d", "halfcheetah", "ant", "humanoid"}
+-- the paper's task order; each task's bf16 runs follow its fp32 runs
+M.task_order = {}
+for _, t in ipairs{"inverted_pendulum", "hopper", "walker2d", "halfcheetah", "ant", "humanoid"} do
+  M.task_order[#M.task_order + 1] = t
+  M.task_order[#M.task_order + 1] = t .. "_bf16"
+end
 
 -- env-step marks of the table
 M.marks = {5000, 10000, 15000, 25000, 50000, 75000, 100000, 125000, 150000, 200000, 300000,

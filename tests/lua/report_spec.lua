@@ -104,6 +104,23 @@ describe("report", function()
     os.execute(string.format("rm -rf %q", d))
   end)
 
+  it("orders the tasks as the paper does, each task's bf16 runs after its fp32 runs", function()
+    local d = tmpdir()
+    local src = root .. "/results/hopper_bf16/seed1/"
+    for _, t in ipairs({"ant_bf16", "walker2d_bf16", "hopper_bf16", "walker2d", "zz_custom"}) do
+      assert(lfs.mkdir(d .. "/" .. t))
+      assert(lfs.mkdir(d .. "/" .. t .. "/seed1"))
+      write(d .. "/" .. t .. "/seed1/progress.csv", read(src .. "progress.csv"))
+      write(d .. "/" .. t .. "/seed1/config.lua", read(src .. "config.lua"))
+    end
+    local text = assert(R.page(d))
+    local order = {}
+    for name in text:gmatch("\n## ([^\n]+)") do order[#order + 1] = name end
+    eq(table.concat(order, ", "), "Hopper (bf16), Walker2d, Walker2d (bf16), Ant (bf16), " ..
+      "zz_custom")
+    os.execute(string.format("rm -rf %q", d))
+  end)
+
   it("refuses a directory without runs with a message", function()
     local d = tmpdir()
     local text, err = R.page(d)
