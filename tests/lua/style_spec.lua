@@ -14,8 +14,9 @@ local COLUMNS = 100
 -- the sources the column limit covers: directory, file pattern, whether subdirectories count
 local SOURCES = {
   {"src", "%.[ch]$", true}, {"include", "%.h$", true}, {"lua", "%.lua$", true},
-  {"tests/c", "%.[ch]$", false}, {"tests/lua", "%.lua$", false}, {"tests/fuzz", "%.[ch]$", false},
-  {"tools", "%.c$", false}, {"scripts", "%.lua$", false}, {"examples", "%.lua$", true},
+  {"tests/c", "%.[ch]$", false}, {"tests/lua", "%.lua$", true}, {"tests/fuzz", "%.[ch]$", false},
+  {"tools", "%.c$", false}, {"tools", "%.lua$", false}, {"scripts", "%.lua$", false},
+  {"examples", "%.lua$", true},
 }
 -- vendored third-party code keeps its own style (none in the tree today)
 local VENDORED = {vendor = true, third_party = true, thirdparty = true, ["3rdparty"] = true}
