@@ -31,10 +31,12 @@ M.columns = {
   "model_loss", "model_holdout_mse", "model_epochs", "rollout_length", "real_size",
   "model_size", "critic_loss", "actor_loss", "alpha", "entropy", "mean_q",
   "time_env", "time_model", "time_rollout", "time_sac", "time_eval", "time_epoch",
-  "rollout_nonfinite",
+  "rollout_nonfinite", "time_sac_wait",
 }
+-- time_sac_wait: seconds of the SAC phase the caller spent waiting for the pool's worker
+-- threads (core.pool_stats().wait); a large share means the other core was not the run's
 M.timing_columns = {time_env = true, time_model = true, time_rollout = true, time_sac = true,
-  time_eval = true, time_epoch = true}
+  time_eval = true, time_epoch = true, time_sac_wait = true}
 
 -- Model buffer capacity: retain * k * rollout_batch * E / model_train_freq
 local function model_capacity(cfg, k)
@@ -130,9 +132,10 @@ end
 function Run:timed(name, f, ...)
   self.phase = name
   self:progress(false)
-  local t0 = core.clock()
+  local t0, w0 = core.clock(), core.pool_stats().wait
   local a, b, c = f(...)
   self.phase_t[name] = (self.phase_t[name] or 0) + core.clock() - t0
+  self.phase_w[name] = (self.phase_w[name] or 0) + core.pool_stats().wait - w0
   return a, b, c
 end
 
@@ -225,7 +228,7 @@ end
 -- M.new(cfg, opts) -> a run object: the config's objects and fresh loop state
 function M.new(cfg, opts)
   if cfg.threads and cfg.threads > 0 then core.set_threads(cfg.threads) end
-  local run = setmetatable({cfg = cfg, opts = opts, phase_t = {}, phase = "start",
+  local run = setmetatable({cfg = cfg, opts = opts, phase_t = {}, phase_w = {}, phase = "start",
     epochs_done = 0, run_start = core.clock(), parts = {table.unpack(M.parts)}}, Run)
   run.env, run.termination = M.make_env(cfg)
   run.eval_env = M.make_env(cfg)
@@ -293,7 +296,7 @@ local function begin_epoch(run)
   run.eval = nil
   if st.t == 0 then
     local first = st.epoch == 0 and not run.opts.resume
-    run.phase_t = {env = first and run.phase_t.explore or 0}
+    run.phase_t, run.phase_w = {env = first and run.phase_t.explore or 0}, {}
     st.sac_sum, st.sac_n = {}, 0
     st.nonfinite = 0
   end
@@ -315,7 +318,7 @@ local function row_of(run)
     entropy = sac("entropy"), mean_q = sac("q_mean"),
     time_env = pt.env, time_model = pt.model, time_rollout = pt.rollout,
     time_sac = pt.sac, time_eval = pt.eval, time_epoch = core.clock() - run.epoch_start,
-    rollout_nonfinite = st.nonfinite or 0,
+    rollout_nonfinite = st.nonfinite or 0, time_sac_wait = run.phase_w.sac,
   }
 end
 

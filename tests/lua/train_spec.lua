@@ -68,6 +68,10 @@ describe("mbpo run", function()
     check(type(rows[2].eval_return) == "number", "epoch 2 evaluated")
     check(type(rows[3].eval_return) == "number", "the last epoch is evaluated")
     eq(rows[1].rollout_nonfinite, 0)
+    for _, r in ipairs(rows) do  -- the caller's wait for the pool's workers, in the SAC phase
+      check(type(r.time_sac_wait) == "number" and r.time_sac_wait >= 0 and
+        r.time_sac_wait <= r.time_sac, "time_sac_wait " .. tostring(r.time_sac_wait))
+    end
     -- 1 epoch, then --resume with epochs=3: the same rows as 3 epochs straight, every real
     -- row kept (the buffer was sized for 1 epoch)
     rc, out = mbpo(string.format("run %q epochs=1 seed=3 --out %q", tiny, b))
