@@ -3,6 +3,7 @@
 -- resumed with epochs=45
 -- resumed with epochs=45
 -- resumed with epochs=45
+-- resumed with epochs=45
 return {
   env = "Hopper",
   epoch_length = 1000,
