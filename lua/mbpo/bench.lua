@@ -148,14 +148,16 @@ local peer2_kernel = {sac_update = "sac", sac_act = "act", ens_train = "train",
 
 -- prints the machine-readable lines of a benchmark: for each {kernel, precision, ours ms,
 -- Debian peer ms}, `summary ...` against the Debian peer and, where the modern peer runs,
--- `summary2 ...` against its best (eager or compiled, 1 or 2 threads) at the same precision
-function M.summaries(list, obs, act)
+-- `summary2 ...` against its best (eager or compiled, 1 or 2 threads) at the same precision;
+-- opts.peer == false (the caller's bench options) or MBPO_BENCH_NO_PEER2=1 skips the modern peer
+function M.summaries(list, obs, act, opts)
+  local peer2 = os.getenv("MBPO_BENCH_NO_PEER2") ~= "1" and not (opts and opts.peer == false)
   for _, s in ipairs(list) do
     local kernel, prec, ours, peer = s[1], s[2], s[3], s[4]
     io.write(string.format("summary %s %s ours %.3f peer %s ratio %s\n", kernel, prec, ours,
       peer and string.format("%.3f", peer) or "nan",
       peer and string.format("%.2fx", peer / ours) or "nan"))
-    if os.getenv("MBPO_BENCH_NO_PEER2") ~= "1" and peer2_kernel[kernel] then
+    if peer2 and peer2_kernel[kernel] then
       local best, err = M.peer2(obs or 11, act or 3, prec)
       local b = best and best[peer2_kernel[kernel]]
       if b then

@@ -53,4 +53,23 @@ describe("bench sac", function()
     eq(captured(function() sacbench.lone_note("x", {[1] = {v(1, 1)}, [2] = {v(0.5, 0.19)}}) end),
       "")
   end)
+
+  it("summaries asks the modern peer only when the options allow a peer", function()
+    local bench = require "mbpo.bench"
+    local saved, calls = bench.peer2, 0
+    bench.peer2 = function() calls = calls + 1; return {sac = {ms = 2, mode = "eager", threads = 1}} end
+    local list = {{"sac_update", "fp32", 1.0, 3.0}}
+    local ok, err = pcall(function()
+      local off = captured(function() bench.summaries(list, 11, 3, {peer = false}) end)
+      eq(calls, 0)
+      eq(off, "summary sac_update fp32 ours 1.000 peer 3.000 ratio 3.00x\n")
+      if os.getenv("MBPO_BENCH_NO_PEER2") ~= "1" then
+        local on = captured(function() bench.summaries(list, 11, 3, {}) end)
+        eq(calls, 1)
+        check(on:find("summary2 sac_update fp32 ours 1.000 peer 2.000 ratio 2.00x", 1, true), on)
+      end
+    end)
+    bench.peer2 = saved
+    assert(ok, err)
+  end)
 end)

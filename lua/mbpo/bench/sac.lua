@@ -219,7 +219,7 @@ function M.run(opts)
   end
   if opts.act ~= false then bench_act(opts, shapes, precs, summaries) end
   core.set_threads(saved)
-  bench.summaries(summaries, 11, 3)
+  bench.summaries(summaries, 11, 3, opts)
   return results
 end
 
