@@ -2,6 +2,7 @@
 -- run again with: mbpo run /work/runs/ant_bf16/seed1/config.lua
 -- resumed with epochs=45
 -- resumed with epochs=45
+-- resumed with epochs=45
 return {
   env = "Ant",
   epoch_length = 1000,
