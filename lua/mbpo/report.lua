@@ -190,6 +190,13 @@ local function task_section(task, runs, out)
       fmt(median(per)), r.command)
   end
   out[#out + 1] = ""
+  -- what was looked into on this task, written by hand beside its runs
+  local f = io.open(runs.dir .. "/notes.md", "r")
+  if f then
+    local text = f:read("a"):gsub("%s+$", "")
+    f:close()
+    if text ~= "" then out[#out + 1] = text .. "\n" end
+  end
 end
 
 -- M.page(dir) -> markdown text, the per-task runs
@@ -211,7 +218,8 @@ function M.page(dir)
     "one run per seed. Evaluation return: mean of 5 deterministic episodes after each epoch.",
     "Made by `mbpo report results -o results/README.md` from the `config.lua` and " ..
       "`progress.csv` of",
-    "each run in `results/<task>/seed<N>/`; do not edit by hand. Hours are wall clock on a shared",
+    "each run in `results/<task>/seed<N>/` and a task's `results/<task>/notes.md` (what was",
+    "looked into, written by hand); do not edit this page by hand. Hours are wall clock on a shared",
     "2-core machine (MBPO_THREADS=1, niced, other jobs running), so they overstate the time of a",
     "quiet machine; the returns do not depend on load. A run that stopped at its `stop_return`",
     "(InvertedPendulum: 1000) counts with its final return at later marks.",

@@ -62,6 +62,12 @@ describe("report", function()
       "| inverted_pendulum/seed1 | 2000 | 1000 | 2000 | 0.00 | 4.0 | `mbpo run x.lua seed=1` |",
       1, true), text)
     assert(text:find("| inverted_pendulum/seed2 | 2500 | 900 | - | 0.00 | 3.0 |", 1, true), text)
+    assert(not text:find("Looked into", 1, true), text)
+    -- a task's notes.md ends its section, after the run table
+    write(d .. "/inverted_pendulum/notes.md", "Looked into: the pole.\n\n")
+    text = assert(R.page(d))
+    local at = text:find("Looked into: the pole.\n", 1, true)
+    check(at and at > text:find("| inverted_pendulum/seed2 |", 1, true), text)
     os.execute(string.format("rm -rf %q", d))
   end)
 

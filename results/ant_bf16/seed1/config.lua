@@ -1,5 +1,5 @@
--- resolved config of `mbpo run scripts/ant.lua seed=1 precision=bf16 epochs=45 --out /work/runs/ant_bf16/seed1`
--- run again with: mbpo run /work/runs/ant_bf16/seed1/config.lua
+-- resolved config of `mbpo run scripts/ant.lua seed=1 precision=bf16 epochs=45 --out runs/ant_bf16/seed1`
+-- run again with: mbpo run runs/ant_bf16/seed1/config.lua
 -- resumed with epochs=45
 -- resumed with epochs=45
 -- resumed with epochs=45

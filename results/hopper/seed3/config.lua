@@ -1,5 +1,5 @@
--- resolved config of `mbpo run scripts/hopper.lua seed=3 --out /work/runs/hopper/seed3`
--- run again with: mbpo run /work/runs/hopper/seed3/config.lua
+-- resolved config of `mbpo run scripts/hopper.lua seed=3 --out runs/hopper/seed3`
+-- run again with: mbpo run runs/hopper/seed3/config.lua
 return {
   env = "Hopper",
   epoch_length = 1000,

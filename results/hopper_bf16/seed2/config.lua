@@ -1,5 +1,5 @@
--- resolved config of `mbpo run scripts/hopper.lua seed=2 precision=bf16 epochs=45 --out /work/runs/hopper_bf16/seed2`
--- run again with: mbpo run /work/runs/hopper_bf16/seed2/config.lua
+-- resolved config of `mbpo run scripts/hopper.lua seed=2 precision=bf16 epochs=45 --out runs/hopper_bf16/seed2`
+-- run again with: mbpo run runs/hopper_bf16/seed2/config.lua
 -- resumed with epochs=45
 -- resumed with epochs=45
 -- resumed with epochs=45

@@ -1,5 +1,5 @@
--- resolved config of `mbpo run scripts/inverted_pendulum.lua seed=2 --out /work/runs/inverted_pendulum/seed2`
--- run again with: mbpo run /work/runs/inverted_pendulum/seed2/config.lua
+-- resolved config of `mbpo run scripts/inverted_pendulum.lua seed=2 --out runs/inverted_pendulum/seed2`
+-- run again with: mbpo run runs/inverted_pendulum/seed2/config.lua
 return {
   env = "InvertedPendulum",
   epoch_length = 250,

@@ -1,5 +1,5 @@
--- resolved config of `mbpo run scripts/walker2d.lua seed=1 --out /work/runs/walker2d/seed1`
--- run again with: mbpo run /work/runs/walker2d/seed1/config.lua
+-- resolved config of `mbpo run scripts/walker2d.lua seed=1 --out runs/walker2d/seed1`
+-- run again with: mbpo run runs/walker2d/seed1/config.lua
 return {
   env = "Walker2d",
   epoch_length = 1000,

@@ -1,5 +1,5 @@
--- resolved config of `mbpo run scripts/walker2d.lua seed=2 precision=bf16 epochs=45 --out /work/runs/walker2d_bf16/seed2`
--- run again with: mbpo run /work/runs/walker2d_bf16/seed2/config.lua
+-- resolved config of `mbpo run scripts/walker2d.lua seed=2 precision=bf16 epochs=45 --out runs/walker2d_bf16/seed2`
+-- run again with: mbpo run runs/walker2d_bf16/seed2/config.lua
 -- resumed with epochs=45
 -- resumed with epochs=45
 return {
