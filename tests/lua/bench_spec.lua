@@ -57,7 +57,10 @@ describe("bench sac", function()
   it("summaries asks the modern peer only when the options allow a peer", function()
     local bench = require "mbpo.bench"
     local saved, calls = bench.peer2, 0
-    bench.peer2 = function() calls = calls + 1; return {sac = {ms = 2, mode = "eager", threads = 1}} end
+    bench.peer2 = function()
+      calls = calls + 1
+      return {sac = {ms = 2, mode = "eager", threads = 1}}
+    end
     local list = {{"sac_update", "fp32", 1.0, 3.0}}
     local ok, err = pcall(function()
       local off = captured(function() bench.summaries(list, 11, 3, {peer = false}) end)
