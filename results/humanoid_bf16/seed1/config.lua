@@ -1,5 +1,6 @@
 -- resolved config of `mbpo run scripts/humanoid.lua seed=1 precision=bf16 epochs=25 --out runs/humanoid_bf16/seed1`
 -- run again with: mbpo run runs/humanoid_bf16/seed1/config.lua
+-- resumed with epochs=25
 return {
   env = "Humanoid",
   epoch_length = 1000,
