@@ -40,9 +40,24 @@ end
 -- gnuplot never sees a user's string: it reads and writes files of our own temporary names
 -- (os.tmpname: /tmp/lua_XXXXXX), and a title keeps only letters, digits, spaces and a few
 -- punctuation marks, in single quotes (gnuplot expands `...` in strings, and quotes or a
--- newline would end the command). The picture is then moved to the user's path from Lua.
+-- newline would end the command; an apostrophe is doubled, gnuplot's escape inside single
+-- quotes). The picture is then moved to the user's path from Lua.
 local function safe_title(s)
-  return (s:gsub("[^%w %.,:;_+=%-%(%)/%%#]", "?"))
+  return (s:gsub("[^%w %.,:;_+=%-%(%)/%%#']", "?"):gsub("'", "''"))
+end
+
+-- the reference points worth drawing beside runs that reached env step maxx: those up to
+-- maxx and the first one past it (where the curve heads), so far-off points do not squeeze
+-- the runs into the left of the picture
+function M.refs_in_range(refs, maxx)
+  local out, past = {}, nil
+  for _, r in ipairs(refs or {}) do
+    if r[1] <= maxx then out[#out + 1] = r
+    elseif not past or r[1] < past[1] then past = r end
+  end
+  if past then out[#out + 1] = past end
+  table.sort(out, function(a, b) return a[1] < b[1] end)
+  return out
 end
 
 -- moves our temporary file to the user's path: rename, or a copy across file systems
@@ -62,7 +77,7 @@ local function move(from, to)
 end
 
 -- M.plot(dirs, out_file [, title [, opts]]) -> out_file or nil, message;
--- opts.refs: {{steps, return}, ...} reference points drawn as circles
+-- opts.refs: {{steps, return}, ...} reference points drawn as circles (M.refs_in_range)
 -- opts.refs_title: their legend entry (default "paper (plot-read)")
 -- Several runs: the mean and min-max band over the steps every run has reached, and each run's
 -- own thin line, so a run longer than the others still shows its tail.
@@ -129,7 +144,12 @@ function M.plot(dirs, out, title, opts)
   if #dirs > 1 then
     for i, s in ipairs(all) do files.seeds[i] = write_tmp(s, "%d %.6g\n") end
   end
-  if opts.refs and #opts.refs > 0 then files.refs = write_tmp(opts.refs, "%d %.6g\n") end
+  local maxx = 0
+  for _, s in ipairs(all) do
+    for _, r in ipairs(s) do maxx = math.max(maxx, r[1]) end
+  end
+  local refs = M.refs_in_range(opts.refs, maxx)
+  if #refs > 0 then files.refs = write_tmp(refs, "%d %.6g\n") end
   local img = os.tmpname()
   assert(img:match("^[%w/_%.%-]+$"), "unsafe temporary name")
   title = title or (#dirs == 1 and dirs[1]:match("[^/]+$") or
@@ -141,7 +161,7 @@ function M.plot(dirs, out, title, opts)
     "set xlabel 'environment steps'",
     "set ylabel 'evaluation return'",
     "set grid",
-    "set key left top",
+    "set key left top Left reverse",
     "set style fill transparent solid 0.25 noborder",
     plot_command(files, #dirs, opts.refs_title),
   }, "\n"), img)

@@ -33,4 +33,16 @@ describe("plot", function()
     end
     os.execute(string.format("rm -rf %q", base))
   end)
+
+  it("draws the reference points up to the runs' last step and the first one past it", function()
+    local refs = {{10000, 1}, {75000, 4}, {25000, 2}, {50000, 3}, {300000, 6}, {100000, 5}}
+    local got = plot.refs_in_range(refs, 50000)
+    eq(#got, 4)
+    for i, x in ipairs{10000, 25000, 50000, 75000} do eq(got[i][1], x) end
+    got = plot.refs_in_range(refs, 9000)
+    eq(#got, 1)
+    eq(got[1][1], 10000)
+    eq(#plot.refs_in_range(refs, 400000), 6)
+    eq(#plot.refs_in_range(nil, 1000), 0)
+  end)
 end)

@@ -2,10 +2,11 @@
 -- run again with: mbpo run runs/walker2d_bf16/seed2/config.lua
 -- resumed with epochs=45
 -- resumed with epochs=45
+-- resumed with epochs=55
 return {
   env = "Walker2d",
   epoch_length = 1000,
-  epochs = 45,
+  epochs = 55,
   eval = {
     episodes = 5,
     every = 1,
