@@ -163,6 +163,23 @@ function M.resolve(script_cfg, flat, order)
   return cfg
 end
 
+-- what to do about a run directory without a checkpoint: a run stopped before its first
+-- checkpoint has nothing to resume, and a new run refuses its directory, so say how to start
+-- it again (its command is the first line of config.lua); one whose progress.csv records
+-- epochs lost its checkpoint afterwards
+local function no_checkpoint_hint(dir, cpath)
+  local _, rows = require("mbpo.log").read_csv(dir .. "/progress.csv")
+  local n = type(rows) == "table" and #rows or 0
+  if n > 0 then
+    return string.format(" (progress.csv records %d epoch%s: the checkpoint was removed or " ..
+      "damaged since)", n, n == 1 and "" or "s")
+  end
+  local cmd = header_of(cpath):match("^resolved config of `([^`\n]+)`")
+  return " (the run stopped before its first checkpoint, at the end of its first epoch: " ..
+    "nothing to resume; remove " .. dir .. " and start it again" ..
+    (cmd and ": " .. cmd or "") .. ")"
+end
+
 -- a --resume DIR: the config of DIR/config.lua with the overrides a resume may change;
 -- {cfg=, dir=, on_resume=} or an exit code (after one line)
 local function prepare_resume(o)
@@ -183,7 +200,7 @@ local function prepare_resume(o)
   local refusal = resume_refusal(base, cfg, o.order)
   if refusal then return die(refusal) end
   local ck, cerr = require("mbpo.checkpoint").find(dir)
-  if not ck then return die("cannot resume: " .. cerr) end
+  if not ck then return die("cannot resume: " .. cerr .. no_checkpoint_hint(dir, cpath)) end
   -- accepted overrides are kept in config.lua (atomically), once the checkpoint has been
   -- restored, so that a later plain --resume continues with them
   local on_resume

@@ -162,6 +162,14 @@ local setups = {
     rewrite_part(run, "loop", function(t) t.rng = nil; return t end)
   end,
   no_checkpoint = function(run) checkpoint.rmtree(run .. "/checkpoint") end,
+  -- stopped during its first epoch: config.lua and progress.csv's header, no checkpoint
+  stopped_early = function(run)
+    checkpoint.rmtree(run .. "/checkpoint")
+    local f = assert(io.open(run .. "/progress.csv"))
+    local header = f:read("l")
+    f:close()
+    write(run .. "/progress.csv", header .. "\n")
+  end,
   no_manifest = function(run) os.remove(run .. "/checkpoint/COMPLETE") end,
   bad_manifest = function(run) write(run .. "/checkpoint/COMPLETE", "agent 12 34 56\n") end,
   missing_part = function(run) os.remove(run .. "/checkpoint/model.safetensors") end,
