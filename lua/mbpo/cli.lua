@@ -24,7 +24,8 @@ usage:
                                         learning curve (PNG or SVG by extension); several
                                         runs: mean and min-max band
   mbpo report DIR [-o FILE]             results page (markdown + a curve per task) from
-                                        DIR/<task>/seed<N>/{config.lua,progress.csv}
+                                        DIR/<task>/seed<N>/{config.lua,progress.csv} and
+                                        DIR/<task>/notes.md (optional, hand-written)
   mbpo sweep SCRIPT.lua [...] seed=1-5 [key=v1,v2 ...] --out DIR [-j N] [--slurm] [--sbatch OPTS]
                                         a grid of runs, N at a time or as a Slurm job array;
                                         rerun to continue; mbpo sweep --status DIR to follow
