@@ -79,6 +79,7 @@ end
 -- M.plot(dirs, out_file [, title [, opts]]) -> out_file or nil, message;
 -- opts.refs: {{steps, return}, ...} reference points drawn as circles (M.refs_in_range)
 -- opts.refs_title: their legend entry (default "paper (plot-read)")
+-- opts.baseline: {value, title}: a dashed horizontal line (the random policy's return)
 -- Several runs: the mean and min-max band over the steps every run has reached, and each run's
 -- own thin line, so a run longer than the others still shows its tail.
 
@@ -93,7 +94,7 @@ local function write_tmp(rows, fmt)
 end
 
 -- the gnuplot `plot` command over our temporary files
-local function plot_command(files, nruns, refs_title)
+local function plot_command(files, nruns, refs_title, baseline)
   local blue = "lc rgb '#1f77b4'"
   local parts = {}
   if nruns > 1 then
@@ -110,6 +111,10 @@ local function plot_command(files, nruns, refs_title)
   if files.refs then
     parts[#parts + 1] = string.format("'%s' using 1:2 with points pt 6 ps 1.5 lw 2 " ..
       "lc rgb '#d62728' title '%s'", files.refs, safe_title(refs_title or "paper (plot-read)"))
+  end
+  if baseline then
+    parts[#parts + 1] = string.format("%.6g with lines dt 2 lw 1.5 lc rgb '#7f7f7f' title '%s'",
+      baseline[1], safe_title(baseline[2] or "baseline"))
   end
   return "plot " .. table.concat(parts, ", ")
 end
@@ -129,6 +134,11 @@ end
 
 function M.plot(dirs, out, title, opts)
   opts = opts or {}
+  local baseline = opts.baseline
+  if baseline and not (type(baseline[1]) == "number" and baseline[1] == baseline[1] and
+      math.abs(baseline[1]) < math.huge) then
+    return nil, "plot: baseline must be a finite number, got " .. tostring(baseline[1])
+  end
   local all = {}
   for _, d in ipairs(dirs) do
     local s, err = series(d)
@@ -161,9 +171,11 @@ function M.plot(dirs, out, title, opts)
     "set xlabel 'environment steps'",
     "set ylabel 'evaluation return'",
     "set grid",
+    "set autoscale xfix",
+    "set offsets 0, graph 0.03, 0, 0",
     "set key left top Left reverse",
     "set style fill transparent solid 0.25 noborder",
-    plot_command(files, #dirs, opts.refs_title),
+    plot_command(files, #dirs, opts.refs_title, baseline),
   }, "\n"), img)
   os.remove(files.data)
   for _, s in ipairs(files.seeds) do os.remove(s) end

@@ -289,9 +289,10 @@ function M.main(args)
           if first_reaching(r, -math.huge) then dirs[#dirs + 1] = r.dir end
         end
         local ok, err = #dirs == 0 or plot.plot(dirs, dir .. "/" .. t .. "/curve.png",
-          string.format("%s: %d seed%s (mean, min-max)", M.task_names[t] or t, #dirs,
-            #dirs == 1 and "" or "s"), {refs = (M.references[t] or {}).points,
-            refs_title = "paper Figure 2 (authors' curves)"})
+          string.format("%s: %s", M.task_names[t] or t,
+            #dirs == 1 and "1 seed" or #dirs .. " seeds (mean, min-max)"), {refs = (M.references[t] or {}).points,
+            refs_title = "paper Figure 2 (authors' curves)",
+            baseline = M.random_return[t] and {M.random_return[t], "random policy"}})
         if not ok then io.stderr:write("mbpo: report: plot ", t, ": ", err, "\n"); return 1 end
       end
     end

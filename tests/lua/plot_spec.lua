@@ -45,4 +45,22 @@ describe("plot", function()
     eq(#plot.refs_in_range(refs, 400000), 6)
     eq(#plot.refs_in_range(nil, 1000), 0)
   end)
+
+  it("draws the random policy's line and keeps apostrophes in titles (SVG text)", function()
+    local d = tmpdir()
+    local f = assert(io.open(d .. "/progress.csv", "w"))
+    f:write("epoch,env_steps,eval_return\n1,1000,10\n2,2000,30\n")
+    f:close()
+    local out = d .. "/c.svg"
+    eq(plot.plot({d}, out, "it's a title", {refs = {{1500, 20}}, refs_title = "authors' curves",
+      baseline = {-5.5, "random policy"}}), out)
+    local svg = assert(io.open(out)):read("a")
+    for _, text in ipairs{"random policy", "authors' curves", "it's a title"} do
+      check(svg:find(text, 1, true), "no %q in the SVG", text)
+    end
+    local ok, err = plot.plot({d}, d .. "/n.svg", nil, {baseline = {0 / 0}})
+    check(not ok and err:find("baseline must be a finite number", 1, true), tostring(err))
+    check(not lfs.attributes(d .. "/n.svg"), "a picture despite the refusal")
+    os.execute(string.format("rm -rf %q", d))
+  end)
 end)
