@@ -290,7 +290,8 @@ function M.main(args)
         end
         local ok, err = #dirs == 0 or plot.plot(dirs, dir .. "/" .. t .. "/curve.png",
           string.format("%s: %s", M.task_names[t] or t,
-            #dirs == 1 and "1 seed" or #dirs .. " seeds (mean, min-max)"), {refs = (M.references[t] or {}).points,
+            #dirs == 1 and "1 seed" or #dirs .. " seeds (mean, min-max)"),
+          {refs = (M.references[t] or {}).points,
             refs_title = "paper Figure 2 (authors' curves)",
             baseline = M.random_return[t] and {M.random_return[t], "random policy"}})
         if not ok then io.stderr:write("mbpo: report: plot ", t, ": ", err, "\n"); return 1 end
