@@ -300,18 +300,11 @@ function M.main(args)
     text = M.page(dir) -- the curves now exist: the page links them
   end
   if outf then
-    local tmp = outf .. ".tmp"
-    local f, err = io.open(tmp, "w")
-    if not f then io.stderr:write("mbpo: report: cannot write ", err, "\n"); return 1 end
-    local ok, werr = f:write(text)
-    local cok, cerr = f:close()
-    if not (ok and cok) then
-      os.remove(tmp)
-      io.stderr:write("mbpo: report: cannot write ", outf, ": ", tostring(werr or cerr), "\n")
+    local ok, err = require("mbpo.io").write_text(outf, text)
+    if not ok then
+      io.stderr:write("mbpo: report: cannot write ", outf, ": ", tostring(err), "\n")
       return 1
     end
-    local rok, rerr = os.rename(tmp, outf)
-    if not rok then io.stderr:write("mbpo: report: ", rerr, "\n"); return 1 end
     print("wrote " .. outf)
   else
     io.write(text)
