@@ -170,6 +170,58 @@ function M.summaries(list, obs, act, opts)
   end
 end
 
+-- What the whole machine and this process (with its waited-for children: the peers) have
+-- run so far, from /proc (Linux): {busy = non-idle ticks of all CPUs, total = all ticks of all
+-- CPUs, cpus = how many, ours = this process's and its children's ticks}; nil where /proc
+-- cannot be read. Ticks are USER_HZ in both files.
+local function read_file(path)
+  local f = io.open(path, "r")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+function M.machine_sample(stat_text, self_text)
+  stat_text = stat_text or read_file("/proc/stat")
+  self_text = self_text or read_file("/proc/self/stat")
+  if not stat_text or not self_text then return nil end
+  local f = {}
+  for n in (stat_text:match("^cpu%s+([^\n]+)") or ""):gmatch("%d+") do f[#f + 1] = tonumber(n) end
+  local cpus = 0
+  for _ in stat_text:gmatch("\ncpu%d+%s") do cpus = cpus + 1 end
+  -- after the command name (which may hold spaces and parentheses), field 3 onwards
+  local rest, g = self_text:match("^.*%)%s+(.*)$"), {}
+  for w in (rest or ""):gmatch("%S+") do g[#g + 1] = w end
+  if #f < 4 or cpus == 0 or #g < 15 then return nil end
+  -- user nice system idle iowait irq softirq steal: all but idle and iowait are busy (steal:
+  -- the hypervisor ran someone else on this CPU)
+  local total, busy = 0, 0
+  for i = 1, math.min(#f, 8) do
+    total = total + f[i]
+    if i ~= 4 and i ~= 5 then busy = busy + f[i] end
+  end
+  -- utime stime cutime cstime are fields 14-17, here 12-15
+  local ours = 0
+  for i = 12, 15 do ours = ours + (tonumber(g[i]) or 0) end
+  return {busy = busy, total = total, cpus = cpus, ours = ours}
+end
+
+-- Between two samples: how many cores other processes kept busy on average, and one line
+-- saying so when it is more than a tenth of a core (the benchmark's figures then come from a
+-- shared machine: quote them with care, or pause the other jobs and run again); nil, nil
+-- when either sample is missing or no time passed.
+function M.others_note(label, a, b)
+  if not a or not b or b.total <= a.total then return nil end
+  local others = math.max(0, (b.busy - a.busy) - (b.ours - a.ours))
+  local cores = others / (b.total - a.total) * a.cpus
+  if cores <= 0.1 then return cores end
+  return cores, string.format("%s: other processes kept %.2f of the machine's %d cores busy " ..
+    "on average while it ran: not a quiet machine, so its times are slower than a quiet " ..
+    "machine's; pause other jobs (training runs: SIGTERM) and run it again to quote them\n",
+    label, cores, a.cpus)
+end
+
 function M.main(args)
   local names = args
   if #names == 0 then names = M.kernels() end
@@ -207,7 +259,10 @@ function M.main(args)
   for _, n in ipairs(list) do
     local b = require("mbpo.bench." .. n)
     io.write("== bench ", n, ": ", b.description or "", "\n")
+    local s0 = M.machine_sample()
     b.run(n == "epoch" and {task = task} or {})
+    local _, note = M.others_note("bench " .. n, s0, M.machine_sample())
+    if note then io.write(note) end
     io.flush()
   end
   return 0

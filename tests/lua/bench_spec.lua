@@ -76,3 +76,46 @@ describe("bench sac", function()
     assert(ok, err)
   end)
 end)
+
+describe("bench machine load", function()
+  local bench = require "mbpo.bench"
+  local stat = "cpu  100 50 30 800 20 0 5 15 0 0\ncpu0 50 25 15 400 10 0 2 8 0 0\n" ..
+    "cpu1 50 25 15 400 10 0 3 7 0 0\nintr 1 2 3\n"
+  -- a command name with a space and a parenthesis in it; utime 7, stime 3, cutime 40, cstime 10
+  local self = "123 (a) b) S 1 1 1 0 -1 0 0 0 0 0 7 3 40 10 20 0 1 0 5 0 0"
+
+  it("machine_sample reads the machine's busy ticks and ours with our children's", function()
+    local s = bench.machine_sample(stat, self)
+    eq(s.cpus, 2)
+    eq(s.total, 1020)
+    eq(s.busy, 200) -- user + nice + system + irq + softirq + steal
+    eq(s.ours, 60)
+    eq(bench.machine_sample("intr 1\n", self), nil)
+    eq(bench.machine_sample(stat, "123 (x"), nil)
+  end)
+
+  it("machine_sample on this machine counts the CPU time this process spends", function()
+    local a = bench.machine_sample()
+    if not a then return check(io.open("/proc/stat") == nil, "/proc/stat readable") end
+    check(a.cpus >= 1 and a.total > 0 and a.busy <= a.total, "sample")
+    local t0, x = os.clock(), 0
+    while os.clock() - t0 < 0.1 do x = x + 1 end
+    local b = bench.machine_sample()
+    check(b.ours - a.ours >= 5, "ours grew by " .. (b.ours - a.ours) .. " ticks in 0.1 s")
+    check(b.busy - a.busy >= b.ours - a.ours - 2, "the machine's busy ticks include ours")
+  end)
+
+  it("others_note names the cores other processes used, only above a tenth of one", function()
+    local a = {busy = 100, total = 1000, cpus = 2, ours = 50}
+    -- 1000 ticks on 2 cpus pass; we used 400, the machine 1300: others 900 = 1.8 cores
+    local cores, note = bench.others_note("bench sac", a, {busy = 1400, total = 2000, cpus = 2,
+      ours = 450})
+    check(math.abs(cores - 1.8) < 1e-12, cores)
+    check(note:find("bench sac: other processes kept 1.80 of the machine's 2 cores busy", 1,
+      true), note)
+    cores, note = bench.others_note("x", a, {busy = 540, total = 2000, cpus = 2, ours = 450})
+    check(math.abs(cores - 0.08) < 1e-12 and note == nil, cores)
+    eq(bench.others_note("x", nil, a), nil)
+    eq(bench.others_note("x", a, a), nil)
+  end)
+end)
