@@ -31,12 +31,14 @@ M.columns = {
   "model_loss", "model_holdout_mse", "model_epochs", "rollout_length", "real_size",
   "model_size", "critic_loss", "actor_loss", "alpha", "entropy", "mean_q",
   "time_env", "time_model", "time_rollout", "time_sac", "time_eval", "time_epoch",
-  "rollout_nonfinite", "time_sac_wait",
+  "rollout_nonfinite", "time_sac_wait", "time_cpu",
 }
 -- time_sac_wait: seconds of the SAC phase the caller spent waiting for the pool's worker
--- threads (core.pool_stats().wait); a large share means the other core was not the run's
+-- threads (core.pool_stats().wait); a large share means the other core was not the run's.
+-- time_cpu: CPU seconds of the process (all its threads: os.clock) over the epoch; unlike
+-- time_epoch it hardly depends on other jobs sharing the cores.
 M.timing_columns = {time_env = true, time_model = true, time_rollout = true, time_sac = true,
-  time_eval = true, time_epoch = true, time_sac_wait = true}
+  time_eval = true, time_epoch = true, time_sac_wait = true, time_cpu = true}
 
 -- Model buffer capacity: retain * k * rollout_batch * E / model_train_freq
 local function model_capacity(cfg, k)
@@ -292,7 +294,7 @@ end
 -- interrupt cut (the exploration's time counts in the first epoch's time_env)
 local function begin_epoch(run)
   local st = run.st
-  run.epoch_start = core.clock()
+  run.epoch_start, run.epoch_cpu = core.clock(), os.clock()
   run.eval = nil
   if st.t == 0 then
     local first = st.epoch == 0 and not run.opts.resume
@@ -319,6 +321,7 @@ local function row_of(run)
     time_env = pt.env, time_model = pt.model, time_rollout = pt.rollout,
     time_sac = pt.sac, time_eval = pt.eval, time_epoch = core.clock() - run.epoch_start,
     rollout_nonfinite = st.nonfinite or 0, time_sac_wait = run.phase_w.sac,
+    time_cpu = os.clock() - run.epoch_cpu,
   }
 end
 

@@ -146,6 +146,39 @@ local function first_reaching(run, v)
   return nil
 end
 
+-- per run: reach, time (CPU hours where a run of the task records time_cpu), command
+local function run_table(runs, out)
+  local cpu = false
+  for _, r in ipairs(runs) do
+    for _, row in ipairs(r.rows) do cpu = cpu or type(row.time_cpu) == "number" end
+  end
+  out[#out + 1] = "| run | last env step | last eval | first >= 1000 at | hours | " ..
+    (cpu and "CPU hours | " or "") .. "median s/epoch | command |"
+  out[#out + 1] = "|---|---:|---:|---:|---:|" .. (cpu and "---:|" or "") .. "---:|---|"
+  for _, r in ipairs(runs) do
+    local total, per, cpu_total, cpu_rows = 0, {}, 0, 0
+    for _, row in ipairs(r.rows) do
+      if type(row.time_epoch) == "number" then
+        total = total + row.time_epoch; per[#per + 1] = row.time_epoch
+      end
+      if type(row.time_cpu) == "number" then
+        cpu_total, cpu_rows = cpu_total + row.time_cpu, cpu_rows + 1
+      end
+    end
+    -- CPU hours only when every epoch recorded them (a run begun by an older build has not)
+    local cpu_cell = ""
+    if cpu then
+      cpu_cell = (cpu_rows == #r.rows and #r.rows > 0) and
+        string.format(" %.2f |", cpu_total / 3600) or " - |"
+    end
+    local last = r.rows[#r.rows] or {}
+    local reach = first_reaching(r, 1000)
+    out[#out + 1] = string.format("| %s | %d | %s | %s | %.2f |%s %s | `%s` |", r.name,
+      last_steps(r), fmt(last.eval_return), reach and tostring(reach) or "-", total / 3600,
+      cpu_cell, fmt(median(per)), r.command)
+  end
+end
+
 -- the section of one task
 local function task_section(task, runs, out)
   local name = M.task_names[task] or task
@@ -174,23 +207,7 @@ local function task_section(task, runs, out)
     end
   end
   out[#out + 1] = ""
-  -- per run: reach, time, command
-  out[#out + 1] =
-    "| run | last env step | last eval | first >= 1000 at | hours | median s/epoch | command |"
-  out[#out + 1] = "|---|---:|---:|---:|---:|---:|---|"
-  for _, r in ipairs(runs) do
-    local total, per = 0, {}
-    for _, row in ipairs(r.rows) do
-      if type(row.time_epoch) == "number" then
-        total = total + row.time_epoch; per[#per + 1] = row.time_epoch
-      end
-    end
-    local last = r.rows[#r.rows] or {}
-    local reach = first_reaching(r, 1000)
-    out[#out + 1] = string.format("| %s | %d | %s | %s | %.2f | %s | `%s` |", r.name, last_steps(r),
-      fmt(last.eval_return), reach and tostring(reach) or "-", total / 3600,
-      fmt(median(per)), r.command)
-  end
+  run_table(runs, out)
   out[#out + 1] = ""
   -- what was looked into on this task, written by hand beside its runs
   local f = io.open(runs.dir .. "/notes.md", "r")
@@ -223,7 +240,8 @@ function M.page(dir)
     "each run in `results/<task>/seed<N>/` and a task's `results/<task>/notes.md` (what was",
     "looked into, written by hand); do not edit this page by hand. Hours are wall clock on a",
     "shared 2-core machine (MBPO_THREADS=1, niced, other jobs running), so they overstate the",
-    "time of a quiet machine; the returns do not depend on load. A run that stopped at its",
+    "time of a quiet machine; the returns do not depend on load (CPU hours, where a run",
+    "records them in progress.csv's `time_cpu`, hardly do). A run that stopped at its",
     "`stop_return` (InvertedPendulum: 1000) counts with its final return at later marks.",
     "",
     "Reference values: the paper's Figure 2 curves as the authors released them (mean and std",

@@ -127,6 +127,31 @@ describe("report", function()
     os.execute(string.format("rm -rf %q", d))
   end)
 
+  it("adds CPU hours where a task's runs record time_cpu, a dash for a run without", function()
+    local d = tmpdir()
+    assert(lfs.mkdir(d .. "/hopper"))
+    for seed, csv in ipairs({
+      "epoch,env_steps,eval_return,time_epoch,time_cpu\n1,6000,10,3600,1800\n2,7000,20,3600,900\n",
+      "epoch,env_steps,eval_return,time_epoch\n1,6000,10,7200\n",  -- an older build's run
+    }) do
+      local sd = d .. "/hopper/seed" .. seed
+      assert(lfs.mkdir(sd))
+      write(sd .. "/progress.csv", csv)
+      write(sd .. "/config.lua", "-- resolved config of `mbpo run h.lua`\nreturn {}\n")
+    end
+    local text = assert(R.page(d))
+    check(text:find("| hours | CPU hours | median s/epoch |", 1, true), text)
+    check(text:find("| hopper/seed1 | 7000 | 20.0 | - | 2.00 | 0.75 | 3600 |", 1, true), text)
+    check(text:find("| hopper/seed2 | 6000 | 10.0 | - | 2.00 | - | 7200 |", 1, true), text)
+    -- no run of the task records it: no column
+    os.remove(d .. "/hopper/seed1/progress.csv")
+    os.execute(string.format("rm -rf %q", d .. "/hopper/seed1"))
+    text = assert(R.page(d))
+    check(not text:find("CPU hours |", 1, true) and
+      text:find("| hopper/seed2 | 6000 | 10.0 | - | 2.00 | 7200 |", 1, true), text)
+    os.execute(string.format("rm -rf %q", d))
+  end)
+
   it("refuses a directory without runs with a message", function()
     local d = tmpdir()
     local text, err = R.page(d)

@@ -71,6 +71,10 @@ describe("mbpo run", function()
     for _, r in ipairs(rows) do  -- the caller's wait for the pool's workers, in the SAC phase
       check(type(r.time_sac_wait) == "number" and r.time_sac_wait >= 0 and
         r.time_sac_wait <= r.time_sac, "time_sac_wait " .. tostring(r.time_sac_wait))
+      -- the process's CPU seconds over the epoch: something, and no more than all its
+      -- threads (at most 8) could spend in the epoch's wall time
+      check(type(r.time_cpu) == "number" and r.time_cpu > 0 and
+        r.time_cpu <= 8 * r.time_epoch + 0.05, "time_cpu " .. tostring(r.time_cpu))
     end
     -- 1 epoch, then --resume with epochs=3: the same rows as 3 epochs straight, every real
     -- row kept (the buffer was sized for 1 epoch)
