@@ -376,11 +376,17 @@ local function start(run, loop)
     if not ok then error("video.every: " .. err, 0) end
   end
   run.log = opts.log or Log.new{dir = opts.dir, columns = M.columns,
-    resume_epoch = opts.resume and run.st.epoch or nil, quiet = cfg.log.quiet}
+    resume_epoch = opts.resume and run.st.epoch or nil, quiet = cfg.log.quiet,
+    append = opts.restart}
   if opts.resume then
     run.log:line("mbpo: resumed from %s at epoch %d (env step %d)", opts.dir, run.st.epoch,
       run.st.env_steps)
     return
+  end
+  if opts.restart then
+    run.log:line("mbpo: %s has no complete checkpoint (the run stopped in its first epoch " ..
+      "or while writing its first checkpoint): nothing to resume, so it starts again from " ..
+      "its config.lua", opts.dir)
   end
   run.log:line("mbpo: %s, obs %d, act %d, %d epochs of %d steps, seed %d%s",
     type(cfg.env) == "table" and cfg.env.mjcf or cfg.env, run.env.obs_dim, run.env.act_dim,
@@ -389,7 +395,9 @@ local function start(run, loop)
 end
 
 -- M.run(cfg, opts [, loop]) with opts {dir=run directory or nil, resume=true, log=logger,
--- on_resume=f(counters)}: the loop (default: the config's `loop`) run epoch by epoch
+-- on_resume=f(counters), restart=true (a fresh start in the directory of a run stopped
+-- before its first checkpoint: log.txt is kept)}: the loop (default: the config's `loop`)
+-- run epoch by epoch
 function M.run(cfg, opts, loop)
   opts = opts or {}
   loop = loop or M.load("loop", cfg.loop or M.defaults.loop)

@@ -121,7 +121,9 @@ end
 
 -- Logger ----------------------------------------------------------------------------------
 
--- M.new{dir=, columns=, resume_epoch=, quiet=} -> logger; dir may be nil (no files)
+-- M.new{dir=, columns=, resume_epoch=, quiet=, append=} -> logger; dir may be nil (no
+-- files); log.txt is appended to on resume or with append (a run started again in its
+-- directory), else begun afresh
 function M.new(opts)
   local self = setmetatable({}, M)
   self.columns = opts.columns or {}
@@ -132,7 +134,8 @@ function M.new(opts)
     local err
     self.csv, err = open_csv(opts.dir .. "/progress.csv", self.columns, opts.resume_epoch)
     if not self.csv then error("cannot write progress.csv: " .. tostring(err), 0) end
-    self.txt, err = io.open(opts.dir .. "/log.txt", opts.resume_epoch and "a" or "w")
+    self.txt, err = io.open(opts.dir .. "/log.txt",
+      (opts.resume_epoch or opts.append) and "a" or "w")
     if not self.txt then error("cannot write log.txt: " .. tostring(err), 0) end
   end
   return self

@@ -163,21 +163,33 @@ function M.resolve(script_cfg, flat, order)
   return cfg
 end
 
--- what to do about a run directory without a checkpoint: a run stopped before its first
--- checkpoint has nothing to resume, and a new run refuses its directory, so say how to start
--- it again (its command is the first line of config.lua); one whose progress.csv records
--- epochs lost its checkpoint afterwards
-local function no_checkpoint_hint(dir, cpath)
+-- the epochs a run directory's progress.csv records (0 when it has none or no file)
+local function epochs_recorded(dir)
   local _, rows = require("mbpo.log").read_csv(dir .. "/progress.csv")
-  local n = type(rows) == "table" and #rows or 0
-  if n > 0 then
-    return string.format(" (progress.csv records %d epoch%s: the checkpoint was removed or " ..
-      "damaged since)", n, n == 1 and "" or "s")
+  return type(rows) == "table" and #rows or 0
+end
+
+-- A --resume of a run stopped before its first checkpoint was complete (killed in its first
+-- epoch, or while writing the checkpoint at its end: progress.csv then records that one
+-- epoch): the uninterrupted run is the same config run from its start, so it starts again in
+-- its directory (log.txt keeps the first attempt's lines, progress.csv is begun again);
+-- config.lua takes the accepted overrides. The directory is locked first, so a run still in
+-- its first epoch there is refused rather than rewritten. {cfg=, dir=, restart=true} or an
+-- exit code (after one line).
+local function prepare_restart(dir, cpath, cfg, o)
+  local ok, err = require("mbpo.checkpoint").lock(dir)
+  if not ok then return die("cannot resume: " .. err) end
+  if #o.order > 0 then
+    local kv = {}
+    for _, key in ipairs(o.order) do kv[#kv + 1] = key .. "=" .. o.flat[key] end
+    local head = header_of(cpath)
+    head = (head ~= "" and head .. "\n" or "") .. "resumed with " .. table.concat(kv, " ")
+    local okw, werr = require("mbpo.io").write_text(cpath, config.to_lua(cfg, head))
+    if not okw then
+      return die("cannot resume: cannot write " .. cpath .. ": " .. tostring(werr))
+    end
   end
-  local cmd = header_of(cpath):match("^resolved config of `([^`\n]+)`")
-  return " (the run stopped before its first checkpoint, at the end of its first epoch: " ..
-    "nothing to resume; remove " .. dir .. " and start it again" ..
-    (cmd and ": " .. cmd or "") .. ")"
+  return {cfg = cfg, dir = dir, restart = true}
 end
 
 -- a --resume DIR: the config of DIR/config.lua with the overrides a resume may change;
@@ -200,7 +212,16 @@ local function prepare_resume(o)
   local refusal = resume_refusal(base, cfg, o.order)
   if refusal then return die(refusal) end
   local ck, cerr = require("mbpo.checkpoint").find(dir)
-  if not ck then return die("cannot resume: " .. cerr .. no_checkpoint_hint(dir, cpath)) end
+  if not ck then
+    local n = epochs_recorded(dir)
+    -- none was ever put in place (a checkpoint/ or checkpoint.old/ left without its
+    -- manifest is a damaged one)
+    local never = not lfs.attributes(dir .. "/checkpoint") and
+      not lfs.attributes(dir .. "/checkpoint.old")
+    if n <= 1 and never then return prepare_restart(dir, cpath, cfg, o) end
+    return die(string.format("cannot resume: %s (progress.csv records %d epoch%s: the " ..
+      "checkpoint was removed or damaged)", cerr, n, n == 1 and "" or "s"))
+  end
   -- accepted overrides are kept in config.lua (atomically), once the checkpoint has been
   -- restored, so that a later plain --resume continues with them
   local on_resume
@@ -281,7 +302,7 @@ function M.main(args)
   local core = require "mbpo.core"
   core.defer_interrupts(true)
   local ok, res = xpcall(require("mbpo.harness").run, MBPO_MSGHANDLER, cfg, {dir = dir,
-    resume = o.resume ~= nil, on_resume = on_resume})
+    resume = o.resume ~= nil and not p.restart, restart = p.restart, on_resume = on_resume})
   core.defer_interrupts(false)
   if not ok then
     local msg = tostring(res)

@@ -161,14 +161,14 @@ local setups = {
   loop_no_rng = function(run)
     rewrite_part(run, "loop", function(t) t.rng = nil; return t end)
   end,
-  no_checkpoint = function(run) checkpoint.rmtree(run .. "/checkpoint") end,
-  -- stopped during its first epoch: config.lua and progress.csv's header, no checkpoint
-  stopped_early = function(run)
+  -- a checkpoint removed after two epochs (progress.csv records them: the run's second row
+  -- is its first with the epoch number changed)
+  no_checkpoint = function(run)
     checkpoint.rmtree(run .. "/checkpoint")
     local f = assert(io.open(run .. "/progress.csv"))
-    local header = f:read("l")
+    local text = f:read("a")
     f:close()
-    write(run .. "/progress.csv", header .. "\n")
+    write(run .. "/progress.csv", text .. text:match("\n1(,[^\n]*\n)$"):gsub("^", "2"))
   end,
   no_manifest = function(run) os.remove(run .. "/checkpoint/COMPLETE") end,
   bad_manifest = function(run) write(run .. "/checkpoint/COMPLETE", "agent 12 34 56\n") end,

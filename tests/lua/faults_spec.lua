@@ -29,6 +29,8 @@ describe("faults", function()
     {"sac:150", "save:between_renames:1"},              -- two kills in a row
     {"save:between_renames:2", "save:before_rename:1"}, -- two crashes inside checkpoints
     {"eval:2", "sac:50", "rollout:1"},                  -- three in a row
+    -- before the first checkpoint was complete: nothing to resume, the run starts again
+    {"model:1"}, {"sac:5"}, {"save:agent:1"}, {"sac:5", "model:1"},
   }
   for i, c in ipairs(cases) do
     it("resumes exactly after a kill at " .. table.concat(c, ", then "), function()
@@ -44,6 +46,34 @@ describe("faults", function()
       os.execute(string.format("rm -rf %q", d))
     end)
   end
+
+  it("starts a run killed in its first epoch again, keeping its log and a lock", function()
+    local d = base .. "/early"
+    local r, o = mbpo(string.format("run %q %s --out %q", tiny, ARGS, d), "MBPO_FAULT=sac:5")
+    eq(r, 137, o)
+    local first = th.read(d .. "/log.txt")
+    check(first and first:find("run directory " .. d, 1, true), "first log: %s", first)
+    -- a copy whose lock this process holds, as a run still in its first epoch there would:
+    -- refused, its config.lua untouched
+    local held = base .. "/early_held"
+    eq(sh(string.format("cp -a %q %q", d, held)), 0)
+    assert(require("mbpo.checkpoint").lock(held))
+    r, o = mbpo(string.format("run --resume %q epochs=4", held))
+    eq(r, 1, o)
+    check(o:find("is in use by another mbpo process", 1, true), o)
+    check(not th.read(held .. "/config.lua"):find("resumed with", 1, true), "config.lua kept")
+    r, o = mbpo(string.format("run --resume %q epochs=4", d))
+    eq(r, 0, o)
+    check(o:find("has no complete checkpoint (the run stopped in its first epoch", 1, true), o)
+    local log = th.read(d .. "/log.txt")
+    eq(log:sub(1, #first), first, "the first attempt's lines are kept")
+    check(log:find("starts again from its config.lua", #first, true), log)
+    check(th.read(d .. "/config.lua"):find("resumed with epochs=4", 1, true), "config.lua")
+    local _, rows = require("mbpo.log").read_csv(d .. "/progress.csv")
+    eq(#rows, 4)
+    eq(csv(d .. "/progress.csv"):match("^" .. ("[^\n]*\n"):rep(4)), want,
+      "the first three epochs are the uninterrupted run's")
+  end)
 
   it("resumes exactly after a kill in bf16 too", function()
     -- layers of 64 so that the SAC and model products really run in bf16
