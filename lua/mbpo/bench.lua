@@ -174,17 +174,10 @@ end
 -- run so far, from /proc (Linux): {busy = non-idle ticks of all CPUs, total = all ticks of all
 -- CPUs, cpus = how many, ours = this process's and its children's ticks}; nil where /proc
 -- cannot be read. Ticks are USER_HZ in both files.
-local function read_file(path)
-  local f = io.open(path, "r")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
 function M.machine_sample(stat_text, self_text)
-  stat_text = stat_text or read_file("/proc/stat")
-  self_text = self_text or read_file("/proc/self/stat")
+  local read_text = require("mbpo.io").read_text
+  stat_text = stat_text or read_text("/proc/stat")
+  self_text = self_text or read_text("/proc/self/stat")
   if not stat_text or not self_text then return nil end
   local f = {}
   for n in (stat_text:match("^cpu%s+([^\n]+)") or ""):gmatch("%d+") do f[#f + 1] = tonumber(n) end

@@ -25,6 +25,16 @@ local T = require "mbpo.tensor"
 local M = {load = N.load, array = N.array, write_text = N.write_text, checksum = N.checksum,
            json_encode = J.json_encode, json_decode = J.json_decode, _VERSION = N._VERSION}
 
+-- M.read_text(path) -> the whole file as a string, or nil and the reason
+function M.read_text(path)
+  local f, err = io.open(path, "rb")
+  if not f then return nil, err end
+  local s, rerr = f:read("a")
+  f:close()
+  if not s then return nil, path .. ": " .. tostring(rerr) end
+  return s
+end
+
 local ARRAY = getmetatable(N.array("I64", 0))
 
 -- Errors read as the C function's own did: the position of the code that called io.save,

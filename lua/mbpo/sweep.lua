@@ -27,13 +27,7 @@ local function abspath(p)
   return lfs.currentdir() .. "/" .. p
 end
 
-local function read(path)
-  local f = io.open(path, "r")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local function read(path) return (require("mbpo.io").read_text(path)) end
 
 local function write(path, s)
   local f, err = io.open(path, "w")

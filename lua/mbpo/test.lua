@@ -18,13 +18,7 @@ function M.tmpdir()
 end
 
 -- the whole text of a file, or nil when it cannot be read
-function M.read(path)
-  local f = io.open(path, "r")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+function M.read(path) return (require("mbpo.io").read_text(path)) end
 
 -- writes text to a file (raises on failure)
 function M.write(path, text)
