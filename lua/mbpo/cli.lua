@@ -23,6 +23,9 @@ usage:
   mbpo plot RUN_DIR [RUN_DIR ...] [-o FILE]
                                         learning curve (PNG or SVG by extension); several
                                         runs: mean and min-max band
+  mbpo diag RUN_DIR                     the critics of the last checkpoint against the
+                                        returns the real rows got, the critic target's parts
+                                        on real and model rows, the model's next states
   mbpo report DIR [-o FILE]             results page (markdown + a curve per task) from
                                         DIR/<task>/seed<N>/{config.lua,progress.csv} and
                                         DIR/<task>/notes.md (optional, hand-written)
@@ -180,6 +183,11 @@ function commands.plot(args)
   if not file then io.stderr:write("mbpo: plot: ", err, "\n"); return 1 end
   print("wrote " .. file)
   return 0
+end
+
+-- mbpo diag RUN_DIR: do the critics estimate what they should (mbpo.diag)
+function commands.diag(args)
+  return require("mbpo.diag").main(args)
 end
 
 -- mbpo report DIR [-o FILE] [--no-plots]: the results page of published runs (mbpo.report)
