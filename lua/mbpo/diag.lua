@@ -9,7 +9,11 @@
 --     a' drawn from the policy, and its parts, on the newest real rows and the newest model rows
 --     (a model whose rewards or terminals differ from the real ones shows here);
 --   - how far the model's next states lie from the real ones: each row's largest
---     per-dimension |z| under the real next states' mean and standard deviation.
+--     per-dimension |z| under the real next states' mean and standard deviation;
+--   - the model (the mean of its elites' means) on the newest real rows: R^2 of each target
+--     (reward, then next_obs - obs): a target near 0 or below is not learned, the signature of
+--     a wrong target layout or standardiser. Most of these rows were trained on, so the
+--     figures are optimistic; they are for finding what was not learned at all.
 -- The networks run in fp32 through mbpo.nn from the checkpoint's weights (a bf16 agent's
 -- products were bf16: values differ in the third digit). tools/qdiag.py is an independent
 -- NumPy version of the same computation.
@@ -187,6 +191,60 @@ local function critic_lines(out, real, nets, explore)
   return later_q, later_g
 end
 
+-- R^2 of each column of the prediction p against y ([N x D] Lua tables): {D values}
+function M.r_squared(p, y)
+  local n, r2 = #y, {}
+  for j = 1, #y[1] do
+    local s, s2, se = 0, 0, 0
+    for i = 1, n do
+      local v = y[i][j]
+      s, s2, se = s + v, s2 + v * v, se + (p[i][j] - v) ^ 2
+    end
+    local var = s2 / n - (s / n) ^ 2
+    r2[j] = var > 0 and 1 - se / n / var or 0 / 0
+  end
+  return r2
+end
+
+-- the model on the newest real rows: lines into out (nothing when the run's config cannot
+-- build its ensemble, as for a custom loop's own objects)
+local function model_lines(out, dir, cfg, real, O, A)
+  local ck = require "mbpo.checkpoint"
+  local part = ck.load_part(dir, "model")
+  if not (cfg and part) then return end
+  local okb, _, ens = pcall(require("mbpo.harness").build_learners, cfg, O, A)
+  if not okb or not ck.restore("model", ens, part) then return end
+  local n = math.min(real:size(1), M.real_rows)
+  local rows = real:narrow(1, real:size(1) - n + 1, n)
+  local mean = ens:predict(rows:narrow(2, 1, O + A):contiguous())
+  local elites = ens:elites()
+  local p = mean:select(1, elites[1])
+  for k = 2, #elites do p = p + mean:select(1, elites[k]) end
+  p = (p / #elites):to_table()
+  local y = T.cat({rows:narrow(2, O + A + 1, 1), rows:narrow(2, O + A + 2, O) -
+    rows:narrow(2, 1, O)}, 2):to_table()
+  local r2 = M.r_squared(p, y)
+  out[#out + 1] = string.format("model (mean of its %d elites) on the newest %d real rows, R^2 " ..
+    "of each target (0: reward, then next_obs - obs by observation index; mostly rows it " ..
+    "trained on):", #elites, n)
+  local cells, low = {}, nil
+  for j, v in ipairs(r2) do
+    -- a target that never changed (InvertedPendulum's reward) has no R^2
+    cells[#cells + 1] = v == v and string.format("%d:%.2f", j - 1, v) or
+      string.format("%d:constant", j - 1)
+    if v == v and (not low or v < r2[low]) then low = j end
+    if #cells == 12 or j == #r2 then
+      out[#out + 1] = "  " .. table.concat(cells, " ")
+      cells = {}
+    end
+  end
+  if low and r2[low] < 0.5 then
+    out[#out + 1] = string.format("  target %d has R^2 %.2f: not learned (a wrong target " ..
+      "layout or standardiser, or a dimension the model cannot see the cause of)", low - 1,
+      r2[low])
+  end
+end
+
 -- the report of a run directory: lines, or nil and a message
 function M.report(dir)
   local ck = require "mbpo.checkpoint"
@@ -231,6 +289,7 @@ function M.report(dir)
   else
     out[#out + 1] = "  (no model rows in the checkpoint)"
   end
+  model_lines(out, dir, cfg, real, O, A)
   if later_q then out[#out + 1] = "verdict: " .. M.verdict(later_q, later_g) end
   return out
 end

@@ -220,6 +220,7 @@ local function build_learners(cfg, obs_dim, act_dim)
     prediction = cfg.rollout.prediction, precision = cfg.precision})
   return agent, ens
 end
+M.build_learners = build_learners
 
 -- the model buffer for rollouts of length k
 function Run:new_model_buffer(k)

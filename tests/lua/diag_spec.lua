@@ -120,12 +120,26 @@ describe("diag", function()
     check(out:find("real rows (newest 220)", 1, true) and
       out:find("model rows (newest ", 1, true), out)
     check(out:find("\nverdict: Q/return ", 1, true), out)
+    -- InvertedPendulum: reward (always 1) and the 4 observation deltas
+    check(out:find("R^2 of each target", 1, true) and
+      out:find("\n  0:constant 1:%-?%d%.%d%d 2:%-?%d%.%d%d 3:%-?%d%.%d%d 4:%-?%d%.%d%d\n"), out)
     rc, out = th.mbpo(string.format("diag %q", d .. "/missing"))
     eq(rc, 1, out)
     check(out:find("^mbpo: cannot diagnose: no such run directory: ") and
       select(2, out:gsub("\n", "")) == 1, out)
     rc, out = th.mbpo("diag")
     eq(rc, 2, out)
+  end)
+
+  it("computes R^2 per target as 1 - MSE / variance", function()
+    local y = {{1, 5}, {2, 5}, {3, 5}, {4, 5}}
+    local same = D.r_squared(y, y)
+    close(same[1], 1, 1e-12, "a perfect prediction")
+    check(same[2] ~= same[2], "a constant target has no R^2 (NaN)")
+    local y1 = {{1}, {2}, {3}, {4}}
+    close(D.r_squared({{2.5}, {2.5}, {2.5}, {2.5}}, y1)[1], 0, 1e-12, "the mean")
+    -- off by 1 everywhere: MSE 1 against the variance 1.25
+    close(D.r_squared({{2}, {3}, {4}, {5}}, y1)[1], 1 - 1 / 1.25, 1e-12, "shifted")
   end)
 
   it("reads Q/return as under, normal, high or diverged", function()
