@@ -82,13 +82,32 @@ end
 
 -- the agent's networks from its checkpoint part: q(s, a) and q_target(s, a) -> [N] of
 -- min(Q1, Q2); sample(s, rng) -> a [N x A], log pi(a|s) [N]
+local function params_of(sizes)
+  local n = 0
+  for l = 1, #sizes - 1 do n = n + sizes[l] * sizes[l + 1] + sizes[l + 1] end
+  return n
+end
+
 function M.networks(agent)
+  local function need(ok, what)
+    if not ok then error("the checkpoint's agent " .. what .. " (another layout?)", 0) end
+  end
   local c = agent.config
+  need(type(c) == "table" and math.type(c.obs) == "integer" and math.type(c.act) == "integer"
+    and type(c.hidden) == "table", "has no config with obs, act and hidden")
   local O, A, H = c.obs, c.act, {}
   for i, h in ipairs(c.hidden) do H[i] = h end
   local qs, ps = {O + A}, {O}
   for _, h in ipairs(H) do qs[#qs + 1] = h; ps[#ps + 1] = h end
   qs[#qs + 1], ps[#ps + 1] = 1, 2 * A
+  for _, k in ipairs({"q", "q_target"}) do
+    local t = agent[k]
+    need(T.is_tensor(t) and t:dim() == 2 and t:size(1) == 2 and t:size(2) == params_of(qs),
+      string.format("has no %s of 2 x %d parameters", k, params_of(qs)))
+  end
+  need(T.is_tensor(agent.pi) and agent.pi:numel() == params_of(ps),
+    string.format("has no pi of %d parameters", params_of(ps)))
+  need(type(agent.log_alpha) == "number", "has no log_alpha")
   local function pair(slab)
     local q1, q2 = net_of(qs, slab:narrow(1, 1, 1)), net_of(qs, slab:narrow(1, 2, 1))
     return function(s, a)
@@ -301,7 +320,9 @@ function M.main(args)
     return cli.usage("diag: expected one RUN_DIR" .. (args[2] and ", got '" .. args[2] .. "'"
       or ""))
   end
-  local lines, err = M.report((args[1]:gsub("/+$", "")))
+  -- a checkpoint of another layout (a forged or foreign file) fails inside: one line too
+  local ok, lines, err = pcall(M.report, (args[1]:gsub("/+$", "")))
+  if not ok then lines, err = nil, tostring(lines):gsub("^[^:]*%.lua:%d+: ", "") end
   if not lines then
     io.stderr:write("mbpo: cannot diagnose: ", tostring(err), "\n")
     return 1

@@ -129,6 +129,15 @@ describe("diag", function()
       select(2, out:gsub("\n", "")) == 1, out)
     rc, out = th.mbpo("diag")
     eq(rc, 2, out)
+    -- an agent part without its config (another layout): one line, no traceback
+    local ck = require "mbpo.checkpoint"
+    local agent = assert(ck.load_part(d, "agent"))
+    agent.config = nil
+    assert(ck.save(d, {agent = agent, real_buffer = assert(ck.load_part(d, "real_buffer"))}))
+    rc, out = th.mbpo(string.format("diag %q", d))
+    eq(rc, 1, out)
+    check(out:find("^mbpo: cannot diagnose: the checkpoint's agent has no config with obs, " ..
+      "act and hidden") and select(2, out:gsub("\n", "")) == 1, out)
   end)
 
   it("computes R^2 per target as 1 - MSE / variance", function()
