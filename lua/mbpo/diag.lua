@@ -316,10 +316,11 @@ end
 -- mbpo diag RUN_DIR
 function M.main(args)
   local cli = require "mbpo.cli"
-  if #args ~= 1 or args[1]:match("^%-") then
-    return cli.usage("diag: expected one RUN_DIR" .. (args[2] and ", got '" .. args[2] .. "'"
-      or ""))
+  for i, a in ipairs(args) do
+    if a:match("^%-") then return cli.usage("diag: unknown option '" .. a .. "'") end
+    if i > 1 then return cli.usage("diag: unexpected argument '" .. a .. "'") end
   end
+  if not args[1] then return cli.usage("diag: missing RUN_DIR") end
   -- a checkpoint of another layout (a forged or foreign file) fails inside: one line too
   local ok, lines, err = pcall(M.report, (args[1]:gsub("/+$", "")))
   if not ok then lines, err = nil, tostring(lines):gsub("^[^:]*%.lua:%d+: ", "") end
