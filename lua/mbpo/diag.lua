@@ -80,14 +80,15 @@ local function chunked(x, f)
   return #out == 1 and out[1] or T.cat(out, 1)
 end
 
--- the agent's networks from its checkpoint part: q(s, a) and q_target(s, a) -> [N] of
--- min(Q1, Q2); sample(s, rng) -> a [N x A], log pi(a|s) [N]
+-- the parameters of an MLP of these layer sizes
 local function params_of(sizes)
   local n = 0
   for l = 1, #sizes - 1 do n = n + sizes[l] * sizes[l + 1] + sizes[l + 1] end
   return n
 end
 
+-- the agent's networks from its checkpoint part (checked against its config): q(s, a) and
+-- q_target(s, a) -> [N] of min(Q1, Q2); sample(s, rng) -> a [N x A], log pi(a|s) [N]
 function M.networks(agent)
   local function need(ok, what)
     if not ok then error("the checkpoint's agent " .. what .. " (another layout?)", 0) end
