@@ -2,6 +2,7 @@
 -- run again with: mbpo run runs/halfcheetah_bf16/seed1/config.lua
 -- resumed with epochs=45
 -- resumed with epochs=45
+-- resumed with epochs=45
 return {
   env = "HalfCheetah",
   epoch_length = 1000,
