@@ -2,7 +2,9 @@
 -- Expands the grid (scripts x settings x seeds), writes DIR/sweep.lua (the cells, each with its
 -- command and run directory) and runs the cells N at a time on this machine, or as a Slurm job
 -- array (--slurm). Every cell is resume-or-start (`mbpo sweep --cell DIR N`): a cell marked DONE
--- is skipped, a cell with a checkpoint is resumed, anything else is (re)started from scratch.
+-- is skipped, a cell with a checkpoint or a config.lua is resumed (`mbpo run --resume` starts a
+-- run killed before its first checkpoint again, keeping its log), anything else is started
+-- from scratch.
 -- `mbpo sweep --status DIR` prints one line per cell and a summary.
 local lfs = require "lfs"
 local config = require "mbpo.config"
@@ -215,7 +217,7 @@ local function run_cell(dir, n)
   if not c then return die("no cell " .. n .. " in " .. dir .. " (" .. #s.cells .. " cells)") end
   if lfs.attributes(c.dir .. "/DONE") then return 0 end
   local args
-  if lfs.attributes(c.dir .. "/checkpoint/COMPLETE") or require("mbpo.checkpoint").find(c.dir) then
+  if require("mbpo.checkpoint").find(c.dir) or lfs.attributes(c.dir .. "/config.lua") then
     args = {"--resume", c.dir}
   else
     if lfs.attributes(c.dir) then os.execute("rm -rf " .. q(c.dir)) end

@@ -1,6 +1,8 @@
 -- mbpo sweep: a local sweep of 2 scripts x 2 seeds with -j 2 completes; a sweep killed with
 -- SIGKILL (the whole process group) and rerun finishes only the remaining cells, with the same
--- progress.csv as an uninterrupted sweep; --status; bad grids give one line and lose nothing.
+-- progress.csv as an uninterrupted sweep, and so does one whose cells were all killed in their
+-- first epoch (started again in their directories); --status; bad grids give one line and
+-- lose nothing.
 local lfs = require "lfs"
 local th = require "mbpo.test"
 local tmpdir, sh, read, csv_without_timing = th.tmpdir, th.sh, th.read, th.csv_without_timing
@@ -122,6 +124,28 @@ describe("mbpo sweep", function()
       else
         check(out:find("done " .. n, 1, true), "%s not run by the rerun:\n%s", n, out)
       end
+      eq(csv_without_timing(d .. "/" .. n .. "/progress.csv"),
+        csv_without_timing(full .. "/" .. n .. "/progress.csv"), "progress.csv of " .. n)
+    end
+  end)
+
+  it("starts cells killed in their first epoch again, keeping their logs, bit for bit",
+    function()
+    local d = base .. "/early"
+    -- every cell killed (SIGKILL) at its 5th env step of SAC, before its first checkpoint
+    local rc, out = sh("export MBPO_FAULT=sac:5; " .. sweep_cmd(d))
+    check(rc ~= 0, "the killed sweep reported success:\n%s", out)
+    for _, n in ipairs(names) do
+      check(not lfs.attributes(d .. "/" .. n .. "/checkpoint") and
+        lfs.attributes(d .. "/" .. n .. "/config.lua"), "cell %s not killed early", n)
+    end
+    rc, out = sh(sweep_cmd(d))
+    eq(rc, 0, "rerun; output:\n" .. out)
+    for _, n in ipairs(names) do
+      local log = read(d .. "/" .. n .. "/log.txt")
+      local first = log:find("run directory ", 1, true)
+      local again = log:find("has no complete checkpoint", 1, true)
+      check(first and again and first < again, "log of %s:\n%s", n, log)
       eq(csv_without_timing(d .. "/" .. n .. "/progress.csv"),
         csv_without_timing(full .. "/" .. n .. "/progress.csv"), "progress.csv of " .. n)
     end
