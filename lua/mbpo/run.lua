@@ -169,6 +169,18 @@ local function epochs_recorded(dir)
   return type(rows) == "table" and #rows or 0
 end
 
+-- writes a resumed run's config.lua (atomically) with the accepted overrides of o and a
+-- header line naming them; true, or nil and one line
+local function record_overrides(cpath, cfg, o)
+  local kv = {}
+  for _, key in ipairs(o.order) do kv[#kv + 1] = key .. "=" .. o.flat[key] end
+  local head = header_of(cpath)
+  head = (head ~= "" and head .. "\n" or "") .. "resumed with " .. table.concat(kv, " ")
+  local okw, werr = require("mbpo.io").write_text(cpath, config.to_lua(cfg, head))
+  if not okw then return nil, "cannot resume: cannot write " .. cpath .. ": " .. tostring(werr) end
+  return true
+end
+
 -- A --resume of a run stopped before its first checkpoint was complete (killed in its first
 -- epoch, or while writing the checkpoint at its end: progress.csv then records that one
 -- epoch): the uninterrupted run is the same config run from its start, so it starts again in
@@ -180,14 +192,8 @@ local function prepare_restart(dir, cpath, cfg, o)
   local ok, err = require("mbpo.checkpoint").lock(dir)
   if not ok then return die("cannot resume: " .. err) end
   if #o.order > 0 then
-    local kv = {}
-    for _, key in ipairs(o.order) do kv[#kv + 1] = key .. "=" .. o.flat[key] end
-    local head = header_of(cpath)
-    head = (head ~= "" and head .. "\n" or "") .. "resumed with " .. table.concat(kv, " ")
-    local okw, werr = require("mbpo.io").write_text(cpath, config.to_lua(cfg, head))
-    if not okw then
-      return die("cannot resume: cannot write " .. cpath .. ": " .. tostring(werr))
-    end
+    local okw, werr = record_overrides(cpath, cfg, o)
+    if not okw then return die(werr) end
   end
   return {cfg = cfg, dir = dir, restart = true}
 end
@@ -227,14 +233,8 @@ local function prepare_resume(o)
   local on_resume
   if #o.order > 0 then
     on_resume = function()
-      local kv = {}
-      for _, key in ipairs(o.order) do kv[#kv + 1] = key .. "=" .. o.flat[key] end
-      local head = header_of(cpath)
-      head = (head ~= "" and head .. "\n" or "") .. "resumed with " .. table.concat(kv, " ")
-      local okw, werr = require("mbpo.io").write_text(cpath, config.to_lua(cfg, head))
-      if not okw then
-        error("cannot resume: cannot write " .. cpath .. ": " .. tostring(werr), 0)
-      end
+      local okw, werr = record_overrides(cpath, cfg, o)
+      if not okw then error(werr, 0) end
     end
   end
   return {cfg = cfg, dir = dir, on_resume = on_resume}
