@@ -1,7 +1,8 @@
 -- mbpo.report: `mbpo report DIR [-o FILE] [--no-plots]`, the results page made from published
 -- runs. DIR holds one folder per task, each with one folder per seed holding the run's
 -- config.lua and progress.csv (DIR/<task>/seed<N>/). The page lists per task the evaluation
--- return at fixed env-step marks (mean and min-max over seeds) beside the paper's values,
+-- return at fixed env-step marks (mean and min-max over seeds, and the mean of each seed's
+-- last 5 evaluations up to the mark) beside the paper's values,
 -- the random-policy return, the time per run and per epoch, the precision and the command of
 -- each run; a curve per task (DIR/<task>/curve.png) with the reference points marked.
 -- The page is a pure function of the committed files (no dates, no machine names), so running
@@ -97,6 +98,7 @@ local function read_run(dir)
   local stop = tonumber(text:match("\n%s*stop_return%s*=%s*([%d%.e+]+)"))
   local last = rows[#rows]
   run.stopped = stop and last and type(last.eval_return) == "number" and last.eval_return >= stop
+  run.epoch_length = tonumber(text:match("\n%s*epoch_length%s*=%s*(%d+)"))
   return run
 end
 
@@ -109,6 +111,25 @@ local function at(run, s)
   local last = run.rows[#run.rows]
   if run.stopped and s > last.env_steps then return last.eval_return end
   return nil
+end
+
+-- M.window evaluations: a run's mean over its last M.window evaluations up to env step s (fewer
+-- near its start), or nil where at(run, s) is; a run stopped by its stop rule goes on at its
+-- final return, one evaluation per epoch_length steps
+M.window = 5
+local function window_at(run, s)
+  if at(run, s) == nil then return nil end
+  local vals = {}
+  for _, r in ipairs(run.rows) do
+    if r.env_steps <= s and type(r.eval_return) == "number" then vals[#vals + 1] = r.eval_return end
+  end
+  local last = run.rows[#run.rows]
+  if run.stopped and s > last.env_steps and run.epoch_length then
+    for _ = 1, (s - last.env_steps) // run.epoch_length do vals[#vals + 1] = last.eval_return end
+  end
+  local sum, first = 0, math.max(1, #vals - M.window + 1)
+  for i = first, #vals do sum = sum + vals[i] end
+  return sum / (#vals - first + 1)
 end
 
 local function last_steps(run)
@@ -194,16 +215,20 @@ local function task_section(task, runs, out)
   -- the table: the marks some run reached (or that every run passed by stopping)
   local maxs = 0
   for _, r in ipairs(runs) do maxs = math.max(maxs, last_steps(r)) end
-  out[#out + 1] = "| env steps | mean | min | max | seeds | reference |"
-  out[#out + 1] = "|---:|---:|---:|---:|---:|---:|"
+  out[#out + 1] = string.format("| env steps | mean | min | max | seeds | mean of last %d | " ..
+    "reference |", M.window)
+  out[#out + 1] = "|---:|---:|---:|---:|---:|---:|---:|"
   for _, s in ipairs(ref and ref.marks or M.marks) do
-    local vals = {}
-    for _, r in ipairs(runs) do vals[#vals + 1] = at(r, s) end
+    local vals, wsum = {}, 0
+    for _, r in ipairs(runs) do
+      vals[#vals + 1] = at(r, s)
+      wsum = wsum + (window_at(r, s) or 0)
+    end
     if #vals > 0 and (s <= maxs or #vals == #runs) then
       local sum, lo, hi = 0, math.huge, -math.huge
       for _, v in ipairs(vals) do sum = sum + v; lo = math.min(lo, v); hi = math.max(hi, v) end
-      out[#out + 1] = string.format("| %d | %s | %s | %s | %d | %s |", s, fmt(sum / #vals),
-        fmt(lo), fmt(hi), #vals, ref_at(task, s))
+      out[#out + 1] = string.format("| %d | %s | %s | %s | %d | %s | %s |", s, fmt(sum / #vals),
+        fmt(lo), fmt(hi), #vals, fmt(wsum / #vals), ref_at(task, s))
     end
   end
   out[#out + 1] = ""
@@ -218,18 +243,9 @@ local function task_section(task, runs, out)
   end
 end
 
--- M.page(dir) -> markdown text, the per-task runs
-function M.page(dir)
-  local tasks, seen = {}, {}
-  for _, t in ipairs(M.task_order) do
-    if lfs.attributes(dir .. "/" .. t, "mode") == "directory" then
-      tasks[#tasks + 1] = t; seen[t] = true
-    end
-  end
-  for _, t in ipairs(sorted_dirs(dir)) do
-    if not seen[t] then tasks[#tasks + 1] = t end
-  end
-  local out = {
+-- the page's opening: how it is made and what its figures are
+local function preamble()
+  return {
     "# Results",
     "",
     "Learning curves of `mbpo` with the paper's scripts (`scripts/<task>.lua`, settings " ..
@@ -239,10 +255,14 @@ function M.page(dir)
       "`progress.csv` of",
     "each run in `results/<task>/seed<N>/` and a task's `results/<task>/notes.md` (what was",
     "looked into, written by hand); do not edit this page by hand. Hours are wall clock on a",
-    "shared 2-core machine (MBPO_THREADS=1, niced, other jobs running), so they overstate the",
-    "time of a quiet machine; the returns do not depend on load (CPU hours, where a run",
-    "records them in progress.csv's `time_cpu`, hardly do). A run that stopped at its",
-    "`stop_return` (InvertedPendulum: 1000) counts with its final return at later marks.",
+    "shared 2-core machine (MBPO_THREADS=1, niced, other jobs running, unless a task's notes",
+    "say otherwise), so they overstate the time of a quiet machine; the returns do not depend",
+    "on load or threads (CPU hours, where a run records them in progress.csv's `time_cpu`,",
+    "hardly do). A run that stopped at its `stop_return` (InvertedPendulum: 1000) counts with",
+    "its final return at later marks. \"Mean of last " .. M.window .. "\": each run's mean " ..
+      "over its last " .. M.window,
+    "evaluations up to the mark (fewer near its start), averaged over the runs, since one",
+    "epoch's return is noisy (an episode that falls early costs thousands).",
     "",
     "Reference values: the paper's Figure 2 curves as the authors released them (mean and std",
     "over 5 trials per epoch, one deterministic evaluation episode each; the pickles linked from",
@@ -255,6 +275,20 @@ function M.page(dir)
     "reference is read off the paper's plot.",
     "",
   }
+end
+
+-- M.page(dir) -> markdown text, the per-task runs
+function M.page(dir)
+  local tasks, seen = {}, {}
+  for _, t in ipairs(M.task_order) do
+    if lfs.attributes(dir .. "/" .. t, "mode") == "directory" then
+      tasks[#tasks + 1] = t; seen[t] = true
+    end
+  end
+  for _, t in ipairs(sorted_dirs(dir)) do
+    if not seen[t] then tasks[#tasks + 1] = t end
+  end
+  local out = preamble()
   local all = {}
   for _, t in ipairs(tasks) do
     local runs = {dir = dir .. "/" .. t}

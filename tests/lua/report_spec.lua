@@ -49,14 +49,16 @@ describe("report", function()
       assert(lfs.mkdir(sd))
       write(sd .. "/progress.csv", cols .. table.concat(rows, "\n") .. "\n")
       write(sd .. "/config.lua", "-- resolved config of `mbpo run x.lua seed=" .. seed ..
-        "`\nreturn {\n  stop_return = 1000,\n}\n")
+        "`\nreturn {\n  epoch_length = 500,\n  stop_return = 1000,\n}\n")
     end
     local text = assert(R.page(d))
-    assert(text:find("| 1000 | 20.0 | 10.0 | 30.0 | 2 |  |", 1, true), text)
-    assert(text:find("| 1500 | 150 | 100 | 200 | 2 |  |", 1, true), text)
-    assert(text:find("| 2000 | 750 | 500 | 1000 | 2 |  |", 1, true), text)
-    -- seed 1 stopped at 1000: it counts with 1000 at 2500 (seed 2 ended there, unsolved)
-    assert(text:find("| 2500 | 950 | 900 | 1000 | 2 |  |", 1, true), text)
+    -- the mean of each run's evaluations so far (up to 5) beside the marks' own
+    assert(text:find("| 1000 | 20.0 | 10.0 | 30.0 | 2 | 20.0 |  |", 1, true), text)
+    assert(text:find("| 1500 | 150 | 100 | 200 | 2 | 85.0 |  |", 1, true), text)
+    assert(text:find("| 2000 | 750 | 500 | 1000 | 2 | 307 |  |", 1, true), text)
+    -- seed 1 stopped at 1000: it counts with 1000 at 2500 (seed 2 ended there, unsolved), one
+    -- more evaluation of 1000 in its window: ((10+100+1000+1000)/4 + (30+200+500+900)/4) / 2
+    assert(text:find("| 2500 | 950 | 900 | 1000 | 2 | 468 |  |", 1, true), text)
     assert(not text:find("| 3000 |", 1, true), "no row past every run's end")
     assert(text:find(
       "| inverted_pendulum/seed1 | 2000 | 1000 | 2000 | 0.00 | 4.0 | `mbpo run x.lua seed=1` |",
@@ -87,8 +89,25 @@ describe("report", function()
     R.references.hopper = {points = {{25000, 587, 214}}, marks = {24000, 25000}}
     local text = assert(R.page(d))
     R.references.hopper = old
-    assert(text:find("| 24000 | 15.0 | 10.0 | 20.0 | 2 |  |", 1, true), text)
-    assert(text:find("| 25000 | 60.0 | 40.0 | 80.0 | 2 | 587 ± 214 |", 1, true), text)
+    assert(text:find("| 24000 | 15.0 | 10.0 | 20.0 | 2 | 15.0 |  |", 1, true), text)
+    assert(text:find("| 25000 | 60.0 | 40.0 | 80.0 | 2 | 37.5 | 587 ± 214 |", 1, true), text)
+    os.execute(string.format("rm -rf %q", d))
+  end)
+
+  it("averages a run's last 5 evaluations up to a mark, fewer near its start", function()
+    local d = tmpdir()
+    assert(lfs.mkdir(d .. "/hopper"))
+    assert(lfs.mkdir(d .. "/hopper/seed1"))
+    local rows = {"epoch,env_steps,eval_return,time_epoch"}
+    for i = 1, 7 do rows[#rows + 1] = string.format("%d,%d,%d,1", i, 8000 + 1000 * i, 10 * i) end
+    write(d .. "/hopper/seed1/progress.csv", table.concat(rows, "\n") .. "\n")
+    write(d .. "/hopper/seed1/config.lua", "-- resolved config of `mbpo run h.lua`\nreturn {}\n")
+    local old = R.references.hopper
+    R.references.hopper = {points = {}, marks = {10000, 15000}}
+    local text = assert(R.page(d))
+    R.references.hopper = old
+    assert(text:find("| 10000 | 20.0 | 20.0 | 20.0 | 1 | 15.0 |  |", 1, true), text)
+    assert(text:find("| 15000 | 70.0 | 70.0 | 70.0 | 1 | 50.0 |  |", 1, true), text)
     os.execute(string.format("rm -rf %q", d))
   end)
 
