@@ -1,7 +1,5 @@
 -- resolved config of `mbpo run scripts/halfcheetah.lua seed=2 precision=bf16 epochs=45 --out runs/halfcheetah_bf16/seed2`
 -- run again with: mbpo run runs/halfcheetah_bf16/seed2/config.lua
--- resumed with epochs=45
--- resumed with epochs=45
 return {
   env = "HalfCheetah",
   epoch_length = 1000,
