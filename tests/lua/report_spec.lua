@@ -10,6 +10,15 @@ local th = require "mbpo.test"
 local tmpdir, write = th.tmpdir, th.write
 local function read(path) return assert(th.read(path)) end
 
+-- the page of DIR with Hopper's reference (points, marks) set to REF for the call
+local function page_with_hopper_ref(dir, ref)
+  local old = R.references.hopper
+  R.references.hopper = ref
+  local text, err = R.page(dir)
+  R.references.hopper = old
+  return assert(text, err)
+end
+
 describe("report", function()
   it("reproduces the committed results/README.md from the committed runs", function()
     local text = assert(R.page(root .. "/results"))
@@ -85,10 +94,7 @@ describe("report", function()
       write(sd .. "/config.lua", "-- resolved config of `mbpo run h.lua`\nreturn {\n" ..
         "  init_exploration_steps = 5000,\n}\n")
     end
-    local old = R.references.hopper
-    R.references.hopper = {points = {{25000, 587, 214}}, marks = {24000, 25000}}
-    local text = assert(R.page(d))
-    R.references.hopper = old
+    local text = page_with_hopper_ref(d, {points = {{25000, 587, 214}}, marks = {24000, 25000}})
     assert(text:find("| 24000 | 15.0 | 10.0 | 20.0 | 2 | 15.0 |  |", 1, true), text)
     assert(text:find("| 25000 | 60.0 | 40.0 | 80.0 | 2 | 37.5 | 587 ± 214 |", 1, true), text)
     os.execute(string.format("rm -rf %q", d))
@@ -102,10 +108,7 @@ describe("report", function()
     for i = 1, 7 do rows[#rows + 1] = string.format("%d,%d,%d,1", i, 8000 + 1000 * i, 10 * i) end
     write(d .. "/hopper/seed1/progress.csv", table.concat(rows, "\n") .. "\n")
     write(d .. "/hopper/seed1/config.lua", "-- resolved config of `mbpo run h.lua`\nreturn {}\n")
-    local old = R.references.hopper
-    R.references.hopper = {points = {}, marks = {10000, 15000}}
-    local text = assert(R.page(d))
-    R.references.hopper = old
+    local text = page_with_hopper_ref(d, {points = {}, marks = {10000, 15000}})
     assert(text:find("| 10000 | 20.0 | 20.0 | 20.0 | 1 | 15.0 |  |", 1, true), text)
     assert(text:find("| 15000 | 70.0 | 70.0 | 70.0 | 1 | 50.0 |  |", 1, true), text)
     os.execute(string.format("rm -rf %q", d))
